@@ -1,0 +1,49 @@
+"""intake: the contact-form and e-mail intake router for state agencies."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import TYPE_CHECKING
+
+from flask import Flask
+
+if TYPE_CHECKING:
+    from intake.runtime import Runtime
+    from intake.settings import Settings
+
+__all__ = ["create_app"]
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> Flask:
+    """The Flask application factory.
+
+    ``settings`` defaults to the ``INTAKE_*`` environment. A ``runtime`` may
+    be passed by ``intake serve`` (which also starts the embedded worker) or
+    by tests; otherwise one is built here, without starting any thread.
+    """
+    from intake.runtime import Runtime
+    from intake.settings import load_settings
+    from intake.web import health, security
+
+    if runtime is None:
+        runtime = Runtime(settings or load_settings())
+    settings = runtime.settings
+
+    app = Flask(
+        __name__,
+        template_folder=str(resources.files("intake.templates")),
+        static_folder=str(resources.files("intake") / "static"),
+        instance_path=str(settings.instance_path),
+    )
+    app.config.update(
+        SECRET_KEY=settings.secret_key,
+        MAX_CONTENT_LENGTH=30 * 1024 * 1024,
+        SESSION_COOKIE_SECURE=True,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        JSON_SORT_KEYS=False,
+    )
+    app.extensions["intake"] = runtime
+    security.init_app(app)
+    app.register_blueprint(health.bp)
+    return app

@@ -1,0 +1,264 @@
+"""The public record, as SQLAlchemy 2.0 typed models.
+
+Tables and why they exist:
+
+- ``entries``: one row per submission (web form or e-mail): the public-record
+  entry with its record number, channel, kind, subject, text, status and the
+  agency it is routed to. No personal data about the submitter lives here
+  beyond what they typed into the text itself (found and redacted by the PII
+  detector in renditions).
+- ``submitters``: the submitter's personal data (name, e-mail, phone, postal
+  address), one row per entry, kept apart so that one place holds PII and
+  access to it can be controlled and logged.
+- ``originals``: the sealed original, the exact bytes received (raw e-mail,
+  raw form payload) with their SHA-256. Never updated or deleted (database
+  triggers refuse it).
+- ``events``: the append-only timeline of each entry (received, routed,
+  forwarded, viewed, ...). Never updated or deleted (triggers).
+- ``work_items``: durable "to do" rows that background jobs act on. The
+  database is the source of truth; a dramatiq message is only a trigger.
+- ``routing_decisions``: every routing decision for an entry: the agency,
+  cc, tags, matched rule ids, the trace and the SHA-256 of the rules file
+  that decided, so "why did this go there?" always has an answer.
+- ``record_counters``: one row per (prefix, year), the allocator of
+  human-friendly record numbers (``EX-2026-000123``), incremented with a
+  single atomic UPDATE ... RETURNING so concurrent writers never collide.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (so it stays the rowid alias).
+BigID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Channel(enum.StrEnum):
+    WEB = "web"
+    EMAIL = "email"
+
+
+class EntryKind(enum.StrEnum):
+    CONTACT = "contact"
+    FEEDBACK = "feedback"
+    SURVEY = "survey"
+    EMAIL = "email"
+
+
+class EntryStatus(enum.StrEnum):
+    NEW = "new"
+    OPEN = "open"
+    WAITING = "waiting"
+    CLOSED = "closed"
+
+
+class WorkState(enum.StrEnum):
+    PENDING = "pending"    # waiting to run (at or after next_attempt_at)
+    RUNNING = "running"    # claimed by a worker until locked_until
+    DONE = "done"
+    DEAD = "dead"          # permanent failure or attempts exhausted; staff may retry
+
+
+def _enum_values(e: type[enum.Enum]) -> list[str]:
+    return [str(m.value) for m in e]
+
+
+class RecordCounter(Base):
+    __tablename__ = "record_counters"
+
+    prefix: Mapped[str] = mapped_column(String(8), primary_key=True)
+    year: Mapped[int] = mapped_column(Integer, primary_key=True)
+    last_value: Mapped[int] = mapped_column(BigInteger, nullable=False, default=0)
+
+
+class Entry(Base):
+    __tablename__ = "entries"
+    __table_args__ = (
+        Index("ix_entries_agency_status_received", "agency_id", "status", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    record_number: Mapped[str] = mapped_column(String(32), unique=True, nullable=False)
+    channel: Mapped[str] = mapped_column(String(16), nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)
+    form_slug: Mapped[str | None] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    subject: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    body: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    # Structured form answers (topic, rating, survey answers); no submitter PII.
+    fields: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default=EntryStatus.NEW)
+    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Makes a repeated ingest of the same bytes (or a re-posted form token) harmless.
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    tags: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+
+    submitter: Mapped[Submitter | None] = relationship(back_populates="entry", uselist=False)
+    original: Mapped[Original | None] = relationship(back_populates="entry", uselist=False)
+    events: Mapped[list[Event]] = relationship(
+        back_populates="entry", order_by="Event.id", viewonly=True
+    )
+
+
+class Submitter(Base):
+    """The one place that holds the submitter's personal data."""
+
+    __tablename__ = "submitters"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), unique=True, nullable=False
+    )
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320), index=True)
+    phone: Mapped[str | None] = mapped_column(String(64))
+    postal_address: Mapped[str | None] = mapped_column(Text)
+
+    entry: Mapped[Entry] = relationship(back_populates="submitter")
+
+
+class Original(Base):
+    """The sealed original: exact bytes as received. Never modified."""
+
+    __tablename__ = "originals"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), unique=True, nullable=False
+    )
+    content_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+    entry: Mapped[Entry] = relationship(back_populates="original")
+
+
+class Event(Base):
+    """Append-only timeline. ``detail`` never holds personal data or bodies."""
+
+    __tablename__ = "events"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False, default="system")
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+
+    entry: Mapped[Entry] = relationship(back_populates="events")
+
+
+class RoutingDecision(Base):
+    """Every routing decision made for an entry, with the rules file that made it."""
+
+    __tablename__ = "routing_decisions"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    decided_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    route_to: Mapped[str] = mapped_column(String(64), nullable=False)
+    cc: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    tags: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    matched_rules: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    decided_by: Mapped[str | None] = mapped_column(String(128))
+    rules_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    trace: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+
+
+class WorkItem(Base):
+    """A durable unit of background work. Actors receive only its id."""
+
+    __tablename__ = "work_items"
+    __table_args__ = (
+        UniqueConstraint("dedupe_key", name="uq_work_items_dedupe_key"),
+        Index("ix_work_items_state_next_attempt", "state", "next_attempt_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    entry_id: Mapped[int | None] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), index=True
+    )
+    # e.g. "route:42": creating the same work twice is a no-op, not a duplicate.
+    dedupe_key: Mapped[str] = mapped_column(String(200), nullable=False)
+    state: Mapped[str] = mapped_column(String(16), nullable=False, default=WorkState.PENDING)
+    attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # When a broker message was last sent for it; the sweeper re-sends stale ones.
+    enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        UTCDateTime, nullable=False, default=utcnow, onupdate=utcnow
+    )
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Tables whose rows may be inserted but never updated or deleted; the initial
+# migration installs triggers that enforce it on SQLite and PostgreSQL.
+APPEND_ONLY_TABLES = ("originals", "events", "routing_decisions")

@@ -1,0 +1,270 @@
+"""The job machinery: dramatiq broker, the one actor, the sweeper.
+
+One actor, ``perform_work_item(work_item_id)``, runs every kind of work by
+looking up a handler for the row's ``kind``. Handlers get a session in an open
+transaction and the claimed :class:`WorkItem`; their database effects commit
+together with the "done" mark. They may run more than once for the same item
+(a crash after an external side effect and before the commit), so handlers
+with external effects must be idempotent themselves (delivery uses a fixed
+Message-ID for that).
+
+Brokers, chosen by ``INTAKE_BROKER_URL``:
+
+- unset: dramatiq's in-memory ``StubBroker`` with worker threads inside the
+  same process (``intake serve``); a message lost with the process is
+  re-sent from the database by the sweeper at the next start;
+- ``redis://`` / ``amqp://``: real brokers, run by ``intake worker`` on any
+  number of hosts.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from sqlalchemy import event, func, select
+from sqlalchemy.orm import Session
+
+from intake.db import Database
+from intake.db.models import WorkItem, WorkState, utcnow
+from intake.jobs import workitems
+from intake.settings import Settings
+
+log = logging.getLogger("intake.jobs")
+
+QUEUE = "intake"
+ACTOR_NAME = "perform_work_item"
+
+Handler = Callable[[Session, WorkItem], None]
+
+
+class BrokerUnavailable(RuntimeError):
+    """The configured broker cannot be reached."""
+
+
+def make_broker(settings: Settings) -> dramatiq.Broker:
+    if settings.broker_url is None:
+        return StubBroker()
+    if settings.broker_kind == "redis":
+        from dramatiq.brokers.redis import RedisBroker
+
+        # Short socket timeouts: a dead Redis must fail a send fast (the
+        # sweeper re-sends later) instead of hanging a web request.
+        return RedisBroker(url=settings.broker_url, socket_timeout=5, socket_connect_timeout=5)
+    from dramatiq.brokers.rabbitmq import RabbitmqBroker
+
+    return RabbitmqBroker(url=settings.broker_url, confirm_delivery=True)
+
+
+def check_broker(broker: dramatiq.Broker, settings: Settings) -> None:
+    """Raise :class:`BrokerUnavailable` with a one-line reason if it is down."""
+    if settings.broker_url is None:
+        return
+    try:
+        if settings.broker_kind == "redis":
+            broker.client.ping()  # type: ignore[attr-defined]
+        else:
+            import pika
+
+            params = pika.URLParameters(settings.broker_url)
+            params.socket_timeout = 5
+            params.blocked_connection_timeout = 5
+            params.connection_attempts = 1
+            pika.BlockingConnection(params).close()
+    except Exception as exc:  # noqa: BLE001 - any failure means "down"; say which
+        raise BrokerUnavailable(
+            f"{settings.broker_kind} broker unreachable ({type(exc).__name__})"
+        ) from exc
+
+
+@dataclass
+class JobStats:
+    performed: int = 0
+    failed: int = 0
+    swept: int = 0
+    last_sweep_at: datetime | None = None
+    send_failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def bump(self, name: str, n: int = 1) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + n)
+
+
+class JobSystem:
+    """Broker, actor, handlers and the sweeper, bound to one database."""
+
+    def __init__(self, settings: Settings, db: Database) -> None:
+        self.settings = settings
+        self.db = db
+        self.broker = make_broker(settings)
+        self.handlers: dict[str, Handler] = {}
+        self.stats = JobStats()
+        self.identity = f"{socket.gethostname()}:{os.getpid()}"
+        self._worker: dramatiq.Worker | None = None
+        self._sweeper: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.actor: dramatiq.Actor[[int], None] = dramatiq.actor(
+            self._perform,
+            broker=self.broker,
+            actor_name=ACTOR_NAME,
+            queue_name=QUEUE,
+            max_retries=0,  # retries are rows in the database, not broker redeliveries
+            time_limit=int(settings.lease_seconds * 1000),
+        )
+        # after_commit also fires when a SAVEPOINT is released (with the nested
+        # transaction still current): only the outermost commit sends.
+        event.listen(db.sessions, "after_commit", self._after_commit)
+        event.listen(db.sessions, "after_rollback", self._after_rollback)
+
+    # -- sending ---------------------------------------------------------
+
+    def register(self, kind: str, handler: Handler) -> None:
+        self.handlers[kind] = handler
+
+    def _after_commit(self, session: Session) -> None:
+        if session.get_nested_transaction() is not None:
+            return
+        pending = session.info.pop(workitems.PENDING_SENDS, None)
+        for item_id, due in pending or ():
+            self.send(item_id, due)
+
+    def _after_rollback(self, session: Session) -> None:
+        if session.get_nested_transaction() is None:  # the outermost transaction
+            session.info.pop(workitems.PENDING_SENDS, None)
+
+    def send(self, item_id: int, due: datetime | None = None) -> bool:
+        """Send the trigger message; a failure is logged and left to the sweeper."""
+        delay_ms = 0
+        if due is not None:
+            delay_ms = max(0, int((due - utcnow()).total_seconds() * 1000))
+        try:
+            self.actor.send_with_options(args=(item_id,), delay=delay_ms or None)
+        except Exception as exc:  # noqa: BLE001 - the row is durable; the sweeper re-sends
+            self.stats.bump("send_failures")
+            log.warning("work item %s: message not sent (%s); the sweeper will re-send",
+                        item_id, type(exc).__name__)
+            return False
+        return True
+
+    # -- performing ------------------------------------------------------
+
+    def _perform(self, item_id: int) -> None:
+        worker = f"{self.identity}:{threading.get_ident()}"
+        self.perform(item_id, worker)
+
+    def perform(self, item_id: int, worker: str) -> str:
+        """Run one work item if it is due and unclaimed. Returns what happened."""
+        with self.db.session() as session:
+            item = workitems.claim(session, item_id, worker, self.settings.lease_seconds)
+            if item is None:
+                return "not-claimed"
+            kind = item.kind
+        handler = self.handlers.get(kind)
+        try:
+            with self.db.session() as session:
+                item = session.get(WorkItem, item_id)
+                assert item is not None
+                if handler is None:
+                    raise workitems.PermanentError(f"no handler for work kind '{kind}'")
+                handler(session, item)
+                if not workitems.complete(session, item, worker):
+                    # Our lease expired and someone else took the item: undo our effects.
+                    raise _LeaseLost()
+        except _LeaseLost:
+            log.warning("work item %s (%s): lease lost; effects rolled back", item_id, kind)
+            return "lease-lost"
+        except Exception as exc:  # noqa: BLE001 - recorded on the row, then retried or dead-lettered
+            permanent = isinstance(exc, workitems.PermanentError)
+            self.stats.bump("failed")
+            with self.db.session() as session:
+                failed = workitems.record_failure(
+                    session, item_id, worker, exc,
+                    permanent=permanent,
+                    max_attempts=self.settings.max_attempts,
+                    retry_base_seconds=self.settings.retry_base_seconds,
+                )
+                state = failed.state if failed else "unknown"
+            log.warning("work item %s (%s) failed with %s; now %s",
+                        item_id, kind, type(exc).__name__, state)
+            return "failed"
+        self.stats.bump("performed")
+        log.info("work item %s (%s) done", item_id, kind)
+        return "done"
+
+    # -- sweeping --------------------------------------------------------
+
+    def sweep(self) -> int:
+        """Re-send messages for work items that waited too long. Returns how many."""
+        with self.db.session() as session:
+            ids = workitems.stale_items(session, self.settings.redeliver_after_seconds)
+        for item_id in ids:
+            self.send(item_id)
+        self.stats.bump("swept", len(ids))
+        self.stats.last_sweep_at = utcnow()
+        if ids:
+            log.info("sweeper re-sent %d work item(s)", len(ids))
+        return len(ids)
+
+    def _sweep_loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_seconds):
+            try:
+                self.sweep()
+            except Exception as exc:  # noqa: BLE001 - a database outage must not kill the loop
+                log.warning("sweep failed (%s); will try again", type(exc).__name__)
+
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self, *, consume: bool = True, sweep: bool = True) -> None:
+        """Start worker threads (``consume``) and the sweeper thread."""
+        self._stop.clear()
+        if consume and self._worker is None:
+            self._worker = dramatiq.Worker(
+                self.broker,
+                queues={QUEUE},
+                worker_threads=self.settings.worker_threads,
+                worker_timeout=250,
+            )
+            self._worker.start()
+        if sweep and self._sweeper is None:
+            self.sweep_once_safely()
+            self._sweeper = threading.Thread(target=self._sweep_loop, name="intake-sweeper",
+                                             daemon=True)
+            self._sweeper.start()
+
+    def sweep_once_safely(self) -> None:
+        try:
+            self.sweep()
+        except Exception as exc:  # noqa: BLE001
+            log.warning("initial sweep failed (%s)", type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._worker is not None:
+            self._worker.stop(timeout=10_000)
+            self._worker = None
+        if self._sweeper is not None:
+            self._sweeper.join(timeout=5)
+            self._sweeper = None
+        self.broker.close()
+
+    def counts(self) -> dict[str, int]:
+        with self.db.session() as session:
+            rows = session.execute(
+                select(WorkItem.state, func.count()).group_by(WorkItem.state)
+            ).all()
+        counts = {state.value: 0 for state in WorkState}
+        counts.update({str(state): int(n) for state, n in rows})
+        return counts
+
+
+class _LeaseLost(Exception):
+    pass

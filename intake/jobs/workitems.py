@@ -1,0 +1,198 @@
+"""Work items: durable rows that say what background work is still to do.
+
+The database is the source of truth and a broker message is only a trigger:
+
+- :func:`add_work_item` inserts the row in the caller's transaction; the
+  message is sent by an ``after_commit`` hook (see :mod:`intake.jobs.system`),
+  so no message ever names a row that was rolled back;
+- :func:`claim` takes a row with one atomic UPDATE, so two workers that get
+  the same message (a re-send, a redelivery) never both run it;
+- the handler's effects and :func:`complete` commit in one transaction, and
+  :func:`complete` checks the claim is still ours, so an effect is recorded
+  exactly once even if a worker stalls past its lease and another takes over;
+- :func:`stale_items` finds rows whose message was lost, for the sweeper.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from intake.db.models import WorkItem, WorkState, utcnow
+
+# Session.info key listing work-item ids to send once the transaction commits.
+PENDING_SENDS = "intake.pending_sends"
+
+
+class PermanentError(Exception):
+    """A failure that retrying cannot fix (e.g. SMTP 5xx): dead-letter at once."""
+
+
+class TransientError(Exception):
+    """A failure worth retrying later (e.g. connection refused)."""
+
+
+def add_work_item(
+    session: Session,
+    kind: str,
+    *,
+    dedupe_key: str,
+    entry_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+) -> WorkItem:
+    """Create a work item (or return the existing one with the same dedupe key)."""
+    existing = session.scalar(select(WorkItem).where(WorkItem.dedupe_key == dedupe_key))
+    if existing is not None:
+        return existing
+    now = utcnow()
+    due = not_before or now
+    item = WorkItem(
+        kind=kind,
+        entry_id=entry_id,
+        dedupe_key=dedupe_key,
+        state=WorkState.PENDING,
+        attempts=0,
+        next_attempt_at=due,
+        enqueued_at=max(now, due),
+        payload=payload or {},
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(item)
+    session.flush()
+    session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
+    return item
+
+
+def claim(session: Session, item_id: int, worker: str, lease_seconds: float) -> WorkItem | None:
+    """Atomically take a due item for ``worker``; None if it is not ours to run."""
+    now = utcnow()
+    claimed = session.execute(
+        update(WorkItem)
+        .where(
+            WorkItem.id == item_id,
+            or_(
+                and_(WorkItem.state == WorkState.PENDING, WorkItem.next_attempt_at <= now),
+                and_(WorkItem.state == WorkState.RUNNING, WorkItem.locked_until < now),
+            ),
+        )
+        .values(
+            state=WorkState.RUNNING,
+            attempts=WorkItem.attempts + 1,
+            locked_until=now + timedelta(seconds=lease_seconds),
+            claimed_by=worker,
+            updated_at=now,
+        )
+        .returning(WorkItem.id)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    return session.get(WorkItem, item_id, populate_existing=True)
+
+
+def complete(session: Session, item: WorkItem, worker: str) -> bool:
+    """Mark done, only if our claim still holds; False means roll the work back."""
+    now = utcnow()
+    result = session.execute(
+        update(WorkItem)
+        .where(
+            WorkItem.id == item.id,
+            WorkItem.state == WorkState.RUNNING,
+            WorkItem.claimed_by == worker,
+        )
+        .values(state=WorkState.DONE, done_at=now, updated_at=now, locked_until=None,
+                last_error=None)
+        .returning(WorkItem.id)
+    )
+    return result.scalar_one_or_none() is not None
+
+
+def backoff_seconds(attempts: int, base: float, cap: float = 3600.0) -> float:
+    """Exponential backoff with full jitter (AWS architecture blog's advice)."""
+    ceiling = min(cap, base * (2 ** max(0, attempts - 1)))
+    return base + random.uniform(0, ceiling)
+
+
+def record_failure(
+    session: Session,
+    item_id: int,
+    worker: str,
+    error: BaseException,
+    *,
+    permanent: bool,
+    max_attempts: int,
+    retry_base_seconds: float,
+) -> WorkItem | None:
+    """After a failed attempt: schedule a retry or move to the dead-letter state."""
+    item = session.get(WorkItem, item_id, populate_existing=True)
+    if item is None or item.state != WorkState.RUNNING or item.claimed_by != worker:
+        return None
+    now = utcnow()
+    # Only the exception class and its message: never the payload or a body.
+    item.last_error = f"{type(error).__name__}: {str(error)[:500]}"
+    item.locked_until = None
+    item.updated_at = now
+    if permanent or item.attempts >= max_attempts:
+        item.state = WorkState.DEAD
+    else:
+        item.state = WorkState.PENDING
+        due = now + timedelta(seconds=backoff_seconds(item.attempts, retry_base_seconds))
+        item.next_attempt_at = due
+        item.enqueued_at = due
+        session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
+    return item
+
+
+def stale_items(session: Session, redeliver_after_seconds: float, limit: int = 500) -> Sequence[int]:
+    """Ids of items whose broker message is presumed lost.
+
+    Pending items whose expected run time passed more than
+    ``redeliver_after_seconds`` ago, and running items whose lease expired
+    (their worker died).
+    """
+    now = utcnow()
+    cutoff = now - timedelta(seconds=redeliver_after_seconds)
+    rows = session.scalars(
+        select(WorkItem.id)
+        .where(
+            or_(
+                and_(
+                    WorkItem.state == WorkState.PENDING,
+                    WorkItem.next_attempt_at <= now,
+                    or_(WorkItem.enqueued_at.is_(None), WorkItem.enqueued_at < cutoff),
+                ),
+                and_(WorkItem.state == WorkState.RUNNING, WorkItem.locked_until < now),
+            )
+        )
+        .order_by(WorkItem.id)
+        .limit(limit)
+    ).all()
+    if rows:
+        session.execute(
+            update(WorkItem).where(WorkItem.id.in_(rows)).values(enqueued_at=now)
+        )
+    return rows
+
+
+def retry_dead(session: Session, item_ids: Sequence[int] | None = None) -> list[int]:
+    """Put dead-letter items back in the queue (staff action or `intake jobs retry`)."""
+    query = select(WorkItem).where(WorkItem.state == WorkState.DEAD)
+    if item_ids is not None:
+        query = query.where(WorkItem.id.in_(item_ids))
+    revived = []
+    now = utcnow()
+    for item in session.scalars(query):
+        item.state = WorkState.PENDING
+        item.attempts = 0
+        item.next_attempt_at = now
+        item.enqueued_at = now
+        item.updated_at = now
+        revived.append(item.id)
+        session.info.setdefault(PENDING_SENDS, []).append((item.id, now))
+    return revived

@@ -1,0 +1,67 @@
+"""The running system: settings, database, rules and jobs wired together.
+
+The web app (``create_app``), ``intake serve``, ``intake worker`` and the
+other commands all build one :class:`Runtime` from a :class:`Settings`, so the
+same code runs embedded or distributed.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from intake.db import Database
+from intake.db.migrate import current_revision, head_revision, upgrade
+from intake.jobs.system import JobSystem
+from intake.services.routing import RulesProvider, make_route_handler
+from intake.settings import Settings
+
+log = logging.getLogger("intake")
+
+
+class StartupError(RuntimeError):
+    """Start-up cannot go on; the message is one line for the operator."""
+
+
+class Runtime:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.db = Database(settings.database_url)
+        self.rules = RulesProvider(settings.rules_path)
+        self.jobs = JobSystem(settings, self.db)
+        self.jobs.register("route", make_route_handler(self.rules))
+
+    def check_database(self) -> None:
+        try:
+            self.db.ping()
+        except Exception as exc:  # noqa: BLE001 - reported as one line
+            raise StartupError(
+                f"database unreachable ({type(exc).__name__}); check INTAKE_DATABASE_URL"
+            ) from exc
+
+    def upgrade_database(self) -> None:
+        self.check_database()
+        upgrade(self.settings.database_url)
+
+    def schema_is_current(self) -> bool:
+        return current_revision(self.db.engine) == head_revision()
+
+    def close(self) -> None:
+        self.jobs.stop()
+        self.db.dispose()
+
+
+def configure_logging(level: str) -> None:
+    """Plain one-line logs on stderr. Messages carry ids, never personal data."""
+    root = logging.getLogger()
+    if any(getattr(h, "_intake", False) for h in root.handlers):
+        root.setLevel(level)
+        return
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler._intake = True  # type: ignore[attr-defined]
+    root.addHandler(handler)
+    root.setLevel(level)
+    # Libraries that log message contents or arguments at INFO/DEBUG stay quiet.
+    for noisy in ("dramatiq", "pika", "waitress", "alembic"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))

@@ -1,0 +1,243 @@
+"""Routing: applying the YAML rules to stored entries, and replaying them.
+
+The rule engine is pure (``intake.core.routing``); this module loads the
+rules file (reloading it when it changes, never replacing the last good rules
+with a broken file), turns an entry into the engine's ``Submission``, stores
+each decision with the SHA-256 of the file that made it, and replays stored
+entries against a candidate file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.core.routing import Decision, RuleSet, RulesError, Submission, load_rules_file
+from intake.db.models import Entry, Event, RoutingDecision, Submitter, WorkItem, utcnow
+
+log = logging.getLogger("intake.routing")
+
+
+class RulesProvider:
+    """The current rule set, reloaded when the file changes.
+
+    An invalid file never replaces the last valid one: routing goes on with
+    the last good rules, and :attr:`error` (shown by ``/healthz``) says why
+    the new file was refused.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._rules: RuleSet | None = None
+        self._stamp: tuple[int, int] | None = None
+        self.error: str | None = None
+        self.loaded_at: datetime | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def load(self) -> RuleSet:
+        """Load now; raises :class:`RulesError` if the file is invalid."""
+        with self._lock:
+            stamp = self._stat()
+            rules = load_rules_file(self.path)
+            self._rules, self._stamp = rules, stamp
+            self.error, self.loaded_at = None, utcnow()
+            return rules
+
+    def current(self) -> RuleSet:
+        stamp = self._stat()
+        with self._lock:
+            if self._rules is not None and (stamp == self._stamp or stamp is None):
+                if stamp is None and self.error is None:
+                    self.error = f"{self.path}: file missing; routing with the last good rules"
+                    log.error("rules file missing; routing with the last good rules")
+                return self._rules
+            try:
+                rules = load_rules_file(self.path)
+            except RulesError as exc:
+                self._stamp = stamp  # don't re-parse the same broken file on every call
+                self.error = str(exc).splitlines()[0] if str(exc) else "invalid rules file"
+                log.error("rules file refused, keeping the last good rules: %s", self.error)
+                if self._rules is None:
+                    raise
+                return self._rules
+            if self._rules is not None and rules.sha256 != self._rules.sha256:
+                log.info("rules file reloaded (sha256 %s)", rules.sha256[:12])
+            self._rules, self._stamp = rules, stamp
+            self.error, self.loaded_at = None, utcnow()
+            return rules
+
+    def status(self) -> dict[str, Any]:
+        try:
+            rules = self.current()
+        except RulesError as exc:
+            return {"ok": False, "path": str(self.path), "error": str(exc).splitlines()[0]}
+        return {
+            "ok": self.error is None,
+            "path": str(self.path),
+            "sha256": rules.sha256,
+            "rules": len(rules.rule_ids),
+            "agencies": len(rules.agencies),
+            "error": self.error,
+        }
+
+
+def submission_for_entry(entry: Entry, sender: str | None) -> Submission:
+    fields = {k: v for k, v in (entry.fields or {}).items() if isinstance(v, str | list)}
+    attachments = fields.pop("_attachments", [])
+    recipient = fields.pop("_mailbox", None)
+    return Submission(
+        channel=entry.channel,
+        form=entry.form_slug,
+        subject=entry.subject,
+        body=entry.body,
+        sender=sender,
+        recipient=recipient if isinstance(recipient, str) else None,
+        fields=fields,
+        attachments=tuple(a for a in attachments if isinstance(a, str)),
+    )
+
+
+def _sender(session: Session, entry_id: int) -> str | None:
+    return session.scalar(select(Submitter.email).where(Submitter.entry_id == entry_id))
+
+
+def apply_decision(session: Session, entry: Entry, decision: Decision, *, actor: str,
+                   event_kind: str = "routed") -> RoutingDecision:
+    """Store a decision on the entry and its timeline."""
+    row = RoutingDecision(
+        entry_id=entry.id,
+        decided_at=utcnow(),
+        route_to=decision.route_to,
+        cc=list(decision.cc),
+        tags=list(decision.tags),
+        matched_rules=list(decision.matched_rules),
+        decided_by=decision.decided_by,
+        rules_sha256=decision.rules_sha256,
+        trace=[step for step in decision.to_dict().get("trace", [])],
+    )
+    session.add(row)
+    previous = entry.agency_id
+    entry.agency_id = decision.route_to
+    entry.tags = sorted(set(entry.tags or []) | set(decision.tags))
+    session.add(Event(
+        entry_id=entry.id,
+        kind=event_kind,
+        actor=actor,
+        detail={
+            "agency": decision.route_to,
+            "previous_agency": previous,
+            "cc": list(decision.cc),
+            "matched_rules": list(decision.matched_rules),
+            "decided_by": decision.decided_by,
+            "rules_sha256": decision.rules_sha256,
+        },
+    ))
+    return row
+
+
+def make_route_handler(rules: RulesProvider) -> Callable[[Session, WorkItem], None]:
+    def route(session: Session, item: WorkItem) -> None:
+        if item.entry_id is None:
+            raise ValueError("route work item without an entry")
+        entry = session.get(Entry, item.entry_id)
+        if entry is None:
+            raise ValueError(f"entry {item.entry_id} not found")
+        ruleset = rules.current()
+        decision = ruleset.decide(submission_for_entry(entry, _sender(session, entry.id)))
+        apply_decision(session, entry, decision, actor="rules")
+        log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
+                 decision.decided_by or "default")
+
+    return route
+
+
+# -- replay ------------------------------------------------------------------
+
+
+@dataclass
+class ReplayReport:
+    total: int = 0
+    unchanged: int = 0
+    moves: Counter[tuple[str, str]] = field(default_factory=Counter)
+    examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    never_routed: int = 0
+
+    @property
+    def moved(self) -> int:
+        return sum(self.moves.values())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "total": self.total,
+            "unchanged": self.unchanged,
+            "moved": self.moved,
+            "never_routed": self.never_routed,
+            "moves": [
+                {"from": a, "to": b, "count": n, "examples": self.examples.get((a, b), [])}
+                for (a, b), n in self.moves.most_common()
+            ],
+        }
+
+
+def replay(
+    session: Session,
+    ruleset: RuleSet,
+    *,
+    since: datetime | None = None,
+    examples_per_move: int = 5,
+    progress: Callable[[int, int], None] | None = None,
+) -> ReplayReport:
+    """Re-route stored entries with ``ruleset`` without changing anything."""
+    query = select(Entry)
+    count_query = select(func.count()).select_from(Entry)
+    if since is not None:
+        query = query.where(Entry.received_at >= since)
+        count_query = count_query.where(Entry.received_at >= since)
+    total = session.scalar(count_query) or 0
+    report = ReplayReport()
+    senders = _senders(session, since)
+    for entry in _stream(session, query.order_by(Entry.id)):
+        report.total += 1
+        new = ruleset.decide(submission_for_entry(entry, senders.get(entry.id)))
+        old = entry.agency_id
+        if old is None:
+            report.never_routed += 1
+        if old == new.route_to:
+            report.unchanged += 1
+        else:
+            key = (old or "(not routed)", new.route_to)
+            report.moves[key] += 1
+            bucket = report.examples.setdefault(key, [])
+            if len(bucket) < examples_per_move:
+                bucket.append(entry.record_number)
+        if progress is not None and (report.total % 1000 == 0 or report.total == total):
+            progress(report.total, total)
+    return report
+
+
+def _senders(session: Session, since: datetime | None) -> dict[int, str]:
+    query = select(Submitter.entry_id, Submitter.email).join(Entry, Entry.id == Submitter.entry_id)
+    if since is not None:
+        query = query.where(Entry.received_at >= since)
+    return {row.entry_id: row.email for row in session.execute(query) if row.email}
+
+
+def _stream(session: Session, query: Any) -> Iterator[Entry]:
+    yield from session.scalars(query.execution_options(yield_per=500))

@@ -1,0 +1,232 @@
+"""Configuration: the only module that reads ``INTAKE_*`` environment variables.
+
+Everything else receives a :class:`Settings` value. With nothing set, the
+embedded defaults apply: SQLite in the instance folder, the in-process
+dramatiq broker and the shipped ``routing_rules.yaml``. A bad value raises
+:class:`SettingsError` whose message is one line naming the variable; the CLI
+prints it and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from importlib import resources
+from pathlib import Path
+from urllib.parse import urlsplit
+
+PREFIX = "INTAKE_"
+
+DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
+BROKER_SCHEMES = ("redis", "rediss", "amqp", "amqps")
+SMTP_SCHEMES = ("smtp", "smtps", "smtp+starttls")
+IMAP_SCHEMES = ("imap", "imaps", "imap+starttls")
+
+
+class SettingsError(ValueError):
+    """A configuration value that cannot work; the message is one line."""
+
+
+def packaged_rules_path() -> Path:
+    """The routing rules shipped with the package (the embedded default)."""
+    return Path(str(resources.files("intake") / "defaults" / "routing_rules.yaml"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Typed, frozen configuration. Build with :func:`load_settings`."""
+
+    instance_path: Path
+    database_url: str
+    broker_url: str | None  # None = embedded in-process broker
+    rules_path: Path
+    secret_key: str = field(repr=False)
+    secret_key_is_ephemeral: bool
+    smtp_url: str | None = field(default=None, repr=False)
+    imap_url: str | None = field(default=None, repr=False)
+    mailboxes_file: Path | None = None
+    record_prefix: str = "EX"
+    relay_domain: str = "relay.intake.invalid"
+    # Job machinery: a work item whose message has waited this long is re-sent.
+    redeliver_after_seconds: float = 60.0
+    sweep_interval_seconds: float = 15.0
+    lease_seconds: float = 300.0
+    max_attempts: int = 8
+    retry_base_seconds: float = 5.0
+    worker_threads: int = 4
+    log_level: str = "INFO"
+
+    @property
+    def broker_kind(self) -> str:
+        if self.broker_url is None:
+            return "embedded"
+        return "redis" if self.broker_url.startswith("redis") else "rabbitmq"
+
+    @property
+    def database_kind(self) -> str:
+        return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    def with_overrides(self, **changes: object) -> Settings:
+        return replace(self, **changes)  # type: ignore[arg-type]
+
+
+def _scheme(url: str) -> str:
+    return urlsplit(url).scheme.lower()
+
+
+def _check_url(name: str, value: str, schemes: tuple[str, ...]) -> str:
+    value = value.strip()
+    scheme = _scheme(value)
+    if scheme not in schemes:
+        shown = scheme or "(none)"
+        raise SettingsError(
+            f"{name}: unknown URL scheme '{shown}' (expected one of: {', '.join(schemes)})"
+        )
+    return value
+
+
+def _normalise_database_url(value: str) -> str:
+    scheme = _scheme(value)
+    if scheme in ("postgres", "postgresql"):
+        # psycopg 3 is the driver we ship; make SQLAlchemy use it.
+        return "postgresql+psycopg" + value[len(scheme):]
+    return value
+
+
+def _float(env: Mapping[str, str], name: str, default: float, minimum: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: '{raw}' is not a number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum:g}, got {raw}")
+    return value
+
+
+def _int(env: Mapping[str, str], name: str, default: int, minimum: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: '{raw}' is not a whole number") from None
+    if value < minimum:
+        raise SettingsError(f"{name}: must be at least {minimum}, got {raw}")
+    return value
+
+
+def _readable_file(name: str, raw: str) -> Path:
+    path = Path(raw).expanduser()
+    if not path.is_file():
+        raise SettingsError(f"{name}: file not found: {raw}")
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read {raw}: {exc.strerror}") from None
+    return path
+
+
+def _secret_key(env: Mapping[str, str], instance_path: Path) -> tuple[str, bool]:
+    """The signing key: INTAKE_SECRET_KEY, or INTAKE_SECRET_KEY_FILE.
+
+    Without either, a random key is generated per process. Signed links then
+    stop working after a restart, so the embedded default only; /healthz and
+    the start-up log say so.
+    """
+    raw = env.get("INTAKE_SECRET_KEY", "").strip()
+    key_file = env.get("INTAKE_SECRET_KEY_FILE", "").strip()
+    if raw and key_file:
+        raise SettingsError("INTAKE_SECRET_KEY: set either it or INTAKE_SECRET_KEY_FILE, not both")
+    if key_file:
+        raw = _readable_file("INTAKE_SECRET_KEY_FILE", key_file).read_text().strip()
+    if raw:
+        if len(raw) < 32:
+            raise SettingsError("INTAKE_SECRET_KEY: must be at least 32 characters")
+        return raw, False
+    return secrets.token_urlsafe(48), True
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read the ``INTAKE_*`` variables (default: the process environment)."""
+    env = dict(os.environ if environ is None else environ)
+
+    instance_raw = env.get("INTAKE_INSTANCE_PATH", "").strip()
+    instance_path = Path(instance_raw or "instance").expanduser().resolve()
+
+    db_raw = env.get("INTAKE_DATABASE_URL", "").strip()
+    if db_raw:
+        database_url = _normalise_database_url(
+            _check_url("INTAKE_DATABASE_URL", db_raw, DATABASE_SCHEMES)
+        )
+    else:
+        database_url = f"sqlite:///{instance_path / 'intake.sqlite3'}"
+
+    broker_raw = env.get("INTAKE_BROKER_URL", "").strip()
+    broker_url = _check_url("INTAKE_BROKER_URL", broker_raw, BROKER_SCHEMES) if broker_raw else None
+
+    rules_raw = env.get("INTAKE_RULES", "").strip()
+    if rules_raw:
+        rules_path = _readable_file("INTAKE_RULES", rules_raw)
+    elif Path("routing_rules.yaml").is_file():
+        rules_path = Path("routing_rules.yaml").resolve()
+    else:
+        rules_path = packaged_rules_path()
+
+    smtp_raw = env.get("INTAKE_SMTP_URL", "").strip()
+    smtp_url = _check_url("INTAKE_SMTP_URL", smtp_raw, SMTP_SCHEMES) if smtp_raw else None
+    imap_raw = env.get("INTAKE_IMAP_URL", "").strip()
+    imap_url = _check_url("INTAKE_IMAP_URL", imap_raw, IMAP_SCHEMES) if imap_raw else None
+    mailboxes_raw = env.get("INTAKE_MAILBOXES_FILE", "").strip()
+    mailboxes_file = _readable_file("INTAKE_MAILBOXES_FILE", mailboxes_raw) if mailboxes_raw else None
+
+    prefix = env.get("INTAKE_RECORD_PREFIX", "EX").strip().upper()
+    if not (1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalpha()):
+        raise SettingsError("INTAKE_RECORD_PREFIX: must be 1 to 8 letters A-Z")
+
+    relay_domain = env.get("INTAKE_RELAY_DOMAIN", "relay.intake.invalid").strip().lower()
+    if not relay_domain or any(c in relay_domain for c in "@ \r\n\t<>,;") or "." not in relay_domain:
+        raise SettingsError(f"INTAKE_RELAY_DOMAIN: not a domain name: {relay_domain!r}")
+
+    log_level = env.get("INTAKE_LOG_LEVEL", "INFO").strip().upper()
+    if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
+
+    secret_key, ephemeral = _secret_key(env, instance_path)
+
+    return Settings(
+        instance_path=instance_path,
+        database_url=database_url,
+        broker_url=broker_url,
+        rules_path=rules_path,
+        secret_key=secret_key,
+        secret_key_is_ephemeral=ephemeral,
+        smtp_url=smtp_url,
+        imap_url=imap_url,
+        mailboxes_file=mailboxes_file,
+        record_prefix=prefix,
+        relay_domain=relay_domain,
+        redeliver_after_seconds=_float(env, "INTAKE_REDELIVER_AFTER", 60.0, 0.1),
+        sweep_interval_seconds=_float(env, "INTAKE_SWEEP_INTERVAL", 15.0, 0.1),
+        lease_seconds=_float(env, "INTAKE_LEASE_SECONDS", 300.0, 1.0),
+        max_attempts=_int(env, "INTAKE_MAX_ATTEMPTS", 8, 1),
+        retry_base_seconds=_float(env, "INTAKE_RETRY_BASE", 5.0, 0.01),
+        worker_threads=_int(env, "INTAKE_WORKER_THREADS", 4, 1),
+        log_level=log_level,
+    )
+
+
+# Every variable this module reads, for the README table and a test that keeps them in step.
+VARIABLES = (
+    "INTAKE_INSTANCE_PATH", "INTAKE_DATABASE_URL", "INTAKE_BROKER_URL", "INTAKE_RULES",
+    "INTAKE_SECRET_KEY", "INTAKE_SECRET_KEY_FILE", "INTAKE_SMTP_URL", "INTAKE_IMAP_URL",
+    "INTAKE_MAILBOXES_FILE", "INTAKE_RECORD_PREFIX", "INTAKE_RELAY_DOMAIN",
+    "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
+    "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
+)

@@ -1,0 +1,157 @@
+"""The public-record store on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
+
+from intake.db import Database, allocate_record_number
+from intake.db.models import Base, Entry, Event, Original, Submitter, WorkItem
+from intake.services.records import NewSubmission, SubmitterData, record_submission
+
+
+def test_migrations_and_models_agree(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            diff = compare_metadata(context, Base.metadata)
+        assert diff == []
+    finally:
+        db.dispose()
+
+
+def _submission(**kw: object) -> NewSubmission:
+    values: dict[str, object] = {
+        "channel": "web", "kind": "contact", "raw": b'{"message": "hello"}',
+        "content_type": "application/json", "subject": "Hello", "body": "A pothole on Route 9",
+        "form_slug": "contact", "fields": {"topic": "transportation"},
+        "submitter": SubmitterData(name="Ada Lovelace", email="ada@example.org"),
+    }
+    values.update(kw)
+    return NewSubmission(**values)  # type: ignore[arg-type]
+
+
+def test_record_submission_stores_everything_once(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            first = record_submission(s, _submission(), "EX")
+        with db.session() as s:
+            again = record_submission(s, _submission(), "EX")
+        assert first.created and not again.created
+        assert again.record_number == first.record_number
+        year = datetime.now(UTC).year
+        assert first.record_number == f"EX-{year}-000001"
+        with db.session() as s:
+            entry = s.get(Entry, first.entry_id)
+            assert entry is not None and entry.status == "new"
+            assert s.scalar(select(func.count()).select_from(Entry)) == 1
+            sub = s.scalar(select(Submitter))
+            assert sub is not None and sub.email == "ada@example.org"
+            original = s.scalar(select(Original))
+            assert original is not None and original.raw == b'{"message": "hello"}'
+            assert original.sha256 == hashlib.sha256(original.raw).hexdigest()
+            kinds = s.scalars(select(Event.kind)).all()
+            assert kinds == ["received"]
+            items = s.scalars(select(WorkItem)).all()
+            assert [(i.kind, i.state, i.entry_id) for i in items] == [
+                ("route", "pending", first.entry_id)]
+            # The entry text holds no submitter field: PII lives in one place.
+            assert "ada@example.org" not in (entry.subject + entry.body + str(entry.fields))
+    finally:
+        db.dispose()
+
+
+def test_crlf_in_subject_is_flattened(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            rec = record_submission(s, _submission(subject="Hi\r\nBcc: evil@example.com"), "EX")
+        with db.session() as s:
+            entry = s.get(Entry, rec.entry_id)
+            assert entry is not None and entry.subject == "Hi Bcc: evil@example.com"
+    finally:
+        db.dispose()
+
+
+@pytest.mark.parametrize("statement", [
+    "UPDATE originals SET raw = :junk",
+    "DELETE FROM originals",
+    "UPDATE events SET kind = 'forged'",
+    "DELETE FROM events",
+])
+def test_sealed_original_and_timeline_are_append_only(db_url: str, statement: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            record_submission(s, _submission(), "EX")
+        with pytest.raises(DBAPIError, match="append-only"):
+            with db.session() as s:
+                s.execute(text(statement), {"junk": b"x"} if ":junk" in statement else {})
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Original)) == 1
+            assert s.scalar(select(Original.raw)) == b'{"message": "hello"}'
+    finally:
+        db.dispose()
+
+
+def _allocate_concurrently(url: str, threads: int, per_thread: int) -> list[str]:
+    db = Database(url)
+    numbers: list[str] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(threads)
+    when = datetime(2026, 5, 1, tzinfo=UTC)
+
+    def run() -> None:
+        start.wait()
+        try:
+            for _ in range(per_thread):
+                with db.session() as s:
+                    n = allocate_record_number(s, "EX", when)
+                with lock:
+                    numbers.append(n)
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    db.dispose()
+    assert errors == []
+    return numbers
+
+
+def test_concurrent_record_numbers_postgres(pg_url: str) -> None:
+    numbers = _allocate_concurrently(pg_url, threads=8, per_thread=200)
+    assert len(numbers) == 1600
+    assert len(set(numbers)) == 1600
+    assert sorted(numbers) == [f"EX-2026-{i:06d}" for i in range(1, 1601)]
+
+
+def test_concurrent_record_numbers_sqlite(sqlite_url: str) -> None:
+    numbers = _allocate_concurrently(sqlite_url, threads=8, per_thread=50)
+    assert len(set(numbers)) == 400
+    assert sorted(numbers) == [f"EX-2026-{i:06d}" for i in range(1, 401)]
+
+
+def test_record_numbers_restart_each_year(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            a = allocate_record_number(s, "EX", datetime(2025, 12, 31, tzinfo=UTC))
+            b = allocate_record_number(s, "EX", datetime(2026, 1, 1, tzinfo=UTC))
+            c = allocate_record_number(s, "EX", datetime(2026, 1, 2, tzinfo=UTC))
+        assert (a, b, c) == ("EX-2025-000001", "EX-2026-000001", "EX-2026-000002")
+    finally:
+        db.dispose()

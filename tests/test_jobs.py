@@ -1,0 +1,199 @@
+"""Jobs that cannot lose work: messages after commit, a sweeper, exactly-once effects."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.db.models import Entry, Event, RoutingDecision, WorkItem
+from intake.jobs.workitems import PermanentError, TransientError, add_work_item, retry_dead
+from intake.runtime import Runtime
+from intake.services.records import NewSubmission, SubmitterData, record_submission
+from tests.conftest import free_port, make_settings, wait_for
+
+
+def _record(runtime: Runtime, body: str = "There is a pothole on Route 9") -> int:
+    with runtime.db.session() as s:
+        rec = record_submission(s, NewSubmission(
+            channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
+            subject="Road", body=body, form_slug="contact",
+            submitter=SubmitterData(email="citizen@example.org")), "EX")
+    return rec.entry_id
+
+
+def _queued(runtime: Runtime) -> int:
+    broker = runtime.jobs.broker
+    return sum(q.qsize() for name, q in broker.queues.items())  # type: ignore[attr-defined]
+
+
+def _routing_effects(runtime: Runtime, entry_id: int) -> tuple[int, int, str | None]:
+    with runtime.db.session() as s:
+        decisions = s.scalar(select(func.count()).select_from(RoutingDecision)
+                             .where(RoutingDecision.entry_id == entry_id))
+        routed = s.scalar(select(func.count()).select_from(Event)
+                          .where(Event.entry_id == entry_id, Event.kind == "routed"))
+        agency = s.scalar(select(Entry.agency_id).where(Entry.id == entry_id))
+    return int(decisions or 0), int(routed or 0), agency
+
+
+def _state(runtime: Runtime, entry_id: int, kind: str = "route") -> str | None:
+    with runtime.db.session() as s:
+        return s.scalar(select(WorkItem.state).where(WorkItem.entry_id == entry_id,
+                                                     WorkItem.kind == kind))
+
+
+def test_message_is_sent_only_after_commit(runtime: Runtime) -> None:
+    with runtime.db.sessions() as s, s.begin():
+        record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"x",
+                                           content_type="text/plain"), "EX")
+        s.flush()
+        assert _queued(runtime) == 0  # nothing sent while the transaction is open
+    assert _queued(runtime) == 1
+
+
+def test_rolled_back_work_sends_nothing(runtime: Runtime) -> None:
+    with pytest.raises(RuntimeError), runtime.db.session() as s:
+        record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"y",
+                                           content_type="text/plain"), "EX")
+        raise RuntimeError("the request failed after recording")
+    assert _queued(runtime) == 0
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(WorkItem)) == 0
+
+
+def test_embedded_worker_routes_an_entry(runtime: Runtime) -> None:
+    runtime.jobs.start()
+    entry_id = _record(runtime)
+    wait_for(lambda: _state(runtime, entry_id) == "done", message="route done")
+    assert _routing_effects(runtime, entry_id) == (1, 1, "dot")
+
+
+def test_lost_message_is_swept_and_done_exactly_once(runtime: Runtime) -> None:
+    entry_id = _record(runtime)
+    assert _queued(runtime) == 1
+    runtime.jobs.broker.flush_all()  # the broker loses the message
+    assert _queued(runtime) == 0
+    runtime.jobs.start()
+    wait_for(lambda: _state(runtime, entry_id) == "done", message="swept work done")
+    assert runtime.jobs.stats.swept >= 1
+    # Let the sweeper run a few more times: nothing is done twice.
+    swept = runtime.jobs.stats.swept
+    wait_for(lambda: runtime.jobs.stats.last_sweep_at is not None and
+             runtime.jobs.stats.swept >= swept, message="another sweep")
+    assert _routing_effects(runtime, entry_id) == (1, 1, "dot")
+
+
+def test_duplicate_messages_have_one_effect(runtime: Runtime) -> None:
+    entry_id = _record(runtime)
+    with runtime.db.session() as s:
+        item_id = s.scalar(select(WorkItem.id).where(WorkItem.entry_id == entry_id))
+    assert item_id is not None
+    for _ in range(5):
+        runtime.jobs.send(item_id)
+    runtime.jobs.start()
+    wait_for(lambda: _state(runtime, entry_id) == "done", message="route done")
+    wait_for(lambda: _queued(runtime) == 0, message="queue drained")
+    runtime.jobs.broker.join("intake")  # type: ignore[attr-defined]
+    assert _routing_effects(runtime, entry_id) == (1, 1, "dot")
+
+
+def test_concurrent_performers_claim_once(runtime: Runtime) -> None:
+    import threading
+
+    entry_id = _record(runtime)
+    with runtime.db.session() as s:
+        item_id = s.scalar(select(WorkItem.id).where(WorkItem.entry_id == entry_id))
+    assert item_id is not None
+    outcomes: list[str] = []
+    barrier = threading.Barrier(6)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        outcomes.append(runtime.jobs.perform(item_id, f"test-worker-{n}"))
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(outcomes) == ["done"] + ["not-claimed"] * 5
+    assert _routing_effects(runtime, entry_id) == (1, 1, "dot")
+
+
+@pytest.fixture
+def flaky_runtime(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
+    settings = make_settings(tmp_path, db_url, INTAKE_RETRY_BASE="0.02", INTAKE_MAX_ATTEMPTS="3",
+                             INTAKE_SWEEP_INTERVAL="0.2", INTAKE_REDELIVER_AFTER="0.5")
+    rt = Runtime(settings)
+    rt.rules.load()
+    calls: list[int] = []
+
+    def transient(session: Session, item: WorkItem) -> None:
+        calls.append(item.id)
+        raise TransientError("connection refused")
+
+    def permanent(session: Session, item: WorkItem) -> None:
+        calls.append(item.id)
+        raise PermanentError("550 mailbox unavailable")
+
+    rt.jobs.register("transient", transient)
+    rt.jobs.register("permanent", permanent)
+    rt.calls = calls  # type: ignore[attr-defined]
+    try:
+        yield rt
+    finally:
+        rt.close()
+
+
+def _item(runtime: Runtime, kind: str) -> int:
+    with runtime.db.session() as s:
+        return add_work_item(s, kind, dedupe_key=f"{kind}:1").id
+
+
+def _row(runtime: Runtime, item_id: int) -> WorkItem:
+    with runtime.db.session() as s:
+        item = s.get(WorkItem, item_id)
+        assert item is not None
+        return item
+
+
+def test_transient_failures_retry_then_dead_letter(flaky_runtime: Runtime) -> None:
+    rt = flaky_runtime
+    rt.jobs.start()
+    item_id = _item(rt, "transient")
+    wait_for(lambda: _row(rt, item_id).state == "dead", message="dead letter")
+    row = _row(rt, item_id)
+    assert row.attempts == 3
+    assert row.last_error == "TransientError: connection refused"
+    assert rt.calls.count(item_id) == 3  # type: ignore[attr-defined]
+    with rt.db.session() as s:
+        assert retry_dead(s, [item_id]) == [item_id]
+    wait_for(lambda: _row(rt, item_id).state == "dead" and _row(rt, item_id).attempts == 3
+             and rt.calls.count(item_id) == 6,  # type: ignore[attr-defined]
+             message="retried, dead again")
+
+
+def test_permanent_failure_is_dead_at_once(flaky_runtime: Runtime) -> None:
+    rt = flaky_runtime
+    rt.jobs.start()
+    item_id = _item(rt, "permanent")
+    wait_for(lambda: _row(rt, item_id).state == "dead", message="dead letter")
+    row = _row(rt, item_id)
+    assert row.attempts == 1
+    assert row.last_error == "PermanentError: 550 mailbox unavailable"
+
+
+def test_broker_down_at_commit_loses_nothing(tmp_path: Path, db_url: str) -> None:
+    port = free_port()  # nothing listens here: the broker is "down"
+    settings = make_settings(tmp_path, db_url, INTAKE_BROKER_URL=f"redis://127.0.0.1:{port}/0")
+    rt = Runtime(settings)
+    try:
+        entry_id = _record(rt)  # the commit succeeds although the send fails
+        assert rt.jobs.stats.send_failures == 1
+        assert _state(rt, entry_id) == "pending"
+    finally:
+        rt.db.dispose()

@@ -1,0 +1,91 @@
+"""Settings: embedded defaults, and one-line errors naming the variable."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from intake import settings as settings_module
+from intake.settings import SettingsError, load_settings
+
+
+def test_embedded_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # no routing_rules.yaml here: the packaged one is used
+    s = load_settings({})
+    assert s.database_url == f"sqlite:///{tmp_path / 'instance' / 'intake.sqlite3'}"
+    assert s.broker_url is None and s.broker_kind == "embedded"
+    assert s.rules_path == settings_module.packaged_rules_path()
+    assert s.secret_key_is_ephemeral and len(s.secret_key) >= 32
+
+
+def test_rules_file_in_working_directory_wins(tmp_path: Path,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "routing_rules.yaml").write_text("version: 1\n")
+    monkeypatch.chdir(tmp_path)
+    assert load_settings({}).rules_path == tmp_path / "routing_rules.yaml"
+
+
+def test_settings_are_frozen() -> None:
+    s = load_settings({})
+    with pytest.raises(AttributeError):
+        s.database_url = "sqlite://"  # type: ignore[misc]
+
+
+def test_postgres_urls_use_psycopg() -> None:
+    s = load_settings({"INTAKE_DATABASE_URL": "postgres://u@db/intake"})
+    assert s.database_url == "postgresql+psycopg://u@db/intake"
+    assert s.database_kind == "postgresql"
+
+
+@pytest.mark.parametrize(("env", "expected"), [
+    ({"INTAKE_DATABASE_URL": "mysql://x/y"}, "INTAKE_DATABASE_URL: unknown URL scheme 'mysql'"),
+    ({"INTAKE_DATABASE_URL": "just-a-path"}, "INTAKE_DATABASE_URL: unknown URL scheme '(none)'"),
+    ({"INTAKE_BROKER_URL": "kafka://x"}, "INTAKE_BROKER_URL: unknown URL scheme 'kafka'"),
+    ({"INTAKE_SMTP_URL": "http://x"}, "INTAKE_SMTP_URL: unknown URL scheme 'http'"),
+    ({"INTAKE_IMAP_URL": "pop3://x"}, "INTAKE_IMAP_URL: unknown URL scheme 'pop3'"),
+    ({"INTAKE_RULES": "/nonexistent/rules.yaml"}, "INTAKE_RULES: file not found"),
+    ({"INTAKE_SECRET_KEY": "short"}, "INTAKE_SECRET_KEY: must be at least 32"),
+    ({"INTAKE_MAX_ATTEMPTS": "many"}, "INTAKE_MAX_ATTEMPTS: 'many' is not a whole number"),
+    ({"INTAKE_SWEEP_INTERVAL": "0"}, "INTAKE_SWEEP_INTERVAL: must be at least"),
+    ({"INTAKE_RELAY_DOMAIN": "evil\r\nbcc"}, "INTAKE_RELAY_DOMAIN: not a domain name"),
+    ({"INTAKE_RECORD_PREFIX": "E1"}, "INTAKE_RECORD_PREFIX: must be 1 to 8 letters"),
+])
+def test_bad_values_name_the_variable(env: dict[str, str], expected: str) -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(env)
+    message = str(info.value)
+    assert message.startswith(expected), message
+    assert "\n" not in message
+
+
+def test_unreadable_rules_file(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yaml"
+    path.write_text("version: 1\n")
+    path.chmod(0)
+    try:
+        with open(path, "rb"):
+            pytest.skip("running as a user who can read mode-0 files")
+    except PermissionError:
+        pass
+    with pytest.raises(SettingsError, match="INTAKE_RULES: cannot read"):
+        load_settings({"INTAKE_RULES": str(path)})
+
+
+def test_only_the_settings_module_reads_intake_variables() -> None:
+    root = Path(settings_module.__file__).parent
+    offenders = []
+    for path in root.rglob("*.py"):
+        if path.name == "settings.py" and path.parent == root:
+            continue
+        text = path.read_text(encoding="utf-8")
+        if re.search(r"os\.environ|getenv\(|environ\[", text):
+            offenders.append(str(path.relative_to(root)))
+    assert offenders == []
+
+
+def test_readme_documents_every_variable() -> None:
+    readme = (Path(settings_module.__file__).parent.parent / "README.md").read_text()
+    missing = [name for name in settings_module.VARIABLES if f"`{name}`" not in readme]
+    assert missing == []
