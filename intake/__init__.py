@@ -5,9 +5,9 @@ from __future__ import annotations
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from flask import Flask
-
 if TYPE_CHECKING:
+    from flask import Flask
+
     from intake.runtime import Runtime
     from intake.settings import Settings
 
@@ -21,6 +21,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     be passed by ``intake serve`` (which also starts the embedded worker) or
     by tests; otherwise one is built here, without starting any thread.
     """
+    # Imported here, not at module level: `import intake.core...` must not load Flask.
+    from flask import Flask
+
     from intake.runtime import Runtime
     from intake.settings import load_settings
     from intake.web import health, security

@@ -184,14 +184,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     imap_raw = env.get("INTAKE_IMAP_URL", "").strip()
     imap_url = _check_url("INTAKE_IMAP_URL", imap_raw, IMAP_SCHEMES) if imap_raw else None
     mailboxes_raw = env.get("INTAKE_MAILBOXES_FILE", "").strip()
-    mailboxes_file = _readable_file("INTAKE_MAILBOXES_FILE", mailboxes_raw) if mailboxes_raw else None
+    mailboxes_file = (
+        _readable_file("INTAKE_MAILBOXES_FILE", mailboxes_raw) if mailboxes_raw else None
+    )
 
     prefix = env.get("INTAKE_RECORD_PREFIX", "EX").strip().upper()
     if not (1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalpha()):
         raise SettingsError("INTAKE_RECORD_PREFIX: must be 1 to 8 letters A-Z")
 
     relay_domain = env.get("INTAKE_RELAY_DOMAIN", "relay.intake.invalid").strip().lower()
-    if not relay_domain or any(c in relay_domain for c in "@ \r\n\t<>,;") or "." not in relay_domain:
+    bad_chars = any(c in relay_domain for c in "@ \r\n\t<>,;")
+    if not relay_domain or bad_chars or "." not in relay_domain:
         raise SettingsError(f"INTAKE_RELAY_DOMAIN: not a domain name: {relay_domain!r}")
 
     log_level = env.get("INTAKE_LOG_LEVEL", "INFO").strip().upper()

@@ -248,7 +248,9 @@ def server_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start intake subprocesses; every one is stopped at the end of the test."""
     started: list[subprocess.Popen[str]] = []
 
-    def start(args: list[str], env: dict[str, str], cwd: Path | None = None) -> subprocess.Popen[str]:
+    def start(
+        args: list[str], env: dict[str, str], cwd: Path | None = None
+    ) -> subprocess.Popen[str]:
         proc = subprocess.Popen(intake_command() + args, env=env, cwd=cwd or REPO,
                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         started.append(proc)

@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event, insert, text, update
+from sqlalchemy import Engine, Table, create_engine, event, insert, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -92,7 +92,7 @@ def allocate_record_number(session: Session, prefix: str, when: datetime) -> str
     transaction ends, so two transactions can never get the same number.
     """
     year = when.year
-    table = RecordCounter.__table__
+    table = cast(Table, RecordCounter.__table__)
     bump = (
         update(table)
         .where(table.c.prefix == prefix, table.c.year == year)

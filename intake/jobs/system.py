@@ -26,7 +26,6 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -113,13 +112,12 @@ class JobSystem:
         self._sweeper: threading.Thread | None = None
         self._stop = threading.Event()
         self.actor: dramatiq.Actor[[int], None] = dramatiq.actor(
-            self._perform,
             broker=self.broker,
             actor_name=ACTOR_NAME,
             queue_name=QUEUE,
             max_retries=0,  # retries are rows in the database, not broker redeliveries
             time_limit=int(settings.lease_seconds * 1000),
-        )
+        )(self._perform)
         # after_commit also fires when a SAVEPOINT is released (with the nested
         # transaction still current): only the outermost commit sends.
         event.listen(db.sessions, "after_commit", self._after_commit)

@@ -149,7 +149,9 @@ def record_failure(
     return item
 
 
-def stale_items(session: Session, redeliver_after_seconds: float, limit: int = 500) -> Sequence[int]:
+def stale_items(
+    session: Session, redeliver_after_seconds: float, limit: int = 500
+) -> Sequence[int]:
     """Ids of items whose broker message is presumed lost.
 
     Pending items whose expected run time passed more than

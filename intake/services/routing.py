@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from intake.core.routing import Decision, RuleSet, RulesError, Submission, load_rules_file
+from intake.core.routing import Decision, RulesError, RuleSet, Submission, load_rules_file
 from intake.db.models import Entry, Event, RoutingDecision, Submitter, WorkItem, utcnow
 
 log = logging.getLogger("intake.routing")

@@ -1,0 +1,668 @@
+"""PII detectors (privacy promise P2, P6).
+
+``detect(text, key=...)`` runs every detector below over one text (a subject,
+a body, or the extracted text of an attachment) and returns non-overlapping
+``Finding`` objects sorted by offset.  Each detector is named
+(``Finding.detector``) and validates its candidates:
+
+================================  ==========================================
+detector                          candidate -> validation
+================================  ==========================================
+``ssn.delimited``                 ddd-dd-dddd / ddd dd dddd / ddd.dd.dddd,
+                                  same delimiter twice; ``stdnum.us.ssn``
+                                  (rejects 000/666/9xx areas, 00 group, 0000
+                                  serial, advertising numbers)
+``ssn.keyword``                   nine bare digits + SSN keyword nearby
+                                  (SSN, SS#, social security, seguro social)
+                                  + ``stdnum.us.ssn``
+``card.luhn``                     13-19 digits, optional single space/dash
+                                  between groups; Luhn AND issuer prefix and
+                                  length (Visa, Mastercard, Amex, Discover,
+                                  JCB, Diners)
+``aba.checksum``                  nine digits, ABA 3-7-1 checksum, valid
+                                  Federal Reserve prefix, keyword nearby
+                                  (routing, ABA, RTN, transit)
+``bank_account.keyword``          6-17 digits after "account number", "acct",
+                                  "checking", "savings", "cuenta", ...
+``email.regex``                   RFC-ish address with a dotted domain
+``phone.phonenumbers``            ``phonenumbers.PhoneNumberMatcher`` (US,
+                                  leniency VALID) minus record numbers
+                                  (EX-2026-000123), dates and numbers labelled
+                                  case/order/ticket/invoice/...
+``birth_date.keyword``            a date (numeric, ISO, "January 2, 1980",
+                                  "2 Jan 1980", "2 de enero de 1980") that is
+                                  a real calendar date AND has a birth keyword
+                                  nearby (born, DOB, birthday, fecha de
+                                  nacimiento, nacido/a ...)
+``street_address.usaddress``      "123 Main St[, Apt 2][, City, ST 06103]"
+                                  by regex, confirmed by ``usaddress``
+                                  (AddressNumber + StreetName +
+                                  StreetNamePostType)
+``street_address.po_box``         "PO Box 12" confirmed by ``usaddress``
+                                  (USPSBoxType)
+``password.keyword``              "password: xyz", "my password is xyz",
+                                  "contraseña: xyz" (span = the secret only)
+``password.pin``                  "PIN is 1234" (4-12 digits)
+``maiden_name.keyword``           "mother's maiden name is Smith",
+                                  "maiden name: Smith" (span = the name)
+``medical.lexicon``               medical lexicon (English + Spanish),
+                                  severity "review"
+``combination.dob_zip_gender``    a birth date + a ZIP code + a gender
+                                  statement in the same text: the gender
+                                  statement becomes a ``combination`` finding
+                                  and the birth date and ZIP-bearing address
+                                  findings are raised to severity "high"
+================================  ==========================================
+
+"Nearby" means within a short window before the candidate (after it for a
+few detectors) with no other number in between, so in "routing 011000015,
+account 123456789" the word "routing" does not reach the second number.
+
+Names of people are NOT detected: they cannot be found reliably in free text.
+The submitter's own name comes from a form field and is handled elsewhere
+(callers may add their own ``Finding(kind="name", ...)`` for ``redact``).
+
+Overlaps are resolved by keeping the more specific / severe finding (SSN and
+card over bank account over phone ...), then the longer one.
+
+``detect`` never raises on a ``str``; it does not return or log values: each
+finding carries ``value_hash`` = HMAC-SHA256(key, normalised value), where
+numbers are normalised to their digits, e-mail addresses to lower case and
+birth dates to ISO ``YYYY-MM-DD``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import dataclasses
+import datetime
+import re
+from collections.abc import Iterator
+
+import phonenumbers
+import usaddress
+from stdnum.us import ssn as stdnum_ssn
+
+from . import lexicon
+from .model import Finding, value_hash
+
+# --- helpers -----------------------------------------------------------------
+
+_DIGIT = re.compile(r"[0-9]")
+_NOT_DIGIT = re.compile(r"[^0-9]")
+_CLAUSE_END = re.compile(r"[0-9.;\n]")
+_NUMBER_KEYWORDS = (
+    lexicon.SSN_KEYWORDS,
+    lexicon.ABA_KEYWORDS,
+    lexicon.BANK_KEYWORDS,
+    lexicon.REFERENCE_KEYWORDS,
+)
+
+# A number candidate must not touch letters/digits on either side, nor be
+# glued to another number by a delimiter (123-45-6789-1).
+_LB = r"(?<![0-9A-Za-z_])(?<![0-9][-./])"
+_LA = r"(?![0-9A-Za-z_])(?![-./][0-9])"
+
+
+def _digits(s: str) -> str:
+    return _NOT_DIGIT.sub("", s)
+
+
+def _keyword_near(
+    text: str, start: int, end: int, pattern: re.Pattern[str], before: int = 40, after: int = 0
+) -> bool:
+    """True if *pattern* occurs just before (or after) text[start:end].
+
+    The before-window is clipped at the nearest other digit so that a keyword
+    only reaches the first number after it.  The after-window ("123456789 is
+    my SSN") is clipped at the next digit or sentence end and is only used
+    when no keyword for another kind of number precedes the candidate.
+    """
+    lo = max(0, start - before)
+    window = text[lo:start]
+    last_digit = None
+    for m in _DIGIT.finditer(window):
+        last_digit = m.end()
+    if last_digit is not None:
+        window = window[last_digit:]
+    if pattern.search(window):
+        return True
+    if after and not any(other.search(window) for other in _NUMBER_KEYWORDS):
+        window = text[end : end + after]
+        m2 = _CLAUSE_END.search(window)
+        if m2:
+            window = window[: m2.start()]
+        if pattern.search(window):
+            return True
+    return False
+
+
+class _Intervals:
+    """Possibly overlapping half-open intervals, queried for overlap in O(log n)."""
+
+    def __init__(self, spans: list[tuple[int, int]]) -> None:
+        spans = sorted(spans)
+        self._starts = [s for s, _ in spans]
+        self._max_end: list[int] = []
+        best = -1
+        for _, e in spans:
+            best = max(best, e)
+            self._max_end.append(best)
+
+    def overlaps(self, start: int, end: int) -> bool:
+        i = bisect.bisect_left(self._starts, end)  # spans[:i] start before `end`
+        return i > 0 and self._max_end[i - 1] > start
+
+
+@dataclasses.dataclass
+class _Raw:
+    kind: str
+    start: int
+    end: int
+    detector: str
+    severity: str
+    normalised: str
+
+
+# --- SSN -----------------------------------------------------------------------
+
+_SSN_DELIMITED = re.compile(
+    _LB + r"(?<![0-9] )([0-9]{3})([-. ])([0-9]{2})\2([0-9]{4})" + _LA + r"(?! [0-9])"
+)
+_NINE_DIGITS = re.compile(_LB + r"[0-9]{9}" + _LA)
+
+
+def _ssn_valid(digits: str) -> bool:
+    return len(digits) == 9 and bool(stdnum_ssn.is_valid(digits))
+
+
+def find_ssn(text: str) -> Iterator[_Raw]:
+    for m in _SSN_DELIMITED.finditer(text):
+        digits = m.group(1) + m.group(3) + m.group(4)
+        if _ssn_valid(digits):
+            yield _Raw("ssn", m.start(), m.end(), "ssn.delimited", "high", digits)
+    for m in _NINE_DIGITS.finditer(text):
+        digits = m.group(0)
+        if _ssn_valid(digits) and _keyword_near(
+            text, m.start(), m.end(), lexicon.SSN_KEYWORDS, before=40, after=45
+        ):
+            yield _Raw("ssn", m.start(), m.end(), "ssn.keyword", "high", digits)
+
+
+# --- payment cards ------------------------------------------------------------
+
+_DIGIT_GROUPS = re.compile(r"(?<![0-9A-Za-z_.,/-])[0-9]+(?:[ -][0-9]+)*(?![0-9A-Za-z_])")
+_GROUP = re.compile(r"[0-9]+")
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = ord(ch) - 48
+        if i % 2 == 1:
+            d *= 2
+            if d > 9:
+                d -= 9
+        total += d
+    return total % 10 == 0
+
+
+def card_issuer(digits: str) -> str | None:
+    """The issuer whose prefix and length match *digits*, or None."""
+    n = len(digits)
+    p1, p2, p3, p4 = (int(digits[:k]) for k in (1, 2, 3, 4))
+    p6 = int(digits[:6])
+    if p1 == 4 and n in (13, 16, 19):
+        return "visa"
+    if (51 <= p2 <= 55 or 2221 <= p4 <= 2720) and n == 16:
+        return "mastercard"
+    if p2 in (34, 37) and n == 15:
+        return "amex"
+    if (p4 == 6011 or p2 == 65 or 644 <= p3 <= 649 or 622126 <= p6 <= 622925) and 16 <= n <= 19:
+        return "discover"
+    if 3528 <= p4 <= 3589 and 16 <= n <= 19:
+        return "jcb"
+    if (p2 in (36, 38) or 300 <= p3 <= 305) and 14 <= n <= 19:
+        return "diners"
+    return None
+
+
+def card_valid(digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and luhn_valid(digits) and card_issuer(digits) is not None
+
+
+def find_cards(text: str) -> Iterator[_Raw]:
+    for run in _DIGIT_GROUPS.finditer(text):
+        groups = [(g.start(), g.end()) for g in _GROUP.finditer(run.group(0))]
+        base = run.start()
+        i = 0
+        while i < len(groups):
+            best: int | None = None
+            count = 0
+            for j in range(i, len(groups)):
+                count += groups[j][1] - groups[j][0]
+                if count > 19:
+                    break
+                if count >= 13:
+                    s, e = base + groups[i][0], base + groups[j][1]
+                    if card_valid(_digits(text[s:e])):
+                        best = j
+            if best is None:
+                i += 1
+                continue
+            s, e = base + groups[i][0], base + groups[best][1]
+            yield _Raw("card", s, e, "card.luhn", "high", _digits(text[s:e]))
+            i = best + 1
+
+
+# --- ABA routing numbers and bank accounts ---------------------------------------
+
+_ABA_WEIGHTS = (3, 7, 1, 3, 7, 1, 3, 7, 1)
+
+
+def aba_valid(digits: str) -> bool:
+    if len(digits) != 9 or not digits.isascii() or not digits.isdigit():
+        return False
+    prefix = int(digits[:2])
+    if not (prefix <= 12 or 21 <= prefix <= 32 or 61 <= prefix <= 72 or prefix == 80):
+        return False
+    return sum(w * int(d) for w, d in zip(_ABA_WEIGHTS, digits, strict=True)) % 10 == 0
+
+
+def find_aba(text: str) -> Iterator[_Raw]:
+    for m in _NINE_DIGITS.finditer(text):
+        digits = m.group(0)
+        if aba_valid(digits) and _keyword_near(
+            text, m.start(), m.end(), lexicon.ABA_KEYWORDS, before=40, after=20
+        ):
+            yield _Raw("aba", m.start(), m.end(), "aba.checksum", "high", digits)
+
+
+_ACCOUNT_CANDIDATE = re.compile(_LB + r"[0-9](?:-?[0-9]){5,16}" + _LA)
+
+
+def find_bank_accounts(text: str) -> Iterator[_Raw]:
+    for m in _ACCOUNT_CANDIDATE.finditer(text):
+        if _keyword_near(text, m.start(), m.end(), lexicon.BANK_KEYWORDS, before=40):
+            digits = _digits(m.group(0))
+            yield _Raw("bank_account", m.start(), m.end(), "bank_account.keyword", "high", digits)
+
+
+# --- e-mail ---------------------------------------------------------------------
+
+_EMAIL = re.compile(
+    r"(?<![\w.%+-])[\w%+-](?:[\w.%+-]{0,62}[\w%+-])?@"
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![\w-])"
+)
+
+
+def find_emails(text: str) -> Iterator[_Raw]:
+    for m in _EMAIL.finditer(text):
+        value = m.group(0)
+        if ".." in value:
+            continue
+        yield _Raw("email", m.start(), m.end(), "email.regex", "low", value.lower())
+
+
+# --- dates ---------------------------------------------------------------------
+
+_EN_MONTHS = {
+    "january": 1, "jan": 1, "february": 2, "feb": 2, "march": 3, "mar": 3, "april": 4,
+    "apr": 4, "may": 5, "june": 6, "jun": 6, "july": 7, "jul": 7, "august": 8, "aug": 8,
+    "september": 9, "sep": 9, "sept": 9, "october": 10, "oct": 10, "november": 11,
+    "nov": 11, "december": 12, "dec": 12,
+}  # fmt: skip
+_ES_MONTHS = {
+    "enero": 1, "febrero": 2, "marzo": 3, "abril": 4, "mayo": 5, "junio": 6, "julio": 7,
+    "agosto": 8, "septiembre": 9, "setiembre": 9, "octubre": 10, "noviembre": 11,
+    "diciembre": 12,
+}  # fmt: skip
+_EN_MONTH_RE = "|".join(sorted(_EN_MONTHS, key=len, reverse=True))
+_ES_MONTH_RE = "|".join(sorted(_ES_MONTHS, key=len, reverse=True))
+
+_DATE_NUMERIC = re.compile(
+    r"(?<![0-9A-Za-z_/.-])(?P<a>[0-9]{1,2})(?P<sep>[/.-])(?P<b>[0-9]{1,2})(?P=sep)"
+    r"(?P<y>[0-9]{4}|[0-9]{2})(?![0-9A-Za-z_])(?![/.-][0-9])"
+)
+_DATE_ISO = re.compile(
+    r"(?<![0-9A-Za-z_/.-])(?P<y>[0-9]{4})(?P<sep>[-/.])(?P<m>[0-9]{1,2})(?P=sep)"
+    r"(?P<d>[0-9]{1,2})(?![0-9A-Za-z_])(?![/.-][0-9])"
+)
+_DATE_MDY = re.compile(
+    r"(?i:\b(?P<mon>" + _EN_MONTH_RE + r")\.?\s+(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?,?\s+"
+    r"(?P<y>[0-9]{4}))(?![0-9])"
+)
+_DATE_DMY = re.compile(
+    r"(?i:(?<![0-9A-Za-z_])(?P<d>[0-9]{1,2})(?:st|nd|rd|th)?\s+(?:of\s+)?(?P<mon>"
+    + _EN_MONTH_RE
+    + r")\.?,?\s+(?P<y>[0-9]{4}))(?![0-9])"
+)
+_DATE_ES = re.compile(
+    r"(?i:(?<![0-9A-Za-z_])(?P<d>[0-9]{1,2})\s+de\s+(?P<mon>" + _ES_MONTH_RE + r")\s+"
+    r"(?:de|del)\s+(?P<y>[0-9]{4}))(?![0-9])"
+)
+
+
+def _mkdate(y: int, m: int, d: int) -> datetime.date | None:
+    if not 1900 <= y <= 2099:
+        return None
+    try:
+        return datetime.date(y, m, d)
+    except ValueError:
+        return None
+
+
+def _year(s: str) -> int:
+    y = int(s)
+    if len(s) == 2:
+        y += 2000 if y < 30 else 1900
+    return y
+
+
+def find_dates(text: str) -> Iterator[tuple[int, int, datetime.date]]:
+    """Every calendar date in *text* (not only birth dates)."""
+    for m in _DATE_NUMERIC.finditer(text):
+        a, b, y = int(m.group("a")), int(m.group("b")), _year(m.group("y"))
+        date = _mkdate(y, a, b) or _mkdate(y, b, a)
+        if date:
+            yield m.start(), m.end(), date
+    for m in _DATE_ISO.finditer(text):
+        date = _mkdate(int(m.group("y")), int(m.group("m")), int(m.group("d")))
+        if date:
+            yield m.start(), m.end(), date
+    named = ((_DATE_MDY, _EN_MONTHS), (_DATE_DMY, _EN_MONTHS), (_DATE_ES, _ES_MONTHS))
+    for pattern, months in named:
+        for m in pattern.finditer(text):
+            month = months.get(m.group("mon").lower())
+            if month is None:
+                continue
+            date = _mkdate(int(m.group("y")), month, int(m.group("d")))
+            if date:
+                yield m.start(), m.end(), date
+
+
+def find_birth_dates(text: str) -> Iterator[_Raw]:
+    for start, end, date in find_dates(text):
+        if _keyword_near(text, start, end, lexicon.BIRTH_KEYWORDS, before=45, after=30):
+            yield _Raw("birth_date", start, end, "birth_date.keyword", "medium", date.isoformat())
+
+
+# --- phone numbers ------------------------------------------------------------
+
+_REFERENCE_BEFORE = re.compile(
+    lexicon.REFERENCE_KEYWORDS.pattern + r"(?:\s+(?:is|was|es))?[\s:#.,()-]*$"
+)
+
+
+_EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*[0-9]+\s*$")
+_NANP_GROUPS = frozenset({(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7), (1, 10)})
+
+
+def _nanp_grouping(raw: str) -> bool:
+    """Digits grouped like a North American number (3-3-4, 1-3-3-4, 10 digits).
+
+    International numbers written with "+" are accepted as matched.
+    """
+    if raw.lstrip().startswith("+"):
+        return True
+    raw = _EXTENSION.sub("", raw)
+    groups = tuple(len(g) for g in re.findall(r"[0-9]+", raw))
+    return groups in _NANP_GROUPS
+
+
+def find_phones(text: str) -> Iterator[_Raw]:
+    try:
+        matcher = phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID)
+        matches = [(m.start, m.end, m.number) for m in matcher]
+    except Exception:  # noqa: BLE001 - third-party parser must not break detection
+        return
+    if not matches:
+        return
+    blocked = _Intervals(
+        [(r.start(), r.end()) for r in lexicon.RECORD_NUMBER.finditer(text)]
+        + [(s, e) for s, e, _ in find_dates(text)]
+    )
+    for start, end, number in matches:
+        if blocked.overlaps(start, end):
+            continue
+        if _REFERENCE_BEFORE.search(text[max(0, start - 40) : start]):
+            continue
+        if not _nanp_grouping(text[start:end]):
+            continue
+        normalised = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        yield _Raw("phone", start, end, "phone.phonenumbers", "low", normalised)
+
+
+# --- street addresses ----------------------------------------------------------
+
+_STATE_RE = "|".join(lexicon.US_STATES) + "|" + lexicon.STATE_NAMES
+_SUFFIX = (
+    r"(?i:street|st|avenue|ave|av|road|rd|boulevard|blvd|drive|dr|lane|ln|court|ct|place|pl"
+    r"|terrace|ter|way|circle|cir|parkway|pkwy|highway|hwy|turnpike|tpke|square|sq|trail|trl"
+    r"|plaza|plz|alley|aly|extension|ext|pike|row|path|crossing|xing|heights|hts)\.?"
+)
+_DIR = (
+    r"(?i:north|south|east|west|northeast|northwest|southeast|southwest"
+    r"|[nsew]\.?|n\.?[ew]\.?|s\.?[ew]\.?)"
+)
+_UNIT = (
+    r"(?:,?\s*(?i:apt|apartment|suite|ste|unit|fl|floor|rm|room|#)\.?\s*#?\s*"
+    r"[A-Za-z0-9-]{1,6}(?![\w]))"
+)
+_CITY_STATE_ZIP = (
+    r"(?:,?\s+[A-Z][A-Za-z.'-]*(?:\s+[A-Z][A-Za-z.'-]*){0,3},?\s+(?:" + _STATE_RE + r")\.?"
+    r"(?:,?\s+[0-9]{5}(?:-[0-9]{4})?(?![\w-]))?)"
+)
+_STREET = re.compile(
+    r"(?<![0-9A-Za-z_#/.-])[0-9]{1,6}[A-Za-z]?(?:-[0-9]{1,4})?\s+(?:" + _DIR + r"\s+)?"
+    r"(?P<name>(?:[A-Za-z0-9][A-Za-z0-9'.-]*\s+){0,3}?[A-Za-z0-9][A-Za-z0-9'-]*)\s+"
+    + _SUFFIX
+    + r"(?![\w])"
+    + _UNIT
+    + "?"
+    + _CITY_STATE_ZIP
+    + "?"
+)
+_PO_BOX = re.compile(
+    r"(?i:\b(?:p\.?\s?o\.?\s*box|post\s+office\s+box)\s+#?\s*[0-9]{1,6})(?![\w])"
+    + _CITY_STATE_ZIP
+    + "?"
+)
+_ZIP_IN = re.compile(r"(?<![0-9-])[0-9]{5}(?:-[0-9]{4})?(?![\w-])")
+
+
+def _usaddress_labels(candidate: str) -> set[str]:
+    try:
+        tagged, _kind = usaddress.tag(candidate)
+        return set(tagged)
+    except usaddress.RepeatedLabelError:
+        pass
+    except Exception:  # noqa: BLE001 - third-party parser must not break detection
+        return set()
+    try:
+        return {label for _token, label in usaddress.parse(candidate)}
+    except Exception:  # noqa: BLE001
+        return set()
+
+
+def find_addresses(text: str) -> Iterator[_Raw]:
+    for m in _STREET.finditer(text):
+        words = m.group("name").split()
+        if any(w.casefold() in lexicon.NOT_A_STREET_WORD for w in words):
+            continue
+        labels = _usaddress_labels(m.group(0))
+        if {"AddressNumber", "StreetName", "StreetNamePostType"} <= labels:
+            value = " ".join(m.group(0).split()).casefold()
+            yield _Raw(
+                "street_address", m.start(), m.end(), "street_address.usaddress", "medium", value
+            )
+    for m in _PO_BOX.finditer(text):
+        labels = _usaddress_labels(m.group(0))
+        if "USPSBoxType" in labels:
+            value = " ".join(m.group(0).split()).casefold()
+            yield _Raw(
+                "street_address", m.start(), m.end(), "street_address.po_box", "medium", value
+            )
+
+
+def find_zip_spans(text: str, addresses: list[_Raw]) -> list[tuple[int, int]]:
+    """ZIP codes: inside an address, after "ZIP"/"código postal", or after a state."""
+    spans: list[tuple[int, int]] = []
+    for a in addresses:
+        for z in _ZIP_IN.finditer(text, a.start, a.end):
+            spans.append((z.start(), z.end()))
+    for pattern in (lexicon.ZIP_KEYWORD, lexicon.STATE_ZIP):
+        for m in pattern.finditer(text):
+            spans.append((m.start("zip"), m.end("zip")))
+    return spans
+
+
+# --- passwords, maiden names, medical ---------------------------------------------
+
+_ASSIGN_SEP = r"(?:\s*[:=]\s*|\s+(?:is|was|es|era)\s*[:=]?\s*)"
+_PASSWORD = re.compile(
+    r"(?i:\b(?:password|passwd|passcode|pass\s+code|pwd|contraseña|contrasena"
+    r"|clave(?:\s+de\s+acceso)?)(?![\w]))"
+    + _ASSIGN_SEP
+    + r"(?:[\"'“‘](?P<quoted>[^\"'”’\n]{1,64})[\"'”’]|(?P<bare>[^\s\"'“”]{3,64}))"
+)
+_PIN = re.compile(
+    r"(?i:\bpin(?:\s*(?:number|code|no\.?|#))?)" + _ASSIGN_SEP + r"(?P<pin>[0-9]{4,12})(?![\w])"
+)
+_MAIDEN = re.compile(
+    r"(?i:\b(?:(?:mother|mom|mum)['’]?s\s+maiden\s+name|maiden\s+name"
+    r"|apellido\s+de\s+soltera(?:\s+de\s+(?:mi|su)\s+madre)?)(?![\w]))"
+    r"(?P<sep>\s*[:=]\s*|\s+(?i:is|was|es|era)\s*[:=]?\s*|\s+)"
+    r"(?P<name>[^\W\d_][\w'’-]{0,40}(?:[ -][A-Z][\w'’-]{0,40})?)"
+)
+
+
+def find_passwords(text: str) -> Iterator[_Raw]:
+    for m in _PASSWORD.finditer(text):
+        group = "quoted" if m.group("quoted") is not None else "bare"
+        start, end = m.start(group), m.end(group)
+        value = text[start:end]
+        if group == "bare":
+            stripped = value.rstrip(".,;:)")
+            end -= len(value) - len(stripped)
+            value = stripped
+            if len(value) < 3 or value.casefold() in lexicon.NOT_A_SECRET:
+                continue
+        if not value.strip():
+            continue
+        yield _Raw("password", start, end, "password.keyword", "high", value)
+    for m in _PIN.finditer(text):
+        yield _Raw("password", m.start("pin"), m.end("pin"), "password.pin", "high", m.group("pin"))
+
+
+def find_maiden_names(text: str) -> Iterator[_Raw]:
+    for m in _MAIDEN.finditer(text):
+        name = m.group("name")
+        first = name.split()[0].split("-")[0]
+        if first.casefold() in lexicon.NOT_A_NAME:
+            continue
+        if not m.group("sep").strip() and not name[:1].isupper():
+            continue
+        yield _Raw(
+            "maiden_name", m.start("name"), m.end("name"), "maiden_name.keyword", "high",
+            " ".join(name.split()).casefold(),
+        )  # fmt: skip
+
+
+def find_medical(text: str) -> Iterator[_Raw]:
+    for m in lexicon.MEDICAL.finditer(text):
+        value = " ".join(m.group(0).split()).casefold()
+        yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value)
+
+
+# --- combination -------------------------------------------------------------------
+
+
+def _combination(text: str, kept: list[_Raw], addresses: list[_Raw]) -> list[_Raw]:
+    """Birth date + ZIP + gender: raise severities and add a combination finding."""
+    births = [r for r in kept if r.kind == "birth_date"]
+    if not births:
+        return kept
+    zips = find_zip_spans(text, [r for r in kept if r.kind == "street_address"] or addresses)
+    if not zips:
+        return kept
+    genders = list(lexicon.GENDER.finditer(text))
+    if not genders:
+        return kept
+    out: list[_Raw] = []
+    for r in kept:
+        if r.kind == "birth_date" or (
+            r.kind == "street_address" and any(r.start <= s and e <= r.end for s, e in zips)
+        ):
+            r = dataclasses.replace(r, severity="high")
+        out.append(r)
+    g = genders[0]
+    group = "value" if g.group("value") is not None else "value2"
+    out.append(
+        _Raw(
+            "combination", g.start(), g.end(), "combination.dob_zip_gender", "high",
+            g.group(group).casefold(),
+        )
+    )  # fmt: skip
+    return out
+
+
+# --- resolution and entry point -------------------------------------------------------
+
+_PRIORITY = {
+    "ssn": 100,
+    "card": 100,
+    "aba": 90,
+    "password": 85,
+    "maiden_name": 85,
+    "bank_account": 80,
+    "combination": 75,
+    "email": 70,
+    "birth_date": 65,
+    "phone": 60,
+    "street_address": 50,
+    "medical": 10,
+}
+
+
+def _resolve(raws: list[_Raw]) -> list[_Raw]:
+    """Drop findings that overlap a more specific/severe (then longer) one."""
+    ordered = sorted(raws, key=lambda r: (-_PRIORITY.get(r.kind, 0), -(r.end - r.start), r.start))
+    kept: list[_Raw] = []
+    starts: list[int] = []  # kept is non-overlapping, so sorted by start == sorted by end
+    for r in ordered:
+        if r.end <= r.start:
+            continue
+        i = bisect.bisect_right(starts, r.start)
+        if i > 0 and kept[i - 1].end > r.start:
+            continue
+        if i < len(kept) and kept[i].start < r.end:
+            continue
+        kept.insert(i, r)
+        starts.insert(i, r.start)
+    return kept
+
+
+def detect(text: str, *, key: bytes) -> list[Finding]:
+    """All PII findings in *text*, sorted by start offset, non-overlapping."""
+    if not isinstance(text, str) or not text:
+        return []
+    raws: list[_Raw] = []
+    raws.extend(find_ssn(text))
+    raws.extend(find_cards(text))
+    raws.extend(find_aba(text))
+    raws.extend(find_bank_accounts(text))
+    raws.extend(find_emails(text))
+    raws.extend(find_phones(text))
+    raws.extend(find_birth_dates(text))
+    addresses = list(find_addresses(text))
+    raws.extend(addresses)
+    raws.extend(find_passwords(text))
+    raws.extend(find_maiden_names(text))
+    raws.extend(find_medical(text))
+    kept = _resolve(raws)
+    kept = _resolve(_combination(text, kept, addresses))
+    return [
+        Finding(r.kind, r.start, r.end, r.detector, r.severity, value_hash(key, r.normalised))
+        for r in kept
+    ]

@@ -1,0 +1,478 @@
+"""Unit tests for the PII detectors (P2, P6)."""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import hmac
+from pathlib import Path
+
+import pytest
+
+from intake.core.pii import SENSITIVE_KINDS, Finding, detect, warning_kinds
+from intake.core.pii import detectors as d
+from intake.core.pii.lexicon import MEDICAL_TERMS
+
+KEY = b"test-key"
+
+
+def kinds(text: str) -> list[str]:
+    return [f.kind for f in detect(text, key=KEY)]
+
+
+def spans(text: str, kind: str) -> list[str]:
+    return [text[f.start : f.end] for f in detect(text, key=KEY) if f.kind == kind]
+
+
+def detectors_of(text: str) -> set[str]:
+    return {f.detector for f in detect(text, key=KEY)}
+
+
+# --- SSN ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, value",
+    [
+        ("SSN 518-22-4137", "518-22-4137"),
+        ("number 518 22 4137 please", "518 22 4137"),
+        ("it is 518-22-4137.", "518-22-4137"),
+        ("ssn: 518224137", "518224137"),
+        ("Social Security Number 518224137", "518224137"),
+        ("seguro social 518224137", "518224137"),
+        ("SS# 518224137", "518224137"),
+        ("518224137 is my social security number", "518224137"),
+    ],
+)
+def test_ssn_found(text: str, value: str) -> None:
+    assert spans(text, "ssn") == [value]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "SSN 000-12-3456",  # area 000
+        "SSN 666-12-3456",  # area 666
+        "SSN 912-34-5678",  # 9xx area
+        "SSN 123-00-4567",  # group 00
+        "SSN 123-45-0000",  # serial 0000
+        "SSN 078-05-1120",  # advertising number (Woolworth wallet card)
+        "SSN 219-09-9999",  # advertising number
+        "SSN 123-45 6789",  # mixed delimiters
+        "SSN 123 45-6789",  # mixed delimiters
+        "518224137",  # nine digits, no keyword
+        "reference 518224137",
+        "SSN 1518224137",  # inside a longer digit run
+        "SSN 5182241370",
+        "part 1-518-22-4137",
+        "part 518-22-4137-9",
+    ],
+)
+def test_ssn_not_found(text: str) -> None:
+    assert "ssn" not in kinds(text)
+
+
+def test_ssn_detector_names() -> None:
+    assert "ssn.delimited" in detectors_of("SSN 518-22-4137")
+    assert "ssn.keyword" in detectors_of("SSN 518224137")
+
+
+def test_keyword_reaches_only_the_next_number() -> None:
+    text = "account number 301642298. SS# 518224137"
+    found = {text[f.start : f.end]: f.kind for f in detect(text, key=KEY)}
+    assert found == {"301642298": "bank_account", "518224137": "ssn"}
+
+
+# --- cards --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111111111111111",  # Visa
+        "4111 1111 1111 1111",
+        "4111-1111-1111-1111",
+        "5555555555554444",  # Mastercard 51-55
+        "2223003122003222",  # Mastercard 2221-2720
+        "378282246310005",  # Amex
+        "3782 822463 10005",
+        "6011111111111117",  # Discover 6011
+        "6500000000000002",  # Discover 65
+        "3530111333300000",  # JCB
+        "30569309025904",  # Diners 300-305
+        "38520000023237",  # Diners 38
+        "4222222222222",  # Visa 13 digits
+    ],
+)
+def test_card_found(number: str) -> None:
+    text = f"card {number} thanks"
+    assert spans(text, "card") == [number]
+    assert "card.luhn" in detectors_of(text)
+
+
+@pytest.mark.parametrize(
+    "number",
+    [
+        "4111111111111112",  # bad check digit
+        "5555555555554445",
+        "378282246310006",
+        "1234567812345670",  # Luhn-valid, no issuer
+        "0000000000000000",
+        "411111111111111",  # Visa prefix, Luhn-valid, wrong length (15)
+        "41111111111111111111",  # 20 digits
+        "4111  1111 1111 1111",  # double space splits the groups
+        "x4111111111111111",
+    ],
+)
+def test_card_not_found(number: str) -> None:
+    assert "card" not in kinds(f"card {number} thanks")
+
+
+def test_card_followed_by_other_numbers() -> None:
+    text = "card 4111 1111 1111 1111 2026 expiry"
+    assert spans(text, "card") == ["4111 1111 1111 1111"]
+
+
+def test_luhn_and_issuer_helpers() -> None:
+    assert d.luhn_valid("79927398713")
+    assert not d.luhn_valid("79927398710")
+    assert d.card_issuer("4111111111111111") == "visa"
+    assert d.card_issuer("371449635398431") == "amex"
+    assert d.card_issuer("9111111111111111") is None
+
+
+# --- ABA and bank accounts ---------------------------------------------------------
+
+
+def test_aba_needs_checksum_and_keyword() -> None:
+    assert spans("routing number 011000015", "aba") == ["011000015"]
+    assert spans("ABA: 021000021", "aba") == ["021000021"]
+    assert spans("RTN 026009593", "aba") == ["026009593"]
+    assert spans("transit 011900571", "aba") == ["011900571"]
+    assert "aba" not in kinds("routing number 011000016")  # bad checksum
+    assert "aba" not in kinds("please see 011000015")  # no keyword
+    assert d.aba_valid("011000015")
+    assert not d.aba_valid("123456789")
+    assert not d.aba_valid("991000013")  # invalid prefix
+
+
+def test_bank_account() -> None:
+    assert spans("account number 004512398761", "bank_account") == ["004512398761"]
+    assert spans("acct 778812345 checking", "bank_account") == ["778812345"]
+    assert spans("número de cuenta: 0098123344556", "bank_account") == ["0098123344556"]
+    assert spans("savings 3300-2199-87", "bank_account") == ["3300-2199-87"]
+    assert "bank_account" not in kinds("account number 12345")  # too short
+    assert "bank_account" not in kinds("case 778812345")
+    assert "bank_account" not in kinds("account number 123456789012345678")  # 18 digits
+
+
+def test_bank_account_does_not_steal_ssn_or_card() -> None:
+    assert kinds("account number 4111111111111111") == ["card"]
+    assert kinds("checking, SSN 518-22-4137") == ["ssn"]
+
+
+# --- e-mail ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "addr",
+    ["a@example.com", "Jo.Doe+x@mail.example.org", "x_y-z@sub.example.co.uk", "ANA@EXAMPLE.GOV"],
+)
+def test_email(addr: str) -> None:
+    assert spans(f"write to <{addr}>, thanks", "email") == [addr]
+
+
+@pytest.mark.parametrize("text", ["a@b", "user@localhost", "@example.com", "a..b@example.com"])
+def test_not_email(text: str) -> None:
+    assert "email" not in kinds(text)
+
+
+def test_email_hash_is_case_insensitive() -> None:
+    a = detect("Ana@Example.com", key=KEY)[0]
+    b = detect("ana@example.com", key=KEY)[0]
+    assert a.value_hash == b.value_hash
+
+
+# --- phones -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "phone",
+    ["(860) 555-0142", "860-555-0142", "860.555.0142", "+1 617 555 0199", "1-212-555-0176",
+     "8605550161", "(860) 555-0142 ext. 12"],
+)  # fmt: skip
+def test_phone(phone: str) -> None:
+    assert spans(f"call me at {phone} today", "phone") == [phone]
+    assert "phone.phonenumbers" in detectors_of(f"call me at {phone} today")
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "record EX-2026-000123",
+        "see 2026-000123",
+        "case number 8605550142",
+        "Order #2035550187",
+        "invoice: 8605550142",
+        "ticket 9595550123",
+        "confirmation no. 6175550199",
+        "part 1234-56-78901",
+        "on 2026-01-02",
+        "555-0142",
+        "ZIP 06103-1234",
+    ],
+)
+def test_not_phone(text: str) -> None:
+    assert "phone" not in kinds(text)
+
+
+def test_same_hash_for_same_phone_written_differently() -> None:
+    a = detect("call (860) 555-0142", key=KEY)[0]
+    b = detect("call 860.555.0142", key=KEY)[0]
+    assert a.kind == b.kind == "phone" and a.value_hash == b.value_hash
+
+
+# --- birth dates --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, date",
+    [
+        ("DOB 01/02/1980", "01/02/1980"),
+        ("date of birth: 1980-01-02", "1980-01-02"),
+        ("I was born on January 2, 1980.", "January 2, 1980"),
+        ("born 2 Jan 1980", "2 Jan 1980"),
+        ("birthday: 2nd of January 1980", "2nd of January 1980"),
+        ("Nací el 2 de enero de 1980", "2 de enero de 1980"),
+        ("fecha de nacimiento 02-01-1980", "02-01-1980"),
+        ("nacida el 2 de enero de 1980", "2 de enero de 1980"),
+        ("01/02/1980 is my birthday", "01/02/1980"),
+        ("D.O.B. 7/4/76", "7/4/76"),
+    ],
+)
+def test_birth_date(text: str, date: str) -> None:
+    assert spans(text, "birth_date") == [date]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The hearing is on 01/02/1980.",
+        "January 2, 1980 was a Wednesday.",
+        "DOB 02/30/1980",  # not a calendar date
+        "DOB 13/13/1980",
+        "born in 1980",  # a year is not a date
+        "my son was born 3 years ago; the meeting is 01/02/2027",
+    ],
+)
+def test_not_birth_date(text: str) -> None:
+    assert "birth_date" not in kinds(text)
+
+
+def test_birth_date_hash_normalises_format() -> None:
+    a = detect("DOB 01/02/1980", key=KEY)[0]
+    b = detect("born January 2, 1980", key=KEY)[0]
+    c = detect("born 1980-01-02", key=KEY)[0]
+    assert a.value_hash == b.value_hash == c.value_hash
+
+
+def test_keyword_applies_to_the_next_date_only() -> None:
+    text = "My son was born 3/4/2020 and my appointment is 5/6/2026"
+    assert spans(text, "birth_date") == ["3/4/2020"]
+
+
+# --- addresses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, address",
+    [
+        ("mail it to 123 Main St please", "123 Main St"),
+        ("I live at 4500 N Elm Avenue Apt 2 now", "4500 N Elm Avenue Apt 2"),
+        ("use PO Box 12", "PO Box 12"),
+        ("P.O. Box 1234, Mystic, CT 06355", "P.O. Box 1234, Mystic, CT 06355"),
+        (
+            "at 55 Trumbull Street, Hartford, CT 06103-1234.",
+            "55 Trumbull Street, Hartford, CT 06103-1234",
+        ),
+        ("house at 77 farmington ave", "77 farmington ave"),
+    ],
+)  # fmt: skip
+def test_street_address(text: str, address: str) -> None:
+    assert spans(text, "street_address") == [address]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We had 12 people at the meeting on Main Street.",
+        "Between 1998 and 2004 the road was never repaved.",
+        "Box 12 of the archive",
+        "Route 9 was closed",
+        "123 apples",
+    ],
+)
+def test_not_street_address(text: str) -> None:
+    assert "street_address" not in kinds(text)
+
+
+def test_address_detectors_named() -> None:
+    assert detectors_of("123 Main St") == {"street_address.usaddress"}
+    assert detectors_of("PO Box 12") == {"street_address.po_box"}
+
+
+# --- passwords, maiden names, medical -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "text, secret",
+    [
+        ("password: hunter2", "hunter2"),
+        ("my password is Tr0ub4dor&3.", "Tr0ub4dor&3"),
+        ("Password = 'correct horse'", "correct horse"),
+        ("my PIN is 1234", "1234"),
+        ("PIN: 987654", "987654"),
+        ("mi contraseña es Azul#7781", "Azul#7781"),
+    ],
+)
+def test_password(text: str, secret: str) -> None:
+    assert spans(text, "password") == [secret]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "my password is not working",
+        "How do I reset my password?",
+        "password reset link expired",
+        "Where is my PIN? The letter never came.",
+        "my PIN is wrong",
+        "mi contraseña es incorrecta",
+    ],
+)
+def test_not_password(text: str) -> None:
+    assert "password" not in kinds(text)
+
+
+def test_maiden_name() -> None:
+    assert spans("my mother's maiden name is Kowalski.", "maiden_name") == ["Kowalski"]
+    assert spans("Maiden name: Ferreira", "maiden_name") == ["Ferreira"]
+    assert spans("mother’s maiden name was De Souza", "maiden_name") == ["De Souza"]
+    assert "maiden_name" not in kinds("Is the maiden name required?")
+    assert "maiden_name" not in kinds("my mother's maiden name is not on file")
+
+
+def test_medical_lexicon() -> None:
+    assert len(MEDICAL_TERMS) >= 40
+    assert spans("I was diagnosed with diabetes", "medical") == ["diagnosed", "diabetes"]
+    assert spans("Tengo cáncer y estoy embarazada", "medical") == ["cáncer", "embarazada"]
+    assert spans("my HIV medication", "medical") == ["HIV", "medication"]
+    found = detect("on chemotherapy", key=KEY)
+    assert [(f.kind, f.severity, f.detector) for f in found] == [
+        ("medical", "review", "medical.lexicon")
+    ]
+    # Not inside other words, and the acronyms are case-sensitive.
+    assert "medical" not in kinds("the cancerous rumour; aids to navigation; candiabetes")
+
+
+# --- combination -----------------------------------------------------------------------
+
+
+def test_combination_raises_severity() -> None:
+    text = "DOB 04/15/1988, I live at 88 Whitney Ave, New Haven, CT 06510. Sex: F"
+    found = detect(text, key=KEY)
+    by_kind = {f.kind: f for f in found}
+    assert set(by_kind) == {"birth_date", "street_address", "combination"}
+    assert by_kind["birth_date"].severity == "high"
+    assert by_kind["street_address"].severity == "high"
+    combo = by_kind["combination"]
+    assert combo.severity == "high" and combo.detector == "combination.dob_zip_gender"
+    assert text[combo.start : combo.end] == "Sex: F"
+
+
+def test_combination_with_zip_keyword_and_spanish() -> None:
+    text = "fecha de nacimiento 2 de enero de 1980, código postal 06511, sexo: femenino"
+    assert "combination" in kinds(text)
+
+
+def test_no_combination_without_all_three() -> None:
+    assert "combination" not in kinds("DOB 04/15/1988, gender: female")
+    assert "combination" not in kinds("ZIP 06511, gender: female")
+    assert "combination" not in kinds("DOB 04/15/1988, ZIP 06511")
+    found = detect("DOB 04/15/1988, ZIP 06511", key=KEY)
+    assert [f.severity for f in found] == ["medium"]
+
+
+# --- Finding, hashing, overlaps, API -------------------------------------------------
+
+
+def test_finding_carries_hmac_not_value() -> None:
+    text = "SSN 518-22-4137"
+    (f,) = detect(text, key=KEY)
+    expected = hmac.new(KEY, b"518224137", hashlib.sha256).hexdigest()
+    assert f.value_hash == expected
+    assert f.to_dict() == {
+        "kind": "ssn", "start": 4, "end": 15, "detector": "ssn.delimited",
+        "severity": "high", "value_hash": expected,
+    }  # fmt: skip
+    assert "518" not in repr(f) and "4137" not in repr(f)
+    assert detect(text, key=b"other")[0].value_hash != expected
+
+
+def test_findings_sorted_and_non_overlapping() -> None:
+    text = (
+        "Email 8605550142@vtext.example.com, card 4111 1111 1111 1111, "
+        "SSN 518-22-4137, call (860) 555-0142, account number 4111111111111111"
+    )
+    found = detect(text, key=KEY)
+    assert [f.start for f in found] == sorted(f.start for f in found)
+    for a, b in zip(found, found[1:], strict=False):
+        assert a.end <= b.start
+    assert [f.kind for f in found] == ["email", "card", "ssn", "phone", "card"]
+
+
+def test_finding_is_frozen() -> None:
+    f = Finding("ssn", 0, 1, "ssn.delimited", "high", "00")
+    with pytest.raises(AttributeError):
+        f.kind = "card"  # type: ignore[misc]
+
+
+def test_sensitive_kinds_and_warning_kinds() -> None:
+    assert SENSITIVE_KINDS == {
+        "ssn", "card", "aba", "bank_account", "birth_date", "password", "maiden_name", "medical",
+    }  # fmt: skip
+    text = "I have asthma. SSN 518-22-4137, DOB 01/02/1980, e-mail a@example.com, SSN 301642298"
+    assert warning_kinds(detect(text, key=KEY)) == ["ssn", "birth_date", "medical"]
+    assert warning_kinds([]) == []
+    assert warning_kinds(detect("mail a@example.com", key=KEY)) == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["", " ", "\x00", "\ud800", "٥١٨-٢٢-٤١٣٧", "１２３-４５-６７８９", "a" * 10000, "1" * 5000,
+     "@" * 300, "1 " * 3000, "SSN " * 500, "123 Main St " * 200, "(((((" * 100],
+)  # fmt: skip
+def test_detect_never_raises(text: str) -> None:
+    assert isinstance(detect(text, key=KEY), list)
+
+
+def test_non_ascii_digits_are_not_numbers() -> None:
+    assert kinds("SSN ٥١٨-٢٢-٤١٣٧") == []
+
+
+def test_core_stays_pure() -> None:
+    forbidden = {
+        "flask", "werkzeug", "sqlalchemy", "dramatiq", "imaplib", "smtplib", "http",
+        "urllib", "requests", "httpx", "socket", "imapclient",
+    }  # fmt: skip
+    pkg = Path(d.__file__).parent
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            names: list[str] = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module]
+            for name in names:
+                assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"

@@ -1,0 +1,250 @@
+"""Renditions and redaction (P3, P6) and property tests for detect/redact."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from intake.core.pii import (
+    Finding,
+    RedactedText,
+    Redaction,
+    Rendition,
+    detect,
+    redact,
+)
+from intake.core.pii.redact import marker_for
+
+KEY = b"test-key"
+
+TEXT = (
+    "SSN 518-22-4137. Card 4111 1111 1111 1111. Routing number 011000015, "
+    "account number 004512398761. password: hunter2. Mother's maiden name is Kowalski. "
+    "DOB 01/02/1980. Write to ana@example.com or call (860) 555-0142, "
+    "12 Oak Street. I have asthma."
+)
+ALL_KINDS = [
+    "ssn", "card", "aba", "bank_account", "password", "maiden_name", "birth_date",
+    "email", "phone", "street_address", "medical",
+]  # fmt: skip
+
+
+def findings() -> list[Finding]:
+    found = detect(TEXT, key=KEY)
+    assert [f.kind for f in found] == ALL_KINDS
+    return found
+
+
+def value(kind: str) -> str:
+    f = next(f for f in findings() if f.kind == kind)
+    return TEXT[f.start : f.end]
+
+
+def redacted_kinds(r: RedactedText) -> list[str]:
+    return [x.kind for x in r.redactions]
+
+
+def test_public_redacts_everything_with_markers_and_reasons() -> None:
+    r = redact(TEXT, findings(), Rendition.PUBLIC)
+    assert redacted_kinds(r) == ALL_KINDS
+    for kind in ALL_KINDS:
+        assert value(kind) not in r.text
+    assert "[redacted: Social Security number]" in r.text
+    assert "[redacted: e-mail address]" in r.text
+    assert "[redacted: medical information]" in r.text
+    reasons = {x.kind: x.reason for x in r.redactions}
+    assert reasons["ssn"] == "P6-ssn"
+    assert reasons["medical"] == "P6-medical"
+    assert reasons["email"] == "P2-email"
+    assert reasons["street_address"] == "P2-street_address"
+    assert all(x.reason for x in r.redactions)
+
+
+def test_public_also_ignores_share_address() -> None:
+    r = redact(TEXT, findings(), Rendition.PUBLIC, share_address=True)
+    assert redacted_kinds(r) == ALL_KINDS
+
+
+def test_redaction_offsets_refer_to_original_text() -> None:
+    found = findings()
+    r = redact(TEXT, found, Rendition.PUBLIC)
+    for f, x in zip(found, r.redactions, strict=True):
+        assert (x.start, x.end, x.kind) == (f.start, f.end, f.kind)
+
+
+def test_forward_without_share_address() -> None:
+    r = redact(TEXT, findings(), Rendition.FORWARD)
+    assert redacted_kinds(r) == [k for k in ALL_KINDS if k != "medical"]
+    assert "asthma" in r.text  # medical: flag only
+
+
+def test_forward_with_share_address_keeps_contact_data() -> None:
+    r = redact(TEXT, findings(), Rendition.FORWARD, share_address=True)
+    assert redacted_kinds(r) == [
+        "ssn", "card", "aba", "bank_account", "password", "maiden_name", "birth_date",
+    ]  # fmt: skip
+    for kind in ("email", "phone", "street_address", "medical"):
+        assert value(kind) in r.text
+
+
+def test_staff_masks_card_ssn_password_only() -> None:
+    r = redact(TEXT, findings(), Rendition.STAFF)
+    assert redacted_kinds(r) == ["ssn", "card", "password"]
+    assert "SSN •••-••-4137." in r.text
+    assert "Card •••• •••• •••• 1111." in r.text
+    assert "password: ••••••••." in r.text
+    assert "hunter2" not in r.text
+    for kind in ("aba", "bank_account", "maiden_name", "birth_date", "email", "phone"):
+        assert value(kind) in r.text
+    assert {x.reason for x in r.redactions} == {"P6-ssn", "P6-card", "P6-password"}
+
+
+def test_staff_password_mask_hides_length() -> None:
+    short = redact("password: abc", detect("password: abc", key=KEY), Rendition.STAFF)
+    long_ = redact("password: abcdefghijkl", detect("password: abcdefghijkl", key=KEY),
+                   Rendition.STAFF)  # fmt: skip
+    assert short.text == long_.text == "password: ••••••••"
+
+
+def test_sealed_is_unchanged() -> None:
+    r = redact(TEXT, findings(), Rendition.SEALED)
+    assert r == RedactedText(TEXT, ())
+
+
+def test_combination_rendition() -> None:
+    text = "DOB 04/15/1988, ZIP 06511, sex: F"
+    found = detect(text, key=KEY)
+    assert [f.kind for f in found] == ["birth_date", "combination"]
+    pub = redact(text, found, Rendition.PUBLIC)
+    assert pub.text == "DOB [redacted: birth date], ZIP 06511, [redacted: identifying detail]"
+    assert pub.redactions[1].reason == "P2-combination"
+    fwd = redact(text, found, Rendition.FORWARD)
+    assert fwd.text == "DOB [redacted: birth date], ZIP 06511, sex: F"
+
+
+def test_caller_supplied_name_finding() -> None:
+    text = "From Ana Pérez: hello"
+    name = Finding("name", 5, 14, "form.name", "medium", "x")
+    assert redact(text, [name], Rendition.PUBLIC).text == "From [redacted: name]: hello"
+    assert redact(text, [name], Rendition.PUBLIC).redactions == (
+        Redaction(5, 14, "name", "P2-name"),
+    )
+    assert redact(text, [name], Rendition.FORWARD).text == "From [redacted: name]: hello"
+    assert redact(text, [name], Rendition.FORWARD, share_address=True).text == text
+    assert redact(text, [name], Rendition.STAFF).text == text
+
+
+def test_unknown_kind_is_redacted_in_forward() -> None:
+    f = Finding("passport", 0, 4, "x", "high", "x")
+    assert redact("ABCD rest", [f], Rendition.FORWARD).text == (
+        "[redacted: personal information] rest"
+    )
+
+
+def test_overlapping_and_out_of_range_findings() -> None:
+    text = "0123456789"
+    fs = [
+        Finding("email", 2, 6, "x", "low", "x"),
+        Finding("ssn", 4, 8, "x", "high", "x"),
+        Finding("phone", 50, 60, "x", "low", "x"),
+        Finding("phone", 9, 60, "x", "low", "x"),
+        Finding("phone", 3, 3, "x", "low", "x"),
+    ]
+    r = redact(text, fs, Rendition.PUBLIC)
+    assert r.redactions == (
+        Redaction(2, 8, "ssn", "P6-ssn"),
+        Redaction(9, 10, "phone", "P2-phone"),
+    )
+    assert r.text == "01[redacted: Social Security number]8[redacted: phone number]"
+
+
+def test_no_findings() -> None:
+    for rendition in Rendition:
+        assert redact("hello", [], rendition) == RedactedText("hello", ())
+
+
+# --- properties ---------------------------------------------------------------------
+
+PII_FRAGMENTS = st.sampled_from(
+    [
+        "518-22-4137", "SSN 301642298", "4111 1111 1111 1111", "378282246310005",
+        "ana@example.com", "J.Doe+x@mail.example.org", "(860) 555-0142", "DOB 01/02/1980",
+        "123 Main St", "PO Box 12", "password: x", "routing 011000015", "acct 123456",
+        "EX-2026-000123", "06103-1234", "maiden name is Ng", "HIV", "sex: F", " ", "\n",
+        "-", "@", ".", "0", "9", "SSN", "#",
+    ]
+)  # fmt: skip
+TEXTS = st.one_of(
+    st.text(),
+    st.lists(st.one_of(PII_FRAGMENTS, st.text(max_size=8)), max_size=12).map("".join),
+)
+
+SECRET_KINDS = {"ssn", "card", "email"}
+
+
+def check_offsets(text: str, r: RedactedText) -> None:
+    last = 0
+    for x in r.redactions:
+        assert 0 <= x.start < x.end <= len(text)
+        assert x.start >= last
+        last = x.end
+        assert x.reason
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(TEXTS)
+def test_detect_and_redact_never_raise(text: str) -> None:
+    found = detect(text, key=KEY)
+    for f in found:
+        assert 0 <= f.start < f.end <= len(text)
+    for a, b in zip(found, found[1:], strict=False):
+        assert a.end <= b.start
+    for rendition in Rendition:
+        for share in (False, True):
+            r = redact(text, found, rendition, share_address=share)
+            check_offsets(text, r)
+    sealed = redact(text, found, Rendition.SEALED)
+    assert sealed.text == text and sealed.redactions == ()
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(TEXTS)
+def test_public_leaves_no_ssn_card_or_email(text: str) -> None:
+    found = detect(text, key=KEY)
+    r = redact(text, found, Rendition.PUBLIC)
+    assert len(r.redactions) == len(found)
+    secret = {(f.kind, f.value_hash) for f in found if f.kind in SECRET_KINDS}
+    for f, x in zip(found, r.redactions, strict=True):
+        assert (x.start, x.end) == (f.start, f.end)
+    # No SSN, card or e-mail value that was detected can be detected again in
+    # the public text.  (The same characters may still occur inside a longer
+    # run that is not such a value, e.g. "010.11.01000".)
+    again = {(f.kind, f.value_hash) for f in detect(r.text, key=KEY)}
+    assert not secret & again
+    # And the public text is exactly the original with each span replaced by
+    # a marker: nothing of a redacted value is left in place.
+    rebuilt, pos = [], 0
+    for x in r.redactions:
+        rebuilt.append(text[pos : x.start])
+        rebuilt.append(marker_for(x.kind))
+        pos = x.end
+    rebuilt.append(text[pos:])
+    assert r.text == "".join(rebuilt)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["ssn", "card", "email", "phone", "medical", "name", "other"]),
+            st.integers(-5, 40),
+            st.integers(-5, 40),
+        ),
+        max_size=8,
+    ),
+    st.text(max_size=30),
+)
+def test_redact_any_findings(raw: list[tuple[str, int, int]], text: str) -> None:
+    fs = [Finding(k, s, e, "x", "low", "x") for k, s, e in raw]
+    for rendition in Rendition:
+        check_offsets(text, redact(text, fs, rendition))
