@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from intake.runtime import Runtime
     from intake.settings import load_settings
-    from intake.web import health, security
+    from intake.web import errors, health, security, status
 
     if runtime is None:
         runtime = Runtime(settings or load_settings())
@@ -48,5 +48,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     )
     app.extensions["intake"] = runtime
     security.init_app(app)
+    errors.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(status.bp)
     return app

@@ -31,6 +31,12 @@ class Runtime:
         self.jobs = JobSystem(settings, self.db)
         self.jobs.register("route", make_route_handler(self.rules))
 
+    @property
+    def pii_key(self) -> bytes:
+        from intake.services.privacy import pii_key
+
+        return pii_key(self.settings.secret_key)
+
     def check_database(self) -> None:
         try:
             self.db.ping()

@@ -156,12 +156,15 @@ def _truncate_postgres(url: str) -> None:
     with engine.begin() as conn:
         tables = conn.execute(text(
             "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"
+            "AND tablename NOT IN ('alembic_version', 'chain_heads')"
         )).scalars().all()
         if tables:
             conn.execute(text(
                 "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
             ))
+        # Seeded by a migration: reset, don't delete.
+        conn.execute(text("UPDATE chain_heads SET seq = 0, head_hash = :genesis"),
+                     {"genesis": "0" * 64})
     engine.dispose()
 
 

@@ -20,6 +20,9 @@ Tables and why they exist:
 - ``routing_decisions``: every routing decision for an entry: the agency,
   cc, tags, matched rule ids, the trace and the SHA-256 of the rules file
   that decided, so "why did this go there?" always has an answer.
+- ``policy_texts``, ``consent_events``, ``disclosures``, ``chain_heads``,
+  ``relay_tokens``, ``access_links``, ``pii_findings``: the privacy core's
+  records (see :mod:`intake.services.privacy`).
 - ``record_counters``: one row per (prefix, year), the allocator of
   human-friendly record numbers (``EX-2026-000123``), incremented with a
   single atomic UPDATE ... RETURNING so concurrent writers never collide.
@@ -259,6 +262,143 @@ class WorkItem(Base):
     done_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
-# Tables whose rows may be inserted but never updated or deleted; the initial
-# migration installs triggers that enforce it on SQLite and PostgreSQL.
-APPEND_ONLY_TABLES = ("originals", "events", "routing_decisions")
+# -- privacy: consent, disclosures, relay, access links, PII findings ---------
+
+
+class PolicyTextRow(Base):
+    """A consent or notice text exactly as shown, by version. Immutable."""
+
+    __tablename__ = "policy_texts"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    version: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    text: Mapped[str] = mapped_column(Text, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ChainHead(Base):
+    """The newest link of each hash chain; appends lock this row, so seq is gap-free."""
+
+    __tablename__ = "chain_heads"
+
+    chain: Mapped[str] = mapped_column(String(32), primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    head_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class ConsentEventRow(Base):
+    """Append-only, hash-chained consent grants and withdrawals.
+
+    Current consent is derived from these rows by the pure core, never stored.
+    """
+
+    __tablename__ = "consent_events"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    action: Mapped[str] = mapped_column(String(16), nullable=False)
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False)
+    recipient_class: Mapped[str] = mapped_column(String(140), nullable=False)
+    policy_version: Mapped[str] = mapped_column(
+        ForeignKey("policy_texts.version", ondelete="RESTRICT"), nullable=False
+    )
+    method: Mapped[str] = mapped_column(String(32), nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    evidence_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False, default="submitter")
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class Disclosure(Base):
+    """The disclosure ledger: every decision of the gate, allowed or refused.
+
+    Hash-chained and append-only. An allowed disclosure that sends something
+    names the work item that will send it (created in the same transaction).
+    """
+
+    __tablename__ = "disclosures"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    seq: Mapped[int] = mapped_column(BigInteger, unique=True, nullable=False)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    nature: Mapped[str] = mapped_column(String(32), nullable=False)  # forward, reroute, reply, ...
+    purpose: Mapped[str] = mapped_column(String(32), nullable=False)
+    basis: Mapped[str] = mapped_column(String(16), nullable=False)
+    allowed: Mapped[bool] = mapped_column(nullable=False)
+    reason: Mapped[str] = mapped_column(String(64), nullable=False)
+    include_identity: Mapped[bool] = mapped_column(nullable=False)
+    recipient_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    recipient_id: Mapped[str] = mapped_column(String(140), nullable=False)
+    recipient_name: Mapped[str] = mapped_column(String(200), nullable=False)
+    recipient_address: Mapped[str] = mapped_column(String(500), nullable=False)
+    consent_event_id: Mapped[int | None] = mapped_column(
+        ForeignKey("consent_events.id", ondelete="RESTRICT")
+    )
+    citation: Mapped[str | None] = mapped_column(String(200))
+    rule_id: Mapped[str | None] = mapped_column(String(128))
+    rules_sha256: Mapped[str | None] = mapped_column(String(64))
+    payload_sha256: Mapped[str | None] = mapped_column(String(64))
+    work_item_id: Mapped[int | None] = mapped_column(BigInteger)
+    actor: Mapped[str] = mapped_column(String(128), nullable=False, default="system")
+    prev_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    row_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+class RelayToken(Base):
+    """``reply+<token>@<relay domain>`` stands for the submitter of one entry."""
+
+    __tablename__ = "relay_tokens"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    token: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), unique=True, nullable=False
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class AccessLink(Base):
+    """The submitter's private status link. Only the token's SHA-256 is stored."""
+
+    __tablename__ = "access_links"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class PiiFinding(Base):
+    """Where the PII detector found what: kind, place, detector, keyed hash; never the value."""
+
+    __tablename__ = "pii_findings"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    place: Mapped[str] = mapped_column(String(64), nullable=False)  # subject, body, ...
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    start: Mapped[int] = mapped_column(Integer, nullable=False)
+    end: Mapped[int] = mapped_column(Integer, nullable=False)
+    detector: Mapped[str] = mapped_column(String(64), nullable=False)
+    severity: Mapped[str] = mapped_column(String(16), nullable=False)
+    value_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
+# Tables whose rows may be inserted but never updated or deleted; migrations
+# install triggers that enforce it on SQLite and PostgreSQL.
+APPEND_ONLY_TABLES = (
+    "originals", "events", "routing_decisions", "policy_texts", "consent_events",
+    "disclosures", "relay_tokens",
+)

@@ -69,8 +69,15 @@ def _clean_line(text: str, limit: int) -> str:
     return " ".join(cleaned.split())[:limit]
 
 
-def record_submission(session: Session, submission: NewSubmission, record_prefix: str) -> Recorded:
-    """Store a submission durably in the caller's transaction (idempotent)."""
+def record_submission(
+    session: Session, submission: NewSubmission, record_prefix: str,
+    *, pii_key: bytes | None = None,
+) -> Recorded:
+    """Store a submission durably in the caller's transaction (idempotent).
+
+    With ``pii_key``, the PII detector's findings in subject and body are
+    stored too (kind, place, keyed hash; never the value).
+    """
     digest = hashlib.sha256(submission.raw).hexdigest()
     key = submission.idempotency_key or f"sha256:{digest}"
     existing = session.execute(
@@ -120,6 +127,11 @@ def record_submission(session: Session, submission: NewSubmission, record_prefix
                 detail={"channel": submission.channel, "kind": submission.kind,
                         "form": submission.form_slug, "sha256": digest},
             ))
+            if pii_key is not None:
+                from intake.services.privacy import record_pii_findings
+
+                record_pii_findings(session, entry.id,
+                                    {"subject": entry.subject, "body": entry.body}, pii_key)
             add_work_item(session, "route", dedupe_key=f"route:{entry.id}", entry_id=entry.id)
     except IntegrityError:
         # A concurrent writer stored the same submission first.

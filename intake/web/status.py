@@ -1,0 +1,98 @@
+"""The submitter's own view, reached by the private link: status, consents, disclosures.
+
+The link's token is the only key (no account, no cookie). Withdrawing a
+consent is one POST carrying the token; it appends a withdrawal event and
+every queued message is checked again at send time.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
+from flask.typing import ResponseReturnValue
+
+from intake.core.consent import ConsentAction, ConsentMethod, Purpose
+from intake.db.models import Entry
+from intake.runtime import Runtime
+from intake.services import privacy
+
+bp = Blueprint("status", __name__)
+
+STATUS_LABELS = {
+    "new": "Received, waiting to be read",
+    "open": "Being handled",
+    "waiting": "Waiting for more information",
+    "closed": "Answered and closed",
+}
+
+PURPOSE_TEXT = {
+    Purpose.SHARE_IDENTITY: (
+        "Share my name and e-mail address with {who}, so it can answer me directly"
+    ),
+}
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["intake"]
+    return runtime
+
+
+def _who(recipient_class: str, agencies: dict[str, str]) -> str:
+    if recipient_class == "agency":
+        return "any state agency that handles my message"
+    agency_id = recipient_class.split(":", 1)[1]
+    return agencies.get(agency_id, agency_id)
+
+
+@bp.get("/status/<token>")
+def view(token: str) -> ResponseReturnValue:
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        entry_id = privacy.entry_for_access_token(session, token)
+        if entry_id is None:
+            abort(404)
+        entry = session.get(Entry, entry_id)
+        assert entry is not None
+        agencies = {a.id: a.name for a in runtime.rules.current().agencies.values()}
+        consents = [
+            {
+                "purpose": state.purpose.value,
+                "recipient_class": state.recipient_class,
+                "live": state.live,
+                "description": PURPOSE_TEXT.get(state.purpose, state.purpose.value).format(
+                    who=_who(state.recipient_class, agencies)),
+            }
+            for state in privacy.consent_states(session, entry_id)
+        ]
+        disclosures = list(privacy.disclosures_for(session, entry_id))
+        return render_template(
+            "status/entry.html", entry=entry, token=token, consents=consents,
+            disclosures=disclosures, status_label=STATUS_LABELS.get(entry.status, entry.status),
+            agency_name=agencies.get(entry.agency_id or ""),
+            notice="Your consent has been withdrawn." if request.args.get("withdrawn") else None,
+        )
+
+
+@bp.post("/status/<token>/withdraw")
+def withdraw(token: str) -> ResponseReturnValue:
+    runtime = _runtime()
+    try:
+        purpose = Purpose(request.form.get("purpose", ""))
+    except ValueError:
+        abort(400)
+    recipient_class = request.form.get("recipient_class", "")
+    with runtime.db.session() as session:
+        entry_id = privacy.entry_for_access_token(session, token)
+        if entry_id is None:
+            abort(404)
+        states = {
+            (s.purpose, s.recipient_class): s for s in privacy.consent_states(session, entry_id)
+        }
+        state = states.get((purpose, recipient_class))
+        if state is None or state.live is None:
+            abort(400)
+        privacy.record_consent(
+            session, entry_id=entry_id, action=ConsentAction.WITHDRAW, purpose=purpose,
+            recipient_class=recipient_class, policy_version=state.live.policy_version,
+            method=ConsentMethod.WEB_CHECKBOX, evidence=request.get_data(),
+        )
+    return redirect(url_for("status.view", token=token, withdrawn=1), code=303)
