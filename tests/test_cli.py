@@ -124,7 +124,7 @@ def test_invalid_rules_file_stops_serve_with_file_and_line(tmp_path: Path) -> No
     env = subprocess_env(INTAKE_INSTANCE_PATH=str(tmp_path), INTAKE_RULES=str(rules))
     result = _run(["serve", "--port", str(free_port())], env)
     assert result.returncode == 1
-    assert "rules.yaml:4: unknown agency 'b'" in result.stderr
+    assert f"{rules}:4: unknown agency 'b'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
