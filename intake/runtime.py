@@ -11,7 +11,7 @@ import logging
 import sys
 
 from intake.db import Database
-from intake.db.migrate import current_revision, head_revision, upgrade
+from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
 from intake.services.routing import RulesProvider, make_route_handler
 from intake.settings import Settings
@@ -50,7 +50,7 @@ class Runtime:
         upgrade(self.settings.database_url)
 
     def schema_is_current(self) -> bool:
-        return current_revision(self.db.engine) == head_revision()
+        return current_revisions(self.db.engine) == head_revisions()
 
     def close(self) -> None:
         self.jobs.stop()

@@ -396,9 +396,86 @@ class PiiFinding(Base):
     value_hash: Mapped[str] = mapped_column(String(64), nullable=False)
 
 
+# -- attachments and the conversation ---------------------------------------------
+
+
+class Attachment(Base):
+    """A file that came with an entry (form upload or e-mail part). Immutable.
+
+    Stored under a generated id; ``filename`` is the sanitised name as sent,
+    ``sniffed_type`` comes from the content, never from the name.
+    """
+
+    __tablename__ = "attachments"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    thread_message_id: Mapped[int | None] = mapped_column(
+        ForeignKey("thread_messages.id", ondelete="RESTRICT")
+    )
+    filename: Mapped[str] = mapped_column(String(255), nullable=False)
+    declared_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    sniffed_type: Mapped[str] = mapped_column(String(128), nullable=False)
+    size: Mapped[int] = mapped_column(BigInteger, nullable=False)
+    sha256: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    content: Mapped[bytes | None] = mapped_column(LargeBinary)  # None when over the size cap
+    inline: Mapped[bool] = mapped_column(nullable=False, default=False)
+    content_id: Mapped[str | None] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class ThreadMessage(Base):
+    """A message in an entry's conversation after the first: replies, relayed mail, notes.
+
+    Inbound ones keep their exact bytes in ``raw`` (a sealed original of their
+    own); outbound ones record what was sent. Append-only.
+    """
+
+    __tablename__ = "thread_messages"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    direction: Mapped[str] = mapped_column(String(8), nullable=False)  # "in" | "out" | "note"
+    author_kind: Mapped[str] = mapped_column(String(16), nullable=False)  # submitter, agency, staff
+    author_id: Mapped[str | None] = mapped_column(String(128))
+    subject: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    body: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    raw: Mapped[bytes | None] = mapped_column(LargeBinary)
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    message_id: Mapped[str | None] = mapped_column(String(998), index=True)
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
+class SentMessage(Base):
+    """Every Message-ID intake issued, so replies can find their entry (In-Reply-To)."""
+
+    __tablename__ = "sent_messages"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    message_id: Mapped[str] = mapped_column(String(255), unique=True, nullable=False)
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    work_item_id: Mapped[int | None] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(32), nullable=False)  # forward, acknowledge, relay
+    recipient_kind: Mapped[str] = mapped_column(String(32), nullable=False)
+    recipient_id: Mapped[str] = mapped_column(String(140), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+
+
 # Tables whose rows may be inserted but never updated or deleted; migrations
 # install triggers that enforce it on SQLite and PostgreSQL.
 APPEND_ONLY_TABLES = (
     "originals", "events", "routing_decisions", "policy_texts", "consent_events",
-    "disclosures", "relay_tokens",
+    "disclosures", "relay_tokens", "attachments", "thread_messages",
 )
+
+
+# Each area's own tables live in their own module; importing them here puts
+# every table in Base.metadata (for Alembic and the models-vs-migrations test).
+from intake.db import mail_models, staff_models  # noqa: E402, F401

@@ -476,3 +476,13 @@ def test_core_stays_pure() -> None:
                 names = [node.module]
             for name in names:
                 assert name.split(".")[0] not in forbidden, f"{path.name} imports {name}"
+
+
+def test_a_repeated_ssn_is_found_every_time() -> None:
+    # Found by hypothesis: only the occurrence next to the keyword used to be
+    # flagged, so the public rendition leaked the repeat.
+    from intake.core.pii import detect as _detect
+
+    text = "SSN:518224137, I repeat 518224137"
+    spans = [(f.kind, text[f.start:f.end]) for f in _detect(text, key=b"k")]
+    assert spans == [("ssn", "518224137"), ("ssn", "518224137")]

@@ -177,16 +177,27 @@ def _ssn_valid(digits: str) -> bool:
 
 
 def find_ssn(text: str) -> Iterator[_Raw]:
+    found: set[str] = set()
     for m in _SSN_DELIMITED.finditer(text):
         digits = m.group(1) + m.group(3) + m.group(4)
         if _ssn_valid(digits):
+            found.add(digits)
             yield _Raw("ssn", m.start(), m.end(), "ssn.delimited", "high", digits)
+    bare = []
     for m in _NINE_DIGITS.finditer(text):
         digits = m.group(0)
         if _ssn_valid(digits) and _keyword_near(
             text, m.start(), m.end(), lexicon.SSN_KEYWORDS, before=40, after=45
         ):
+            found.add(digits)
             yield _Raw("ssn", m.start(), m.end(), "ssn.keyword", "high", digits)
+        else:
+            bare.append(m)
+    # The same number again, further from its keyword ("SSN: 518224137, again
+    # 518224137") is the same SSN: once one occurrence is known, all are.
+    for m in bare:
+        if m.group(0) in found:
+            yield _Raw("ssn", m.start(), m.end(), "ssn.repeated", "high", m.group(0))
 
 
 # --- payment cards ------------------------------------------------------------

@@ -1,0 +1,3 @@
+"""Tables of the e-mail intake (mailbox state, quarantine). Filled by that work."""
+
+from __future__ import annotations
