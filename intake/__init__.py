@@ -51,4 +51,5 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)
+    # Each area registers its blueprint here (one call per area).
     return app

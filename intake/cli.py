@@ -441,6 +441,10 @@ def audit_verify() -> None:
     sys.exit(EXIT_FAILURE if broken else 0)
 
 
+# -- commands of each area, defined next to their code (one line per area) -------------
+# (areas add `cli.add_command(...)` lines here)
+
+
 def main() -> None:
     cli(prog_name="intake")
 
