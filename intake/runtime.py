@@ -13,6 +13,7 @@ import sys
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
+from intake.services.delivery import Delivery
 from intake.services.routing import RulesProvider, make_route_handler
 from intake.settings import Settings
 
@@ -29,7 +30,10 @@ class Runtime:
         self.db = Database(settings.database_url)
         self.rules = RulesProvider(settings.rules_path)
         self.jobs = JobSystem(settings, self.db)
-        self.jobs.register("route", make_route_handler(self.rules))
+        self.delivery = Delivery(settings, self.rules)
+        self.jobs.register("route", make_route_handler(self.rules, after=self.delivery.plan))
+        for kind, handler in self.delivery.handlers().items():
+            self.jobs.register(kind, handler)
 
     @property
     def pii_key(self) -> bytes:

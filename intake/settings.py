@@ -47,8 +47,16 @@ class Settings:
     smtp_url: str | None = field(default=None, repr=False)
     imap_url: str | None = field(default=None, repr=False)
     mailboxes_file: Path | None = None
+    # INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_<NAME>: mailbox passwords kept out of URLs
+    # and files; a mailboxes file names one with ``password_env``.
+    imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
     record_prefix: str = "EX"
     relay_domain: str = "relay.intake.invalid"
+    mail_from: str = "intake@intake.invalid"
+    public_url: str = "http://127.0.0.1:5000"
+    webhook_secret: str = field(default="", repr=False)
+    ack_limit_per_hour: int = 5
+    smtp_timeout_seconds: float = 30.0
     # Job machinery: a work item whose message has waited this long is re-sent.
     redeliver_after_seconds: float = 60.0
     sweep_interval_seconds: float = 15.0
@@ -57,6 +65,10 @@ class Settings:
     retry_base_seconds: float = 5.0
     worker_threads: int = 4
     log_level: str = "INFO"
+    # Public forms: INTAKE_FORMS (None = the packaged forms.yaml) and the per-address
+    # rate limit of form submissions (Flask-Limiter notation).
+    forms_path: Path | None = None
+    form_rate_limit: str = "10/minute;100/hour"
 
     @property
     def broker_kind(self) -> str:
@@ -188,6 +200,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         _readable_file("INTAKE_MAILBOXES_FILE", mailboxes_raw) if mailboxes_raw else None
     )
 
+    imap_passwords = {
+        name: value for name, value in env.items()
+        if (name == "INTAKE_IMAP_PASSWORD" or name.startswith("INTAKE_IMAP_PASSWORD_")) and value
+    }
+
     prefix = env.get("INTAKE_RECORD_PREFIX", "EX").strip().upper()
     if not (1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalpha()):
         raise SettingsError("INTAKE_RECORD_PREFIX: must be 1 to 8 letters A-Z")
@@ -197,9 +214,36 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if not relay_domain or bad_chars or "." not in relay_domain:
         raise SettingsError(f"INTAKE_RELAY_DOMAIN: not a domain name: {relay_domain!r}")
 
+    mail_from = env.get("INTAKE_MAIL_FROM", "intake@intake.invalid").strip()
+    if (mail_from.count("@") != 1 or any(c in mail_from for c in " \r\n\t<>,;\"")
+            or not mail_from.split("@")[0] or "." not in mail_from.split("@")[1]):
+        raise SettingsError(f"INTAKE_MAIL_FROM: not a plain e-mail address: {mail_from!r}")
+
+    public_url = env.get("INTAKE_PUBLIC_URL", "http://127.0.0.1:5000").strip().rstrip("/")
+    if _scheme(public_url) not in ("http", "https") or not urlsplit(public_url).hostname:
+        raise SettingsError(
+            f"INTAKE_PUBLIC_URL: expected http(s)://host[/path], got {public_url!r}"
+        )
+
+    webhook_secret = env.get("INTAKE_WEBHOOK_SECRET", "").strip()
+    if webhook_secret and len(webhook_secret) < 32:
+        raise SettingsError("INTAKE_WEBHOOK_SECRET: must be at least 32 characters")
+
     log_level = env.get("INTAKE_LOG_LEVEL", "INFO").strip().upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
+
+    forms_raw = env.get("INTAKE_FORMS", "").strip()
+    forms_path = _readable_file("INTAKE_FORMS", forms_raw) if forms_raw else None
+    form_rate_limit = env.get("INTAKE_FORM_RATE_LIMIT", "").strip() or "10/minute;100/hour"
+    try:
+        from limits import parse_many
+
+        parse_many(form_rate_limit)
+    except ValueError:
+        raise SettingsError(
+            f"INTAKE_FORM_RATE_LIMIT: not a rate limit like 10/minute;100/hour: {form_rate_limit!r}"
+        ) from None
 
     secret_key, ephemeral = _secret_key(env, instance_path)
 
@@ -213,8 +257,16 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         smtp_url=smtp_url,
         imap_url=imap_url,
         mailboxes_file=mailboxes_file,
+        imap_passwords=imap_passwords,
         record_prefix=prefix,
         relay_domain=relay_domain,
+        mail_from=mail_from,
+        public_url=public_url,
+        # Without its own secret, webhooks are signed with a key derived from the
+        # secret key (documented; agencies then need that derived key to verify).
+        webhook_secret=webhook_secret,
+        ack_limit_per_hour=_int(env, "INTAKE_ACK_LIMIT", 5, 0),
+        smtp_timeout_seconds=_float(env, "INTAKE_SMTP_TIMEOUT", 30.0, 1.0),
         redeliver_after_seconds=_float(env, "INTAKE_REDELIVER_AFTER", 60.0, 0.1),
         sweep_interval_seconds=_float(env, "INTAKE_SWEEP_INTERVAL", 15.0, 0.1),
         lease_seconds=_float(env, "INTAKE_LEASE_SECONDS", 300.0, 1.0),
@@ -222,6 +274,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         retry_base_seconds=_float(env, "INTAKE_RETRY_BASE", 5.0, 0.01),
         worker_threads=_int(env, "INTAKE_WORKER_THREADS", 4, 1),
         log_level=log_level,
+        forms_path=forms_path,
+        form_rate_limit=form_rate_limit,
     )
 
 
@@ -229,7 +283,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
 VARIABLES = (
     "INTAKE_INSTANCE_PATH", "INTAKE_DATABASE_URL", "INTAKE_BROKER_URL", "INTAKE_RULES",
     "INTAKE_SECRET_KEY", "INTAKE_SECRET_KEY_FILE", "INTAKE_SMTP_URL", "INTAKE_IMAP_URL",
-    "INTAKE_MAILBOXES_FILE", "INTAKE_RECORD_PREFIX", "INTAKE_RELAY_DOMAIN",
+    "INTAKE_MAILBOXES_FILE", "INTAKE_IMAP_PASSWORD", "INTAKE_RECORD_PREFIX", "INTAKE_RELAY_DOMAIN",
+    "INTAKE_MAIL_FROM", "INTAKE_PUBLIC_URL", "INTAKE_WEBHOOK_SECRET", "INTAKE_ACK_LIMIT",
+    "INTAKE_SMTP_TIMEOUT",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
+    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
 )

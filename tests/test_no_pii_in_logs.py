@@ -42,8 +42,8 @@ def test_planted_personal_data_never_reaches_the_logs(
 
     def routed() -> bool:
         with runtime.db.session() as s:
-            return s.scalar(select(WorkItem.state).where(WorkItem.entry_id == rec.entry_id)) \
-                == "done"
+            return s.scalar(select(WorkItem.state).where(
+                WorkItem.entry_id == rec.entry_id, WorkItem.kind == "route")) == "done"
 
     wait_for(routed, message="routing")
     with runtime.db.session() as s:

@@ -121,7 +121,7 @@ def _store_and_route(rt: Runtime, bodies: list[str]) -> list[str]:
 
     def all_done() -> bool:
         with rt.db.session() as s:
-            states = s.scalars(select(WorkItem.state)).all()
+            states = s.scalars(select(WorkItem.state).where(WorkItem.kind == "route")).all()
         return len(states) == len(bodies) and set(states) == {"done"}
 
     wait_for(all_done, message="all entries routed")

@@ -27,7 +27,8 @@ def _record(rt: Runtime, body: str) -> int:
 
 def _done(rt: Runtime, entry_id: int) -> bool:
     with rt.db.session() as s:
-        return s.scalar(select(WorkItem.state).where(WorkItem.entry_id == entry_id)) == "done"
+        return s.scalar(select(WorkItem.state).where(WorkItem.entry_id == entry_id,
+                                                     WorkItem.kind == "route")) == "done"
 
 
 def _effects(rt: Runtime, entry_id: int) -> tuple[int, int]:

@@ -152,7 +152,15 @@ def apply_decision(session: Session, entry: Entry, decision: Decision, *, actor:
     return row
 
 
-def make_route_handler(rules: RulesProvider) -> Callable[[Session, WorkItem], None]:
+AfterRouting = Callable[[Session, Entry, Decision, RoutingDecision], None]
+
+
+def make_route_handler(
+    rules: RulesProvider, after: AfterRouting | None = None
+) -> Callable[[Session, WorkItem], None]:
+    """The "route" work: decide, store, then ``after`` (delivery planning) in the same
+    transaction, so the decision and the deliveries it causes commit together."""
+
     def route(session: Session, item: WorkItem) -> None:
         if item.entry_id is None:
             raise ValueError("route work item without an entry")
@@ -161,7 +169,10 @@ def make_route_handler(rules: RulesProvider) -> Callable[[Session, WorkItem], No
             raise ValueError(f"entry {item.entry_id} not found")
         ruleset = rules.current()
         decision = ruleset.decide(submission_for_entry(entry, _sender(session, entry.id)))
-        apply_decision(session, entry, decision, actor="rules")
+        row = apply_decision(session, entry, decision, actor="rules")
+        session.flush()
+        if after is not None:
+            after(session, entry, decision, row)
         log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
                  decision.decided_by or "default")
 

@@ -38,6 +38,7 @@ __all__ = ["load_rules", "load_rules_file"]
 
 TOP_KEYS = ("version", "agencies", "default_agency", "rules", "tests")
 AGENCY_KEYS = ("id", "name", "email", "webhook")
+_LOOPBACK_HTTP = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\])(:[0-9]{1,5})?(/|$)")
 RULE_KEYS = ("id", "description", "priority", "when", "route_to", "cc", "tags", "stop")
 TEST_KEYS = ("name", "input", "expect")
 EXPECT_KEYS = ("route_to", "cc", "tags", "matched_rules", "decided_by")
@@ -248,7 +249,10 @@ class _Parser:
                 self.err(anode, "needs exactly one of 'email' or 'webhook'")
             if mail is not None and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", mail):
                 self.err(fields["email"], f"'{mail}' is not an e-mail address")
-            if hook is not None and not hook.startswith("https://"):
+            # https only, except to this machine's loopback (local receivers, tests).
+            if hook is not None and not (
+                hook.startswith("https://") or _LOOPBACK_HTTP.match(hook)
+            ):
                 self.err(fields["webhook"], f"webhook must be an https:// URL, not '{hook}'")
             if aid is not None:
                 if aid in out:

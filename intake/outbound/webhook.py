@@ -1,0 +1,73 @@
+"""Delivering to an agency's webhook: JSON, HMAC-SHA256 signed, with timeouts.
+
+The URL always comes from the rules file's agency entry, never from input.
+Signature header: ``X-Intake-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of
+"<t>.<body>">`` (the Stripe scheme: the timestamp defeats replays).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+from intake.jobs.workitems import PermanentError, TransientError
+
+SIGNATURE_HEADER = "X-Intake-Signature"
+
+
+def sign(secret: bytes, body: bytes, timestamp: int) -> str:
+    digest = hmac.new(secret, f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+def verify(secret: bytes, body: bytes, header: str, *, tolerance: int = 300,
+           now: float | None = None) -> bool:
+    """For receivers (and tests): check the signature and its age."""
+    try:
+        parts = dict(item.split("=", 1) for item in header.split(","))
+        timestamp = int(parts["t"])
+    except (ValueError, KeyError):
+        return False
+    if abs((now or time.time()) - timestamp) > tolerance:
+        return False
+    expected = sign(secret, body, timestamp).split("v1=", 1)[1]
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+def post_json(url: str, payload: dict[str, Any], *, secret: bytes, idempotency_key: str,
+              timeout: float = 15.0) -> int:
+    """POST the payload; 2xx is success, 4xx permanent, 5xx and network errors transient."""
+    if not url.startswith(("https://", "http://")):
+        raise PermanentError("webhook URL must be http(s)")
+    body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+    request = urllib.request.Request(  # noqa: S310 - scheme checked above
+        url, data=body, method="POST",
+        headers={
+            "Content-Type": "application/json; charset=utf-8",
+            SIGNATURE_HEADER: sign(secret, body, int(time.time())),
+            "Idempotency-Key": idempotency_key,
+            "User-Agent": "intake-webhook/1",
+        },
+    )
+    opener = urllib.request.build_opener(_NoRedirect)
+    try:
+        with opener.open(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        if 300 <= exc.code < 500 and exc.code not in (408, 429):
+            raise PermanentError(f"webhook answered {exc.code}") from None
+        raise TransientError(f"webhook answered {exc.code}") from None
+    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
+        raise TransientError(f"webhook unreachable: {type(exc).__name__}") from None
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """A redirect could send personal data somewhere the rules never named."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None

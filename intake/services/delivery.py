@@ -1,0 +1,496 @@
+"""Delivery: forward entries to agencies, acknowledge submitters, relay the conversation.
+
+Every outgoing message starts as a disclosure-ledger row written by the gate
+(:func:`intake.services.privacy.disclose`) together with its work item; the
+handlers here check it again at send time (:func:`privacy.recheck`), build
+the message from plain strings (never from parsed inbound header objects),
+send it through :mod:`intake.outbound`, and record the Message-ID.
+
+Exactly once, as far as SMTP allows: each work item has a fixed Message-ID,
+so a retry is recognisably the same message; the send is skipped when that
+Message-ID is already recorded; the record and the "done" mark commit
+together right after the server accepted the message. A worker killed in the
+instant between the server's "250 OK" and that commit makes the retry send
+the same message (same Message-ID) again: SMTP has no way to ask whether a
+message was accepted, so that window can be made small, not closed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formataddr, formatdate
+from importlib import resources
+from typing import Any
+
+import jinja2
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.core.consent import Purpose
+from intake.core.disclosure import (
+    ANONYMOUS_NAME,
+    OutgoingMessage,
+    Recipient,
+    render_for_recipient,
+)
+from intake.core.disclosure import Decision as GateDecision
+from intake.core.disclosure import Submitter as SubmitterView
+from intake.core.pii import Rendition, redact
+from intake.core.routing import Decision as RoutingOutcome
+from intake.db.models import (
+    Attachment,
+    Disclosure,
+    Entry,
+    Event,
+    RoutingDecision,
+    SentMessage,
+    Submitter,
+    ThreadMessage,
+    WorkItem,
+    utcnow,
+)
+from intake.jobs.workitems import PermanentError, TransientError
+from intake.outbound import smtp, webhook
+from intake.services import privacy
+from intake.services.routing import RulesProvider
+from intake.settings import Settings
+
+log = logging.getLogger("intake.delivery")
+
+Handler = Callable[[Session, WorkItem], None]
+
+_templates = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(str(resources.files("intake.templates") / "email")),
+    autoescape=False,  # noqa: S701 - plain-text e-mail, never rendered as HTML
+    undefined=jinja2.StrictUndefined,
+    keep_trailing_newline=True,
+)
+
+
+def one_line(value: str, limit: int = 900) -> str:
+    """A header value from a plain string: no CR/LF or other control characters."""
+    cleaned = "".join(" " if (ord(c) < 32 or c == "\x7f") else c for c in str(value))
+    return " ".join(cleaned.split())[:limit]
+
+
+def message_id_for(kind: str, item_id: int, record_number: str, domain: str) -> str:
+    """Fixed per work item: a retry sends the same Message-ID."""
+    return f"<{kind}.{item_id}.{record_number.lower()}@{domain}>"
+
+
+def tagged_subject(record_number: str, subject: str) -> str:
+    tag = f"[#{record_number}]"
+    subject = one_line(subject, 400)
+    return subject if tag in subject else f"{tag} {subject}".strip()
+
+
+class Delivery:
+    """The delivery handlers, bound to settings and the rules."""
+
+    def __init__(self, settings: Settings, rules: RulesProvider) -> None:
+        self.settings = settings
+        self.rules = rules
+
+    # -- planning (called in the routing transaction) --------------------------
+
+    def plan(self, session: Session, entry: Entry, decision: RoutingOutcome,
+             decision_row: RoutingDecision) -> None:
+        """Create the deliveries for a routing decision, each through the gate."""
+        agencies = self.rules.current().agencies
+        for agency_id in (decision.route_to, *decision.cc):
+            agency = agencies.get(agency_id)
+            if agency is None:  # the rules loader guarantees it; stay safe anyway
+                log.error("entry %s: agency %s not in rules; not delivered", entry.id, agency_id)
+                continue
+            privacy.disclose(
+                session, entry_id=entry.id,
+                recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
+                                    address=agency.email or agency.webhook or ""),
+                purpose=Purpose.REDIRECT,
+                nature="forward" if agency_id == decision.route_to else "forward-cc",
+                rule_id=decision.decided_by, rules_sha256=decision.rules_sha256,
+                work_kind="deliver",
+                dedupe_key=f"deliver:{entry.id}:{agency.id}:{decision_row.id}",
+            )
+        self.plan_acknowledgement(session, entry)
+
+    def plan_acknowledgement(self, session: Session, entry: Entry) -> None:
+        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+        if submitter is None or not submitter.email:
+            return
+        if (entry.fields or {}).get("_auto_submitted"):
+            # Never acknowledge an auto-reply or a bounce: that is how loops start.
+            session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
+                              detail={"reason": "auto-submitted"}))
+            return
+        privacy.disclose(
+            session, entry_id=entry.id,
+            recipient=Recipient(kind="submitter", id=f"entry:{entry.id}",
+                                name=submitter.name or "", address=submitter.email),
+            purpose=Purpose.RESPOND, nature="acknowledge", work_kind="acknowledge",
+            dedupe_key=f"acknowledge:{entry.id}",
+        )
+
+    # -- handlers --------------------------------------------------------------
+
+    def handlers(self) -> dict[str, Handler]:
+        return {
+            "deliver": self.deliver,
+            "acknowledge": self.acknowledge,
+            "relay": self.relay,
+            "relay-send": self.relay_send,
+            "reply": self.reply,
+        }
+
+    def _ledger(self, session: Session, item: WorkItem, *, fallback: bool = False
+                ) -> tuple[Disclosure, GateDecision] | None:
+        """The item's ledger row and the send-time decision; None if it must not be sent."""
+        disclosure_id = item.payload.get("disclosure_id")
+        if not isinstance(disclosure_id, int):
+            raise PermanentError("work item has no disclosure ledger row")
+        decision = privacy.recheck(session, disclosure_id)
+        if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
+            # The submitter withdrew consent to share their identity after this was
+            # queued: the agency still gets the content (notice basis), without
+            # identity, under a new ledger row of its own.
+            old = session.get(Disclosure, disclosure_id)
+            assert old is not None
+            redo = privacy.disclose(
+                session, entry_id=old.entry_id, purpose=Purpose(old.purpose),
+                recipient=Recipient(kind=old.recipient_kind, id=old.recipient_id,
+                                    name=old.recipient_name, address=old.recipient_address),
+                nature=old.nature, rule_id=old.rule_id, rules_sha256=old.rules_sha256,
+                actor="send-time-check")
+            if redo.decision.allowed and not redo.decision.include_identity:
+                return redo.disclosure, redo.decision
+            decision = redo.decision
+        if not decision.allowed:
+            session.add(Event(entry_id=item.entry_id, kind="delivery-stopped",
+                              detail={"reason": decision.reason, "work_item": item.id}))
+            log.info("work item %s stopped at send time: %s", item.id, decision.reason)
+            return None
+        row = session.get(Disclosure, disclosure_id)
+        assert row is not None
+        return row, decision
+
+    def _already_sent(self, session: Session, message_id: str) -> bool:
+        return session.scalar(
+            select(SentMessage.id).where(SentMessage.message_id == message_id)
+        ) is not None
+
+    def _record_sent(self, session: Session, item: WorkItem, entry: Entry, message_id: str,
+                     kind: str, recipient_kind: str, recipient_id: str) -> None:
+        session.add(SentMessage(message_id=message_id, entry_id=entry.id, work_item_id=item.id,
+                                kind=kind, recipient_kind=recipient_kind,
+                                recipient_id=recipient_id))
+
+    def _entry(self, session: Session, item: WorkItem) -> Entry:
+        entry = session.get(Entry, item.entry_id) if item.entry_id is not None else None
+        if entry is None:
+            raise PermanentError("work item without an entry")
+        return entry
+
+    def deliver(self, session: Session, item: WorkItem) -> None:
+        """Forward an entry to an agency (e-mail or webhook)."""
+        ledger = self._ledger(session, item, fallback=True)
+        if ledger is None:
+            return
+        row, decision = ledger
+        identity = decision.include_identity
+        entry = self._entry(session, item)
+        agency = self.rules.current().agencies.get(row.recipient_id)
+        if agency is None:
+            raise PermanentError(f"agency '{row.recipient_id}' is no longer in the rules")
+        message_id = message_id_for("forward", item.id, entry.record_number,
+                                    self.settings.relay_domain)
+        if self._already_sent(session, message_id):
+            return
+        relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
+        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+        outgoing = self._forward_rendition(session, entry, submitter, decision, relay, row)
+        if agency.webhook:
+            self._post_webhook(agency.webhook, entry, outgoing, relay, identity, message_id,
+                               submitter)
+        else:
+            msg = self._email(
+                to=formataddr((one_line(agency.name), agency.email or "")),
+                subject=outgoing.subject, body=outgoing.quoted_text, message_id=message_id,
+                reply_to=outgoing.reply_to, from_name=f"{outgoing.from_name} via intake",
+                auto="auto-generated", record_number=entry.record_number,
+            )
+            # outgoing.attachment_names is the rendition of the stored names, in order.
+            files = self._attachments(session, entry.id)
+            for (_, content_type, content), name in zip(files, outgoing.attachment_names,
+                                                       strict=True):
+                maintype, _, subtype = content_type.partition("/")
+                msg.add_attachment(content, maintype=maintype or "application",
+                                   subtype=subtype or "octet-stream", filename=one_line(name))
+            self._send(msg, [agency.email or ""])
+        self._record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
+        session.add(Event(entry_id=entry.id, kind="forwarded",
+                          detail={"agency": agency.id, "via": "webhook" if agency.webhook
+                                  else "email", "message_id": message_id,
+                                  "identity_shared": identity, "disclosure_seq": row.seq}))
+        log.info("entry %s forwarded to %s (work item %s)", entry.id, agency.id, item.id)
+
+    def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
+                           decision: GateDecision, relay: str, row: Disclosure
+                           ) -> OutgoingMessage:
+        identity = decision.include_identity
+        findings = privacy.findings_for(session, entry.id, "body")
+        body = redact(entry.body, findings, Rendition.FORWARD, share_address=identity).text
+        subject_findings = privacy.findings_for(session, entry.id, "subject")
+        subject = redact(entry.subject, subject_findings, Rendition.FORWARD,
+                         share_address=identity).text
+        name = (submitter.name if submitter else None) or ANONYMOUS_NAME
+        email = submitter.email if submitter else None
+        contact = f"{name} <{email}>" if (identity and email) else f"{ANONYMOUS_NAME} <{relay}>"
+        if identity and submitter and submitter.phone:
+            contact += f", phone {submitter.phone}"
+        fields = [(k, v if isinstance(v, str) else ", ".join(map(str, v)))
+                  for k, v in sorted((entry.fields or {}).items())
+                  if not k.startswith("_") and isinstance(v, str | list)]
+        text = _templates.get_template("forward.txt").render(
+            record_number=entry.record_number, received_at=entry.received_at.strftime(
+                "%Y-%m-%d %H:%M UTC"), channel=entry.channel, form=entry.form_slug,
+            subject=subject, fields=fields, contact=contact, body=body, identity=identity,
+            rule=row.rule_id,
+        )
+        names = tuple(a[0] for a in self._attachments(session, entry.id))
+        message = OutgoingMessage(
+            from_name=name if identity else ANONYMOUS_NAME,
+            from_address=(email or relay) if identity else relay,
+            reply_to=(email or relay) if identity else relay,
+            subject=tagged_subject(entry.record_number, subject),
+            body=body, quoted_text=text, attachment_names=names,
+        )
+        # The core's renderer replaces every trace of the address and name
+        # unless identity may go, and refuses if any survives.
+        return render_for_recipient(message, SubmitterView(name=submitter.name if submitter
+                                                           else None, email=email),
+                                    decision, relay)
+
+    def _attachments(self, session: Session, entry_id: int) -> list[tuple[str, str, bytes]]:
+        rows = session.execute(
+            select(Attachment.filename, Attachment.sniffed_type, Attachment.content)
+            .where(Attachment.entry_id == entry_id, Attachment.thread_message_id.is_(None),
+                   Attachment.content.is_not(None))
+            .order_by(Attachment.id)
+        ).all()
+        return [(r.filename, r.sniffed_type, r.content or b"") for r in rows]
+
+    def _post_webhook(self, url: str, entry: Entry, outgoing: OutgoingMessage, relay: str,
+                      identity: bool, message_id: str, submitter: Submitter | None) -> None:
+        payload: dict[str, Any] = {
+            "record_number": entry.record_number,
+            "message_id": message_id.strip("<>"),
+            "received_at": entry.received_at.isoformat(),
+            "channel": entry.channel,
+            "form": entry.form_slug,
+            "subject": outgoing.subject,
+            "body": outgoing.body,
+            "reply_to": outgoing.reply_to,
+            "submitter": {
+                "name": outgoing.from_name,
+                "email": outgoing.from_address,
+                "identity_shared": identity,
+            },
+            "attachments": list(outgoing.attachment_names),
+        }
+        webhook.post_json(url, payload, secret=self.webhook_key(),
+                          idempotency_key=message_id.strip("<>"),
+                          timeout=self.settings.smtp_timeout_seconds)
+
+    def webhook_key(self) -> bytes:
+        if self.settings.webhook_secret:
+            return self.settings.webhook_secret.encode()
+        return hmac.new(self.settings.secret_key.encode(), b"intake webhook signatures",
+                        hashlib.sha256).digest()
+
+    def acknowledge(self, session: Session, item: WorkItem) -> None:
+        """The submitter's receipt: record number, next steps, the private status link."""
+        ledger = self._ledger(session, item)
+        if ledger is None:
+            return
+        row, _decision = ledger
+        entry = self._entry(session, item)
+        message_id = message_id_for("ack", item.id, entry.record_number,
+                                    self.settings.relay_domain)
+        if self._already_sent(session, message_id):
+            return
+        if self._ack_limit_reached(session, row.recipient_address):
+            session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
+                              detail={"reason": "rate-limit"}))
+            log.info("entry %s: acknowledgement skipped (rate limit)", entry.id)
+            return
+        token = privacy.create_access_link(session, entry.id)
+        agencies = self.rules.current().agencies
+        agency = agencies.get(entry.agency_id or "")
+        live = [s for s in privacy.consent_states(session, entry.id) if s.live]
+        consents = ", ".join(
+            "any state agency" if s.recipient_class == "agency"
+            else agencies[s.recipient_class.split(":", 1)[1]].name
+            if s.recipient_class.split(":", 1)[1] in agencies else s.recipient_class
+            for s in live
+        )
+        body = _templates.get_template("acknowledge.txt").render(
+            record_number=entry.record_number, agency_name=agency.name if agency else None,
+            status_url=f"{self.settings.public_url}/status/{token}", consents=consents,
+            limit=self.settings.ack_limit_per_hour,
+        )
+        msg = self._email(
+            to=row.recipient_address, subject=tagged_subject(
+                entry.record_number, "We received your message"),
+            body=body, message_id=message_id,
+            reply_to=privacy.relay_for(session, entry.id, self.settings.relay_domain),
+            from_name="State of Examplia", auto="auto-replied",
+            record_number=entry.record_number,
+        )
+        self._send(msg, [row.recipient_address])
+        self._record_sent(session, item, entry, message_id, "acknowledge", "submitter",
+                          row.recipient_id)
+        session.add(Event(entry_id=entry.id, kind="acknowledged",
+                          detail={"message_id": message_id}))
+        log.info("entry %s acknowledged (work item %s)", entry.id, item.id)
+
+    def _ack_limit_reached(self, session: Session, address: str) -> bool:
+        limit = self.settings.ack_limit_per_hour
+        if limit <= 0:
+            return True
+        since = utcnow() - timedelta(hours=1)
+        sent = session.scalar(
+            select(func.count()).select_from(SentMessage)
+            .join(Submitter, Submitter.entry_id == SentMessage.entry_id)
+            .where(SentMessage.kind == "acknowledge", SentMessage.created_at >= since,
+                   func.lower(Submitter.email) == address.lower())
+        )
+        return int(sent or 0) >= limit
+
+    def relay(self, session: Session, item: WorkItem) -> None:
+        """Decide a relayed message (mail to reply+token@...) through the gate."""
+        entry = self._entry(session, item)
+        message = session.get(ThreadMessage, item.payload.get("thread_message_id"))
+        if message is None:
+            raise PermanentError("relay without its thread message")
+        if message.author_kind == "submitter":
+            agency = self.rules.current().agencies.get(entry.agency_id or "")
+            if agency is None or not agency.email:
+                session.add(Event(entry_id=entry.id, kind="relay-held",
+                                  detail={"reason": "no e-mail agency to relay to",
+                                          "thread_message": message.id}))
+                return
+            recipient = Recipient(kind="agency", id=agency.id, name=agency.name,
+                                  address=agency.email)
+            purpose = Purpose.REDIRECT
+        else:
+            submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+            if submitter is None or not submitter.email:
+                session.add(Event(entry_id=entry.id, kind="relay-held",
+                                  detail={"reason": "no submitter address",
+                                          "thread_message": message.id}))
+                return
+            recipient = Recipient(kind="submitter", id=f"entry:{entry.id}",
+                                  name=submitter.name or "", address=submitter.email)
+            purpose = Purpose.RESPOND
+        privacy.disclose(session, entry_id=entry.id, recipient=recipient, purpose=purpose,
+                         nature="relay", work_kind="relay-send",
+                         dedupe_key=f"relay-send:{message.id}",
+                         work_payload={"thread_message_id": message.id})
+
+    def relay_send(self, session: Session, item: WorkItem) -> None:
+        self._send_thread_message(session, item, kind="relay")
+
+    def reply(self, session: Session, item: WorkItem) -> None:
+        """A staff reply to the submitter (created by the inbox through the gate)."""
+        self._send_thread_message(session, item, kind="reply")
+
+    def _send_thread_message(self, session: Session, item: WorkItem, kind: str) -> None:
+        ledger = self._ledger(session, item)
+        if ledger is None:
+            return
+        row, decision = ledger
+        identity = decision.include_identity
+        entry = self._entry(session, item)
+        message = session.get(ThreadMessage, item.payload.get("thread_message_id"))
+        if message is None:
+            raise PermanentError(f"{kind} without its thread message")
+        message_id = message_id_for(kind, item.id, entry.record_number,
+                                    self.settings.relay_domain)
+        if self._already_sent(session, message_id):
+            return
+        relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
+        to_agency = row.recipient_kind == "agency"
+        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+        if to_agency:
+            findings_text = message.body
+            body = _templates.get_template("relay.txt").render(
+                body=findings_text, to_agency=True, record_number=entry.record_number,
+                sender_name="", status_url_hint="")
+            outgoing = OutgoingMessage(
+                from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
+                subject=tagged_subject(entry.record_number, message.subject or entry.subject),
+                body=body, quoted_text="", attachment_names=(),
+            )
+            outgoing = render_for_recipient(
+                outgoing, SubmitterView(name=submitter.name if submitter else None,
+                                        email=submitter.email if submitter else None),
+                decision, relay)
+            sender, from_name = relay, f"{outgoing.from_name} via intake"
+        else:
+            agency = self.rules.current().agencies.get(entry.agency_id or "")
+            sender_name = agency.name if agency else "State of Examplia"
+            body = _templates.get_template("relay.txt").render(
+                body=message.body, to_agency=False, record_number=entry.record_number,
+                sender_name=sender_name, status_url_hint="the link in your acknowledgement")
+            outgoing = OutgoingMessage(
+                from_name=sender_name, from_address=self.settings.mail_from, reply_to=relay,
+                subject=tagged_subject(entry.record_number, message.subject or entry.subject),
+                body=body, quoted_text="", attachment_names=(),
+            )
+            sender, from_name = self.settings.mail_from, sender_name
+        msg = self._email(to=row.recipient_address, subject=outgoing.subject,
+                          body=outgoing.body, message_id=message_id, reply_to=outgoing.reply_to,
+                          from_name=from_name, auto="auto-generated" if kind == "relay" else "no",
+                          record_number=entry.record_number, sender=sender)
+        self._send(msg, [row.recipient_address], sender=sender)
+        self._record_sent(session, item, entry, message_id, kind, row.recipient_kind,
+                          row.recipient_id)
+        session.add(Event(entry_id=entry.id, kind="relayed" if kind == "relay" else "replied",
+                          detail={"to": row.recipient_kind, "message_id": message_id,
+                                  "thread_message": message.id, "identity_shared": identity}))
+        log.info("entry %s: %s sent to %s (work item %s)", entry.id, kind, row.recipient_kind,
+                 item.id)
+
+    # -- building and sending --------------------------------------------------
+
+    def _email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
+               from_name: str, auto: str, record_number: str,
+               sender: str | None = None) -> EmailMessage:
+        """A message built only from plain, single-line strings."""
+        msg = EmailMessage()
+        msg["From"] = formataddr((one_line(from_name, 200), sender or self.settings.mail_from))
+        msg["To"] = one_line(to)
+        msg["Reply-To"] = one_line(reply_to)
+        msg["Subject"] = one_line(subject)
+        msg["Message-ID"] = message_id
+        msg["Date"] = formatdate(localtime=False)
+        # RFC 3834: automatic messages say so, so that robots don't answer them.
+        if auto != "no":
+            msg["Auto-Submitted"] = auto
+            msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Intake-Record"] = one_line(record_number)
+        msg.set_content(body)
+        return msg
+
+    def _send(self, msg: EmailMessage, recipients: list[str], sender: str | None = None) -> None:
+        if not self.settings.smtp_url:
+            raise TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
+        config = smtp.SmtpConfig.from_url(self.settings.smtp_url,
+                                          timeout=self.settings.smtp_timeout_seconds)
+        smtp.send_message(config, msg, sender=sender or self.settings.mail_from,
+                          recipients=recipients)

@@ -1,0 +1,337 @@
+"""Delivery over real SMTP (aiosmtpd) and a real webhook receiver on loopback."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from intake import create_app
+from intake.core.consent import ConsentAction, ConsentMethod, Purpose
+from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
+from intake.jobs.workitems import add_work_item, retry_dead
+from intake.outbound import webhook
+from intake.runtime import Runtime
+from intake.services import privacy
+from intake.services.records import NewSubmission, SubmitterData, record_submission
+from tests.conftest import free_port, make_settings, wait_for
+from tests.smtp_sink import SmtpSink
+
+CITIZEN = "maria.lopez@example.org"
+DOT = "intake@dot.examplia.gov"
+POLICY = ("share-identity-2026-01", "I agree that the state agency that handles my message may "
+          "see my name and e-mail address so that it can answer me directly.")
+
+
+def rules_file(tmp_path: Path, webhook_port: int | None = None) -> Path:
+    hook = (f"  - {{id: parks, name: Department of Parks, "
+            f"webhook: 'http://127.0.0.1:{webhook_port}/hook'}}\n") if webhook_port else (
+            "  - {id: parks, name: Department of Parks, email: parks@examplia.gov}\n")
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "version: 1\nagencies:\n"
+        "  - {id: governor, name: Office of the Governor, email: governor@examplia.gov}\n"
+        f"  - {{id: dot, name: Department of Transportation, email: {DOT}}}\n"
+        + hook +
+        "default_agency: governor\nrules:\n"
+        "  - {id: roads, when: {field: body, contains: [pothole]}, route_to: dot, stop: true}\n"
+        "  - {id: parks, when: {field: body, contains: [campground]}, route_to: parks, "
+        "stop: true}\n"
+    )
+    return path
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+def make_runtime(tmp_path: Path, db_url: str, smtp_port: int, webhook_port: int | None = None,
+                 **env: str) -> Runtime:
+    values = {
+        "INTAKE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
+        "INTAKE_RULES": str(rules_file(tmp_path, webhook_port)),
+        "INTAKE_MAIL_FROM": "intake@examplia.gov",
+        "INTAKE_RELAY_DOMAIN": "relay.examplia.gov",
+        "INTAKE_PUBLIC_URL": "https://intake.examplia.gov",
+        "INTAKE_RETRY_BASE": "0.05",
+        "INTAKE_SWEEP_INTERVAL": "0.2",
+        "INTAKE_REDELIVER_AFTER": "0.5",
+        "INTAKE_SMTP_TIMEOUT": "5",
+        "INTAKE_WEBHOOK_SECRET": "w" * 40,
+    }
+    values.update(env)
+    rt = Runtime(make_settings(tmp_path, db_url, **values))
+    rt.rules.load()
+    return rt
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
+    runtime = make_runtime(tmp_path, db_url, sink.port)
+    yield runtime
+    runtime.close()
+
+
+def submit(rt: Runtime, body: str = "A pothole on Route 9 is huge.", *,
+           email: str | None = CITIZEN, consent: str | None = None,
+           fields: dict[str, Any] | None = None) -> tuple[int, str]:
+    with rt.db.session() as s:
+        privacy.ensure_policy_text(s, *POLICY)
+        rec = record_submission(s, NewSubmission(
+            channel="web", kind="contact", raw=f"{body}|{email}|{consent}".encode(),
+            content_type="text/plain", subject=f"Road problem (write to {email})",
+            body=f"{body} Please answer me at {email}.", form_slug="contact",
+            fields=fields or {}, submitter=SubmitterData(name="Maria Lopez", email=email)),
+            "EX", pii_key=rt.pii_key)
+        if consent:
+            privacy.record_consent(s, entry_id=rec.entry_id, action=ConsentAction.GRANT,
+                                   purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
+                                   policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
+                                   evidence=b"consent=on")
+    return rec.entry_id, rec.record_number
+
+
+def items(rt: Runtime, kind: str) -> list[WorkItem]:
+    with rt.db.session() as s:
+        return list(s.scalars(select(WorkItem).where(WorkItem.kind == kind)
+                              .order_by(WorkItem.id)))
+
+
+def test_forward_without_consent_carries_the_relay_not_the_citizen(
+        rt: Runtime, sink: SmtpSink) -> None:
+    rt.jobs.start()
+    entry_id, record = submit(rt)
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    forward = sink.to(DOT)[0]
+    msg = forward.message
+    raw = forward.raw.decode("utf-8", "replace").lower()
+    assert CITIZEN not in raw and "maria" not in raw and "lopez" not in raw
+    assert str(msg["Subject"]).startswith(f"[#{record}]")
+    assert msg["Reply-To"].startswith("reply+") and msg["Reply-To"].endswith(
+        "@relay.examplia.gov")
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert forward.mail_from == "intake@examplia.gov"
+    assert "pothole on route 9" in raw
+    with rt.db.session() as s:
+        sent = s.scalars(select(SentMessage.message_id).where(SentMessage.kind == "forward"))
+        assert list(sent) == [forward.message_id]
+        kinds = list(s.scalars(select(Event.kind).where(Event.entry_id == entry_id)))
+    assert "forwarded" in kinds and "acknowledged" in kinds
+
+
+def test_receipt_has_record_number_and_a_working_status_link(rt: Runtime,
+                                                             sink: SmtpSink) -> None:
+    rt.jobs.start()
+    _, record = submit(rt)
+    wait_for(lambda: sink.to(CITIZEN), message="receipt")
+    receipt = sink.to(CITIZEN)[0].message
+    assert receipt["Auto-Submitted"] == "auto-replied"
+    text = receipt.get_content()
+    assert record in text and "Department of Transportation" in text
+    link = next(line.strip() for line in text.splitlines()
+                if line.strip().startswith("https://intake.examplia.gov/status/"))
+    page = create_app(runtime=rt).test_client().get(link.removeprefix(
+        "https://intake.examplia.gov"))
+    assert page.status_code == 200 and record in page.get_data(as_text=True)
+
+
+def test_forward_with_consent_carries_the_citizens_address(rt: Runtime, sink: SmtpSink) -> None:
+    rt.jobs.start()
+    submit(rt, consent="agency:dot")
+    wait_for(lambda: sink.to(DOT), message="forward")
+    msg = sink.to(DOT)[0].message
+    assert msg["Reply-To"] == CITIZEN
+    assert CITIZEN in msg.get_content() and "Maria Lopez" in msg.get_content()
+
+
+def test_consent_for_another_agency_does_not_cover_this_one(rt: Runtime,
+                                                            sink: SmtpSink) -> None:
+    rt.jobs.start()
+    submit(rt, consent="agency:parks")
+    wait_for(lambda: sink.to(DOT), message="forward")
+    assert CITIZEN not in sink.to(DOT)[0].raw.decode("utf-8", "replace").lower()
+
+
+def test_withdrawal_after_queueing_sends_content_only(rt: Runtime, sink: SmtpSink) -> None:
+    entry_id, _ = submit(rt, consent="agency")
+    route = items(rt, "route")[0]
+    assert rt.jobs.perform(route.id, "test") == "done"  # route now; deliver later
+    with rt.db.session() as s:
+        privacy.record_consent(s, entry_id=entry_id, action=ConsentAction.WITHDRAW,
+                               purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
+                               policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
+                               evidence=b"withdraw")
+    rt.jobs.start()
+    wait_for(lambda: sink.to(DOT), message="content-only forward")
+    assert CITIZEN not in sink.to(DOT)[0].raw.decode("utf-8", "replace").lower()
+    with rt.db.session() as s:
+        ledger = [(d.nature, d.allowed, d.reason, d.include_identity)
+                  for d in privacy.disclosures_for(s, entry_id) if d.nature == "forward"]
+    assert ledger == [("forward", True, "consent", True),
+                      ("forward", False, "consent-withdrawn", False),
+                      ("forward", True, "notice", False)]
+
+
+def test_crlf_in_subject_cannot_inject_headers(rt: Runtime, sink: SmtpSink) -> None:
+    rt.jobs.start()
+    with rt.db.session() as s:
+        record_submission(s, NewSubmission(
+            channel="web", kind="contact", raw=b"inject", content_type="text/plain",
+            subject="Pothole\r\nBcc: victim@evil.example", body="pothole here",
+            submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN)), "EX")
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="mail")
+    for received in sink.all():
+        assert not any("evil.example" in r for r in received.rcpt_tos)
+        assert received.message["Bcc"] is None
+
+
+def test_smtp_down_then_back_delivers_everything_once(tmp_path: Path, db_url: str) -> None:
+    port = free_port()  # the agency's mail server is down
+    rt = make_runtime(tmp_path, db_url, port)
+    try:
+        rt.jobs.start()
+        submit(rt, "pothole one", email="a@example.org")
+        submit(rt, "pothole two", email="b@example.org")
+        wait_for(lambda: all(i.attempts >= 2 and i.state == "pending"
+                             for i in items(rt, "deliver")) and len(items(rt, "deliver")) == 2,
+                 message="failed attempts while the server is down")
+        assert all("SMTP unavailable" in (i.last_error or "") for i in items(rt, "deliver"))
+        sink = SmtpSink(port).start()  # back up
+        try:
+            wait_for(lambda: len(sink.to(DOT)) == 2 and len(sink.all()) == 4, timeout=60,
+                     message="everything delivered")
+            wait_for(lambda: all(i.state == "done" for i in items(rt, "deliver")),
+                     message="done")
+            ids = [r.message_id for r in sink.all()]
+            assert len(ids) == len(set(ids)) == 4
+        finally:
+            sink.stop()
+    finally:
+        rt.close()
+
+
+def test_permanent_failure_is_a_dead_letter_and_can_be_retried(rt: Runtime,
+                                                              sink: SmtpSink) -> None:
+    sink.reject[DOT] = "550 5.1.1 <intake@dot.examplia.gov>: mailbox unavailable"
+    rt.jobs.start()
+    entry_id, _ = submit(rt)
+    wait_for(lambda: items(rt, "deliver") and items(rt, "deliver")[0].state == "dead",
+             message="dead letter")
+    dead = items(rt, "deliver")[0]
+    assert dead.attempts == 1 and dead.last_error is not None
+    assert dead.last_error.startswith("PermanentError: SMTP 550")
+    assert sink.to(DOT) == []
+    del sink.reject[DOT]
+    with rt.db.session() as s:
+        assert retry_dead(s, [dead.id]) == [dead.id]
+    wait_for(lambda: len(sink.to(DOT)) == 1, message="delivered after retry")
+
+
+def test_acknowledgements_are_rate_limited_per_address(tmp_path: Path, db_url: str,
+                                                      sink: SmtpSink) -> None:
+    rt = make_runtime(tmp_path, db_url, sink.port, INTAKE_ACK_LIMIT="1")
+    try:
+        rt.jobs.start()
+        first, _ = submit(rt, "pothole one")
+        wait_for(lambda: len(sink.to(CITIZEN)) == 1, message="first receipt")
+        second, _ = submit(rt, "pothole two")
+        wait_for(lambda: len(sink.to(DOT)) == 2, message="both forwards")
+        wait_for(lambda: items(rt, "acknowledge")[-1].state == "done", message="second ack")
+        assert len(sink.to(CITIZEN)) == 1
+        with rt.db.session() as s:
+            skipped = s.scalar(select(func.count()).select_from(Event).where(
+                Event.entry_id == second, Event.kind == "acknowledgement-skipped"))
+        assert skipped == 1
+    finally:
+        rt.close()
+
+
+def test_auto_replies_are_never_acknowledged(rt: Runtime, sink: SmtpSink) -> None:
+    rt.jobs.start()
+    entry_id, _ = submit(rt, fields={"_auto_submitted": "auto-submitted: auto-replied"})
+    wait_for(lambda: sink.to(DOT), message="forward")
+    wait_for(lambda: items(rt, "route")[0].state == "done", message="routed")
+    assert items(rt, "acknowledge") == []
+    assert sink.to(CITIZEN) == []
+
+
+def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
+    with rt.db.session() as s:
+        tm = ThreadMessage(entry_id=entry_id, direction="in", author_kind=author,
+                           subject="Re: road", body=body, idempotency_key=f"{author}:{body}")
+        s.add(tm)
+        s.flush()
+        add_work_item(s, "relay", dedupe_key=f"relay:{tm.id}", entry_id=entry_id,
+                      payload={"thread_message_id": tm.id})
+        return tm.id
+
+
+def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime, sink: SmtpSink) -> None:
+    rt.jobs.start()
+    entry_id, record = submit(rt)
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="first mail")
+    _thread_message(rt, entry_id, "agency", "We will fix it on Monday.")
+    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency -> citizen")
+    to_citizen = sink.to(CITIZEN)[1].message
+    assert to_citizen["From"].addresses[0].addr_spec == "intake@examplia.gov"
+    assert to_citizen["Reply-To"].startswith("reply+")
+    assert "We will fix it on Monday." in to_citizen.get_content()
+    assert f"[#{record}]" in str(to_citizen["Subject"])
+
+    _thread_message(rt, entry_id, "submitter", f"Thank you! Reach me at {CITIZEN} anytime.")
+    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen -> agency")
+    to_agency = sink.to(DOT)[1]
+    assert to_agency.mail_from.startswith("reply+")
+    assert CITIZEN not in to_agency.raw.decode("utf-8", "replace").lower()
+    assert "Thank you!" in to_agency.message.get_content()
+    with rt.db.session() as s:
+        natures = [d.nature for d in privacy.disclosures_for(s, entry_id)]
+    assert natures.count("relay") == 2
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    secret = b"w" * 40
+    bodies: list[dict[str, Any]] = []
+    verified: list[bool] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.verified.append(webhook.verify(self.secret, body,
+                                            self.headers.get(webhook.SIGNATURE_HEADER, "")))
+        self.bodies.append(json.loads(body))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+def test_webhook_delivery_is_signed_and_keeps_the_address_inside(
+        tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    _Receiver.bodies, _Receiver.verified = [], []
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    rt = make_runtime(tmp_path, db_url, sink.port, webhook_port=server.server_address[1])
+    try:
+        rt.jobs.start()
+        _, record = submit(rt, "Is the campground open in July?")
+        wait_for(lambda: _Receiver.bodies, message="webhook call")
+        payload = _Receiver.bodies[0]
+        assert _Receiver.verified == [True]
+        assert payload["record_number"] == record
+        assert CITIZEN not in json.dumps(payload).lower()
+        assert payload["reply_to"].startswith("reply+")
+        assert not webhook.verify(b"x" * 40, json.dumps(payload).encode(), "t=1,v1=00")
+    finally:
+        rt.close()
+        server.shutdown()
