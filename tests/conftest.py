@@ -247,20 +247,28 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def server_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
-    """Start intake subprocesses; every one is stopped at the end of the test."""
-    started: list[subprocess.Popen[str]] = []
+def server_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
+    """Start intake subprocesses; every one is stopped at the end of the test.
+
+    Output goes to a file (``proc.log_path``; read it with :func:`output_of`),
+    never to an unread pipe: a full pipe would block the process on its next
+    log line.
+    """
+    started: list[tuple[subprocess.Popen[str], Any]] = []
 
     def start(
         args: list[str], env: dict[str, str], cwd: Path | None = None
     ) -> subprocess.Popen[str]:
+        log_path = tmp_path / f"process-{len(started)}.log"
+        log_file = open(log_path, "w")  # noqa: SIM115 - closed at teardown
         proc = subprocess.Popen(intake_command() + args, env=env, cwd=cwd or REPO,
-                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        started.append(proc)
+                                stdout=log_file, stderr=subprocess.STDOUT, text=True)
+        proc.log_path = log_path  # type: ignore[attr-defined]
+        started.append((proc, log_file))
         return proc
 
     yield start
-    for proc in started:
+    for proc, log_file in started:
         if proc.poll() is None:
             proc.terminate()
             try:
@@ -268,5 +276,8 @@ def server_process() -> Iterator[Callable[..., subprocess.Popen[str]]]:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-        if proc.stdout:
-            proc.stdout.close()
+        log_file.close()
+
+
+def output_of(proc: subprocess.Popen[str]) -> str:
+    return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]

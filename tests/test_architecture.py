@@ -65,3 +65,22 @@ def test_import_linter_contracts_hold() -> None:
     result = subprocess.run([str(script)], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 broken" in result.stdout
+
+
+# Only the outbound adapters (driven by the disclosure gate) may send anything out.
+SENDING_MODULES = ("smtplib", "urllib.request", "http.client", "requests", "httpx", "urllib3",
+                   "aiohttp", "aiosmtplib")
+
+
+def test_only_outbound_adapters_send_mail_or_make_http_calls() -> None:
+    offenders = {}
+    for path in sorted((REPO / "intake").rglob("*.py")):
+        if "outbound" in path.relative_to(REPO / "intake").parts:
+            continue
+        bad = [n for n in _imports(path)
+               if any(n == m or n.startswith(m + ".") for m in SENDING_MODULES)]
+        if bad:
+            offenders[str(path.relative_to(REPO))] = bad
+    assert offenders == {}
+    outbound = {n for p in (REPO / "intake" / "outbound").rglob("*.py") for n in _imports(p)}
+    assert "smtplib" in outbound and "urllib.request" in outbound

@@ -17,6 +17,7 @@ from tests.conftest import (
     SMALL_RULES,
     free_port,
     intake_command,
+    output_of,
     subprocess_env,
     wait_for,
 )
@@ -62,7 +63,7 @@ def test_serve_on_embedded_defaults_answers_healthz(
     proc = server_process(["serve", "--port", str(port)], env, cwd=tmp_path)
     status, body = wait_for(lambda: _healthz(port) or (proc.poll() is not None and (0, {})),
                             timeout=30, message="/healthz")
-    assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+    assert proc.poll() is None, output_of(proc)
     assert status == 200, body
     assert body["status"] == "ok"
     assert body["database"] == {"ok": True, "kind": "sqlite", "schema_current": True}

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from intake.db.models import Event, RoutingDecision, WorkItem
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, record_submission
-from tests.conftest import SMALL_RULES, make_settings, subprocess_env, wait_for
+from tests.conftest import SMALL_RULES, make_settings, output_of, subprocess_env, wait_for
 
 
 def _record(rt: Runtime, body: str) -> int:
@@ -61,7 +61,7 @@ def test_flushed_redis_loses_no_work(
         worker = server_process(["worker", "--threads", "2"], env)
         wait_for(lambda: _done(rt, entry_id) or worker.poll() is not None, timeout=60,
                  message="the lost work to be done")
-        assert worker.poll() is None, worker.stdout.read() if worker.stdout else ""
+        assert worker.poll() is None, output_of(worker)
         assert _done(rt, entry_id)
 
         # More work afterwards proves the worker and its sweeper kept running;
