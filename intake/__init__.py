@@ -52,4 +52,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)
     # Each area registers its blueprint here (one call per area).
+    from intake.web import csrf, forms  # Flask-WTF CSRF (public forms exempt); public forms
+    csrf.init_app(app)
+    forms.init_app(app)
     return app

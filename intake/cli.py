@@ -443,6 +443,8 @@ def audit_verify() -> None:
 
 # -- commands of each area, defined next to their code (one line per area) -------------
 # (areas add `cli.add_command(...)` lines here)
+from intake.web.forms_commands import forms as forms_commands  # noqa: E402, I001 - public forms
+cli.add_command(forms_commands)
 
 
 def main() -> None:

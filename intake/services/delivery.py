@@ -212,7 +212,9 @@ class Delivery:
             return
         relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
-        outgoing = self._forward_rendition(session, entry, submitter, decision, relay, row)
+        files = self._attachments(session, entry.id)
+        outgoing = self._forward_rendition(session, entry, submitter, decision, relay, row,
+                                           tuple(f[0] for f in files))
         if agency.webhook:
             self._post_webhook(agency.webhook, entry, outgoing, relay, identity, message_id,
                                submitter)
@@ -224,7 +226,6 @@ class Delivery:
                 auto="auto-generated", record_number=entry.record_number,
             )
             # outgoing.attachment_names is the rendition of the stored names, in order.
-            files = self._attachments(session, entry.id)
             for (_, content_type, content), name in zip(files, outgoing.attachment_names,
                                                        strict=True):
                 maintype, _, subtype = content_type.partition("/")
@@ -239,13 +240,13 @@ class Delivery:
         log.info("entry %s forwarded to %s (work item %s)", entry.id, agency.id, item.id)
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
-                           decision: GateDecision, relay: str, row: Disclosure
-                           ) -> OutgoingMessage:
+                           decision: GateDecision, relay: str, row: Disclosure,
+                           names: tuple[str, ...]) -> OutgoingMessage:
         identity = decision.include_identity
-        findings = privacy.findings_for(session, entry.id, "body")
-        body = redact(entry.body, findings, Rendition.FORWARD, share_address=identity).text
-        subject_findings = privacy.findings_for(session, entry.id, "subject")
-        subject = redact(entry.subject, subject_findings, Rendition.FORWARD,
+        findings = privacy.findings_by_place(session, entry.id)
+        body = redact(entry.body, findings.get("body", []), Rendition.FORWARD,
+                      share_address=identity).text
+        subject = redact(entry.subject, findings.get("subject", []), Rendition.FORWARD,
                          share_address=identity).text
         name = (submitter.name if submitter else None) or ANONYMOUS_NAME
         email = submitter.email if submitter else None
@@ -261,7 +262,6 @@ class Delivery:
             subject=subject, fields=fields, contact=contact, body=body, identity=identity,
             rule=row.rule_id,
         )
-        names = tuple(a[0] for a in self._attachments(session, entry.id))
         message = OutgoingMessage(
             from_name=name if identity else ANONYMOUS_NAME,
             from_address=(email or relay) if identity else relay,

@@ -414,3 +414,15 @@ def findings_for(session: Session, entry_id: int, place: str) -> list[Finding]:
                            .order_by(PiiFinding.start))
     return [Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
                     severity=r.severity, value_hash=r.value_hash) for r in rows]
+
+
+def findings_by_place(session: Session, entry_id: int) -> dict[str, list[Finding]]:
+    """All of an entry's findings in one query, grouped by place, in text order."""
+    grouped: dict[str, list[Finding]] = {}
+    rows = session.scalars(select(PiiFinding).where(PiiFinding.entry_id == entry_id)
+                           .order_by(PiiFinding.place, PiiFinding.start))
+    for r in rows:
+        grouped.setdefault(r.place, []).append(
+            Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
+                    severity=r.severity, value_hash=r.value_hash))
+    return grouped

@@ -1,0 +1,319 @@
+"""Benchmark of the web intake: ``POST /forms/contact`` beside a bare insert endpoint.
+
+    python bench/form_intake.py [--workers 2] [--clients 8] [--seconds 8]
+                                [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+
+For SQLite and for PostgreSQL (a throw-away database created on the server
+given by ``--pg`` and dropped afterwards; skipped if unreachable), starts
+gunicorn twice with the same worker count on a freshly migrated database:
+
+* ``wsgi:app`` (the real intake app) receiving ``POST /forms/contact``,
+  urlencoded as a browser sends it, each body different (the token is
+  fetched once; ``min_fill_seconds`` is 0 in the bench's forms file);
+* a bare Flask app (this file, ``bare_app``) whose ``POST /bare`` inserts one
+  row into a table of the same database in its own transaction.
+
+Both are driven by the same closed-loop load (``--clients`` keep-alive
+connections spread over load processes) for ``--seconds`` each, and the
+script prints submissions per second, the error count and the ratio.
+Goal: intake >= 0.5x the bare endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+BARE_TABLE = "bench_bare_inserts"
+
+
+# -- the bare endpoint (imported by gunicorn as form_intake:bare_app) ---------------------
+
+def _make_bare_app() -> Any:
+    from flask import Flask, request
+    from sqlalchemy import create_engine, text
+
+    url = os.environ.get("BENCH_DATABASE_URL", "sqlite://")
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30})
+    else:
+        engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1)
+                               if url.startswith("postgresql://") else url)
+    app = Flask("bare")
+
+    @app.post("/bare")
+    def bare() -> tuple[str, int]:
+        body = request.get_data()
+        with engine.begin() as conn:
+            conn.execute(text(f"INSERT INTO {BARE_TABLE} (body) VALUES (:b)"), {"b": body})
+        return "ok", 201
+
+    return app
+
+
+bare_app = _make_bare_app() if os.environ.get("BENCH_BARE") == "1" else None
+
+
+# -- load generation ---------------------------------------------------------------------
+
+def _load_worker(args: tuple[int, str, int, str, float, int, str]) -> tuple[int, int]:
+    port, path, threads, token, seconds, seed, kind = args
+    ok = errors = 0
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def run(thread_no: int) -> None:
+        nonlocal ok, errors
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        n = 0
+        while time.monotonic() < deadline:
+            n += 1
+            unique = f"{seed}-{thread_no}-{n}"
+            if kind == "intake":
+                body = urlencode({
+                    "_token": token, "lang": "en", "name": "Bench Person",
+                    "email": "bench@example.com", "topic": "parks",
+                    "subject": f"Trail report {unique}",
+                    "message": f"The north trail at Lake Park is closed ({unique}). "
+                               "Could someone look at the fallen trees near the bridge?",
+                }).encode()
+            else:
+                body = f"name=Bench+Person&subject=Trail+report+{unique}".encode()
+            try:
+                conn.request("POST", path, body=body, headers={
+                    "Content-Type": "application/x-www-form-urlencoded"})
+                response = conn.getresponse()
+                response.read()
+                good = response.status in (200, 201)
+            except (OSError, http.client.HTTPException):
+                good = False
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+            with lock:
+                if good:
+                    ok += 1
+                else:
+                    errors += 1
+        conn.close()
+
+    pool = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for t in pool:
+        t.start()
+    for t in pool:
+        t.join()
+    return ok, errors
+
+
+def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: float,
+           processes: int) -> tuple[float, int]:
+    per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    jobs = [(port, path, n, token, seconds, i, kind) for i, n in enumerate(per) if n]
+    started = time.monotonic()
+    with ProcessPoolExecutor(len(jobs)) as pool:
+        results = list(pool.map(_load_worker, jobs))
+    elapsed = time.monotonic() - started
+    ok = sum(r[0] for r in results)
+    errors = sum(r[1] for r in results)
+    return ok / max(elapsed, seconds), errors
+
+
+# -- servers -------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_ready(port: int, path: str, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"gunicorn exited with {proc.returncode}")
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", path)
+            conn.getresponse().read()
+            conn.close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("gunicorn did not start")
+
+
+def _gunicorn(target: str, port: int, workers: int, env: dict[str, str],
+              chdir: Path) -> subprocess.Popen[bytes]:
+    gunicorn = Path(sys.executable).with_name("gunicorn")
+    return subprocess.Popen(
+        [str(gunicorn), "--workers", str(workers), "--bind", f"127.0.0.1:{port}",
+         "--worker-class", "gthread", "--threads", "4", "--log-level", "warning",
+         "--chdir", str(chdir), target],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _forms_file(folder: Path) -> Path:
+    from intake.services.forms import packaged_forms_path
+
+    data = yaml.safe_load(packaged_forms_path().read_text())
+    data["min_fill_seconds"] = 0
+    (folder / "surveys").mkdir(parents=True, exist_ok=True)
+    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
+                folder / "surveys")
+    path = folder / "forms.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def _prepare(url: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    from intake.db.migrate import upgrade
+    from intake.settings import load_settings
+
+    upgrade(load_settings({"INTAKE_DATABASE_URL": url}).database_url)
+    engine = create_engine(load_settings({"INTAKE_DATABASE_URL": url}).database_url)
+    with engine.begin() as conn:
+        id_type = "INTEGER PRIMARY KEY AUTOINCREMENT" if url.startswith("sqlite") \
+            else "BIGSERIAL PRIMARY KEY"
+        conn.execute(text(f"CREATE TABLE {BARE_TABLE} (id {id_type}, body TEXT NOT NULL)"))
+    engine.dispose()
+
+
+def _count_rows(url: str) -> tuple[int, int]:
+    from sqlalchemy import create_engine, text
+
+    from intake.settings import load_settings
+
+    engine = create_engine(load_settings({"INTAKE_DATABASE_URL": url}).database_url)
+    with engine.connect() as conn:
+        entries = conn.execute(text("SELECT count(*) FROM entries")).scalar_one()
+        bare = conn.execute(text(f"SELECT count(*) FROM {BARE_TABLE}")).scalar_one()
+    engine.dispose()
+    return int(entries), int(bare)
+
+
+def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+    _prepare(url)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update({
+        "INTAKE_DATABASE_URL": url, "INTAKE_SECRET_KEY": SECRET,
+        "INTAKE_INSTANCE_PATH": str(tmp / f"instance-{name}"),
+        "INTAKE_FORMS": str(_forms_file(tmp / f"forms-{name}")),
+        "INTAKE_FORM_RATE_LIMIT": "1000000/minute", "INTAKE_LOG_LEVEL": "WARNING",
+        "PYTHONPATH": str(REPO),
+    })
+    processes = min(args.clients, max(1, args.load_processes))
+
+    port = _free_port()
+    proc = _gunicorn("wsgi:app", port, args.workers, env, REPO)
+    try:
+        _wait_ready(port, "/forms/contact", proc)
+        conn = http.client.HTTPConnection("127.0.0.1", port)
+        conn.request("GET", "/forms/contact", headers={"Accept": "application/json"})
+        token = json.loads(conn.getresponse().read())["token"]
+        conn.close()
+        _drive(port, "/forms/contact", "intake", token, args.clients, 1.0, processes)  # warm-up
+        intake_rate, intake_errors = _drive(port, "/forms/contact", "intake", token,
+                                            args.clients, args.seconds, processes)
+    finally:
+        _stop(proc)
+
+    port = _free_port()
+    bare_env = {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}
+    proc = _gunicorn("form_intake:bare_app", port, args.workers, bare_env, REPO / "bench")
+    try:
+        _wait_ready(port, "/bare", proc)
+        _drive(port, "/bare", "bare", "", args.clients, 1.0, processes)  # warm-up
+        bare_rate, bare_errors = _drive(port, "/bare", "bare", "", args.clients, args.seconds,
+                                        processes)
+    finally:
+        _stop(proc)
+    entries, bare_rows = _count_rows(url)
+    return {"db": name, "intake": intake_rate, "intake_errors": intake_errors,
+            "bare": bare_rate, "bare_errors": bare_errors, "ratio": intake_rate / bare_rate,
+            "entries": entries, "bare_rows": bare_rows}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
+    parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
+    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per app")
+    parser.add_argument("--load-processes", type=int, default=2)
+    parser.add_argument("--pg", default=os.environ.get(
+        "INTAKE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    args = parser.parse_args()
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    results = []
+    with tempfile.TemporaryDirectory(prefix="intake-bench-") as folder:
+        tmp = Path(folder)
+        if args.only in (None, "sqlite"):
+            results.append(measure("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", args, tmp))
+        if args.only in (None, "postgresql"):
+            admin_url = make_url(args.pg).set(drivername="postgresql+psycopg")
+            name = f"intake_bench_{uuid.uuid4().hex[:8]}"
+            try:
+                admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                                      connect_args={"connect_timeout": 3})
+                with admin.connect() as conn:
+                    conn.execute(text(f'CREATE DATABASE "{name}"'))
+            except Exception as exc:  # noqa: BLE001 - reported, then skipped
+                print(f"postgresql: skipped ({type(exc).__name__})")
+            else:
+                url = admin_url.set(database=name).render_as_string(hide_password=False)
+                try:
+                    results.append(measure("postgresql", url, args, tmp))
+                finally:
+                    with admin.connect() as conn:
+                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                    admin.dispose()
+
+    print(f"\ngunicorn --workers {args.workers} (gthread, 4 threads), {args.clients} clients, "
+          f"{args.seconds:g} s each; goal: intake >= 0.5x bare")
+    print(f"{'database':<11} {'POST /forms/contact':>20} {'bare insert':>14} {'ratio':>7}  "
+          "errors (intake/bare)  rows (entries/bare)")
+    for r in results:
+        print(f"{r['db']:<11} {r['intake']:>14.1f} req/s {r['bare']:>8.1f} req/s "
+              f"{r['ratio']:>6.2f}x  {r['intake_errors']}/{r['bare_errors']:<18} "
+              f"{r['entries']}/{r['bare_rows']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,155 @@
+"""Public form submissions: configuration loading and the one durable write.
+
+:func:`load_forms` reads ``forms.yaml`` and the survey files it names (the
+decisions about them are in :mod:`intake.core.forms`). :func:`submit_form`
+turns a validated submission into the entry (through
+:func:`intake.services.records.record_submission`), its attachments, the
+consent event the person ticked and the private status link, all in the
+caller's one transaction: the web page answers only after it commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+from sqlalchemy.orm import Session
+
+from intake.core.consent import ConsentAction, ConsentMethod, Purpose
+from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
+from intake.core.forms import load_forms_config as parse_forms_config
+from intake.db.models import Attachment, Channel
+from intake.services import privacy
+from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.settings import Settings
+
+log = logging.getLogger("intake.forms")
+
+__all__ = [
+    "Confirmation",
+    "FormSubmission",
+    "Upload",
+    "load_forms",
+    "load_forms_file",
+    "packaged_forms_path",
+    "submit_form",
+]
+
+
+def packaged_forms_path() -> Path:
+    return Path(str(resources.files("intake") / "defaults" / "forms.yaml"))
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise FormsConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise FormsConfigError([f"{path}: not valid YAML ({type(exc).__name__})"]) from None
+
+
+def load_forms_file(path: Path) -> FormsConfig:
+    """A forms file and the survey files it names (relative to it)."""
+    data = _read_yaml(path)
+    surveys: dict[str, Any] = {}
+    if isinstance(data, dict):
+        for form in data.get("forms") or []:
+            name = form.get("survey") if isinstance(form, dict) else None
+            if isinstance(name, str):
+                survey_path = (path.parent / name).resolve()
+                if survey_path.is_file():
+                    surveys[name] = _read_yaml(survey_path)
+    return parse_forms_config(data, str(path), surveys)
+
+
+def load_forms(settings: Settings) -> FormsConfig:
+    return load_forms_file(settings.forms_path or packaged_forms_path())
+
+
+@dataclass(frozen=True)
+class Upload:
+    """An attachment that passed the form's policy (type sniffed from its content)."""
+
+    filename: str  # sanitised name as sent
+    declared_type: str
+    sniffed_type: str
+    data: bytes
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class FormSubmission:
+    form: FormConfig
+    raw: bytes  # the exact request body
+    content_type: str
+    subject: str
+    body: str
+    fields: dict[str, Any]
+    submitter: SubmitterData = field(default_factory=SubmitterData)
+    uploads: tuple[Upload, ...] = ()
+    # The consent the person ticked (None: not ticked), with the bytes that prove it.
+    consent: ConsentText | None = None
+    consent_evidence: bytes = b""
+
+
+@dataclass(frozen=True)
+class Confirmation:
+    entry_id: int
+    record_number: str
+    status_token: str
+    created: bool
+
+
+def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,
+                pii_key: bytes) -> Confirmation:
+    """Store everything about one form submission in the caller's transaction.
+
+    Idempotent on the raw bytes: the same page sent twice (a double click, a
+    reload) is one entry; consent and attachments are stored once, and a new
+    status link is issued for the page being answered.
+    """
+    fields = dict(submission.fields)
+    if submission.uploads:
+        # Routing conditions may test attachment names (`attachments` field).
+        fields["_attachments"] = [u.filename for u in submission.uploads]
+    recorded = record_submission(session, NewSubmission(
+        channel=Channel.WEB.value,
+        kind=submission.form.kind,
+        raw=submission.raw,
+        content_type=submission.content_type,
+        subject=submission.subject,
+        body=submission.body,
+        form_slug=submission.form.slug,
+        fields=fields,
+        submitter=submission.submitter,
+    ), record_prefix, pii_key=pii_key)
+    if recorded.created:
+        for upload in submission.uploads:
+            session.add(Attachment(
+                entry_id=recorded.entry_id, filename=upload.filename,
+                declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
+                size=len(upload.data), sha256=upload.sha256, content=upload.data,
+            ))
+        if submission.consent is not None:
+            privacy.ensure_policy_text(session, submission.consent.version,
+                                       submission.consent.text)
+            privacy.record_consent(
+                session, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
+                purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
+                policy_version=submission.consent.version, method=ConsentMethod.WEB_CHECKBOX,
+                evidence=submission.consent_evidence,
+            )
+    token = privacy.create_access_link(session, recorded.entry_id)
+    session.flush()
+    log.info("form %s: entry %s %s", submission.form.slug, recorded.entry_id,
+             "recorded" if recorded.created else "was already recorded")
+    return Confirmation(recorded.entry_id, recorded.record_number, token, recorded.created)

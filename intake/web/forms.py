@@ -1,0 +1,580 @@
+"""The public forms: ``GET /forms/<slug>``, ``GET /embed/<slug>``, ``POST /forms/<slug>``.
+
+Works for everyone: plain HTML posts without JavaScript or cookies, an iframe
+page that only the form's agency origins may frame, cross-origin posts and
+JSON (with CORS) from those origins. Abuse is kept out without cookies: a
+signed time-stamped token in a hidden field, a honeypot (``_gotcha``, which
+gets a fake success), a minimum fill time and a per-address rate limit keyed
+by an HMAC of the address (never stored).
+
+Before storing, the text is checked for what people are asked not to send
+(P6); the form comes back with a warning to remove it or confirm. The
+confirmation page (record number, private status link) is sent only after the
+entry, its attachments and the consent event are committed in one
+transaction.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import (
+    Blueprint,
+    Flask,
+    Response,
+    abort,
+    current_app,
+    g,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_babel import Babel, refresh
+from flask_babel import gettext as _
+from flask_limiter import Limiter
+from werkzeug.datastructures import FileStorage, MultiDict
+from werkzeug.utils import secure_filename
+from wtforms import Form
+
+from intake.core.forms import (
+    LANGUAGES,
+    ConsentText,
+    FormConfig,
+    FormsConfig,
+    FormsConfigError,
+    check_form_token,
+    make_form_token,
+    origin_allowed,
+    origin_of,
+    pick,
+    safe_next,
+    sensitive_kinds,
+    validate_survey_answers,
+)
+from intake.core.sniff import sniff_type
+from intake.runtime import Runtime, StartupError
+from intake.services.forms import FormSubmission, Upload, load_forms, submit_form
+from intake.services.records import SubmitterData
+from intake.web.forms_fields import (
+    contact_form,
+    feedback_form,
+    first_errors,
+    survey_form,
+    survey_hints,
+)
+from intake.web.security import DEFAULT_CSP
+
+log = logging.getLogger("intake.web.forms")
+
+bp = Blueprint("forms", __name__)
+
+CONFIG_KEY = "intake.forms"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
+# A form without attachments never needs more than this (10 000 characters
+# of message, percent-encoded, plus the other fields).
+TEXT_BODY_CAP = 256 * 1024
+MULTIPART_OVERHEAD = 64 * 1024
+# Field names the server reads besides the form's own fields.
+CONTROL_FIELDS = ("_token", "_gotcha", "_next", "_embed", "_confirm_sensitive", "lang",
+                  "consent")
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["intake"]
+    return runtime
+
+
+def _config() -> FormsConfig:
+    config: FormsConfig = current_app.extensions[CONFIG_KEY]
+    return config
+
+
+def _token_key() -> bytes:
+    secret = _runtime().settings.secret_key.encode()
+    return hmac.new(secret, b"intake form token", hashlib.sha256).digest()
+
+
+def client_key() -> str:
+    """The rate-limit key: a keyed hash of the client address. The address is never stored."""
+    secret = _runtime().settings.secret_key.encode()
+    address = (request.remote_addr or "unknown").encode()
+    return hmac.new(secret + b"|rate-limit", address, hashlib.sha256).hexdigest()[:32]
+
+
+def select_locale() -> str:
+    # Only the public forms are translated; other pages (status, staff) stay in English
+    # so their `lang` attribute is always true.
+    if request.blueprint != "forms":
+        return "en"
+    lang = g.get("forms_lang")
+    if lang in LANGUAGES:
+        return str(lang)
+    asked = request.args.get("lang", "")
+    if asked in LANGUAGES:
+        return asked
+    return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
+
+
+def init_app(app: Flask) -> None:
+    """Load the forms file, set up translations and rate limits, register the blueprint."""
+    runtime: Runtime = app.extensions["intake"]
+    settings = runtime.settings
+    try:
+        app.extensions[CONFIG_KEY] = load_forms(settings)
+    except FormsConfigError as exc:
+        raise StartupError(f"INTAKE_FORMS: {exc.errors[0]} ({len(exc.errors)} problem(s); "
+                           "run `intake forms check`)") from None
+    if "babel" not in app.extensions:
+        Babel(app, locale_selector=select_locale)
+    redis_broker = settings.broker_url is not None and settings.broker_url.startswith("redis")
+    limiter = Limiter(
+        key_func=client_key, app=app, default_limits=[],
+        storage_uri=settings.broker_url if redis_broker else "memory://",
+        # A limiter outage must never lose a submission: fail open, in memory.
+        swallow_errors=True, in_memory_fallback_enabled=redis_broker,
+        key_prefix="intake-forms",
+        # Fixed windows cost O(1) per request; a moving window keeps every hit's time.
+        strategy="fixed-window",
+    )
+    limit = settings.form_rate_limit
+    limiter.limit(limit, methods=["POST"], key_func=client_key)(bp)
+    app.register_blueprint(bp)
+
+
+# -- helpers -----------------------------------------------------------------------------
+
+
+def _form_or_404(slug: str) -> FormConfig:
+    form = _config().forms.get(slug)
+    if form is None:
+        abort(404)
+    return form
+
+
+def _set_lang(lang: str | None) -> str:
+    chosen = lang if lang in LANGUAGES else None
+    if chosen is None:
+        chosen = request.accept_languages.best_match(LANGUAGES, default="en") or "en"
+    g.forms_lang = chosen
+    refresh()
+    return chosen
+
+
+def _wants_json() -> bool:
+    if request.mimetype == "application/json":
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return best == "application/json" and request.accept_mimetypes[best] > \
+        request.accept_mimetypes["text/html"]
+
+
+def _embed_csp(form: FormConfig) -> str:
+    ancestors = " ".join(form.allowed_origins) or "'none'"
+    return DEFAULT_CSP.replace("frame-ancestors 'none'", f"frame-ancestors {ancestors}")
+
+
+def _same_origin(origin: str | None) -> bool:
+    return origin_of(origin) == origin_of(request.host_url)
+
+
+def _cors(response: Response, form: FormConfig) -> Response:
+    origin = request.headers.get("Origin")
+    if origin and origin_allowed(origin, form.allowed_origins):
+        response.headers["Access-Control-Allow-Origin"] = origin_of(origin) or ""
+        response.headers.add("Vary", "Origin")
+    return response
+
+
+def _language_switch(slug: str, lang: str, embed: bool) -> dict[str, str]:
+    other = "es" if lang == "en" else "en"
+    endpoint = "forms.embed" if embed else "forms.show"
+    args: dict[str, Any] = {"slug": slug, "lang": other}
+    if request.args.get("about"):
+        args["about"] = request.args["about"][:500]
+    return {"href": url_for(endpoint, **args), "lang": other,
+            "label": "Español" if other == "es" else "English"}
+
+
+def _sensitive_label(kind: str) -> str:
+    labels = {
+        "ssn": _("a Social Security number"),
+        "card": _("a payment card number"),
+        "aba": _("a bank routing number"),
+        "bank_account": _("a bank account number"),
+        "birth_date": _("a date of birth"),
+        "password": _("a password"),
+        "maiden_name": _("a mother's maiden name"),
+        "medical": _("medical details"),
+    }
+    return labels.get(kind, kind)
+
+
+@dataclass
+class PageState:
+    """What a re-shown form keeps from the previous attempt."""
+
+    errors: dict[str, str]
+    sensitive: list[str]
+    notice: str | None = None
+    consent_checked: bool = False
+    next_url: str = ""
+
+
+def _wtform(form: FormConfig, lang: str, formdata: Any = None) -> Form:
+    if form.kind == "contact":
+        return contact_form(form, lang, formdata)
+    if form.kind == "feedback":
+        return feedback_form(formdata)
+    assert form.survey is not None
+    return survey_form(form.survey, lang, formdata)
+
+
+def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
+            state: PageState | None = None, status: int = 200) -> Response:
+    state = state or PageState(errors={}, sensitive=[])
+    consent = _config().consent_for(lang) if form.kind == "contact" else None
+    survey_meta = []
+    if form.survey is not None:
+        hints = survey_hints(form.survey, lang)
+        survey_meta = [{"q": q, "field": wtform[q.id], "hint": hints.get(q.id, "")}
+                       for q in form.survey.questions]
+    title = pick(form.survey.title if form.survey else form.title, lang)
+    intro = pick(form.survey.intro if form.survey and form.survey.intro else form.intro, lang)
+    html = render_template(
+        "forms/form.html", form_config=form, form=wtform, lang=lang, title=title, intro=intro,
+        token=make_form_token(_token_key(), form.slug, time.time()), consent=consent,
+        state=state, embed=embed, survey=survey_meta,
+        sensitive_labels=[_sensitive_label(k) for k in state.sensitive],
+        switch=_language_switch(form.slug, lang, embed),
+        about=request.args.get("about", "")[:500] if request.method == "GET" else "",
+    )
+    response = Response(html, status=status, mimetype="text/html")
+    if embed:
+        response.headers["Content-Security-Policy"] = _embed_csp(form)
+    return response
+
+
+# -- pages ------------------------------------------------------------------------------
+
+
+@bp.get("/forms/<slug>", provide_automatic_options=False)
+def show(slug: str) -> ResponseReturnValue:
+    form = _form_or_404(slug)
+    lang = _set_lang(request.args.get("lang"))
+    if _wants_json():
+        return _cors(jsonify(_describe(form, lang)), form)
+    wtform = _wtform(form, lang)
+    if form.kind == "feedback" and request.args.get("about"):
+        wtform["about"].data = request.args["about"][:500]
+    return _render(form, lang, wtform, embed=False)
+
+
+@bp.get("/embed/<slug>")
+def embed(slug: str) -> ResponseReturnValue:
+    form = _form_or_404(slug)
+    lang = _set_lang(request.args.get("lang"))
+    wtform = _wtform(form, lang)
+    if form.kind == "feedback" and request.args.get("about"):
+        wtform["about"].data = request.args["about"][:500]
+    return _render(form, lang, wtform, embed=True)
+
+
+@bp.route("/forms/<slug>", methods=["OPTIONS"])
+def preflight(slug: str) -> ResponseReturnValue:
+    form = _form_or_404(slug)
+    response = Response(status=204)
+    if origin_allowed(request.headers.get("Origin"), form.allowed_origins):
+        response.headers["Access-Control-Allow-Methods"] = "GET, POST"
+        response.headers["Access-Control-Allow-Headers"] = "Content-Type, Accept"
+        response.headers["Access-Control-Max-Age"] = "600"
+    return _cors(response, form)
+
+
+def _describe(form: FormConfig, lang: str) -> dict[str, Any]:
+    """What a JSON client needs to post: the token and the fields."""
+    wtform = _wtform(form, lang)
+    fields = []
+    for f in wtform:
+        item: dict[str, Any] = {"name": f.name, "label": str(f.label.text),
+                                "required": bool(f.flags.required)}
+        choices = getattr(f, "choices", None)
+        if choices:
+            item["choices"] = [str(c.value) for c in choices if c.value]
+        if f.type == "MultiCheckboxField":
+            item["multiple"] = True
+        fields.append(item)
+    body: dict[str, Any] = {
+        "slug": form.slug, "kind": form.kind, "title": pick(form.title, lang),
+        "token": make_form_token(_token_key(), form.slug, time.time()),
+        "min_fill_seconds": _config().min_fill_seconds, "fields": fields,
+        "attachments": form.attachments.allowed,
+    }
+    if form.kind == "contact":
+        consent = _config().consent_for(lang)
+        body["consent"] = {"field": "consent", "value": consent.version, "text": consent.text}
+    return body
+
+
+# -- submission -------------------------------------------------------------------------
+
+
+class BadInput(Exception):
+    """The request cannot be read (wrong type, not UTF-8, not an object)."""
+
+
+def _body_cap(form: FormConfig) -> int:
+    if form.attachments.allowed:
+        policy = form.attachments
+        return TEXT_BODY_CAP + MULTIPART_OVERHEAD + policy.max_files * policy.max_bytes
+    return TEXT_BODY_CAP
+
+
+def _read_input() -> tuple[bytes, MultiDict[str, Any], list[FileStorage]]:
+    """The raw body, the fields and the uploaded files of this request."""
+    mimetype = request.mimetype
+    if mimetype not in FORM_TYPES:
+        abort(415)
+    raw = request.get_data(cache=True)  # 413 above request.max_content_length
+    if mimetype == "application/json":
+        try:
+            data = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BadInput("not UTF-8 JSON") from None
+        if not isinstance(data, dict):
+            raise BadInput("not a JSON object")
+        pairs: list[tuple[str, str]] = []
+        for key, value in data.items():
+            values = value if isinstance(value, list) else [value]
+            for v in values:
+                if isinstance(v, bool):
+                    pairs.append((str(key), "1" if v else ""))
+                elif isinstance(v, str | int | float):
+                    pairs.append((str(key), str(v)))
+                elif v is not None:
+                    raise BadInput("values must be text, numbers or lists of them")
+        return raw, MultiDict(pairs), []
+    if mimetype == "application/x-www-form-urlencoded":
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadInput("not UTF-8") from None
+    formdata = MultiDict(request.form.items(multi=True))
+    files = [f for f in request.files.getlist("attachments") if f and f.filename]
+    stray = [k for k in request.files if k != "attachments"]
+    if stray:
+        raise BadInput("unexpected file field")
+    return raw, formdata, files
+
+
+def _bad_request(message: str) -> ResponseReturnValue:
+    if _wants_json():
+        return jsonify({"error": "Bad Request", "message": message}), 400
+    return render_template("error.html", title=_("Bad request"), message=message,
+                           lang=g.get("forms_lang", "en")), 400
+
+
+def _check_uploads(form: FormConfig, files: list[FileStorage]) -> tuple[list[Upload], str | None]:
+    if not files:
+        return [], None
+    policy = form.attachments
+    if not policy.allowed:
+        return [], _("This form does not accept attachments.")
+    if len(files) > policy.max_files:
+        return [], _("Attach at most %(n)d files.", n=policy.max_files)
+    uploads = []
+    for index, storage in enumerate(files, start=1):
+        data = storage.read(policy.max_bytes + 1)
+        if len(data) > policy.max_bytes:
+            abort(413)
+        name = secure_filename(storage.filename or "")[-100:] or f"attachment-{index}"
+        sniffed = sniff_type(data, name)
+        if sniffed not in policy.types:
+            return [], _("%(name)s is not a file type we accept (PDF, PNG, JPEG or plain "
+                         "text).", name=name)
+        uploads.append(Upload(filename=name, declared_type=storage.mimetype or "",
+                              sniffed_type=sniffed, data=data))
+    return uploads, None
+
+
+def _fake_success(form: FormConfig, lang: str, embed: bool,
+                  next_url: str | None) -> ResponseReturnValue:
+    # The honeypot was filled: answer like a success so the robot moves on; store nothing.
+    log.info("form %s: honeypot filled, not stored", form.slug)
+    if _wants_json():
+        return _cors(jsonify({"status": "received"}), form), 201
+    if next_url:
+        return redirect(next_url, code=303)
+    return _confirmation(form, lang, embed, record_number=None, status_url=None)
+
+
+def _confirmation(form: FormConfig, lang: str, embed: bool, *, record_number: str | None,
+                  status_url: str | None) -> Response:
+    html = render_template("forms/confirmation.html", form_config=form, lang=lang, embed=embed,
+                           title=pick(form.title, lang), record_number=record_number,
+                           status_url=status_url)
+    response = Response(html, status=200, mimetype="text/html")
+    if embed:
+        response.headers["Content-Security-Policy"] = _embed_csp(form)
+    return response
+
+
+def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
+                      uploads: list[Upload], consent: ConsentText | None,
+                      formdata: MultiDict[str, Any]) -> FormSubmission:
+    content_type = request.content_type or request.mimetype
+    if form.kind == "contact":
+        data = wtform.data
+        return FormSubmission(
+            form=form, raw=raw, content_type=content_type, subject=data["subject"],
+            body=data["message"], fields={"topic": data["topic"], "lang": lang},
+            submitter=SubmitterData(name=data["name"], email=data["email"],
+                                    phone=data["phone"] or None,
+                                    postal_address=data["postal_address"] or None),
+            uploads=tuple(uploads), consent=consent, consent_evidence=raw,
+        )
+    if form.kind == "feedback":
+        data = wtform.data
+        about = data["about"] or ""
+        subject = f"Feedback: {data['rating']}/5" + (f" about {about}" if about else "")
+        return FormSubmission(
+            form=form, raw=raw, content_type=content_type, subject=subject,
+            body=data["comment"] or "",
+            fields={"rating": int(data["rating"]), "about": about, "lang": lang},
+        )
+    assert form.survey is not None
+    result = validate_survey_answers(
+        form.survey, {q.id: formdata.getlist(q.id) for q in form.survey.questions})
+    lines = []
+    for q in form.survey.questions:
+        answer = result.answers.get(q.id)
+        shown = ", ".join(answer) if isinstance(answer, list) else answer
+        lines.append(f"{pick(q.label, 'en')}\n{'' if shown is None else shown}")
+    return FormSubmission(
+        form=form, raw=raw, content_type=content_type, subject=pick(form.survey.title, "en"),
+        body="\n\n".join(lines),
+        fields={"survey": form.survey.id, "answers": result.answers, "lang": lang},
+    )
+
+
+def _free_texts(form: FormConfig, wtform: Form) -> list[str]:
+    if form.kind == "contact":
+        return [wtform["subject"].data or "", wtform["message"].data or ""]
+    if form.kind == "feedback":
+        return [wtform["about"].data or "", wtform["comment"].data or ""]
+    assert form.survey is not None
+    return [wtform[q.id].data or "" for q in form.survey.questions if q.type == "text"]
+
+
+@bp.post("/forms/<slug>", provide_automatic_options=False)
+def submit(slug: str) -> ResponseReturnValue:
+    form = _form_or_404(slug)
+    request.max_content_length = _body_cap(form)
+    origin = request.headers.get("Origin")
+    if origin and origin != "null" and not _same_origin(origin) \
+            and not origin_allowed(origin, form.allowed_origins):
+        log.info("form %s: post from an origin that is not allowed", slug)
+        abort(403)
+    try:
+        raw, formdata, files = _read_input()
+    except BadInput as exc:
+        _set_lang(None)
+        return _bad_request(_("What was sent could not be read (%(why)s).", why=str(exc)))
+    lang = _set_lang(formdata.get("lang"))
+    embed = formdata.get("_embed") == "1"
+    wants_json = _wants_json()
+    next_url = safe_next(formdata.get("_next"), form.allowed_origins)
+
+    if formdata.get("_gotcha"):
+        return _fake_success(form, lang, embed, next_url)
+
+    wtform = _wtform(form, lang, formdata)
+    config = _config()
+    token = check_form_token(_token_key(), slug, formdata.get("_token"), time.time(),
+                             min_seconds=config.min_fill_seconds,
+                             max_age=config.token_max_age_seconds)
+    if not token.ok:
+        log.info("form %s: token refused (%s)", slug, token.reason)
+        if wants_json:
+            return _cors(jsonify({
+                "error": "token", "reason": token.reason,
+                "message": "Get a fresh token with GET /forms/<slug> and send again.",
+                "token": make_form_token(_token_key(), slug, time.time()),
+            }), form), 400
+        notice = (_("Thank you. Please check your answers and send the form again.")
+                  if token.reason == "too-fast" else
+                  _("This page had expired or was not sent from our form. Your answers are "
+                    "kept below: please check them and send the form again."))
+        return _render(form, lang, wtform, embed=embed, status=400, state=PageState(
+            errors={}, sensitive=[], notice=notice,
+            consent_checked=bool(formdata.get("consent")), next_url=next_url or ""))
+
+    valid = wtform.validate()
+    errors = first_errors(wtform)
+    uploads, upload_error = _check_uploads(form, files)
+    if upload_error:
+        errors["attachments"] = upload_error
+    consent: ConsentText | None = None
+    ticked = formdata.get("consent")
+    if ticked and form.kind == "contact":
+        consent = config.consent_by_version(ticked)
+        if consent is None:
+            errors["consent"] = _("The consent text has changed. Please read it again and "
+                                  "tick the box if you agree.")
+    if not valid or errors:
+        if wants_json:
+            return _cors(jsonify({"error": "invalid", "errors": errors}), form), 422
+        return _render(form, lang, wtform, embed=embed, status=422, state=PageState(
+            errors=errors, sensitive=[], consent_checked=consent is not None,
+            next_url=next_url or ""))
+
+    if not formdata.get("_confirm_sensitive"):
+        kinds = sensitive_kinds(_free_texts(form, wtform), _runtime().pii_key)
+        if kinds:
+            if wants_json:
+                return _cors(jsonify({
+                    "error": "sensitive-data", "kinds": kinds, "confirm_field":
+                    "_confirm_sensitive",
+                    "message": "The text seems to contain information people are asked not "
+                               "to send. Remove it, or send again with _confirm_sensitive=1.",
+                }), form), 422
+            return _render(form, lang, wtform, embed=embed, status=200, state=PageState(
+                errors={}, sensitive=kinds, consent_checked=consent is not None,
+                next_url=next_url or ""))
+
+    submission = _build_submission(form, wtform, raw, lang, uploads, consent, formdata)
+    runtime = _runtime()
+    with runtime.db.session() as session:
+        confirmation = submit_form(session, submission,
+                                   record_prefix=runtime.settings.record_prefix,
+                                   pii_key=runtime.pii_key)
+    # Committed: only now does the person hear that the message is safe.
+    status_url = url_for("status.view", token=confirmation.status_token, _external=True)
+    if wants_json:
+        response = jsonify({"status": "received", "record_number": confirmation.record_number,
+                            "status_url": status_url})
+        response.status_code = 201
+        return _cors(response, form)
+    if next_url:
+        separator = "&" if "?" in next_url else "?"
+        return redirect(f"{next_url}{separator}{urlencode({'record': confirmation.record_number})}",
+                        code=303)
+    return _confirmation(form, lang, embed, record_number=confirmation.record_number,
+                         status_url=status_url)
+
+
+@bp.after_request
+def _vary(response: Response) -> Response:
+    response.headers.add("Vary", "Accept-Language")
+    return response
+
+

@@ -1,0 +1,169 @@
+"""WTForms definitions of the public forms (labels and messages translated).
+
+Plain ``wtforms.Form`` classes, not ``FlaskForm``: the public forms carry a
+signed time-stamped token instead of a session-bound CSRF token, so they work
+without cookies. Every field has a length limit; one-line fields refuse CR/LF.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from flask_babel import lazy_gettext as _l
+from wtforms import Form, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
+
+from intake.core.forms import FormConfig, Question, Survey, pick
+
+NAME_MAX = 200
+EMAIL_MAX = 254
+PHONE_MAX = 40
+ADDRESS_MAX = 500
+SUBJECT_MAX = 200
+MESSAGE_MAX = 10_000
+COMMENT_MAX = 5_000
+ABOUT_MAX = 500
+
+PHONE_RE = re.compile(r"^[0-9+().\- ]*(?:(?:ext|x)\.? ?[0-9]{1,6})?$", re.IGNORECASE)
+
+
+def _strip(value: Any) -> Any:
+    return value.strip() if isinstance(value, str) else value
+
+
+def one_line(form: Form, field: Any) -> None:
+    """Names and subjects become e-mail headers downstream: no line breaks."""
+    if isinstance(field.data, str) and ("\r" in field.data or "\n" in field.data):
+        raise ValidationError(_l("This must be on one line."))
+
+
+def _no_controls(form: Form, field: Any) -> None:
+    if isinstance(field.data, str) and any(
+        (ord(c) < 32 and c not in "\r\n\t") or c == "\x7f" for c in field.data
+    ):
+        raise ValidationError(_l("This contains characters that cannot be accepted."))
+
+
+def _phone(form: Form, field: Any) -> None:
+    if field.data and not PHONE_RE.match(field.data):
+        raise ValidationError(_l("Enter a telephone number using digits, spaces, + - ( )."))
+
+
+def _length(maximum: int) -> Length:
+    return Length(max=maximum, message=_l("This is too long (at most %(max)d characters).",
+                                          max=maximum))
+
+
+REQUIRED = _l("This field is required.")
+
+
+class ContactForm(Form):
+    name = StringField(_l("Your name"), filters=[_strip],
+                       validators=[InputRequired(REQUIRED), _length(NAME_MAX), one_line,
+                                   _no_controls])
+    email = StringField(_l("Your e-mail address"), filters=[_strip], validators=[
+        InputRequired(REQUIRED), _length(EMAIL_MAX), one_line,
+        # No DNS lookups: the address is checked for form, not deliverability.
+        Email(message=_l("Enter an e-mail address like name@example.com."),
+              check_deliverability=False, allow_smtputf8=True),
+    ])
+    phone = StringField(_l("Telephone"), filters=[_strip],
+                        validators=[Optional(), _length(PHONE_MAX), one_line, _phone])
+    postal_address = TextAreaField(_l("Postal address"), filters=[_strip],
+                                   validators=[Optional(), _length(ADDRESS_MAX), _no_controls])
+    topic = SelectField(_l("Topic"), validate_choice=True,
+                        validators=[InputRequired(_l("Choose a topic."))])
+    subject = StringField(_l("Subject"), filters=[_strip],
+                          validators=[InputRequired(REQUIRED), _length(SUBJECT_MAX), one_line,
+                                      _no_controls])
+    message = TextAreaField(_l("Your message"), filters=[_strip],
+                            validators=[InputRequired(REQUIRED), _length(MESSAGE_MAX),
+                                        _no_controls])
+
+
+class FeedbackForm(Form):
+    rating = RadioField(_l("How would you rate it?"), choices=[
+        SelectChoice("1", _l("1 – Very poor")), SelectChoice("2", _l("2 – Poor")),
+        SelectChoice("3", _l("3 – Fair")), SelectChoice("4", _l("4 – Good")),
+        SelectChoice("5", _l("5 – Very good")),
+    ], validators=[InputRequired(_l("Choose a rating from 1 to 5."))])
+    about = StringField(_l("Which page or service is this about?"), filters=[_strip],
+                        validators=[Optional(), _length(ABOUT_MAX), one_line, _no_controls])
+    comment = TextAreaField(_l("Your comment"), filters=[_strip],
+                            validators=[Optional(), _length(COMMENT_MAX), _no_controls])
+
+
+def contact_form(config: FormConfig, lang: str, formdata: Any = None) -> ContactForm:
+    form = ContactForm(formdata=formdata)
+    form.topic.choices = [SelectChoice("", _l("Choose a topic"))] + [
+        SelectChoice(t.value, pick(t.label, lang)) for t in config.topics
+    ]
+    if not config.topics:
+        form.topic.choices = [SelectChoice("other", _l("Something else"))]
+        if formdata is None:
+            form.topic.data = "other"
+    return form
+
+
+def feedback_form(formdata: Any = None) -> FeedbackForm:
+    return FeedbackForm(formdata=formdata)
+
+
+class MultiCheckboxField(SelectMultipleField):
+    widget = ListWidget(prefix_label=False)
+    option_widget = CheckboxInput()
+
+
+def survey_form(survey: Survey, lang: str, formdata: Any = None) -> Form:
+    """A WTForms form built from a survey definition; validation messages per question."""
+
+    class SurveyForm(Form):
+        pass
+
+    for q in survey.questions:
+        setattr(SurveyForm, q.id, _question_field(q, lang))
+    return SurveyForm(formdata=formdata)
+
+
+def _question_field(q: Question, lang: str) -> Any:
+    label = pick(q.label, lang)
+    required = [InputRequired(REQUIRED)] if q.required else [Optional()]
+    if q.type == "text":
+        return TextAreaField(label, filters=[_strip],
+                             validators=[*required, _length(q.max_length), _no_controls])
+    if q.type == "multiple":
+        validators: list[Any] = [InputRequired(_l("Choose at least one."))] if q.required else []
+        return MultiCheckboxField(label, choices=[SelectChoice(c.value, pick(c.label, lang))
+                                                  for c in q.choices], validators=validators)
+    if q.type == "scale":
+        low, high = pick(q.low, lang), pick(q.high, lang)
+        choices = [SelectChoice(str(i), str(i)) for i in range(1, 6)]
+        if low:
+            choices[0] = SelectChoice("1", f"1 – {low}")
+        if high:
+            choices[4] = SelectChoice("5", f"5 – {high}")
+        return RadioField(label, choices=choices, validate_choice=True, validators=[
+            InputRequired(_l("Choose a number from 1 to 5."))] if q.required else [Optional()])
+    return RadioField(label, choices=[SelectChoice(c.value, pick(c.label, lang))
+                                      for c in q.choices],
+                      validate_choice=True,
+                      validators=[InputRequired(_l("Choose one."))] if q.required else
+                      [Optional()])
+
+
+def first_errors(form: Form) -> dict[str, str]:
+    """Field name -> its first error message, in form order."""
+    out: dict[str, str] = {}
+    for f in form:
+        if f.errors:
+            errors = f.errors if isinstance(f.errors, list | tuple) else list(f.errors)
+            out[f.name] = str(errors[0])
+    return out
+
+
+def survey_hints(survey: Survey, lang: str) -> Mapping[str, str]:
+    return {q.id: pick(q.hint, lang) for q in survey.questions if q.hint}

@@ -1,0 +1,155 @@
+"""The pure decisions of the public forms: configuration, surveys, tokens, origins, P6."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from intake.core.forms import (
+    FormsConfigError,
+    check_form_token,
+    load_forms_config,
+    load_survey,
+    make_form_token,
+    origin_allowed,
+    origin_of,
+    safe_next,
+    sensitive_kinds,
+    validate_survey_answers,
+)
+from intake.services.forms import load_forms_file, packaged_forms_path
+
+KEY = b"k" * 32
+SURVEY_FILE = packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml"
+
+
+def _survey_data() -> dict:
+    return yaml.safe_load(SURVEY_FILE.read_text())
+
+
+def test_packaged_forms_file_has_the_three_default_slugs() -> None:
+    config = load_forms_file(packaged_forms_path())
+    assert {"contact", "feedback", "survey"} <= set(config.forms)
+    assert config.forms["contact"].attachments.allowed
+    assert config.forms["survey"].survey is not None
+    assert len(config.forms["survey"].survey.questions) == 5
+    # Every language's consent text is its own version.
+    assert config.consent_for("en").version != config.consent_for("es").version
+    assert config.consent_by_version(config.consent_for("es").version) == config.consent_for("es")
+
+
+def test_forms_file_errors_are_all_reported(tmp_path: Path) -> None:
+    data = yaml.safe_load(packaged_forms_path().read_text())
+    data["forms"][0]["allowed_origins"] = ["https://ok.example", "not an origin",
+                                           "https://x.example/path"]
+    data["forms"][1]["kind"] = "poll"
+    data["forms"][2]["survey"] = "surveys/missing.yaml"
+    data["consent"]["es"]["version"] = data["consent"]["en"]["version"]
+    path = tmp_path / "forms.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(FormsConfigError) as caught:
+        load_forms_file(path)
+    text = "\n".join(caught.value.errors)
+    assert "'not an origin' is not an origin" in text
+    assert "'https://x.example/path' is not an origin" in text
+    assert "form 'feedback': kind must be one of" in text
+    assert "form 'survey': survey must name a survey file that exists" in text
+    assert "each language's consent text needs its own version" in text
+    assert all(line.startswith(str(path)) for line in caught.value.errors)
+
+
+def test_survey_yaml_validation_names_each_problem() -> None:
+    data = _survey_data()
+    bad = copy.deepcopy(data)
+    bad["questions"][0]["type"] = "dropdown"
+    bad["questions"][1]["choices"] = [{"value": "Web Site", "label": "x"}]
+    bad["questions"][2]["choices"] = [{"value": "a", "label": "a"}]
+    bad["questions"].append(dict(bad["questions"][3]))  # duplicate id "ease"
+    bad["questions"][4]["label"] = {"fr": "Quoi ?"}
+    with pytest.raises(FormsConfigError) as caught:
+        load_survey(bad, "s.yaml")
+    text = "\n".join(caught.value.errors)
+    assert "question 'service': type must be one of single, multiple, scale, text" in text
+    assert "question 'channels': choices[0].value: must be lower-case" in text
+    assert "question 'satisfaction': choices only apply to single and multiple" in text
+    assert "question 'ease': duplicate id" in text
+    assert "unknown language 'fr'" in text
+    assert load_survey(data).id == "service-satisfaction"
+
+
+def test_survey_answers_are_structured_and_checked() -> None:
+    survey = load_survey(_survey_data())
+    ok = validate_survey_answers(survey, {
+        "service": ["other"], "channels": ["phone", "mail", "phone"], "satisfaction": ["4"],
+        "improve": ["  More evening hours  "],
+    })
+    assert ok.errors == {}
+    assert ok.answers == {"service": "other", "channels": ["phone", "mail"], "satisfaction": 4,
+                          "ease": None, "improve": "More evening hours"}
+    bad = validate_survey_answers(survey, {
+        "channels": ["fax"], "satisfaction": ["6"], "ease": ["1", "2"], "improve": ["x" * 2001],
+    })
+    assert bad.errors == {"service": "required", "channels": "choice", "satisfaction": "choice",
+                          "ease": "choice", "improve": "too-long"}
+
+
+def test_form_token_signed_timed_and_bound_to_the_form() -> None:
+    token = make_form_token(KEY, "contact", 1_000_000)
+    ok = check_form_token(KEY, "contact", token, 1_000_010, min_seconds=3, max_age=3600)
+    assert ok.ok and ok.reason == "ok"
+
+    def reason(tok: str | None, now: float = 1_000_010, slug: str = "contact") -> str:
+        return check_form_token(KEY, slug, tok, now, min_seconds=3, max_age=3600).reason
+
+    assert reason(None) == "missing"
+    assert reason("") == "missing"
+    assert reason("abc") == "malformed"
+    assert reason(token, slug="feedback") == "bad-signature"
+    assert reason(make_form_token(b"other" * 8, "contact", 1_000_000)) == "bad-signature"
+    issued, mac = token.split(".")
+    assert reason(f"{int(issued) + 5}.{mac}") == "bad-signature"  # cannot age a token by hand
+    assert reason(token, now=1_000_001) == "too-fast"
+    assert reason(token, now=1_000_000 + 3601) == "expired"
+
+
+@pytest.mark.parametrize("url, allowed", [
+    ("https://www.examplia.gov/thanks", True),
+    ("https://WWW.Examplia.gov:443/thanks?x=1", True),
+    ("http://www.examplia.gov/thanks", False),
+    ("https://www.examplia.gov.evil.example/", False),
+    ("https://www.examplia.gov@evil.example/", False),
+    ("https://evil.example/?https://www.examplia.gov", False),
+    ("//evil.example/", False),
+    ("/local/path", False),
+    ("javascript:alert(1)", False),
+    ("https://www.examplia.gov\r\nLocation: https://evil.example", False),
+    ("https://www.examplia.gov:8443/", False),
+])
+def test_next_only_goes_to_an_allowed_origin(url: str, allowed: bool) -> None:
+    assert (safe_next(url, ["https://www.examplia.gov"]) == url) is allowed
+
+
+def test_origins_are_normalised() -> None:
+    assert origin_of("https://A.example:443/x") == "https://a.example"
+    assert origin_of("http://a.example:8080") == "http://a.example:8080"
+    assert origin_of("ftp://a.example") is None
+    assert origin_of("null") is None
+    assert origin_allowed("http://127.0.0.1:9000", ["http://127.0.0.1:9000"])
+    assert not origin_allowed("http://127.0.0.1:9001", ["http://127.0.0.1:9000"])
+
+
+def test_sensitive_kinds_find_p6_data_only() -> None:
+    assert sensitive_kinds(["My SSN is 123-45-6789"], KEY) == ["ssn"]
+    assert sensitive_kinds(["card 4111 1111 1111 1111", "I was born on March 3, 1970"],
+                           KEY) == ["card", "birth_date"]
+    # An e-mail address or phone number is personal data but not a P6 warning.
+    assert sensitive_kinds(["write to me at ana@example.com or 860-555-0142"], KEY) == []
+    assert sensitive_kinds(["", "The trail at Lake Park is closed"], KEY) == []
+
+
+def test_load_forms_config_rejects_non_mapping() -> None:
+    with pytest.raises(FormsConfigError):
+        load_forms_config(["not", "a", "mapping"])
