@@ -581,3 +581,13 @@ def test_pathologically_nested_html_is_not_given_to_nh3() -> None:
     p = parse_message(raw)
     assert p.text == "hello"
     assert p.html_sanitized == "<pre>hello</pre>"
+
+
+def test_bare_cr_in_a_part_content_type_does_not_survive() -> None:
+    # Found by hypothesis in CI: "message/delivery-status\r dns; ..." kept its CR.
+    raw = (b"From: a@b.example\r\nMIME-Version: 1.0\r\n"
+           b"Content-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n"
+           b"Content-Type: message/delivery-status\r dns; mx.example\r\n\r\nAction: failed\r\n"
+           b"--x--\r\n")
+    parsed = parse_message(raw)
+    assert_no_crlf(parsed)

@@ -533,6 +533,9 @@ class _Ctx:
     embedded_ids: list[str] = field(default_factory=list)
 
 
+_MIME_TYPE = re.compile(r"[a-z0-9!#$&^_.+-]{1,127}/[a-z0-9!#$&^_.+-]{1,127}")
+
+
 def _add_attachment(
     ctx: _Ctx,
     data: bytes,
@@ -546,6 +549,11 @@ def _add_attachment(
     where: str,
 ) -> None:
     sniffed = sniff_type(data, filename)
+    declared_type = declared_type.strip().lower()
+    if not _MIME_TYPE.fullmatch(declared_type):
+        # Found by fuzzing: a bare CR inside Content-Type reached declared_type.
+        ctx.defects.add(f"{where}: malformed content type {declared_type[:80]!r}")
+        declared_type = "application/octet-stream"
     clean = sanitize_filename(filename)
     if filename and clean != filename:
         ctx.defects.add(f"{where}: unsafe filename {filename[:80]!r} sanitised to {clean!r}")
