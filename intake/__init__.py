@@ -55,4 +55,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     from intake.web import csrf, forms  # Flask-WTF CSRF (public forms exempt); public forms
     csrf.init_app(app)
     forms.init_app(app)
+    from intake.web import staff  # the staff inbox at /staff/ (checks its own CSRF tokens)
+    staff.init_app(app)
     return app

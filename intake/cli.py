@@ -109,13 +109,18 @@ def serve(host: str, port: int, threads: int) -> None:
             check_broker(runtime.jobs.broker, settings)
         except BrokerUnavailable as exc:
             fail(f"{exc}; check INTAKE_BROKER_URL")
-        app = create_app(runtime=runtime)
+        try:
+            app = create_app(runtime=runtime)
+        except StartupError as exc:
+            fail(str(exc))
         try:
             server = create_server(app, host=host, port=port, threads=threads,
                                    ident="intake", clear_untrusted_proxy_headers=True)
         except OSError as exc:
             fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
         runtime.jobs.start(consume=settings.broker_url is None, sweep=True)
+        from intake.mail.poller import start_embedded_pollers  # mailboxes, if configured
+        start_embedded_pollers(runtime)
         bound_port = getattr(server, "effective_port", port)
         click.echo(
             f"intake serving on http://{host}:{bound_port}/ "
@@ -445,6 +450,12 @@ def audit_verify() -> None:
 # (areas add `cli.add_command(...)` lines here)
 from intake.web.forms_commands import forms as forms_commands  # noqa: E402, I001 - public forms
 cli.add_command(forms_commands)
+from intake.mail.commands import ingest, poll  # noqa: E402, I001 - the e-mail intake
+
+cli.add_command(poll)
+cli.add_command(ingest)
+from intake.web.staff.commands import staff as staff_commands  # noqa: E402, I001 - staff inbox
+cli.add_command(staff_commands)
 
 
 def main() -> None:

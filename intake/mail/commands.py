@@ -1,0 +1,165 @@
+"""``intake poll [--once]`` and ``intake ingest FILE... [--json]``.
+
+The CLI helpers are imported inside the commands: ``intake.cli`` imports this module.
+"""
+
+from __future__ import annotations
+
+import json
+import mailbox
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+
+# In embedded mode (no broker) the command routes what it stored before it exits.
+ROUTE_WAIT_SECONDS = 300.0
+
+
+def _agency_addresses(runtime: Any) -> list[str]:
+    try:
+        return [a.email for a in runtime.rules.current().agencies.values() if a.email]
+    except Exception:  # noqa: BLE001 - without rules nobody counts as an agency
+        return []
+
+
+def _start_embedded_routing(runtime: Any) -> bool:
+    if runtime.settings.broker_url is not None:
+        return False  # `intake worker` processes route
+    try:
+        runtime.rules.load()
+    except Exception:  # noqa: BLE001 - routing waits for valid rules; storing goes on
+        click.echo("intake: the rules file is invalid; entries are stored and will be routed "
+                   "once it is fixed", err=True)
+        return False
+    runtime.jobs.start(consume=True, sweep=False)
+    return True
+
+
+def _wait_for_routing(runtime: Any) -> None:
+    """Wait until no "route" work is pending or running (embedded worker only)."""
+    from sqlalchemy import func, select
+
+    from intake.db.models import WorkItem, WorkState
+
+    deadline = time.monotonic() + ROUTE_WAIT_SECONDS
+    while time.monotonic() < deadline:
+        with runtime.db.session() as session:
+            waiting = session.scalar(
+                select(func.count()).select_from(WorkItem)
+                .where(WorkItem.kind == "route",
+                       WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING])))
+        if not waiting:
+            return
+        time.sleep(0.1)
+    click.echo("intake: routing still running; the remaining entries are routed by the next "
+               "`intake serve` or worker", err=True)
+
+
+@click.command("poll")
+@click.option("--once", is_flag=True, help="One pass over every mailbox, then exit.")
+def poll(once: bool) -> None:
+    """Poll the configured IMAP mailboxes (INTAKE_IMAP_URL, INTAKE_MAILBOXES_FILE)."""
+    from intake.cli import EXIT_CONFIG, EXIT_FAILURE, _runtime, _settings, fail
+    from intake.mail.config import MailboxConfigError
+    from intake.mail.poller import PollerThreads, PollFailed, pollers_for
+
+    settings = _settings()
+    if not (settings.imap_url or settings.mailboxes_file):
+        fail("no mailbox configured: set INTAKE_IMAP_URL or INTAKE_MAILBOXES_FILE", EXIT_CONFIG)
+    with _runtime(settings) as runtime:
+        try:
+            pollers = pollers_for(runtime)
+        except MailboxConfigError as exc:
+            fail(str(exc), EXIT_CONFIG)
+        routing = _start_embedded_routing(runtime)
+        if once:
+            failed = False
+            for poller in pollers:
+                try:
+                    report = poller.poll_once()
+                except PollFailed as exc:
+                    click.echo(f"intake: {exc}", err=True)
+                    failed = True
+                    continue
+                click.echo(report.summary())
+            if routing:
+                _wait_for_routing(runtime)
+            if failed:
+                raise SystemExit(EXIT_FAILURE)
+            return
+        group = PollerThreads(pollers)
+
+        def _stop(_signum: int, _frame: FrameType | None) -> None:
+            group.stop_event.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        group.start()
+        click.echo(f"intake polling {len(pollers)} mailbox(es)", err=True)
+        while not group.stop_event.wait(1.0):
+            pass
+        group.stop()
+        click.echo("intake poll stopping", err=True)
+
+
+def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
+    """(label, raw bytes) of each message: one for an .eml, each of an mbox."""
+    with path.open("rb") as handle:
+        head = handle.read(5)
+    if head != b"From ":
+        yield str(path), path.read_bytes()
+        return
+    box = mailbox.mbox(str(path), create=False)
+    try:
+        for index, key in enumerate(box.keys(), 1):
+            yield f"{path}#{index}", box.get_bytes(key)
+    finally:
+        box.close()
+
+
+@click.command("ingest")
+@click.argument("files", nargs=-1, required=True,
+                type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--mailbox", "mailbox_name", default="ingest", show_default=True,
+              help="Mailbox name recorded on the entries (the routing 'recipient').")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
+def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
+    """Ingest .eml and mbox files exactly like polled mail."""
+    from intake.cli import EXIT_FAILURE, _runtime, _settings
+    from intake.services.mail_intake import MailContext, intake_message
+
+    settings = _settings()
+    counts: dict[str, int] = {}
+    unreadable = 0
+    with _runtime(settings) as runtime:
+        routing = _start_embedded_routing(runtime)
+        context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,
+                                            agency_addresses=_agency_addresses(runtime))
+        for path in files:
+            try:
+                messages = list(_messages(path))
+            except (OSError, mailbox.Error) as exc:
+                unreadable += 1
+                click.echo(f"intake: cannot read {path}: {type(exc).__name__}", err=True)
+                continue
+            for label, raw in messages:
+                outcome = intake_message(runtime.db, raw, context)
+                counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+                if as_json:
+                    click.echo(json.dumps({"file": label, **outcome.to_dict()},
+                                          ensure_ascii=False))
+                else:
+                    shown = outcome.record_number or f"quarantine #{outcome.quarantine_id}"
+                    click.echo(f"{label}: {outcome.outcome} {shown}")
+        if routing:
+            _wait_for_routing(runtime)
+    click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no messages",
+               err=True)
+    if unreadable:
+        raise SystemExit(EXIT_FAILURE)
+

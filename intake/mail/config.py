@@ -1,0 +1,227 @@
+"""Mailbox configuration: ``INTAKE_IMAP_URL`` or the mailboxes file, parsed into values.
+
+``parse_imap_url`` and ``parse_mailboxes`` are pure (text in, values out);
+``load_mailboxes`` does the file reading for a :class:`Settings`.
+
+The mailboxes file (YAML)::
+
+    mailboxes:
+      - name: info                      # unique; stored on each entry as the recipient
+        host: imap.example.gov
+        port: 993                       # default: 993 for tls, 143 otherwise
+        security: tls                   # tls | starttls | none
+        user: info@example.gov
+        password_file: /etc/intake/info.pw   # or password_env: INTAKE_IMAP_PASSWORD_INFO
+        folder: INBOX                   # default INBOX
+        processed_folder: Processed     # default Processed; created if missing
+        agency: transport               # optional default agency hint (fields._mailbox_agency)
+        form: contact                   # optional form kind (stored as the entry's form slug)
+        poll_interval: 60               # seconds between passes when IDLE is not offered
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import yaml
+
+from intake.settings import Settings
+
+
+class MailboxConfigError(ValueError):
+    """A mailbox description that cannot work; the message is one line."""
+
+
+SECURITIES = ("tls", "starttls", "none")
+_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+@dataclass(frozen=True)
+class MailboxConfig:
+    name: str
+    host: str
+    port: int
+    security: str  # tls | starttls | none
+    user: str
+    password: str = ""
+    folder: str = "INBOX"
+    processed_folder: str = "Processed"
+    agency: str | None = None
+    form: str | None = None
+    poll_interval: float = 60.0
+    # Servers without MOVE get COPY + this keyword (never a delete).
+    done_keyword: str = "IntakeProcessed"
+
+    def __repr__(self) -> str:  # never show the password
+        return (f"MailboxConfig(name={self.name!r}, host={self.host!r}, port={self.port}, "
+                f"security={self.security!r}, folder={self.folder!r})")
+
+
+def _default_port(security: str) -> int:
+    return 993 if security == "tls" else 143
+
+
+def parse_imap_url(url: str, passwords: Mapping[str, str] | None = None,
+                   name: str = "default") -> MailboxConfig:
+    """``imaps://user:pass@host:993/INBOX?processed=Done&interval=30`` → one mailbox.
+
+    ``imap://`` is plain, ``imaps://`` TLS, ``imap+starttls://`` STARTTLS. With
+    no password in the URL, ``INTAKE_IMAP_PASSWORD`` (from ``passwords``) is used.
+    """
+    parts = urlsplit(url.strip())
+    scheme = parts.scheme.lower()
+    security = {"imaps": "tls", "imap+starttls": "starttls", "imap": "none"}.get(scheme)
+    if security is None:
+        raise MailboxConfigError(f"INTAKE_IMAP_URL: unknown scheme {scheme!r}")
+    if not parts.hostname:
+        raise MailboxConfigError("INTAKE_IMAP_URL: no host")
+    if not parts.username:
+        raise MailboxConfigError("INTAKE_IMAP_URL: no user (imaps://user:pass@host/INBOX)")
+    try:
+        port = parts.port or _default_port(security)
+    except ValueError:
+        raise MailboxConfigError("INTAKE_IMAP_URL: bad port") from None
+    password = unquote(parts.password) if parts.password else ""
+    if not password:
+        password = (passwords or {}).get("INTAKE_IMAP_PASSWORD", "")
+    if not password:
+        raise MailboxConfigError("INTAKE_IMAP_URL: no password (in the URL or "
+                                 "INTAKE_IMAP_PASSWORD)")
+    folder = unquote(parts.path.lstrip("/")) or "INBOX"
+    query = parse_qs(parts.query)
+    processed = query.get("processed", ["Processed"])[0]
+    try:
+        interval = float(query.get("interval", ["60"])[0])
+    except ValueError:
+        raise MailboxConfigError("INTAKE_IMAP_URL: interval must be a number") from None
+    return MailboxConfig(name=name, host=parts.hostname, port=port, security=security,
+                         user=unquote(parts.username), password=password, folder=folder,
+                         processed_folder=processed, poll_interval=max(1.0, interval))
+
+
+def _text(item: Mapping[str, Any], key: str, where: str, default: str | None = None) -> str:
+    value = item.get(key, default)
+    if value is None:
+        raise MailboxConfigError(f"{where}: '{key}' is required")
+    if not isinstance(value, str | int) or isinstance(value, bool) or str(value).strip() == "":
+        raise MailboxConfigError(f"{where}: '{key}' must be a non-empty string")
+    return str(value).strip()
+
+
+def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
+                    read_file: Any = None, source: str = "INTAKE_MAILBOXES_FILE"
+                    ) -> list[MailboxConfig]:
+    """The mailboxes of a YAML mailboxes file.
+
+    ``read_file(path) -> str`` reads ``password_file`` entries (injected so this
+    function stays free of I/O); ``passwords`` resolves ``password_env``.
+    """
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        raise MailboxConfigError(f"{source}: not valid YAML{line}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("mailboxes"), list):
+        raise MailboxConfigError(f"{source}: expected a 'mailboxes:' list")
+    result: list[MailboxConfig] = []
+    seen: set[str] = set()
+    known = {"name", "host", "port", "security", "user", "password", "password_file",
+             "password_env", "folder", "processed_folder", "agency", "form", "poll_interval"}
+    for index, item in enumerate(data["mailboxes"], 1):
+        where = f"{source}: mailbox {index}"
+        if not isinstance(item, dict):
+            raise MailboxConfigError(f"{where}: expected a mapping")
+        unknown = sorted(set(map(str, item)) - known)
+        if unknown:
+            raise MailboxConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+        name = _text(item, "name", where)
+        if not _NAME_RE.fullmatch(name):
+            raise MailboxConfigError(f"{where}: name must be letters, digits, '.', '_' or '-'")
+        if name in seen:
+            raise MailboxConfigError(f"{where}: duplicate name {name!r}")
+        seen.add(name)
+        where = f"{source}: mailbox {name!r}"
+        security = _text(item, "security", where, "tls").lower()
+        if security not in SECURITIES:
+            raise MailboxConfigError(f"{where}: security must be tls, starttls or none")
+        port_raw = item.get("port", _default_port(security))
+        if isinstance(port_raw, bool) or not isinstance(port_raw, int) \
+                or not 0 < port_raw < 65536:
+            raise MailboxConfigError(f"{where}: port must be a number from 1 to 65535")
+        sources = [k for k in ("password", "password_file", "password_env") if k in item]
+        if len(sources) != 1:
+            raise MailboxConfigError(
+                f"{where}: give exactly one of password, password_file, password_env")
+        if sources[0] == "password":
+            password = _text(item, "password", where)
+        elif sources[0] == "password_env":
+            variable = _text(item, "password_env", where)
+            if not variable.startswith("INTAKE_IMAP_PASSWORD"):
+                raise MailboxConfigError(
+                    f"{where}: password_env must name an INTAKE_IMAP_PASSWORD_<NAME> variable")
+            password = (passwords or {}).get(variable, "")
+            if not password:
+                raise MailboxConfigError(f"{where}: {variable} is not set")
+        else:
+            path = _text(item, "password_file", where)
+            if read_file is None:
+                raise MailboxConfigError(f"{where}: password_file cannot be read here")
+            try:
+                password = str(read_file(path)).strip()
+            except OSError as exc:
+                raise MailboxConfigError(
+                    f"{where}: cannot read password_file: {exc.strerror or exc}") from None
+            if not password:
+                raise MailboxConfigError(f"{where}: password_file is empty")
+        interval_raw = item.get("poll_interval", 60)
+        if isinstance(interval_raw, bool) or not isinstance(interval_raw, int | float) \
+                or interval_raw < 1:
+            raise MailboxConfigError(f"{where}: poll_interval must be a number ≥ 1")
+        agency = item.get("agency")
+        form = item.get("form")
+        result.append(MailboxConfig(
+            name=name,
+            host=_text(item, "host", where),
+            port=port_raw,
+            security=security,
+            user=_text(item, "user", where),
+            password=password,
+            folder=_text(item, "folder", where, "INBOX"),
+            processed_folder=_text(item, "processed_folder", where, "Processed"),
+            agency=str(agency) if agency else None,
+            form=str(form) if form else None,
+            poll_interval=float(interval_raw),
+        ))
+    if not result:
+        raise MailboxConfigError(f"{source}: the mailboxes list is empty")
+    return result
+
+
+def load_mailboxes(settings: Settings) -> list[MailboxConfig]:
+    """Every configured mailbox: ``INTAKE_IMAP_URL`` (named "default") and the file's."""
+    mailboxes: list[MailboxConfig] = []
+    if settings.imap_url:
+        mailboxes.append(parse_imap_url(settings.imap_url, settings.imap_passwords))
+    if settings.mailboxes_file is not None:
+        path = settings.mailboxes_file
+        base = path.parent
+
+        def read(name: str) -> str:
+            target = Path(name).expanduser()
+            if not target.is_absolute():
+                target = base / target
+            return target.read_text(encoding="utf-8")
+
+        mailboxes.extend(parse_mailboxes(path.read_text(encoding="utf-8"),
+                                         settings.imap_passwords, read))
+    names = [m.name for m in mailboxes]
+    if len(set(names)) != len(names):
+        raise MailboxConfigError("INTAKE_MAILBOXES_FILE: a mailbox is named 'default', which "
+                                 "INTAKE_IMAP_URL already uses")
+    return mailboxes

@@ -1,0 +1,558 @@
+"""The staff inbox: per-agency queries, the entry view, and the actions staff take.
+
+Isolation is decided here, once: an entry is visible to a user when it is
+routed to the user's agency, or when that agency is in the cc of the entry's
+latest routing decision (read only). Everything else is "not found".
+
+The inbox pages with a keyset (``received_at``, ``id``), newest first, so a
+deep page costs the same as the first one. Full-text search uses SQLite FTS5
+or PostgreSQL's ``tsvector`` (objects created by migration 0005).
+
+Actions write the entry, an event on its timeline (ids and codes only, never
+text people typed), and, when something leaves the system (reroute, reply),
+go through the one disclosure gate, :func:`intake.services.privacy.disclose`.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    exists,
+    func,
+    literal_column,
+    select,
+    text,
+    tuple_,
+)
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.elements import TextClause
+
+from intake.core.consent import Purpose
+from intake.core.disclosure import Recipient
+from intake.core.pii import Finding, Rendition, redact
+from intake.core.routing import Decision, RuleSet
+from intake.db.models import (
+    Attachment,
+    Entry,
+    EntryStatus,
+    Event,
+    RoutingDecision,
+    Submitter,
+    ThreadMessage,
+    WorkItem,
+    WorkState,
+    utcnow,
+)
+from intake.db.staff_models import (
+    AccessLogEntry,
+    EntryAssignment,
+    ReadMarker,
+    StaffAccount,
+)
+from intake.services import privacy
+from intake.services.routing import apply_decision
+
+PAGE_SIZE = 50
+STATUSES = tuple(s.value for s in EntryStatus)
+MAX_NOTE = 20_000
+MAX_TAGS = 20
+_TAG = re.compile(r"^[\w][\w .:/-]{0,39}$")
+_WORD = re.compile(r"\w+")
+
+
+class ActionError(ValueError):
+    """An action that cannot be done as asked; the message is shown to the user."""
+
+
+def actor_of(user: StaffAccount) -> str:
+    return f"staff:{user.id}"
+
+
+# -- visibility ---------------------------------------------------------------------
+
+
+def latest_decision(session: Session, entry_id: int) -> RoutingDecision | None:
+    return session.scalar(
+        select(RoutingDecision).where(RoutingDecision.entry_id == entry_id)
+        .order_by(RoutingDecision.id.desc()).limit(1)
+    )
+
+
+@dataclass(frozen=True)
+class Access:
+    entry: Entry
+    owner: bool  # routed to the user's agency (may act), else cc only (may read)
+
+
+def access_for(session: Session, user: StaffAccount, entry_id: int) -> Access | None:
+    """The entry if the user's agency may see it; None means "not found"."""
+    entry = session.get(Entry, entry_id)
+    if entry is None:
+        return None
+    if entry.agency_id is not None and entry.agency_id == user.agency_id:
+        return Access(entry, True)
+    decision = latest_decision(session, entry_id)
+    if decision is not None and user.agency_id in (decision.cc or []):
+        return Access(entry, False)
+    return None
+
+
+# -- the inbox list ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InboxFilter:
+    status: str | None = None
+    channel: str | None = None
+    form: str | None = None
+    tag: str | None = None
+    assignee: str | None = None  # "me", "none", or an account id
+    date_from: date | None = None
+    date_to: date | None = None
+    query: str | None = None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    id: int
+    record_number: str
+    subject: str
+    received_at: datetime
+    status: str
+    channel: str
+    form_slug: str | None
+    tags: list[str]
+    assignee: str | None
+    unread: bool
+
+
+@dataclass
+class InboxPage:
+    rows: list[InboxRow]
+    next_cursor: str | None
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+def encode_cursor(received_at: datetime, entry_id: int) -> str:
+    raw = f"{received_at.astimezone(UTC).isoformat()}|{entry_id}".encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, int] | None:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        when, _, ident = raw.partition("|")
+        parsed = datetime.fromisoformat(when)
+        if parsed.tzinfo is None:
+            return None
+        return parsed.astimezone(UTC), int(ident)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def fts5_query(query: str) -> str | None:
+    """A safe FTS5 MATCH string: every word quoted, all required."""
+    words = _WORD.findall(query)[:16]
+    if not words:
+        return None
+    return " ".join('"' + w.replace('"', "") + '"' for w in words)
+
+
+Condition = ColumnElement[bool] | TextClause
+
+
+def _search_condition(session: Session, query: str) -> Condition | None:
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        if not _WORD.search(query):
+            return None
+        return literal_column("entries.search_vector").op("@@")(
+            func.websearch_to_tsquery("simple", query[:500])
+        )
+    match = fts5_query(query)
+    if match is None:
+        return None
+    return text("entries.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH :fts)"
+                ).bindparams(fts=match)
+
+
+def _tag_condition(session: Session, tag: str) -> Condition:
+    if session.get_bind().dialect.name == "postgresql":
+        return text("CAST(entries.tags AS jsonb) ? :tag").bindparams(tag=tag)
+    return text("EXISTS (SELECT 1 FROM json_each(entries.tags) WHERE json_each.value = :tag)"
+                ).bindparams(tag=tag)
+
+
+def _as_utc_start(day: date) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=UTC)
+
+
+def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
+               cursor: str | None = None, limit: int = PAGE_SIZE) -> InboxPage:
+    """One page of the user's agency inbox, newest first, after ``cursor``."""
+    conditions: list[Condition] = [Entry.agency_id == user.agency_id]
+    if filters.status:
+        conditions.append(Entry.status == filters.status)
+    if filters.channel:
+        conditions.append(Entry.channel == filters.channel)
+    if filters.form:
+        conditions.append(Entry.form_slug == filters.form)
+    if filters.tag:
+        conditions.append(_tag_condition(session, filters.tag))
+    if filters.date_from:
+        conditions.append(Entry.received_at >= _as_utc_start(filters.date_from))
+    if filters.date_to:
+        conditions.append(Entry.received_at < _as_utc_start(filters.date_to + timedelta(days=1)))
+    if filters.query:
+        search = _search_condition(session, filters.query)
+        if search is None:
+            return InboxPage([], None)
+        conditions.append(search)
+    if filters.assignee:
+        # EntryAssignment is outer-joined below: no row and a NULL staff_id both mean "no one".
+        if filters.assignee == "none":
+            conditions.append(EntryAssignment.staff_id.is_(None))
+        else:
+            staff_id = user.id if filters.assignee == "me" else _int_or_none(filters.assignee)
+            if staff_id is None:
+                return InboxPage([], None)
+            conditions.append(EntryAssignment.staff_id == staff_id)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        conditions.append(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
+
+    assignee = aliased(StaffAccount)
+    query = (
+        select(Entry.id, Entry.record_number, Entry.subject, Entry.received_at, Entry.status,
+               Entry.channel, Entry.form_slug, Entry.tags, assignee.email.label("assignee"),
+               ReadMarker.read_at)
+        .where(and_(*conditions))
+        .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
+        .outerjoin(assignee, assignee.id == EntryAssignment.staff_id)
+        .outerjoin(ReadMarker, and_(ReadMarker.entry_id == Entry.id,
+                                    ReadMarker.staff_id == user.id))
+        .order_by(Entry.received_at.desc(), Entry.id.desc())
+        .limit(limit + 1)
+    )
+    rows = [
+        InboxRow(id=r.id, record_number=r.record_number, subject=r.subject,
+                 received_at=_utc(r.received_at), status=r.status, channel=r.channel,
+                 form_slug=r.form_slug, tags=list(r.tags or []), assignee=r.assignee,
+                 unread=r.read_at is None)
+        for r in session.execute(query)
+    ]
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(last.received_at, last.id)
+    return InboxPage(rows, next_cursor)
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _int_or_none(value: str) -> int | None:
+    try:
+        return int(value)
+    except ValueError:
+        return None
+
+
+def status_counts(session: Session, agency_id: str) -> dict[str, int]:
+    counts = dict.fromkeys(STATUSES, 0)
+    for status, n in session.execute(
+        select(Entry.status, func.count()).where(Entry.agency_id == agency_id)
+        .group_by(Entry.status)
+    ):
+        counts[status] = n
+    return counts
+
+
+UNREAD_CAP = 1000
+
+
+def unread_count(session: Session, user: StaffAccount) -> int:
+    """Unread entries among the agency's new and open ones, counted up to UNREAD_CAP.
+
+    The cap keeps the inbox page's cost flat on an agency with a large backlog
+    (the page shows "1000+").
+    """
+    unread = (
+        select(Entry.id).where(
+            Entry.agency_id == user.agency_id, Entry.status.in_(("new", "open")),
+            ~exists(select(ReadMarker.entry_id).where(ReadMarker.entry_id == Entry.id,
+                                                     ReadMarker.staff_id == user.id)))
+        .limit(UNREAD_CAP).subquery()
+    )
+    return session.scalar(select(func.count()).select_from(unread)) or 0
+
+
+# -- the entry view ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Segment:
+    text: str
+    kind: str | None  # a PII kind to highlight, or None for plain text
+
+
+def highlight(text_value: str, findings: Sequence[Finding]) -> list[Segment]:
+    """The staff rendition as segments: PII highlighted, card/SSN/password masked."""
+    spans = sorted((max(0, f.start), min(len(text_value), f.end), f) for f in findings
+                   if f.end > f.start)
+    segments: list[Segment] = []
+    pos = 0
+    for start, end, finding in spans:
+        if start < pos:
+            continue  # overlapping finding already shown
+        if start > pos:
+            segments.append(Segment(text_value[pos:start], None))
+        piece = text_value[start:end]
+        shifted = Finding(kind=finding.kind, start=0, end=len(piece), detector=finding.detector,
+                          severity=finding.severity, value_hash=finding.value_hash)
+        segments.append(Segment(redact(piece, [shifted], Rendition.STAFF).text, finding.kind))
+        pos = end
+    if pos < len(text_value):
+        segments.append(Segment(text_value[pos:], None))
+    return segments
+
+
+@dataclass
+class TimelineItem:
+    at: datetime
+    kind: str  # "event", "message", "access"
+    title: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    message: ThreadMessage | None = None
+
+
+def log_access(session: Session, user: StaffAccount, entry_id: int, what: str) -> None:
+    session.add(AccessLogEntry(staff_id=user.id, entry_id=entry_id, what=what, at=utcnow()))
+
+
+def mark_read(session: Session, user: StaffAccount, entry_id: int) -> None:
+    marker = session.get(ReadMarker, (user.id, entry_id))
+    if marker is None:
+        session.add(ReadMarker(staff_id=user.id, entry_id=entry_id, read_at=utcnow()))
+
+
+def mark_unread(session: Session, user: StaffAccount, entry_id: int) -> None:
+    marker = session.get(ReadMarker, (user.id, entry_id))
+    if marker is not None:
+        session.delete(marker)
+
+
+def timeline(session: Session, entry_id: int, *, with_access_log: bool) -> list[TimelineItem]:
+    items: list[TimelineItem] = []
+    for ev in session.scalars(select(Event).where(Event.entry_id == entry_id)):
+        items.append(TimelineItem(ev.at, "event", ev.kind, dict(ev.detail or {})))
+    for msg in session.scalars(select(ThreadMessage).where(ThreadMessage.entry_id == entry_id)):
+        items.append(TimelineItem(msg.at, "message", msg.direction, message=msg))
+    if with_access_log:
+        rows = session.execute(
+            select(AccessLogEntry.at, AccessLogEntry.what, StaffAccount.email)
+            .join(StaffAccount, StaffAccount.id == AccessLogEntry.staff_id)
+            .where(AccessLogEntry.entry_id == entry_id)
+        )
+        for at, what, email in rows:
+            items.append(TimelineItem(at, "access", what, {"by": email}))
+    items.sort(key=lambda i: _utc(i.at))
+    return items
+
+
+def attachments_of(session: Session, entry_id: int) -> list[Attachment]:
+    return list(session.scalars(select(Attachment).where(Attachment.entry_id == entry_id)
+                                .order_by(Attachment.id)))
+
+
+def submitter_of(session: Session, entry_id: int) -> Submitter | None:
+    return session.scalar(select(Submitter).where(Submitter.entry_id == entry_id))
+
+
+def assignment_of(session: Session, entry_id: int) -> StaffAccount | None:
+    row = session.get(EntryAssignment, entry_id)
+    if row is None or row.staff_id is None:
+        return None
+    return session.get(StaffAccount, row.staff_id)
+
+
+# -- actions ----------------------------------------------------------------------------
+
+
+def assign(session: Session, user: StaffAccount, entry: Entry, staff_id: int | None) -> None:
+    if staff_id is not None:
+        target = session.get(StaffAccount, staff_id)
+        if target is None or target.agency_id != entry.agency_id or target.disabled:
+            raise ActionError("That person cannot be assigned to this entry.")
+    row = session.get(EntryAssignment, entry.id)
+    if row is None:
+        session.add(EntryAssignment(entry_id=entry.id, staff_id=staff_id, assigned_at=utcnow()))
+    else:
+        row.staff_id, row.assigned_at = staff_id, utcnow()
+    session.add(Event(entry_id=entry.id, kind="assigned", actor=actor_of(user),
+                      detail={"staff_id": staff_id}))
+
+
+def set_status(session: Session, user: StaffAccount, entry: Entry, status: str) -> None:
+    if status not in STATUSES:
+        raise ActionError("Unknown status.")
+    if status == entry.status:
+        return
+    previous, entry.status = entry.status, status
+    session.add(Event(entry_id=entry.id, kind="status-changed", actor=actor_of(user),
+                      detail={"from": previous, "to": status}))
+
+
+def parse_tags(raw: str) -> list[str]:
+    tags: list[str] = []
+    for part in raw.split(","):
+        tag = " ".join(part.split()).lower()
+        if not tag:
+            continue
+        if not _TAG.match(tag):
+            raise ActionError(
+                "Tags are up to 40 letters, digits, spaces or . : / - _ and start with a "
+                "letter or digit.")
+        if tag not in tags:
+            tags.append(tag)
+    if len(tags) > MAX_TAGS:
+        raise ActionError(f"At most {MAX_TAGS} tags.")
+    return tags
+
+
+def set_tags(session: Session, user: StaffAccount, entry: Entry, tags: list[str]) -> None:
+    previous = list(entry.tags or [])
+    if previous == tags:
+        return
+    entry.tags = tags
+    session.add(Event(entry_id=entry.id, kind="tags-changed", actor=actor_of(user),
+                      detail={"added": [t for t in tags if t not in previous],
+                              "removed": [t for t in previous if t not in tags]}))
+
+
+def add_note(session: Session, user: StaffAccount, entry: Entry, body: str) -> ThreadMessage:
+    body = body.strip()
+    if not body:
+        raise ActionError("The note is empty.")
+    if len(body) > MAX_NOTE:
+        raise ActionError(f"A note is at most {MAX_NOTE} characters.")
+    note = ThreadMessage(entry_id=entry.id, direction="note", author_kind="staff",
+                         author_id=str(user.id), subject="", body=body,
+                         idempotency_key=f"note:{uuid.uuid4().hex}", at=utcnow())
+    session.add(note)
+    session.flush()
+    session.add(Event(entry_id=entry.id, kind="note-added", actor=actor_of(user),
+                      detail={"thread_message_id": note.id}))
+    return note
+
+
+def reply(session: Session, user: StaffAccount, entry: Entry, body: str
+          ) -> privacy.GateResult:
+    """A reply to the submitter: a thread message, sent by the "reply" work through the gate."""
+    body = body.strip()
+    if not body:
+        raise ActionError("The reply is empty.")
+    if len(body) > MAX_NOTE:
+        raise ActionError(f"A reply is at most {MAX_NOTE} characters.")
+    submitter = submitter_of(session, entry.id)
+    if submitter is None or not submitter.email:
+        raise ActionError("This entry has no address to reply to.")
+    subject = entry.subject if entry.subject.lower().startswith("re:") else \
+        f"Re: {entry.subject}".strip()
+    message = ThreadMessage(entry_id=entry.id, direction="out", author_kind="staff",
+                            author_id=str(user.id), subject=subject[:1000], body=body,
+                            idempotency_key=f"reply:{uuid.uuid4().hex}", at=utcnow())
+    session.add(message)
+    session.flush()
+    result = privacy.disclose(
+        session, entry_id=entry.id,
+        recipient=Recipient(kind="submitter", id=f"entry:{entry.id}",
+                            name=submitter.name or "", address=submitter.email),
+        purpose=Purpose.RESPOND, nature="reply", work_kind="reply",
+        work_payload={"thread_message_id": message.id}, dedupe_key=f"reply:{message.id}",
+        actor=actor_of(user),
+    )
+    session.add(Event(entry_id=entry.id, kind="reply-written", actor=actor_of(user),
+                      detail={"thread_message_id": message.id,
+                              "allowed": result.decision.allowed,
+                              "reason": result.decision.reason}))
+    return result
+
+
+def reroute(session: Session, user: StaffAccount, entry: Entry, rules: RuleSet,
+            agency_id: str, reason: str, keep_copy: bool) -> privacy.GateResult:
+    """Send the entry to another agency; the reason is kept as an internal note.
+
+    The first agency keeps read access only if ``keep_copy`` puts it in cc.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ActionError("Say why the entry is rerouted.")
+    agency = rules.agencies.get(agency_id)
+    if agency is None:
+        raise ActionError("Unknown agency.")
+    if agency_id == entry.agency_id:
+        raise ActionError("The entry is already with that agency.")
+    previous = entry.agency_id
+    note = add_note(session, user, entry, f"Rerouted to {agency.name}: {reason}")
+    cc = (previous,) if keep_copy and previous else ()
+    decision = Decision(route_to=agency.id, cc=cc, tags=(), matched_rules=(),
+                        decided_by=None, captures={}, trace=(), rules_sha256=rules.sha256,
+                        route_reason=f"rerouted by staff (note {note.id})")
+    row = apply_decision(session, entry, decision, actor=actor_of(user), event_kind="rerouted")
+    session.flush()
+    entry.status = EntryStatus.NEW
+    assignment = session.get(EntryAssignment, entry.id)
+    if assignment is not None:
+        assignment.staff_id, assignment.assigned_at = None, utcnow()
+    return privacy.disclose(
+        session, entry_id=entry.id,
+        recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
+                            address=agency.email or agency.webhook or ""),
+        purpose=Purpose.REDIRECT, nature="reroute", rules_sha256=rules.sha256,
+        work_kind="deliver", dedupe_key=f"deliver:{entry.id}:{agency.id}:{row.id}",
+        actor=actor_of(user),
+    )
+
+
+# -- admin views -------------------------------------------------------------------------
+
+
+def dead_letters(session: Session, user: StaffAccount, limit: int = 200
+                 ) -> list[tuple[WorkItem, str | None]]:
+    """Dead work items with their entry's record number; agency admins see their agency's."""
+    query = (select(WorkItem, Entry.record_number)
+             .outerjoin(Entry, Entry.id == WorkItem.entry_id)
+             .where(WorkItem.state == WorkState.DEAD)
+             .order_by(WorkItem.updated_at.desc()).limit(limit))
+    if user.role != "system_admin":
+        query = query.where(Entry.agency_id == user.agency_id)
+    return [(item, number) for item, number in session.execute(query)]
+
+
+def may_retry(session: Session, user: StaffAccount, item_id: int) -> bool:
+    item = session.get(WorkItem, item_id)
+    if item is None or item.state != WorkState.DEAD:
+        return False
+    if user.role == "system_admin":
+        return True
+    if item.entry_id is None:
+        return False
+    entry = session.get(Entry, item.entry_id)
+    return entry is not None and entry.agency_id == user.agency_id
+
+
+def access_log_count(session: Session, entry_id: int) -> int:
+    return session.scalar(select(func.count()).select_from(AccessLogEntry)
+                          .where(AccessLogEntry.entry_id == entry_id)) or 0

@@ -1,0 +1,432 @@
+"""One e-mail in, one durable outcome: a new entry, a thread reply, a duplicate or quarantine.
+
+The IMAP poller, ``intake ingest`` and anything else that receives raw
+message bytes call :func:`intake_message`. In ONE transaction it either
+
+- stores a **new entry** (``record_submission``: raw bytes as the sealed
+  original, the submitter from ``From``, attachments, PII findings, the
+  "route" work item), or
+- adds the message to an existing entry's **thread** (a ``ThreadMessage``
+  with the raw bytes, a "reply-received" event and a "relay" work item), or
+- finds it was already stored (**duplicate**: the same raw bytes, whatever
+  their Message-ID; two different messages with one Message-ID are both kept), or
+- **quarantines** it (raw bytes + error) when storing fails,
+
+together with whatever the caller must commit with it (the poller's "last
+UID done" marker). Auto-replies and bounces are stored like the rest and
+marked (``fields._auto_submitted``, author "auto"), so nothing acknowledges or
+relays them: that is what breaks mail loops.
+
+Threading, in order: a relay token in any recipient address; In-Reply-To,
+References or a bounce's original Message-ID against ``sent_messages``; a
+``[#RECORD]`` tag in the subject. Who may join a thread:
+
+- the submitter (From equals the entry's submitter address) and agencies
+  (From's domain is the domain of an agency address in the rules) join, and
+  their message is relayed (a "relay" work item);
+- auto-replies and bounces join, never relayed;
+- by relay token, an **unknown sender** joins the thread (the token is an
+  unguessable address we gave out, so the mail is about this entry) but is
+  **not relayed**: we never pass mail from someone we cannot identify to the
+  citizen; staff see it in the thread and decide;
+- by In-Reply-To or a subject tag, an unknown sender (a reply-all from a
+  third person, or a guessed record number) opens a **new entry** that notes
+  the related record (``fields._related_record``): their personal data never
+  lands in someone else's entry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Collection
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.orm import Session
+
+from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_message
+from intake.core.relay import find_relay_tokens
+from intake.db import Database
+from intake.db.mail_models import QuarantinedMessage
+from intake.db.models import (
+    Attachment,
+    Entry,
+    Event,
+    SentMessage,
+    Submitter,
+    ThreadMessage,
+    utcnow,
+)
+from intake.jobs.workitems import add_work_item
+from intake.services.privacy import entry_for_relay_token, record_pii_findings
+from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.settings import Settings
+
+log = logging.getLogger("intake.mail")
+
+STORED = "stored"
+DUPLICATE = "duplicate"
+THREAD_REPLY = "thread-reply"
+QUARANTINED = "quarantined"
+
+# Failures of the database connection itself: retry later, never quarantine.
+TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
+    OperationalError, InterfaceError, DisconnectionError,
+)
+# Text attachments up to this size are searched for PII too.
+_PII_ATTACHMENT_LIMIT = 1_000_000
+
+
+class UnstorableMessage(Exception):
+    """The message cannot become an entry (empty, or the parser gave up)."""
+
+
+@dataclass(frozen=True)
+class MailOutcome:
+    outcome: str  # stored | duplicate | thread-reply | quarantined
+    sha256: str
+    entry_id: int | None = None
+    record_number: str | None = None
+    thread_message_id: int | None = None
+    via: str | None = None  # relay-token | in-reply-to | record-tag (thread replies)
+    author: str | None = None  # submitter | agency | auto | unknown (thread replies)
+    auto_submitted: str | None = None
+    quarantine_id: int | None = None
+    error_class: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+
+@dataclass(frozen=True)
+class MailContext:
+    """What the service needs to know besides the bytes."""
+
+    mailbox: str
+    record_prefix: str
+    relay_domain: str
+    pii_key: bytes | None = None
+    agency_addresses: Collection[str] = ()
+    form: str | None = None
+    agency_hint: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mailbox: str, *, pii_key: bytes | None,
+                      agency_addresses: Collection[str] = (), form: str | None = None,
+                      agency_hint: str | None = None) -> MailContext:
+        return cls(mailbox=mailbox, record_prefix=settings.record_prefix,
+                   relay_domain=settings.relay_domain, pii_key=pii_key,
+                   agency_addresses=tuple(agency_addresses), form=form,
+                   agency_hint=agency_hint)
+
+
+def intake_message(
+    db: Database, raw: bytes, context: MailContext, *,
+    also: Callable[[Session, MailOutcome], None] | None = None,
+    uid: int | None = None, uidvalidity: int | None = None,
+) -> MailOutcome:
+    """Store ``raw`` (or quarantine it) in one transaction, with ``also`` in the same one.
+
+    Raises only when the database itself fails (``TRANSIENT_ERRORS``) or ``also``
+    raises: then nothing was committed and the caller retries later.
+    """
+    also_failed = False
+
+    def run_also(session: Session, outcome: MailOutcome) -> None:
+        nonlocal also_failed
+        if also is not None:
+            try:
+                also(session, outcome)
+            except BaseException:
+                also_failed = True
+                raise
+
+    try:
+        with db.session() as session:
+            outcome = store_or_quarantine(session, raw, context, uid=uid,
+                                          uidvalidity=uidvalidity)
+            run_also(session, outcome)
+        return outcome
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:
+        if also_failed:
+            raise
+        # The commit itself failed (a deferred constraint, a trigger at commit):
+        # keep the bytes in quarantine, in a fresh transaction.
+        with db.session() as session:
+            outcome = quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
+                                 uidvalidity=uidvalidity)
+            run_also(session, outcome)
+        return outcome
+
+
+def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
+                        uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
+    """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
+    try:
+        with session.begin_nested():
+            return store_message(session, raw, context)
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
+        return quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
+                          uidvalidity=uidvalidity)
+
+
+def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: str | None,
+               uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
+    """Keep the raw bytes and the error; one row per distinct content."""
+    digest = hashlib.sha256(raw).hexdigest()
+    error_class = type(error).__name__
+    # The class name and a bounded message; messages of DB errors can quote
+    # parameters, so only the first line (the driver's summary) is kept.
+    message = (str(error).splitlines() or [""])[0][:500]
+    existing = session.scalar(select(QuarantinedMessage).where(QuarantinedMessage.sha256 == digest))
+    if existing is None:
+        row = QuarantinedMessage(sha256=digest, raw=raw, size=len(raw), error_class=error_class,
+                                 error_message=message, mailbox=mailbox, uid=uid,
+                                 uidvalidity=uidvalidity, quarantined_at=utcnow(),
+                                 resolved=False, attempts=1)
+        session.add(row)
+        session.flush()
+        quarantine_id = row.id
+    else:
+        existing.attempts += 1
+        existing.error_class = error_class
+        existing.error_message = message
+        existing.resolved = False
+        quarantine_id = existing.id
+    log.warning("message quarantined (%s) mailbox=%s id=%s", error_class, mailbox, quarantine_id)
+    return MailOutcome(QUARANTINED, digest, quarantine_id=quarantine_id, error_class=error_class)
+
+
+# -- storing ------------------------------------------------------------------------
+
+
+def _duplicate(session: Session, digest: str) -> MailOutcome | None:
+    key = f"sha256:{digest}"
+    row = session.execute(
+        select(Entry.id, Entry.record_number).where(Entry.idempotency_key == key)
+    ).first()
+    if row is not None:
+        return MailOutcome(DUPLICATE, digest, entry_id=row.id, record_number=row.record_number)
+    reply = session.execute(
+        select(ThreadMessage.id, ThreadMessage.entry_id, Entry.record_number)
+        .join(Entry, Entry.id == ThreadMessage.entry_id)
+        .where(ThreadMessage.idempotency_key == key)
+    ).first()
+    if reply is not None:
+        return MailOutcome(DUPLICATE, digest, entry_id=reply.entry_id,
+                           record_number=reply.record_number, thread_message_id=reply.id)
+    return None
+
+
+def _thread_target(session: Session, parsed: ParsedMessage,
+                   relay_domain: str) -> tuple[int, str] | None:
+    """(entry id, how it was found) for a reply, else None."""
+    tokens = find_relay_tokens(all_recipient_addresses(parsed), relay_domain)
+    for token in tokens:
+        entry_id = entry_for_relay_token(session, token)
+        if entry_id is not None:
+            return entry_id, "relay-token"
+    ids = list(parsed.in_reply_to) + list(reversed(parsed.references))
+    if parsed.bounced_message_id:
+        ids.insert(0, parsed.bounced_message_id)
+    if ids:
+        candidates = ids + [f"<{i}>" for i in ids]
+        rows = session.execute(
+            select(SentMessage.message_id, SentMessage.entry_id)
+            .where(SentMessage.message_id.in_(candidates))
+        ).all()
+        by_id = {r.message_id.strip("<>"): r.entry_id for r in rows}
+        for mid in ids:
+            if mid in by_id:
+                return by_id[mid], "in-reply-to"
+    if parsed.record_tags:
+        entry_id = session.scalar(
+            select(Entry.id).where(Entry.record_number.in_(parsed.record_tags))
+            .order_by(Entry.id).limit(1)
+        )
+        if entry_id is not None:
+            return entry_id, "record-tag"
+    return None
+
+
+def _domain(address: str) -> str:
+    return address.rpartition("@")[2].strip().lower()
+
+
+def _author(session: Session, entry_id: int, parsed: ParsedMessage,
+            agency_addresses: Collection[str]) -> str:
+    if parsed.auto_submitted or parsed.is_bounce:
+        return "auto"
+    sender = (parsed.from_.address if parsed.from_ else "").strip().lower()
+    if not sender or "@" not in sender:
+        return "unknown"
+    submitter_email = session.scalar(select(Submitter.email).where(Submitter.entry_id == entry_id))
+    if submitter_email and submitter_email.strip().lower() == sender:
+        return "submitter"
+    agency_domains = {_domain(a) for a in agency_addresses if "@" in a}
+    if _domain(sender) in agency_domains:
+        return "agency"
+    return "unknown"
+
+
+def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
+                     thread_message_id: int | None) -> None:
+    for att in parsed.attachments:
+        session.add(Attachment(
+            entry_id=entry_id,
+            thread_message_id=thread_message_id,
+            filename=att.filename[:255] or "attachment",
+            declared_type=att.declared_type[:128],
+            sniffed_type=att.sniffed_type[:128],
+            size=att.size,
+            sha256=att.sha256,
+            # Over the size cap the parser drops the content; the raw message keeps it.
+            content=att.content if (att.content or att.size == 0) else None,
+            inline=att.inline,
+            content_id=att.content_id[:255] if att.content_id else None,
+            created_at=utcnow(),
+        ))
+
+
+def _attachment_texts(parsed: ParsedMessage, prefix: str) -> dict[str, str]:
+    texts: dict[str, str] = {}
+    for att in parsed.attachments:
+        if att.sniffed_type.startswith("text/") and 0 < len(att.content) <= _PII_ATTACHMENT_LIMIT:
+            texts[f"{prefix}attachment:{att.filename}"[:64]] = att.content.decode(
+                "utf-8", "replace").replace("\x00", "")
+    return texts
+
+
+def _check_storable(parsed: ParsedMessage) -> None:
+    failure = next((d for d in parsed.defects if d.startswith("parser failure")), None)
+    if failure is not None:
+        raise UnstorableMessage(failure)
+    if not (parsed.from_ or parsed.subject or parsed.text.strip() or parsed.attachments
+            or parsed.message_id):
+        raise UnstorableMessage("no headers, text or attachments: not an e-mail message")
+
+
+def store_message(session: Session, raw: bytes, context: MailContext) -> MailOutcome:
+    """Store ``raw`` in the caller's transaction; raises when it cannot be stored."""
+    raw = bytes(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    known = _duplicate(session, digest)
+    if known is not None:
+        _resolve_quarantine(session, digest)
+        return known
+    parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
+    _check_storable(parsed)
+
+    target = _thread_target(session, parsed, context.relay_domain)
+    related: str | None = None
+    if target is not None:
+        entry_id, via = target
+        author = _author(session, entry_id, parsed, context.agency_addresses)
+        if author != "unknown" or via == "relay-token":
+            outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context)
+            _resolve_quarantine(session, digest)
+            return outcome
+        related = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
+    outcome = _store_entry(session, raw, digest, parsed, context, related)
+    _resolve_quarantine(session, digest)
+    return outcome
+
+
+def _resolve_quarantine(session: Session, digest: str) -> None:
+    """A message that once failed and now stored: its quarantine row is resolved."""
+    session.execute(
+        update(QuarantinedMessage)
+        .where(QuarantinedMessage.sha256 == digest, QuarantinedMessage.resolved.is_(False))
+        .values(resolved=True, resolved_at=utcnow(), resolved_by="stored-on-retry")
+    )
+
+
+def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
+                 context: MailContext, related: str | None) -> MailOutcome:
+    fields: dict[str, Any] = {
+        "_mailbox": context.mailbox,
+        "_attachments": [a.filename for a in parsed.attachments],
+    }
+    if parsed.auto_submitted:
+        fields["_auto_submitted"] = parsed.auto_submitted
+    if parsed.is_bounce:
+        fields["_bounce"] = True
+    if related:
+        fields["_related_record"] = related
+    if context.agency_hint:
+        fields["_mailbox_agency"] = context.agency_hint
+    if parsed.defects:
+        fields["_defects"] = [d[:200] for d in parsed.defects[:20]]
+    if parsed.truncated:
+        fields["_truncated"] = True
+    sender = parsed.from_
+    submitter = SubmitterData(
+        name=(sender.name[:200] or None) if sender else None,
+        email=(sender.address[:320] or None) if sender else None,
+    )
+    recorded = record_submission(
+        session,
+        NewSubmission(channel="email", kind="email", raw=raw, content_type="message/rfc822",
+                      subject=parsed.subject, body=parsed.text, form_slug=context.form,
+                      fields=fields, submitter=submitter, idempotency_key=f"sha256:{digest}"),
+        context.record_prefix, pii_key=context.pii_key,
+    )
+    if recorded.created:
+        _attachment_rows(session, recorded.entry_id, parsed, None)
+        if context.pii_key is not None:
+            texts = _attachment_texts(parsed, "")
+            if texts:
+                record_pii_findings(session, recorded.entry_id, texts, context.pii_key)
+        log.info("mail stored as entry %s (mailbox %s)", recorded.entry_id, context.mailbox)
+    return MailOutcome(STORED if recorded.created else DUPLICATE, digest,
+                       entry_id=recorded.entry_id, record_number=recorded.record_number,
+                       auto_submitted=parsed.auto_submitted)
+
+
+def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
+                 entry_id: int, via: str, author: str, context: MailContext) -> MailOutcome:
+    record_number = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
+    key = f"sha256:{digest}"
+    try:
+        with session.begin_nested():
+            message = ThreadMessage(
+                entry_id=entry_id, direction="in", author_kind=author, author_id=None,
+                subject=parsed.subject, body=parsed.text, raw=raw, sha256=digest,
+                message_id=parsed.message_id, idempotency_key=key, at=utcnow(),
+            )
+            session.add(message)
+            session.flush()
+    except IntegrityError:
+        # A concurrent poller stored the same bytes first.
+        known = _duplicate(session, digest)
+        if known is None:
+            raise
+        return known
+    _attachment_rows(session, entry_id, parsed, message.id)
+    relayed = author in ("submitter", "agency")
+    kind = "auto-reply-received" if author == "auto" else "reply-received"
+    session.add(Event(entry_id=entry_id, kind=kind, at=utcnow(), detail={
+        "thread_message_id": message.id, "via": via, "author": author,
+        "mailbox": context.mailbox, "sha256": digest, "relayed": relayed,
+        **({"auto_submitted": parsed.auto_submitted} if parsed.auto_submitted else {}),
+    }))
+    if context.pii_key is not None:
+        places = {f"thread:{message.id}:subject": parsed.subject,
+                  f"thread:{message.id}:body": parsed.text}
+        places.update(_attachment_texts(parsed, f"thread:{message.id}:"))
+        record_pii_findings(session, entry_id, places, context.pii_key)
+    if relayed:
+        add_work_item(session, "relay", dedupe_key=f"relay:{message.id}", entry_id=entry_id,
+                      payload={"thread_message_id": message.id})
+    log.info("mail joined entry %s as thread message %s (%s, %s)", entry_id, message.id, via,
+             author)
+    return MailOutcome(THREAD_REPLY, digest, entry_id=entry_id, record_number=record_number,
+                       thread_message_id=message.id, via=via, author=author,
+                       auto_submitted=parsed.auto_submitted)

@@ -1,0 +1,572 @@
+"""Views of the staff inbox. Thin: parse, call one service, commit, answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from typing import Any, TypeVar, cast
+from urllib.parse import quote, urlsplit
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask.typing import ResponseReturnValue
+from flask_wtf.csrf import generate_csrf, validate_csrf
+from sqlalchemy import select
+from wtforms.validators import ValidationError
+
+from intake.core.pii.redact import LABELS as PII_LABELS
+from intake.db.models import Attachment, Entry, EntryStatus, utcnow
+from intake.db.staff_models import ADMIN_ROLES, StaffAccount
+from intake.runtime import Runtime
+from intake.services import inbox
+from intake.services import staff as accounts
+from intake.services.privacy import findings_for
+
+log = logging.getLogger("intake.staff")
+
+bp = Blueprint("staff", __name__, url_prefix="/staff")
+
+SESSION_KEY = "staff_session"
+PENDING = "staff_pending"
+PENDING_SECONDS = 300
+LOGIN_FAILED = "The e-mail address, password or code is not right, or the account is locked."
+
+View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
+
+STATUS_LABELS = {"new": "New", "open": "Open", "waiting": "Waiting", "closed": "Closed"}
+
+
+def _runtime() -> Runtime:
+    runtime: Runtime = current_app.extensions["intake"]
+    return runtime
+
+
+def _throttle() -> accounts.LoginThrottle:
+    throttle = current_app.extensions.get("intake.staff.throttle")
+    if throttle is None:
+        throttle = current_app.extensions.setdefault("intake.staff.throttle",
+                                                      accounts.LoginThrottle())
+    return cast(accounts.LoginThrottle, throttle)
+
+
+# -- every request ---------------------------------------------------------------------
+
+
+@bp.before_request
+def _check_post() -> ResponseReturnValue | None:
+    if request.method != "POST":
+        return None
+    origin = request.headers.get("Origin")
+    if origin and origin != "null":
+        parts = urlsplit(origin)
+        if parts.netloc != request.host:
+            abort(403)
+    token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
+    try:
+        validate_csrf(token)
+    except ValidationError:
+        log.info("staff POST refused: CSRF token missing or invalid")
+        abort(400)
+    return None
+
+
+@bp.before_request
+def _load_user() -> None:
+    g.staff_user = None
+    token = session.get(SESSION_KEY)
+    if not isinstance(token, str):
+        return
+    with _runtime().db.session() as s:
+        user = accounts.resume_session(s, token)
+    if user is None:
+        session.pop(SESSION_KEY, None)
+    g.staff_user = user
+
+
+@bp.context_processor
+def _template_globals() -> dict[str, Any]:
+    return {"csrf_token": generate_csrf, "user": g.get("staff_user"),
+            "status_labels": STATUS_LABELS, "role_labels": accounts.ROLE_LABELS,
+            "is_admin": _is_admin(g.get("staff_user")), "pii_labels": PII_LABELS}
+
+
+def _is_admin(user: StaffAccount | None) -> bool:
+    return user is not None and user.role in ADMIN_ROLES
+
+
+def login_required(view: View) -> View:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        if g.get("staff_user") is None:
+            if request.method == "GET":
+                return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
+            abort(403)
+        return view(*args, **kwargs)
+
+    return cast(View, wrapper)
+
+
+def admin_required(view: View) -> View:
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
+        if g.get("staff_user") is None:
+            if request.method == "GET":
+                return redirect(url_for("staff.login"))
+            abort(403)
+        if not _is_admin(g.staff_user):
+            abort(403)
+        return view(*args, **kwargs)
+
+    return cast(View, wrapper)
+
+
+def _user() -> StaffAccount:
+    user: StaffAccount = g.staff_user
+    return user
+
+
+def _safe_next(target: str | None) -> str:
+    # Only a path on this site under /staff/: never an open redirect.
+    if target and target.startswith("/staff/") and not target.startswith("//") \
+            and "\\" not in target:
+        return target
+    return url_for("staff.inbox_view")
+
+
+# -- login and logout ----------------------------------------------------------------------
+
+
+def _client_key() -> str:
+    return request.remote_addr or "unknown"
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    if request.method == "GET":
+        if g.get("staff_user") is not None:
+            return redirect(url_for("staff.inbox_view"))
+        return render_template("staff/login.html", next=request.args.get("next", ""))
+    if not _throttle().allow(_client_key()):
+        return render_template("staff/login.html", error="Too many attempts. Please wait "
+                               "a few minutes.", next=""), 429
+    email = request.form.get("email", "")[:320]
+    password = request.form.get("password", "")[:1024]
+    with _runtime().db.session() as s:
+        step = accounts.check_password(s, email, password)
+    next_url = _safe_next(request.form.get("next"))
+    if step.reason == "totp-required" and step.account_id is not None:
+        session.clear()
+        session[PENDING] = {"id": step.account_id, "at": time.time(), "next": next_url}
+        return redirect(url_for("staff.login_code"), code=303)
+    if step.ok and step.account_id is not None:
+        return _finish_login(step.account_id, next_url)
+    log.info("staff login refused (%s)", step.reason)
+    return render_template("staff/login.html", error=LOGIN_FAILED, next=next_url), 401
+
+
+@bp.route("/login/code", methods=["GET", "POST"])
+def login_code() -> ResponseReturnValue:
+    pending = session.get(PENDING)
+    if not isinstance(pending, dict) or time.time() - float(pending.get("at", 0)) > \
+            PENDING_SECONDS:
+        session.pop(PENDING, None)
+        return redirect(url_for("staff.login"))
+    if request.method == "GET":
+        return render_template("staff/login_code.html")
+    if not _throttle().allow(_client_key()):
+        return render_template("staff/login_code.html", error="Too many attempts. Please "
+                               "wait a few minutes."), 429
+    with _runtime().db.session() as s:
+        step = accounts.check_totp(s, int(pending["id"]), request.form.get("code", "")[:20])
+    if step.ok and step.account_id is not None:
+        return _finish_login(step.account_id, str(pending.get("next") or ""))
+    log.info("staff login code refused (%s)", step.reason)
+    if step.reason == "locked":
+        session.pop(PENDING, None)
+    return render_template("staff/login_code.html", error=LOGIN_FAILED), 401
+
+
+def _finish_login(account_id: int, next_url: str) -> ResponseReturnValue:
+    with _runtime().db.session() as s:
+        token = accounts.start_session(s, account_id)
+    # A fresh session: nothing from before the login (fixation) survives.
+    session.clear()
+    session[SESSION_KEY] = token
+    session.permanent = False
+    log.info("staff login: account %s", account_id)
+    return redirect(_safe_next(next_url), code=303)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    token = session.get(SESSION_KEY)
+    if isinstance(token, str):
+        with _runtime().db.session() as s:
+            accounts.end_session(s, token)
+    session.clear()
+    return redirect(url_for("staff.login", logged_out=1), code=303)
+
+
+# -- the inbox ---------------------------------------------------------------------------
+
+
+def _date_arg(name: str) -> date | None:
+    raw = request.args.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        return None
+
+
+@bp.get("/")
+@login_required
+def home() -> ResponseReturnValue:
+    return redirect(url_for("staff.inbox_view"))
+
+
+@bp.get("/inbox")
+@login_required
+def inbox_view() -> ResponseReturnValue:
+    user = _user()
+    args = request.args
+    status = args.get("status", "")
+    if status not in inbox.STATUSES:
+        status = ""
+    filters = inbox.InboxFilter(
+        status=status or None,
+        channel=(args.get("channel") or None) if args.get("channel") in ("web", "email") else None,
+        form=(args.get("form", "").strip()[:64] or None),
+        tag=(args.get("tag", "").strip().lower()[:40] or None),
+        assignee=(args.get("assignee", "").strip()[:20] or None),
+        date_from=_date_arg("from"), date_to=_date_arg("to"),
+        query=(args.get("q", "").strip()[:200] or None),
+    )
+    with _runtime().db.session() as s:
+        page = inbox.inbox_page(s, user, filters, cursor=args.get("after") or None)
+        counts = inbox.status_counts(s, user.agency_id)
+        unread = inbox.unread_count(s, user)
+        colleagues = accounts.agency_accounts(s, user.agency_id)
+    kept = {k: v for k, v in args.items() if k != "after" and v}
+    return render_template("staff/inbox.html", page=page, counts=counts, unread=unread,
+                           filters=filters, args=kept, colleagues=colleagues,
+                           unread_cap=inbox.UNREAD_CAP,
+                           agency_name=_agency_name(user.agency_id))
+
+
+def _agency_name(agency_id: str | None) -> str:
+    if agency_id is None:
+        return "(not routed)"
+    agency = _runtime().rules.current().agencies.get(agency_id)
+    return agency.name if agency is not None else agency_id
+
+
+# -- one entry -----------------------------------------------------------------------------
+
+
+@bp.get("/entries/<int:entry_id>")
+@login_required
+def entry_view(entry_id: int) -> ResponseReturnValue:
+    user = _user()
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        access = inbox.access_for(s, user, entry_id)
+        if access is None:
+            abort(404)
+        entry = access.entry
+        inbox.log_access(s, user, entry.id, "entry")
+        inbox.mark_read(s, user, entry.id)
+        records_view = user.role in ("records_officer", "system_admin")
+        context = {
+            "entry": entry,
+            "owner": access.owner,
+            "submitter": inbox.submitter_of(s, entry.id),
+            "subject_segments": inbox.highlight(entry.subject,
+                                                findings_for(s, entry.id, "subject")),
+            "body_segments": inbox.highlight(entry.body, findings_for(s, entry.id, "body")),
+            "attachments": inbox.attachments_of(s, entry.id),
+            "decision": inbox.latest_decision(s, entry.id),
+            "assignee": inbox.assignment_of(s, entry.id),
+            "colleagues": accounts.agency_accounts(s, user.agency_id),
+            "access_count": inbox.access_log_count(s, entry.id) if records_view else None,
+            "records_view": records_view,
+            "agencies": sorted(runtime.rules.current().agencies.values(),
+                               key=lambda a: a.name),
+            "agency_name": _agency_name(entry.agency_id),
+            "fields": {k: v for k, v in (entry.fields or {}).items()
+                       if not k.startswith("_")},
+            "statuses": inbox.STATUSES,
+        }
+        timeline = inbox.timeline(s, entry.id, with_access_log=records_view)
+        context["timeline"] = timeline
+        author_ids = [i.message.author_id or "" for i in timeline
+                      if i.message is not None and i.message.author_kind == "staff"]
+        authors = {int(a) for a in author_ids if a.isdigit()}
+        context["staff_names"] = {str(a.id): a.email for a in s.scalars(
+            select(StaffAccount).where(StaffAccount.id.in_(authors)))} if authors else {}
+        routing_events = [i.title for i in timeline
+                          if i.kind == "event" and i.title in ("routed", "rerouted")]
+        context["rerouted"] = bool(routing_events) and routing_events[-1] == "rerouted"
+    return render_template("staff/entry.html", **context)
+
+
+@bp.get("/entries/<int:entry_id>/attachments/<int:attachment_id>")
+@login_required
+def attachment(entry_id: int, attachment_id: int) -> ResponseReturnValue:
+    user = _user()
+    with _runtime().db.session() as s:
+        if inbox.access_for(s, user, entry_id) is None:
+            abort(404)
+        row = s.get(Attachment, attachment_id)
+        if row is None or row.entry_id != entry_id or row.content is None:
+            abort(404)
+        inbox.log_access(s, user, entry_id, "attachment")
+        content, filename = row.content, row.filename
+    response = Response(content, mimetype="application/octet-stream")
+    # A plain fallback name for old clients; the exact name travels RFC 5987-encoded.
+    ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_"
+                         for c in filename)[:150] or "attachment"
+    response.headers["Content-Disposition"] = (
+        f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(filename[:150])}"
+    )
+    response.headers["Content-Security-Policy"] = "sandbox; default-src 'none'"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _entry_action(entry_id: int, action: Callable[[Any, StaffAccount, Entry], str | None]
+                  ) -> ResponseReturnValue:
+    """Run an action on an entry the user's agency owns; cc readers may not act."""
+    user = _user()
+    message: str | None
+    try:
+        with _runtime().db.session() as s:
+            access = inbox.access_for(s, user, entry_id)
+            if access is None:
+                abort(404)
+            if not access.owner:
+                abort(403)
+            message = action(s, user, access.entry)
+    except inbox.ActionError as exc:
+        flash(str(exc), "error")
+        return redirect(url_for("staff.entry_view", entry_id=entry_id), code=303)
+    if message:
+        flash(message, "status")
+    return redirect(url_for("staff.entry_view", entry_id=entry_id), code=303)
+
+
+@bp.post("/entries/<int:entry_id>/assign")
+@login_required
+def assign(entry_id: int) -> ResponseReturnValue:
+    raw = request.form.get("staff_id", "")
+    staff_id: int | None
+    if raw == "me":
+        staff_id = _user().id
+    elif raw in ("", "none"):
+        staff_id = None
+    else:
+        try:
+            staff_id = int(raw)
+        except ValueError:
+            abort(400)
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        inbox.assign(s, user, entry, staff_id)
+        return "Assignment saved."
+
+    return _entry_action(entry_id, act)
+
+
+@bp.post("/entries/<int:entry_id>/status")
+@login_required
+def set_status(entry_id: int) -> ResponseReturnValue:
+    status = request.form.get("status", "")
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        inbox.set_status(s, user, entry, status)
+        return f"Status set to {STATUS_LABELS.get(status, status)}."
+
+    return _entry_action(entry_id, act)
+
+
+@bp.post("/entries/<int:entry_id>/tags")
+@login_required
+def set_tags(entry_id: int) -> ResponseReturnValue:
+    raw = request.form.get("tags", "")[:2000]
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        inbox.set_tags(s, user, entry, inbox.parse_tags(raw))
+        return "Tags saved."
+
+    return _entry_action(entry_id, act)
+
+
+@bp.post("/entries/<int:entry_id>/note")
+@login_required
+def add_note(entry_id: int) -> ResponseReturnValue:
+    body = request.form.get("body", "")
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        inbox.add_note(s, user, entry, body)
+        return "Note added."
+
+    return _entry_action(entry_id, act)
+
+
+@bp.post("/entries/<int:entry_id>/reply")
+@login_required
+def reply(entry_id: int) -> ResponseReturnValue:
+    body = request.form.get("body", "")
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        result = inbox.reply(s, user, entry, body)
+        if not result.decision.allowed:
+            return f"The reply was kept but not sent ({result.decision.reason})."
+        if entry.status in (EntryStatus.NEW, EntryStatus.OPEN):
+            inbox.set_status(s, user, entry, EntryStatus.WAITING)
+        return "Reply queued for sending."
+
+    return _entry_action(entry_id, act)
+
+
+@bp.post("/entries/<int:entry_id>/reroute")
+@login_required
+def reroute(entry_id: int) -> ResponseReturnValue:
+    agency_id = request.form.get("agency", "")
+    reason = request.form.get("reason", "")[:2000]
+    keep_copy = request.form.get("keep_copy") == "1"
+    rules = _runtime().rules.current()
+
+    def act(s: Any, user: StaffAccount, entry: Entry) -> str:
+        result = inbox.reroute(s, user, entry, rules, agency_id, reason, keep_copy)
+        name = rules.agencies[agency_id].name
+        if not result.decision.allowed:
+            return f"Rerouted to {name}; the delivery was refused ({result.decision.reason})."
+        return f"Rerouted to {name}."
+
+    response = _entry_action(entry_id, act)
+    # After a reroute without a copy the entry is no longer ours: back to the inbox.
+    with _runtime().db.session() as s:
+        if inbox.access_for(s, _user(), entry_id) is None:
+            return redirect(url_for("staff.inbox_view"), code=303)
+    return response
+
+
+@bp.post("/entries/<int:entry_id>/unread")
+@login_required
+def mark_unread(entry_id: int) -> ResponseReturnValue:
+    user = _user()
+    with _runtime().db.session() as s:
+        if inbox.access_for(s, user, entry_id) is None:
+            abort(404)
+        inbox.mark_unread(s, user, entry_id)
+    return redirect(url_for("staff.inbox_view"), code=303)
+
+
+# -- admin views ---------------------------------------------------------------------------
+
+
+def _mail_tables() -> tuple[Any, Any] | None:
+    try:
+        from intake.db.mail_models import MailboxState, QuarantinedMessage
+    except ImportError:  # pragma: no cover - the e-mail intake is not installed
+        return None
+    return MailboxState, QuarantinedMessage
+
+
+@bp.get("/admin")
+@admin_required
+def admin() -> ResponseReturnValue:
+    user = _user()
+    runtime = _runtime()
+    system = user.role == "system_admin"
+    mailboxes: list[Any] = []
+    quarantined: list[Any] = []
+    tables = _mail_tables()
+    with runtime.db.session() as s:
+        dead = inbox.dead_letters(s, user)
+        if tables is not None and system:
+            mailbox_state, quarantined_message = tables
+            mailboxes = list(s.scalars(select(mailbox_state).order_by(mailbox_state.name)))
+            quarantined = list(s.scalars(
+                select(quarantined_message).where(quarantined_message.resolved.is_(False))
+                .order_by(quarantined_message.quarantined_at.desc()).limit(200)))
+    return render_template("staff/admin.html", dead=dead, rules=runtime.rules.status(),
+                           mailboxes=mailboxes, quarantined=quarantined, system=system,
+                           now=utcnow())
+
+
+@bp.post("/admin/dead-letters/<int:item_id>/retry")
+@admin_required
+def retry_dead_letter(item_id: int) -> ResponseReturnValue:
+    from intake.jobs.workitems import retry_dead
+
+    user = _user()
+    with _runtime().db.session() as s:
+        if not inbox.may_retry(s, user, item_id):
+            abort(404)
+        retry_dead(s, [item_id])
+    log.info("dead letter %s put back in the queue by account %s", item_id, user.id)
+    flash("The work item is back in the queue.", "status")
+    return redirect(url_for("staff.admin"), code=303)
+
+
+@bp.post("/admin/quarantine/<int:quarantine_id>/retry")
+@admin_required
+def retry_quarantined(quarantine_id: int) -> ResponseReturnValue:
+    user = _user()
+    if user.role != "system_admin":
+        abort(403)
+    tables = _mail_tables()
+    if tables is None:
+        abort(404)
+    from intake.services.mail_intake import MailContext, store_or_quarantine
+
+    runtime = _runtime()
+    agencies = runtime.rules.current().agencies.values()
+    with runtime.db.session() as s:
+        row = s.get(tables[1], quarantine_id)
+        if row is None or row.resolved:
+            abort(404)
+        context = MailContext.from_settings(
+            runtime.settings, row.mailbox or "quarantine", pii_key=runtime.pii_key,
+            agency_addresses=[a.email for a in agencies if a.email])
+        outcome = store_or_quarantine(s, row.raw, context, uid=row.uid,
+                                      uidvalidity=row.uidvalidity)
+    stored = outcome.outcome != "quarantined"
+    flash("The message was stored." if stored else
+          "The message could not be stored again; it stays in quarantine.", "status")
+    return redirect(url_for("staff.admin"), code=303)
+
+
+@bp.post("/admin/quarantine/<int:quarantine_id>/dismiss")
+@admin_required
+def dismiss_quarantined(quarantine_id: int) -> ResponseReturnValue:
+    user = _user()
+    if user.role != "system_admin":
+        abort(403)
+    tables = _mail_tables()
+    if tables is None:
+        abort(404)
+    with _runtime().db.session() as s:
+        row = s.get(tables[1], quarantine_id)
+        if row is None or row.resolved:
+            abort(404)
+        row.resolved, row.resolved_at, row.resolved_by = True, utcnow(), f"staff:{user.id}"
+    flash("The message was dismissed; its bytes stay on record.", "status")
+    return redirect(url_for("staff.admin"), code=303)

@@ -1,0 +1,386 @@
+"""The IMAP poller against real servers on loopback (pymap always, Dovecot when installed).
+
+Every fault test ends the same way: each message is stored exactly once (its
+exact bytes are an original or in quarantine) and nothing was removed from the
+server (the folder plus the processed folder hold every appended message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, text
+
+from intake.db.mail_models import MailboxState, QuarantinedMessage
+from intake.db.models import Attachment, Entry, Original
+from intake.mail.config import MailboxConfig
+from intake.mail.poller import MailboxPoller, PassReport
+from intake.runtime import Runtime
+from tests.conftest import wait_for
+from tests.mail_servers import DroppingProxy, ImapServer, start_dovecot, start_pymap
+
+
+@pytest.fixture(scope="session")
+def pymap_server() -> Iterator[ImapServer]:
+    yield from start_pymap()
+
+
+@pytest.fixture(scope="session")
+def dovecot_server() -> Iterator[ImapServer]:
+    yield from start_dovecot()
+
+
+@pytest.fixture(params=["pymap", "dovecot"])
+def imap(request: pytest.FixtureRequest) -> ImapServer:
+    server: ImapServer = request.getfixturevalue(f"{request.param}_server")
+    return server
+
+
+def message(n: int, *, subject: str | None = None, body: str | None = None,
+            message_id: str | None = None, attachment_kb: int = 0, sender: str | None = None
+            ) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender or f"Citizen {n} <citizen{n}@example.org>"
+    msg["To"] = "info@intake.example.gov"
+    msg["Subject"] = subject or f"Pothole on Elm street number {n}"
+    msg["Message-ID"] = message_id or f"<m{n}.{id(msg)}@example.org>"
+    msg.set_content(body or f"Message {n}: there is a pothole in front of house {n}.\n")
+    if attachment_kb:
+        payload = bytes((n + i) % 251 for i in range(attachment_kb * 1024))
+        msg.add_attachment(payload, maintype="application", subtype="octet-stream",
+                           filename=f"photo-{n}.bin")
+    return msg.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+
+
+def poller(runtime: Runtime, config: MailboxConfig, **kwargs: Any) -> MailboxPoller:
+    return MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
+                         **kwargs)
+
+
+def stored_digests(runtime: Runtime) -> list[str]:
+    """SHA-256 of every stored original plus every quarantined message (with repeats)."""
+    with runtime.db.session() as s:
+        originals = list(s.scalars(select(Original.sha256)))
+        quarantined = list(s.scalars(select(QuarantinedMessage.sha256)))
+    return originals + quarantined
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()
+
+
+def assert_exactly_once(runtime: Runtime, imap: ImapServer, config: MailboxConfig,
+                        sent: list[bytes]) -> None:
+    stored = stored_digests(runtime)
+    assert sorted(stored) == sorted(digest(m) for m in sent), "each message stored exactly once"
+    assert imap.count(config.folder) == 0, "every message moved out of the folder"
+    on_server = sorted(digest(m) for m in imap.contents(config.processed_folder))
+    assert on_server == sorted(digest(m) for m in sent), "nothing removed from the server"
+
+
+def test_poll_stores_every_message_once_and_moves_it(runtime: Runtime, imap: ImapServer
+                                                     ) -> None:
+    config = imap.mailbox()
+    sent = [message(1), message(2, attachment_kb=30),
+            # Two different messages with one Message-ID: both are kept.
+            message(3, message_id="<same@example.org>"),
+            message(4, message_id="<same@example.org>", body="A different body.\n")]
+    imap.append(config.folder, *sent)
+    report = poller(runtime, config).poll_once()
+    assert (report.stored, report.duplicates, report.quarantined, report.moved) == (4, 0, 0, 4)
+    assert_exactly_once(runtime, imap, config, sent)
+    with runtime.db.session() as s:
+        entries = s.scalars(select(Entry).order_by(Entry.id)).all()
+        assert [e.channel for e in entries] == ["email"] * 4
+        assert all(e.fields["_mailbox"] == "default" for e in entries)
+        assert entries[1].fields["_attachments"] == ["photo-2.bin"]
+        att = s.scalars(select(Attachment)).one()
+        assert att.size == 30 * 1024 and att.entry_id == entries[1].id
+        state = s.get(MailboxState, "default")
+        assert state is not None and state.messages_stored == 4 and state.lease_owner is None
+    # A second pass finds nothing new and stores nothing twice.
+    again = poller(runtime, config).poll_once()
+    assert (again.stored, again.moved) == (0, 0)
+    assert_exactly_once(runtime, imap, config, sent)
+
+
+def test_connection_dropped_mid_fetch(runtime: Runtime, imap: ImapServer) -> None:
+    proxy = DroppingProxy(imap.port, drop_after=150_000)
+    try:
+        config = imap.mailbox(port=proxy.port)
+        sent = [message(n, attachment_kb=60) for n in range(6)]
+        imap.append(config.folder, *sent)
+        report = poller(runtime, config, batch_bytes=1).poll_once(backoff=0.01)
+        assert proxy.dropped.is_set() and proxy.connections >= 2
+        assert report.errors, "the drop was noticed and the pass resumed"
+        assert report.stored == 6
+        assert_exactly_once(runtime, imap, config, sent)
+    finally:
+        proxy.close()
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing after it runs, no lease is released."""
+
+
+def test_crash_between_commit_and_move(runtime: Runtime, imap: ImapServer) -> None:
+    config = imap.mailbox()
+    sent = [message(n) for n in range(5)]
+    imap.append(config.folder, *sent)
+    batches: list[list[int]] = []
+
+    def crash_on_third_batch(uids: list[int]) -> None:
+        batches.append(uids)
+        if len(batches) == 3:
+            raise Crash
+
+    doomed = poller(runtime, config, batch_bytes=1, lease_seconds=1,
+                    before_move=crash_on_third_batch)
+    client = doomed.connect()
+    with pytest.raises(Crash):
+        doomed.run_pass(client)
+    client.shutdown()
+    assert len(stored_digests(runtime)) == 3  # committed ...
+    assert imap.count(config.folder) == 3  # ... but only two were moved
+    # The crashed poller still holds the lease; a new one waits for it to expire.
+    survivor = poller(runtime, config)
+    first = survivor.poll_once()
+    assert first.skipped_lease or first.stored == 2
+    reports: list[PassReport] = [first]
+    if first.skipped_lease:
+        reports.append(wait_for(lambda: _not_skipped(survivor.poll_once()), 10,
+                                message="the crashed poller's lease to expire"))
+    assert sum(r.stored for r in reports) == 2
+    assert_exactly_once(runtime, imap, config, sent)
+
+
+def _not_skipped(report: PassReport) -> PassReport | None:
+    return None if report.skipped_lease else report
+
+
+def test_uidvalidity_change_rescans_without_duplicates(runtime: Runtime, imap: ImapServer
+                                                       ) -> None:
+    config = imap.mailbox()
+    first = [message(n) for n in range(3)]
+    imap.append(config.folder, *first)
+    assert poller(runtime, config).poll_once().stored == 3
+    # The server rebuilds the folder (a restore from backup): new UIDVALIDITY,
+    # UIDs start again, the old messages are back and one new one arrived.
+    with imap.client() as c:
+        c.delete_folder(config.folder)
+        c.create_folder(config.folder)
+    new = message(99)
+    imap.append(config.folder, *first, new)
+    report = poller(runtime, config).poll_once()
+    assert report.uidvalidity_reset
+    assert (report.stored, report.duplicates) == (1, 3)
+    assert sorted(stored_digests(runtime)) == sorted(digest(m) for m in [*first, new])
+    assert imap.count(config.folder) == 0
+    assert imap.count(config.processed_folder) == 7  # nothing removed, restored copies moved
+
+
+def test_two_pollers_at_once(runtime: Runtime, imap: ImapServer) -> None:
+    config = imap.mailbox()
+    sent = [message(n) for n in range(20)]
+    imap.append(config.folder, *sent)
+    pollers = [poller(runtime, config, owner="host-a"), poller(runtime, config, owner="host-b")]
+    start = threading.Barrier(2)
+    reports: list[PassReport] = []
+
+    def run(p: MailboxPoller) -> None:
+        start.wait()
+        reports.append(p.poll_once())
+
+    threads = [threading.Thread(target=run, args=(p,)) for p in pollers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert len(reports) == 2
+    # Whoever lost the race for the lease either skipped or found the work done.
+    leftover = pollers[0].poll_once()
+    assert sum(r.stored for r in [*reports, leftover]) == 20
+    assert_exactly_once(runtime, imap, config, sent)
+
+
+def test_a_held_lease_keeps_other_pollers_out(runtime: Runtime, imap: ImapServer) -> None:
+    from intake.mail.poller import acquire_lease
+
+    config = imap.mailbox()
+    imap.append(config.folder, message(1))
+    assert acquire_lease(runtime.db, config.name, "someone-else", 60)
+    report = poller(runtime, config).poll_once()
+    assert report.skipped_lease and report.stored == 0
+    assert imap.count(config.folder) == 1
+
+
+def _poison_trigger(runtime: Runtime) -> None:
+    """Make the database refuse any entry whose subject says POISON: a real store failure."""
+    with runtime.db.session() as s:
+        if runtime.db.dialect == "sqlite":
+            s.execute(text(
+                "CREATE TRIGGER poison BEFORE INSERT ON entries WHEN NEW.subject LIKE '%POISON%' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"))
+        else:
+            s.execute(text(
+                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                "IF NEW.subject LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned'; END IF; "
+                "RETURN NEW; END $$ LANGUAGE plpgsql"))
+            s.execute(text("DROP TRIGGER IF EXISTS poison ON entries"))
+            s.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entries "
+                           "FOR EACH ROW EXECUTE FUNCTION poison()"))
+
+
+@pytest.fixture
+def poisoned(runtime: Runtime) -> Iterator[Runtime]:
+    _poison_trigger(runtime)
+    yield runtime
+    with runtime.db.session() as s:
+        s.execute(text("DROP TRIGGER IF EXISTS poison" if runtime.db.dialect == "sqlite"
+                       else "DROP TRIGGER IF EXISTS poison ON entries"))
+
+
+def test_poison_message_between_good_ones(poisoned: Runtime, imap: ImapServer) -> None:
+    runtime = poisoned
+    config = imap.mailbox()
+    poison = message(2, subject="POISON pill")
+    sent = [message(1), poison, message(3)]
+    imap.append(config.folder, *sent)
+    report = poller(runtime, config).poll_once()
+    assert (report.stored, report.quarantined) == (2, 1)
+    assert_exactly_once(runtime, imap, config, sent)
+    with runtime.db.session() as s:
+        row = s.scalars(select(QuarantinedMessage)).one()
+        assert row.raw == poison and not row.resolved and row.mailbox == "default"
+        assert row.error_class == "IntegrityError" or "poisoned" in row.error_message
+        state = s.get(MailboxState, "default")
+        assert state is not None and state.messages_quarantined == 1
+    # The poller does not trip on it again.
+    assert poller(runtime, config).poll_once().quarantined == 0
+
+
+def test_servers_without_move_get_copy_and_a_keyword(runtime: Runtime, imap: ImapServer,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from imapclient import IMAPClient
+
+    real = IMAPClient.has_capability
+
+    def no_move(self: IMAPClient, capability: str) -> bool:
+        return False if capability.upper() == "MOVE" else bool(real(self, capability))
+
+    # The server's MOVE is hidden from the poller (the thing under test is its fallback).
+    monkeypatch.setattr(IMAPClient, "has_capability", no_move)
+    config = imap.mailbox()
+    sent = [message(n) for n in range(3)]
+    imap.append(config.folder, *sent)
+    assert poller(runtime, config).poll_once().stored == 3
+    assert poller(runtime, config).poll_once().moved == 0  # flagged ones are not copied again
+    assert imap.count(config.folder) == 3  # never deleted
+    assert sorted(digest(m) for m in imap.contents(config.processed_folder)) == sorted(
+        digest(m) for m in sent)
+    assert sorted(stored_digests(runtime)) == sorted(digest(m) for m in sent)
+
+
+@pytest.mark.slow
+def test_embedded_poller_in_serve(sqlite_url: str, tmp_path: Any, pymap_server: ImapServer,
+                                  server_process: Any) -> None:
+    from sqlalchemy import create_engine
+
+    from tests.conftest import SMALL_RULES, free_port, subprocess_env
+
+    config = pymap_server.mailbox()
+    url = (f"imap://{config.user}:{config.password}@127.0.0.1:{pymap_server.port}/"
+           f"{config.folder}?processed={config.processed_folder}&interval=1")
+    env = subprocess_env(INTAKE_DATABASE_URL=sqlite_url, INTAKE_IMAP_URL=url,
+                         INTAKE_RULES=str(SMALL_RULES),
+                         INTAKE_INSTANCE_PATH=str(tmp_path / "instance"))
+    proc = server_process(["serve", "--port", str(free_port())], env)
+    pymap_server.append(config.folder, message(1))
+    engine = create_engine(sqlite_url)
+
+    def count() -> int:
+        with engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(Entry)).scalar_one())
+
+    try:
+        wait_for(lambda: proc.poll() is not None or count() == 1, 30,
+                 message="the embedded poller to store the message")
+        assert proc.poll() is None
+        # A message arriving while the poller waits (IDLE) is picked up too.
+        pymap_server.append(config.folder, message(2))
+        wait_for(lambda: count() == 2, 30, message="the second message")
+        proc.terminate()
+        proc.wait(timeout=20)
+        with engine.connect() as conn:
+            owner = conn.execute(select(MailboxState.lease_owner)).scalar_one()
+        assert owner is None, "the poller stopped cleanly and released its lease"
+    finally:
+        engine.dispose()
+
+
+def test_poll_once_command_stores_and_routes(sqlite_url: str, tmp_path: Any,
+                                             pymap_server: ImapServer) -> None:
+    import subprocess
+    import sys
+
+    from sqlalchemy import create_engine
+
+    from intake.db.models import WorkItem
+    from tests.conftest import REPO, SMALL_RULES, subprocess_env
+
+    config = pymap_server.mailbox()
+    sent = [message(1), message(2)]
+    pymap_server.append(config.folder, *sent)
+    url = (f"imap://{config.user}:{config.password}@127.0.0.1:{pymap_server.port}/"
+           f"{config.folder}?processed={config.processed_folder}")
+    env = subprocess_env(INTAKE_DATABASE_URL=sqlite_url, INTAKE_IMAP_URL=url,
+                         INTAKE_RULES=str(SMALL_RULES),
+                         INTAKE_INSTANCE_PATH=str(tmp_path / "instance"))
+    done = subprocess.run([sys.executable, "-m", "intake", "poll", "--once"], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "default: 2 stored" in done.stdout
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            states = conn.execute(select(WorkItem.state).where(WorkItem.kind == "route")).all()
+        assert [s for (s,) in states] == ["done", "done"], "routed before the command exits"
+    finally:
+        engine.dispose()
+    assert pymap_server.count(config.folder) == 0
+    assert pymap_server.count(config.processed_folder) == 2
+
+
+def test_a_stalled_poller_whose_lease_was_taken_commits_nothing_more(
+        runtime: Runtime, imap: ImapServer) -> None:
+    from sqlalchemy import update
+
+    from intake.db.models import utcnow
+    from intake.mail.poller import acquire_lease
+
+    config = imap.mailbox()
+    sent = [message(n) for n in range(4)]
+    imap.append(config.folder, *sent)
+
+    def stall_after_first_batch(uids: list[int]) -> None:
+        if uids == [min(uids)] and not stalled:
+            stalled.append(uids)
+            # A's lease runs out while it stalls; B takes the mailbox over.
+            with runtime.db.session() as s:
+                s.execute(update(MailboxState).values(lease_expires_at=utcnow()))
+            assert acquire_lease(runtime.db, config.name, "host-b", 60)
+
+    stalled: list[list[int]] = []
+    a = poller(runtime, config, owner="host-a", batch_bytes=1,
+               before_move=stall_after_first_batch)
+    report_a = a.poll_once()
+    assert stalled and report_a.skipped_lease and report_a.stored == 1
+    b = poller(runtime, config, owner="host-b")
+    report_b = b.poll_once()
+    assert report_b.stored == 3
+    assert_exactly_once(runtime, imap, config, sent)
