@@ -335,3 +335,50 @@ def test_webhook_delivery_is_signed_and_keeps_the_address_inside(
     finally:
         rt.close()
         server.shutdown()
+
+
+def test_mail_to_the_relay_address_is_passed_on_through_the_email_intake(
+        rt: Runtime, sink: SmtpSink) -> None:
+    """Citizen <-> agency through reply+token@..., from the IMAP intake's entry point."""
+    from intake.services.mail_intake import MailContext, intake_message
+
+    rt.jobs.start()
+    entry_id, record = submit(rt)
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    relay = str(sink.to(DOT)[0].message["Reply-To"])
+    agencies = [a.email for a in rt.rules.current().agencies.values() if a.email]
+    context = MailContext.from_settings(rt.settings, "INBOX", pii_key=rt.pii_key,
+                                        agency_addresses=agencies)
+
+    # The agency answers the forward: it reaches the citizen from the system address.
+    agency_reply = (f"From: Road Crew <{DOT}>\r\nTo: {relay}\r\n"
+                    f"Subject: Re: [#{record}] Road problem\r\n"
+                    f"Message-ID: <crew-1@dot.examplia.gov>\r\n\r\n"
+                    "We will patch it on Monday.\r\n").encode()
+    outcome = intake_message(rt.db, agency_reply, context)
+    assert (outcome.outcome, outcome.via, outcome.author) == ("thread-reply", "relay-token",
+                                                               "agency")
+    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency reply relayed to the citizen")
+    to_citizen = sink.to(CITIZEN)[-1]
+    assert to_citizen.mail_from == "intake@examplia.gov"
+    assert "We will patch it on Monday." in to_citizen.message.get_content()
+    assert DOT not in str(to_citizen.message["From"])
+
+    # The citizen answers: it reaches the agency from the relay address, not theirs.
+    citizen_reply = (f"From: Maria Lopez <{CITIZEN}>\r\nTo: {relay}\r\n"
+                     f"Subject: Re: [#{record}] Road problem\r\n"
+                     f"Message-ID: <maria-2@example.org>\r\n\r\n"
+                     f"Thanks! You can also call me. {CITIZEN}\r\n").encode()
+    outcome = intake_message(rt.db, citizen_reply, context)
+    assert (outcome.outcome, outcome.author) == ("thread-reply", "submitter")
+    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen reply relayed to the agency")
+    to_agency = sink.to(DOT)[-1]
+    assert to_agency.mail_from == relay
+    assert CITIZEN not in to_agency.raw.decode("utf-8", "replace").lower()
+    assert "Thanks!" in to_agency.message.get_content()
+    # The same bytes again (a re-fetch after a crash) relay nothing twice.
+    assert intake_message(rt.db, citizen_reply, context).outcome == "duplicate"
+    with rt.db.session() as s:
+        relays = [d for d in privacy.disclosures_for(s, entry_id) if d.nature == "relay"]
+    assert [(d.recipient_kind, d.allowed) for d in relays] == [("submitter", True),
+                                                                ("agency", True)]
