@@ -247,6 +247,36 @@ def redis_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def amqp_url() -> Iterator[str]:
+    """RabbitMQ on loopback (guest/guest); the test's queues are purged before and after."""
+    import pika
+
+    url = os.environ.get("INTAKE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    params = pika.URLParameters(url)
+    params.socket_timeout = 3
+    params.connection_attempts = 1
+    try:
+        connection = pika.BlockingConnection(params)
+    except Exception as exc:  # noqa: BLE001
+        service_missing("RabbitMQ", type(exc).__name__)
+
+    def purge() -> None:
+        channel = connection.channel()
+        for queue in ("intake", "intake.DQ", "intake.XQ"):
+            try:
+                channel.queue_purge(queue)
+            except Exception:  # noqa: BLE001 - the queue may not exist yet
+                channel = connection.channel()
+
+    purge()
+    try:
+        yield url
+    finally:
+        purge()
+        connection.close()
+
+
+@pytest.fixture
 def server_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[str]]]:
     """Start intake subprocesses; every one is stopped at the end of the test.
 

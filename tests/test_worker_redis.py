@@ -1,6 +1,6 @@
 """A broker that loses the message: the work still gets done, exactly once.
 
-Real Redis, a real `intake worker` process, SQLite file or PostgreSQL.
+Real Redis (and RabbitMQ), a real `intake worker` process, SQLite file or PostgreSQL.
 """
 
 from __future__ import annotations
@@ -72,4 +72,34 @@ def test_flushed_redis_loses_no_work(
         assert _effects(rt, second) == (1, 1)
     finally:
         client.close()
+        rt.close()
+
+
+def test_purged_rabbitmq_queue_loses_no_work(
+    tmp_path: Path, sqlite_url: str, amqp_url: str,
+    server_process: Callable[..., subprocess.Popen[str]],
+) -> None:
+    """The same promise on the RabbitMQ broker: the queue is purged after the commit."""
+    import pika
+
+    settings = make_settings(tmp_path, sqlite_url, INTAKE_BROKER_URL=amqp_url)
+    rt = Runtime(settings)
+    try:
+        entry_id = _record(rt, "A pothole on Route 9")
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        channel = connection.channel()
+        assert channel.queue_declare("intake", durable=True, passive=True).method.message_count == 1
+        channel.queue_purge("intake")  # the broker loses it
+        connection.close()
+        env = subprocess_env(
+            INTAKE_DATABASE_URL=sqlite_url, INTAKE_BROKER_URL=amqp_url,
+            INTAKE_RULES=str(SMALL_RULES), INTAKE_INSTANCE_PATH=str(tmp_path / "instance"),
+            INTAKE_REDELIVER_AFTER="1", INTAKE_SWEEP_INTERVAL="0.5",
+        )
+        worker = server_process(["worker", "--threads", "2"], env)
+        wait_for(lambda: _done(rt, entry_id) or worker.poll() is not None, timeout=60,
+                 message="the lost work to be done")
+        assert worker.poll() is None, output_of(worker)
+        assert _effects(rt, entry_id) == (1, 1)
+    finally:
         rt.close()
