@@ -245,6 +245,18 @@ def rules() -> None:
     """Routing rules: check, explain, replay."""
 
 
+def _rules_or_exit(path: Path) -> Any:
+    """Load a rules file, or print its `file:line: message` errors and exit 1."""
+    from intake.core.routing import RulesError, load_rules_file
+
+    try:
+        return load_rules_file(path)
+    except RulesError as exc:
+        for line in str(exc).splitlines():
+            click.echo(line, err=True)
+        sys.exit(EXIT_FAILURE)
+
+
 def _rules_file(path: str | None) -> Path:
     if path:
         return Path(path)
@@ -255,15 +267,8 @@ def _rules_file(path: str | None) -> Path:
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 def rules_check(file: str | None) -> None:
     """Validate a rules file and run its embedded tests."""
-    from intake.core.routing import RulesError, load_rules_file
-
     path = _rules_file(file)
-    try:
-        ruleset = load_rules_file(path)
-    except RulesError as exc:
-        for line in str(exc).splitlines():
-            click.echo(line, err=True)
-        sys.exit(EXIT_FAILURE)
+    ruleset = _rules_or_exit(path)
     results = ruleset.run_tests()
     failed = [r for r in results if not r.passed]
     for result in failed:
@@ -295,15 +300,10 @@ def rules_explain(rules_path: str | None, eml: str | None, channel: str, form: s
                   recipient: str | None, attachments: tuple[str, ...], as_json: bool,
                   eml_file: str | None) -> None:
     """Show which rule routes a submission (given as options or an .eml file) and why."""
-    from intake.core.routing import RulesError, Submission, load_rules_file
+    from intake.core.routing import Submission
 
     path = _rules_file(rules_path)
-    try:
-        ruleset = load_rules_file(path)
-    except RulesError as exc:
-        for line in str(exc).splitlines():
-            click.echo(line, err=True)
-        sys.exit(EXIT_FAILURE)
+    ruleset = _rules_or_exit(path)
     source = eml or eml_file
     if source:
         submission = Submission.from_email_bytes(Path(source).read_bytes(), recipient=recipient)
@@ -345,18 +345,12 @@ def _parse_since(value: str | None) -> datetime | None:
 def rules_replay(rules_path: str | None, since: str | None, examples: int,
                  as_json: bool) -> None:
     """Re-route stored entries with a (candidate) rules file and report what would move."""
-    from intake.core.routing import RulesError, load_rules_file
     from intake.services.routing import replay
 
     settings = _settings()
     since_at = _parse_since(since)
     path = Path(rules_path) if rules_path else settings.rules_path
-    try:
-        ruleset = load_rules_file(path)
-    except RulesError as exc:
-        for line in str(exc).splitlines():
-            click.echo(line, err=True)
-        sys.exit(EXIT_FAILURE)
+    ruleset = _rules_or_exit(path)
     with _runtime(settings) as runtime, runtime.db.session() as session:
         report = replay(session, ruleset, since=since_at, examples_per_move=examples,
                         progress=_progress("replayed"))
