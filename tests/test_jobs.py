@@ -197,3 +197,30 @@ def test_broker_down_at_commit_loses_nothing(tmp_path: Path, db_url: str) -> Non
         assert _state(rt, entry_id) == "pending"
     finally:
         rt.db.dispose()
+
+
+def test_sweeper_re_sends_with_growing_waits(runtime: Runtime) -> None:
+    """A backlog item that only waits in the queue is re-sent at doubling intervals."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from intake.db.models import utcnow
+    from intake.jobs.workitems import stale_items
+
+    entry_id = _record(runtime)
+    with runtime.db.session() as s:
+        item_id = s.scalar(select(WorkItem.id).where(WorkItem.entry_id == entry_id))
+        s.execute(update(WorkItem).values(enqueued_at=utcnow() - timedelta(seconds=120)))
+    waits = []
+    for _ in range(3):
+        with runtime.db.session() as s:
+            assert list(stale_items(s, redeliver_after_seconds=60)) == [item_id]
+        with runtime.db.session() as s:
+            assert list(stale_items(s, redeliver_after_seconds=60)) == []  # not yet again
+            item = s.get(WorkItem, item_id)
+            assert item is not None and item.resend_after is not None
+            waits.append(round((item.resend_after - utcnow()).total_seconds() / 60))
+            # Let the wait pass.
+            s.execute(update(WorkItem).values(resend_after=utcnow() - timedelta(seconds=1)))
+    assert waits == [2, 4, 8]  # minutes: 60 s doubled per re-send

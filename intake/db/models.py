@@ -251,6 +251,11 @@ class WorkItem(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     # When a broker message was last sent for it; the sweeper re-sends stale ones.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # How often the sweeper re-sent it, and when it may do so next: each re-send
+    # doubles the wait, so a long queue backlog is not flooded with repeats.
+    resends: Mapped[int] = mapped_column(Integer, nullable=False, default=0,
+                                         server_default="0")
+    resend_after: Mapped[datetime | None] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
     last_error: Mapped[str | None] = mapped_column(Text)

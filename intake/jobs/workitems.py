@@ -145,6 +145,7 @@ def record_failure(
         due = now + timedelta(seconds=backoff_seconds(item.attempts, retry_base_seconds))
         item.next_attempt_at = due
         item.enqueued_at = due
+        item.resends, item.resend_after = 0, None
         session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
     return item
 
@@ -152,22 +153,29 @@ def record_failure(
 def stale_items(
     session: Session, redeliver_after_seconds: float, limit: int = 500
 ) -> Sequence[int]:
-    """Ids of items whose broker message is presumed lost.
+    """Ids of items whose broker message is presumed lost, marked as re-sent.
 
     Pending items whose expected run time passed more than
-    ``redeliver_after_seconds`` ago, and running items whose lease expired
-    (their worker died).
+    ``redeliver_after_seconds`` ago (or, once re-sent, whose doubled wait
+    ``resend_after`` passed), and running items whose lease expired (their
+    worker died). Each re-send doubles the next wait (capped at 64 times), so
+    a backlog that merely waits in the queue is not re-sent over and over.
     """
     now = utcnow()
     cutoff = now - timedelta(seconds=redeliver_after_seconds)
-    rows = session.scalars(
-        select(WorkItem.id)
+    items = session.scalars(
+        select(WorkItem)
         .where(
             or_(
                 and_(
                     WorkItem.state == WorkState.PENDING,
                     WorkItem.next_attempt_at <= now,
-                    or_(WorkItem.enqueued_at.is_(None), WorkItem.enqueued_at < cutoff),
+                    or_(
+                        and_(WorkItem.resend_after.is_(None),
+                             or_(WorkItem.enqueued_at.is_(None),
+                                 WorkItem.enqueued_at < cutoff)),
+                        WorkItem.resend_after < now,
+                    ),
                 ),
                 and_(WorkItem.state == WorkState.RUNNING, WorkItem.locked_until < now),
             )
@@ -175,11 +183,12 @@ def stale_items(
         .order_by(WorkItem.id)
         .limit(limit)
     ).all()
-    if rows:
-        session.execute(
-            update(WorkItem).where(WorkItem.id.in_(rows)).values(enqueued_at=now)
-        )
-    return rows
+    for item in items:
+        item.resends += 1
+        item.enqueued_at = now
+        wait = redeliver_after_seconds * (2 ** min(item.resends, 6))
+        item.resend_after = now + timedelta(seconds=wait)
+    return [item.id for item in items]
 
 
 def retry_dead(session: Session, item_ids: Sequence[int] | None = None) -> list[int]:
@@ -194,6 +203,7 @@ def retry_dead(session: Session, item_ids: Sequence[int] | None = None) -> list[
         item.attempts = 0
         item.next_attempt_at = now
         item.enqueued_at = now
+        item.resends, item.resend_after = 0, None
         item.updated_at = now
         revived.append(item.id)
         session.info.setdefault(PENDING_SENDS, []).append((item.id, now))
