@@ -69,6 +69,10 @@ def test_planted_personal_data_never_reaches_the_logs(
 
     wait_for(routed, message="routing")
     wait_for(lambda: sink.to(DOT) and sink.to(ADDRESS), message="forward and receipt")
+    # The handlers log just after the send: wait for their lines too.
+    wait_for(lambda: any("acknowledged" in r.getMessage() for r in caplog.records)
+             and any("forwarded to dot" in r.getMessage() for r in caplog.records),
+             message="delivery log lines")
     with runtime.db.session() as s:
         kinds = set(s.scalars(select(PiiFinding.kind).where(PiiFinding.entry_id == rec.entry_id)))
         hashes = list(s.scalars(select(PiiFinding.value_hash)))

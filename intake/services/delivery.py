@@ -40,7 +40,7 @@ from intake.core.disclosure import (
 )
 from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
-from intake.core.pii import Rendition, redact
+from intake.core.pii import Rendition, detect, redact
 from intake.core.routing import Decision as RoutingOutcome
 from intake.db.models import (
     Attachment,
@@ -427,9 +427,13 @@ class Delivery:
         to_agency = row.recipient_kind == "agency"
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
         if to_agency:
-            findings_text = message.body
+            # The citizen's reply gets the same forward rendition as the first
+            # message: sensitive numbers (P6) never reach the agency.
+            findings = detect(message.body, key=privacy.pii_key(self.settings.secret_key))
+            redacted = redact(message.body, findings, Rendition.FORWARD,
+                              share_address=identity).text
             body = _templates.get_template("relay.txt").render(
-                body=findings_text, to_agency=True, record_number=entry.record_number,
+                body=redacted, to_agency=True, record_number=entry.record_number,
                 sender_name="", status_url_hint="")
             outgoing = OutgoingMessage(
                 from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
