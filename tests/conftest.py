@@ -42,10 +42,17 @@ TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
 def service_missing(what: str, why: str) -> None:
+    """Skip locally when a service or program is absent; fail in CI.
+
+    The test runs wherever ``what`` is reachable (see the INTAKE_TEST_* variables
+    in the module docstring), and always in CI, where
+    INTAKE_TEST_REQUIRE_SERVICES=1 turns this skip into a failure.
+    """
     message = f"{what} not reachable ({why})"
     if REQUIRE_SERVICES:
         pytest.fail(f"{message}; INTAKE_TEST_REQUIRE_SERVICES=1 makes this a failure")
-    pytest.skip(message)
+    pytest.skip(f"{message}: this test runs when {what} is available, and always in CI "
+                "(INTAKE_TEST_REQUIRE_SERVICES=1 fails instead of skipping)")
 
 
 # -- no outbound network -------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -60,15 +61,22 @@ def test_bad_values_name_the_variable(env: dict[str, str], expected: str) -> Non
     assert "\n" not in message
 
 
+def _unreadable_file(tmp_path: Path) -> Path:
+    """A real file that exists but cannot be read, for any user.
+
+    Mode 0 stops ordinary users; root reads through it, so as root use
+    /proc/self/mem, a regular file whose first byte is never readable.
+    """
+    if os.geteuid() != 0:
+        path = tmp_path / "rules.yaml"
+        path.write_text("version: 1\n")
+        path.chmod(0)
+        return path
+    return Path("/proc/self/mem")
+
+
 def test_unreadable_rules_file(tmp_path: Path) -> None:
-    path = tmp_path / "rules.yaml"
-    path.write_text("version: 1\n")
-    path.chmod(0)
-    try:
-        with open(path, "rb"):
-            pytest.skip("running as a user who can read mode-0 files")
-    except PermissionError:
-        pass
+    path = _unreadable_file(tmp_path)
     with pytest.raises(SettingsError, match="INTAKE_RULES: cannot read"):
         load_settings({"INTAKE_RULES": str(path)})
 

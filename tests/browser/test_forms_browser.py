@@ -46,8 +46,8 @@ class Sites:
 
 def _agency_handler(app_base: str) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:  # keep test output quiet
-            pass
+        def log_message(self, *args: Any) -> None:
+            """Keep the test output quiet (http.server logs every request to stderr)."""
 
         def do_GET(self) -> None:  # noqa: N802 - http.server's name
             own = f"http://{self.headers['Host']}"
