@@ -46,6 +46,7 @@ from sqlalchemy.orm import Session
 from intake.db import Database
 from intake.db.mail_models import MailboxState
 from intake.db.models import utcnow
+from intake.logsafe import describe
 from intake.mail.config import MailboxConfig, load_mailboxes
 from intake.services.mail_intake import (
     DUPLICATE,
@@ -434,8 +435,8 @@ class MailboxPoller:
                     stop.wait(delay)
                     delay = min(delay * 2, 300.0)
                 except Exception as exc:  # noqa: BLE001 - a poller thread must not die
-                    log.exception("mailbox %s: unexpected %s", self.config.name,
-                                  type(exc).__name__)
+                    # Class and location only: the message may quote mail or SQL values.
+                    log.error("mailbox %s: unexpected %s", self.config.name, describe(exc))
                     _record_error(self.db, self.config.name, type(exc).__name__)
                     if client is not None:
                         _close(client)

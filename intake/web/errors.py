@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import logging
-import traceback
-from pathlib import Path
 
 from flask import Flask, jsonify, render_template, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException, InternalServerError
+
+from intake.logsafe import describe
 
 log = logging.getLogger("intake.web")
 
@@ -33,12 +33,6 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:
-        # The exception class and where it was raised; never its message or
-        # locals, which can carry submitted data.
-        frames = traceback.extract_tb(error.__traceback__)[-4:]
-        where = " <- ".join(
-            f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames)
-        )
-        log.error("unhandled %s on %s %s at %s", type(error).__name__, request.method,
-                  request.url_rule.rule if request.url_rule else "?", where)
+        log.error("unhandled %s on %s %s", describe(error), request.method,
+                  request.url_rule.rule if request.url_rule else "?")
         return _http_error(InternalServerError())
