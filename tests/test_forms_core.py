@@ -17,9 +17,9 @@ from intake.core.forms import (
     origin_allowed,
     origin_of,
     safe_next,
-    sensitive_kinds,
     validate_survey_answers,
 )
+from intake.core.pii import detect, warning_kinds
 from intake.services.forms import load_forms_file, packaged_forms_path
 
 KEY = b"k" * 32
@@ -139,6 +139,11 @@ def test_origins_are_normalised() -> None:
     assert origin_of("null") is None
     assert origin_allowed("http://127.0.0.1:9000", ["http://127.0.0.1:9000"])
     assert not origin_allowed("http://127.0.0.1:9001", ["http://127.0.0.1:9000"])
+
+
+def sensitive_kinds(texts: list[str], key: bytes) -> list[str]:
+    """What the form's warning shows: the P6 kinds among the detector's findings."""
+    return warning_kinds([f for text in texts for f in detect(text, key=key)])
 
 
 def test_sensitive_kinds_find_p6_data_only() -> None:

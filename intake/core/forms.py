@@ -11,7 +11,6 @@ Pure decisions for the web intake (``intake.web.forms``):
 * :func:`origin_of`, :func:`origin_allowed`, :func:`safe_next`: which agency
   sites may embed a form, post to it, and be redirected to (no open redirect);
 * :func:`validate_survey_answers`: structured answers or field errors;
-* :func:`sensitive_kinds`: the P6 kinds found in what a person typed.
 
 Standard library and ``intake.core.pii`` only: no I/O, no framework.
 """
@@ -25,8 +24,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
-
-from intake.core.pii import detect, warning_kinds
 
 __all__ = [
     "FORM_KINDS",
@@ -47,7 +44,6 @@ __all__ = [
     "origin_allowed",
     "origin_of",
     "safe_next",
-    "sensitive_kinds",
     "validate_survey_answers",
 ]
 
@@ -541,15 +537,3 @@ def validate_survey_answers(survey: Survey, data: Mapping[str, Sequence[str]]) -
         else:
             answers[q.id] = int(value) if q.type == "scale" else value
     return SurveyResult(answers, errors)
-
-
-# -- P6 ----------------------------------------------------------------------------
-
-
-def sensitive_kinds(texts: Iterable[str], key: bytes) -> list[str]:
-    """The P6 kinds (SSN, card, bank numbers, birth date, ...) in what a person typed."""
-    findings = []
-    for text in texts:
-        if text:
-            findings.extend(detect(text, key=key))
-    return warning_kinds(findings)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -23,9 +24,16 @@ from sqlalchemy.orm import Session
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
+from intake.core.pii import Finding
 from intake.db.models import Attachment, Channel
 from intake.services import privacy
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.privacy import detect_places
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submission,
+    stored_texts,
+)
 from intake.settings import Settings
 
 log = logging.getLogger("intake.forms")
@@ -109,19 +117,13 @@ class Confirmation:
     created: bool
 
 
-def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,
-                pii_key: bytes) -> Confirmation:
-    """Store everything about one form submission in the caller's transaction.
-
-    Idempotent on the raw bytes: the same page sent twice (a double click, a
-    reload) is one entry; consent and attachments are stored once, and a new
-    status link is issued for the page being answered.
-    """
+def new_submission(submission: FormSubmission) -> NewSubmission:
+    """What the record store receives for a form submission."""
     fields = dict(submission.fields)
     if submission.uploads:
         # Routing conditions may test attachment names (`attachments` field).
         fields["_attachments"] = [u.filename for u in submission.uploads]
-    recorded = record_submission(session, NewSubmission(
+    return NewSubmission(
         channel=Channel.WEB.value,
         kind=submission.form.kind,
         raw=submission.raw,
@@ -131,7 +133,26 @@ def submit_form(session: Session, submission: FormSubmission, *, record_prefix: 
         form_slug=submission.form.slug,
         fields=fields,
         submitter=submission.submitter,
-    ), record_prefix, pii_key=pii_key)
+    )
+
+
+def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]:
+    """PII findings in the texts exactly as they will be stored: one scan serves both the
+    sensitive-data warning and the stored findings."""
+    return detect_places(stored_texts(new_submission(submission)), pii_key)
+
+
+def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,
+                pii_key: bytes,
+                findings: Mapping[str, Sequence[Finding]] | None = None) -> Confirmation:
+    """Store everything about one form submission in the caller's transaction.
+
+    Idempotent on the raw bytes: the same page sent twice (a double click, a
+    reload) is one entry; consent and attachments are stored once, and a new
+    status link is issued for the page being answered.
+    """
+    recorded = record_submission(session, new_submission(submission), record_prefix,
+                                 pii_key=pii_key, findings=findings)
     if recorded.created:
         for upload in submission.uploads:
             session.add(Attachment(

@@ -394,18 +394,26 @@ def pii_key(secret_key: str) -> bytes:
     return hmac.new(secret_key.encode(), b"intake pii finding hashes", hashlib.sha256).digest()
 
 
-def record_pii_findings(session: Session, entry_id: int, places: Mapping[str, str],
-                        key: bytes) -> list[tuple[str, Finding]]:
-    """Detect PII in each named text and store where it is; never the value."""
-    found = []
-    for place, text in places.items():
-        for finding in detect(text, key=key):
+def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Finding]]:
+    """The PII detector's findings in each named text (``{"subject": ..., "body": ...}``)."""
+    return {place: detect(text, key=key) for place, text in places.items() if text}
+
+
+def store_findings(session: Session, entry_id: int,
+                   findings: Mapping[str, Sequence[Finding]]) -> None:
+    """Store where PII was found: kind, place, detector and keyed hash; never the value."""
+    for place, found in findings.items():
+        for finding in found:
             session.add(PiiFinding(entry_id=entry_id, place=place, kind=finding.kind,
                                    start=finding.start, end=finding.end,
                                    detector=finding.detector, severity=finding.severity,
                                    value_hash=finding.value_hash))
-            found.append((place, finding))
-    return found
+
+
+def record_pii_findings(session: Session, entry_id: int, places: Mapping[str, str],
+                        key: bytes) -> None:
+    """Detect PII in each named text and store where it is."""
+    store_findings(session, entry_id, detect_places(places, key))
 
 
 def findings_for(session: Session, entry_id: int, place: str) -> list[Finding]:

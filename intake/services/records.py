@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -18,9 +19,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from intake.core.pii import Finding
 from intake.db import allocate_record_number
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
 from intake.jobs.workitems import add_work_item
+from intake.services.privacy import detect_places, store_findings
 
 log = logging.getLogger("intake.records")
 
@@ -69,14 +72,23 @@ def _clean_line(text: str, limit: int) -> str:
     return " ".join(cleaned.split())[:limit]
 
 
+def stored_texts(submission: NewSubmission) -> dict[str, str]:
+    """Subject and body exactly as the entry will store them (PII offsets refer to these)."""
+    return {"subject": _clean_line(submission.subject, MAX_SUBJECT),
+            "body": submission.body[:MAX_BODY]}
+
+
 def record_submission(
     session: Session, submission: NewSubmission, record_prefix: str,
     *, pii_key: bytes | None = None,
+    findings: Mapping[str, Sequence[Finding]] | None = None,
 ) -> Recorded:
     """Store a submission durably in the caller's transaction (idempotent).
 
-    With ``pii_key``, the PII detector's findings in subject and body are
-    stored too (kind, place, keyed hash; never the value).
+    The PII detector's findings in subject and body are stored too (kind,
+    place, keyed hash; never the value): ``findings`` when the caller has
+    already scanned :func:`stored_texts` (the web form does, to warn), else a
+    scan with ``pii_key``.
     """
     digest = hashlib.sha256(submission.raw).hexdigest()
     key = submission.idempotency_key or f"sha256:{digest}"
@@ -87,6 +99,9 @@ def record_submission(
         return Recorded(existing.id, existing.record_number, created=False)
 
     received_at = submission.received_at or utcnow()
+    texts = stored_texts(submission)
+    if findings is None and pii_key is not None:
+        findings = detect_places(texts, pii_key)
     try:
         with session.begin_nested():
             entry = Entry(
@@ -95,8 +110,8 @@ def record_submission(
                 kind=submission.kind,
                 form_slug=submission.form_slug,
                 received_at=received_at,
-                subject=_clean_line(submission.subject, MAX_SUBJECT),
-                body=submission.body[:MAX_BODY],
+                subject=texts["subject"],
+                body=texts["body"],
                 fields=submission.fields,
                 status=EntryStatus.NEW,
                 idempotency_key=key,
@@ -127,11 +142,8 @@ def record_submission(
                 detail={"channel": submission.channel, "kind": submission.kind,
                         "form": submission.form_slug, "sha256": digest},
             ))
-            if pii_key is not None:
-                from intake.services.privacy import record_pii_findings
-
-                record_pii_findings(session, entry.id,
-                                    {"subject": entry.subject, "body": entry.body}, pii_key)
+            if findings:
+                store_findings(session, entry.id, findings)
             add_work_item(session, "route", dedupe_key=f"route:{entry.id}", entry_id=entry.id)
     except IntegrityError:
         # A concurrent writer stored the same submission first.

@@ -58,12 +58,12 @@ from intake.core.forms import (
     origin_of,
     pick,
     safe_next,
-    sensitive_kinds,
     validate_survey_answers,
 )
+from intake.core.pii import warning_kinds
 from intake.core.sniff import sniff_type
 from intake.runtime import Runtime, StartupError
-from intake.services.forms import FormSubmission, Upload, load_forms, submit_form
+from intake.services.forms import FormSubmission, Upload, load_forms, scan, submit_form
 from intake.services.records import SubmitterData
 from intake.web.forms_fields import (
     contact_form,
@@ -466,15 +466,6 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
     )
 
 
-def _free_texts(form: FormConfig, wtform: Form) -> list[str]:
-    if form.kind == "contact":
-        return [wtform["subject"].data or "", wtform["message"].data or ""]
-    if form.kind == "feedback":
-        return [wtform["about"].data or "", wtform["comment"].data or ""]
-    assert form.survey is not None
-    return [wtform[q.id].data or "" for q in form.survey.questions if q.type == "text"]
-
-
 @bp.post("/forms/<slug>", provide_automatic_options=False)
 def submit(slug: str) -> ResponseReturnValue:
     form = _form_or_404(slug)
@@ -537,8 +528,11 @@ def submit(slug: str) -> ResponseReturnValue:
             errors=errors, sensitive=[], consent_checked=consent is not None,
             next_url=next_url or ""))
 
+    submission = _build_submission(form, wtform, raw, lang, uploads, consent, formdata)
+    # One scan of the texts as they will be stored: it warns now and is stored later.
+    findings = scan(submission, _runtime().pii_key)
     if not formdata.get("_confirm_sensitive"):
-        kinds = sensitive_kinds(_free_texts(form, wtform), _runtime().pii_key)
+        kinds = warning_kinds([f for found in findings.values() for f in found])
         if kinds:
             if wants_json:
                 return _cors(jsonify({
@@ -551,12 +545,11 @@ def submit(slug: str) -> ResponseReturnValue:
                 errors={}, sensitive=kinds, consent_checked=consent is not None,
                 next_url=next_url or ""))
 
-    submission = _build_submission(form, wtform, raw, lang, uploads, consent, formdata)
     runtime = _runtime()
     with runtime.db.session() as session:
         confirmation = submit_form(session, submission,
                                    record_prefix=runtime.settings.record_prefix,
-                                   pii_key=runtime.pii_key)
+                                   pii_key=runtime.pii_key, findings=findings)
     # Committed: only now does the person hear that the message is safe.
     status_url = url_for("status.view", token=confirmation.status_token, _external=True)
     if wants_json:
