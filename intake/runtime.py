@@ -37,9 +37,8 @@ class Runtime:
 
     @property
     def pii_key(self) -> bytes:
-        from intake.services.privacy import pii_key
-
-        return pii_key(self.settings.secret_key)
+        """The HMAC key of PII finding hashes."""
+        return self.settings.derived_key("pii finding hashes")
 
     def check_database(self) -> None:
         try:

@@ -9,6 +9,8 @@ prints it and exits non-zero.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from collections.abc import Mapping
@@ -79,6 +81,15 @@ class Settings:
     @property
     def database_kind(self) -> str:
         return "sqlite" if self.database_url.startswith("sqlite") else "postgresql"
+
+    def derived_key(self, purpose: str) -> bytes:
+        """A key for one purpose, derived from (never equal to) the secret key.
+
+        HMAC-SHA256(secret key, "intake " + purpose): finding hashes, form
+        tokens, rate-limit keys and webhook signatures never share a key.
+        """
+        return hmac.new(self.secret_key.encode(), f"intake {purpose}".encode(),
+                        hashlib.sha256).digest()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]

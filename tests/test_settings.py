@@ -97,3 +97,13 @@ def test_readme_documents_every_variable() -> None:
     readme = (Path(settings_module.__file__).parent.parent / "README.md").read_text()
     missing = [name for name in settings_module.VARIABLES if f"`{name}`" not in readme]
     assert missing == []
+
+
+def test_derived_keys_differ_per_purpose_and_from_the_secret() -> None:
+    s = load_settings({"INTAKE_SECRET_KEY": "k" * 40})
+    keys = {p: s.derived_key(p) for p in ("pii finding hashes", "form token",
+                                          "rate-limit keys", "webhook signatures")}
+    assert len(set(keys.values())) == 4
+    assert all(key != s.secret_key.encode() and len(key) == 32 for key in keys.values())
+    assert s.derived_key("form token") == load_settings(
+        {"INTAKE_SECRET_KEY": "k" * 40}).derived_key("form token")  # stable across restarts

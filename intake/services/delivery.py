@@ -17,8 +17,6 @@ message was accepted, so that window can be made small, not closed.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import logging
 from collections.abc import Callable
 from datetime import timedelta
@@ -309,8 +307,7 @@ class Delivery:
     def webhook_key(self) -> bytes:
         if self.settings.webhook_secret:
             return self.settings.webhook_secret.encode()
-        return hmac.new(self.settings.secret_key.encode(), b"intake webhook signatures",
-                        hashlib.sha256).digest()
+        return self.settings.derived_key("webhook signatures")
 
     def acknowledge(self, session: Session, item: WorkItem) -> None:
         """The submitter's receipt: record number, next steps, the private status link."""
@@ -429,7 +426,7 @@ class Delivery:
         if to_agency:
             # The citizen's reply gets the same forward rendition as the first
             # message: sensitive numbers (P6) never reach the agency.
-            findings = detect(message.body, key=privacy.pii_key(self.settings.secret_key))
+            findings = detect(message.body, key=self.settings.derived_key("pii finding hashes"))
             redacted = redact(message.body, findings, Rendition.FORWARD,
                               share_address=identity).text
             body = _templates.get_template("relay.txt").render(

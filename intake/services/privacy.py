@@ -18,7 +18,6 @@ The decisions are pure (:mod:`intake.core.consent`,
 from __future__ import annotations
 
 import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -387,11 +386,6 @@ def entry_for_access_token(session: Session, token: str) -> int | None:
 
 
 # -- PII findings ----------------------------------------------------------------------
-
-
-def pii_key(secret_key: str) -> bytes:
-    """The HMAC key for finding hashes, derived from (not equal to) the secret key."""
-    return hmac.new(secret_key.encode(), b"intake pii finding hashes", hashlib.sha256).digest()
 
 
 def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Finding]]:

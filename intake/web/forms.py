@@ -100,15 +100,14 @@ def _config() -> FormsConfig:
 
 
 def _token_key() -> bytes:
-    secret = _runtime().settings.secret_key.encode()
-    return hmac.new(secret, b"intake form token", hashlib.sha256).digest()
+    return _runtime().settings.derived_key("form token")
 
 
 def client_key() -> str:
     """The rate-limit key: a keyed hash of the client address. The address is never stored."""
-    secret = _runtime().settings.secret_key.encode()
+    key = _runtime().settings.derived_key("rate-limit keys")
     address = (request.remote_addr or "unknown").encode()
-    return hmac.new(secret + b"|rate-limit", address, hashlib.sha256).hexdigest()[:32]
+    return hmac.new(key, address, hashlib.sha256).hexdigest()[:32]
 
 
 def select_locale() -> str:
