@@ -20,8 +20,7 @@ __all__ = [
     "Not",
     "Equals",
     "Contains",
-    "StartsWith",
-    "EndsWith",
+    "Affix",
     "Matches",
     "Exists",
     "Trigger",
@@ -319,51 +318,29 @@ class Contains(Cond):
 
 
 @dataclass(eq=False)
-class StartsWith(Cond):
+class Affix(Cond):
+    """``starts_with`` (``at_end`` False) or ``ends_with`` (``at_end`` True), any of a list."""
+
     field: str
     affixes: tuple[str, ...]
     shown: tuple[str, ...]
+    at_end: bool = False
     line: int = 0
 
-    def test(self, ctx: Ctx) -> bool:
-        for v in ctx.norm(self.field):
-            if v.startswith(self.affixes):
-                return True
-        return False
-
-    def explain(self, ctx: Ctx, caps: dict[str, str]) -> tuple[bool, str]:
-        for v in ctx.norm(self.field):
-            for a, s in zip(self.affixes, self.shown, strict=True):
-                if v.startswith(a):
-                    return True, f"{self.field} starts with '{s}'"
-        return False, f"{self.field} does not start with {_q(self.shown)}"
-
-    def triggers(self, cost: TriggerCost | None = None) -> frozenset[Trigger] | None:
-        return frozenset(("kw", self.field, a, False) for a in self.affixes)
-
-    def keywords(self) -> Iterable[tuple[str, str, bool]]:
-        return ((self.field, a, False) for a in self.affixes)
-
-
-@dataclass(eq=False)
-class EndsWith(Cond):
-    field: str
-    affixes: tuple[str, ...]
-    shown: tuple[str, ...]
-    line: int = 0
+    def _has(self, value: str, affix: str | tuple[str, ...]) -> bool:
+        return value.endswith(affix) if self.at_end else value.startswith(affix)
 
     def test(self, ctx: Ctx) -> bool:
-        for v in ctx.norm(self.field):
-            if v.endswith(self.affixes):
-                return True
-        return False
+        return any(self._has(v, self.affixes) for v in ctx.norm(self.field))
 
     def explain(self, ctx: Ctx, caps: dict[str, str]) -> tuple[bool, str]:
+        verb = "ends with" if self.at_end else "starts with"
         for v in ctx.norm(self.field):
             for a, s in zip(self.affixes, self.shown, strict=True):
-                if v.endswith(a):
-                    return True, f"{self.field} ends with '{s}'"
-        return False, f"{self.field} does not end with {_q(self.shown)}"
+                if self._has(v, a):
+                    return True, f"{self.field} {verb} '{s}'"
+        negated = "does not end with" if self.at_end else "does not start with"
+        return False, f"{self.field} {negated} {_q(self.shown)}"
 
     def triggers(self, cost: TriggerCost | None = None) -> frozenset[Trigger] | None:
         return frozenset(("kw", self.field, a, False) for a in self.affixes)

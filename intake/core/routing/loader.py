@@ -17,17 +17,16 @@ import yaml
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
 from .conditions import (
+    Affix,
     AllOf,
     Always,
     AnyOf,
     Cond,
     Contains,
-    EndsWith,
     Equals,
     Exists,
     Matches,
     Not,
-    StartsWith,
     regex_literals,
 )
 from .engine import Rule, RuleSet, RuleTest
@@ -537,8 +536,8 @@ class _Parser:
                 shown[n] = v
         if op == "contains":
             return Contains(fld, tuple(words), shown, word, line=line)
-        cls = StartsWith if op == "starts_with" else EndsWith
-        return cls(fld, tuple(words), tuple(shown[w] for w in words), line=line)
+        return Affix(fld, tuple(words), tuple(shown[w] for w in words),
+                     at_end=op == "ends_with", line=line)
 
     # ------------------------------------------------------------- tests
 
