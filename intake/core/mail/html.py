@@ -62,6 +62,10 @@ _VOID = frozenset(
     {"br", "hr", "img", "meta", "link", "input", "area", "base", "col", "embed", "source", "wbr"}
 )
 _SAFE_LINK_RE = re.compile(r"^(https?:|mailto:|tel:)", re.I)
+# Blocks that stand apart by a blank line (others start on a new line).
+_PARAGRAPH = frozenset(
+    {"p", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote", "table", "ul", "ol", "pre", "dl"}
+)
 
 
 class _TextConverter(HTMLParser):
@@ -84,21 +88,7 @@ class _TextConverter(HTMLParser):
             return
         if tag == "pre":
             self.pre_depth += 1
-        if tag in (
-            "p",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "blockquote",
-            "table",
-            "ul",
-            "ol",
-            "pre",
-            "dl",
-        ):
+        if tag in _PARAGRAPH:
             self._newline(2)
         elif tag in _BLOCK:
             self._newline()
@@ -136,21 +126,7 @@ class _TextConverter(HTMLParser):
                     self.parts.append(f" ({shown})")
                 elif not label:
                     self.parts.append(shown)
-        if tag in (
-            "p",
-            "h1",
-            "h2",
-            "h3",
-            "h4",
-            "h5",
-            "h6",
-            "blockquote",
-            "table",
-            "ul",
-            "ol",
-            "pre",
-            "dl",
-        ):
+        if tag in _PARAGRAPH:
             self._newline(2)
         elif tag in _BLOCK and tag not in ("li", "tr", "dt", "dd", "br"):
             self._newline()
