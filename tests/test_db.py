@@ -155,3 +155,94 @@ def test_record_numbers_restart_each_year(db_url: str) -> None:
         assert (a, b, c) == ("EX-2025-000001", "EX-2026-000001", "EX-2026-000002")
     finally:
         db.dispose()
+
+
+def test_duplicate_submission_leaves_no_gap_in_record_numbers(db_url: str) -> None:
+    db = Database(db_url)
+    try:
+        with db.session() as s:
+            first = record_submission(s, _submission(), "EX")
+            again = record_submission(s, _submission(), "EX")  # same bytes, same transaction
+        with db.session() as s:
+            later = record_submission(s, _submission(raw=b'{"message": "other"}'), "EX")
+        year = datetime.now(UTC).year
+        assert (first.created, again.created, later.created) == (True, False, True)
+        assert again.entry_id == first.entry_id
+        assert [first.record_number, later.record_number] == [
+            f"EX-{year}-000001", f"EX-{year}-000002"]
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 2
+            assert s.scalar(select(func.count()).select_from(WorkItem)) == 2
+    finally:
+        db.dispose()
+
+
+def test_concurrent_duplicates_are_one_entry(db_url: str) -> None:
+    """Eight writers send the same bytes (and one new message each) at once: every
+    duplicate finds the one entry, and the record numbers have no gap."""
+    db = Database(db_url)
+    results: list[tuple[str, bool, str]] = []
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def run(n: int) -> None:
+        start.wait()
+        try:
+            for raw in (b"the same bytes", f"writer {n}".encode()):
+                with db.session() as s:
+                    rec = record_submission(s, _submission(raw=raw), "EX")
+                with lock:
+                    results.append((raw.decode(), rec.created, rec.record_number))
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(n,)) for n in range(8)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    try:
+        assert errors == []
+        same = [r for r in results if r[0] == "the same bytes"]
+        assert sum(created for _, created, _ in same) == 1
+        assert len({number for _, _, number in same}) == 1
+        year = datetime.now(UTC).year
+        assert sorted({number for _, _, number in results}) == [
+            f"EX-{year}-{i:06d}" for i in range(1, 10)]
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 9
+    finally:
+        db.dispose()
+
+
+def test_sqlite_writers_queue_on_a_lock_file_across_processes(sqlite_url: str) -> None:
+    """While one process holds its turn, another cannot take the lock file; after, it can."""
+    import subprocess
+    import sys
+
+    db = Database(sqlite_url)
+    assert db.writers is not None and db.writers.lock_path is not None
+    probe = (
+        "import fcntl, os, sys\n"
+        "fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT)\n"
+        "try:\n"
+        "    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)\n"
+        "except BlockingIOError:\n"
+        "    print('busy')\n"
+        "else:\n"
+        "    print('free')\n"
+    )
+
+    def other_process_sees() -> str:
+        out = subprocess.run([sys.executable, "-c", probe, str(db.writers.lock_path)],
+                             capture_output=True, text=True, check=True, timeout=30)
+        return out.stdout.strip()
+
+    try:
+        with db.session() as s:
+            record_submission(s, _submission(), "EX")
+            assert other_process_sees() == "busy"
+        assert other_process_sees() == "free"
+    finally:
+        db.dispose()

@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, create_engine, event, insert, text, update
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - not on POSIX: threads queue, processes poll
+    fcntl = None  # type: ignore[assignment]
+
+from sqlalchemy import Engine, Insert, Table, bindparam, create_engine, event, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -37,7 +45,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.execute("PRAGMA journal_mode=WAL")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            # FULL: a commit is on disk before it returns (NORMAL could lose the last
+            # commits at a power cut, after a form had already shown its record number).
+            cursor.execute("PRAGMA synchronous=FULL")
             cursor.close()
 
         @event.listens_for(engine, "begin")
@@ -53,6 +63,51 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     return create_engine(url, connect_args={"connect_timeout": 10}, **kwargs)
 
 
+class WriterQueue:
+    """Makes SQLite writers wait their turn in a queue instead of polling for the lock.
+
+    Every SQLite transaction here begins with ``BEGIN IMMEDIATE`` (it takes the
+    database's write lock). A writer that finds the lock taken is left to
+    SQLite's busy handler, which sleeps 1, 2, 5, 10 ... 100 ms between tries:
+    under load, requests spend more time asleep than working. Writers of this
+    process queue on a thread lock instead, and processes on an exclusive
+    ``flock`` of a file beside the database, where the kernel wakes the next
+    one as soon as the lock is free. SQLite's own locking still guards the
+    file (other programs, or a process that shares no lock file).
+    """
+
+    def __init__(self, lock_path: Path | None) -> None:
+        self.lock_path = lock_path
+        self._lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+        self._pid = 0
+
+    def _file(self) -> int | None:
+        if self.lock_path is None or fcntl is None:
+            return None
+        if self._pid != os.getpid():  # opened before a fork: that lock would be shared
+            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+            self._pid = os.getpid()
+        return self._fd
+
+    @contextmanager
+    def turn(self) -> Iterator[None]:
+        with self._lock:
+            self._depth += 1
+            fd = self._file() if self._depth == 1 else None
+            try:
+                if fd is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    if fd is not None:
+                        fcntl.flock(fd, fcntl.LOCK_UN)
+            finally:
+                self._depth -= 1
+
+
 class Database:
     """An engine and its session factory."""
 
@@ -60,6 +115,12 @@ class Database:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self.writers: WriterQueue | None = None
+        parsed = make_url(url)
+        if parsed.get_backend_name() == "sqlite":
+            on_disk = parsed.database and parsed.database != ":memory:"
+            self.writers = WriterQueue(
+                Path(f"{parsed.database}.writer-lock") if on_disk else None)
 
     @property
     def dialect(self) -> str:
@@ -68,7 +129,11 @@ class Database:
     @contextmanager
     def session(self) -> Iterator[Session]:
         """A session in a transaction: committed on success, rolled back on error."""
-        with self.sessions() as session, session.begin():
+        if self.writers is None:
+            with self.sessions() as session, session.begin():
+                yield session
+            return
+        with self.writers.turn(), self.sessions() as session, session.begin():
             yield session
 
     def ping(self) -> None:
@@ -78,6 +143,37 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+@cache
+def insert_or_nothing(dialect: str, table: Table, *conflict_columns: str) -> Insert:
+    """``INSERT ... ON CONFLICT (columns) DO NOTHING`` into ``table`` for ``dialect``.
+
+    With ``.returning(...)`` it yields no row when the unique key already
+    exists, without aborting the transaction (no savepoint needed). Built once
+    per dialect and table and executed with parameter dicts: constructing a
+    statement per call costs more than running it.
+    """
+    if dialect == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    if dialect == "sqlite":
+        return sqlite.insert(table).on_conflict_do_nothing(index_elements=conflict_columns)
+    raise NotImplementedError(dialect)  # pragma: no cover - only the two supported backends
+
+
+_COUNTERS = cast(Table, RecordCounter.__table__)
+_BUMP = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"))
+    .values(last_value=_COUNTERS.c.last_value + 1)
+    .returning(_COUNTERS.c.last_value)
+)
+_UNBUMP = (
+    update(_COUNTERS)
+    .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"),
+           _COUNTERS.c.last_value == bindparam("v"))
+    .values(last_value=_COUNTERS.c.last_value - 1)
+)
 
 
 def format_record_number(prefix: str, year: int, value: int) -> str:
@@ -91,23 +187,26 @@ def allocate_record_number(session: Session, prefix: str, when: datetime) -> str
     lock and SQLite's write lock serialise concurrent writers until their
     transaction ends, so two transactions can never get the same number.
     """
-    year = when.year
-    table = cast(Table, RecordCounter.__table__)
-    bump = (
-        update(table)
-        .where(table.c.prefix == prefix, table.c.year == year)
-        .values(last_value=table.c.last_value + 1)
-        .returning(table.c.last_value)
-    )
-    value = session.execute(bump).scalar_one_or_none()
+    conn = session.connection()
+    params = {"p": prefix, "y": when.year}
+    value = conn.execute(_BUMP, params).scalar_one_or_none()
     if value is None:
-        dialect = session.get_bind().dialect.name
-        values = {"prefix": prefix, "year": year, "last_value": 0}
-        if dialect == "postgresql":
-            session.execute(postgresql.insert(table).values(values).on_conflict_do_nothing())
-        elif dialect == "sqlite":
-            session.execute(sqlite.insert(table).values(values).on_conflict_do_nothing())
-        else:  # pragma: no cover - only the two supported backends
-            session.execute(insert(table).values(values))
-        value = session.execute(bump).scalar_one()
-    return format_record_number(prefix, year, int(value))
+        conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
+                     {"prefix": prefix, "year": when.year, "last_value": 0})
+        value = conn.execute(_BUMP, params).scalar_one()
+    return format_record_number(prefix, when.year, int(value))
+
+
+def release_record_number(session: Session, number: str) -> bool:
+    """Give back ``number`` if it is still the last one allocated for its prefix and year.
+
+    Only for a number this transaction has just allocated and will not use (the
+    submission turned out to be a duplicate): the counter row stays locked by
+    this transaction until it ends, so no one else can have taken a later
+    number, and the sequence keeps no gap.
+    """
+    rest, _, value = number.rpartition("-")
+    prefix, _, year = rest.rpartition("-")
+    released = session.connection().execute(
+        _UNBUMP, {"p": prefix, "y": int(year), "v": int(value)})
+    return bool(released.rowcount)

@@ -18,11 +18,12 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from intake.db import insert_or_nothing
 from intake.db.models import WorkItem, WorkState, utcnow
 
 # Session.info key listing work-item ids to send once the transaction commits.
@@ -68,6 +69,42 @@ def add_work_item(
     session.flush()
     session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
     return item
+
+
+def enqueue(
+    session: Session,
+    kind: str,
+    *,
+    dedupe_key: str,
+    entry_id: int | None = None,
+    payload: dict[str, Any] | None = None,
+    not_before: datetime | None = None,
+) -> int:
+    """Like :func:`add_work_item`, as one ``INSERT ... ON CONFLICT DO NOTHING``: the id.
+
+    For the hot paths (every submission creates a "route" item): no ORM
+    object, no flush, no prior SELECT. An item with the same dedupe key is
+    left as it is and its id returned, with no message sent for it.
+    """
+    now = utcnow()
+    due = not_before or now
+    conn = session.connection()
+    new_id = conn.execute(_ENQUEUE[conn.dialect.name], {
+        "kind": kind, "entry_id": entry_id, "dedupe_key": dedupe_key,
+        "state": WorkState.PENDING, "attempts": 0, "resends": 0, "next_attempt_at": due,
+        "enqueued_at": max(now, due), "payload": payload or {}, "created_at": now,
+        "updated_at": now,
+    }).scalar_one_or_none()
+    if new_id is None:
+        return int(conn.execute(_ID_BY_DEDUPE_KEY, {"k": dedupe_key}).scalar_one())
+    session.info.setdefault(PENDING_SENDS, []).append((int(new_id), due))
+    return int(new_id)
+
+
+_WORK_ITEMS = cast(Table, WorkItem.__table__)
+_ENQUEUE = {dialect: insert_or_nothing(dialect, _WORK_ITEMS, "dedupe_key")
+            .returning(_WORK_ITEMS.c.id) for dialect in ("sqlite", "postgresql")}
+_ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))
 
 
 def claim(session: Session, item_id: int, worker: str, lease_seconds: float) -> WorkItem | None:

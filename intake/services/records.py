@@ -13,16 +13,15 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from intake.core.pii import Finding
-from intake.db import allocate_record_number
+from intake.db import allocate_record_number, insert_or_nothing, release_record_number
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
-from intake.jobs.workitems import add_work_item
+from intake.jobs.workitems import enqueue
 from intake.services.privacy import detect_places, store_findings
 
 log = logging.getLogger("intake.records")
@@ -89,69 +88,60 @@ def record_submission(
     place, keyed hash; never the value): ``findings`` when the caller has
     already scanned :func:`stored_texts` (the web form does, to warn), else a
     scan with ``pii_key``.
+
+    Every submission comes through here, so it is written with a handful of
+    plain INSERTs (no ORM unit of work). The entry is inserted with ``ON
+    CONFLICT (idempotency_key) DO NOTHING``: the same bytes sent again, even
+    by a concurrent writer, are one entry, and the record number drawn for
+    the duplicate is given back (the counter row is still locked by this
+    transaction), so numbers keep no gaps.
     """
     digest = hashlib.sha256(submission.raw).hexdigest()
     key = submission.idempotency_key or f"sha256:{digest}"
-    existing = session.execute(
-        select(Entry.id, Entry.record_number).where(Entry.idempotency_key == key)
-    ).first()
-    if existing is not None:
-        return Recorded(existing.id, existing.record_number, created=False)
-
     received_at = submission.received_at or utcnow()
     texts = stored_texts(submission)
+    record_number = allocate_record_number(session, record_prefix, received_at)
+    conn = session.connection()
+    entry_id = conn.execute(_INSERT_ENTRY[conn.dialect.name], {
+        "record_number": record_number, "channel": submission.channel,
+        "kind": submission.kind, "form_slug": submission.form_slug,
+        "received_at": received_at, "subject": texts["subject"], "body": texts["body"],
+        "fields": submission.fields, "status": EntryStatus.NEW, "idempotency_key": key,
+        "tags": [],
+    }).scalar_one_or_none()
+    if entry_id is None:
+        # Stored before (a double click, a re-fetched message, a concurrent writer).
+        release_record_number(session, record_number)
+        row = conn.execute(_ENTRY_BY_KEY, {"k": key}).one()
+        return Recorded(row.id, row.record_number, created=False)
+
     if findings is None and pii_key is not None:
         findings = detect_places(texts, pii_key)
-    try:
-        with session.begin_nested():
-            entry = Entry(
-                record_number=allocate_record_number(session, record_prefix, received_at),
-                channel=submission.channel,
-                kind=submission.kind,
-                form_slug=submission.form_slug,
-                received_at=received_at,
-                subject=texts["subject"],
-                body=texts["body"],
-                fields=submission.fields,
-                status=EntryStatus.NEW,
-                idempotency_key=key,
-                tags=[],
-            )
-            session.add(entry)
-            session.flush()
-            if not submission.submitter.is_empty():
-                session.add(Submitter(
-                    entry_id=entry.id,
-                    name=submission.submitter.name,
-                    email=submission.submitter.email,
-                    phone=submission.submitter.phone,
-                    postal_address=submission.submitter.postal_address,
-                ))
-            session.add(Original(
-                entry_id=entry.id,
-                content_type=submission.content_type,
-                raw=submission.raw,
-                sha256=digest,
-                size=len(submission.raw),
-                received_at=received_at,
-            ))
-            session.add(Event(
-                entry_id=entry.id,
-                kind="received",
-                at=received_at,
-                detail={"channel": submission.channel, "kind": submission.kind,
-                        "form": submission.form_slug, "sha256": digest},
-            ))
-            if findings:
-                store_findings(session, entry.id, findings)
-            add_work_item(session, "route", dedupe_key=f"route:{entry.id}", entry_id=entry.id)
-    except IntegrityError:
-        # A concurrent writer stored the same submission first.
-        row = session.execute(
-            select(Entry.id, Entry.record_number).where(Entry.idempotency_key == key)
-        ).first()
-        if row is None:
-            raise
-        return Recorded(row.id, row.record_number, created=False)
-    log.info("entry %s recorded (%s, %s)", entry.id, submission.channel, submission.kind)
-    return Recorded(entry.id, entry.record_number, created=True)
+    who = submission.submitter
+    if not who.is_empty():
+        conn.execute(_INSERT_SUBMITTER, {
+            "entry_id": entry_id, "name": who.name, "email": who.email, "phone": who.phone,
+            "postal_address": who.postal_address})
+    conn.execute(_INSERT_ORIGINAL, {
+        "entry_id": entry_id, "content_type": submission.content_type, "raw": submission.raw,
+        "sha256": digest, "size": len(submission.raw), "received_at": received_at})
+    conn.execute(_INSERT_EVENT, {
+        "entry_id": entry_id, "kind": "received", "at": received_at, "actor": "system",
+        "detail": {"channel": submission.channel, "kind": submission.kind,
+                   "form": submission.form_slug, "sha256": digest}})
+    if findings:
+        store_findings(session, entry_id, findings)
+    enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id)
+    log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
+    return Recorded(entry_id, record_number, created=True)
+
+
+# Built once: constructing a statement per call costs more than running it.
+_ENTRIES = cast(Table, Entry.__table__)
+_INSERT_ENTRY = {dialect: insert_or_nothing(dialect, _ENTRIES, "idempotency_key")
+                 .returning(_ENTRIES.c.id) for dialect in ("sqlite", "postgresql")}
+_ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
+    _ENTRIES.c.idempotency_key == bindparam("k"))
+_INSERT_SUBMITTER = insert(Submitter)
+_INSERT_ORIGINAL = insert(Original)
+_INSERT_EVENT = insert(Event)

@@ -7,7 +7,10 @@ import hashlib
 import hmac
 from pathlib import Path
 
+import phonenumbers
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intake.core.pii import SENSITIVE_KINDS, Finding, detect, warning_kinds
 from intake.core.pii import detectors as d
@@ -224,6 +227,36 @@ def test_phone(phone: str) -> None:
 )
 def test_not_phone(text: str) -> None:
     assert "phone" not in kinds(text)
+
+
+def test_shortest_valid_phone_numbers_still_found() -> None:
+    # Six digits is the fewest a valid number can have (+43 1112: Austria);
+    # the digit prefilter must let it through.
+    assert spans("call +43 1112 now", "phone") == ["+43 1112"]
+    assert spans("llame al +49 1644", "phone") == ["+49 1644"]
+
+
+DIGITS = st.sampled_from(list("0123456789") + ["\uff10", "\uff15", "\u0663", "\u0967"])
+PUNCTUATION = st.text(alphabet=list("+()-. /#xext:aZ\n"), max_size=6)
+
+
+@st.composite
+def few_digit_texts(draw: st.DrawFn) -> str:
+    """Up to five digits (ASCII, full-width, Arabic-Indic, Devanagari) among phone punctuation."""
+    digits = draw(st.lists(DIGITS, max_size=d.MIN_PHONE_DIGITS - 1))
+    parts = [draw(PUNCTUATION)]
+    for digit in digits:
+        parts += [digit, draw(PUNCTUATION)]
+    return "".join(parts)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(few_digit_texts())
+def test_phone_prefilter_skips_only_texts_without_a_valid_number(text: str) -> None:
+    """Texts that the digit prefilter skips never hold a number phonenumbers would match."""
+    assert not d._ENOUGH_DIGITS_FOR_A_PHONE.search(text)
+    matcher = phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID)
+    assert list(matcher) == []
 
 
 def test_same_hash_for_same_phone_written_differently() -> None:

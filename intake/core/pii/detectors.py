@@ -421,7 +421,17 @@ def _nanp_grouping(raw: str) -> bool:
     return groups in _NANP_GROUPS
 
 
+# Every number phonenumbers can call valid has at least six digits (country code
+# plus national number: Austria and Germany have 2 + 4; US numbers 10), and
+# PhoneNumberMatcher is by far the slowest detector: texts with fewer decimal
+# digits (any script's, as phonenumbers reads them) skip it.
+MIN_PHONE_DIGITS = 6
+_ENOUGH_DIGITS_FOR_A_PHONE = re.compile(rf"(?:\d\D*){{{MIN_PHONE_DIGITS}}}")
+
+
 def find_phones(text: str) -> Iterator[_Raw]:
+    if not _ENOUGH_DIGITS_FOR_A_PHONE.search(text):
+        return
     try:
         matcher = phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID)
         matches = [(m.start, m.end, m.number) for m in matcher]
