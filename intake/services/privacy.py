@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
@@ -372,9 +372,13 @@ def _token_digest(token: str) -> str:
 def create_access_link(session: Session, entry_id: int) -> str:
     """A new private-link token for the submitter; shown once, stored only as a hash."""
     token = secrets.token_urlsafe(32)
-    session.add(AccessLink(token_sha256=_token_digest(token), entry_id=entry_id))
-    session.flush()
+    # A plain INSERT: every confirmation page issues one, and an ORM flush costs more.
+    session.connection().execute(_INSERT_ACCESS_LINK, {
+        "token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": utcnow()})
     return token
+
+
+_INSERT_ACCESS_LINK = insert(AccessLink)
 
 
 def entry_for_access_token(session: Session, token: str) -> int | None:

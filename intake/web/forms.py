@@ -39,7 +39,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, refresh
+from flask_babel import Babel, get_translations, refresh
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -65,6 +65,7 @@ from intake.core.sniff import sniff_type
 from intake.runtime import Runtime, StartupError
 from intake.services.forms import FormSubmission, Upload, load_forms, scan, submit_form
 from intake.services.records import SubmitterData
+from intake.web import ratelimit  # noqa: F401 - registers the intake-memory:// storage
 from intake.web.forms_fields import (
     contact_form,
     feedback_form,
@@ -79,6 +80,7 @@ log = logging.getLogger("intake.web.forms")
 bp = Blueprint("forms", __name__)
 
 CONFIG_KEY = "intake.forms"
+TRANSLATIONS_KEY = "intake_translations"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 # A form without attachments never needs more than this (10 000 characters
 # of message, percent-encoded, plus the other fields).
@@ -135,10 +137,20 @@ def init_app(app: Flask) -> None:
                            "run `intake forms check`)") from None
     if "babel" not in app.extensions:
         Babel(app, locale_selector=select_locale)
+        # Templates call gettext a dozen times a page; Flask-Babel looks the
+        # request's translations up again on every call. Look them up once.
+        app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
+            gettext=lambda s: _page_translations().ugettext(s),
+            ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
+            pgettext=lambda c, s: _page_translations().upgettext(c, s),
+            npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+            newstyle=True,
+        )
     redis_broker = settings.broker_url is not None and settings.broker_url.startswith("redis")
     limiter = Limiter(
         key_func=client_key, app=app, default_limits=[],
-        storage_uri=settings.broker_url if redis_broker else "memory://",
+        # Without Redis, counters live in this process (intake.web.ratelimit: no timer thread).
+        storage_uri=settings.broker_url if redis_broker else "intake-memory://",
         # A limiter outage must never lose a submission: fail open, in memory.
         swallow_errors=True, in_memory_fallback_enabled=redis_broker,
         key_prefix="intake-forms",
@@ -160,12 +172,22 @@ def _form_or_404(slug: str) -> FormConfig:
     return form
 
 
+def _page_translations() -> Any:
+    """This request's translations, looked up on first use (``_set_lang`` forgets them)."""
+    translations = g.get(TRANSLATIONS_KEY)
+    if translations is None:
+        translations = get_translations()
+        setattr(g, TRANSLATIONS_KEY, translations)
+    return translations
+
+
 def _set_lang(lang: str | None) -> str:
     chosen = lang if lang in LANGUAGES else None
     if chosen is None:
         chosen = request.accept_languages.best_match(LANGUAGES, default="en") or "en"
     g.forms_lang = chosen
     refresh()
+    g.pop(TRANSLATIONS_KEY, None)
     return chosen
 
 

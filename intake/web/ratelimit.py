@@ -1,0 +1,88 @@
+"""In-process storage for the public forms' rate limits (fixed windows, no timer thread).
+
+Flask-Limiter's ``memory://`` storage (``limits.storage.MemoryStorage``)
+starts a ``threading.Timer`` after each hit whose previous timer has fired,
+to expire old windows: under a steady stream of submissions that is a new
+thread about every 10 ms, and thread starts and GIL hand-offs cost more than
+the counting. Fixed windows need no timer: a counter past its expiry counts
+as zero when read, and expired counters are swept inline, at most once per
+``SWEEP_SECONDS``, so memory stays bounded by the addresses seen in one
+window. Used as ``intake-memory://`` when no Redis is configured.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from limits.storage import Storage
+
+SWEEP_SECONDS = 30.0
+
+
+class FixedWindowMemoryStorage(Storage):
+    STORAGE_SCHEME = ["intake-memory"]
+
+    def __init__(self, uri: str | None = None, wrap_exceptions: bool = False,
+                 **options: Any) -> None:
+        self._counts: dict[str, int] = {}
+        self._expiry: dict[str, float] = {}
+        self._lock = threading.Lock()
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+        super().__init__(uri, wrap_exceptions=wrap_exceptions, **options)
+
+    @property
+    def base_exceptions(self) -> type[Exception] | tuple[type[Exception], ...]:
+        return ValueError
+
+    def _live(self, key: str, now: float) -> int:
+        if self._expiry.get(key, 0.0) <= now:
+            self._counts.pop(key, None)
+            self._expiry.pop(key, None)
+            return 0
+        return self._counts[key]
+
+    def _sweep(self, now: float) -> None:
+        for key in [k for k, at in self._expiry.items() if at <= now]:
+            del self._expiry[key]
+            self._counts.pop(key, None)
+        self._next_sweep = time.monotonic() + SWEEP_SECONDS
+
+    def incr(self, key: str, expiry: float, amount: int = 1) -> int:
+        now = time.time()
+        with self._lock:
+            if time.monotonic() >= self._next_sweep:
+                self._sweep(now)
+            count = self._live(key, now) + amount
+            self._counts[key] = count
+            if count == amount:  # a new window starts with this hit
+                self._expiry[key] = now + expiry
+            return count
+
+    def get(self, key: str) -> int:
+        with self._lock:
+            return self._live(key, time.time())
+
+    def get_expiry(self, key: str) -> float:
+        with self._lock:
+            return self._expiry.get(key, time.time())
+
+    def check(self) -> bool:
+        return True
+
+    def reset(self) -> int | None:
+        with self._lock:
+            cleared = len(self._counts)
+            self._counts.clear()
+            self._expiry.clear()
+            return cleared
+
+    def clear(self, key: str) -> None:
+        with self._lock:
+            self._counts.pop(key, None)
+            self._expiry.pop(key, None)
+
+    def __len__(self) -> int:
+        """Windows held in memory (expired ones may linger until the next sweep)."""
+        return len(self._counts)

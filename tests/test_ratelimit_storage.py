@@ -1,0 +1,93 @@
+"""The forms' in-process rate-limit storage: fixed windows that expire without a timer thread."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from limits import parse
+from limits.storage import storage_from_string
+from limits.strategies import FixedWindowRateLimiter
+
+from intake.web import ratelimit
+from intake.web.ratelimit import FixedWindowMemoryStorage
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.wall = 1_800_000_000.0
+        self.mono = 1000.0
+
+    def advance(self, seconds: float) -> None:
+        self.wall += seconds
+        self.mono += seconds
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
+    c = Clock()
+    monkeypatch.setattr(ratelimit.time, "time", lambda: c.wall)
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: c.mono)
+    return c
+
+
+def test_scheme_is_registered() -> None:
+    assert isinstance(storage_from_string("intake-memory://"), FixedWindowMemoryStorage)
+
+
+def test_fixed_window_limits_and_expires(clock: Clock) -> None:
+    limiter = FixedWindowRateLimiter(FixedWindowMemoryStorage())
+    per_minute = parse("3/minute")
+    assert [limiter.hit(per_minute, "a") for _ in range(4)] == [True, True, True, False]
+    assert limiter.hit(per_minute, "b")  # another key has its own window
+    assert limiter.get_window_stats(per_minute, "a").remaining == 0
+    clock.advance(61)
+    assert limiter.hit(per_minute, "a")  # a new window
+    assert limiter.get_window_stats(per_minute, "a").remaining == 2
+
+
+def test_expired_windows_are_swept_so_memory_stays_bounded(clock: Clock) -> None:
+    storage = FixedWindowMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    per_second = parse("5/second")
+    for n in range(1000):
+        limiter.hit(per_second, f"client-{n}")
+    assert len(storage) == 1000
+    clock.advance(ratelimit.SWEEP_SECONDS + 1)
+    limiter.hit(per_second, "one more")
+    assert len(storage) == 1
+
+
+def test_no_thread_is_started_per_hit(monkeypatch: pytest.MonkeyPatch) -> None:
+    storage = FixedWindowMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+
+    def counting_start(self: threading.Thread) -> None:
+        started.append(self)
+        real_start(self)
+
+    monkeypatch.setattr(threading.Thread, "start", counting_start)
+    for n in range(200):
+        limiter.hit(parse("1000/minute"), f"k{n % 7}")
+    assert started == []
+
+
+def test_concurrent_hits_are_all_counted() -> None:
+    storage = FixedWindowMemoryStorage()
+    limiter = FixedWindowRateLimiter(storage)
+    limit = parse("100000/hour")
+    start = threading.Barrier(8)
+
+    def run() -> None:
+        start.wait()
+        for _ in range(500):
+            limiter.hit(limit, "shared")
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert limiter.get_window_stats(limit, "shared").remaining == 100000 - 8 * 500
