@@ -16,6 +16,7 @@ pymap), then times:
 
 Prints messages/s of both, the ratio, each one's peak RSS, and the peak RSS
 of `intake poll --once` (and of the baseline) for one message of --big-mb MB.
+Peak RSS is the child's own (ru_maxrss through a small launcher process).
 """
 
 from __future__ import annotations
@@ -98,21 +99,35 @@ def big_message(mb: int) -> bytes:
     return em.as_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
+# Runs the measured command and reports its exit code, seconds and peak RSS. The
+# bench cannot take the peak from its own wait4(): Linux carries a process's
+# peak RSS across exec, and a child spawned by this process (which holds every
+# generated message) would report this process's peak, not its own. The child
+# of this small launcher starts from the launcher's few MB instead.
+_LAUNCHER = """
+import os, subprocess, sys, time
+started = time.perf_counter()
+proc = subprocess.Popen(sys.argv[2:])
+_, status, usage = os.wait4(proc.pid, 0)
+elapsed = time.perf_counter() - started
+with open(sys.argv[1], "w") as out:
+    out.write(f"{os.waitstatus_to_exitcode(status)} {elapsed} {usage.ru_maxrss}")
+"""
+
+
 def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     """(seconds, peak RSS in KB, output) of a child process."""
     # Output goes to a file, not a pipe: a full pipe would stall the child.
-    with tempfile.TemporaryFile() as output_file:
-        started = time.perf_counter()
-        proc = subprocess.Popen(argv, env=env, cwd=REPO, stdout=output_file,
-                                stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(proc.pid, 0)
-        elapsed = time.perf_counter() - started
-        proc.returncode = os.waitstatus_to_exitcode(status)
+    with tempfile.TemporaryFile() as output_file, \
+            tempfile.NamedTemporaryFile("r", suffix=".rusage") as report:
+        subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *argv], env=env,
+                       cwd=REPO, stdout=output_file, stderr=subprocess.STDOUT, check=True)
+        code, elapsed, maxrss = report.read().split()
         output_file.seek(0)
         output = output_file.read().decode(errors="replace")
-    if proc.returncode != 0:
-        raise SystemExit(f"{argv[2:5]} failed ({proc.returncode}):\n{output[-3000:]}")
-    return elapsed, usage.ru_maxrss, output
+    if int(code) != 0:
+        raise SystemExit(f"{argv[2:5]} failed ({code}):\n{output[-3000:]}")
+    return float(elapsed), int(maxrss), output
 
 
 def intake_env(db: str, instance: Path, url: str) -> dict[str, str]:

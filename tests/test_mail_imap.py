@@ -349,7 +349,14 @@ def test_poll_once_command_stores_and_routes(sqlite_url: str, tmp_path: Any,
     try:
         with engine.connect() as conn:
             states = conn.execute(select(WorkItem.state).where(WorkItem.kind == "route")).all()
+            others = conn.execute(select(WorkItem.kind, WorkItem.state, WorkItem.attempts)
+                                  .where(WorkItem.kind != "route")).all()
         assert [s for (s,) in states] == ["done", "done"], "routed before the command exits"
+        # The deliveries routing planned wait for `intake serve` or a worker (no SMTP here):
+        # a one-shot command does not try them.
+        assert sorted((k, s, a) for k, s, a in others) == [
+            ("acknowledge", "pending", 0), ("acknowledge", "pending", 0),
+            ("deliver", "pending", 0), ("deliver", "pending", 0)]
     finally:
         engine.dispose()
     assert pymap_server.count(config.folder) == 0

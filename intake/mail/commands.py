@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import mailbox
 import signal
-import time
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from types import FrameType
@@ -27,37 +27,64 @@ def _agency_addresses(runtime: Any) -> list[str]:
         return []
 
 
-def _start_embedded_routing(runtime: Any) -> bool:
-    if runtime.settings.broker_url is not None:
-        return False  # `intake worker` processes route
+class _EmbeddedRouting:
+    """The one-shot commands' routing: "route" work drained in a thread of this process.
+
+    Only routing: the deliveries and receipts it plans are durable work items
+    that ``intake serve`` or ``intake worker`` send (their sweeper picks them
+    up), so a one-shot command never half-tries mail it cannot finish.
+    """
+
+    def __init__(self, runtime: Any) -> None:
+        self.runtime = runtime
+        self.finish = threading.Event()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, name="intake-route", daemon=True)
+
+    def _run(self) -> None:
+        try:
+            self.runtime.jobs.drain(("route",), finish=self.finish, stop=self.stop)
+        except Exception as exc:  # noqa: BLE001 - the entries are stored; routing waits
+            click.echo(f"intake: routing stopped ({type(exc).__name__}); the remaining "
+                       "entries are routed by the next `intake serve` or worker", err=True)
+
+    def wait(self, seconds: float = ROUTE_WAIT_SECONDS) -> None:
+        """Route what is left, up to ``seconds``."""
+        self.finish.set()
+        self.runtime.jobs.wake()
+        self.thread.join(seconds)
+        if self.thread.is_alive():
+            self.stop.set()
+            self.runtime.jobs.wake()
+            self.thread.join()
+            click.echo("intake: routing still running; the remaining entries are routed by "
+                       "the next `intake serve` or worker", err=True)
+
+    def close(self) -> None:
+        """Stop routing now (after an error); what is left waits for the next run."""
+        if self.thread.is_alive():
+            self.stop.set()
+            self.runtime.jobs.wake()
+            self.thread.join()
+
+
+def _rules_loaded(runtime: Any) -> bool:
     try:
         runtime.rules.load()
     except Exception:  # noqa: BLE001 - routing waits for valid rules; storing goes on
         click.echo("intake: the rules file is invalid; entries are stored and will be routed "
                    "once it is fixed", err=True)
         return False
-    runtime.jobs.start(consume=True, sweep=False)
     return True
 
 
-def _wait_for_routing(runtime: Any) -> None:
-    """Wait until no "route" work is pending or running (embedded worker only)."""
-    from sqlalchemy import func, select
-
-    from intake.db.models import WorkItem, WorkState
-
-    deadline = time.monotonic() + ROUTE_WAIT_SECONDS
-    while time.monotonic() < deadline:
-        with runtime.db.session() as session:
-            waiting = session.scalar(
-                select(func.count()).select_from(WorkItem)
-                .where(WorkItem.kind == "route",
-                       WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING])))
-        if not waiting:
-            return
-        time.sleep(0.1)
-    click.echo("intake: routing still running; the remaining entries are routed by the next "
-               "`intake serve` or worker", err=True)
+def _start_embedded_routing(runtime: Any) -> _EmbeddedRouting | None:
+    """One-shot commands: route in this process unless a broker's workers do."""
+    if runtime.settings.broker_url is not None or not _rules_loaded(runtime):
+        return None  # `intake worker` processes route, or the rules must be fixed first
+    routing = _EmbeddedRouting(runtime)
+    routing.thread.start()
+    return routing
 
 
 @click.command("poll")
@@ -76,22 +103,29 @@ def poll(once: bool) -> None:
             pollers = pollers_for(runtime)
         except MailboxConfigError as exc:
             fail(str(exc), EXIT_CONFIG)
-        routing = _start_embedded_routing(runtime)
         if once:
             failed = False
-            for poller in pollers:
-                try:
-                    report = poller.poll_once()
-                except PollFailed as exc:
-                    click.echo(f"intake: {exc}", err=True)
-                    failed = True
-                    continue
-                click.echo(report.summary())
-            if routing:
-                _wait_for_routing(runtime)
+            routing = _start_embedded_routing(runtime)
+            try:
+                for poller in pollers:
+                    try:
+                        report = poller.poll_once()
+                    except PollFailed as exc:
+                        click.echo(f"intake: {exc}", err=True)
+                        failed = True
+                        continue
+                    click.echo(report.summary())
+                if routing is not None:
+                    routing.wait()
+            finally:
+                if routing is not None:
+                    routing.close()
             if failed:
                 raise SystemExit(EXIT_FAILURE)
             return
+        if runtime.settings.broker_url is None and _rules_loaded(runtime):
+            # Polling for good: the embedded worker runs all the work, as `intake serve`.
+            runtime.jobs.start(consume=True, sweep=False)
         group = PollerThreads(pollers)
 
         def _stop(_signum: int, _frame: FrameType | None) -> None:
@@ -138,28 +172,31 @@ def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
     unreadable = 0
     with _runtime(settings) as runtime:
         routing = _start_embedded_routing(runtime)
-        context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,
-                                            agency_addresses=_agency_addresses(runtime))
-        for path in files:
-            try:
-                messages = list(_messages(path))
-            except (OSError, mailbox.Error) as exc:
-                unreadable += 1
-                click.echo(f"intake: cannot read {path}: {type(exc).__name__}", err=True)
-                continue
-            for label, raw in messages:
-                outcome = intake_message(runtime.db, raw, context)
-                counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-                if as_json:
-                    click.echo(json.dumps({"file": label, **outcome.to_dict()},
-                                          ensure_ascii=False))
-                else:
-                    shown = outcome.record_number or f"quarantine #{outcome.quarantine_id}"
-                    click.echo(f"{label}: {outcome.outcome} {shown}")
-        if routing:
-            _wait_for_routing(runtime)
+        try:
+            context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,
+                                                agency_addresses=_agency_addresses(runtime))
+            for path in files:
+                try:
+                    messages = list(_messages(path))
+                except (OSError, mailbox.Error) as exc:
+                    unreadable += 1
+                    click.echo(f"intake: cannot read {path}: {type(exc).__name__}", err=True)
+                    continue
+                for label, raw in messages:
+                    outcome = intake_message(runtime.db, raw, context)
+                    counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+                    if as_json:
+                        click.echo(json.dumps({"file": label, **outcome.to_dict()},
+                                              ensure_ascii=False))
+                    else:
+                        shown = outcome.record_number or f"quarantine #{outcome.quarantine_id}"
+                        click.echo(f"{label}: {outcome.outcome} {shown}")
+            if routing is not None:
+                routing.wait()
+        finally:
+            if routing is not None:
+                routing.close()
     click.echo(", ".join(f"{n} {k}" for k, n in sorted(counts.items())) or "no messages",
                err=True)
     if unreadable:
         raise SystemExit(EXIT_FAILURE)
-

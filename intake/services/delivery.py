@@ -45,7 +45,6 @@ from intake.db.models import (
     Disclosure,
     Entry,
     Event,
-    RoutingDecision,
     SentMessage,
     Submitter,
     ThreadMessage,
@@ -55,7 +54,7 @@ from intake.db.models import (
 from intake.jobs.workitems import PermanentError, TransientError
 from intake.outbound import smtp, webhook
 from intake.services import privacy
-from intake.services.routing import RulesProvider
+from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
 log = logging.getLogger("intake.delivery")
@@ -96,42 +95,52 @@ class Delivery:
 
     # -- planning (called in the routing transaction) --------------------------
 
-    def plan(self, session: Session, entry: Entry, decision: RoutingOutcome,
-             decision_row: RoutingDecision) -> None:
-        """Create the deliveries for a routing decision, each through the gate."""
+    def plan(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
+             decision_id: int) -> None:
+        """Create the deliveries for a routing decision, each through the gate.
+
+        One forward per agency (route and cc) and the submitter's receipt, all
+        through :func:`privacy.disclose_all` (the gate, the ledger and the work
+        items, as :func:`privacy.disclose` would write them one by one).
+        """
         agencies = self.rules.current().agencies
+        requests: list[privacy.DisclosureRequest] = []
         for agency_id in (decision.route_to, *decision.cc):
             agency = agencies.get(agency_id)
             if agency is None:  # the rules loader guarantees it; stay safe anyway
                 log.error("entry %s: agency %s not in rules; not delivered", entry.id, agency_id)
                 continue
-            privacy.disclose(
-                session, entry_id=entry.id,
+            requests.append(privacy.DisclosureRequest(
                 recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
                                     address=agency.email or agency.webhook or ""),
                 purpose=Purpose.REDIRECT,
                 nature="forward" if agency_id == decision.route_to else "forward-cc",
                 rule_id=decision.decided_by, rules_sha256=decision.rules_sha256,
                 work_kind="deliver",
-                dedupe_key=f"deliver:{entry.id}:{agency.id}:{decision_row.id}",
-            )
-        self.plan_acknowledgement(session, entry)
+                dedupe_key=f"deliver:{entry.id}:{agency.id}:{decision_id}",
+            ))
+        acknowledgement = self._acknowledgement(session, entry.id, entry.fields,
+                                                entry.submitter_name, entry.submitter_email)
+        if acknowledgement is not None:
+            requests.append(acknowledgement)
+        privacy.disclose_all(session, entry_id=entry.id, requests=requests)
 
-    def plan_acknowledgement(self, session: Session, entry: Entry) -> None:
-        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
-        if submitter is None or not submitter.email:
-            return
-        if (entry.fields or {}).get("_auto_submitted"):
+    def _acknowledgement(self, session: Session, entry_id: int, fields: dict[str, Any],
+                         name: str | None, email: str | None
+                         ) -> privacy.DisclosureRequest | None:
+        """The receipt to the submitter, if they gave an address and are not a robot."""
+        if not email:
+            return None
+        if fields.get("_auto_submitted"):
             # Never acknowledge an auto-reply or a bounce: that is how loops start.
-            session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
+            session.add(Event(entry_id=entry_id, kind="acknowledgement-skipped",
                               detail={"reason": "auto-submitted"}))
-            return
-        privacy.disclose(
-            session, entry_id=entry.id,
-            recipient=Recipient(kind="submitter", id=f"entry:{entry.id}",
-                                name=submitter.name or "", address=submitter.email),
+            return None
+        return privacy.DisclosureRequest(
+            recipient=Recipient(kind="submitter", id=f"entry:{entry_id}",
+                                name=name or "", address=email),
             purpose=Purpose.RESPOND, nature="acknowledge", work_kind="acknowledge",
-            dedupe_key=f"acknowledge:{entry.id}",
+            dedupe_key=f"acknowledge:{entry_id}",
         )
 
     # -- handlers --------------------------------------------------------------
@@ -208,6 +217,8 @@ class Delivery:
                                     self.settings.relay_domain)
         if self._already_sent(session, message_id):
             return
+        if not agency.webhook:
+            self._require_smtp()  # before the rendition: it would be thrown away
         relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
         files = self._attachments(session, entry.id)
@@ -325,6 +336,7 @@ class Delivery:
                               detail={"reason": "rate-limit"}))
             log.info("entry %s: acknowledgement skipped (rate limit)", entry.id)
             return
+        self._require_smtp()
         token = privacy.create_access_link(session, entry.id)
         agencies = self.rules.current().agencies
         agency = agencies.get(entry.agency_id or "")
@@ -420,6 +432,7 @@ class Delivery:
                                     self.settings.relay_domain)
         if self._already_sent(session, message_id):
             return
+        self._require_smtp()
         relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
         to_agency = row.recipient_kind == "agency"
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
@@ -488,10 +501,14 @@ class Delivery:
         msg.set_content(body)
         return msg
 
-    def _send(self, msg: EmailMessage, recipients: list[str], sender: str | None = None) -> None:
+    def _require_smtp(self) -> str:
+        """The SMTP URL; fails (to be retried) before building mail that cannot be sent yet."""
         if not self.settings.smtp_url:
             raise TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
-        config = smtp.SmtpConfig.from_url(self.settings.smtp_url,
+        return self.settings.smtp_url
+
+    def _send(self, msg: EmailMessage, recipients: list[str], sender: str | None = None) -> None:
+        config = smtp.SmtpConfig.from_url(self._require_smtp(),
                                           timeout=self.settings.smtp_timeout_seconds)
         smtp.send_message(config, msg, sender=sender or self.settings.mail_from,
                           recipients=recipients)

@@ -41,9 +41,9 @@ import hashlib
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -60,7 +60,7 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.jobs.workitems import add_work_item
+from intake.jobs.workitems import PENDING_SENDS, add_work_item
 from intake.services.privacy import entry_for_relay_token, record_pii_findings
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from intake.settings import Settings
@@ -167,12 +167,15 @@ def intake_message(
 def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
                         uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
     """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
+    sends = len(session.info.get(PENDING_SENDS) or ())
     try:
         with session.begin_nested():
             return store_message(session, raw, context)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
+        # Work items created under the rolled-back savepoint: not to be announced.
+        del session.info.setdefault(PENDING_SENDS, [])[sends:]
         return quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
                           uidvalidity=uidvalidity)
 
@@ -207,18 +210,31 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
 # -- storing ------------------------------------------------------------------------
 
 
+_ENTRIES = cast(Table, Entry.__table__)
+_THREAD = cast(Table, ThreadMessage.__table__)
+_QUARANTINE = cast(Table, QuarantinedMessage.__table__)
+_ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
+    _ENTRIES.c.idempotency_key == bindparam("key"))
+_REPLY_BY_KEY = (
+    select(_THREAD.c.id, _THREAD.c.entry_id, _ENTRIES.c.record_number)
+    .join(_ENTRIES, _ENTRIES.c.id == _THREAD.c.entry_id)
+    .where(_THREAD.c.idempotency_key == bindparam("key"))
+)
+_RESOLVE_QUARANTINE = (
+    update(_QUARANTINE)
+    .where(_QUARANTINE.c.sha256 == bindparam("digest"), _QUARANTINE.c.resolved.is_(False))
+    .values(resolved=True, resolved_at=bindparam("now"), resolved_by="stored-on-retry")
+)
+_INSERT_ATTACHMENTS = insert(cast(Table, Attachment.__table__))
+
+
 def _duplicate(session: Session, digest: str) -> MailOutcome | None:
     key = f"sha256:{digest}"
-    row = session.execute(
-        select(Entry.id, Entry.record_number).where(Entry.idempotency_key == key)
-    ).first()
+    conn = session.connection()
+    row = conn.execute(_ENTRY_BY_KEY, {"key": key}).first()
     if row is not None:
         return MailOutcome(DUPLICATE, digest, entry_id=row.id, record_number=row.record_number)
-    reply = session.execute(
-        select(ThreadMessage.id, ThreadMessage.entry_id, Entry.record_number)
-        .join(Entry, Entry.id == ThreadMessage.entry_id)
-        .where(ThreadMessage.idempotency_key == key)
-    ).first()
+    reply = conn.execute(_REPLY_BY_KEY, {"key": key}).first()
     if reply is not None:
         return MailOutcome(DUPLICATE, digest, entry_id=reply.entry_id,
                            record_number=reply.record_number, thread_message_id=reply.id)
@@ -278,21 +294,26 @@ def _author(session: Session, entry_id: int, parsed: ParsedMessage,
 
 def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
                      thread_message_id: int | None) -> None:
-    for att in parsed.attachments:
-        session.add(Attachment(
-            entry_id=entry_id,
-            thread_message_id=thread_message_id,
-            filename=att.filename[:255] or "attachment",
-            declared_type=att.declared_type[:128],
-            sniffed_type=att.sniffed_type[:128],
-            size=att.size,
-            sha256=att.sha256,
+    if not parsed.attachments:
+        return
+    now = utcnow()
+    session.connection().execute(_INSERT_ATTACHMENTS, [
+        {
+            "entry_id": entry_id,
+            "thread_message_id": thread_message_id,
+            "filename": att.filename[:255] or "attachment",
+            "declared_type": att.declared_type[:128],
+            "sniffed_type": att.sniffed_type[:128],
+            "size": att.size,
+            "sha256": att.sha256,
             # Over the size cap the parser drops the content; the raw message keeps it.
-            content=att.content if (att.content or att.size == 0) else None,
-            inline=att.inline,
-            content_id=att.content_id[:255] if att.content_id else None,
-            created_at=utcnow(),
-        ))
+            "content": att.content if (att.content or att.size == 0) else None,
+            "inline": att.inline,
+            "content_id": att.content_id[:255] if att.content_id else None,
+            "created_at": now,
+        }
+        for att in parsed.attachments
+    ])
 
 
 def _attachment_texts(parsed: ParsedMessage, prefix: str) -> dict[str, str]:
@@ -341,11 +362,7 @@ def store_message(session: Session, raw: bytes, context: MailContext) -> MailOut
 
 def _resolve_quarantine(session: Session, digest: str) -> None:
     """A message that once failed and now stored: its quarantine row is resolved."""
-    session.execute(
-        update(QuarantinedMessage)
-        .where(QuarantinedMessage.sha256 == digest, QuarantinedMessage.resolved.is_(False))
-        .values(resolved=True, resolved_at=utcnow(), resolved_by="stored-on-retry")
-    )
+    session.connection().execute(_RESOLVE_QUARANTINE, {"digest": digest, "now": utcnow()})
 
 
 def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,

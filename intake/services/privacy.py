@@ -22,9 +22,9 @@ import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
@@ -53,7 +53,7 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.jobs.workitems import add_work_item
+from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue
 
 CONSENT_CHAIN = "consent_events"
 DISCLOSURE_CHAIN = "disclosures"
@@ -84,8 +84,11 @@ def ensure_policy_text(session: Session, version: str, text: str) -> PolicyTextR
 
 
 def _lock_head(session: Session, chain: str) -> ChainHead:
+    # populate_existing: the head may also be advanced by plain UPDATEs
+    # (:func:`disclose_all`); an object cached in the session must not go stale.
     head = session.scalar(
         select(ChainHead).where(ChainHead.chain == chain).with_for_update()
+        .execution_options(populate_existing=True)
     )
     if head is None:  # pragma: no cover - seeded by migration 0002
         raise RuntimeError(f"chain head {chain!r} missing; run `intake db upgrade`")
@@ -101,17 +104,42 @@ def _consent_fields(row: ConsentEventRow) -> dict[str, object]:
     }
 
 
+# The chained fields of a disclosure-ledger row (everything but id, seq and the hashes).
+_DISCLOSURE_FIELDS = (
+    "entry_id", "at", "nature", "purpose", "basis", "allowed", "reason", "include_identity",
+    "recipient_kind", "recipient_id", "recipient_name", "recipient_address",
+    "consent_event_id", "citation", "rule_id", "rules_sha256", "payload_sha256",
+    "work_item_id", "actor",
+)
+
+
 def _disclosure_fields(row: Disclosure) -> dict[str, object]:
+    return {name: getattr(row, name) for name in _DISCLOSURE_FIELDS}
+
+
+def _ledger_values(*, entry_id: int, at: datetime, nature: str, purpose: Purpose,
+                   decision: Decision, recipient: Recipient, rule_id: str | None,
+                   rules_sha256: str | None, payload_sha256: str | None,
+                   work_item_id: int | None, actor: str) -> dict[str, Any]:
+    """The chained fields of the ledger row for one decision of the gate."""
     return {
-        "entry_id": row.entry_id, "at": row.at, "nature": row.nature, "purpose": row.purpose,
-        "basis": row.basis, "allowed": row.allowed, "reason": row.reason,
-        "include_identity": row.include_identity, "recipient_kind": row.recipient_kind,
-        "recipient_id": row.recipient_id, "recipient_name": row.recipient_name,
-        "recipient_address": row.recipient_address, "consent_event_id": row.consent_event_id,
-        "citation": row.citation, "rule_id": row.rule_id, "rules_sha256": row.rules_sha256,
-        "payload_sha256": row.payload_sha256, "work_item_id": row.work_item_id,
-        "actor": row.actor,
+        "entry_id": entry_id, "at": at, "nature": nature,
+        "purpose": decision.purpose.value if decision.purpose else str(purpose),
+        "basis": decision.basis.value, "allowed": decision.allowed, "reason": decision.reason,
+        "include_identity": decision.include_identity, "recipient_kind": recipient.kind,
+        "recipient_id": recipient.id, "recipient_name": recipient.name,
+        "recipient_address": recipient.address, "consent_event_id": decision.consent_event_id,
+        "citation": decision.citation, "rule_id": rule_id, "rules_sha256": rules_sha256,
+        "payload_sha256": payload_sha256, "work_item_id": work_item_id, "actor": actor,
     }
+
+
+def _disclosure_event(entry_id: int, seq: int, nature: str, purpose: str, recipient_id: str,
+                      decision: Decision, actor: str, at: datetime) -> dict[str, Any]:
+    return {"entry_id": entry_id, "at": at, "actor": actor,
+            "kind": "disclosure" if decision.allowed else "disclosure-refused",
+            "detail": {"disclosure_seq": seq, "nature": nature, "purpose": purpose,
+                       "recipient": recipient_id, "reason": decision.reason}}
 
 
 def _chain_append(session: Session, chain: str, row: ConsentEventRow | Disclosure,
@@ -193,10 +221,8 @@ def record_consent(
 
 
 def consent_events(session: Session, entry_id: int) -> list[ConsentEvent]:
-    rows = session.scalars(
-        select(ConsentEventRow).where(ConsentEventRow.entry_id == entry_id)
-        .order_by(ConsentEventRow.at, ConsentEventRow.id)
-    )
+    session.flush()  # a plain SELECT does not autoflush; a consent just recorded must count
+    rows = session.connection().execute(_CONSENT_EVENTS, {"entry_id": entry_id})
     return [
         ConsentEvent(id=r.id, action=ConsentAction(r.action), purpose=Purpose(r.purpose),
                      recipient_class=r.recipient_class, policy_version=r.policy_version,
@@ -267,16 +293,6 @@ def disclose(
     decision = decide(purpose=purpose, recipient=recipient,
                       consent_events=consent_events(session, entry_id), at=when,
                       citation=citation, personal=personal)
-    row = Disclosure(
-        entry_id=entry_id, at=when, nature=nature,
-        purpose=decision.purpose.value if decision.purpose else str(purpose),
-        basis=decision.basis.value, allowed=decision.allowed, reason=decision.reason,
-        include_identity=decision.include_identity, recipient_kind=recipient.kind,
-        recipient_id=recipient.id, recipient_name=recipient.name,
-        recipient_address=recipient.address, consent_event_id=decision.consent_event_id,
-        citation=decision.citation, rule_id=rule_id, rules_sha256=rules_sha256,
-        payload_sha256=payload_sha256, work_item_id=None, actor=actor,
-    )
     item = None
     if decision.allowed and work_kind is not None:
         payload = dict(work_payload or {})
@@ -285,16 +301,116 @@ def disclose(
             dedupe_key=dedupe_key or f"{work_kind}:{entry_id}:{recipient.kind}:{recipient.id}",
             payload=payload,
         )
-        row.work_item_id = item.id
+    row = Disclosure(**_ledger_values(
+        entry_id=entry_id, at=when, nature=nature, purpose=purpose, decision=decision,
+        recipient=recipient, rule_id=rule_id, rules_sha256=rules_sha256,
+        payload_sha256=payload_sha256, work_item_id=item.id if item is not None else None,
+        actor=actor))
     _chain_append(session, DISCLOSURE_CHAIN, row, _disclosure_fields(row))
     if item is not None:
         item.payload = {**item.payload, "disclosure_id": row.id}
-    session.add(Event(entry_id=entry_id, kind="disclosure" if decision.allowed
-                      else "disclosure-refused", actor=actor,
-                      detail={"disclosure_seq": row.seq, "nature": nature,
-                              "purpose": row.purpose, "recipient": recipient.id,
-                              "reason": decision.reason}))
+    event = _disclosure_event(entry_id, row.seq, nature, row.purpose, recipient.id, decision,
+                              actor, when)
+    session.add(Event(**event))
     return GateResult(decision, row, item)
+
+
+@dataclass(frozen=True)
+class DisclosureRequest:
+    """One disclosure for :func:`disclose_all` (the arguments of :func:`disclose`)."""
+
+    recipient: Recipient
+    purpose: Purpose
+    nature: str
+    work_kind: str | None = None
+    dedupe_key: str | None = None
+    work_payload: Mapping[str, Any] | None = None
+    citation: str | None = None
+    personal: bool = True
+    rule_id: str | None = None
+    rules_sha256: str | None = None
+    payload_sha256: str | None = None
+    actor: str = "system"
+
+
+_DISCLOSURES = cast(Table, Disclosure.__table__)
+_WORK_ITEMS = cast(Table, WorkItem.__table__)
+_HEADS = cast(Table, ChainHead.__table__)
+_CONSENT = cast(Table, ConsentEventRow.__table__)
+# (SQLite renders no FOR UPDATE: its transactions here begin IMMEDIATE, the write lock.)
+_LOCK_HEAD = select(_HEADS.c.seq, _HEADS.c.head_hash).where(
+    _HEADS.c.chain == bindparam("c")).with_for_update()
+_MOVE_HEAD = (update(_HEADS).where(_HEADS.c.chain == bindparam("c"))
+              .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash")))
+_INSERT_DISCLOSURE = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id)
+_ITEM_PAYLOAD = select(_WORK_ITEMS.c.payload).where(_WORK_ITEMS.c.id == bindparam("item_id"))
+_SET_ITEM_PAYLOAD = (update(_WORK_ITEMS).where(_WORK_ITEMS.c.id == bindparam("item_id"))
+                     .values(payload=bindparam("new_payload")))
+_INSERT_EVENTS = insert(cast(Table, Event.__table__))
+_CONSENT_EVENTS = (
+    select(_CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose, _CONSENT.c.recipient_class,
+           _CONSENT.c.policy_version, _CONSENT.c.method, _CONSENT.c.at,
+           _CONSENT.c.evidence_sha256)
+    .where(_CONSENT.c.entry_id == bindparam("entry_id"))
+    .order_by(_CONSENT.c.at, _CONSENT.c.id)
+)
+
+
+def disclose_all(session: Session, *, entry_id: int, requests: Sequence[DisclosureRequest],
+                 at: datetime | None = None) -> list[Decision]:
+    """:func:`disclose` for several recipients of one entry, in the caller's transaction.
+
+    The same gate, ledger rows, work items and events as calling :func:`disclose`
+    for each request in order, written with fewer statements: the entry's consent
+    events are read once, and the ledger chain's head is locked and moved once.
+    For the routing of every new entry; returns the gate's decisions in order.
+    """
+    if not requests:
+        return []
+    when = at or utcnow()
+    events = consent_events(session, entry_id)
+    conn = session.connection()
+    planned: list[tuple[DisclosureRequest, Decision, int | None, bool]] = []
+    for req in requests:
+        decision = decide(purpose=req.purpose, recipient=req.recipient, consent_events=events,
+                          at=when, citation=req.citation, personal=req.personal)
+        item_id: int | None = None
+        created = False
+        if decision.allowed and req.work_kind is not None:
+            key = req.dedupe_key or (f"{req.work_kind}:{entry_id}:{req.recipient.kind}:"
+                                     f"{req.recipient.id}")
+            item_id = enqueue(session, req.work_kind, dedupe_key=key, entry_id=entry_id,
+                              payload=dict(req.work_payload or {}))
+            # enqueue sends (and so lists) only an item it created.
+            pending = session.info.get(PENDING_SENDS) or []
+            created = bool(pending) and pending[-1][0] == item_id
+        planned.append((req, decision, item_id, created))
+
+    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
+    seq, head_hash = int(head.seq), str(head.head_hash)
+    ledger_events: list[dict[str, Any]] = []
+    for req, decision, item_id, created in planned:
+        values = _ledger_values(
+            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
+            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
+            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
+            work_item_id=item_id, actor=req.actor)
+        seq += 1
+        row_hash = hashchain.link_hash(head_hash, seq, values)
+        disclosure_id = conn.execute(_INSERT_DISCLOSURE, {
+            **values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash}).scalar_one()
+        head_hash = row_hash
+        if item_id is not None:
+            payload = dict(req.work_payload or {}) if created else dict(
+                conn.execute(_ITEM_PAYLOAD, {"item_id": item_id}).scalar_one() or {})
+            conn.execute(_SET_ITEM_PAYLOAD, {
+                "item_id": item_id, "new_payload": {**payload, "disclosure_id": disclosure_id}})
+        ledger_events.append(_disclosure_event(
+            entry_id, seq, req.nature, values["purpose"], req.recipient.id, decision,
+            req.actor, when))
+    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
+    conn.execute(_INSERT_EVENTS, ledger_events)
+    return [decision for _, decision, _, _ in planned]
 
 
 def recheck(session: Session, disclosure_id: int, at: datetime | None = None) -> Decision:

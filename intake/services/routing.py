@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, cast
 
-from sqlalchemy import func, select
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.core.routing import Decision, RulesError, RuleSet, Submission, load_rules_file
@@ -98,7 +98,22 @@ class RulesProvider:
         }
 
 
-def submission_for_entry(entry: Entry, sender: str | None) -> Submission:
+class RoutableEntry(Protocol):
+    """What routing reads of an entry: an :class:`Entry` or a row with these columns."""
+
+    @property
+    def channel(self) -> str: ...
+    @property
+    def form_slug(self) -> str | None: ...
+    @property
+    def subject(self) -> str: ...
+    @property
+    def body(self) -> str: ...
+    @property
+    def fields(self) -> dict[str, Any]: ...
+
+
+def submission_for_entry(entry: RoutableEntry, sender: str | None) -> Submission:
     fields = {k: v for k, v in (entry.fields or {}).items() if isinstance(v, str | list)}
     attachments = fields.pop("_attachments", [])
     recipient = fields.pop("_mailbox", None)
@@ -136,47 +151,97 @@ def apply_decision(session: Session, entry: Entry, decision: Decision, *, actor:
     previous = entry.agency_id
     entry.agency_id = decision.route_to
     entry.tags = sorted(set(entry.tags or []) | set(decision.tags))
-    session.add(Event(
-        entry_id=entry.id,
-        kind=event_kind,
-        actor=actor,
-        detail={
-            "agency": decision.route_to,
-            "previous_agency": previous,
-            "cc": list(decision.cc),
-            "matched_rules": list(decision.matched_rules),
-            "decided_by": decision.decided_by,
-            "rules_sha256": decision.rules_sha256,
-        },
-    ))
+    session.add(Event(entry_id=entry.id, kind=event_kind, actor=actor,
+                      detail=_routed_detail(decision, previous)))
     return row
 
 
-AfterRouting = Callable[[Session, Entry, Decision, RoutingDecision], None]
+@dataclass(frozen=True)
+class RoutedEntry:
+    """The entry as the route work read it, for what follows in the same transaction."""
+
+    id: int
+    record_number: str
+    fields: dict[str, Any]
+    submitter_name: str | None
+    submitter_email: str | None
+
+
+AfterRouting = Callable[[Session, RoutedEntry, Decision, int], None]
+
+_ENTRIES = cast(Table, Entry.__table__)
+_SUBMITTERS = cast(Table, Submitter.__table__)
+_ROUTING_READ = (
+    select(_ENTRIES.c.id, _ENTRIES.c.record_number, _ENTRIES.c.channel, _ENTRIES.c.form_slug,
+           _ENTRIES.c.subject, _ENTRIES.c.body, _ENTRIES.c.fields, _ENTRIES.c.agency_id,
+           _ENTRIES.c.tags, _SUBMITTERS.c.name.label("submitter_name"),
+           _SUBMITTERS.c.email.label("submitter_email"))
+    .select_from(_ENTRIES.outerjoin(_SUBMITTERS, _SUBMITTERS.c.entry_id == _ENTRIES.c.id))
+    .where(_ENTRIES.c.id == bindparam("id"))
+)
+_INSERT_DECISION = insert(cast(Table, RoutingDecision.__table__)).returning(
+    cast(Table, RoutingDecision.__table__).c.id)
+_UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
+                 .values(agency_id=bindparam("agency"), tags=bindparam("new_tags")))
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
 def make_route_handler(
     rules: RulesProvider, after: AfterRouting | None = None
 ) -> Callable[[Session, WorkItem], None]:
     """The "route" work: decide, store, then ``after`` (delivery planning) in the same
-    transaction, so the decision and the deliveries it causes commit together."""
+    transaction, so the decision and the deliveries it causes commit together.
+
+    It runs once for every entry, so it reads the entry and its submitter in one
+    query and writes the decision, the entry's agency and tags and the "routed"
+    event with prebuilt statements; :func:`apply_decision` (staff rerouting) stores
+    the same rows through the ORM.
+    """
 
     def route(session: Session, item: WorkItem) -> None:
         if item.entry_id is None:
             raise ValueError("route work item without an entry")
-        entry = session.get(Entry, item.entry_id)
+        conn = session.connection()
+        entry = conn.execute(_ROUTING_READ, {"id": item.entry_id}).first()
         if entry is None:
             raise ValueError(f"entry {item.entry_id} not found")
         ruleset = rules.current()
-        decision = ruleset.decide(submission_for_entry(entry, _sender(session, entry.id)))
-        row = apply_decision(session, entry, decision, actor="rules")
-        session.flush()
+        decision = ruleset.decide(submission_for_entry(entry, entry.submitter_email))
+        now = utcnow()
+        decision_id = conn.execute(_INSERT_DECISION, {
+            "entry_id": entry.id, "decided_at": now, "route_to": decision.route_to,
+            "cc": list(decision.cc), "tags": list(decision.tags),
+            "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
+            "rules_sha256": decision.rules_sha256,
+            "trace": [step.to_dict() for step in decision.trace],
+        }).scalar_one()
+        conn.execute(_UPDATE_ENTRY, {
+            "entry_id": entry.id, "agency": decision.route_to,
+            "new_tags": sorted(set(entry.tags or []) | set(decision.tags))})
+        conn.execute(_INSERT_EVENT, {
+            "entry_id": entry.id, "kind": "routed", "at": now, "actor": "rules",
+            "detail": _routed_detail(decision, entry.agency_id)})
         if after is not None:
-            after(session, entry, decision, row)
+            after(session, RoutedEntry(id=entry.id, record_number=entry.record_number,
+                                       fields=dict(entry.fields or {}),
+                                       submitter_name=entry.submitter_name,
+                                       submitter_email=entry.submitter_email),
+                  decision, decision_id)
         log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
                  decision.decided_by or "default")
 
     return route
+
+
+def _routed_detail(decision: Decision, previous: str | None) -> dict[str, Any]:
+    return {
+        "agency": decision.route_to,
+        "previous_agency": previous,
+        "cc": list(decision.cc),
+        "matched_rules": list(decision.matched_rules),
+        "decided_by": decision.decided_by,
+        "rules_sha256": decision.rules_sha256,
+    }
 
 
 # -- replay ------------------------------------------------------------------
