@@ -25,6 +25,7 @@ from intake.db.models import (
     WorkItem,
 )
 from intake.runtime import Runtime
+from intake.services import privacy
 from tests.conftest import SMALL_RULES, make_settings
 from tests.forms_support import (
     AGENCY_ORIGIN,
@@ -431,3 +432,45 @@ def test_logs_carry_no_submitted_data(app: Flask, client: FlaskClient,
     assert "form contact: entry" in logged  # the logs do say what happened...
     for secret in ("secret.person", "123-45-6789", "Ana Ortiz", "Trail closed"):
         assert secret not in logged  # ...never with what was sent
+
+
+def test_concurrent_posts_each_get_their_own_record_number(app: Flask, rt: Runtime) -> None:
+    """Sixteen people send at once (their writes may share one commit): each confirmation
+    names the entry holding that person's own message, with consent and attachment."""
+    import threading
+
+    pages: dict[str, str] = {}
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def send(n: int) -> None:
+        client = app.test_client()
+        fields = contact_fields(app, subject=f"Person {n} writes", name=f"Person {n}")
+        if n % 4 == 0:
+            fields["consent"] = "share-identity-2026-01-en"
+        data: dict[str, object] = dict(fields)
+        if n % 5 == 0:
+            import io
+            data["attachments"] = (io.BytesIO(PDF + str(n).encode()), f"scan-{n}.pdf")
+        start.wait()
+        response = client.post("/forms/contact", data=data)
+        with lock:
+            pages[f"Person {n} writes"] = response.get_data(as_text=True)
+
+    threads = [threading.Thread(target=send, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    numbers = {subject: record_number_in(html) for subject, html in pages.items()}
+    assert len(numbers) == 16 and None not in numbers.values()
+    with rt.db.session() as s:
+        stored = dict(s.execute(select(Entry.subject, Entry.record_number)).all())
+        assert stored == numbers
+        assert s.scalar(select(func.count()).select_from(ConsentEventRow)) == 4
+        assert s.scalar(select(func.count()).select_from(Attachment)) == 4
+        names = dict(s.execute(select(Entry.subject, Submitter.name)
+                               .join(Submitter, Submitter.entry_id == Entry.id)).all())
+        # The consent ledger's hash chain stays whole when consents share a commit.
+        assert all(report.verdict.ok for report in privacy.verify_chains(s))
+    assert names == {f"Person {n} writes": f"Person {n}" for n in range(16)}

@@ -16,7 +16,17 @@ try:
 except ImportError:  # pragma: no cover - not on POSIX: threads queue, processes poll
     fcntl = None  # type: ignore[assignment]
 
-from sqlalchemy import Engine, Insert, Table, bindparam, create_engine, event, text, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Table,
+    bindparam,
+    create_engine,
+    event,
+    text,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
@@ -180,14 +190,18 @@ def format_record_number(prefix: str, year: int, value: int) -> str:
     return f"{prefix}-{year}-{value:06d}"
 
 
-def allocate_record_number(session: Session, prefix: str, when: datetime) -> str:
+def _connection(db: Session | Connection) -> Connection:
+    return db if isinstance(db, Connection) else db.connection()
+
+
+def allocate_record_number(db: Session | Connection, prefix: str, when: datetime) -> str:
     """Allocate the next record number for ``prefix`` in ``when``'s year.
 
     One atomic ``UPDATE ... RETURNING`` on the counter row: PostgreSQL's row
     lock and SQLite's write lock serialise concurrent writers until their
     transaction ends, so two transactions can never get the same number.
     """
-    conn = session.connection()
+    conn = _connection(db)
     params = {"p": prefix, "y": when.year}
     value = conn.execute(_BUMP, params).scalar_one_or_none()
     if value is None:
@@ -197,7 +211,7 @@ def allocate_record_number(session: Session, prefix: str, when: datetime) -> str
     return format_record_number(prefix, when.year, int(value))
 
 
-def release_record_number(session: Session, number: str) -> bool:
+def release_record_number(db: Session | Connection, number: str) -> bool:
     """Give back ``number`` if it is still the last one allocated for its prefix and year.
 
     Only for a number this transaction has just allocated and will not use (the
@@ -207,6 +221,6 @@ def release_record_number(session: Session, number: str) -> bool:
     """
     rest, _, value = number.rpartition("-")
     prefix, _, year = rest.rpartition("-")
-    released = session.connection().execute(
+    released = _connection(db).execute(
         _UNBUMP, {"p": prefix, "y": int(year), "v": int(value)})
     return bool(released.rowcount)

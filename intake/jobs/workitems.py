@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db import insert_or_nothing
@@ -79,6 +79,7 @@ def enqueue(
     entry_id: int | None = None,
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
+    connection: Connection | None = None,
 ) -> int:
     """Like :func:`add_work_item`, as one ``INSERT ... ON CONFLICT DO NOTHING``: the id.
 
@@ -88,7 +89,7 @@ def enqueue(
     """
     now = utcnow()
     due = not_before or now
-    conn = session.connection()
+    conn = connection if connection is not None else session.connection()
     new_id = conn.execute(_ENQUEUE[conn.dialect.name], {
         "kind": kind, "entry_id": entry_id, "dedupe_key": dedupe_key,
         "state": WorkState.PENDING, "attempts": 0, "resends": 0, "next_attempt_at": due,

@@ -25,6 +25,8 @@ from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
+from intake.db import Database
+from intake.db.group import GroupCommit
 from intake.db.models import Attachment, Channel
 from intake.services import privacy
 from intake.services.privacy import detect_places
@@ -45,7 +47,11 @@ __all__ = [
     "load_forms",
     "load_forms_file",
     "packaged_forms_path",
+    "PendingSubmission",
+    "FormWriter",
+    "form_writer",
     "submit_form",
+    "submit_forms",
 ]
 
 
@@ -140,6 +146,30 @@ def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]
     """PII findings in the texts exactly as they will be stored: one scan serves both the
     sensitive-data warning and the stored findings."""
     return detect_places(stored_texts(new_submission(submission)), pii_key)
+
+
+@dataclass(frozen=True)
+class PendingSubmission:
+    """A validated submission and its PII findings, waiting for a group commit."""
+
+    submission: FormSubmission
+    findings: Mapping[str, Sequence[Finding]]
+
+
+def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
+                 record_prefix: str, pii_key: bytes) -> list[Confirmation]:
+    """:func:`submit_form` for each, in order, in the caller's one transaction."""
+    return [submit_form(session, p.submission, record_prefix=record_prefix, pii_key=pii_key,
+                        findings=p.findings) for p in pending]
+
+
+FormWriter = GroupCommit[PendingSubmission, Confirmation]
+
+
+def form_writer(db: Database, *, record_prefix: str, pii_key: bytes) -> FormWriter:
+    """The process's one writer of form submissions: concurrent ones share a commit."""
+    return GroupCommit(db, lambda session, pending: submit_forms(
+        session, pending, record_prefix=record_prefix, pii_key=pii_key))
 
 
 def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,

@@ -100,8 +100,8 @@ def record_submission(
     key = submission.idempotency_key or f"sha256:{digest}"
     received_at = submission.received_at or utcnow()
     texts = stored_texts(submission)
-    record_number = allocate_record_number(session, record_prefix, received_at)
     conn = session.connection()
+    record_number = allocate_record_number(conn, record_prefix, received_at)
     entry_id = conn.execute(_INSERT_ENTRY[conn.dialect.name], {
         "record_number": record_number, "channel": submission.channel,
         "kind": submission.kind, "form_slug": submission.form_slug,
@@ -111,7 +111,7 @@ def record_submission(
     }).scalar_one_or_none()
     if entry_id is None:
         # Stored before (a double click, a re-fetched message, a concurrent writer).
-        release_record_number(session, record_number)
+        release_record_number(conn, record_number)
         row = conn.execute(_ENTRY_BY_KEY, {"k": key}).one()
         return Recorded(row.id, row.record_number, created=False)
 
@@ -131,7 +131,7 @@ def record_submission(
                    "form": submission.form_slug, "sha256": digest}})
     if findings:
         store_findings(session, entry_id, findings)
-    enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id)
+    enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id, connection=conn)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
 

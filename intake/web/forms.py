@@ -63,7 +63,15 @@ from intake.core.forms import (
 from intake.core.pii import warning_kinds
 from intake.core.sniff import sniff_type
 from intake.runtime import Runtime, StartupError
-from intake.services.forms import FormSubmission, Upload, load_forms, scan, submit_form
+from intake.services.forms import (
+    FormSubmission,
+    FormWriter,
+    PendingSubmission,
+    Upload,
+    form_writer,
+    load_forms,
+    scan,
+)
 from intake.services.records import SubmitterData
 from intake.web import ratelimit  # noqa: F401 - registers the intake-memory:// storage
 from intake.web.forms_fields import (
@@ -80,6 +88,7 @@ log = logging.getLogger("intake.web.forms")
 bp = Blueprint("forms", __name__)
 
 CONFIG_KEY = "intake.forms"
+WRITER_KEY = "intake.forms.writer"
 TRANSLATIONS_KEY = "intake_translations"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 # A form without attachments never needs more than this (10 000 characters
@@ -99,6 +108,11 @@ def _runtime() -> Runtime:
 def _config() -> FormsConfig:
     config: FormsConfig = current_app.extensions[CONFIG_KEY]
     return config
+
+
+def _writer() -> FormWriter:
+    writer: FormWriter = current_app.extensions[WRITER_KEY]
+    return writer
 
 
 def _token_key() -> bytes:
@@ -157,6 +171,8 @@ def init_app(app: Flask) -> None:
         # Fixed windows cost O(1) per request; a moving window keeps every hit's time.
         strategy="fixed-window",
     )
+    app.extensions[WRITER_KEY] = form_writer(runtime.db, record_prefix=settings.record_prefix,
+                                             pii_key=runtime.pii_key)
     limit = settings.form_rate_limit
     limiter.limit(limit, methods=["POST"], key_func=client_key)(bp)
     app.register_blueprint(bp)
@@ -566,11 +582,8 @@ def submit(slug: str) -> ResponseReturnValue:
                 errors={}, sensitive=kinds, consent_checked=consent is not None,
                 next_url=next_url or ""))
 
-    runtime = _runtime()
-    with runtime.db.session() as session:
-        confirmation = submit_form(session, submission,
-                                   record_prefix=runtime.settings.record_prefix,
-                                   pii_key=runtime.pii_key, findings=findings)
+    # Shares a transaction with the submissions arriving at the same moment (group commit).
+    confirmation = _writer().write(PendingSubmission(submission, findings))
     # Committed: only now does the person hear that the message is safe.
     status_url = url_for("status.view", token=confirmation.status_token, _external=True)
     if wants_json:

@@ -1,0 +1,116 @@
+"""Group commit: concurrent callers' writes share one transaction and one durable commit.
+
+Every submission must be on disk before the person is told it was received,
+and each durable commit costs an fsync (SQLite ``synchronous=FULL``, and
+PostgreSQL by default) while the database's write lock or the record
+counter's row lock is held. Taken one at a time, those commits line up
+behind each other and cap a process at a few hundred submissions a second,
+however many threads it runs.
+
+:class:`GroupCommit` is the database's own remedy, applied in-process (the
+leader/follower pattern): a caller queues its item and waits for the leader
+lock; whoever holds it takes every item queued so far, writes them all in one
+transaction, commits once and hands each caller its own result. Nobody
+answers before the commit that holds their item. Under no load a batch is
+one item and nothing changes; under load the waiting callers are served
+together.
+
+If a batch fails, its items are written again one transaction each, so a
+failure belongs only to the item that causes it and the others are stored.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from sqlalchemy.orm import Session
+
+from intake.db import Database
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+#: What a batch writes: the items in order, in the open session; one result per item.
+WriteBatch = Callable[[Session, Sequence[Item]], Sequence[Result]]
+
+
+@dataclass(eq=False)
+class _Job(Generic[Item, Result]):
+    item: Item
+    done: bool = False
+    result: Result | None = None
+    error: BaseException | None = None
+
+
+@dataclass
+class GroupStats:
+    batches: int = 0
+    items: int = 0
+    largest: int = 0
+    retried_alone: int = 0
+
+
+class GroupCommit(Generic[Item, Result]):
+    def __init__(self, db: Database, write_batch: WriteBatch[Item, Result], *,
+                 max_batch: int = 64) -> None:
+        self.db = db
+        self.write_batch = write_batch
+        self.max_batch = max_batch
+        self.stats = GroupStats()
+        self._queue: list[_Job[Item, Result]] = []
+        self._queue_lock = threading.Lock()
+        self._leader = threading.Lock()
+
+    def write(self, item: Item) -> Result:
+        """Write ``item`` (perhaps with others'); returns once it is committed, or raises."""
+        job: _Job[Item, Result] = _Job(item)
+        with self._queue_lock:
+            self._queue.append(job)
+        while not job.done:
+            with self._leader:
+                if job.done:
+                    break
+                with self._queue_lock:
+                    batch = self._queue[:self.max_batch]
+                    del self._queue[:self.max_batch]
+                self._run(batch)
+        if job.error is not None:
+            raise job.error
+        return job.result  # type: ignore[return-value]
+
+    def _run(self, batch: list[_Job[Item, Result]]) -> None:
+        try:
+            try:
+                self._commit(batch)
+            except Exception:  # noqa: BLE001 - find the item that fails: one transaction each
+                if len(batch) == 1:
+                    raise
+                self.stats.retried_alone += len(batch)
+                for job in batch:
+                    try:
+                        self._commit([job])
+                    except Exception as exc:  # noqa: BLE001 - that caller gets its error
+                        job.error = exc
+        except BaseException as exc:
+            for job in batch:
+                if job.result is None and job.error is None:
+                    job.error = exc
+            if not isinstance(exc, Exception):
+                raise
+        finally:
+            for job in batch:
+                job.done = True
+
+    def _commit(self, batch: list[_Job[Item, Result]]) -> None:
+        with self.db.session() as session:
+            results = self.write_batch(session, [job.item for job in batch])
+            if len(results) != len(batch):
+                raise RuntimeError("write_batch must return one result per item")
+        for job, result in zip(batch, results, strict=True):
+            job.result = result
+        self.stats.batches += 1
+        self.stats.items += len(batch)
+        self.stats.largest = max(self.stats.largest, len(batch))

@@ -1,0 +1,134 @@
+"""Group commit: concurrent writers share a transaction; each gets its own result or error."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from intake.db import Database
+from intake.db.group import GroupCommit
+from intake.db.models import Entry
+from intake.services.records import NewSubmission, Recorded, record_submission
+
+
+def _submission(text: str) -> NewSubmission:
+    return NewSubmission(channel="web", kind="feedback", raw=text.encode(),
+                         content_type="text/plain", subject=text, body=text)
+
+
+class Poison(Exception):
+    pass
+
+
+def _writer(db: Database, sizes: list[int],
+            hold_first: threading.Event | None = None) -> GroupCommit[str, Recorded]:
+    def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
+        if hold_first is not None and not sizes:
+            hold_first.wait(timeout=30)  # the first batch waits until the others queued
+        sizes.append(len(texts))
+        out = []
+        for text in texts:
+            if text == "poison":
+                raise Poison("this item cannot be stored")
+            out.append(record_submission(session, _submission(text), "EX"))
+        return out
+
+    return GroupCommit(db, write_batch)
+
+
+def _run_concurrently(writer: GroupCommit[str, Recorded], texts: list[str],
+                      all_queued: threading.Event | None = None
+                      ) -> dict[str, Recorded | BaseException]:
+    results: dict[str, Recorded | BaseException] = {}
+    lock = threading.Lock()
+
+    def run(text: str) -> None:
+        try:
+            value: Recorded | BaseException = writer.write(text)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            value = exc
+        with lock:
+            results[text] = value
+
+    threads = [threading.Thread(target=run, args=(t,)) for t in texts]
+    threads[0].start()
+    if all_queued is not None:
+        # Let the first one become leader and block; queue the rest behind it.
+        _wait(writer._leader.locked)
+    for t in threads[1:]:
+        t.start()
+    if all_queued is not None:
+        _wait(lambda: len(writer._queue) == len(texts) - 1)
+        all_queued.set()
+    for t in threads:
+        t.join(timeout=60)
+    return results
+
+
+def _wait(predicate: Callable[[], bool], timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.005)
+    raise AssertionError("condition not reached")
+
+
+def test_waiting_writers_share_one_commit_and_each_gets_its_own_entry(db_url: str) -> None:
+    db = Database(db_url)
+    sizes: list[int] = []
+    hold = threading.Event()
+    writer = _writer(db, sizes, hold_first=hold)
+    texts = [f"message {n}" for n in range(12)]
+    try:
+        results = _run_concurrently(writer, texts, all_queued=hold)
+        assert sizes == [1, 11]  # the leader's own item, then everyone who queued meanwhile
+        assert all(isinstance(r, Recorded) and r.created for r in results.values())
+        numbers = {r.record_number for r in results.values()}  # type: ignore[union-attr]
+        assert len(numbers) == 12
+        with db.session() as s:
+            stored = dict(s.execute(select(Entry.subject, Entry.record_number)).all())
+        # Each caller got the record number of its own message.
+        assert stored == {t: results[t].record_number for t in texts}  # type: ignore[union-attr]
+    finally:
+        db.dispose()
+
+
+def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:
+    db = Database(db_url)
+    sizes: list[int] = []
+    hold = threading.Event()
+    writer = _writer(db, sizes, hold_first=hold)
+    texts = ["first", "a", "poison", "b", "c"]
+    try:
+        results = _run_concurrently(writer, texts, all_queued=hold)
+        assert isinstance(results["poison"], Poison)
+        assert all(isinstance(results[t], Recorded) for t in texts if t != "poison")
+        assert writer.stats.retried_alone == 4  # the failed batch, one transaction each
+        with db.session() as s:
+            subjects = set(s.scalars(select(Entry.subject)))
+        assert subjects == {"first", "a", "b", "c"}
+    finally:
+        db.dispose()
+
+
+def test_one_writer_alone_is_one_batch_of_one(db_url: str) -> None:
+    db = Database(db_url)
+    sizes: list[int] = []
+    writer = _writer(db, sizes)
+    try:
+        first = writer.write("hello")
+        again = writer.write("hello")  # the same bytes: the same entry
+        assert first.created and not again.created and first.entry_id == again.entry_id
+        assert sizes == [1, 1]
+        with pytest.raises(Poison):
+            writer.write("poison")
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 1
+    finally:
+        db.dispose()
