@@ -29,6 +29,7 @@ import binascii
 import email
 import email.policy
 import email.utils
+import functools
 import hashlib
 import quopri
 import re
@@ -60,16 +61,29 @@ class _UseRawValue(Exception):
     pass
 
 
+# Header values up to this length are parsed once and the (immutable) header
+# object reused: the feed parser alone asks for each part's Content-Type several
+# times, and policy.default runs its full header parser on every ask.
+_CACHED_HEADER_MAX = 1024
+
+
 class _BoundedPolicy(email.policy.EmailPolicy):
     """``email.policy.default`` that never runs its header parser on huge values."""
 
     def header_fetch_parse(self, name: str, value: str) -> Any:
+        if type(value) is str and len(value) <= _CACHED_HEADER_MAX:
+            return _parsed_header(name, value)
         if len(value) > _STRUCTURED_HEADER_MAX:
             value = value[:_STRUCTURED_HEADER_MAX]
         return super().header_fetch_parse(name, value)
 
 
 _POLICY = _BoundedPolicy()  # same settings as email.policy.default
+
+
+@functools.lru_cache(maxsize=256)
+def _parsed_header(name: str, value: str) -> Any:
+    return email.policy.EmailPolicy.header_fetch_parse(_POLICY, name, value)
 
 
 @dataclass(frozen=True)
