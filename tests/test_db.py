@@ -246,3 +246,43 @@ def test_sqlite_writers_queue_on_a_lock_file_across_processes(sqlite_url: str) -
         assert other_process_sees() == "free"
     finally:
         db.dispose()
+
+
+def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> None:
+    from intake.core.pii import detect
+    from intake.db.models import PiiFinding
+    from intake.services.records import record_submissions, stored_texts
+
+    db = Database(db_url)
+    year = datetime.now(UTC).year
+    try:
+        with db.session() as s:
+            a = record_submission(s, _submission(raw=b"a"), "EX")
+        batch = [
+            _submission(raw=b"b", body="My SSN is 123-45-6789"),
+            _submission(raw=b"a"),                       # stored before
+            _submission(raw=b"c", submitter=SubmitterData()),  # anonymous
+            _submission(raw=b"b"),                       # same bytes as the first
+            _submission(raw=b"d", received_at=datetime(2025, 12, 31, 23, 0, tzinfo=UTC)),
+        ]
+        findings = [{"body": detect(stored_texts(x)["body"], key=b"k")} for x in batch]
+        with db.session() as s:
+            out = record_submissions(s, batch, "EX", findings)
+        assert [r.created for r in out] == [True, False, True, False, True]
+        assert out[1] == a.__class__(a.entry_id, a.record_number, created=False)
+        assert out[3].entry_id == out[0].entry_id
+        assert [out[0].record_number, out[2].record_number, out[4].record_number] == [
+            f"EX-{year}-000002", f"EX-{year}-000003", "EX-2025-000001"]
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 4
+            assert s.scalar(select(func.count()).select_from(Original)) == 4
+            assert s.scalar(select(func.count()).select_from(Submitter)) == 3
+            assert s.scalar(select(func.count()).select_from(Event)) == 4
+            items = s.scalars(select(WorkItem.dedupe_key).order_by(WorkItem.id)).all()
+            assert items == [f"route:{r.entry_id}" for r in (a, out[0], out[2], out[4])]
+            kinds = s.execute(select(PiiFinding.entry_id, PiiFinding.kind)).all()
+            assert [(e, k) for e, k in kinds if k == "ssn"] == [(out[0].entry_id, "ssn")]
+            body = s.scalar(select(Entry.body).where(Entry.id == out[0].entry_id))
+            assert body == "My SSN is 123-45-6789"
+    finally:
+        db.dispose()

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.db import Database
@@ -130,5 +131,56 @@ def test_one_writer_alone_is_one_batch_of_one(db_url: str) -> None:
             writer.write("poison")
         with db.session() as s:
             assert s.scalar(select(func.count()).select_from(Entry)) == 1
+    finally:
+        db.dispose()
+
+
+def test_a_duplicate_the_batch_did_not_see_falls_back_to_one_at_a_time(
+        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On PostgreSQL another process may commit the same bytes between the batch's
+    duplicate check and its INSERT: the INSERT fails, and each item is written alone,
+    where a duplicate is found as such (as the form writer does)."""
+    from sqlalchemy import false
+
+    from intake.services import records
+    from intake.services.records import record_submissions
+
+    db = Database(db_url)
+    sizes: list[int] = []
+
+    def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
+        sizes.append(len(texts))
+        subs = [_submission(t) for t in texts]
+        if len(subs) == 1:
+            return [record_submission(session, subs[0], "EX")]
+        return record_submissions(session, subs, "EX", [{} for _ in subs])
+
+    writer: GroupCommit[str, Recorded] = GroupCommit(db, write_batch)
+    try:
+        first = writer.write("already here")
+        # The batch's check no longer sees stored entries, as if they were committed
+        # by someone else a moment after it looked.
+        monkeypatch.setattr(records, "_ENTRIES_BY_KEYS", records._ENTRIES_BY_KEYS.where(false()))
+        with pytest.raises(IntegrityError), db.session() as s:
+            record_submissions(s, [_submission("new"), _submission("already here")], "EX",
+                               [{}, {}])
+        # Through the writer: the failed batch is retried one item at a time.
+        hold = threading.Event()
+        sizes.clear()
+
+        def held_write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
+            if not sizes:
+                hold.wait(timeout=30)
+            return write_batch(session, texts)
+
+        writer = GroupCommit(db, held_write_batch)
+        results = _run_concurrently(writer, ["lead", "new", "already here"], all_queued=hold)
+        assert writer.stats.retried_alone == 2
+        again = results["already here"]
+        assert isinstance(again, Recorded) and not again.created
+        assert again.entry_id == first.entry_id
+        assert isinstance(results["new"], Recorded) and results["new"].created
+        with db.session() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 3
     finally:
         db.dispose()

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -175,7 +176,7 @@ _COUNTERS = cast(Table, RecordCounter.__table__)
 _BUMP = (
     update(_COUNTERS)
     .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"))
-    .values(last_value=_COUNTERS.c.last_value + 1)
+    .values(last_value=_COUNTERS.c.last_value + bindparam("n"))
     .returning(_COUNTERS.c.last_value)
 )
 _UNBUMP = (
@@ -201,14 +202,32 @@ def allocate_record_number(db: Session | Connection, prefix: str, when: datetime
     lock and SQLite's write lock serialise concurrent writers until their
     transaction ends, so two transactions can never get the same number.
     """
+    return allocate_record_numbers(db, prefix, [when])[0]
+
+
+def allocate_record_numbers(db: Session | Connection, prefix: str,
+                            whens: Sequence[datetime]) -> list[str]:
+    """Consecutive record numbers, one per ``whens`` item (in its year), in order.
+
+    One ``UPDATE ... RETURNING`` per year present moves the counter by as
+    many numbers as that year needs.
+    """
     conn = _connection(db)
-    params = {"p": prefix, "y": when.year}
-    value = conn.execute(_BUMP, params).scalar_one_or_none()
-    if value is None:
-        conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
-                     {"prefix": prefix, "year": when.year, "last_value": 0})
-        value = conn.execute(_BUMP, params).scalar_one()
-    return format_record_number(prefix, when.year, int(value))
+    per_year = Counter(when.year for when in whens)
+    next_value: dict[int, int] = {}
+    for year, count in per_year.items():
+        params = {"p": prefix, "y": year, "n": count}
+        last = conn.execute(_BUMP, params).scalar_one_or_none()
+        if last is None:
+            conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
+                         {"prefix": prefix, "year": year, "last_value": 0})
+            last = conn.execute(_BUMP, params).scalar_one()
+        next_value[year] = int(last) - count + 1
+    numbers = []
+    for when in whens:
+        numbers.append(format_record_number(prefix, when.year, next_value[when.year]))
+        next_value[when.year] += 1
+    return numbers
 
 
 def release_record_number(db: Session | Connection, number: str) -> bool:

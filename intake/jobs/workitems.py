@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db import insert_or_nothing
@@ -102,7 +102,29 @@ def enqueue(
     return int(new_id)
 
 
+def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]], *,
+                 connection: Connection | None = None) -> list[int]:
+    """New work items ``(kind, dedupe_key, entry_id)``, due now, in one INSERT; their ids.
+
+    For items that cannot exist yet (a "route" item of an entry created in
+    this transaction): a dedupe key already taken makes the INSERT fail.
+    """
+    if not items:
+        return []
+    now = utcnow()
+    conn = connection if connection is not None else session.connection()
+    ids = [int(i) for i in conn.execute(_INSERT_WORK_ITEMS, [
+        {"kind": kind, "entry_id": entry_id, "dedupe_key": key, "state": WorkState.PENDING,
+         "attempts": 0, "resends": 0, "next_attempt_at": now, "enqueued_at": now,
+         "payload": {}, "created_at": now, "updated_at": now}
+        for kind, key, entry_id in items]).scalars()]
+    session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
+    return ids
+
+
 _WORK_ITEMS = cast(Table, WorkItem.__table__)
+_INSERT_WORK_ITEMS = insert(_WORK_ITEMS).returning(_WORK_ITEMS.c.id,
+                                                   sort_by_parameter_order=True)
 _ENQUEUE = {dialect: insert_or_nothing(dialect, _WORK_ITEMS, "dedupe_key")
             .returning(_WORK_ITEMS.c.id) for dialect in ("sqlite", "postgresql")}
 _ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))

@@ -32,8 +32,10 @@ from intake.services import privacy
 from intake.services.privacy import detect_places
 from intake.services.records import (
     NewSubmission,
+    Recorded,
     SubmitterData,
     record_submission,
+    record_submissions,
     stored_texts,
 )
 from intake.settings import Settings
@@ -158,9 +160,24 @@ class PendingSubmission:
 
 def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
                  record_prefix: str, pii_key: bytes) -> list[Confirmation]:
-    """:func:`submit_form` for each, in order, in the caller's one transaction."""
-    return [submit_form(session, p.submission, record_prefix=record_prefix, pii_key=pii_key,
-                        findings=p.findings) for p in pending]
+    """:func:`submit_form` for each, in order, in the caller's one transaction.
+
+    Several at once are written with one statement a table
+    (:func:`record_submissions`); attachments and consents follow one by one.
+    """
+    if len(pending) == 1:
+        only = pending[0]
+        return [submit_form(session, only.submission, record_prefix=record_prefix,
+                            pii_key=pii_key, findings=only.findings)]
+    recorded = record_submissions(session, [new_submission(p.submission) for p in pending],
+                                  record_prefix, [p.findings for p in pending])
+    for p, rec in zip(pending, recorded, strict=True):
+        if rec.created:
+            _store_extras(session, rec.entry_id, p.submission)
+    tokens = privacy.create_access_links(session, [rec.entry_id for rec in recorded])
+    session.flush()
+    return [_confirmed(p.submission, rec, token)
+            for p, rec, token in zip(pending, recorded, tokens, strict=True)]
 
 
 FormWriter = GroupCommit[PendingSubmission, Confirmation]
@@ -184,23 +201,32 @@ def submit_form(session: Session, submission: FormSubmission, *, record_prefix: 
     recorded = record_submission(session, new_submission(submission), record_prefix,
                                  pii_key=pii_key, findings=findings)
     if recorded.created:
-        for upload in submission.uploads:
-            session.add(Attachment(
-                entry_id=recorded.entry_id, filename=upload.filename,
-                declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
-                size=len(upload.data), sha256=upload.sha256, content=upload.data,
-            ))
-        if submission.consent is not None:
-            privacy.ensure_policy_text(session, submission.consent.version,
-                                       submission.consent.text)
-            privacy.record_consent(
-                session, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
-                purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
-                policy_version=submission.consent.version, method=ConsentMethod.WEB_CHECKBOX,
-                evidence=submission.consent_evidence,
-            )
+        _store_extras(session, recorded.entry_id, submission)
     token = privacy.create_access_link(session, recorded.entry_id)
     session.flush()
+    return _confirmed(submission, recorded, token)
+
+
+def _store_extras(session: Session, entry_id: int, submission: FormSubmission) -> None:
+    """A new entry's attachments and the consent the person ticked."""
+    for upload in submission.uploads:
+        session.add(Attachment(
+            entry_id=entry_id, filename=upload.filename,
+            declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
+            size=len(upload.data), sha256=upload.sha256, content=upload.data,
+        ))
+    if submission.consent is not None:
+        privacy.ensure_policy_text(session, submission.consent.version,
+                                   submission.consent.text)
+        privacy.record_consent(
+            session, entry_id=entry_id, action=ConsentAction.GRANT,
+            purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
+            policy_version=submission.consent.version, method=ConsentMethod.WEB_CHECKBOX,
+            evidence=submission.consent_evidence,
+        )
+
+
+def _confirmed(submission: FormSubmission, recorded: Recorded, token: str) -> Confirmation:
     log.info("form %s: entry %s %s", submission.form.slug, recorded.entry_id,
              "recorded" if recorded.created else "was already recorded")
     return Confirmation(recorded.entry_id, recorded.record_number, token, recorded.created)

@@ -487,11 +487,18 @@ def _token_digest(token: str) -> str:
 
 def create_access_link(session: Session, entry_id: int) -> str:
     """A new private-link token for the submitter; shown once, stored only as a hash."""
-    token = secrets.token_urlsafe(32)
+    return create_access_links(session, [entry_id])[0]
+
+
+def create_access_links(session: Session, entry_ids: Sequence[int]) -> list[str]:
+    """:func:`create_access_link` for each entry id, in one INSERT."""
+    tokens = [secrets.token_urlsafe(32) for _ in entry_ids]
+    now = utcnow()
     # A plain INSERT: every confirmation page issues one, and an ORM flush costs more.
-    session.connection().execute(_INSERT_ACCESS_LINK, {
-        "token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": utcnow()})
-    return token
+    session.connection().execute(_INSERT_ACCESS_LINK, [
+        {"token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": now}
+        for token, entry_id in zip(tokens, entry_ids, strict=True)])
+    return tokens
 
 
 _INSERT_ACCESS_LINK = insert(AccessLink)

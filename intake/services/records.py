@@ -19,10 +19,15 @@ from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session
 
 from intake.core.pii import Finding
-from intake.db import allocate_record_number, insert_or_nothing, release_record_number
-from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
-from intake.jobs.workitems import enqueue
-from intake.services.privacy import detect_places, store_findings
+from intake.db import (
+    allocate_record_number,
+    allocate_record_numbers,
+    insert_or_nothing,
+    release_record_number,
+)
+from intake.db.models import Entry, EntryStatus, Event, Original, PiiFinding, Submitter, utcnow
+from intake.jobs.workitems import enqueue, enqueue_many
+from intake.services.privacy import detect_places
 
 log = logging.getLogger("intake.records")
 
@@ -77,6 +82,49 @@ def stored_texts(submission: NewSubmission) -> dict[str, str]:
             "body": submission.body[:MAX_BODY]}
 
 
+@dataclass(frozen=True)
+class _Prepared:
+    """A submission with what every path computes before writing it."""
+
+    submission: NewSubmission
+    digest: str
+    key: str
+    received_at: datetime
+    texts: dict[str, str]
+
+    @classmethod
+    def of(cls, submission: NewSubmission) -> _Prepared:
+        digest = hashlib.sha256(submission.raw).hexdigest()
+        return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
+                   submission.received_at or utcnow(), stored_texts(submission))
+
+    def entry_row(self, record_number: str) -> dict[str, Any]:
+        s = self.submission
+        return {"record_number": record_number, "channel": s.channel, "kind": s.kind,
+                "form_slug": s.form_slug, "received_at": self.received_at,
+                "subject": self.texts["subject"], "body": self.texts["body"],
+                "fields": s.fields, "status": EntryStatus.NEW, "idempotency_key": self.key,
+                "tags": []}
+
+    def submitter_row(self, entry_id: int) -> dict[str, Any] | None:
+        who = self.submission.submitter
+        if who.is_empty():
+            return None
+        return {"entry_id": entry_id, "name": who.name, "email": who.email, "phone": who.phone,
+                "postal_address": who.postal_address}
+
+    def original_row(self, entry_id: int) -> dict[str, Any]:
+        s = self.submission
+        return {"entry_id": entry_id, "content_type": s.content_type, "raw": s.raw,
+                "sha256": self.digest, "size": len(s.raw), "received_at": self.received_at}
+
+    def event_row(self, entry_id: int) -> dict[str, Any]:
+        s = self.submission
+        return {"entry_id": entry_id, "kind": "received", "at": self.received_at,
+                "actor": "system", "detail": {"channel": s.channel, "kind": s.kind,
+                                              "form": s.form_slug, "sha256": self.digest}}
+
+
 def record_submission(
     session: Session, submission: NewSubmission, record_prefix: str,
     *, pii_key: bytes | None = None,
@@ -96,52 +144,100 @@ def record_submission(
     the duplicate is given back (the counter row is still locked by this
     transaction), so numbers keep no gaps.
     """
-    digest = hashlib.sha256(submission.raw).hexdigest()
-    key = submission.idempotency_key or f"sha256:{digest}"
-    received_at = submission.received_at or utcnow()
-    texts = stored_texts(submission)
+    p = _Prepared.of(submission)
     conn = session.connection()
-    record_number = allocate_record_number(conn, record_prefix, received_at)
-    entry_id = conn.execute(_INSERT_ENTRY[conn.dialect.name], {
-        "record_number": record_number, "channel": submission.channel,
-        "kind": submission.kind, "form_slug": submission.form_slug,
-        "received_at": received_at, "subject": texts["subject"], "body": texts["body"],
-        "fields": submission.fields, "status": EntryStatus.NEW, "idempotency_key": key,
-        "tags": [],
-    }).scalar_one_or_none()
+    record_number = allocate_record_number(conn, record_prefix, p.received_at)
+    entry_id = conn.execute(_INSERT_ENTRY_OR_NOTHING[conn.dialect.name],
+                            p.entry_row(record_number)).scalar_one_or_none()
     if entry_id is None:
         # Stored before (a double click, a re-fetched message, a concurrent writer).
         release_record_number(conn, record_number)
-        row = conn.execute(_ENTRY_BY_KEY, {"k": key}).one()
+        row = conn.execute(_ENTRY_BY_KEY, {"k": p.key}).one()
         return Recorded(row.id, row.record_number, created=False)
 
     if findings is None and pii_key is not None:
-        findings = detect_places(texts, pii_key)
-    who = submission.submitter
-    if not who.is_empty():
-        conn.execute(_INSERT_SUBMITTER, {
-            "entry_id": entry_id, "name": who.name, "email": who.email, "phone": who.phone,
-            "postal_address": who.postal_address})
-    conn.execute(_INSERT_ORIGINAL, {
-        "entry_id": entry_id, "content_type": submission.content_type, "raw": submission.raw,
-        "sha256": digest, "size": len(submission.raw), "received_at": received_at})
-    conn.execute(_INSERT_EVENT, {
-        "entry_id": entry_id, "kind": "received", "at": received_at, "actor": "system",
-        "detail": {"channel": submission.channel, "kind": submission.kind,
-                   "form": submission.form_slug, "sha256": digest}})
-    if findings:
-        store_findings(session, entry_id, findings)
+        findings = detect_places(p.texts, pii_key)
+    submitter = p.submitter_row(entry_id)
+    if submitter is not None:
+        conn.execute(_INSERT_SUBMITTER, submitter)
+    conn.execute(_INSERT_ORIGINAL, p.original_row(entry_id))
+    conn.execute(_INSERT_EVENT, p.event_row(entry_id))
+    finding_rows = _finding_rows(entry_id, findings or {})
+    if finding_rows:
+        conn.execute(_INSERT_FINDING, finding_rows)
     enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id, connection=conn)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
 
 
+def record_submissions(
+    session: Session, submissions: Sequence[NewSubmission], record_prefix: str,
+    findings: Sequence[Mapping[str, Sequence[Finding]]],
+) -> list[Recorded]:
+    """:func:`record_submission` for many at once (a group commit): one statement a table.
+
+    ``findings`` are the caller's scans, one per submission. Duplicates of
+    stored entries, or of one earlier in the list, are found first and answer
+    with that entry; the new ones get consecutive record numbers. A concurrent
+    writer storing the same bytes in between makes the entries' INSERT fail
+    (IntegrityError): the caller then stores them one at a time
+    (:func:`record_submission` handles that race).
+    """
+    prepared = [_Prepared.of(s) for s in submissions]
+    conn = session.connection()
+    known = {row.idempotency_key: Recorded(row.id, row.record_number, created=False)
+             for row in conn.execute(_ENTRIES_BY_KEYS, {"keys": [p.key for p in prepared]})}
+    new: dict[str, int] = {}  # key -> index in prepared, first occurrence
+    for index, p in enumerate(prepared):
+        if p.key not in known and p.key not in new:
+            new[p.key] = index
+    fresh = [prepared[i] for i in new.values()]
+    numbers = allocate_record_numbers(conn, record_prefix, [p.received_at for p in fresh])
+    ids: list[int] = []
+    if fresh:
+        ids = list(conn.execute(_INSERT_ENTRY, [p.entry_row(n) for p, n in zip(
+            fresh, numbers, strict=True)]).scalars())
+        submitters = [row for p, i in zip(fresh, ids, strict=True)
+                      if (row := p.submitter_row(i)) is not None]
+        if submitters:
+            conn.execute(_INSERT_SUBMITTER, submitters)
+        conn.execute(_INSERT_ORIGINAL, [p.original_row(i) for p, i in zip(fresh, ids,
+                                                                           strict=True)])
+        conn.execute(_INSERT_EVENT, [p.event_row(i) for p, i in zip(fresh, ids, strict=True)])
+        finding_rows = [row for key, i in zip(new, ids, strict=True)
+                        for row in _finding_rows(i, findings[new[key]])]
+        if finding_rows:
+            conn.execute(_INSERT_FINDING, finding_rows)
+        enqueue_many(session, [("route", f"route:{i}", i) for i in ids], connection=conn)
+    for key, entry_id, number in zip(new, ids, numbers, strict=True):
+        known[key] = Recorded(entry_id, number, created=True)
+        log.info("entry %s recorded (%s, %s)", entry_id, prepared[new[key]].submission.channel,
+                 prepared[new[key]].submission.kind)
+    first_use = {index: key for key, index in new.items()}
+    return [known[p.key] if first_use.get(index) == p.key
+            else Recorded(known[p.key].entry_id, known[p.key].record_number, created=False)
+            for index, p in enumerate(prepared)]
+
+
+def _finding_rows(entry_id: int,
+                  findings: Mapping[str, Sequence[Finding]]) -> list[dict[str, Any]]:
+    """Where PII was found: kind, place, detector and keyed hash; never the value."""
+    return [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
+             "end": f.end, "detector": f.detector, "severity": f.severity,
+             "value_hash": f.value_hash} for place, found in findings.items() for f in found]
+
+
 # Built once: constructing a statement per call costs more than running it.
 _ENTRIES = cast(Table, Entry.__table__)
-_INSERT_ENTRY = {dialect: insert_or_nothing(dialect, _ENTRIES, "idempotency_key")
-                 .returning(_ENTRIES.c.id) for dialect in ("sqlite", "postgresql")}
+_INSERT_ENTRY_OR_NOTHING = {dialect: insert_or_nothing(dialect, _ENTRIES, "idempotency_key")
+                            .returning(_ENTRIES.c.id) for dialect in ("sqlite", "postgresql")}
+_INSERT_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id, sort_by_parameter_order=True)
 _ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
     _ENTRIES.c.idempotency_key == bindparam("k"))
+_ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
+                          _ENTRIES.c.idempotency_key).where(
+    _ENTRIES.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 _INSERT_SUBMITTER = insert(Submitter)
 _INSERT_ORIGINAL = insert(Original)
 _INSERT_EVENT = insert(Event)
+_INSERT_FINDING = insert(PiiFinding)
