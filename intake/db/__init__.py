@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections import Counter
@@ -33,6 +34,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.db.models import RecordCounter
+
+log = logging.getLogger("intake.db")
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -98,8 +101,15 @@ class WriterQueue:
         if self.lock_path is None or fcntl is None:
             return None
         if self._pid != os.getpid():  # opened before a fork: that lock would be shared
-            self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
             self._pid = os.getpid()
+            try:
+                # Readable and writable by whoever may write the database (umask applies).
+                self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                # Correct without it (SQLite's own lock still guards the file), only slower.
+                self._fd = None
+                log.warning("cannot open %s (%s); SQLite writers will poll for the lock",
+                            self.lock_path, type(exc).__name__)
         return self._fd
 
     @contextmanager
