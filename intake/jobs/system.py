@@ -45,6 +45,7 @@ _WORK_ITEMS = cast(Table, WorkItem.__table__)
 ACTOR_NAME = "perform_work_item"
 
 Handler = Callable[[Session, WorkItem], None]
+BatchHandler = Callable[[Session, list[WorkItem]], None]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -108,6 +109,7 @@ class JobSystem:
         self.db = db
         self.broker = make_broker(settings)
         self.handlers: dict[str, Handler] = {}
+        self.batch_handlers: dict[str, BatchHandler] = {}
         self.stats = JobStats()
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self._worker: dramatiq.Worker | None = None
@@ -131,6 +133,13 @@ class JobSystem:
 
     def register(self, kind: str, handler: Handler) -> None:
         self.handlers[kind] = handler
+        # A handler may carry a batch form, ``handler.many(session, items)``, for
+        # :meth:`perform_batch` (the route handler does).
+        many = getattr(handler, "many", None)
+        if many is not None:
+            self.batch_handlers[kind] = many
+        else:
+            self.batch_handlers.pop(kind, None)
 
     def _after_commit(self, session: Session) -> None:
         if session.get_nested_transaction() is not None:
@@ -227,7 +236,15 @@ class JobSystem:
         done = 0
         try:
             with self.db.session() as session:
-                outcomes = [self._run_in_savepoint(session, item, worker) for item in claimed]
+                batch = self.batch_handlers.get(claimed[0].kind)
+                if batch is not None and len(claimed) > 1 and all(
+                        item.kind == claimed[0].kind for item in claimed):
+                    # All or nothing: if it raises, each item runs on its own below.
+                    batch(session, [session.merge(item, load=False) for item in claimed])
+                    outcomes = ["done"] * len(claimed)
+                else:
+                    outcomes = [self._run_in_savepoint(session, item, worker)
+                                for item in claimed]
                 finished = [item.id for item, outcome in zip(claimed, outcomes, strict=True)
                             if outcome == "done"]
                 if finished and not self._complete_many(session, finished, worker):

@@ -92,6 +92,9 @@ class Delivery:
     def __init__(self, settings: Settings, rules: RulesProvider) -> None:
         self.settings = settings
         self.rules = rules
+        # ``plan`` is handed to the route handler as its ``after``; ``plan.many``
+        # is its batch form (see :data:`intake.services.routing.AfterRouting`).
+        self.plan = _Planner(self)  # type: ignore[method-assign]
 
     # -- planning (called in the routing transaction) --------------------------
 
@@ -103,6 +106,18 @@ class Delivery:
         through :func:`privacy.disclose_all` (the gate, the ledger and the work
         items, as :func:`privacy.disclose` would write them one by one).
         """
+        privacy.disclose_all(session, entry_id=entry.id,
+                             requests=self._requests(session, entry, decision, decision_id))
+
+    def plan_many(self, session: Session,
+                  routed: list[tuple[RoutedEntry, RoutingOutcome, int]]) -> None:
+        """:meth:`plan` for a batch of routed entries (:func:`privacy.disclose_many`)."""
+        privacy.disclose_many(session, [
+            (entry.id, self._requests(session, entry, decision, decision_id))
+            for entry, decision, decision_id in routed])
+
+    def _requests(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
+                  decision_id: int) -> list[privacy.DisclosureRequest]:
         agencies = self.rules.current().agencies
         requests: list[privacy.DisclosureRequest] = []
         for agency_id in (decision.route_to, *decision.cc):
@@ -123,7 +138,7 @@ class Delivery:
                                                 entry.submitter_name, entry.submitter_email)
         if acknowledgement is not None:
             requests.append(acknowledgement)
-        privacy.disclose_all(session, entry_id=entry.id, requests=requests)
+        return requests
 
     def _acknowledgement(self, session: Session, entry_id: int, fields: dict[str, Any],
                          name: str | None, email: str | None
@@ -512,3 +527,18 @@ class Delivery:
                                           timeout=self.settings.smtp_timeout_seconds)
         smtp.send_message(config, msg, sender=sender or self.settings.mail_from,
                           recipients=recipients)
+
+
+class _Planner:
+    """:meth:`Delivery.plan`, with :meth:`Delivery.plan_many` as ``.many``."""
+
+    def __init__(self, delivery: Delivery) -> None:
+        self._delivery = delivery
+
+    def __call__(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
+                 decision_id: int) -> None:
+        Delivery.plan(self._delivery, session, entry, decision, decision_id)
+
+    def many(self, session: Session,
+             routed: list[tuple[RoutedEntry, RoutingOutcome, int]]) -> None:
+        self._delivery.plan_many(session, routed)

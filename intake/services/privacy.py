@@ -53,7 +53,7 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue
+from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue, enqueue_many
 
 CONSENT_CHAIN = "consent_events"
 DISCLOSURE_CHAIN = "disclosures"
@@ -411,6 +411,89 @@ def disclose_all(session: Session, *, entry_id: int, requests: Sequence[Disclosu
     conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
     conn.execute(_INSERT_EVENTS, ledger_events)
     return [decision for _, decision, _, _ in planned]
+
+
+_INSERT_DISCLOSURES = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id,
+                                                     sort_by_parameter_order=True)
+_SET_PAYLOADS = (update(_WORK_ITEMS).where(_WORK_ITEMS.c.id == bindparam("item_id"))
+                 .values(payload=bindparam("new_payload")))
+_CONSENT_EVENTS_OF = (
+    select(_CONSENT.c.entry_id, _CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose,
+           _CONSENT.c.recipient_class, _CONSENT.c.policy_version, _CONSENT.c.method,
+           _CONSENT.c.at, _CONSENT.c.evidence_sha256)
+    .where(_CONSENT.c.entry_id.in_(bindparam("entry_ids", expanding=True)))
+    .order_by(_CONSENT.c.at, _CONSENT.c.id)
+)
+
+
+def disclose_many(session: Session, batches: Sequence[tuple[int, Sequence[DisclosureRequest]]],
+                  at: datetime | None = None) -> list[list[Decision]]:
+    """:func:`disclose_all` for several entries at once (the routing of a batch).
+
+    The same rows as :func:`disclose_all` entry after entry, in order, with one
+    statement a table: the consent events of all the entries, the new work
+    items (which must not exist yet: a taken dedupe key fails the call, and
+    the caller falls back to entry by entry), the ledger rows, the work items'
+    ledger ids, the events; the chain head is locked and moved once.
+    """
+    when = at or utcnow()
+    session.flush()
+    conn = session.connection()
+    entry_ids = [entry_id for entry_id, _ in batches]
+    events: dict[int, list[ConsentEvent]] = {entry_id: [] for entry_id in entry_ids}
+    if entry_ids:
+        for r in conn.execute(_CONSENT_EVENTS_OF, {"entry_ids": entry_ids}):
+            events[r.entry_id].append(ConsentEvent(
+                id=r.id, action=ConsentAction(r.action), purpose=Purpose(r.purpose),
+                recipient_class=r.recipient_class, policy_version=r.policy_version,
+                method=ConsentMethod(r.method), at=r.at, evidence_sha256=r.evidence_sha256))
+    planned: list[tuple[int, DisclosureRequest, Decision]] = []
+    new_items: list[tuple[str, str, int | None]] = []
+    for entry_id, requests in batches:
+        for req in requests:
+            decision = decide(purpose=req.purpose, recipient=req.recipient,
+                              consent_events=events[entry_id], at=when, citation=req.citation,
+                              personal=req.personal)
+            planned.append((entry_id, req, decision))
+            if decision.allowed and req.work_kind is not None:
+                new_items.append((req.work_kind, req.dedupe_key or (
+                    f"{req.work_kind}:{entry_id}:{req.recipient.kind}:{req.recipient.id}"),
+                    entry_id))
+    if not planned:
+        return [[] for _ in batches]
+    item_ids = iter(enqueue_many(session, new_items, connection=conn))
+    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
+    seq, head_hash = int(head.seq), str(head.head_hash)
+    rows: list[dict[str, Any]] = []
+    ledger_events: list[dict[str, Any]] = []
+    payloads: list[tuple[int, dict[str, Any]]] = []
+    for entry_id, req, decision in planned:
+        item_id = next(item_ids) if decision.allowed and req.work_kind is not None else None
+        values = _ledger_values(
+            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
+            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
+            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
+            work_item_id=item_id, actor=req.actor)
+        seq += 1
+        row_hash = hashchain.link_hash(head_hash, seq, values)
+        rows.append({**values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash})
+        head_hash = row_hash
+        if item_id is not None:
+            payloads.append((item_id, dict(req.work_payload or {})))
+        ledger_events.append(_disclosure_event(
+            entry_id, seq, req.nature, values["purpose"], req.recipient.id, decision,
+            req.actor, when))
+    disclosure_ids = list(conn.execute(_INSERT_DISCLOSURES, rows).scalars())
+    by_item = {row["work_item_id"]: d_id for row, d_id in zip(rows, disclosure_ids, strict=True)
+               if row["work_item_id"] is not None}
+    if payloads:
+        conn.execute(_SET_PAYLOADS, [
+            {"item_id": item_id, "new_payload": {**payload, "disclosure_id": by_item[item_id]}}
+            for item_id, payload in payloads])
+    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
+    conn.execute(_INSERT_EVENTS, ledger_events)
+    decisions = iter(decision for _, _, decision in planned)
+    return [[next(decisions) for _ in requests] for _, requests in batches]
 
 
 def recheck(session: Session, disclosure_id: int, at: datetime | None = None) -> Decision:

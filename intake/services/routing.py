@@ -168,19 +168,23 @@ class RoutedEntry:
 
 
 AfterRouting = Callable[[Session, RoutedEntry, Decision, int], None]
+# An ``after`` may also offer ``after.many(session, [(entry, decision, decision id)...])``
+# for a batch of entries (delivery planning does): the batch route handler uses it.
 
 _ENTRIES = cast(Table, Entry.__table__)
 _SUBMITTERS = cast(Table, Submitter.__table__)
-_ROUTING_READ = (
-    select(_ENTRIES.c.id, _ENTRIES.c.record_number, _ENTRIES.c.channel, _ENTRIES.c.form_slug,
-           _ENTRIES.c.subject, _ENTRIES.c.body, _ENTRIES.c.fields, _ENTRIES.c.agency_id,
-           _ENTRIES.c.tags, _SUBMITTERS.c.name.label("submitter_name"),
-           _SUBMITTERS.c.email.label("submitter_email"))
-    .select_from(_ENTRIES.outerjoin(_SUBMITTERS, _SUBMITTERS.c.entry_id == _ENTRIES.c.id))
-    .where(_ENTRIES.c.id == bindparam("id"))
-)
+_ROUTING_COLUMNS = select(
+    _ENTRIES.c.id, _ENTRIES.c.record_number, _ENTRIES.c.channel, _ENTRIES.c.form_slug,
+    _ENTRIES.c.subject, _ENTRIES.c.body, _ENTRIES.c.fields, _ENTRIES.c.agency_id,
+    _ENTRIES.c.tags, _SUBMITTERS.c.name.label("submitter_name"),
+    _SUBMITTERS.c.email.label("submitter_email"),
+).select_from(_ENTRIES.outerjoin(_SUBMITTERS, _SUBMITTERS.c.entry_id == _ENTRIES.c.id))
+_ROUTING_READ = _ROUTING_COLUMNS.where(_ENTRIES.c.id == bindparam("id"))
+_ROUTING_READ_MANY = _ROUTING_COLUMNS.where(_ENTRIES.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_DECISION = insert(cast(Table, RoutingDecision.__table__)).returning(
     cast(Table, RoutingDecision.__table__).c.id)
+_INSERT_DECISIONS = insert(cast(Table, RoutingDecision.__table__)).returning(
+    cast(Table, RoutingDecision.__table__).c.id, sort_by_parameter_order=True)
 _UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
                  .values(agency_id=bindparam("agency"), tags=bindparam("new_tags")))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
@@ -230,6 +234,50 @@ def make_route_handler(
         log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
                  decision.decided_by or "default")
 
+    after_many = getattr(after, "many", None)
+
+    def route_many(session: Session, items: list[WorkItem]) -> None:
+        """``route`` for a batch, with one statement a table. Any failure fails the
+        whole batch (nothing of it commits), and each item is then routed on its own."""
+        entry_ids = [item.entry_id for item in items]
+        if None in entry_ids or len(set(entry_ids)) != len(entry_ids):
+            raise ValueError("route batch: an item without an entry, or an entry twice")
+        conn = session.connection()
+        rows = {r.id: r for r in conn.execute(_ROUTING_READ_MANY, {"ids": entry_ids})}
+        if len(rows) != len(entry_ids):
+            raise ValueError("route batch: an entry not found")
+        ruleset = rules.current()
+        now = utcnow()
+        decided = [(rows[entry_id], ruleset.decide(submission_for_entry(
+            rows[entry_id], rows[entry_id].submitter_email))) for entry_id in entry_ids]
+        decision_ids = [int(i) for i in conn.execute(_INSERT_DECISIONS, [{
+            "entry_id": entry.id, "decided_at": now, "route_to": decision.route_to,
+            "cc": list(decision.cc), "tags": list(decision.tags),
+            "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
+            "rules_sha256": decision.rules_sha256,
+            "trace": [step.to_dict() for step in decision.trace],
+        } for entry, decision in decided]).scalars()]
+        conn.execute(_UPDATE_ENTRY, [{
+            "entry_id": entry.id, "agency": decision.route_to,
+            "new_tags": sorted(set(entry.tags or []) | set(decision.tags))}
+            for entry, decision in decided])
+        conn.execute(_INSERT_EVENT, [{
+            "entry_id": entry.id, "kind": "routed", "at": now, "actor": "rules",
+            "detail": _routed_detail(decision, entry.agency_id)} for entry, decision in decided])
+        routed = [(RoutedEntry(id=entry.id, record_number=entry.record_number,
+                               fields=dict(entry.fields or {}),
+                               submitter_name=entry.submitter_name,
+                               submitter_email=entry.submitter_email), decision, decision_id)
+                  for (entry, decision), decision_id in zip(decided, decision_ids, strict=True)]
+        if after_many is not None:
+            after_many(session, routed)
+        elif after is not None:
+            for entry_view, decision, decision_id in routed:
+                after(session, entry_view, decision, decision_id)
+        log.info("%d entries routed", len(routed))
+
+    # JobSystem.register picks this up as the batch form of the handler.
+    route.many = route_many  # type: ignore[attr-defined]
     return route
 
 
