@@ -464,6 +464,14 @@ def test_concurrent_posts_each_get_their_own_record_number(app: Flask, rt: Runti
         t.join(timeout=120)
     numbers = {subject: record_number_in(html) for subject, html in pages.items()}
     assert len(numbers) == 16 and None not in numbers.values()
+    # Each page's private status link opens that person's own entry.
+    links = {subject: status_path_in(html) for subject, html in pages.items()}
+    assert len(set(links.values())) == 16
+    for subject in ("Person 0 writes", "Person 7 writes", "Person 15 writes"):
+        status_page = app.test_client().get(links[subject]).get_data(as_text=True)
+        assert numbers[subject] in status_page
+        others = set(numbers.values()) - {numbers[subject]}
+        assert not any(number in status_page for number in others)
     with rt.db.session() as s:
         stored = dict(s.execute(select(Entry.subject, Entry.record_number)).all())
         assert stored == numbers

@@ -42,6 +42,7 @@ from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_translations, refresh
 from flask_babel import gettext as _
 from flask_limiter import Limiter
+from markupsafe import escape
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.utils import secure_filename
 from wtforms import Form
@@ -89,6 +90,7 @@ bp = Blueprint("forms", __name__)
 
 CONFIG_KEY = "intake.forms"
 WRITER_KEY = "intake.forms.writer"
+PAGES_KEY = "intake.forms.confirmation_pages"
 TRANSLATIONS_KEY = "intake_translations"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 # A form without attachments never needs more than this (10 000 characters
@@ -171,6 +173,7 @@ def init_app(app: Flask) -> None:
         # Fixed windows cost O(1) per request; a moving window keeps every hit's time.
         strategy="fixed-window",
     )
+    app.extensions[PAGES_KEY] = {}
     app.extensions[WRITER_KEY] = form_writer(runtime.db, record_prefix=settings.record_prefix,
                                              pii_key=runtime.pii_key)
     limit = settings.form_rate_limit
@@ -454,11 +457,29 @@ def _fake_success(form: FormConfig, lang: str, embed: bool,
     return _confirmation(form, lang, embed, record_number=None, status_url=None)
 
 
+# Stand-ins for the two values that differ between confirmation pages (see _confirmation).
+_RECORD_MARK = "__intake_record_number__"
+_STATUS_MARK = "__intake_status_url__"
+
+
 def _confirmation(form: FormConfig, lang: str, embed: bool, *, record_number: str | None,
                   status_url: str | None) -> Response:
-    html = render_template("forms/confirmation.html", form_config=form, lang=lang, embed=embed,
-                           title=pick(form.title, lang), record_number=record_number,
-                           status_url=status_url)
+    # Every confirmation of a form, in a language, is the same page but for the record
+    # number and the status link: render it once with stand-ins, then fill them in
+    # (escaped). Re-rendered each time when templates may change (debug, auto-reload).
+    key = (form.slug, lang, embed, record_number is not None)
+    pages: dict[tuple[str, str, bool, bool], str] = current_app.extensions[PAGES_KEY]
+    page = pages.get(key)
+    if page is None:
+        page = render_template(
+            "forms/confirmation.html", form_config=form, lang=lang, embed=embed,
+            title=pick(form.title, lang),
+            record_number=_RECORD_MARK if record_number is not None else None,
+            status_url=_STATUS_MARK if record_number is not None else None)
+        if not (current_app.debug or current_app.jinja_env.auto_reload):
+            pages[key] = page
+    html = page.replace(_RECORD_MARK, str(escape(record_number or ""))).replace(
+        _STATUS_MARK, str(escape(status_url or "")))
     response = Response(html, status=200, mimetype="text/html")
     if embed:
         response.headers["Content-Security-Policy"] = _embed_csp(form)
