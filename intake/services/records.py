@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -70,10 +71,12 @@ class Recorded:
     created: bool  # False when the submission was a duplicate of an earlier one
 
 
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _clean_line(text: str, limit: int) -> str:
     """A one-line field: no CR/LF or other control characters, bounded length."""
-    cleaned = "".join(" " if (ord(c) < 32 or c == "\x7f") else c for c in text)
-    return " ".join(cleaned.split())[:limit]
+    return " ".join(_CONTROL_CHARS.sub(" ", text).split())[:limit]
 
 
 def stored_texts(submission: NewSubmission) -> dict[str, str]:

@@ -41,10 +41,12 @@ def one_line(form: Form, field: Any) -> None:
         raise ValidationError(_l("This must be on one line."))
 
 
+# C0 controls but tab, LF and CR, and DEL.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _no_controls(form: Form, field: Any) -> None:
-    if isinstance(field.data, str) and any(
-        (ord(c) < 32 and c not in "\r\n\t") or c == "\x7f" for c in field.data
-    ):
+    if isinstance(field.data, str) and _CONTROL.search(field.data):
         raise ValidationError(_l("This contains characters that cannot be accepted."))
 
 
