@@ -17,17 +17,21 @@ Security model, in one place:
 
 from __future__ import annotations
 
-from flask import Flask
+from typing import TYPE_CHECKING
 
-from intake.web.staff.views import bp
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def init_app(app: Flask) -> None:
     """Register the blueprint (one call in create_app)."""
+    # Imported here: `intake staff ...` and the other commands load this package for
+    # its commands module and must not pay for the views (about a second of imports).
     from intake.web.csrf import csrf
+    from intake.web.staff.views import bp
 
     csrf.exempt(bp)
     app.register_blueprint(bp)
 
 
-__all__ = ["bp", "init_app"]
+__all__ = ["init_app"]
