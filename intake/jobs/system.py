@@ -25,12 +25,11 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import cast
+from datetime import datetime
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import Table, and_, event, func, or_, select, update
+from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
 from intake.db import Database
@@ -41,7 +40,6 @@ from intake.settings import Settings
 log = logging.getLogger("intake.jobs")
 
 QUEUE = "intake"
-_WORK_ITEMS = cast(Table, WorkItem.__table__)
 ACTOR_NAME = "perform_work_item"
 
 Handler = Callable[[Session, WorkItem], None]
@@ -230,7 +228,8 @@ class JobSystem:
         :meth:`perform` would.
         """
         with self.db.session() as session:
-            claimed = self._claim_many(session, item_ids, worker)
+            claimed = workitems.claim_many(session, item_ids, worker,
+                                            self.settings.lease_seconds)
         if not claimed:
             return 0
         done = 0
@@ -247,7 +246,7 @@ class JobSystem:
                                 for item in claimed]
                 finished = [item.id for item, outcome in zip(claimed, outcomes, strict=True)
                             if outcome == "done"]
-                if finished and not self._complete_many(session, finished, worker):
+                if finished and not workitems.complete_many(session, finished, worker):
                     # A lease expired and someone else took an item: undo it all, then
                     # each item on its own (only the lost one is rolled back there).
                     raise _LeaseLost()
@@ -261,52 +260,6 @@ class JobSystem:
                 self.stats.bump("performed")
                 log.info("work item %s (%s) done", item.id, item.kind)
         return done
-
-    def _claim_many(self, session: Session, item_ids: Sequence[int], worker: str
-                    ) -> list[WorkItem]:
-        """:func:`workitems.claim` for several items: one UPDATE (the same conditions)
-        and one SELECT of the rows taken, instead of both for each."""
-        now = utcnow()
-        taken = session.connection().execute(
-            update(_WORK_ITEMS)
-            .where(
-                _WORK_ITEMS.c.id.in_(list(item_ids)),
-                or_(
-                    and_(_WORK_ITEMS.c.state == WorkState.PENDING,
-                         _WORK_ITEMS.c.next_attempt_at <= now),
-                    and_(_WORK_ITEMS.c.state == WorkState.RUNNING,
-                         _WORK_ITEMS.c.locked_until < now),
-                ),
-            )
-            .values(
-                state=WorkState.RUNNING,
-                attempts=_WORK_ITEMS.c.attempts + 1,
-                locked_until=now + timedelta(seconds=self.settings.lease_seconds),
-                claimed_by=worker,
-                updated_at=now,
-            )
-            .returning(_WORK_ITEMS.c.id)
-        ).scalars().all()
-        if not taken:
-            return []
-        return list(session.scalars(
-            select(WorkItem).where(WorkItem.id.in_(taken)).order_by(WorkItem.id)
-            .execution_options(populate_existing=True)))
-
-    def _complete_many(self, session: Session, item_ids: Sequence[int], worker: str) -> bool:
-        """:func:`workitems.complete` for several items in one UPDATE; False unless
-        every one of them was still ours."""
-        now = utcnow()
-        marked = session.connection().execute(
-            update(_WORK_ITEMS)
-            .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
-                   _WORK_ITEMS.c.state == WorkState.RUNNING,
-                   _WORK_ITEMS.c.claimed_by == worker)
-            .values(state=WorkState.DONE, done_at=now, updated_at=now, locked_until=None,
-                    last_error=None)
-            .returning(_WORK_ITEMS.c.id)
-        ).scalars().all()
-        return len(marked) == len(item_ids)
 
     def _run_in_savepoint(self, session: Session, claimed: WorkItem, worker: str) -> str:
         item_id, kind = claimed.id, claimed.kind

@@ -132,45 +132,63 @@ _ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == b
 
 def claim(session: Session, item_id: int, worker: str, lease_seconds: float) -> WorkItem | None:
     """Atomically take a due item for ``worker``; None if it is not ours to run."""
+    taken = claim_many(session, [item_id], worker, lease_seconds)
+    return taken[0] if taken else None
+
+
+def claim_many(session: Session, item_ids: Sequence[int], worker: str,
+               lease_seconds: float) -> list[WorkItem]:
+    """Atomically take those of ``item_ids`` that are due (one UPDATE), in id order.
+
+    Due means pending and past its next attempt, or running with an expired
+    lease (its worker died); anything else is not ours to run.
+    """
     now = utcnow()
-    claimed = session.execute(
-        update(WorkItem)
+    taken = session.connection().execute(
+        update(_WORK_ITEMS)
         .where(
-            WorkItem.id == item_id,
+            _WORK_ITEMS.c.id.in_(list(item_ids)),
             or_(
-                and_(WorkItem.state == WorkState.PENDING, WorkItem.next_attempt_at <= now),
-                and_(WorkItem.state == WorkState.RUNNING, WorkItem.locked_until < now),
+                and_(_WORK_ITEMS.c.state == WorkState.PENDING,
+                     _WORK_ITEMS.c.next_attempt_at <= now),
+                and_(_WORK_ITEMS.c.state == WorkState.RUNNING,
+                     _WORK_ITEMS.c.locked_until < now),
             ),
         )
         .values(
             state=WorkState.RUNNING,
-            attempts=WorkItem.attempts + 1,
+            attempts=_WORK_ITEMS.c.attempts + 1,
             locked_until=now + timedelta(seconds=lease_seconds),
             claimed_by=worker,
             updated_at=now,
         )
-        .returning(WorkItem.id)
-    ).scalar_one_or_none()
-    if claimed is None:
-        return None
-    return session.get(WorkItem, item_id, populate_existing=True)
+        .returning(_WORK_ITEMS.c.id)
+    ).scalars().all()
+    if not taken:
+        return []
+    return list(session.scalars(
+        select(WorkItem).where(WorkItem.id.in_(taken)).order_by(WorkItem.id)
+        .execution_options(populate_existing=True)))
 
 
 def complete(session: Session, item: WorkItem, worker: str) -> bool:
     """Mark done, only if our claim still holds; False means roll the work back."""
+    return complete_many(session, [item.id], worker)
+
+
+def complete_many(session: Session, item_ids: Sequence[int], worker: str) -> bool:
+    """Mark all done in one UPDATE; False unless every one of them was still ours."""
     now = utcnow()
-    result = session.execute(
-        update(WorkItem)
-        .where(
-            WorkItem.id == item.id,
-            WorkItem.state == WorkState.RUNNING,
-            WorkItem.claimed_by == worker,
-        )
+    marked = session.connection().execute(
+        update(_WORK_ITEMS)
+        .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
+               _WORK_ITEMS.c.state == WorkState.RUNNING,
+               _WORK_ITEMS.c.claimed_by == worker)
         .values(state=WorkState.DONE, done_at=now, updated_at=now, locked_until=None,
                 last_error=None)
-        .returning(WorkItem.id)
-    )
-    return result.scalar_one_or_none() is not None
+        .returning(_WORK_ITEMS.c.id)
+    ).scalars().all()
+    return len(marked) == len(item_ids)
 
 
 def backoff_seconds(attempts: int, base: float, cap: float = 3600.0) -> float:
