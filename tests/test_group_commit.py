@@ -23,7 +23,7 @@ def _submission(text: str) -> NewSubmission:
 
 
 class Poison(Exception):
-    pass
+    """The one item of a batch that cannot be stored."""
 
 
 def _writer(db: Database, sizes: list[int],

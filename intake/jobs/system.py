@@ -183,14 +183,11 @@ class JobSystem:
     def _run_claimed(self, claimed: WorkItem, worker: str) -> str:
         """Run the handler of an item ``worker`` has claimed; record the outcome."""
         item_id, kind = claimed.id, claimed.kind
-        handler = self.handlers.get(kind)
         try:
             with self.db.session() as session:
                 # The row as claimed, attached without reading it again.
                 item = session.merge(claimed, load=False)
-                if handler is None:
-                    raise workitems.PermanentError(f"no handler for work kind '{kind}'")
-                handler(session, item)
+                self._call_handler(session, item)
                 if not workitems.complete(session, item, worker):
                     # Our lease expired and someone else took the item: undo our effects.
                     raise _LeaseLost()
@@ -198,22 +195,31 @@ class JobSystem:
             log.warning("work item %s (%s): lease lost; effects rolled back", item_id, kind)
             return "lease-lost"
         except Exception as exc:  # noqa: BLE001 - recorded on the row, then retried or dead-lettered
-            permanent = isinstance(exc, workitems.PermanentError)
-            self.stats.bump("failed")
             with self.db.session() as session:
-                failed = workitems.record_failure(
-                    session, item_id, worker, exc,
-                    permanent=permanent,
-                    max_attempts=self.settings.max_attempts,
-                    retry_base_seconds=self.settings.retry_base_seconds,
-                )
-                state = failed.state if failed else "unknown"
-            log.warning("work item %s (%s) failed with %s; now %s",
-                        item_id, kind, type(exc).__name__, state)
+                self._record_failure(session, item_id, kind, worker, exc)
             return "failed"
         self.stats.bump("performed")
         log.info("work item %s (%s) done", item_id, kind)
         return "done"
+
+    def _call_handler(self, session: Session, item: WorkItem) -> None:
+        handler = self.handlers.get(item.kind)
+        if handler is None:
+            raise workitems.PermanentError(f"no handler for work kind '{item.kind}'")
+        handler(session, item)
+
+    def _record_failure(self, session: Session, item_id: int, kind: str, worker: str,
+                        exc: Exception) -> None:
+        """After a failed attempt: the retry or dead letter on the row, a count, a log line."""
+        self.stats.bump("failed")
+        failed = workitems.record_failure(
+            session, item_id, worker, exc,
+            permanent=isinstance(exc, workitems.PermanentError),
+            max_attempts=self.settings.max_attempts,
+            retry_base_seconds=self.settings.retry_base_seconds,
+        )
+        log.warning("work item %s (%s) failed with %s; now %s", item_id, kind,
+                    type(exc).__name__, failed.state if failed else "unknown")
 
     def perform_batch(self, item_ids: Sequence[int], worker: str) -> int:
         """Run several items with two commits in all instead of two each. Returns how many
@@ -262,30 +268,17 @@ class JobSystem:
         return done
 
     def _run_in_savepoint(self, session: Session, claimed: WorkItem, worker: str) -> str:
-        item_id, kind = claimed.id, claimed.kind
-        handler = self.handlers.get(kind)
         sends = len(session.info.get(workitems.PENDING_SENDS) or ())
         try:
             try:
                 with session.begin_nested():
-                    item = session.merge(claimed, load=False)
-                    if handler is None:
-                        raise workitems.PermanentError(f"no handler for work kind '{kind}'")
-                    handler(session, item)
+                    self._call_handler(session, session.merge(claimed, load=False))
             except BaseException:
                 # Work items created under the rolled-back savepoint: not to be announced.
                 del session.info.setdefault(workitems.PENDING_SENDS, [])[sends:]
                 raise
         except Exception as exc:  # noqa: BLE001 - recorded on the row, then retried or dead-lettered
-            self.stats.bump("failed")
-            failed = workitems.record_failure(
-                session, item_id, worker, exc,
-                permanent=isinstance(exc, workitems.PermanentError),
-                max_attempts=self.settings.max_attempts,
-                retry_base_seconds=self.settings.retry_base_seconds,
-            )
-            log.warning("work item %s (%s) failed with %s; now %s", item_id, kind,
-                        type(exc).__name__, failed.state if failed else "unknown")
+            self._record_failure(session, claimed.id, claimed.kind, worker, exc)
             return "failed"
         return "done"
 

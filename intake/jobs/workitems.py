@@ -47,27 +47,13 @@ def add_work_item(
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
 ) -> WorkItem:
-    """Create a work item (or return the existing one with the same dedupe key)."""
-    existing = session.scalar(select(WorkItem).where(WorkItem.dedupe_key == dedupe_key))
-    if existing is not None:
-        return existing
-    now = utcnow()
-    due = not_before or now
-    item = WorkItem(
-        kind=kind,
-        entry_id=entry_id,
-        dedupe_key=dedupe_key,
-        state=WorkState.PENDING,
-        attempts=0,
-        next_attempt_at=due,
-        enqueued_at=max(now, due),
-        payload=payload or {},
-        created_at=now,
-        updated_at=now,
-    )
-    session.add(item)
-    session.flush()
-    session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
+    """Create a work item (or return the existing one with the same dedupe key), as an
+    ORM object for callers that go on changing it; :func:`enqueue` gives only the id."""
+    session.flush()  # the entry or message it names may still be pending in the session
+    item_id = enqueue(session, kind, dedupe_key=dedupe_key, entry_id=entry_id,
+                      payload=payload, not_before=not_before)
+    item = session.get(WorkItem, item_id)
+    assert item is not None
     return item
 
 
@@ -81,7 +67,7 @@ def enqueue(
     not_before: datetime | None = None,
     connection: Connection | None = None,
 ) -> int:
-    """Like :func:`add_work_item`, as one ``INSERT ... ON CONFLICT DO NOTHING``: the id.
+    """Create a work item with one ``INSERT ... ON CONFLICT DO NOTHING``; its id.
 
     For the hot paths (every submission creates a "route" item): no ORM
     object, no flush, no prior SELECT. An item with the same dedupe key is

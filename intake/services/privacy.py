@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
@@ -342,7 +342,8 @@ _LOCK_HEAD = select(_HEADS.c.seq, _HEADS.c.head_hash).where(
     _HEADS.c.chain == bindparam("c")).with_for_update()
 _MOVE_HEAD = (update(_HEADS).where(_HEADS.c.chain == bindparam("c"))
               .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash")))
-_INSERT_DISCLOSURE = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id)
+_INSERT_DISCLOSURES = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id,
+                                                     sort_by_parameter_order=True)
 _ITEM_PAYLOAD = select(_WORK_ITEMS.c.payload).where(_WORK_ITEMS.c.id == bindparam("item_id"))
 _SET_ITEM_PAYLOAD = (update(_WORK_ITEMS).where(_WORK_ITEMS.c.id == bindparam("item_id"))
                      .values(payload=bindparam("new_payload")))
@@ -354,6 +355,34 @@ _CONSENT_EVENTS = (
     .where(_CONSENT.c.entry_id == bindparam("entry_id"))
     .order_by(_CONSENT.c.at, _CONSENT.c.id)
 )
+
+
+def _append_ledger(conn: Connection, when: datetime,
+                   chained: Sequence[tuple[int, DisclosureRequest, Decision, int | None]]
+                   ) -> list[int]:
+    """Append a ledger row for each (entry, request, decision, work item), in order, to
+    the disclosure chain (its head locked and moved once), each with its timeline event.
+    Returns the rows' ids."""
+    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
+    seq, head_hash = int(head.seq), str(head.head_hash)
+    rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for entry_id, req, decision, item_id in chained:
+        values = _ledger_values(
+            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
+            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
+            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
+            work_item_id=item_id, actor=req.actor)
+        seq += 1
+        row_hash = hashchain.link_hash(head_hash, seq, values)
+        rows.append({**values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash})
+        head_hash = row_hash
+        events.append(_disclosure_event(entry_id, seq, req.nature, values["purpose"],
+                                        req.recipient.id, decision, req.actor, when))
+    disclosure_ids = [int(i) for i in conn.execute(_INSERT_DISCLOSURES, rows).scalars()]
+    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
+    conn.execute(_INSERT_EVENTS, events)
+    return disclosure_ids
 
 
 def disclose_all(session: Session, *, entry_id: int, requests: Sequence[DisclosureRequest],
@@ -386,37 +415,18 @@ def disclose_all(session: Session, *, entry_id: int, requests: Sequence[Disclosu
             created = bool(pending) and pending[-1][0] == item_id
         planned.append((req, decision, item_id, created))
 
-    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
-    seq, head_hash = int(head.seq), str(head.head_hash)
-    ledger_events: list[dict[str, Any]] = []
-    for req, decision, item_id, created in planned:
-        values = _ledger_values(
-            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
-            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
-            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
-            work_item_id=item_id, actor=req.actor)
-        seq += 1
-        row_hash = hashchain.link_hash(head_hash, seq, values)
-        disclosure_id = conn.execute(_INSERT_DISCLOSURE, {
-            **values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash}).scalar_one()
-        head_hash = row_hash
+    disclosure_ids = _append_ledger(conn, when, [
+        (entry_id, req, decision, item_id) for req, decision, item_id, _ in planned])
+    for (req, _decision, item_id, created), disclosure_id in zip(planned, disclosure_ids,
+                                                                strict=True):
         if item_id is not None:
             payload = dict(req.work_payload or {}) if created else dict(
                 conn.execute(_ITEM_PAYLOAD, {"item_id": item_id}).scalar_one() or {})
             conn.execute(_SET_ITEM_PAYLOAD, {
                 "item_id": item_id, "new_payload": {**payload, "disclosure_id": disclosure_id}})
-        ledger_events.append(_disclosure_event(
-            entry_id, seq, req.nature, values["purpose"], req.recipient.id, decision,
-            req.actor, when))
-    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
-    conn.execute(_INSERT_EVENTS, ledger_events)
     return [decision for _, decision, _, _ in planned]
 
 
-_INSERT_DISCLOSURES = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id,
-                                                     sort_by_parameter_order=True)
-_SET_PAYLOADS = (update(_WORK_ITEMS).where(_WORK_ITEMS.c.id == bindparam("item_id"))
-                 .values(payload=bindparam("new_payload")))
 _CONSENT_EVENTS_OF = (
     select(_CONSENT.c.entry_id, _CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose,
            _CONSENT.c.recipient_class, _CONSENT.c.policy_version, _CONSENT.c.method,
@@ -462,36 +472,17 @@ def disclose_many(session: Session, batches: Sequence[tuple[int, Sequence[Disclo
     if not planned:
         return [[] for _ in batches]
     item_ids = iter(enqueue_many(session, new_items, connection=conn))
-    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
-    seq, head_hash = int(head.seq), str(head.head_hash)
-    rows: list[dict[str, Any]] = []
-    ledger_events: list[dict[str, Any]] = []
-    payloads: list[tuple[int, dict[str, Any]]] = []
-    for entry_id, req, decision in planned:
-        item_id = next(item_ids) if decision.allowed and req.work_kind is not None else None
-        values = _ledger_values(
-            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
-            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
-            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
-            work_item_id=item_id, actor=req.actor)
-        seq += 1
-        row_hash = hashchain.link_hash(head_hash, seq, values)
-        rows.append({**values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash})
-        head_hash = row_hash
-        if item_id is not None:
-            payloads.append((item_id, dict(req.work_payload or {})))
-        ledger_events.append(_disclosure_event(
-            entry_id, seq, req.nature, values["purpose"], req.recipient.id, decision,
-            req.actor, when))
-    disclosure_ids = list(conn.execute(_INSERT_DISCLOSURES, rows).scalars())
-    by_item = {row["work_item_id"]: d_id for row, d_id in zip(rows, disclosure_ids, strict=True)
-               if row["work_item_id"] is not None}
+    chained = [(entry_id, req, decision,
+                next(item_ids) if decision.allowed and req.work_kind is not None else None)
+               for entry_id, req, decision in planned]
+    disclosure_ids = _append_ledger(conn, when, chained)
+    payloads = [{"item_id": item_id,
+                 "new_payload": {**dict(req.work_payload or {}), "disclosure_id": disclosure_id}}
+                for (_, req, _, item_id), disclosure_id in zip(chained, disclosure_ids,
+                                                               strict=True)
+                if item_id is not None]
     if payloads:
-        conn.execute(_SET_PAYLOADS, [
-            {"item_id": item_id, "new_payload": {**payload, "disclosure_id": by_item[item_id]}}
-            for item_id, payload in payloads])
-    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
-    conn.execute(_INSERT_EVENTS, ledger_events)
+        conn.execute(_SET_ITEM_PAYLOAD, payloads)
     decisions = iter(decision for _, _, decision in planned)
     return [[next(decisions) for _ in requests] for _, requests in batches]
 
@@ -606,12 +597,14 @@ def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Findi
 def store_findings(session: Session, entry_id: int,
                    findings: Mapping[str, Sequence[Finding]]) -> None:
     """Store where PII was found: kind, place, detector and keyed hash; never the value."""
-    for place, found in findings.items():
-        for finding in found:
-            session.add(PiiFinding(entry_id=entry_id, place=place, kind=finding.kind,
-                                   start=finding.start, end=finding.end,
-                                   detector=finding.detector, severity=finding.severity,
-                                   value_hash=finding.value_hash))
+    rows = [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
+             "end": f.end, "detector": f.detector, "severity": f.severity,
+             "value_hash": f.value_hash} for place, found in findings.items() for f in found]
+    if rows:
+        session.connection().execute(_INSERT_FINDING, rows)
+
+
+_INSERT_FINDING = insert(PiiFinding)
 
 
 def record_pii_findings(session: Session, entry_id: int, places: Mapping[str, str],

@@ -26,9 +26,9 @@ from intake.db import (
     insert_or_nothing,
     release_record_number,
 )
-from intake.db.models import Entry, EntryStatus, Event, Original, PiiFinding, Submitter, utcnow
+from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
 from intake.jobs.workitems import enqueue, enqueue_many
-from intake.services.privacy import detect_places
+from intake.services.privacy import detect_places, store_findings
 
 log = logging.getLogger("intake.records")
 
@@ -165,9 +165,7 @@ def record_submission(
         conn.execute(_INSERT_SUBMITTER, submitter)
     conn.execute(_INSERT_ORIGINAL, p.original_row(entry_id))
     conn.execute(_INSERT_EVENT, p.event_row(entry_id))
-    finding_rows = _finding_rows(entry_id, findings or {})
-    if finding_rows:
-        conn.execute(_INSERT_FINDING, finding_rows)
+    store_findings(session, entry_id, findings or {})
     enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id, connection=conn)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
@@ -207,10 +205,8 @@ def record_submissions(
         conn.execute(_INSERT_ORIGINAL, [p.original_row(i) for p, i in zip(fresh, ids,
                                                                            strict=True)])
         conn.execute(_INSERT_EVENT, [p.event_row(i) for p, i in zip(fresh, ids, strict=True)])
-        finding_rows = [row for key, i in zip(new, ids, strict=True)
-                        for row in _finding_rows(i, findings[new[key]])]
-        if finding_rows:
-            conn.execute(_INSERT_FINDING, finding_rows)
+        for key, i in zip(new, ids, strict=True):
+            store_findings(session, i, findings[new[key]])
         enqueue_many(session, [("route", f"route:{i}", i) for i in ids], connection=conn)
     for key, entry_id, number in zip(new, ids, numbers, strict=True):
         known[key] = Recorded(entry_id, number, created=True)
@@ -220,14 +216,6 @@ def record_submissions(
     return [known[p.key] if first_use.get(index) == p.key
             else Recorded(known[p.key].entry_id, known[p.key].record_number, created=False)
             for index, p in enumerate(prepared)]
-
-
-def _finding_rows(entry_id: int,
-                  findings: Mapping[str, Sequence[Finding]]) -> list[dict[str, Any]]:
-    """Where PII was found: kind, place, detector and keyed hash; never the value."""
-    return [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
-             "end": f.end, "detector": f.detector, "severity": f.severity,
-             "value_hash": f.value_hash} for place, found in findings.items() for f in found]
 
 
 # Built once: constructing a statement per call costs more than running it.
@@ -243,4 +231,3 @@ _ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
 _INSERT_SUBMITTER = insert(Submitter)
 _INSERT_ORIGINAL = insert(Original)
 _INSERT_EVENT = insert(Event)
-_INSERT_FINDING = insert(PiiFinding)

@@ -129,10 +129,6 @@ def submission_for_entry(entry: RoutableEntry, sender: str | None) -> Submission
     )
 
 
-def _sender(session: Session, entry_id: int) -> str | None:
-    return session.scalar(select(Submitter.email).where(Submitter.entry_id == entry_id))
-
-
 def apply_decision(session: Session, entry: Entry, decision: Decision, *, actor: str,
                    event_kind: str = "routed") -> RoutingDecision:
     """Store a decision on the entry and its timeline."""
@@ -179,10 +175,7 @@ _ROUTING_COLUMNS = select(
     _ENTRIES.c.tags, _SUBMITTERS.c.name.label("submitter_name"),
     _SUBMITTERS.c.email.label("submitter_email"),
 ).select_from(_ENTRIES.outerjoin(_SUBMITTERS, _SUBMITTERS.c.entry_id == _ENTRIES.c.id))
-_ROUTING_READ = _ROUTING_COLUMNS.where(_ENTRIES.c.id == bindparam("id"))
-_ROUTING_READ_MANY = _ROUTING_COLUMNS.where(_ENTRIES.c.id.in_(bindparam("ids", expanding=True)))
-_INSERT_DECISION = insert(cast(Table, RoutingDecision.__table__)).returning(
-    cast(Table, RoutingDecision.__table__).c.id)
+_ROUTING_READ = _ROUTING_COLUMNS.where(_ENTRIES.c.id.in_(bindparam("ids", expanding=True)))
 _INSERT_DECISIONS = insert(cast(Table, RoutingDecision.__table__)).returning(
     cast(Table, RoutingDecision.__table__).c.id, sort_by_parameter_order=True)
 _UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
@@ -202,50 +195,21 @@ def make_route_handler(
     the same rows through the ORM.
     """
 
-    def route(session: Session, item: WorkItem) -> None:
-        if item.entry_id is None:
-            raise ValueError("route work item without an entry")
-        conn = session.connection()
-        entry = conn.execute(_ROUTING_READ, {"id": item.entry_id}).first()
-        if entry is None:
-            raise ValueError(f"entry {item.entry_id} not found")
-        ruleset = rules.current()
-        decision = ruleset.decide(submission_for_entry(entry, entry.submitter_email))
-        now = utcnow()
-        decision_id = conn.execute(_INSERT_DECISION, {
-            "entry_id": entry.id, "decided_at": now, "route_to": decision.route_to,
-            "cc": list(decision.cc), "tags": list(decision.tags),
-            "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
-            "rules_sha256": decision.rules_sha256,
-            "trace": [step.to_dict() for step in decision.trace],
-        }).scalar_one()
-        conn.execute(_UPDATE_ENTRY, {
-            "entry_id": entry.id, "agency": decision.route_to,
-            "new_tags": sorted(set(entry.tags or []) | set(decision.tags))})
-        conn.execute(_INSERT_EVENT, {
-            "entry_id": entry.id, "kind": "routed", "at": now, "actor": "rules",
-            "detail": _routed_detail(decision, entry.agency_id)})
-        if after is not None:
-            after(session, RoutedEntry(id=entry.id, record_number=entry.record_number,
-                                       fields=dict(entry.fields or {}),
-                                       submitter_name=entry.submitter_name,
-                                       submitter_email=entry.submitter_email),
-                  decision, decision_id)
-        log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
-                 decision.decided_by or "default")
-
-    after_many = getattr(after, "many", None)
-
-    def route_many(session: Session, items: list[WorkItem]) -> None:
-        """``route`` for a batch, with one statement a table. Any failure fails the
-        whole batch (nothing of it commits), and each item is then routed on its own."""
+    def decide_and_store(session: Session, items: list[WorkItem]
+                         ) -> list[tuple[RoutedEntry, Decision, int]]:
+        """Read the items' entries (with their submitters) in one query, decide, and
+        write the decisions, the entries' agency and tags and the "routed" events with
+        one statement a table."""
         entry_ids = [item.entry_id for item in items]
-        if None in entry_ids or len(set(entry_ids)) != len(entry_ids):
-            raise ValueError("route batch: an item without an entry, or an entry twice")
+        if None in entry_ids:
+            raise ValueError("route work item without an entry")
+        if len(set(entry_ids)) != len(entry_ids):
+            raise ValueError("route batch: an entry twice")
         conn = session.connection()
-        rows = {r.id: r for r in conn.execute(_ROUTING_READ_MANY, {"ids": entry_ids})}
-        if len(rows) != len(entry_ids):
-            raise ValueError("route batch: an entry not found")
+        rows = {r.id: r for r in conn.execute(_ROUTING_READ, {"ids": entry_ids})}
+        missing = [entry_id for entry_id in entry_ids if entry_id not in rows]
+        if missing:
+            raise ValueError(f"entry {missing[0]} not found")
         ruleset = rules.current()
         now = utcnow()
         decided = [(rows[entry_id], ruleset.decide(submission_for_entry(
@@ -264,17 +228,31 @@ def make_route_handler(
         conn.execute(_INSERT_EVENT, [{
             "entry_id": entry.id, "kind": "routed", "at": now, "actor": "rules",
             "detail": _routed_detail(decision, entry.agency_id)} for entry, decision in decided])
-        routed = [(RoutedEntry(id=entry.id, record_number=entry.record_number,
-                               fields=dict(entry.fields or {}),
-                               submitter_name=entry.submitter_name,
-                               submitter_email=entry.submitter_email), decision, decision_id)
-                  for (entry, decision), decision_id in zip(decided, decision_ids, strict=True)]
+        for entry, decision in decided:
+            log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
+                     decision.decided_by or "default")
+        return [(RoutedEntry(id=entry.id, record_number=entry.record_number,
+                             fields=dict(entry.fields or {}),
+                             submitter_name=entry.submitter_name,
+                             submitter_email=entry.submitter_email), decision, decision_id)
+                for (entry, decision), decision_id in zip(decided, decision_ids, strict=True)]
+
+    def route(session: Session, item: WorkItem) -> None:
+        for routed_entry, decision, decision_id in decide_and_store(session, [item]):
+            if after is not None:
+                after(session, routed_entry, decision, decision_id)
+
+    after_many = getattr(after, "many", None)
+
+    def route_many(session: Session, items: list[WorkItem]) -> None:
+        """``route`` for a batch. Any failure fails the whole batch (nothing of it
+        commits), and each item is then routed on its own."""
+        routed = decide_and_store(session, items)
         if after_many is not None:
             after_many(session, routed)
         elif after is not None:
-            for entry_view, decision, decision_id in routed:
-                after(session, entry_view, decision, decision_id)
-        log.info("%d entries routed", len(routed))
+            for routed_entry, decision, decision_id in routed:
+                after(session, routed_entry, decision, decision_id)
 
     # JobSystem.register picks this up as the batch form of the handler.
     route.many = route_many  # type: ignore[attr-defined]
