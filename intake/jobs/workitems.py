@@ -20,11 +20,12 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db import insert_or_nothing
 from intake.db.models import WorkItem, WorkState, utcnow
+from intake.db.prepared import PreparedInsert
 
 # Session.info key listing work-item ids to send once the transaction commits.
 PENDING_SENDS = "intake.pending_sends"
@@ -99,18 +100,20 @@ def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]],
         return []
     now = utcnow()
     conn = connection if connection is not None else session.connection()
-    ids = [int(i) for i in conn.execute(_INSERT_WORK_ITEMS, [
+    by_key = {key: int(item_id) for item_id, key in _INSERT_WORK_ITEMS.run(conn, [
         {"kind": kind, "entry_id": entry_id, "dedupe_key": key, "state": WorkState.PENDING,
          "attempts": 0, "resends": 0, "next_attempt_at": now, "enqueued_at": now,
          "payload": {}, "created_at": now, "updated_at": now}
-        for kind, key, entry_id in items]).scalars()]
+        for kind, key, entry_id in items])}
+    ids = [by_key[key] for _, key, _ in items]
     session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
     return ids
 
 
 _WORK_ITEMS = cast(Table, WorkItem.__table__)
-_INSERT_WORK_ITEMS = insert(_WORK_ITEMS).returning(_WORK_ITEMS.c.id,
-                                                   sort_by_parameter_order=True)
+_INSERT_WORK_ITEMS = PreparedInsert(_WORK_ITEMS, (
+    "kind", "entry_id", "dedupe_key", "state", "attempts", "resends", "next_attempt_at",
+    "enqueued_at", "payload", "created_at", "updated_at"), returning=("id", "dedupe_key"))
 _ENQUEUE = {dialect: insert_or_nothing(dialect, _WORK_ITEMS, "dedupe_key")
             .returning(_WORK_ITEMS.c.id) for dialect in ("sqlite", "postgresql")}
 _ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))

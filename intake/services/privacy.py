@@ -53,6 +53,7 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
+from intake.db.prepared import PreparedInsert
 from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue, enqueue_many
 
 CONSENT_CHAIN = "consent_events"
@@ -568,14 +569,15 @@ def create_access_links(session: Session, entry_ids: Sequence[int]) -> list[str]
     """:func:`create_access_link` for each entry id, in one INSERT."""
     tokens = [secrets.token_urlsafe(32) for _ in entry_ids]
     now = utcnow()
-    # A plain INSERT: every confirmation page issues one, and an ORM flush costs more.
-    session.connection().execute(_INSERT_ACCESS_LINK, [
+    # Every confirmation page issues one: a prepared INSERT, no ORM flush.
+    _INSERT_ACCESS_LINKS.run(session.connection(), [
         {"token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": now}
         for token, entry_id in zip(tokens, entry_ids, strict=True)])
     return tokens
 
 
-_INSERT_ACCESS_LINK = insert(AccessLink)
+_INSERT_ACCESS_LINKS = PreparedInsert(cast(Table, AccessLink.__table__),
+                                      ("token_sha256", "entry_id", "created_at"))
 
 
 def entry_for_access_token(session: Session, token: str) -> int | None:
@@ -597,14 +599,20 @@ def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Findi
 def store_findings(session: Session, entry_id: int,
                    findings: Mapping[str, Sequence[Finding]]) -> None:
     """Store where PII was found: kind, place, detector and keyed hash; never the value."""
-    rows = [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
-             "end": f.end, "detector": f.detector, "severity": f.severity,
-             "value_hash": f.value_hash} for place, found in findings.items() for f in found]
-    if rows:
-        session.connection().execute(_INSERT_FINDING, rows)
+    store_findings_many(session.connection(), [(entry_id, findings)])
 
 
-_INSERT_FINDING = insert(PiiFinding)
+def store_findings_many(conn: Connection,
+                        found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
+    """:func:`store_findings` for several entries, in one statement."""
+    _INSERT_FINDINGS.run(conn, [
+        {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start, "end": f.end,
+         "detector": f.detector, "severity": f.severity, "value_hash": f.value_hash}
+        for entry_id, findings in found for place, places in findings.items() for f in places])
+
+
+_INSERT_FINDINGS = PreparedInsert(cast(Table, PiiFinding.__table__), (
+    "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash"))
 
 
 def record_pii_findings(session: Session, entry_id: int, places: Mapping[str, str],

@@ -16,19 +16,19 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.core.pii import Finding
 from intake.db import (
     allocate_record_number,
     allocate_record_numbers,
-    insert_or_nothing,
     release_record_number,
 )
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
-from intake.jobs.workitems import enqueue, enqueue_many
-from intake.services.privacy import detect_places, store_findings
+from intake.db.prepared import PreparedInsert
+from intake.jobs.workitems import enqueue_many
+from intake.services.privacy import detect_places, store_findings_many
 
 log = logging.getLogger("intake.records")
 
@@ -150,25 +150,32 @@ def record_submission(
     p = _Prepared.of(submission)
     conn = session.connection()
     record_number = allocate_record_number(conn, record_prefix, p.received_at)
-    entry_id = conn.execute(_INSERT_ENTRY_OR_NOTHING[conn.dialect.name],
-                            p.entry_row(record_number)).scalar_one_or_none()
-    if entry_id is None:
+    inserted = _INSERT_ENTRY_OR_NOTHING.run(conn, [p.entry_row(record_number)])
+    if not inserted:
         # Stored before (a double click, a re-fetched message, a concurrent writer).
         release_record_number(conn, record_number)
         row = conn.execute(_ENTRY_BY_KEY, {"k": p.key}).one()
         return Recorded(row.id, row.record_number, created=False)
-
+    entry_id = int(inserted[0][0])
     if findings is None and pii_key is not None:
         findings = detect_places(p.texts, pii_key)
-    submitter = p.submitter_row(entry_id)
-    if submitter is not None:
-        conn.execute(_INSERT_SUBMITTER, submitter)
-    conn.execute(_INSERT_ORIGINAL, p.original_row(entry_id))
-    conn.execute(_INSERT_EVENT, p.event_row(entry_id))
-    store_findings(session, entry_id, findings or {})
-    enqueue(session, "route", dedupe_key=f"route:{entry_id}", entry_id=entry_id, connection=conn)
+    _write_dependents(session, conn, [p], [entry_id], [findings or {}])
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
+
+
+def _write_dependents(session: Session, conn: Connection, prepared: Sequence[_Prepared],
+                      ids: Sequence[int],
+                      findings: Sequence[Mapping[str, Sequence[Finding]]]) -> None:
+    """What a new entry comes with: submitter, original, "received" event, PII findings
+    and the "route" work item; one statement a table for all of ``prepared``."""
+    pairs = list(zip(prepared, ids, strict=True))
+    _INSERT_SUBMITTER.run(conn, [row for p, i in pairs
+                                 if (row := p.submitter_row(i)) is not None])
+    _INSERT_ORIGINAL.run(conn, [p.original_row(i) for p, i in pairs])
+    _INSERT_EVENT.run(conn, [p.event_row(i) for p, i in pairs])
+    store_findings_many(conn, list(zip(ids, findings, strict=True)))
+    enqueue_many(session, [("route", f"route:{i}", i) for i in ids], connection=conn)
 
 
 def record_submissions(
@@ -196,18 +203,11 @@ def record_submissions(
     numbers = allocate_record_numbers(conn, record_prefix, [p.received_at for p in fresh])
     ids: list[int] = []
     if fresh:
-        ids = list(conn.execute(_INSERT_ENTRY, [p.entry_row(n) for p, n in zip(
-            fresh, numbers, strict=True)]).scalars())
-        submitters = [row for p, i in zip(fresh, ids, strict=True)
-                      if (row := p.submitter_row(i)) is not None]
-        if submitters:
-            conn.execute(_INSERT_SUBMITTER, submitters)
-        conn.execute(_INSERT_ORIGINAL, [p.original_row(i) for p, i in zip(fresh, ids,
-                                                                           strict=True)])
-        conn.execute(_INSERT_EVENT, [p.event_row(i) for p, i in zip(fresh, ids, strict=True)])
-        for key, i in zip(new, ids, strict=True):
-            store_findings(session, i, findings[new[key]])
-        enqueue_many(session, [("route", f"route:{i}", i) for i in ids], connection=conn)
+        rows = [p.entry_row(n) for p, n in zip(fresh, numbers, strict=True)]
+        # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
+        by_key = {key: int(entry_id) for entry_id, key in _INSERT_ENTRIES.run(conn, rows)}
+        ids = [by_key[p.key] for p in fresh]
+        _write_dependents(session, conn, fresh, ids, [findings[i] for i in new.values()])
     for key, entry_id, number in zip(new, ids, numbers, strict=True):
         known[key] = Recorded(entry_id, number, created=True)
         log.info("entry %s recorded (%s, %s)", entry_id, prepared[new[key]].submission.channel,
@@ -220,14 +220,20 @@ def record_submissions(
 
 # Built once: constructing a statement per call costs more than running it.
 _ENTRIES = cast(Table, Entry.__table__)
-_INSERT_ENTRY_OR_NOTHING = {dialect: insert_or_nothing(dialect, _ENTRIES, "idempotency_key")
-                            .returning(_ENTRIES.c.id) for dialect in ("sqlite", "postgresql")}
-_INSERT_ENTRY = insert(_ENTRIES).returning(_ENTRIES.c.id, sort_by_parameter_order=True)
+_ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject",
+                  "body", "fields", "status", "idempotency_key", "tags")
+_INSERT_ENTRIES = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"))
+_INSERT_ENTRY_OR_NOTHING = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id",),
+                                          on_conflict_nothing=("idempotency_key",))
 _ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
     _ENTRIES.c.idempotency_key == bindparam("k"))
 _ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
                           _ENTRIES.c.idempotency_key).where(
     _ENTRIES.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-_INSERT_SUBMITTER = insert(Submitter)
-_INSERT_ORIGINAL = insert(Original)
-_INSERT_EVENT = insert(Event)
+_INSERT_SUBMITTER = PreparedInsert(cast(Table, Submitter.__table__),
+                                   ("entry_id", "name", "email", "phone", "postal_address"))
+_INSERT_ORIGINAL = PreparedInsert(cast(Table, Original.__table__),
+                                  ("entry_id", "content_type", "raw", "sha256", "size",
+                                   "received_at"))
+_INSERT_EVENT = PreparedInsert(cast(Table, Event.__table__),
+                               ("entry_id", "kind", "at", "actor", "detail"))

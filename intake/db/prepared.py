@@ -1,0 +1,155 @@
+"""INSERTs compiled once and run on the DB-API cursor: the rows every submission writes.
+
+A submission is a handful of small INSERTs (entry, submitter, original,
+event, work item, status link). SQLAlchemy's Core spends more Python time
+preparing each execution (parameter processing, result set-up, events) than
+SQLite or PostgreSQL spend running it, and under load that time is what caps
+how many submissions a process can take. :class:`PreparedInsert` writes the
+SQL once per dialect, keeps each column's own bind processor (the same
+conversion SQLAlchemy applies: UTC datetimes, JSON, ...) and runs the
+statement on the DB-API cursor of the caller's connection, inside the
+caller's transaction:
+
+* rows without ``RETURNING``: one ``executemany`` (psycopg pipelines it:
+  one round trip for all rows);
+* rows with ``RETURNING``: one multi-row ``INSERT ... VALUES (...), (...)``.
+  The returned rows are matched to the given ones by a unique column named
+  in ``returning`` (neither database promises their order).
+
+Every column without a default must be given in every row: a missing key
+raises ``KeyError`` before anything is sent, and building a statement that
+leaves out a column with a Python-side default raises ``ValueError`` (that
+default would silently not apply).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
+from typing import Any
+
+from sqlalchemy import Connection, Table
+from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import DBAPIError
+
+__all__ = ["PreparedInsert"]
+
+Row = Mapping[str, Any]
+Processor = Callable[[Any], Any] | None
+
+# Parameters per statement, under SQLite's and PostgreSQL's limits (32 766 and 65 535).
+_MAX_PARAMETERS = 30_000
+
+
+class _Compiled:
+    def __init__(self, insert: PreparedInsert, dialect: Dialect) -> None:
+        quote = dialect.identifier_preparer.quote
+        # The DB-API cursor is used directly: SQLite takes "?", psycopg "%s".
+        placeholder = "?" if dialect.name == "sqlite" else "%s"
+        self.processors: list[Processor] = [
+            insert.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
+            for name in insert.columns]
+        self.head = (f"INSERT INTO {dialect.identifier_preparer.format_table(insert.table)} "
+                     f"({', '.join(quote(name) for name in insert.columns)}) VALUES ")
+        self.group = f"({', '.join([placeholder] * len(insert.columns))})"
+        tail = ""
+        if insert.on_conflict_nothing:
+            tail += (f" ON CONFLICT ({', '.join(quote(c) for c in insert.on_conflict_nothing)})"
+                     " DO NOTHING")
+        if insert.returning:
+            tail += f" RETURNING {', '.join(quote(c) for c in insert.returning)}"
+        self.tail = tail
+        self.single = self.head + self.group + tail
+        self._multi: dict[int, str] = {}
+
+    def multi(self, count: int) -> str:
+        sql = self._multi.get(count)
+        if sql is None:
+            sql = self.head + ", ".join([self.group] * count) + self.tail
+            if count <= 64:  # the usual batch sizes; larger ones are built each time
+                self._multi[count] = sql
+        return sql
+
+    def values(self, row: Row, columns: Sequence[str]) -> list[Any]:
+        out = []
+        for name, process in zip(columns, self.processors, strict=True):
+            value = row[name]
+            out.append(value if process is None or value is None else process(value))
+        return out
+
+
+class PreparedInsert:
+    """``INSERT INTO table (columns) VALUES ...`` [``ON CONFLICT (...) DO NOTHING``]
+    [``RETURNING ...``], compiled per dialect on first use."""
+
+    def __init__(self, table: Table, columns: Iterable[str], *,
+                 returning: Sequence[str] = (), on_conflict_nothing: Sequence[str] = ()) -> None:
+        self.table = table
+        self.columns = tuple(columns)
+        self.returning = tuple(returning)
+        self.on_conflict_nothing = tuple(on_conflict_nothing)
+        for name in (*self.columns, *self.returning, *self.on_conflict_nothing):
+            if name not in table.c:
+                raise ValueError(f"{table.name} has no column {name!r}")
+        for column in table.c:
+            if column.name in self.columns:
+                continue
+            if column.default is not None and not column.primary_key:
+                raise ValueError(f"{table.name}.{column.name} has a Python-side default: "
+                                 "give it in every row")
+            if not column.nullable and column.server_default is None \
+                    and not column.primary_key:
+                raise ValueError(f"{table.name}.{column.name} is required")
+        self._compiled: dict[str, _Compiled] = {}
+
+    def _for(self, dialect: Dialect) -> _Compiled:
+        compiled = self._compiled.get(dialect.name)
+        if compiled is None:
+            compiled = self._compiled[dialect.name] = _Compiled(self, dialect)
+        return compiled
+
+    def sql(self, dialect: Dialect, rows: int = 1) -> str:
+        """The SQL sent for ``rows`` rows (for tests and log lines)."""
+        compiled = self._for(dialect)
+        return compiled.single if rows == 1 else compiled.multi(rows)
+
+    def run(self, conn: Connection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
+        """Insert ``rows`` in ``conn``'s transaction; the ``RETURNING`` rows (if any)."""
+        if not rows:
+            return []
+        if not conn.in_transaction():
+            # On SQLite (driver autocommit off, BEGIN sent by SQLAlchemy) each row would
+            # commit on its own: these rows belong to the caller's transaction.
+            raise RuntimeError("PreparedInsert.run needs a connection in a transaction")
+        compiled = self._for(conn.dialect)
+        params = [compiled.values(row, self.columns) for row in rows]
+        cursor = conn.connection.cursor()
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            if not self.returning:
+                if len(params) == 1:
+                    cursor.execute(compiled.single, params[0])
+                else:
+                    cursor.executemany(compiled.single, params)
+                return []
+            returned: list[tuple[Any, ...]] = []
+            step = max(1, _MAX_PARAMETERS // len(self.columns))
+            for start in range(0, len(params), step):
+                chunk = params[start:start + step]
+                cursor.execute(compiled.multi(len(chunk)) if len(chunk) > 1
+                               else compiled.single,
+                               [value for values in chunk for value in values])
+                returned.extend(tuple(r) for r in cursor.fetchall())
+            return returned
+        except dbapi_error as exc:
+            # Raised as SQLAlchemy raises it (IntegrityError, OperationalError, ...), and a
+            # dead connection is not handed back to the pool.
+            disconnected = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+            if disconnected:
+                conn.invalidate(exc)
+            raise DBAPIError.instance(compiled.single, None, exc, dbapi_error,
+                                      connection_invalidated=disconnected,
+                                      dialect=conn.dialect) from exc
+        finally:
+            with suppress(dbapi_error):  # already closed with an invalidated connection
+                cursor.close()

@@ -1,0 +1,124 @@
+"""PreparedInsert: rows written on the DB-API cursor read back through the ORM exactly as
+SQLAlchemy would have written them, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import cast
+
+import pytest
+from sqlalchemy import Table, func, insert, select
+from sqlalchemy.exc import IntegrityError
+
+from intake.db import Database
+from intake.db.models import Entry, Event, WorkItem
+from intake.db.prepared import PreparedInsert
+
+_ENTRIES = cast(Table, Entry.__table__)
+_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject", "body",
+            "fields", "status", "idempotency_key", "tags")
+
+
+def _row(n: int, **over: object) -> dict[str, object]:
+    row: dict[str, object] = {
+        "record_number": f"EX-2026-{n:06d}", "channel": "web", "kind": "contact",
+        "form_slug": "contact", "subject": f"Subject {n} <script>alert(1)</script>",
+        "body": "Ünïcødé \u2028 text\r\nwith lines", "fields": {"topic": "parks", "n": n,
+                                                               "nested": [1, "two", None]},
+        "status": "new", "idempotency_key": f"key-{n}", "tags": ["a", "b"],
+        # Not UTC on purpose: the column's own bind processor converts it.
+        "received_at": datetime(2026, 12, 1, 10, 0, n, 123456,
+                                tzinfo=timezone(timedelta(hours=-5))),
+    }
+    row.update(over)
+    return row
+
+
+def test_rows_read_back_as_the_orm_writes_them(db_url: str) -> None:
+    db = Database(db_url)
+    prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
+    try:
+        with db.engine.begin() as conn:
+            returned = prepared.run(conn, [_row(1), _row(2), _row(3)])
+            # Row 1 again through SQLAlchemy, but for its unique columns.
+            conn.execute(insert(_ENTRIES), [_row(1, idempotency_key="key-4",
+                                                 record_number="EX-2026-000004")])
+        assert sorted(key for _, key in returned) == ["key-1", "key-2", "key-3"]
+        with db.sessions() as s:
+            entries = {e.idempotency_key: e for e in s.scalars(select(Entry))}
+        ours, theirs = entries["key-1"], entries["key-4"]
+        assert dict(returned)[ours.id] == "key-1"
+        for name in ("channel", "kind", "form_slug", "subject", "body", "status", "tags",
+                     "fields", "received_at"):
+            assert getattr(ours, name) == getattr(theirs, name), name
+        assert ours.fields == {"topic": "parks", "n": 1, "nested": [1, "two", None]}
+        # Stored alike too (SQLite keeps datetimes as text: queries compare that text).
+        with db.engine.connect() as conn:
+            stored = {r[0]: r[1:] for r in conn.exec_driver_sql(
+                "SELECT idempotency_key, received_at, fields, tags FROM entries")}
+        assert stored["key-1"] == stored["key-4"]
+        assert ours.received_at == datetime(2026, 12, 1, 15, 0, 1, 123456, tzinfo=UTC)
+        assert ours.received_at.utcoffset() == theirs.received_at.utcoffset() == timedelta(0)
+    finally:
+        db.dispose()
+
+
+def test_many_rows_without_returning_and_one_statement_per_chunk(db_url: str) -> None:
+    db = Database(db_url)
+    prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
+    events = PreparedInsert(cast(Table, Event.__table__), ("entry_id", "kind", "at", "actor",
+                                                           "detail"))
+    try:
+        with db.engine.begin() as conn:
+            # More rows than one statement may carry parameters for: split, none lost.
+            returned = prepared.run(conn, [_row(n % 60, idempotency_key=f"k{n}",
+                                                record_number=f"EX-2026-{n:06d}")
+                                           for n in range(3000)])
+            assert len({i for i, _ in returned}) == 3000
+            first = returned[0][0]
+            events.run(conn, [{"entry_id": first, "kind": "received",
+                               "at": datetime.now(UTC), "actor": "system",
+                               "detail": {"n": n}} for n in range(50)])
+        with db.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 3000
+            assert sorted(e.detail["n"] for e in s.scalars(select(Event))) == list(range(50))
+    finally:
+        db.dispose()
+
+
+def test_errors_are_sqlalchemys_and_roll_back_with_the_transaction(db_url: str) -> None:
+    db = Database(db_url)
+    prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",))
+    try:
+        with pytest.raises(IntegrityError), db.engine.begin() as conn:
+            prepared.run(conn, [_row(1)])
+            prepared.run(conn, [_row(2, idempotency_key="key-1")])
+        with db.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 0
+        nothing = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",),
+                                 on_conflict_nothing=("idempotency_key",))
+        with db.engine.begin() as conn:
+            assert len(nothing.run(conn, [_row(1)])) == 1
+            assert nothing.run(conn, [_row(2, idempotency_key="key-1")]) == []
+    finally:
+        db.dispose()
+
+
+def test_refuses_what_would_silently_lose_a_default_or_a_transaction(db_url: str) -> None:
+    with pytest.raises(ValueError, match="Python-side default"):
+        PreparedInsert(_ENTRIES, [c for c in _COLUMNS if c != "tags"])
+    with pytest.raises(ValueError, match="required"):
+        PreparedInsert(cast(Table, WorkItem.__table__), ("kind",))
+    with pytest.raises(ValueError, match="no column"):
+        PreparedInsert(_ENTRIES, (*_COLUMNS, "nope"))
+    prepared = PreparedInsert(_ENTRIES, _COLUMNS)
+    db = Database(db_url)
+    try:
+        with pytest.raises(KeyError), db.engine.begin() as conn:  # a row without a column
+            prepared.run(conn, [{k: v for k, v in _row(1).items() if k != "subject"}])
+        with db.engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
+            prepared.run(conn, [_row(1)])
+        with db.sessions() as s:
+            assert s.scalar(select(func.count()).select_from(Entry)) == 0
+    finally:
+        db.dispose()
