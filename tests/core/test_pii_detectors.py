@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from intake.core.pii import SENSITIVE_KINDS, Finding, detect, warning_kinds
+from intake.core.pii import SENSITIVE_KINDS, Finding, detect, lexicon, warning_kinds
 from intake.core.pii import detectors as d
 from intake.core.pii.lexicon import MEDICAL_TERMS
 
@@ -257,6 +257,34 @@ def test_phone_prefilter_skips_only_texts_without_a_valid_number(text: str) -> N
     assert not d._ENOUGH_DIGITS_FOR_A_PHONE.search(text)
     matcher = phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID)
     assert list(matcher) == []
+
+
+@st.composite
+def phone_like_texts(draw: st.DrawFn) -> str:
+    """Digits of any script among phone punctuation, "+" signs and words."""
+    parts = []
+    for _ in range(draw(st.integers(0, 24))):
+        parts.append(draw(st.one_of(DIGITS, PUNCTUATION, st.sampled_from(
+            ["+", "+1 ", " ext. ", " call ", "(", ")", " ", "\n", "-", ".", "/", "#"]))))
+    return "".join(parts)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(phone_like_texts())
+def test_phone_prefilter_never_changes_the_findings(text: str) -> None:
+    """Whatever the prefilter skips, the unfiltered detector finds nothing in either."""
+    if not d._may_hold_a_phone(text):
+        assert list(d._find_phones(text)) == []
+    assert list(d.find_phones(text)) == list(d._find_phones(text))
+
+
+def test_phone_prefilter_lets_real_numbers_through() -> None:
+    for text in ["call (860) 555-0142", "860.555.0142", "+44 20 7946 0958", "18605550142",
+                 "1-860-555-0142 ext. 12"]:
+        assert d._may_hold_a_phone(text), text
+        assert [r.kind for r in d.find_phones(text)] == ["phone"], text
+    # Six digits, a record-like token: no "+" and fewer than ten digits: skipped.
+    assert not d._may_hold_a_phone("The north trail is closed (0-3-1577) again.")
 
 
 def test_same_hash_for_same_phone_written_differently() -> None:
@@ -519,3 +547,43 @@ def test_a_repeated_ssn_is_found_every_time() -> None:
     text = "SSN:518224137, I repeat 518224137"
     spans = [(f.kind, text[f.start:f.end]) for f in _detect(text, key=b"k")]
     assert spans == [("ssn", "518224137"), ("ssn", "518224137")]
+
+
+# --- prefilters: what they skip, the full detectors find nothing in -----------------------
+
+
+@st.composite
+def date_like_texts(draw: st.DrawFn) -> str:
+    parts = draw(st.lists(st.one_of(
+        st.sampled_from(list("0123456789") + ["\uff11", "\u0663"]),
+        st.sampled_from(["/", "-", ".", " ", ", ", "st", "th", " of ", " de ", " del ", "\n"]),
+        st.sampled_from(["Jan", "January", "march", "Sept.", "diciembre", "enero", "born",
+                         "DOB", "1980", "2026", "19", "20"]),
+    ), max_size=20))
+    return "".join(parts)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(date_like_texts())
+def test_date_prefilter_never_changes_the_dates(text: str) -> None:
+    assert list(d.find_dates(text)) == list(d._find_dates(text))
+
+
+@st.composite
+def medical_like_texts(draw: st.DrawFn) -> str:
+    term = draw(st.sampled_from(lexicon.MEDICAL_TERMS))
+    # Case changes, the long s and Kelvin sign (IGNORECASE matches them to s and k),
+    # a dotted capital I, cut or glued words.
+    term = draw(st.sampled_from([term, term.upper(), term.lower(), term.title(),
+                                 term.replace("s", "\u017f"), term.replace("k", "\u212a"),
+                                 term.replace("i", "\u0130"), term[:-1], term + "s",
+                                 term.replace(" ", "\n  ")]))
+    before = draw(st.sampled_from(["", " ", "my ", "x", "_", "(", "no-", "é"]))
+    after = draw(st.sampled_from(["", " ", ".", "s", "'s", "x", ")", "\u2019"]))
+    return before + term + after
+
+
+@settings(max_examples=3000, deadline=None)
+@given(medical_like_texts())
+def test_medical_prefilter_never_changes_the_findings(text: str) -> None:
+    assert list(d.find_medical(text)) == list(d._find_medical(text))

@@ -370,8 +370,21 @@ def _year(s: str) -> int:
     return y
 
 
+# Every date pattern above needs four ASCII digits or more (1/2/80 has four), and the
+# ones with a month name a four-digit year: most texts skip most of the patterns.
+_FOUR_ASCII_DIGITS = re.compile(r"(?:[0-9][^0-9]*){4}")
+_YEAR_DIGITS = re.compile(r"[0-9]{4}")
+
+
 def find_dates(text: str) -> Iterator[tuple[int, int, datetime.date]]:
     """Every calendar date in *text* (not only birth dates)."""
+    if not _FOUR_ASCII_DIGITS.search(text):
+        return
+    yield from _find_dates(text, named=bool(_YEAR_DIGITS.search(text)))
+
+
+def _find_dates(text: str, *, named: bool = True) -> Iterator[tuple[int, int, datetime.date]]:
+    """:func:`find_dates` without the prefilter (the tests compare the two)."""
     for m in _DATE_NUMERIC.finditer(text):
         a, b, y = int(m.group("a")), int(m.group("b")), _year(m.group("y"))
         date = _mkdate(y, a, b) or _mkdate(y, b, a)
@@ -381,8 +394,8 @@ def find_dates(text: str) -> Iterator[tuple[int, int, datetime.date]]:
         date = _mkdate(int(m.group("y")), int(m.group("m")), int(m.group("d")))
         if date:
             yield m.start(), m.end(), date
-    named = ((_DATE_MDY, _EN_MONTHS), (_DATE_DMY, _EN_MONTHS), (_DATE_ES, _ES_MONTHS))
-    for pattern, months in named:
+    for pattern, months in ((_DATE_MDY, _EN_MONTHS), (_DATE_DMY, _EN_MONTHS),
+                            (_DATE_ES, _ES_MONTHS)) if named else ():
         for m in pattern.finditer(text):
             month = months.get(m.group("mon").lower())
             if month is None:
@@ -427,11 +440,25 @@ def _nanp_grouping(raw: str) -> bool:
 # digits (any script's, as phonenumbers reads them) skip it.
 MIN_PHONE_DIGITS = 6
 _ENOUGH_DIGITS_FOR_A_PHONE = re.compile(rf"(?:\d\D*){{{MIN_PHONE_DIGITS}}}")
+# And of what it matches, only a number written with "+" or grouped like a North
+# American one (ten or eleven ASCII digits, see _nanp_grouping) is kept: a text with
+# neither a "+" nor ten ASCII digits can yield no phone finding.
+_TEN_ASCII_DIGITS = re.compile(r"(?:[0-9][^0-9]*){10}")
+
+
+def _may_hold_a_phone(text: str) -> bool:
+    return bool(_ENOUGH_DIGITS_FOR_A_PHONE.search(text)) and (
+        "+" in text or bool(_TEN_ASCII_DIGITS.search(text)))
 
 
 def find_phones(text: str) -> Iterator[_Raw]:
-    if not _ENOUGH_DIGITS_FOR_A_PHONE.search(text):
+    if not _may_hold_a_phone(text):
         return
+    yield from _find_phones(text)
+
+
+def _find_phones(text: str) -> Iterator[_Raw]:
+    """:func:`find_phones` without the prefilter (the tests compare the two)."""
     try:
         matcher = phonenumbers.PhoneNumberMatcher(text, "US", leniency=phonenumbers.Leniency.VALID)
         matches = [(m.start, m.end, m.number) for m in matcher]
@@ -590,7 +617,37 @@ def find_maiden_names(text: str) -> Iterator[_Raw]:
         )  # fmt: skip
 
 
+# A medical term begins with a whole word of the text (the pattern has word boundaries):
+# a text none of whose words is a term's first word skips the long alternation. Words
+# are compared by a key that every IGNORECASE match shares (the pattern matches letter
+# by letter: the first letter of each one's case-folding, which maps "İ" and "i", "ſ"
+# and "s", "K" (Kelvin) and "k" alike). It may let through more than matches.
+_WORD = re.compile(r"\w+")
+
+
+def _fold(word: str) -> str:
+    return "".join(c.casefold()[:1] or c for c in word)
+
+
+_MEDICAL_FIRST_WORDS = frozenset(
+    _fold(_WORD.match(term).group(0))  # type: ignore[union-attr]
+    for term in lexicon.MEDICAL_TERMS)
+
+
+def _may_hold_medical(text: str) -> bool:
+    if text.isascii():  # the usual case: one lower() is the same key
+        return not _MEDICAL_FIRST_WORDS.isdisjoint(_WORD.findall(text.lower()))
+    return any(_fold(w) in _MEDICAL_FIRST_WORDS for w in _WORD.findall(text))
+
+
 def find_medical(text: str) -> Iterator[_Raw]:
+    if not _may_hold_medical(text):
+        return
+    yield from _find_medical(text)
+
+
+def _find_medical(text: str) -> Iterator[_Raw]:
+    """:func:`find_medical` without the prefilter (the tests compare the two)."""
     for m in lexicon.MEDICAL.finditer(text):
         value = " ".join(m.group(0).split()).casefold()
         yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value)
