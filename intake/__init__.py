@@ -30,6 +30,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     if runtime is None:
         runtime = Runtime(settings or load_settings())
+        if runtime.settings.broker_url is None:
+            # No worker runs in this process (gunicorn's wsgi:app), and the embedded
+            # broker's queue is this process's own: a message sent there would only
+            # pile up. Work items wait in the database for intake serve's sweeper.
+            runtime.jobs.send_messages = False
     settings = runtime.settings
 
     app = Flask(

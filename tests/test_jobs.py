@@ -13,7 +13,7 @@ from intake.db.models import Entry, Event, RoutingDecision, WorkItem
 from intake.jobs.workitems import PermanentError, TransientError, add_work_item, retry_dead
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, SubmitterData, record_submission
-from tests.conftest import free_port, make_settings, wait_for
+from tests.conftest import SMALL_RULES, TEST_SECRET, free_port, make_settings, wait_for
 
 
 def _record(runtime: Runtime, body: str = "There is a pothole on Route 9") -> int:
@@ -224,3 +224,62 @@ def test_sweeper_re_sends_with_growing_waits(runtime: Runtime) -> None:
             # Let the wait pass.
             s.execute(update(WorkItem).values(resend_after=utcnow() - timedelta(seconds=1)))
     assert waits == [2, 4, 8]  # minutes: 60 s doubled per re-send
+
+
+def test_a_web_process_without_workers_leaves_work_to_the_sweeper(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, db_url: str) -> None:
+    """gunicorn's wsgi:app (create_app() with no broker) runs no worker, and its embedded
+    broker reaches no other process: it sends nothing (no queue piling up in memory),
+    the work item waits in the database, and intake serve's sweeper has it done."""
+    from intake import create_app
+
+    for name, value in {"INTAKE_DATABASE_URL": db_url, "INTAKE_SECRET_KEY": TEST_SECRET,
+                        "INTAKE_RULES": str(SMALL_RULES),
+                        "INTAKE_INSTANCE_PATH": str(tmp_path / "instance")}.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("INTAKE_BROKER_URL", raising=False)
+    web = create_app().extensions["intake"]
+    entry_id = _record(web)
+    assert _queued(web) == 0
+    assert _state(web, entry_id) == "pending"
+    web.db.dispose()
+
+    # What intake serve builds (it passes its runtime to create_app, and sends).
+    serve = Runtime(make_settings(tmp_path, db_url, INTAKE_REDELIVER_AFTER="0.5",
+                                  INTAKE_SWEEP_INTERVAL="0.2"))
+    serve.rules.load()
+    try:
+        assert serve.jobs.send_messages
+        serve.jobs.start()
+        wait_for(lambda: _state(serve, entry_id) == "done", message="swept and routed")
+        assert _routing_effects(serve, entry_id) == (1, 1, "dot")
+    finally:
+        serve.close()
+
+
+def test_messages_wait_until_the_sqlite_write_lock_is_released(
+        tmp_path: Path, sqlite_template: Path) -> None:
+    """A broker that is slow to answer (Redis down: a 5 s connect timeout) must not hold
+    SQLite's one write lock, which every writer of every process waits for: the message
+    is sent once the transaction has committed and the writer turn is released."""
+    import shutil
+
+    path = tmp_path / "intake.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    rt = Runtime(make_settings(tmp_path, f"sqlite:///{path}"))
+    writers = rt.db.writers
+    assert writers is not None
+    held_at_send: list[int] = []
+    real_send = rt.jobs.actor.send_with_options
+
+    def send(**kwargs: object) -> object:
+        held_at_send.append(writers._depth)  # the writer turns this thread holds
+        return real_send(**kwargs)  # type: ignore[arg-type]
+
+    rt.jobs.actor.send_with_options = send  # type: ignore[method-assign,assignment]
+    try:
+        entry_id = _record(rt)
+        assert held_at_send == [0]
+        assert _queued(rt) == 1 and _state(rt, entry_id) == "pending"
+    finally:
+        rt.close()

@@ -6,7 +6,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from functools import cache
@@ -36,6 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from intake.db.models import RecordCounter
 
 log = logging.getLogger("intake.db")
+
+#: ``session.info`` key of a :meth:`Database.session`: callables run once it has
+#: committed, the writer turn is released and the session is closed.
+AFTER_COMMIT = "intake.after_commit"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
@@ -149,13 +153,24 @@ class Database:
 
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error."""
-        if self.writers is None:
-            with self.sessions() as session, session.begin():
-                yield session
-            return
-        with self.writers.turn(), self.sessions() as session, session.begin():
-            yield session
+        """A session in a transaction: committed on success, rolled back on error.
+
+        On SQLite the transaction holds the database's write lock (the writer
+        turn) from BEGIN to COMMIT, and only that long: the session is closed,
+        and what was left for after the commit (:data:`AFTER_COMMIT`, e.g. the
+        job messages) is done, once the next writer may go.
+        """
+        with self.sessions() as session:
+            deferred: list[Callable[[], None]] = []
+            session.info[AFTER_COMMIT] = deferred
+            if self.writers is None:
+                with session.begin():
+                    yield session
+            else:
+                with self.writers.turn(), session.begin():
+                    yield session
+        for task in deferred:
+            task()
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

@@ -32,7 +32,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
-from intake.db import Database
+from intake.db import AFTER_COMMIT, Database
 from intake.db.models import WorkItem, WorkState, utcnow
 from intake.jobs import workitems
 from intake.settings import Settings
@@ -109,6 +109,9 @@ class JobSystem:
         self.handlers: dict[str, Handler] = {}
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.stats = JobStats()
+        # False where no message could reach a worker (see create_app): new work items
+        # then wait in the database for a sweeper (intake serve's) to send them.
+        self.send_messages = True
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self._worker: dramatiq.Worker | None = None
         self._sweeper: threading.Thread | None = None
@@ -143,10 +146,24 @@ class JobSystem:
         if session.get_nested_transaction() is not None:
             return
         pending = session.info.pop(workitems.PENDING_SENDS, None)
-        for item_id, due in pending or ():
-            self.send(item_id, due)
-        if pending:
+        if not pending:
+            return
+        if not self.send_messages:
             self._work_committed.set()
+            return
+
+        def send_all() -> None:
+            for item_id, due in pending:
+                self.send(item_id, due)
+            self._work_committed.set()
+
+        # In a Database.session, sent once the writer turn is released: the next
+        # writer need not wait for the broker.
+        deferred = session.info.get(AFTER_COMMIT)
+        if deferred is not None:
+            deferred.append(send_all)
+        else:
+            send_all()
 
     def _after_rollback(self, session: Session) -> None:
         if session.get_nested_transaction() is None:  # the outermost transaction
