@@ -15,6 +15,7 @@ import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -88,8 +89,7 @@ class Settings:
         HMAC-SHA256(secret key, "intake " + purpose): finding hashes, form
         tokens, rate-limit keys and webhook signatures never share a key.
         """
-        return hmac.new(self.secret_key.encode(), f"intake {purpose}".encode(),
-                        hashlib.sha256).digest()
+        return _derive_key(self.secret_key, purpose)
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -301,3 +301,9 @@ VARIABLES = (
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
 )
+
+
+@lru_cache(maxsize=64)
+def _derive_key(secret_key: str, purpose: str) -> bytes:
+    # Cached: the form pages derive their keys on every request.
+    return hmac.new(secret_key.encode(), f"intake {purpose}".encode(), hashlib.sha256).digest()
