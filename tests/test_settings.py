@@ -107,3 +107,31 @@ def test_derived_keys_differ_per_purpose_and_from_the_secret() -> None:
     assert all(key != s.secret_key.encode() and len(key) == 32 for key in keys.values())
     assert s.derived_key("form token") == load_settings(
         {"INTAKE_SECRET_KEY": "k" * 40}).derived_key("form token")  # stable across restarts
+
+
+def test_derived_keys_differ_by_purpose_and_secret(tmp_path: Path) -> None:
+    a = load_settings({"INTAKE_SECRET_KEY": "a" * 40, "INTAKE_INSTANCE_PATH": str(tmp_path)})
+    b = load_settings({"INTAKE_SECRET_KEY": "b" * 40, "INTAKE_INSTANCE_PATH": str(tmp_path)})
+    assert a.derived_key("form token") == a.derived_key("form token")
+    assert a.derived_key("form token") != a.derived_key("rate-limit keys")
+    assert a.derived_key("form token") != b.derived_key("form token")
+    assert a.secret_key.encode() not in a.derived_key("form token")
+
+
+def test_session_signer_is_built_once_and_follows_the_secret_key() -> None:
+    from flask import Flask
+
+    from intake.web.security import SigningOnceSessions
+
+    app = Flask("t")
+    app.secret_key = "first-secret"
+    sessions = SigningOnceSessions()
+    first = sessions.get_signing_serializer(app)
+    assert first is not None and sessions.get_signing_serializer(app) is first
+    token = first.dumps({"csrf": "x"})
+    app.secret_key = "second-secret"
+    second = sessions.get_signing_serializer(app)
+    assert second is not first
+    import itsdangerous
+    with pytest.raises(itsdangerous.BadSignature):
+        second.loads(token)  # a cookie signed with the old key is refused
