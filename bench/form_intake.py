@@ -1,6 +1,6 @@
 """Benchmark of the web intake: ``POST /forms/contact`` beside a bare insert endpoint.
 
-    python bench/form_intake.py [--workers 2] [--clients 8] [--seconds 8]
+    python bench/form_intake.py [--workers 2] [--clients 8] [--seconds 5] [--rounds 3]
                                 [--pg postgresql://postgres@127.0.0.1:5432/postgres]
 
 For SQLite and for PostgreSQL (a throw-away database created on the server
@@ -14,8 +14,11 @@ gunicorn twice with the same worker count on a freshly migrated database:
   row into a table of the same database in its own transaction.
 
 Both are driven by the same closed-loop load (``--clients`` keep-alive
-connections spread over load processes) for ``--seconds`` each, and the
-script prints submissions per second, the error count and the ratio.
+connections spread over load processes), in turns, ``--rounds`` times for
+``--seconds`` each (the two servers run side by side, so a machine whose
+speed drifts meanwhile weighs on both alike), and the script prints the
+median submissions per second of each, the ratio of the medians, the ratio of
+each round, the error counts and the rows stored.
 Goal: intake >= 0.5x the bare endpoint.
 """
 
@@ -27,6 +30,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,7 +80,7 @@ bare_app = _make_bare_app() if os.environ.get("BENCH_BARE") == "1" else None
 
 # -- load generation ---------------------------------------------------------------------
 
-def _load_worker(args: tuple[int, str, int, str, float, int, str]) -> tuple[int, int]:
+def _load_worker(args: tuple[int, str, int, str, float, str, str]) -> tuple[int, int]:
     port, path, threads, token, seconds, seed, kind = args
     ok = errors = 0
     lock = threading.Lock()
@@ -127,7 +131,10 @@ def _load_worker(args: tuple[int, str, int, str, float, int, str]) -> tuple[int,
 def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: float,
            processes: int) -> tuple[float, int]:
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
-    jobs = [(port, path, n, token, seconds, i, kind) for i, n in enumerate(per) if n]
+    # Every body differs from every other of the run, warm-up and rounds included: the
+    # same bytes again would be an idempotent duplicate, not a new submission.
+    drive = uuid.uuid4().hex[:8]
+    jobs = [(port, path, n, token, seconds, f"{drive}-{i}", kind) for i, n in enumerate(per) if n]
     started = time.monotonic()
     with ProcessPoolExecutor(len(jobs)) as pool:
         results = list(pool.map(_load_worker, jobs))
@@ -236,34 +243,42 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
         "PYTHONPATH": str(REPO),
     })
     processes = min(args.clients, max(1, args.load_processes))
-
-    port = _free_port()
-    proc = _gunicorn("wsgi:app", port, args.workers, env, REPO)
+    # Both servers run side by side (idle while the other is driven), and the two are
+    # driven in turns: a machine that slows down or speeds up meanwhile (shared CPUs)
+    # weighs on both alike. Each figure is the median of the rounds.
+    intake_port, bare_port = _free_port(), _free_port()
+    intake = _gunicorn("wsgi:app", intake_port, args.workers, env, REPO)
+    bare = _gunicorn("form_intake:bare_app", bare_port, args.workers,
+                     {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}, REPO / "bench")
+    rates: dict[str, list[float]] = {"intake": [], "bare": []}
+    errors = {"intake": 0, "bare": 0}
     try:
-        _wait_ready(port, "/forms/contact", proc)
-        conn = http.client.HTTPConnection("127.0.0.1", port)
+        _wait_ready(intake_port, "/forms/contact", intake)
+        _wait_ready(bare_port, "/bare", bare)
+        conn = http.client.HTTPConnection("127.0.0.1", intake_port)
         conn.request("GET", "/forms/contact", headers={"Accept": "application/json"})
         token = json.loads(conn.getresponse().read())["token"]
         conn.close()
-        _drive(port, "/forms/contact", "intake", token, args.clients, 1.0, processes)  # warm-up
-        intake_rate, intake_errors = _drive(port, "/forms/contact", "intake", token,
-                                            args.clients, args.seconds, processes)
+        targets = {"intake": (intake_port, "/forms/contact", token),
+                   "bare": (bare_port, "/bare", "")}
+        for kind, (port, path, tok) in targets.items():  # warm-up
+            _drive(port, path, kind, tok, args.clients, 1.0, processes)
+        for round_no in range(args.rounds):
+            for kind, (port, path, tok) in targets.items():
+                rate, failed = _drive(port, path, kind, tok, args.clients, args.seconds,
+                                      processes)
+                rates[kind].append(rate)
+                errors[kind] += failed
+                print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<6} {rate:8.1f} req/s",
+                      file=sys.stderr, flush=True)
     finally:
-        _stop(proc)
-
-    port = _free_port()
-    bare_env = {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}
-    proc = _gunicorn("form_intake:bare_app", port, args.workers, bare_env, REPO / "bench")
-    try:
-        _wait_ready(port, "/bare", proc)
-        _drive(port, "/bare", "bare", "", args.clients, 1.0, processes)  # warm-up
-        bare_rate, bare_errors = _drive(port, "/bare", "bare", "", args.clients, args.seconds,
-                                        processes)
-    finally:
-        _stop(proc)
+        _stop(intake)
+        _stop(bare)
     entries, bare_rows = _count_rows(url)
-    return {"db": name, "intake": intake_rate, "intake_errors": intake_errors,
-            "bare": bare_rate, "bare_errors": bare_errors, "ratio": intake_rate / bare_rate,
+    intake_rate, bare_rate = statistics.median(rates["intake"]), statistics.median(rates["bare"])
+    return {"db": name, "intake": intake_rate, "intake_errors": errors["intake"],
+            "bare": bare_rate, "bare_errors": errors["bare"], "ratio": intake_rate / bare_rate,
+            "ratios": [i / b for i, b in zip(rates["intake"], rates["bare"], strict=True)],
             "entries": entries, "bare_rows": bare_rows}
 
 
@@ -271,7 +286,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
-    parser.add_argument("--seconds", type=float, default=8.0, help="measured seconds per app")
+    parser.add_argument("--seconds", type=float, default=5.0,
+                        help="measured seconds per app and round")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="turns of driving each app; figures are medians")
     parser.add_argument("--load-processes", type=int, default=2)
     parser.add_argument("--pg", default=os.environ.get(
         "INTAKE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
@@ -306,12 +324,14 @@ def main() -> None:
                     admin.dispose()
 
     print(f"\ngunicorn --workers {args.workers} (gthread, 4 threads), {args.clients} clients, "
-          f"{args.seconds:g} s each; goal: intake >= 0.5x bare")
+          f"{args.rounds} rounds of {args.seconds:g} s per app (medians); "
+          "goal: intake >= 0.5x bare")
     print(f"{'database':<11} {'POST /forms/contact':>20} {'bare insert':>14} {'ratio':>7}  "
-          "errors (intake/bare)  rows (entries/bare)")
+          f"{'ratio by round':<20} errors (intake/bare)  rows (entries/bare)")
     for r in results:
+        by_round = " ".join(f"{x:.2f}" for x in r["ratios"])
         print(f"{r['db']:<11} {r['intake']:>14.1f} req/s {r['bare']:>8.1f} req/s "
-              f"{r['ratio']:>6.2f}x  {r['intake_errors']}/{r['bare_errors']:<18} "
+              f"{r['ratio']:>6.2f}x  {by_round:<20} {r['intake_errors']}/{r['bare_errors']:<18} "
               f"{r['entries']}/{r['bare_rows']}")
 
 
