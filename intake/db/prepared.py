@@ -108,11 +108,6 @@ class PreparedInsert:
             compiled = self._compiled[dialect.name] = _Compiled(self, dialect)
         return compiled
 
-    def sql(self, dialect: Dialect, rows: int = 1) -> str:
-        """The SQL sent for ``rows`` rows (for tests and log lines)."""
-        compiled = self._for(dialect)
-        return compiled.single if rows == 1 else compiled.multi(rows)
-
     def run(self, conn: Connection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         """Insert ``rows`` in ``conn``'s transaction; the ``RETURNING`` rows (if any)."""
         if not rows:
