@@ -8,7 +8,7 @@ from typing import cast
 
 import pytest
 from sqlalchemy import Table, func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from intake.db import Database
 from intake.db.models import Entry, Event, WorkItem
@@ -120,5 +120,27 @@ def test_refuses_what_would_silently_lose_a_default_or_a_transaction(db_url: str
             prepared.run(conn, [_row(1)])
         with db.sessions() as s:
             assert s.scalar(select(func.count()).select_from(Entry)) == 0
+    finally:
+        db.dispose()
+
+
+def test_execute_returns_rows_and_raises_sqlalchemys_errors(db_url: str) -> None:
+    from sqlalchemy.exc import ProgrammingError
+
+    from intake.db import allocate_record_numbers
+    from intake.db.prepared import execute
+
+    db = Database(db_url)
+    try:
+        with db.engine.begin() as conn:
+            when = datetime(2026, 12, 1, tzinfo=UTC)
+            assert allocate_record_numbers(conn, "EX", [when, when]) == [
+                "EX-2026-000001", "EX-2026-000002"]
+            assert execute(conn, "SELECT last_value FROM record_counters WHERE prefix = ?",
+                           ["EX"]) == [(2,)]
+            assert execute(conn, "UPDATE record_counters SET last_value = 2 "
+                                 "WHERE prefix = ?", ["none"]) == []
+        with pytest.raises((OperationalError, ProgrammingError)), db.engine.begin() as conn:
+            execute(conn, "SELECT * FROM no_such_table")
     finally:
         db.dispose()

@@ -34,6 +34,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.db.models import RecordCounter
+from intake.db.prepared import execute
 
 log = logging.getLogger("intake.db")
 
@@ -72,7 +73,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _sqlite_begin(conn: Any) -> None:
             # IMMEDIATE takes the write lock up front: writers queue on the
             # busy timeout instead of failing with "database is locked".
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            execute(conn, "BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -198,12 +199,8 @@ def insert_or_nothing(dialect: str, table: Table, *conflict_columns: str) -> Ins
 
 
 _COUNTERS = cast(Table, RecordCounter.__table__)
-_BUMP = (
-    update(_COUNTERS)
-    .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"))
-    .values(last_value=_COUNTERS.c.last_value + bindparam("n"))
-    .returning(_COUNTERS.c.last_value)
-)
+_BUMP_SQL = ("UPDATE record_counters SET last_value = last_value + ? "
+             "WHERE prefix = ? AND year = ? RETURNING last_value")
 _UNBUMP = (
     update(_COUNTERS)
     .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"),
@@ -241,13 +238,13 @@ def allocate_record_numbers(db: Session | Connection, prefix: str,
     per_year = Counter(when.year for when in whens)
     next_value: dict[int, int] = {}
     for year, count in per_year.items():
-        params = {"p": prefix, "y": year, "n": count}
-        last = conn.execute(_BUMP, params).scalar_one_or_none()
-        if last is None:
+        # On the DB-API cursor: every submission runs it, inside its write lock.
+        bumped = execute(conn, _BUMP_SQL, (count, prefix, year))
+        if not bumped:
             conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
                          {"prefix": prefix, "year": year, "last_value": 0})
-            last = conn.execute(_BUMP, params).scalar_one()
-        next_value[year] = int(last) - count + 1
+            bumped = execute(conn, _BUMP_SQL, (count, prefix, year))
+        next_value[year] = int(bumped[0][0]) - count + 1
     numbers = []
     for when in whens:
         numbers.append(format_record_number(prefix, when.year, next_value[when.year]))

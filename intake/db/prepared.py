@@ -24,15 +24,15 @@ default would silently not apply).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from contextlib import suppress
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["PreparedInsert"]
+__all__ = ["PreparedInsert", "execute"]
 
 Row = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
@@ -118,9 +118,7 @@ class PreparedInsert:
             raise RuntimeError("PreparedInsert.run needs a connection in a transaction")
         compiled = self._for(conn.dialect)
         params = [compiled.values(row, self.columns) for row in rows]
-        cursor = conn.connection.cursor()
-        dbapi_error = conn.dialect.loaded_dbapi.Error
-        try:
+        with _cursor(conn, compiled.single) as cursor:
             if not self.returning:
                 if len(params) == 1:
                     cursor.execute(compiled.single, params[0])
@@ -136,15 +134,34 @@ class PreparedInsert:
                                [value for values in chunk for value in values])
                 returned.extend(tuple(r) for r in cursor.fetchall())
             return returned
-        except dbapi_error as exc:
-            # Raised as SQLAlchemy raises it (IntegrityError, OperationalError, ...), and a
-            # dead connection is not handed back to the pool.
-            disconnected = conn.dialect.is_disconnect(exc, conn.connection, cursor)
-            if disconnected:
-                conn.invalidate(exc)
-            raise DBAPIError.instance(compiled.single, None, exc, dbapi_error,
-                                      connection_invalidated=disconnected,
-                                      dialect=conn.dialect) from exc
-        finally:
-            with suppress(dbapi_error):  # already closed with an invalidated connection
-                cursor.close()
+
+
+def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    """One statement on ``conn``'s DB-API cursor (``?`` placeholders, the statement's own
+    text otherwise; values given as the driver takes them); the rows it returns."""
+    if conn.dialect.name != "sqlite":
+        sql = sql.replace("?", "%s")
+    with _cursor(conn, sql) as cursor:
+        cursor.execute(sql, list(params))
+        return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
+
+
+@contextmanager
+def _cursor(conn: Connection, sql: str) -> Iterator[Any]:
+    """A DB-API cursor of ``conn``; its errors raised as SQLAlchemy raises them
+    (IntegrityError, OperationalError, ...), and a dead connection not handed back to
+    the pool."""
+    cursor = conn.connection.cursor()
+    dbapi_error = conn.dialect.loaded_dbapi.Error
+    try:
+        yield cursor
+    except dbapi_error as exc:
+        disconnected = conn.dialect.is_disconnect(exc, conn.connection, cursor)
+        if disconnected:
+            conn.invalidate(exc)
+        raise DBAPIError.instance(sql, None, exc, dbapi_error,
+                                  connection_invalidated=disconnected,
+                                  dialect=conn.dialect) from exc
+    finally:
+        with suppress(dbapi_error):  # already closed with an invalidated connection
+            cursor.close()
