@@ -3,6 +3,7 @@ SQLAlchemy would have written them, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
@@ -15,6 +16,17 @@ from intake.db.models import Entry, Event, WorkItem
 from intake.db.prepared import PreparedInsert
 
 _ENTRIES = cast(Table, Entry.__table__)
+
+
+@pytest.fixture
+def db(db_url: str) -> Iterator[Database]:
+    database = Database(db_url)
+    try:
+        yield database
+    finally:
+        database.dispose()
+
+
 _COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject", "body",
             "fields", "status", "idempotency_key", "tags")
 
@@ -34,77 +46,65 @@ def _row(n: int, **over: object) -> dict[str, object]:
     return row
 
 
-def test_rows_read_back_as_the_orm_writes_them(db_url: str) -> None:
-    db = Database(db_url)
+def test_rows_read_back_as_the_orm_writes_them(db: Database) -> None:
     prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
-    try:
-        with db.engine.begin() as conn:
-            returned = prepared.run(conn, [_row(1), _row(2), _row(3)])
-            # Row 1 again through SQLAlchemy, but for its unique columns.
-            conn.execute(insert(_ENTRIES), [_row(1, idempotency_key="key-4",
-                                                 record_number="EX-2026-000004")])
-        assert sorted(key for _, key in returned) == ["key-1", "key-2", "key-3"]
-        with db.sessions() as s:
-            entries = {e.idempotency_key: e for e in s.scalars(select(Entry))}
-        ours, theirs = entries["key-1"], entries["key-4"]
-        assert dict(returned)[ours.id] == "key-1"
-        for name in ("channel", "kind", "form_slug", "subject", "body", "status", "tags",
-                     "fields", "received_at"):
-            assert getattr(ours, name) == getattr(theirs, name), name
-        assert ours.fields == {"topic": "parks", "n": 1, "nested": [1, "two", None]}
-        # Stored alike too (SQLite keeps datetimes as text: queries compare that text).
-        with db.engine.connect() as conn:
-            stored = {r[0]: r[1:] for r in conn.exec_driver_sql(
-                "SELECT idempotency_key, received_at, fields, tags FROM entries")}
-        assert stored["key-1"] == stored["key-4"]
-        assert ours.received_at == datetime(2026, 12, 1, 15, 0, 1, 123456, tzinfo=UTC)
-        assert ours.received_at.utcoffset() == theirs.received_at.utcoffset() == timedelta(0)
-    finally:
-        db.dispose()
+    with db.engine.begin() as conn:
+        returned = prepared.run(conn, [_row(1), _row(2), _row(3)])
+        # Row 1 again through SQLAlchemy, but for its unique columns.
+        conn.execute(insert(_ENTRIES), [_row(1, idempotency_key="key-4",
+                                             record_number="EX-2026-000004")])
+    assert sorted(key for _, key in returned) == ["key-1", "key-2", "key-3"]
+    with db.sessions() as s:
+        entries = {e.idempotency_key: e for e in s.scalars(select(Entry))}
+    ours, theirs = entries["key-1"], entries["key-4"]
+    assert dict(returned)[ours.id] == "key-1"
+    for name in ("channel", "kind", "form_slug", "subject", "body", "status", "tags",
+                 "fields", "received_at"):
+        assert getattr(ours, name) == getattr(theirs, name), name
+    assert ours.fields == {"topic": "parks", "n": 1, "nested": [1, "two", None]}
+    # Stored alike too (SQLite keeps datetimes as text: queries compare that text).
+    with db.engine.connect() as conn:
+        stored = {r[0]: r[1:] for r in conn.exec_driver_sql(
+            "SELECT idempotency_key, received_at, fields, tags FROM entries")}
+    assert stored["key-1"] == stored["key-4"]
+    assert ours.received_at == datetime(2026, 12, 1, 15, 0, 1, 123456, tzinfo=UTC)
+    assert ours.received_at.utcoffset() == theirs.received_at.utcoffset() == timedelta(0)
 
 
-def test_many_rows_without_returning_and_one_statement_per_chunk(db_url: str) -> None:
-    db = Database(db_url)
+def test_many_rows_without_returning_and_one_statement_per_chunk(db: Database) -> None:
     prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
     events = PreparedInsert(cast(Table, Event.__table__), ("entry_id", "kind", "at", "actor",
                                                            "detail"))
-    try:
-        with db.engine.begin() as conn:
-            # More rows than one statement may carry parameters for: split, none lost.
-            returned = prepared.run(conn, [_row(n % 60, idempotency_key=f"k{n}",
-                                                record_number=f"EX-2026-{n:06d}")
-                                           for n in range(3000)])
-            assert len({i for i, _ in returned}) == 3000
-            first = returned[0][0]
-            events.run(conn, [{"entry_id": first, "kind": "received",
-                               "at": datetime.now(UTC), "actor": "system",
-                               "detail": {"n": n}} for n in range(50)])
-        with db.sessions() as s:
-            assert s.scalar(select(func.count()).select_from(Entry)) == 3000
-            assert sorted(e.detail["n"] for e in s.scalars(select(Event))) == list(range(50))
-    finally:
-        db.dispose()
+    with db.engine.begin() as conn:
+        # More rows than one statement may carry parameters for: split, none lost.
+        returned = prepared.run(conn, [_row(n % 60, idempotency_key=f"k{n}",
+                                            record_number=f"EX-2026-{n:06d}")
+                                       for n in range(3000)])
+        assert len({i for i, _ in returned}) == 3000
+        first = returned[0][0]
+        events.run(conn, [{"entry_id": first, "kind": "received",
+                           "at": datetime.now(UTC), "actor": "system",
+                           "detail": {"n": n}} for n in range(50)])
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 3000
+        assert sorted(e.detail["n"] for e in s.scalars(select(Event))) == list(range(50))
 
 
-def test_errors_are_sqlalchemys_and_roll_back_with_the_transaction(db_url: str) -> None:
-    db = Database(db_url)
+def test_errors_are_sqlalchemys_and_roll_back_with_the_transaction(db: Database) -> None:
     prepared = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",))
-    try:
-        with pytest.raises(IntegrityError), db.engine.begin() as conn:
-            prepared.run(conn, [_row(1)])
-            prepared.run(conn, [_row(2, idempotency_key="key-1")])
-        with db.sessions() as s:
-            assert s.scalar(select(func.count()).select_from(Entry)) == 0
-        nothing = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",),
-                                 on_conflict_nothing=("idempotency_key",))
-        with db.engine.begin() as conn:
-            assert len(nothing.run(conn, [_row(1)])) == 1
-            assert nothing.run(conn, [_row(2, idempotency_key="key-1")]) == []
-    finally:
-        db.dispose()
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        prepared.run(conn, [_row(1)])
+        prepared.run(conn, [_row(2, idempotency_key="key-1")])
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 0
+    nothing = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",),
+                             on_conflict_nothing=("idempotency_key",))
+    with db.engine.begin() as conn:
+        assert len(nothing.run(conn, [_row(1)])) == 1
+        assert nothing.run(conn, [_row(2, idempotency_key="key-1")]) == []
 
 
-def test_refuses_what_would_silently_lose_a_default_or_a_transaction(db_url: str) -> None:
+def test_refuses_what_would_silently_lose_a_default_or_a_transaction(db: Database) -> None:
     with pytest.raises(ValueError, match="Python-side default"):
         PreparedInsert(_ENTRIES, [c for c in _COLUMNS if c != "tags"])
     with pytest.raises(ValueError, match="required"):
@@ -112,35 +112,27 @@ def test_refuses_what_would_silently_lose_a_default_or_a_transaction(db_url: str
     with pytest.raises(ValueError, match="no column"):
         PreparedInsert(_ENTRIES, (*_COLUMNS, "nope"))
     prepared = PreparedInsert(_ENTRIES, _COLUMNS)
-    db = Database(db_url)
-    try:
-        with pytest.raises(KeyError), db.engine.begin() as conn:  # a row without a column
-            prepared.run(conn, [{k: v for k, v in _row(1).items() if k != "subject"}])
-        with db.engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
-            prepared.run(conn, [_row(1)])
-        with db.sessions() as s:
-            assert s.scalar(select(func.count()).select_from(Entry)) == 0
-    finally:
-        db.dispose()
+    with pytest.raises(KeyError), db.engine.begin() as conn:  # a row without a column
+        prepared.run(conn, [{k: v for k, v in _row(1).items() if k != "subject"}])
+    with db.engine.connect() as conn, pytest.raises(RuntimeError, match="transaction"):
+        prepared.run(conn, [_row(1)])
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 0
 
 
-def test_execute_returns_rows_and_raises_sqlalchemys_errors(db_url: str) -> None:
+def test_execute_returns_rows_and_raises_sqlalchemys_errors(db: Database) -> None:
     from sqlalchemy.exc import ProgrammingError
 
     from intake.db import allocate_record_numbers
     from intake.db.prepared import execute
 
-    db = Database(db_url)
-    try:
-        with db.engine.begin() as conn:
-            when = datetime(2026, 12, 1, tzinfo=UTC)
-            assert allocate_record_numbers(conn, "EX", [when, when]) == [
-                "EX-2026-000001", "EX-2026-000002"]
-            assert execute(conn, "SELECT last_value FROM record_counters WHERE prefix = ?",
-                           ["EX"]) == [(2,)]
-            assert execute(conn, "UPDATE record_counters SET last_value = 2 "
-                                 "WHERE prefix = ?", ["none"]) == []
-        with pytest.raises((OperationalError, ProgrammingError)), db.engine.begin() as conn:
-            execute(conn, "SELECT * FROM no_such_table")
-    finally:
-        db.dispose()
+    with db.engine.begin() as conn:
+        when = datetime(2026, 12, 1, tzinfo=UTC)
+        assert allocate_record_numbers(conn, "EX", [when, when]) == [
+            "EX-2026-000001", "EX-2026-000002"]
+        assert execute(conn, "SELECT last_value FROM record_counters WHERE prefix = ?",
+                       ["EX"]) == [(2,)]
+        assert execute(conn, "UPDATE record_counters SET last_value = 2 "
+                             "WHERE prefix = ?", ["none"]) == []
+    with pytest.raises((OperationalError, ProgrammingError)), db.engine.begin() as conn:
+        execute(conn, "SELECT * FROM no_such_table")

@@ -46,6 +46,7 @@ class _Compiled:
         quote = dialect.identifier_preparer.quote
         # The DB-API cursor is used directly: SQLite takes "?", psycopg "%s".
         placeholder = "?" if dialect.name == "sqlite" else "%s"
+        self.columns = insert.columns
         self.processors: list[Processor] = [
             insert.table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
             for name in insert.columns]
@@ -70,9 +71,9 @@ class _Compiled:
                 self._multi[count] = sql
         return sql
 
-    def values(self, row: Row, columns: Sequence[str]) -> list[Any]:
+    def values(self, row: Row) -> list[Any]:
         out = []
-        for name, process in zip(columns, self.processors, strict=True):
+        for name, process in zip(self.columns, self.processors, strict=True):
             value = row[name]
             out.append(value if process is None or value is None else process(value))
         return out
@@ -117,7 +118,7 @@ class PreparedInsert:
             # commit on its own: these rows belong to the caller's transaction.
             raise RuntimeError("PreparedInsert.run needs a connection in a transaction")
         compiled = self._for(conn.dialect)
-        params = [compiled.values(row, self.columns) for row in rows]
+        params = [compiled.values(row) for row in rows]
         with _cursor(conn, compiled.single) as cursor:
             if not self.returning:
                 if len(params) == 1:

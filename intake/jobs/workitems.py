@@ -23,7 +23,6 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
-from intake.db import insert_or_nothing
 from intake.db.models import WorkItem, WorkState, utcnow
 from intake.db.prepared import PreparedInsert
 
@@ -77,16 +76,13 @@ def enqueue(
     now = utcnow()
     due = not_before or now
     conn = connection if connection is not None else session.connection()
-    new_id = conn.execute(_ENQUEUE[conn.dialect.name], {
-        "kind": kind, "entry_id": entry_id, "dedupe_key": dedupe_key,
-        "state": WorkState.PENDING, "attempts": 0, "resends": 0, "next_attempt_at": due,
-        "enqueued_at": max(now, due), "payload": payload or {}, "created_at": now,
-        "updated_at": now,
-    }).scalar_one_or_none()
-    if new_id is None:
+    inserted = _INSERT_WORK_ITEM_OR_NOTHING.run(conn, [
+        _item_row(kind, dedupe_key, entry_id, now=now, due=due, payload=payload)])
+    if not inserted:
         return int(conn.execute(_ID_BY_DEDUPE_KEY, {"k": dedupe_key}).scalar_one())
-    session.info.setdefault(PENDING_SENDS, []).append((int(new_id), due))
-    return int(new_id)
+    new_id = int(inserted[0][0])
+    session.info.setdefault(PENDING_SENDS, []).append((new_id, due))
+    return new_id
 
 
 def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]], *,
@@ -101,21 +97,27 @@ def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]],
     now = utcnow()
     conn = connection if connection is not None else session.connection()
     by_key = {key: int(item_id) for item_id, key in _INSERT_WORK_ITEMS.run(conn, [
-        {"kind": kind, "entry_id": entry_id, "dedupe_key": key, "state": WorkState.PENDING,
-         "attempts": 0, "resends": 0, "next_attempt_at": now, "enqueued_at": now,
-         "payload": {}, "created_at": now, "updated_at": now}
-        for kind, key, entry_id in items])}
+        _item_row(kind, key, entry_id, now=now, due=now) for kind, key, entry_id in items])}
     ids = [by_key[key] for _, key, _ in items]
     session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
     return ids
 
 
+def _item_row(kind: str, dedupe_key: str, entry_id: int | None, *, now: datetime,
+              due: datetime, payload: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"kind": kind, "entry_id": entry_id, "dedupe_key": dedupe_key,
+            "state": WorkState.PENDING, "attempts": 0, "resends": 0, "next_attempt_at": due,
+            "enqueued_at": max(now, due), "payload": payload or {}, "created_at": now,
+            "updated_at": now}
+
+
 _WORK_ITEMS = cast(Table, WorkItem.__table__)
-_INSERT_WORK_ITEMS = PreparedInsert(_WORK_ITEMS, (
-    "kind", "entry_id", "dedupe_key", "state", "attempts", "resends", "next_attempt_at",
-    "enqueued_at", "payload", "created_at", "updated_at"), returning=("id", "dedupe_key"))
-_ENQUEUE = {dialect: insert_or_nothing(dialect, _WORK_ITEMS, "dedupe_key")
-            .returning(_WORK_ITEMS.c.id) for dialect in ("sqlite", "postgresql")}
+_WORK_ITEM_COLUMNS = ("kind", "entry_id", "dedupe_key", "state", "attempts", "resends",
+                      "next_attempt_at", "enqueued_at", "payload", "created_at", "updated_at")
+_INSERT_WORK_ITEMS = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
+                                    returning=("id", "dedupe_key"))
+_INSERT_WORK_ITEM_OR_NOTHING = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS, returning=("id",),
+                                              on_conflict_nothing=("dedupe_key",))
 _ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))
 
 
