@@ -14,7 +14,7 @@ from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
 from intake.services.delivery import Delivery
-from intake.services.routing import RulesProvider, make_route_handler
+from intake.services.routing import RulesProvider, make_route_handlers
 from intake.settings import Settings
 
 log = logging.getLogger("intake")
@@ -31,7 +31,9 @@ class Runtime:
         self.rules = RulesProvider(settings.rules_path)
         self.jobs = JobSystem(settings, self.db)
         self.delivery = Delivery(settings, self.rules)
-        self.jobs.register("route", make_route_handler(self.rules, after=self.delivery.plan))
+        route, route_many = make_route_handlers(self.rules, after=self.delivery.plan,
+                                                after_many=self.delivery.plan_many)
+        self.jobs.register("route", route, many=route_many)
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
 

@@ -132,11 +132,10 @@ class JobSystem:
 
     # -- sending ---------------------------------------------------------
 
-    def register(self, kind: str, handler: Handler) -> None:
+    def register(self, kind: str, handler: Handler, *, many: BatchHandler | None = None) -> None:
+        """``handler`` performs one item of ``kind``; ``many``, if given, a batch of them
+        (for :meth:`perform_batch`), all or nothing."""
         self.handlers[kind] = handler
-        # A handler may carry a batch form, ``handler.many(session, items)``, for
-        # :meth:`perform_batch` (the route handler does).
-        many = getattr(handler, "many", None)
         if many is not None:
             self.batch_handlers[kind] = many
         else:

@@ -92,9 +92,6 @@ class Delivery:
     def __init__(self, settings: Settings, rules: RulesProvider) -> None:
         self.settings = settings
         self.rules = rules
-        # ``plan`` is handed to the route handler as its ``after``; ``plan.many``
-        # is its batch form (see :data:`intake.services.routing.AfterRouting`).
-        self.plan = _Planner(self)  # type: ignore[method-assign]
 
     # -- planning (called in the routing transaction) --------------------------
 
@@ -527,18 +524,3 @@ class Delivery:
                                           timeout=self.settings.smtp_timeout_seconds)
         smtp.send_message(config, msg, sender=sender or self.settings.mail_from,
                           recipients=recipients)
-
-
-class _Planner:
-    """:meth:`Delivery.plan`, with :meth:`Delivery.plan_many` as ``.many``."""
-
-    def __init__(self, delivery: Delivery) -> None:
-        self._delivery = delivery
-
-    def __call__(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
-                 decision_id: int) -> None:
-        Delivery.plan(self._delivery, session, entry, decision, decision_id)
-
-    def many(self, session: Session,
-             routed: list[tuple[RoutedEntry, RoutingOutcome, int]]) -> None:
-        self._delivery.plan_many(session, routed)

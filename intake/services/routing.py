@@ -164,8 +164,8 @@ class RoutedEntry:
 
 
 AfterRouting = Callable[[Session, RoutedEntry, Decision, int], None]
-# An ``after`` may also offer ``after.many(session, [(entry, decision, decision id)...])``
-# for a batch of entries (delivery planning does): the batch route handler uses it.
+#: ``AfterRouting`` for a batch: ``[(entry, decision, decision id), ...]``.
+AfterRoutingMany = Callable[[Session, list[tuple[RoutedEntry, Decision, int]]], None]
 
 _ENTRIES = cast(Table, Entry.__table__)
 _SUBMITTERS = cast(Table, Submitter.__table__)
@@ -183,11 +183,13 @@ _UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 
-def make_route_handler(
-    rules: RulesProvider, after: AfterRouting | None = None
-) -> Callable[[Session, WorkItem], None]:
-    """The "route" work: decide, store, then ``after`` (delivery planning) in the same
-    transaction, so the decision and the deliveries it causes commit together.
+def make_route_handlers(
+    rules: RulesProvider, after: AfterRouting | None = None,
+    after_many: AfterRoutingMany | None = None,
+) -> tuple[Callable[[Session, WorkItem], None], Callable[[Session, list[WorkItem]], None]]:
+    """The "route" work, for one item and for a batch: decide, store, then ``after``
+    (delivery planning; ``after_many`` for a batch, else ``after`` entry by entry) in
+    the same transaction, so the decision and the deliveries it causes commit together.
 
     It runs once for every entry, so it reads the entry and its submitter in one
     query and writes the decision, the entry's agency and tags and the "routed"
@@ -242,8 +244,6 @@ def make_route_handler(
             if after is not None:
                 after(session, routed_entry, decision, decision_id)
 
-    after_many = getattr(after, "many", None)
-
     def route_many(session: Session, items: list[WorkItem]) -> None:
         """``route`` for a batch. Any failure fails the whole batch (nothing of it
         commits), and each item is then routed on its own."""
@@ -254,9 +254,7 @@ def make_route_handler(
             for routed_entry, decision, decision_id in routed:
                 after(session, routed_entry, decision, decision_id)
 
-    # JobSystem.register picks this up as the batch form of the handler.
-    route.many = route_many  # type: ignore[attr-defined]
-    return route
+    return route, route_many
 
 
 def _routed_detail(decision: Decision, previous: str | None) -> dict[str, Any]:
