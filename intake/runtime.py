@@ -73,6 +73,11 @@ def configure_logging(level: str) -> None:
     handler._intake = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)
-    # Libraries that log message contents or arguments at INFO/DEBUG stay quiet.
-    for noisy in ("dramatiq", "pika", "waitress", "alembic"):
+    # Libraries that log message contents or arguments at INFO/DEBUG stay quiet, whatever
+    # INTAKE_LOG_LEVEL says: IMAPClient logs the whole IMAP conversation at DEBUG, the
+    # fetched mail included.
+    for noisy in QUIET_LIBRARIES:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+
+
+QUIET_LIBRARIES = ("dramatiq", "pika", "waitress", "alembic", "imapclient")

@@ -391,3 +391,49 @@ def test_a_stalled_poller_whose_lease_was_taken_commits_nothing_more(
     report_b = b.poll_once()
     assert report_b.stored == 3
     assert_exactly_once(runtime, imap, config, sent)
+
+
+def test_poller_log_lines_name_mailboxes_and_counts_never_people(
+        runtime: Runtime, imap: ImapServer, caplog: pytest.LogCaptureFixture) -> None:
+    """The poller logs the mailbox's configured name, error classes, UIDs and counts:
+    a pass with a dropped connection and mail full of personal data logs none of it,
+    even at INTAKE_LOG_LEVEL=DEBUG (IMAPClient's protocol log is kept quiet)."""
+    import logging
+
+    from intake.runtime import QUIET_LIBRARIES, configure_logging
+
+    root = logging.getLogger()
+    handlers = list(root.handlers)
+    configure_logging("DEBUG")  # as intake serve / intake poll set it up
+    quieted = [logging.getLogger(name) for name in QUIET_LIBRARIES]
+    secrets = ("planted.sender@example.org", "Planted Sender", "518-22-4137",
+               "4111 1111 1111 1111", "Complaint about my neighbour")
+    caplog.set_level(logging.DEBUG)
+    proxy = DroppingProxy(imap.port, drop_after=150_000)
+    try:
+        config = imap.mailbox(port=proxy.port)
+        sent = [message(n, attachment_kb=60, sender=f"{secrets[1]} <{secrets[0]}>",
+                        subject=f"{secrets[4]} {n}",
+                        body=f"My SSN is {secrets[2]}, card {secrets[3]}.\n")
+                for n in range(4)]
+        imap.append(config.folder, *sent)
+        report = poller(runtime, config, batch_bytes=1).poll_once(backoff=0.01)
+        assert report.errors and report.stored == 4
+    finally:
+        proxy.close()
+        root.handlers[:] = handlers
+        for quiet in quieted:
+            quiet.setLevel(logging.NOTSET)
+
+    def text(record: logging.LogRecord) -> str:
+        try:
+            message = record.getMessage()
+        except TypeError:  # a library's record whose arguments do not fit its format
+            message = f"{record.msg} {record.args!r}"
+        return f"{record.name} {message} {record.exc_text or ''}"
+
+    logged = "\n".join(text(r) for r in caplog.records)
+    assert f"mailbox {config.name}: " in logged  # the warning and the summary were logged
+    assert "4 stored" in logged
+    assert [s for s in secrets if s in logged] == [], sorted(
+        {r.name for r in caplog.records if any(s in text(r) for s in secrets)})
