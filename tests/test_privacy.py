@@ -242,6 +242,33 @@ def test_audit_verify_command(tmp_path: object, db: Database, settings: object) 
 # -- relay and the submitter's own view -----------------------------------------------
 
 
+def test_two_deliveries_asking_for_one_entrys_relay_at_once_get_the_same(db: Database) -> None:
+    """The forward and the receipt of one entry run in two workers: the second to ask
+    waits for the first's uncommitted row and reads it, instead of failing on it (it
+    did, on PostgreSQL: an IntegrityError, and a retry of the delivery)."""
+    import threading
+
+    entry_id = _entry(db)
+    second: list[str] = []
+    errors: list[BaseException] = []
+
+    def ask() -> None:
+        try:
+            with db.session() as s:
+                second.append(privacy.relay_for(s, entry_id, "relay.examplia.gov"))
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    with db.session() as s:
+        first = privacy.relay_for(s, entry_id, "relay.examplia.gov")  # not committed yet
+        other = threading.Thread(target=ask)
+        other.start()
+        other.join(0.5)  # it waits for this transaction (row lock, or SQLite's writer turn)
+        assert other.is_alive() and second == []
+    other.join(10)
+    assert errors == [] and second == [first]
+
+
 def test_relay_address_is_stable_per_entry(db: Database) -> None:
     entry_id = _entry(db)
     with db.session() as s:

@@ -544,12 +544,20 @@ def disclosures_for(session: Session, entry_id: int) -> Sequence[Disclosure]:
 
 def relay_for(session: Session, entry_id: int, domain: str) -> str:
     """The entry's relay address, created on first use."""
-    token = session.scalar(select(RelayToken.token).where(RelayToken.entry_id == entry_id))
+    token = session.scalar(_RELAY_TOKEN_OF, {"e": entry_id})
     if token is None:
-        token = new_relay_token()
-        session.add(RelayToken(token=token, entry_id=entry_id))
-        session.flush()
-    return relay_address(token, domain)
+        # An entry's forward and its receipt may be sent at the same moment, each asking
+        # for the address: one row wins, the other writer waits for it and reads it.
+        _INSERT_RELAY_TOKEN.run(session.connection(), [
+            {"token": new_relay_token(), "entry_id": entry_id, "created_at": utcnow()}])
+        token = session.scalar(_RELAY_TOKEN_OF, {"e": entry_id})
+    return relay_address(str(token), domain)
+
+
+_RELAY_TOKEN_OF = select(RelayToken.token).where(RelayToken.entry_id == bindparam("e"))
+_INSERT_RELAY_TOKEN = PreparedInsert(cast(Table, RelayToken.__table__),
+                                     ("token", "entry_id", "created_at"),
+                                     on_conflict_nothing=("entry_id",))
 
 
 def entry_for_relay_token(session: Session, token: str) -> int | None:
