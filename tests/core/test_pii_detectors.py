@@ -278,6 +278,36 @@ def test_phone_prefilter_never_changes_the_findings(text: str) -> None:
     assert list(d.find_phones(text)) == list(d._find_phones(text))
 
 
+@st.composite
+def digit_run_texts(draw: st.DrawFn) -> str:
+    """Runs of ASCII digits (one to eleven long) between phone punctuation and words: many
+    texts near the prefilter's line of ten digits in four consecutive runs."""
+    parts = [draw(PUNCTUATION)]
+    for _ in range(draw(st.integers(1, 7))):
+        parts.append(draw(st.text(alphabet="0123456789", min_size=1, max_size=11)))
+        parts.append(draw(st.one_of(PUNCTUATION.filter(bool), st.sampled_from(
+            [" ", "-", ".", " - ", ") ", " x ", " ext. ", "/", "a", " or "]))))
+    return "".join(parts)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(digit_run_texts())
+def test_phone_prefilter_on_digit_runs_never_changes_the_findings(text: str) -> None:
+    if not d._may_hold_a_phone(text):
+        assert list(d._find_phones(text)) == []
+    assert list(d.find_phones(text)) == list(d._find_phones(text))
+
+
+def test_phone_prefilter_counts_digits_in_four_consecutive_runs() -> None:
+    assert d._ten_digits_in_four_runs("860 555 0142")
+    assert d._ten_digits_in_four_runs("1-860-555-0142")
+    assert d._ten_digits_in_four_runs("on 11/14/2026 at 3:45 about permit 12345")  # 4+1+2+5
+    assert not d._ten_digits_in_four_runs("on 11/14/2026 at 3:45")  # 9 in any four runs
+    assert not d._ten_digits_in_four_runs("1 2 3 4 5 6 7 8 9 10 11 12")  # 15 digits, apart
+    assert not d._ten_digits_in_four_runs("ref 4f0a9c21-3-17 and 2-4")
+    assert not d._ten_digits_in_four_runs("")
+
+
 def test_phone_prefilter_lets_real_numbers_through() -> None:
     for text in ["call (860) 555-0142", "860.555.0142", "+44 20 7946 0958", "18605550142",
                  "1-860-555-0142 ext. 12"]:

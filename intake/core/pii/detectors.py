@@ -441,14 +441,26 @@ def _nanp_grouping(raw: str) -> bool:
 MIN_PHONE_DIGITS = 6
 _ENOUGH_DIGITS_FOR_A_PHONE = re.compile(rf"(?:\d\D*){{{MIN_PHONE_DIGITS}}}")
 # And of what it matches, only a number written with "+" or grouped like a North
-# American one (ten or eleven ASCII digits, see _nanp_grouping) is kept: a text with
-# neither a "+" nor ten ASCII digits can yield no phone finding.
-_TEN_ASCII_DIGITS = re.compile(r"(?:[0-9][^0-9]*){10}")
+# American one is kept (see _nanp_grouping): at most four groups of ASCII digits,
+# ten or eleven digits in all. A match is a piece of the text, so its groups are
+# pieces of at most four consecutive runs of ASCII digits of the text: a text with
+# no "+" and no four consecutive runs holding ten digits can yield no phone finding
+# (a reference like "4f0a9c21-3-17" or "11/14/2026 at 3:45" is skipped).
+_ASCII_DIGIT_RUN = re.compile(r"[0-9]+")
+_MOST_NANP_GROUPS = max(len(groups) for groups in _NANP_GROUPS)
+_FEWEST_NANP_DIGITS = min(sum(groups) for groups in _NANP_GROUPS)
+
+
+def _ten_digits_in_four_runs(text: str) -> bool:
+    runs = [len(run) for run in _ASCII_DIGIT_RUN.findall(text)]
+    width = _MOST_NANP_GROUPS
+    return any(sum(runs[i:i + width]) >= _FEWEST_NANP_DIGITS
+               for i in range(max(1, len(runs) - width + 1)))
 
 
 def _may_hold_a_phone(text: str) -> bool:
     return bool(_ENOUGH_DIGITS_FOR_A_PHONE.search(text)) and (
-        "+" in text or bool(_TEN_ASCII_DIGITS.search(text)))
+        "+" in text or _ten_digits_in_four_runs(text))
 
 
 def find_phones(text: str) -> Iterator[_Raw]:
