@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import cast
 
 import pytest
-from sqlalchemy import Table, func, insert, select
+from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from intake.db import Database
 from intake.db.models import Entry, Event, WorkItem
-from intake.db.prepared import PreparedInsert
+from intake.db.prepared import InsertBatch, PreparedInsert
 
 _ENTRIES = cast(Table, Entry.__table__)
 
@@ -136,3 +136,115 @@ def test_execute_returns_rows_and_raises_sqlalchemys_errors(db: Database) -> Non
                              "WHERE prefix = ?", ["none"]) == []
     with pytest.raises((OperationalError, ProgrammingError)), db.engine.begin() as conn:
         execute(conn, "SELECT * FROM no_such_table")
+
+
+def _statements(conn: Connection, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The SQL each DB-API cursor of ``conn`` is asked to execute, from now on."""
+    seen: list[str] = []
+    cursor_of = conn.connection.dbapi_connection.cursor  # type: ignore[union-attr]
+
+    class Counting:
+        def __init__(self) -> None:
+            self._cursor = cursor_of()
+
+        def execute(self, sql: str, *args: object) -> object:
+            seen.append(sql)
+            return self._cursor.execute(sql, *args)
+
+        def executemany(self, sql: str, *args: object) -> object:
+            seen.append(sql)
+            return self._cursor.executemany(sql, *args)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._cursor, name)
+
+    monkeypatch.setattr(conn.connection, "cursor", Counting)
+    return seen
+
+
+_EVENT_COLUMNS = ("entry_id", "kind", "at", "actor", "detail")
+
+
+def test_a_batch_writes_what_its_inserts_would_and_is_one_statement_on_postgresql(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    entries = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
+    events = PreparedInsert(cast(Table, Event.__table__), _EVENT_COLUMNS)
+    items = PreparedInsert(cast(Table, WorkItem.__table__), (
+        "kind", "entry_id", "dedupe_key", "state", "attempts", "resends", "next_attempt_at",
+        "enqueued_at", "payload", "created_at", "updated_at"), returning=("id", "dedupe_key"))
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        ids = [i for i, _ in entries.run(conn, [_row(1), _row(2)])]
+        seen = _statements(conn, monkeypatch)
+        returned: list[list[tuple[object, ...]]] = []
+        batch = InsertBatch()
+        batch.add(events, [{"entry_id": i, "kind": "received", "at": now, "actor": "system",
+                            "detail": {"entry": i, "text": "<b>é</b>"}} for i in ids])
+        batch.add(items, [{"kind": "route", "entry_id": i, "dedupe_key": f"route:{i}",
+                           "state": "pending", "attempts": 0, "resends": 0,
+                           "next_attempt_at": now, "enqueued_at": now, "payload": {},
+                           "created_at": now, "updated_at": now} for i in ids],
+                  then=returned.append)
+        batch.add(events, [])  # nothing to write: left out
+        batch.run(conn)
+        assert len(seen) == (1 if db.dialect == "postgresql" else 2)
+    assert len(returned) == 1
+    assert sorted(key for _, key in returned[0]) == sorted(f"route:{i}" for i in ids)
+    with db.sessions() as s:
+        stored = {e.entry_id: e for e in s.scalars(select(Event))}
+        assert sorted(stored) == sorted(ids)
+        assert stored[ids[0]].detail == {"entry": ids[0], "text": "<b>é</b>"}
+        assert stored[ids[0]].at == now
+        work = {w.dedupe_key: w.id for w in s.scalars(select(WorkItem))}
+    assert dict((key, i) for i, key in returned[0]) == work
+
+
+def test_a_failing_insert_fails_the_whole_batch(db: Database) -> None:
+    entries = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",))
+    events = PreparedInsert(cast(Table, Event.__table__), _EVENT_COLUMNS)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    with pytest.raises(IntegrityError), db.engine.begin() as conn:
+        [(entry_id,)] = entries.run(conn, [_row(1)])
+        batch = InsertBatch()
+        batch.add(events, [{"entry_id": entry_id, "kind": "received", "at": now,
+                            "actor": "system", "detail": {}}])
+        batch.add(entries, [_row(2, idempotency_key="key-1")], then=lambda rows: None)
+        batch.run(conn)
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 0
+        assert s.scalar(select(func.count()).select_from(Event)) == 0
+
+
+def test_a_batch_too_big_for_one_statement_runs_its_inserts_apart(
+        db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
+    from intake.db import prepared
+
+    entries = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
+    events = PreparedInsert(cast(Table, Event.__table__), _EVENT_COLUMNS)
+    monkeypatch.setattr(prepared, "_MAX_PARAMETERS", 40)
+    now = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    with db.engine.begin() as conn:
+        [(first, _)] = entries.run(conn, [_row(0)])
+        returned: list[tuple[object, ...]] = []
+        batch = InsertBatch()
+        batch.add(events, [{"entry_id": first, "kind": "note", "at": now, "actor": "system",
+                            "detail": {"n": n}} for n in range(30)])
+        batch.add(entries, [_row(n) for n in range(1, 11)], then=returned.extend)
+        batch.run(conn)
+    assert sorted(key for _, key in returned) == sorted(f"key-{n}" for n in range(1, 11))
+    with db.sessions() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 11
+        assert s.scalar(select(func.count()).select_from(Event)) == 30
+
+
+def test_a_batch_refuses_returning_it_cannot_hand_back() -> None:
+    entries = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id",))
+    plain = PreparedInsert(_ENTRIES, _COLUMNS)
+    batch = InsertBatch()
+    with pytest.raises(ValueError, match="RETURNING"):
+        batch.add(entries, [_row(1)])  # no `then`: its rows would be lost
+    with pytest.raises(ValueError, match="RETURNING"):
+        batch.add(plain, [_row(1)], then=lambda rows: None)
+    batch.add(entries, [_row(1)], then=lambda rows: None)
+    with pytest.raises(ValueError, match="only one"):
+        batch.add(entries, [_row(2)], then=lambda rows: None)

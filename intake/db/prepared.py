@@ -16,6 +16,11 @@ caller's transaction:
   The returned rows are matched to the given ones by a unique column named
   in ``returning`` (neither database promises their order).
 
+:class:`InsertBatch` runs several such INSERTs together: on PostgreSQL as one
+statement (each INSERT a data-modifying ``WITH`` query: one round trip and
+one statement for the server to run, instead of one per table), on SQLite one
+after the other.
+
 Every column without a default must be given in every row: a missing key
 raises ``KeyError`` before anything is sent, and building a statement that
 leaves out a column with a Python-side default raises ``ValueError`` (that
@@ -32,7 +37,7 @@ from sqlalchemy import Connection, Table
 from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 
-__all__ = ["PreparedInsert", "execute"]
+__all__ = ["InsertBatch", "PreparedInsert", "execute"]
 
 Row = Mapping[str, Any]
 Processor = Callable[[Any], Any] | None
@@ -135,6 +140,81 @@ class PreparedInsert:
                                [value for values in chunk for value in values])
                 returned.extend(tuple(r) for r in cursor.fetchall())
             return returned
+
+
+class InsertBatch:
+    """INSERTs of rows that depend on nothing inserted alongside them, run together.
+
+    ``add`` them, then ``run`` in the caller's transaction. On PostgreSQL they
+    are one statement (``WITH i0 AS (INSERT ...), i1 AS (INSERT ...) ...``):
+    its sub-statements all run to completion, and a failing one fails the
+    statement and so every row of the batch. On SQLite (no INSERT in ``WITH``)
+    they run one after the other. At most one of them may have ``RETURNING``;
+    its rows go to the ``then`` callback given with it.
+    """
+
+    def __init__(self) -> None:
+        self._parts: list[tuple[PreparedInsert, list[Row]]] = []
+        self._then: Callable[[list[tuple[Any, ...]]], None] | None = None
+
+    def add(self, insert: PreparedInsert, rows: Sequence[Row],
+            then: Callable[[list[tuple[Any, ...]]], None] | None = None) -> None:
+        if bool(insert.returning) != (then is not None):
+            raise ValueError("an INSERT with RETURNING needs `then` (and only one does)")
+        if then is not None:
+            if self._then is not None:
+                raise ValueError("only one INSERT of a batch may have RETURNING")
+            self._then = then
+        if rows:
+            self._parts.append((insert, list(rows)))
+        elif then is not None:
+            then([])
+
+    def run(self, conn: Connection) -> None:
+        parts, self._parts = self._parts, []
+        then, self._then = self._then, None
+        returned: list[tuple[Any, ...]] = []
+        if conn.dialect.name != "postgresql" or len(parts) < 2 or sum(
+                len(rows) * len(insert.columns) for insert, rows in parts) > _MAX_PARAMETERS:
+            for insert, rows in parts:
+                result = insert.run(conn, rows)
+                if insert.returning:
+                    returned = result
+        else:
+            if not conn.in_transaction():
+                raise RuntimeError("InsertBatch.run needs a connection in a transaction")
+            compiled = [(insert, insert._for(conn.dialect), rows) for insert, rows in parts]
+            sql = _together(conn.dialect, [(insert, len(rows)) for insert, _, rows in compiled])
+            params = [value for _, c, rows in compiled for row in rows for value in c.values(row)]
+            with _cursor(conn, sql) as cursor:
+                cursor.execute(sql, params)
+                if cursor.description:
+                    returned = [tuple(r) for r in cursor.fetchall()]
+        if then is not None:
+            then(returned)
+
+
+_TOGETHER: dict[tuple[Any, ...], str] = {}
+
+
+def _together(dialect: Dialect, parts: Sequence[tuple[PreparedInsert, int]]) -> str:
+    """PostgreSQL: the INSERTs as one statement; the RETURNING one's rows are its result."""
+    key = (dialect.name, *parts)
+    sql = _TOGETHER.get(key)
+    if sql is not None:
+        return sql
+    queries = [insert._for(dialect).multi(count) for insert, count in parts]
+    last = next((i for i, (insert, _) in enumerate(parts) if insert.returning), None)
+    if last is None:
+        ctes, main = queries[:-1], queries[-1]
+    else:
+        ctes = queries
+        columns = ", ".join(dialect.identifier_preparer.quote(c) for c in parts[last][0].returning)
+        main = f"SELECT {columns} FROM i{last}"
+    sql = "WITH " + ", ".join(f"i{i} AS ({q})" for i, q in enumerate(ctes)) + " " + main
+    if all(count <= 64 for _, count in parts) and len(_TOGETHER) < 4096:
+        _TOGETHER[key] = sql
+    return sql
 
 
 def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:

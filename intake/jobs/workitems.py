@@ -16,7 +16,7 @@ The database is the source of truth and a broker message is only a trigger:
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -24,7 +24,7 @@ from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db.models import WorkItem, WorkState, utcnow
-from intake.db.prepared import PreparedInsert
+from intake.db.prepared import InsertBatch, PreparedInsert
 
 # Session.info key listing work-item ids to send once the transaction commits.
 PENDING_SENDS = "intake.pending_sends"
@@ -94,13 +94,30 @@ def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]],
     """
     if not items:
         return []
-    now = utcnow()
     conn = connection if connection is not None else session.connection()
-    by_key = {key: int(item_id) for item_id, key in _INSERT_WORK_ITEMS.run(conn, [
-        _item_row(kind, key, entry_id, now=now, due=now) for kind, key, entry_id in items])}
-    ids = [by_key[key] for _, key, _ in items]
-    session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
+    ids: list[int] = []
+    batch = InsertBatch()
+    enqueue_many_in(batch, session, items, ids.extend)
+    batch.run(conn)
     return ids
+
+
+def enqueue_many_in(batch: InsertBatch, session: Session,
+                    items: Sequence[tuple[str, str, int | None]],
+                    then: Callable[[list[int]], None] | None = None) -> None:
+    """:func:`enqueue_many` as part of ``batch`` (see :class:`InsertBatch`): the items'
+    ids are known once the batch has run, and go to ``then``."""
+    now = utcnow()
+
+    def inserted(returned: list[tuple[Any, ...]]) -> None:
+        by_key = {key: int(item_id) for item_id, key in returned}
+        ids = [by_key[key] for _, key, _ in items]
+        session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
+        if then is not None:
+            then(ids)
+
+    batch.add(_INSERT_WORK_ITEMS, [_item_row(kind, key, entry_id, now=now, due=now)
+                                   for kind, key, entry_id in items], then=inserted)
 
 
 def _item_row(kind: str, dedupe_key: str, entry_id: int | None, *, now: datetime,

@@ -28,6 +28,7 @@ from intake.core.pii import Finding
 from intake.db import Database
 from intake.db.group import GroupCommit
 from intake.db.models import Attachment, Channel
+from intake.db.prepared import InsertBatch
 from intake.services import privacy
 from intake.services.privacy import detect_places
 from intake.services.records import (
@@ -169,12 +170,15 @@ def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
         only = pending[0]
         return [submit_form(session, only.submission, record_prefix=record_prefix,
                             pii_key=pii_key, findings=only.findings)]
+    # The new entries' rows and the status links: one statement on PostgreSQL.
+    batch = InsertBatch()
     recorded = record_submissions(session, [new_submission(p.submission) for p in pending],
-                                  record_prefix, [p.findings for p in pending])
+                                  record_prefix, [p.findings for p in pending], batch)
     for p, rec in zip(pending, recorded, strict=True):
         if rec.created:
             _store_extras(session, rec.entry_id, p.submission)
-    tokens = privacy.create_access_links(session, [rec.entry_id for rec in recorded])
+    tokens = privacy.create_access_links_in(batch, [rec.entry_id for rec in recorded])
+    batch.run(session.connection())
     session.flush()
     return [_confirmed(p.submission, rec, token)
             for p, rec, token in zip(pending, recorded, tokens, strict=True)]
@@ -198,11 +202,13 @@ def submit_form(session: Session, submission: FormSubmission, *, record_prefix: 
     reload) is one entry; consent and attachments are stored once, and a new
     status link is issued for the page being answered.
     """
+    batch = InsertBatch()
     recorded = record_submission(session, new_submission(submission), record_prefix,
-                                 pii_key=pii_key, findings=findings)
+                                 pii_key=pii_key, findings=findings, batch=batch)
     if recorded.created:
         _store_extras(session, recorded.entry_id, submission)
-    token = privacy.create_access_link(session, recorded.entry_id)
+    token = privacy.create_access_links_in(batch, [recorded.entry_id])[0]
+    batch.run(session.connection())
     session.flush()
     return _confirmed(submission, recorded, token)
 

@@ -53,7 +53,7 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.db.prepared import PreparedInsert
+from intake.db.prepared import InsertBatch, PreparedInsert
 from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue, enqueue_many
 
 CONSENT_CHAIN = "consent_events"
@@ -575,10 +575,19 @@ def create_access_link(session: Session, entry_id: int) -> str:
 
 def create_access_links(session: Session, entry_ids: Sequence[int]) -> list[str]:
     """:func:`create_access_link` for each entry id, in one INSERT."""
+    batch = InsertBatch()
+    tokens = create_access_links_in(batch, entry_ids)
+    batch.run(session.connection())
+    return tokens
+
+
+def create_access_links_in(batch: InsertBatch, entry_ids: Sequence[int]) -> list[str]:
+    """:func:`create_access_links` as part of ``batch``: the links work once it has run
+    (and its transaction committed)."""
     tokens = [secrets.token_urlsafe(32) for _ in entry_ids]
     now = utcnow()
     # Every confirmation page issues one: a prepared INSERT, no ORM flush.
-    _INSERT_ACCESS_LINKS.run(session.connection(), [
+    batch.add(_INSERT_ACCESS_LINKS, [
         {"token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": now}
         for token, entry_id in zip(tokens, entry_ids, strict=True)])
     return tokens
@@ -613,7 +622,15 @@ def store_findings(session: Session, entry_id: int,
 def store_findings_many(conn: Connection,
                         found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
     """:func:`store_findings` for several entries, in one statement."""
-    _INSERT_FINDINGS.run(conn, [
+    batch = InsertBatch()
+    store_findings_in(batch, found)
+    batch.run(conn)
+
+
+def store_findings_in(batch: InsertBatch,
+                      found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
+    """:func:`store_findings_many` as part of ``batch``."""
+    batch.add(_INSERT_FINDINGS, [
         {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start, "end": f.end,
          "detector": f.detector, "severity": f.severity, "value_hash": f.value_hash}
         for entry_id, findings in found for place, places in findings.items() for f in places])

@@ -26,9 +26,9 @@ from intake.db import (
     release_record_number,
 )
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
-from intake.db.prepared import PreparedInsert
-from intake.jobs.workitems import enqueue_many
-from intake.services.privacy import detect_places, store_findings_many
+from intake.db.prepared import InsertBatch, PreparedInsert
+from intake.jobs.workitems import enqueue_many_in
+from intake.services.privacy import detect_places, store_findings_in
 
 log = logging.getLogger("intake.records")
 
@@ -132,6 +132,7 @@ def record_submission(
     session: Session, submission: NewSubmission, record_prefix: str,
     *, pii_key: bytes | None = None,
     findings: Mapping[str, Sequence[Finding]] | None = None,
+    batch: InsertBatch | None = None,
 ) -> Recorded:
     """Store a submission durably in the caller's transaction (idempotent).
 
@@ -146,6 +147,9 @@ def record_submission(
     by a concurrent writer, are one entry, and the record number drawn for
     the duplicate is given back (the counter row is still locked by this
     transaction), so numbers keep no gaps.
+
+    With ``batch``, the rows that come with a new entry are added to it (see
+    :class:`InsertBatch`) and the caller runs it in this transaction.
     """
     p = _Prepared.of(submission)
     conn = session.connection()
@@ -159,28 +163,34 @@ def record_submission(
     entry_id = int(inserted[0][0])
     if findings is None and pii_key is not None:
         findings = detect_places(p.texts, pii_key)
-    _write_dependents(session, conn, [p], [entry_id], [findings or {}])
+    _write_dependents(session, conn, [p], [entry_id], [findings or {}], batch)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
 
 
 def _write_dependents(session: Session, conn: Connection, prepared: Sequence[_Prepared],
-                      ids: Sequence[int],
-                      findings: Sequence[Mapping[str, Sequence[Finding]]]) -> None:
+                      ids: Sequence[int], findings: Sequence[Mapping[str, Sequence[Finding]]],
+                      batch: InsertBatch | None = None) -> None:
     """What a new entry comes with: submitter, original, "received" event, PII findings
-    and the "route" work item; one statement a table for all of ``prepared``."""
+    and the "route" work item; one INSERT a table for all of ``prepared``, all run
+    together (one statement on PostgreSQL), in ``batch`` if given (the caller runs it)."""
+    own = batch is None
+    batch = InsertBatch() if batch is None else batch
     pairs = list(zip(prepared, ids, strict=True))
-    _INSERT_SUBMITTER.run(conn, [row for p, i in pairs
-                                 if (row := p.submitter_row(i)) is not None])
-    _INSERT_ORIGINAL.run(conn, [p.original_row(i) for p, i in pairs])
-    _INSERT_EVENT.run(conn, [p.event_row(i) for p, i in pairs])
-    store_findings_many(conn, list(zip(ids, findings, strict=True)))
-    enqueue_many(session, [("route", f"route:{i}", i) for i in ids], connection=conn)
+    batch.add(_INSERT_SUBMITTER, [row for p, i in pairs
+                                  if (row := p.submitter_row(i)) is not None])
+    batch.add(_INSERT_ORIGINAL, [p.original_row(i) for p, i in pairs])
+    batch.add(_INSERT_EVENT, [p.event_row(i) for p, i in pairs])
+    store_findings_in(batch, list(zip(ids, findings, strict=True)))
+    enqueue_many_in(batch, session, [("route", f"route:{i}", i) for i in ids])
+    if own:
+        batch.run(conn)
 
 
 def record_submissions(
     session: Session, submissions: Sequence[NewSubmission], record_prefix: str,
     findings: Sequence[Mapping[str, Sequence[Finding]]],
+    batch: InsertBatch | None = None,
 ) -> list[Recorded]:
     """:func:`record_submission` for many at once (a group commit): one statement a table.
 
@@ -189,7 +199,8 @@ def record_submissions(
     with that entry; the new ones get consecutive record numbers. A concurrent
     writer storing the same bytes in between makes the entries' INSERT fail
     (IntegrityError): the caller then stores them one at a time
-    (:func:`record_submission` handles that race).
+    (:func:`record_submission` handles that race). ``batch``: as for
+    :func:`record_submission`.
     """
     prepared = [_Prepared.of(s) for s in submissions]
     conn = session.connection()
@@ -207,7 +218,8 @@ def record_submissions(
         # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
         by_key = {key: int(entry_id) for entry_id, key in _INSERT_ENTRIES.run(conn, rows)}
         ids = [by_key[p.key] for p in fresh]
-        _write_dependents(session, conn, fresh, ids, [findings[i] for i in new.values()])
+        _write_dependents(session, conn, fresh, ids, [findings[i] for i in new.values()],
+                          batch)
     for key, entry_id, number in zip(new, ids, numbers, strict=True):
         known[key] = Recorded(entry_id, number, created=True)
         log.info("entry %s recorded (%s, %s)", entry_id, prepared[new[key]].submission.channel,
