@@ -184,3 +184,50 @@ def test_a_duplicate_the_batch_did_not_see_falls_back_to_one_at_a_time(
             assert s.scalar(select(func.count()).select_from(Entry)) == 3
     finally:
         db.dispose()
+
+
+def _kill_pooled_connection(db: Database) -> None:
+    """Terminate, from outside, the server process of the connection the pool holds."""
+    with db.engine.connect() as conn:
+        pid = conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+    admin = Database(db.url)
+    try:
+        with admin.engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar()
+    finally:
+        admin.dispose()
+
+
+def test_a_write_whose_connection_died_is_written_again_once(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import intake.db
+
+    monkeypatch.setattr(intake.db, "PING_AFTER_IDLE_SECONDS", 3600.0)  # no ping: it fails
+    db = Database(pg_url)
+    try:
+        writer = _writer(db, [])
+        writer.write("before")
+        _kill_pooled_connection(db)
+        recorded = writer.write("after the server dropped us")
+        assert recorded.created and writer.stats.reconnected == 1
+        with db.sessions() as s:
+            assert sorted(s.scalars(select(Entry.subject))) == [
+                "after the server dropped us", "before"]
+    finally:
+        db.dispose()
+
+
+def test_an_idle_pooled_connection_is_tested_and_replaced_before_use(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import intake.db
+
+    monkeypatch.setattr(intake.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+    db = Database(pg_url)
+    try:
+        writer = _writer(db, [])
+        writer.write("before")
+        _kill_pooled_connection(db)
+        assert writer.write("after").created
+        assert writer.stats.reconnected == 0  # the ping found it dead, not the write
+    finally:
+        db.dispose()

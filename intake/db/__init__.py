@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
 from intake.db.models import RecordCounter
@@ -76,10 +78,48 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             execute(conn, "BEGIN IMMEDIATE")
 
         return engine
-    kwargs.setdefault("pool_pre_ping", True)
     kwargs.setdefault("pool_size", 10)
     kwargs.setdefault("max_overflow", 20)
-    return create_engine(url, connect_args={"connect_timeout": 10}, **kwargs)
+    engine = create_engine(url, connect_args={"connect_timeout": 10}, **kwargs)
+    if not kwargs.get("pool_pre_ping"):
+        _ping_after_idle(engine)
+    return engine
+
+
+#: A pooled PostgreSQL connection idle this long is tested before it is handed out.
+PING_AFTER_IDLE_SECONDS = 2.0
+_IDLE_SINCE = "intake.idle_since"
+
+
+def _ping_after_idle(engine: Engine) -> None:
+    """Test a pooled connection before use if it has been idle (a restarted server, a
+    dropped network, an idle timeout), and replace it if it is dead.
+
+    SQLAlchemy's ``pool_pre_ping`` does the same before every use: a round trip
+    more for every transaction, which is most of what a busy pool's
+    connections would spend on it. One in use moments ago is not tested; if it
+    died meanwhile, the statement fails, the connection is invalidated and the
+    caller's retry gets a new one (:class:`intake.db.group.GroupCommit` retries
+    once).
+    """
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_connection: Any, record: Any) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        since = record.info.get(_IDLE_SINCE)
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE_SECONDS:
+            return
+        try:
+            alive = engine.dialect.do_ping(dbapi_connection)  # leaves no transaction open
+        except Exception as exc:  # noqa: BLE001 - any failure: not a connection to use
+            # The pool discards this connection and checks out a new one.
+            raise DisconnectionError(f"idle connection failed a ping ({type(exc).__name__})") \
+                from exc
+        if not alive:
+            raise DisconnectionError("idle connection failed a ping")
 
 
 class WriterQueue:

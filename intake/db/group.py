@@ -17,18 +17,27 @@ together.
 
 If a batch fails, its items are written again one transaction each, so a
 failure belongs only to the item that causes it and the others are stored.
+A transaction that fails because its connection died (the database
+restarted, the network dropped) is written once more on a new connection:
+``write_batch`` must be idempotent (the form writer is: the same bytes are one
+entry), since a connection lost during COMMIT leaves unknown whether it
+committed.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from intake.db import Database
+
+log = logging.getLogger("intake.db.group")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
@@ -51,6 +60,7 @@ class GroupStats:
     items: int = 0
     largest: int = 0
     retried_alone: int = 0
+    reconnected: int = 0
 
 
 class GroupCommit(Generic[Item, Result]):
@@ -105,6 +115,17 @@ class GroupCommit(Generic[Item, Result]):
                 job.done = True
 
     def _commit(self, batch: list[_Job[Item, Result]]) -> None:
+        try:
+            self._commit_once(batch)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("database connection lost during a write (%s); writing again",
+                        type(exc.orig).__name__)
+            self.stats.reconnected += 1
+            self._commit_once(batch)
+
+    def _commit_once(self, batch: list[_Job[Item, Result]]) -> None:
         with self.db.session() as session:
             results = self.write_batch(session, [job.item for job in batch])
             if len(results) != len(batch):
