@@ -281,8 +281,7 @@ def allocate_record_numbers(db: Session | Connection, prefix: str,
         # On the DB-API cursor: every submission runs it, inside its write lock.
         bumped = execute(conn, _BUMP_SQL, (count, prefix, year))
         if not bumped:
-            conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
-                         {"prefix": prefix, "year": year, "last_value": 0})
+            ensure_record_counter(conn, prefix, year)
             bumped = execute(conn, _BUMP_SQL, (count, prefix, year))
         next_value[year] = int(bumped[0][0]) - count + 1
     numbers = []
@@ -290,6 +289,13 @@ def allocate_record_numbers(db: Session | Connection, prefix: str,
         numbers.append(format_record_number(prefix, when.year, next_value[when.year]))
         next_value[when.year] += 1
     return numbers
+
+
+def ensure_record_counter(db: Session | Connection, prefix: str, year: int) -> None:
+    """The counter row of ``prefix`` and ``year``, created at 0 if there is none."""
+    _connection(db).execute(insert_or_nothing(_connection(db).dialect.name, _COUNTERS,
+                                              "prefix", "year"),
+                            {"prefix": prefix, "year": year, "last_value": 0})
 
 
 def release_record_number(db: Session | Connection, number: str) -> bool:

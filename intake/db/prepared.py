@@ -114,6 +114,10 @@ class PreparedInsert:
             compiled = self._compiled[dialect.name] = _Compiled(self, dialect)
         return compiled
 
+    def bind(self, dialect: Dialect, row: Row) -> list[Any]:
+        """``row``'s values in column order, converted as SQLAlchemy would bind them."""
+        return self._for(dialect).values(row)
+
     def run(self, conn: Connection, rows: Sequence[Row]) -> list[tuple[Any, ...]]:
         """Insert ``rows`` in ``conn``'s transaction; the ``RETURNING`` rows (if any)."""
         if not rows:

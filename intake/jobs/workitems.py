@@ -112,12 +112,22 @@ def enqueue_many_in(batch: InsertBatch, session: Session,
     def inserted(returned: list[tuple[Any, ...]]) -> None:
         by_key = {key: int(item_id) for item_id, key in returned}
         ids = [by_key[key] for _, key, _ in items]
-        session.info.setdefault(PENDING_SENDS, []).extend((i, now) for i in ids)
+        note_sends(session, ids, now)
         if then is not None:
             then(ids)
 
-    batch.add(_INSERT_WORK_ITEMS, [_item_row(kind, key, entry_id, now=now, due=now)
+    batch.add(WORK_ITEMS_INSERT, [_item_row(kind, key, entry_id, now=now, due=now)
                                    for kind, key, entry_id in items], then=inserted)
+
+
+def note_sends(session: Session, item_ids: Sequence[int], due: datetime) -> None:
+    """Have the job system send these new items' messages once ``session`` commits."""
+    session.info.setdefault(PENDING_SENDS, []).extend((i, due) for i in item_ids)
+
+
+def route_item_row(entry_id: int, now: datetime) -> dict[str, Any]:
+    """The row of an entry's "route" work item, due ``now``."""
+    return _item_row("route", f"route:{entry_id}", entry_id, now=now, due=now)
 
 
 def _item_row(kind: str, dedupe_key: str, entry_id: int | None, *, now: datetime,
@@ -131,7 +141,7 @@ def _item_row(kind: str, dedupe_key: str, entry_id: int | None, *, now: datetime
 _WORK_ITEMS = cast(Table, WorkItem.__table__)
 _WORK_ITEM_COLUMNS = ("kind", "entry_id", "dedupe_key", "state", "attempts", "resends",
                       "next_attempt_at", "enqueued_at", "payload", "created_at", "updated_at")
-_INSERT_WORK_ITEMS = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
+WORK_ITEMS_INSERT = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
                                     returning=("id", "dedupe_key"))
 _INSERT_WORK_ITEM_OR_NOTHING = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS, returning=("id",),
                                               on_conflict_nothing=("dedupe_key",))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
@@ -27,8 +28,9 @@ from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
 from intake.db import Database
 from intake.db.group import GroupCommit
-from intake.db.models import Attachment, Channel
+from intake.db.models import Attachment, Channel, utcnow
 from intake.db.prepared import InsertBatch
+from intake.jobs.workitems import note_sends
 from intake.services import privacy
 from intake.services.privacy import detect_places
 from intake.services.records import (
@@ -39,6 +41,7 @@ from intake.services.records import (
     record_submissions,
     stored_texts,
 )
+from intake.services.records_at_once import can_record_at_once, record_submissions_at_once
 from intake.settings import Settings
 
 log = logging.getLogger("intake.forms")
@@ -166,6 +169,10 @@ def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
     Several at once are written with one statement a table
     (:func:`record_submissions`); attachments and consents follow one by one.
     """
+    if _can_submit_at_once(session, pending):
+        confirmations = _submit_at_once(session, pending, record_prefix)
+        if confirmations is not None:
+            return confirmations
     if len(pending) == 1:
         only = pending[0]
         return [submit_form(session, only.submission, record_prefix=record_prefix,
@@ -182,6 +189,37 @@ def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
     session.flush()
     return [_confirmed(p.submission, rec, token)
             for p, rec, token in zip(pending, recorded, tokens, strict=True)]
+
+
+def _can_submit_at_once(session: Session, pending: Sequence[PendingSubmission]) -> bool:
+    # Attachments and consents are ORM objects (rare); everything else can go at once.
+    bind = session.get_bind()
+    return can_record_at_once(bind.dialect.name, pending) and not any(
+        p.submission.uploads or p.submission.consent is not None for p in pending)
+
+
+def _submit_at_once(session: Session, pending: Sequence[PendingSubmission],
+                    record_prefix: str) -> list[Confirmation] | None:
+    """:func:`submit_forms` in one PostgreSQL statement (see
+    :mod:`intake.services.records_at_once`); None, with nothing written, if it cannot be.
+
+    The statement commits on its own connection; ``session`` carries the new work
+    items' messages, sent when it commits (it has nothing else to do).
+    """
+    tokens = privacy.new_access_tokens(len(pending))
+    now = utcnow()
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)  # sessions of a Database are bound to its engine
+    with engine.connect() as conn:
+        outcomes = record_submissions_at_once(
+            conn.execution_options(isolation_level="AUTOCOMMIT"),
+            [new_submission(p.submission) for p in pending], record_prefix,
+            [p.findings for p in pending], [privacy.access_token_digest(t) for t in tokens], now)
+    if outcomes is None:
+        return None
+    note_sends(session, [o.work_item_id for o in outcomes if o.work_item_id is not None], now)
+    return [_confirmed(p.submission, o.recorded, token)
+            for p, o, token in zip(pending, outcomes, tokens, strict=True)]
 
 
 FormWriter = GroupCommit[PendingSubmission, Confirmation]

@@ -564,7 +564,7 @@ def entry_for_relay_token(session: Session, token: str) -> int | None:
     return session.scalar(select(RelayToken.entry_id).where(RelayToken.token == token.lower()))
 
 
-def _token_digest(token: str) -> str:
+def access_token_digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
@@ -584,16 +584,24 @@ def create_access_links(session: Session, entry_ids: Sequence[int]) -> list[str]
 def create_access_links_in(batch: InsertBatch, entry_ids: Sequence[int]) -> list[str]:
     """:func:`create_access_links` as part of ``batch``: the links work once it has run
     (and its transaction committed)."""
-    tokens = [secrets.token_urlsafe(32) for _ in entry_ids]
+    tokens = new_access_tokens(len(entry_ids))
     now = utcnow()
     # Every confirmation page issues one: a prepared INSERT, no ORM flush.
-    batch.add(_INSERT_ACCESS_LINKS, [
-        {"token_sha256": _token_digest(token), "entry_id": entry_id, "created_at": now}
-        for token, entry_id in zip(tokens, entry_ids, strict=True)])
+    batch.add(ACCESS_LINKS_INSERT, [access_link_row(access_token_digest(token), entry_id, now)
+                                    for token, entry_id in zip(tokens, entry_ids, strict=True)])
     return tokens
 
 
-_INSERT_ACCESS_LINKS = PreparedInsert(cast(Table, AccessLink.__table__),
+def new_access_tokens(count: int) -> list[str]:
+    """Fresh status-link tokens (shown once, stored only as :func:`access_token_digest`)."""
+    return [secrets.token_urlsafe(32) for _ in range(count)]
+
+
+def access_link_row(digest: str, entry_id: int, now: datetime) -> dict[str, Any]:
+    return {"token_sha256": digest, "entry_id": entry_id, "created_at": now}
+
+
+ACCESS_LINKS_INSERT = PreparedInsert(cast(Table, AccessLink.__table__),
                                       ("token_sha256", "entry_id", "created_at"))
 
 
@@ -601,7 +609,7 @@ def entry_for_access_token(session: Session, token: str) -> int | None:
     if not token or len(token) > 128:
         return None
     return session.scalar(
-        select(AccessLink.entry_id).where(AccessLink.token_sha256 == _token_digest(token))
+        select(AccessLink.entry_id).where(AccessLink.token_sha256 == access_token_digest(token))
     )
 
 
@@ -630,13 +638,19 @@ def store_findings_many(conn: Connection,
 def store_findings_in(batch: InsertBatch,
                       found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
     """:func:`store_findings_many` as part of ``batch``."""
-    batch.add(_INSERT_FINDINGS, [
-        {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start, "end": f.end,
-         "detector": f.detector, "severity": f.severity, "value_hash": f.value_hash}
-        for entry_id, findings in found for place, places in findings.items() for f in places])
+    batch.add(FINDINGS_INSERT, [row for entry_id, findings in found
+                                for row in finding_rows(entry_id, findings)])
 
 
-_INSERT_FINDINGS = PreparedInsert(cast(Table, PiiFinding.__table__), (
+def finding_rows(entry_id: int, findings: Mapping[str, Sequence[Finding]]) -> list[dict[str, Any]]:
+    """The ``pii_findings`` rows of an entry's findings (place -> findings there)."""
+    return [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
+             "end": f.end, "detector": f.detector, "severity": f.severity,
+             "value_hash": f.value_hash}
+            for place, places in findings.items() for f in places]
+
+
+FINDINGS_INSERT = PreparedInsert(cast(Table, PiiFinding.__table__), (
     "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash"))
 
 

@@ -128,6 +128,11 @@ class _Prepared:
                                               "form": s.form_slug, "sha256": self.digest}}
 
 
+def prepare(submission: NewSubmission) -> _Prepared:
+    """A submission with its digest, idempotency key, time and stored texts."""
+    return _Prepared.of(submission)
+
+
 def record_submission(
     session: Session, submission: NewSubmission, record_prefix: str,
     *, pii_key: bytes | None = None,
@@ -151,7 +156,7 @@ def record_submission(
     With ``batch``, the rows that come with a new entry are added to it (see
     :class:`InsertBatch`) and the caller runs it in this transaction.
     """
-    p = _Prepared.of(submission)
+    p = prepare(submission)
     conn = session.connection()
     record_number = allocate_record_number(conn, record_prefix, p.received_at)
     inserted = _INSERT_ENTRY_OR_NOTHING.run(conn, [p.entry_row(record_number)])
@@ -177,10 +182,10 @@ def _write_dependents(session: Session, conn: Connection, prepared: Sequence[_Pr
     own = batch is None
     batch = InsertBatch() if batch is None else batch
     pairs = list(zip(prepared, ids, strict=True))
-    batch.add(_INSERT_SUBMITTER, [row for p, i in pairs
+    batch.add(SUBMITTER_INSERT, [row for p, i in pairs
                                   if (row := p.submitter_row(i)) is not None])
-    batch.add(_INSERT_ORIGINAL, [p.original_row(i) for p, i in pairs])
-    batch.add(_INSERT_EVENT, [p.event_row(i) for p, i in pairs])
+    batch.add(ORIGINAL_INSERT, [p.original_row(i) for p, i in pairs])
+    batch.add(EVENT_INSERT, [p.event_row(i) for p, i in pairs])
     store_findings_in(batch, list(zip(ids, findings, strict=True)))
     enqueue_many_in(batch, session, [("route", f"route:{i}", i) for i in ids])
     if own:
@@ -202,7 +207,7 @@ def record_submissions(
     (:func:`record_submission` handles that race). ``batch``: as for
     :func:`record_submission`.
     """
-    prepared = [_Prepared.of(s) for s in submissions]
+    prepared = [prepare(s) for s in submissions]
     conn = session.connection()
     known = {row.idempotency_key: Recorded(row.id, row.record_number, created=False)
              for row in conn.execute(_ENTRIES_BY_KEYS, {"keys": [p.key for p in prepared]})}
@@ -216,7 +221,7 @@ def record_submissions(
     if fresh:
         rows = [p.entry_row(n) for p, n in zip(fresh, numbers, strict=True)]
         # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
-        by_key = {key: int(entry_id) for entry_id, key in _INSERT_ENTRIES.run(conn, rows)}
+        by_key = {key: int(entry_id) for entry_id, key in ENTRY_INSERT.run(conn, rows)}
         ids = [by_key[p.key] for p in fresh]
         _write_dependents(session, conn, fresh, ids, [findings[i] for i in new.values()],
                           batch)
@@ -234,7 +239,7 @@ def record_submissions(
 _ENTRIES = cast(Table, Entry.__table__)
 _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject",
                   "body", "fields", "status", "idempotency_key", "tags")
-_INSERT_ENTRIES = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"))
+ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"))
 _INSERT_ENTRY_OR_NOTHING = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id",),
                                           on_conflict_nothing=("idempotency_key",))
 _ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
@@ -242,10 +247,10 @@ _ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
 _ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
                           _ENTRIES.c.idempotency_key).where(
     _ENTRIES.c.idempotency_key.in_(bindparam("keys", expanding=True)))
-_INSERT_SUBMITTER = PreparedInsert(cast(Table, Submitter.__table__),
+SUBMITTER_INSERT = PreparedInsert(cast(Table, Submitter.__table__),
                                    ("entry_id", "name", "email", "phone", "postal_address"))
-_INSERT_ORIGINAL = PreparedInsert(cast(Table, Original.__table__),
+ORIGINAL_INSERT = PreparedInsert(cast(Table, Original.__table__),
                                   ("entry_id", "content_type", "raw", "sha256", "size",
                                    "received_at"))
-_INSERT_EVENT = PreparedInsert(cast(Table, Event.__table__),
+EVENT_INSERT = PreparedInsert(cast(Table, Event.__table__),
                                ("entry_id", "kind", "at", "actor", "detail"))

@@ -1,0 +1,208 @@
+"""The one-statement PostgreSQL path writes exactly what the statement-a-step path writes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import text
+
+from intake.db import Database
+from intake.jobs.workitems import PENDING_SENDS
+from intake.services import privacy
+from intake.services.privacy import detect_places
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submission,
+    record_submissions,
+    stored_texts,
+)
+from intake.services.records_at_once import record_submissions_at_once
+from tests.conftest import _truncate_postgres
+
+KEY = b"k" * 32
+WHEN = datetime(2026, 12, 1, 15, 30, 0, 123456, tzinfo=UTC)
+
+
+def _submission(n: int, *, raw: str | None = None, who: bool = True,
+                body: str = "The north trail is closed.", year: int = 2026) -> NewSubmission:
+    return NewSubmission(
+        channel="web", kind="contact", raw=(raw or f"raw bytes {n}").encode(),
+        content_type="application/x-www-form-urlencoded", subject=f"Subject {n}\r\n<b>x</b>",
+        body=body, form_slug="contact", fields={"topic": "parks", "lang": "es", "n": n},
+        submitter=SubmitterData(name=f"Persona {n} Ñ", email=f"p{n}@example.com",
+                                phone="860 555 0142", postal_address=None) if who
+        else SubmitterData(),
+        received_at=WHEN.replace(year=year))
+
+
+def _batch() -> list[NewSubmission]:
+    return [
+        _submission(1, body="My SSN is 123-45-6789 and my card 4111 1111 1111 1111."),
+        _submission(2, who=False),
+        _submission(3, raw="raw bytes 1"),  # the same bytes as the first: a duplicate
+        _submission(4, raw="stored before"),  # a duplicate of an entry already stored
+        _submission(5, body="born 04/05/1961 (date of birth)"),
+    ]
+
+
+def _tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row the writes made, ids replaced by record numbers, times they set left out."""
+    queries = {
+        "entries": "SELECT record_number, channel, kind, form_slug, received_at, subject, body, "
+                   "fields::text, status, agency_id, idempotency_key, tags::text FROM entries",
+        "submitters": "SELECT e.record_number, s.name, s.email, s.phone, s.postal_address "
+                      "FROM submitters s JOIN entries e ON e.id = s.entry_id",
+        "originals": "SELECT e.record_number, o.content_type, o.raw, o.sha256, o.size, "
+                     "o.received_at FROM originals o JOIN entries e ON e.id = o.entry_id",
+        "events": "SELECT e.record_number, v.kind, v.at, v.actor, v.detail::text "
+                  "FROM events v JOIN entries e ON e.id = v.entry_id",
+        "pii_findings": "SELECT e.record_number, f.place, f.kind, f.start, f.\"end\", "
+                        "f.detector, f.severity, f.value_hash "
+                        "FROM pii_findings f JOIN entries e ON e.id = f.entry_id",
+        "work_items": "SELECT e.record_number, w.kind, replace(w.dedupe_key, e.id::text, "
+                      "e.record_number), w.state, w.attempts, w.resends, w.payload::text, "
+                      "w.next_attempt_at = w.created_at, w.enqueued_at = w.created_at, "
+                      "w.updated_at = w.created_at "
+                      "FROM work_items w JOIN entries e ON e.id = w.entry_id",
+        "access_links": "SELECT e.record_number, a.token_sha256 "
+                        "FROM access_links a JOIN entries e ON e.id = a.entry_id",
+        "record_counters": "SELECT prefix, year, last_value FROM record_counters",
+    }
+    with db.engine.connect() as conn:
+        return {name: sorted(tuple(r) for r in conn.execute(text(sql)))
+                for name, sql in queries.items()}
+
+
+def _findings(batch: list[NewSubmission]) -> list[dict[str, list[Any]]]:
+    return [detect_places(stored_texts(s), KEY) for s in batch]
+
+
+def _digests(count: int, batch: str = "") -> list[str]:
+    return [privacy.access_token_digest(f"token {batch} {n}") for n in range(count)]
+
+
+def _step_by_step(db: Database, batch: list[NewSubmission]) -> list[tuple[str, bool]]:
+    """The statement-a-step path, with the same status-link digests as the other."""
+    with db.session() as session:
+        recorded = record_submissions(session, batch, "EX", _findings(batch))
+        now = datetime.now(UTC)
+        privacy.ACCESS_LINKS_INSERT.run(session.connection(), [
+            privacy.access_link_row(digest, rec.entry_id, now)
+            for digest, rec in zip(_digests(len(batch)), recorded, strict=True)])
+    return [(r.record_number, r.created) for r in recorded]
+
+
+def _at_once(db: Database, batch: list[NewSubmission],
+             links: str = "") -> list[tuple[str, bool]] | None:
+    with db.engine.connect() as conn:
+        outcomes = record_submissions_at_once(
+            conn.execution_options(isolation_level="AUTOCOMMIT"), batch, "EX",
+            _findings(batch), _digests(len(batch), links), datetime.now(UTC))
+    if outcomes is None:
+        return None
+    return [(o.recorded.record_number, o.recorded.created) for o in outcomes]
+
+
+def _store_one_before(db: Database) -> None:
+    with db.session() as session:
+        record_submission(session, _submission(0, raw="stored before"), "EX", pii_key=KEY)
+
+
+def test_one_statement_writes_row_for_row_what_the_steps_write(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        _store_one_before(db)
+        stepped = _step_by_step(db, _batch())
+        by_steps = _tables(db)
+        _truncate_postgres(pg_url)
+        _store_one_before(db)
+        at_once = _at_once(db, _batch())
+        assert at_once == stepped == [
+            ("EX-2026-000002", True), ("EX-2026-000003", True), ("EX-2026-000002", False),
+            ("EX-2026-000001", False), ("EX-2026-000004", True)]
+        assert _tables(db) == by_steps
+        kinds = {row[2] for row in by_steps["pii_findings"]}
+        assert {"ssn", "card", "birth_date"} <= kinds  # the findings travelled too
+        assert len(by_steps["access_links"]) == 5 and len(by_steps["work_items"]) == 4
+    finally:
+        db.dispose()
+
+
+def test_the_first_submission_of_a_year_creates_its_counter(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        assert _at_once(db, [_submission(1), _submission(2)]) == [
+            ("EX-2026-000001", True), ("EX-2026-000002", True)]
+        assert _tables(db)["record_counters"] == [("EX", 2026, 2)]
+    finally:
+        db.dispose()
+
+
+def test_a_batch_across_new_year_is_left_to_the_steps(pg_url: str) -> None:
+    db = Database(pg_url)
+    try:
+        assert _at_once(db, [_submission(1, year=2026), _submission(2, year=2027)]) is None
+        assert all(rows == [] for rows in _tables(db).values())
+    finally:
+        db.dispose()
+
+
+def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
+        pg_url: str) -> None:
+    from intake.services.forms import (
+        FormSubmission,
+        PendingSubmission,
+        load_forms_file,
+        packaged_forms_path,
+        submit_forms,
+    )
+
+    form = load_forms_file(packaged_forms_path()).forms["contact"]
+    pending = [PendingSubmission(FormSubmission(
+        form=form, raw=f"page {n}".encode(), content_type="application/x-www-form-urlencoded",
+        subject=f"Subject {n}", body="Body", fields={"topic": "parks", "lang": "en"},
+        submitter=SubmitterData(name="A", email="a@example.com")), {}) for n in range(3)]
+    db = Database(pg_url)
+    statements: list[str] = []
+
+    from sqlalchemy import event
+
+    @event.listens_for(db.engine, "checkout")
+    def _checked_out(*_args: Any) -> None:
+        statements.append("checkout")
+
+    try:
+        with db.session() as session:
+            confirmations = submit_forms(session, pending, record_prefix="EX", pii_key=KEY)
+            sends = list(session.info.get(PENDING_SENDS, []))
+        assert [c.record_number for c in confirmations] == [
+            "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+        assert len(sends) == 3  # the route items' messages wait for the commit
+        assert statements == ["checkout"]  # one connection: the statement's
+        with db.sessions() as s:
+            for c in confirmations:
+                assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
+    finally:
+        db.dispose()
+
+
+def test_duplicates_are_looked_up_in_the_index_not_by_scanning_the_entries(
+        pg_url: str) -> None:
+    from intake.db.prepared import execute
+    from intake.services.records_at_once import _statement
+
+    db = Database(pg_url)
+    try:
+        for start in range(0, 300, 50):  # enough entries that a scan would show
+            assert _at_once(db, [_submission(n) for n in range(start, start + 50)], str(start))
+        with db.engine.connect() as conn:
+            conn.exec_driver_sql("ANALYZE entries")
+            plan = "\n".join(r[0] for r in execute(
+                conn, "EXPLAIN " + _statement(conn.dialect),
+                ["[]", "[]", ["sha256:nothing"], "EX", 2026, "EX-2026-"]))
+        assert "Seq Scan on entries" not in plan, plan
+        assert "uq_entries_idempotency_key" in plan
+    finally:
+        db.dispose()
