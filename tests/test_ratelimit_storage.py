@@ -91,3 +91,36 @@ def test_concurrent_hits_are_all_counted() -> None:
     for t in threads:
         t.join()
     assert limiter.get_window_stats(limit, "shared").remaining == 100000 - 8 * 500
+
+
+def _limiter(storage_uri: str) -> object:
+    from flask import Flask
+    from flask_limiter import Limiter
+
+    return Limiter(key_func=lambda: "k", app=Flask("t"), storage_uri=storage_uri,
+                   strategy="fixed-window", key_prefix="t")
+
+
+def test_every_limit_given_counts_and_any_one_refuses() -> None:
+    from intake.web.ratelimit import FormRateLimit
+
+    rate = FormRateLimit(_limiter("intake-memory://"), "3/minute;4/hour")  # type: ignore[arg-type]
+    assert [rate.hit("a") for _ in range(4)] == [True, True, True, False]
+    assert rate.hit("b")  # another client has its own count
+
+
+def test_a_storage_outage_is_counted_in_process_and_never_refuses_all(
+        caplog: pytest.LogCaptureFixture) -> None:
+    import socket
+
+    from intake.web.ratelimit import FormRateLimit
+
+    with socket.socket() as s:  # a port nothing listens on: Redis is down
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    rate = FormRateLimit(_limiter(f"redis://127.0.0.1:{port}/0"),  # type: ignore[arg-type]
+                         "2/minute")
+    with caplog.at_level("WARNING", logger="intake.web.ratelimit"):
+        assert [rate.hit("a") for _ in range(3)] == [True, True, False]
+    warnings = [r for r in caplog.records if "rate-limit storage failed" in r.getMessage()]
+    assert len(warnings) == 1  # once, not for every hit

@@ -74,7 +74,6 @@ from intake.services.forms import (
     scan,
 )
 from intake.services.records import SubmitterData
-from intake.web import ratelimit  # noqa: F401 - registers the intake-memory:// storage
 from intake.web.forms_fields import (
     contact_form,
     feedback_form,
@@ -82,6 +81,7 @@ from intake.web.forms_fields import (
     survey_form,
     survey_hints,
 )
+from intake.web.ratelimit import FormRateLimit  # also registers intake-memory://
 from intake.web.security import DEFAULT_CSP
 
 log = logging.getLogger("intake.web.forms")
@@ -91,6 +91,7 @@ bp = Blueprint("forms", __name__)
 CONFIG_KEY = "intake.forms"
 WRITER_KEY = "intake.forms.writer"
 PAGES_KEY = "intake.forms.confirmation_pages"
+RATE_KEY = "intake.forms.rate_limit"
 TRANSLATIONS_KEY = "intake_translations"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 # A form without attachments never needs more than this (10 000 characters
@@ -167,17 +168,22 @@ def init_app(app: Flask) -> None:
         key_func=client_key, app=app, default_limits=[],
         # Without Redis, counters live in this process (intake.web.ratelimit: no timer thread).
         storage_uri=settings.broker_url if redis_broker else "intake-memory://",
-        # A limiter outage must never lose a submission: fail open, in memory.
-        swallow_errors=True, in_memory_fallback_enabled=redis_broker,
         key_prefix="intake-forms",
         # Fixed windows cost O(1) per request; a moving window keeps every hit's time.
         strategy="fixed-window",
     )
+    # The forms' limit is counted in `submit` on this limiter's storage and strategy
+    # (FormRateLimit); Flask-Limiter's own hook, which would resolve limits on every
+    # request, is told at once that no request is its to check.
+    limiter.request_filter(lambda: True)
     app.extensions[PAGES_KEY] = {}
     app.extensions[WRITER_KEY] = form_writer(runtime.db, record_prefix=settings.record_prefix,
                                              pii_key=runtime.pii_key)
-    limit = settings.form_rate_limit
-    limiter.limit(limit, methods=["POST"], key_func=client_key)(bp)
+    try:
+        app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
+    except ValueError:
+        raise StartupError(f"INTAKE_FORM_RATE_LIMIT: not a rate limit "
+                           f"({settings.form_rate_limit!r}; e.g. 10/minute)") from None
     app.register_blueprint(bp)
 
 
@@ -526,6 +532,9 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
 
 @bp.post("/forms/<slug>", provide_automatic_options=False)
 def submit(slug: str) -> ResponseReturnValue:
+    rate: FormRateLimit = current_app.extensions[RATE_KEY]
+    if not rate.hit(client_key()):
+        abort(429)
     form = _form_or_404(slug)
     request.max_content_length = _body_cap(form)
     origin = request.headers.get("Origin")

@@ -8,15 +8,28 @@ the counting. Fixed windows need no timer: a counter past its expiry counts
 as zero when read, and expired counters are swept inline, at most once per
 ``SWEEP_SECONDS``, so memory stays bounded by the addresses seen in one
 window. Used as ``intake-memory://`` when no Redis is configured.
+
+:class:`FormRateLimit` checks the public forms' limit in the submission view,
+on the storage and strategy Flask-Limiter built from the settings (Redis or
+``intake-memory://``, fixed windows). Flask-Limiter's own per-request hook
+resolves the limits of the endpoint, its blueprint and the application on
+every request, about 80-110 microseconds a submission on this code's
+benchmark, for one counter increment of about 3.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from typing import Any
 
+from flask_limiter import Limiter
+from limits import RateLimitItem, parse_many
 from limits.storage import Storage
+from limits.strategies import FixedWindowRateLimiter, RateLimiter
+
+log = logging.getLogger("intake.web.ratelimit")
 
 SWEEP_SECONDS = 30.0
 
@@ -86,3 +99,36 @@ class FixedWindowMemoryStorage(Storage):
     def __len__(self) -> int:
         """Windows held in memory (expired ones may linger until the next sweep)."""
         return len(self._counts)
+
+
+class FormRateLimit:
+    """The public forms' per-client limit (Flask-Limiter notation, e.g. ``10/minute;50/hour``).
+
+    A hit counts against every limit given, and is refused if one is exceeded.
+    A limiter outage must never lose a submission: when the storage fails
+    (Redis down) the hit is counted in this process instead, and the failure
+    logged at most once a minute.
+    """
+
+    SCOPE = "forms-post"
+
+    def __init__(self, limiter: Limiter, limit: str) -> None:
+        self.items: list[RateLimitItem] = parse_many(limit)
+        self._strategy: RateLimiter = limiter.limiter
+        self._fallback = FixedWindowRateLimiter(FixedWindowMemoryStorage())
+        self._warned_at = float("-inf")
+
+    def hit(self, key: str) -> bool:
+        """Count a request of ``key``; False if it is over a limit."""
+        allowed = True
+        for item in self.items:
+            try:
+                allowed = self._strategy.hit(item, self.SCOPE, key) and allowed
+            except Exception as exc:  # noqa: BLE001 - any storage failure: count in memory
+                now = time.monotonic()
+                if now - self._warned_at >= 60:
+                    self._warned_at = now
+                    log.warning("rate-limit storage failed (%s); counting in this process",
+                                type(exc).__name__)
+                allowed = self._fallback.hit(item, self.SCOPE, key) and allowed
+        return allowed
