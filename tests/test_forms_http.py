@@ -482,3 +482,19 @@ def test_concurrent_posts_each_get_their_own_record_number(app: Flask, rt: Runti
         # The consent ledger's hash chain stays whole when consents share a commit.
         assert all(report.verdict.ok for report in privacy.verify_chains(s))
     assert names == {f"Person {n} writes": f"Person {n}" for n in range(16)}
+
+
+def test_status_links_are_the_url_for_of_each_host_and_mount_point(app: Flask) -> None:
+    from flask import url_for
+
+    from intake.web.forms import _status_url
+
+    token = privacy.new_access_tokens(1)[0]
+    for base in ["http://localhost/", "https://agency.example.gov/intake/",
+                 "https://other.example.org:8443/", "https://agency.example.gov/intake/"]:
+        with app.test_request_context("/forms/contact", base_url=base):
+            expected = url_for("status.view", token=token, _external=True)
+            assert _status_url(token) == expected
+            assert _status_url("not url-safe/+=") == url_for(
+                "status.view", token="not url-safe/+=", _external=True)
+    assert expected.startswith("https://agency.example.gov/intake/status/")

@@ -99,11 +99,25 @@ class FeedbackForm(Form):
                             validators=[Optional(), _length(COMMENT_MAX), _no_controls])
 
 
+_TOPIC_CHOICES: dict[tuple[int, str], tuple[FormConfig, list[SelectChoice]]] = {}
+
+
+def _topic_choices(config: FormConfig, lang: str) -> list[SelectChoice]:
+    """A form's topic choices in ``lang``, built once (fields only read them)."""
+    cached = _TOPIC_CHOICES.get((id(config), lang))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    choices = [SelectChoice("", _l("Choose a topic"))] + [
+        SelectChoice(t.value, pick(t.label, lang)) for t in config.topics]
+    if len(_TOPIC_CHOICES) > 256:  # configurations reloaded many times: start again
+        _TOPIC_CHOICES.clear()
+    _TOPIC_CHOICES[(id(config), lang)] = (config, choices)
+    return choices
+
+
 def contact_form(config: FormConfig, lang: str, formdata: Any = None) -> ContactForm:
     form = ContactForm(formdata=formdata)
-    form.topic.choices = [SelectChoice("", _l("Choose a topic"))] + [
-        SelectChoice(t.value, pick(t.label, lang)) for t in config.topics
-    ]
+    form.topic.choices = _topic_choices(config, lang)
     if not config.topics:
         form.topic.choices = [SelectChoice("other", _l("Something else"))]
         if formdata is None:
