@@ -59,8 +59,8 @@ def _run_concurrently(writer: GroupCommit[str, Recorded], texts: list[str],
     threads = [threading.Thread(target=run, args=(t,)) for t in texts]
     threads[0].start()
     if all_queued is not None:
-        # Let the first one become leader and block; queue the rest behind it.
-        _wait(writer._leader.locked)
+        # Let the first one become leader, take its batch and block; queue the rest.
+        _wait(lambda: writer._leader.locked() and not writer._queue)
     for t in threads[1:]:
         t.start()
     if all_queued is not None:
@@ -230,4 +230,48 @@ def test_an_idle_pooled_connection_is_tested_and_replaced_before_use(
         assert writer.write("after").created
         assert writer.stats.reconnected == 0  # the ping found it dead, not the write
     finally:
+        db.dispose()
+
+
+def test_who_queues_while_the_sqlite_write_turn_is_taken_joins_the_next_batch(
+        sqlite_url: str) -> None:
+    db = Database(sqlite_url)
+    writers = db.writers
+    assert writers is not None
+    sizes: list[int] = []
+    writer = _writer(db, sizes)
+    released = threading.Event()
+    taken = threading.Event()
+
+    def other_writer() -> None:  # as another process holding the lock would
+        with writers.turn():
+            taken.set()
+            released.wait(timeout=30)
+
+    holder = threading.Thread(target=other_writer)
+    holder.start()
+    assert taken.wait(timeout=10)
+    results: dict[str, Recorded | BaseException] = {}
+
+    def run(text: str) -> None:
+        try:
+            results[text] = writer.write(text)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            results[text] = exc
+
+    threads = [threading.Thread(target=run, args=(f"m{n}",)) for n in range(5)]
+    try:
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 10
+        while len(writer._queue) < 5 and time.monotonic() < deadline:
+            time.sleep(0.01)  # the first is the leader, waiting for the turn; all queued
+        released.set()
+        for t in threads:
+            t.join(timeout=30)
+        holder.join(timeout=30)
+        assert sizes == [5]  # one transaction for all who waited
+        assert all(isinstance(r, Recorded) and r.created for r in results.values())
+    finally:
+        released.set()
         db.dispose()

@@ -283,3 +283,36 @@ def test_messages_wait_until_the_sqlite_write_lock_is_released(
         assert _queued(rt) == 1 and _state(rt, entry_id) == "pending"
     finally:
         rt.close()
+
+
+def test_a_group_commits_messages_wait_until_the_sqlite_write_turn_is_released(
+        tmp_path: Path, sqlite_template: Path) -> None:
+    """The form writer holds the writer turn around its batch (GroupCommit): the route
+    items' messages are sent once that outer turn is released too."""
+    import shutil
+
+    from intake.db.group import GroupCommit
+
+    path = tmp_path / "intake.sqlite3"
+    shutil.copyfile(sqlite_template, path)
+    rt = Runtime(make_settings(tmp_path, f"sqlite:///{path}"))
+    writers = rt.db.writers
+    assert writers is not None
+    held_at_send: list[int] = []
+    real_send = rt.jobs.actor.send_with_options
+
+    def send(**kwargs: object) -> object:
+        held_at_send.append(writers._depth)
+        return real_send(**kwargs)  # type: ignore[arg-type]
+
+    rt.jobs.actor.send_with_options = send  # type: ignore[method-assign,assignment]
+    writer = GroupCommit(rt.db, lambda session, texts: [record_submission(
+        session, NewSubmission(channel="web", kind="feedback", raw=t.encode(),
+                               content_type="text/plain", subject=t, body=t), "EX")
+        for t in texts])
+    try:
+        entry_id = writer.write("hello").entry_id
+        assert held_at_send == [0]
+        assert _queued(rt) == 1 and _state(rt, entry_id) == "pending"
+    finally:
+        rt.close()

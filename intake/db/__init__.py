@@ -139,6 +139,8 @@ class WriterQueue:
         self.lock_path = lock_path
         self._lock = threading.RLock()
         self._depth = 0
+        self._after: list[Callable[[], None]] = []
+        self._owner: int | None = None  # the thread holding the turn
         self._fd: int | None = None
         self._pid = 0
 
@@ -159,8 +161,12 @@ class WriterQueue:
 
     @contextmanager
     def turn(self) -> Iterator[None]:
+        """The writer turn of this thread (re-entrant); what was left for after it
+        (:meth:`after_turn`) runs once the outermost turn is released."""
+        later: list[Callable[[], None]] = []
         with self._lock:
             self._depth += 1
+            self._owner = threading.get_ident()
             fd = self._file() if self._depth == 1 else None
             try:
                 if fd is not None:
@@ -172,6 +178,18 @@ class WriterQueue:
                         fcntl.flock(fd, fcntl.LOCK_UN)
             finally:
                 self._depth -= 1
+                if self._depth == 0:
+                    self._owner = None
+                    later, self._after = self._after, []
+        for task in later:
+            task()
+
+    def after_turn(self, task: Callable[[], None]) -> None:
+        """Run ``task`` once this thread's writer turn is released (now if it holds none)."""
+        if self._owner == threading.get_ident():  # only this thread sets its own id
+            self._after.append(task)
+        else:
+            task()
 
 
 class Database:
@@ -211,7 +229,20 @@ class Database:
                 with self.writers.turn(), session.begin():
                     yield session
         for task in deferred:
-            task()
+            if self.writers is not None:
+                self.writers.after_turn(task)  # not while a caller still holds the turn
+            else:
+                task()
+
+    @contextmanager
+    def writer_turn(self) -> Iterator[None]:
+        """Hold SQLite's writer turn (see :class:`WriterQueue`; re-entrant: sessions
+        opened meanwhile in this thread take no other); nothing on PostgreSQL."""
+        if self.writers is None:
+            yield
+        else:
+            with self.writers.turn():
+                yield
 
     def ping(self) -> None:
         """Raise if the database cannot be reached."""

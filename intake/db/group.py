@@ -83,10 +83,14 @@ class GroupCommit(Generic[Item, Result]):
             with self._leader:
                 if job.done:
                     break
-                with self._queue_lock:
-                    batch = self._queue[:self.max_batch]
-                    del self._queue[:self.max_batch]
-                self._run(batch)
+                # The batch is taken once the database's write turn is ours (SQLite;
+                # nothing to wait for on PostgreSQL): whoever queued while another
+                # process held it is written in this transaction too.
+                with self.db.writer_turn():
+                    with self._queue_lock:
+                        batch = self._queue[:self.max_batch]
+                        del self._queue[:self.max_batch]
+                    self._run(batch)
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
