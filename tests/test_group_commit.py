@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from intake.db import Database
+from intake.db import Database, WriterQueue
 from intake.db.group import GroupCommit
 from intake.db.models import Entry
 from intake.services.records import NewSubmission, Recorded, record_submission
@@ -239,12 +240,39 @@ def test_who_queues_while_the_sqlite_write_turn_is_taken_joins_the_next_batch(
     writers = db.writers
     assert writers is not None
     sizes: list[int] = []
-    writer = _writer(db, sizes)
+    _queued_behind_a_held_turn(db, writers, _writer(db, sizes), sizes)
+
+
+def test_postgresql_form_writers_of_a_host_take_turns_on_a_lock_file(
+        pg_url: str, tmp_path: Path) -> None:
+    """The record counter's row lock serialises PostgreSQL's form writers anyway: waiting
+    on a file lock instead lets each batch hold everyone who queued meanwhile."""
+    from intake.db import WriterQueue
+    from intake.services.forms import form_writer
+
+    db = Database(pg_url)
+    lock = tmp_path / "not yet" / "form-writer.lock"
+    assert form_writer(db, record_prefix="EX", pii_key=b"k" * 32, turn_lock=lock).turn
+    assert lock.parent.is_dir()  # made for it
+    turns = WriterQueue(lock)
+    sizes: list[int] = []
+
+    def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
+        sizes.append(len(texts))
+        return [record_submission(session, _submission(t), "EX") for t in texts]
+
+    # Another WriterQueue on the same file: as another process of the host would hold it.
+    _queued_behind_a_held_turn(db, WriterQueue(lock),
+                               GroupCommit(db, write_batch, turn=turns.turn), sizes)
+
+
+def _queued_behind_a_held_turn(db: Database, holder_turns: WriterQueue,
+                               writer: GroupCommit[str, Recorded], sizes: list[int]) -> None:
     released = threading.Event()
     taken = threading.Event()
 
     def other_writer() -> None:  # as another process holding the lock would
-        with writers.turn():
+        with holder_turns.turn():
             taken.set()
             released.wait(timeout=30)
 

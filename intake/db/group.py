@@ -29,6 +29,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -65,8 +66,12 @@ class GroupStats:
 
 class GroupCommit(Generic[Item, Result]):
     def __init__(self, db: Database, write_batch: WriteBatch[Item, Result], *,
-                 max_batch: int = 64) -> None:
+                 max_batch: int = 64,
+                 turn: Callable[[], AbstractContextManager[None]] | None = None) -> None:
         self.db = db
+        # Held while a batch is taken and written: the database's writer turn (SQLite),
+        # or what the caller gives (see form_writer).
+        self.turn = turn or db.writer_turn
         self.write_batch = write_batch
         self.max_batch = max_batch
         self.stats = GroupStats()
@@ -83,10 +88,10 @@ class GroupCommit(Generic[Item, Result]):
             with self._leader:
                 if job.done:
                     break
-                # The batch is taken once the database's write turn is ours (SQLite;
-                # nothing to wait for on PostgreSQL): whoever queued while another
+                # The batch is taken once the write turn is ours (SQLite's writer turn,
+                # or the turn given, see form_writer): whoever queued while another
                 # process held it is written in this transaction too.
-                with self.db.writer_turn():
+                with self.turn():
                     with self._queue_lock:
                         batch = self._queue[:self.max_batch]
                         del self._queue[:self.max_batch]

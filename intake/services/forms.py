@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -26,7 +27,7 @@ from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
-from intake.db import Database
+from intake.db import Database, WriterQueue
 from intake.db.group import GroupCommit
 from intake.db.models import Attachment, Channel, utcnow
 from intake.db.prepared import InsertBatch
@@ -225,10 +226,24 @@ def _submit_at_once(session: Session, pending: Sequence[PendingSubmission],
 FormWriter = GroupCommit[PendingSubmission, Confirmation]
 
 
-def form_writer(db: Database, *, record_prefix: str, pii_key: bytes) -> FormWriter:
-    """The process's one writer of form submissions: concurrent ones share a commit."""
+def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
+                turn_lock: Path | None = None) -> FormWriter:
+    """The process's one writer of form submissions: concurrent ones share a commit.
+
+    On PostgreSQL every form write waits for the record counter's row lock, held
+    by whichever process writes: ``turn_lock`` (a file) makes the processes of
+    one host wait for each other on it instead, before each takes its batch, so
+    that batch holds everyone who queued meanwhile (SQLite's writer turn does the
+    same). Correctness never depends on it: the row lock still serialises writers
+    of other hosts.
+    """
+    turn = None
+    if turn_lock is not None and db.writers is None:
+        with suppress(OSError):  # if it cannot be made, WriterQueue says so and goes without
+            turn_lock.parent.mkdir(parents=True, exist_ok=True)
+        turn = WriterQueue(turn_lock).turn
     return GroupCommit(db, lambda session, pending: submit_forms(
-        session, pending, record_prefix=record_prefix, pii_key=pii_key))
+        session, pending, record_prefix=record_prefix, pii_key=pii_key), turn=turn)
 
 
 def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,

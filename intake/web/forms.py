@@ -178,8 +178,9 @@ def init_app(app: Flask) -> None:
     # request, is told at once that no request is its to check.
     limiter.request_filter(lambda: True)
     app.extensions[PAGES_KEY] = {}
-    app.extensions[WRITER_KEY] = form_writer(runtime.db, record_prefix=settings.record_prefix,
-                                             pii_key=runtime.pii_key)
+    app.extensions[WRITER_KEY] = form_writer(
+        runtime.db, record_prefix=settings.record_prefix, pii_key=runtime.pii_key,
+        turn_lock=settings.instance_path / "form-writer.lock")
     try:
         app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
     except ValueError:
