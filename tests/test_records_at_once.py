@@ -206,3 +206,59 @@ def test_duplicates_are_looked_up_in_the_index_not_by_scanning_the_entries(
         assert "uq_entries_idempotency_key" in plan
     finally:
         db.dispose()
+
+
+def test_a_double_click_that_reached_another_process_first_gets_that_entry(
+        pg_url: str) -> None:
+    """Another process stores the same page while the statement waits on its row: the
+    statement fails with nothing written, and the steps answer with the stored entry."""
+    import threading
+
+    from intake.services.forms import (
+        FormSubmission,
+        PendingSubmission,
+        load_forms_file,
+        new_submission,
+        packaged_forms_path,
+        submit_forms,
+    )
+
+    form = load_forms_file(packaged_forms_path()).forms["contact"]
+    page = FormSubmission(form=form, raw=b"the same page, clicked twice",
+                          content_type="application/x-www-form-urlencoded", subject="Twice",
+                          body="Body", fields={"topic": "parks", "lang": "en"},
+                          submitter=SubmitterData(name="A", email="a@example.com"))
+    db = Database(pg_url)
+    other = Database(pg_url)
+    try:
+        with db.session() as session:  # the counter row exists, as after any submission
+            record_submission(session, _submission(0), "EX")
+        first_click = other.sessions()
+        first_click.begin()
+        stored = record_submission(first_click, new_submission(page), "EX")  # not committed
+        answers: list[Any] = []
+
+        def second_click() -> None:
+            with db.session() as session:
+                answers.extend(submit_forms(session, [PendingSubmission(page, {})],
+                                            record_prefix="EX", pii_key=KEY))
+
+        clicked = threading.Thread(target=second_click)
+        clicked.start()
+        deadline = datetime.now(UTC).timestamp() + 10
+        with db.engine.connect() as conn:  # until the statement waits on the first's lock
+            while datetime.now(UTC).timestamp() < deadline and not conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).scalar():
+                pass
+        first_click.commit()
+        first_click.close()
+        clicked.join(timeout=30)
+        assert len(answers) == 1 and not answers[0].created
+        assert answers[0].record_number == stored.record_number == "EX-2026-000002"
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM entries").scalar() == 2
+            assert conn.exec_driver_sql("SELECT last_value FROM record_counters").scalar() == 2
+    finally:
+        other.dispose()
+        db.dispose()

@@ -22,10 +22,10 @@ answered with that entry.
 Used for form submissions on PostgreSQL that all fall in one calendar year
 and carry no attachment or consent (those go through the ORM); anything
 else takes the statement-a-step path. A concurrent writer storing the same
-bytes between this statement's snapshot and its INSERT makes it fail with
-an IntegrityError: nothing is written, and the caller writes again
-(:class:`intake.db.group.GroupCommit` writes each submission alone, when
-the duplicate is then seen).
+bytes between this statement's snapshot and its INSERT (a double click that
+reached two processes) makes it fail with an IntegrityError: nothing is
+written, and the caller writes the batch the statement-a-step way, which
+answers a duplicate with the entry stored first.
 """
 
 from __future__ import annotations
@@ -90,8 +90,9 @@ def _values(insert: PreparedInsert, dialect: Dialect, row: Mapping[str, Any],
             if c in wanted]
 
 
-# Every value travels in the input rows, cast to its column's type; each INSERT takes its
-# own columns from them, and the entry's id from the entry it inserted.
+# Every value travels in the input document (a JSON array, one object a submission, its
+# keys the column names with a prefix a table); each INSERT takes its own columns from it,
+# and the entry's id from the entry it inserted.
 _ENTRY = _columns(ENTRY_INSERT, "record_number")
 _SUBMITTER = _columns(SUBMITTER_INSERT, "entry_id")
 _ORIGINAL = _columns(ORIGINAL_INSERT, "entry_id")
