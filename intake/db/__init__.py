@@ -133,6 +133,10 @@ class WriterQueue:
     ``flock`` of a file beside the database, where the kernel wakes the next
     one as soon as the lock is free. SQLite's own locking still guards the
     file (other programs, or a process that shares no lock file).
+
+    The form writer also uses one on PostgreSQL (see
+    :func:`intake.services.forms.form_writer`), where every form write waits for
+    the record counter's row lock anyway.
     """
 
     def __init__(self, lock_path: Path | None) -> None:
@@ -153,10 +157,11 @@ class WriterQueue:
                 # Readable and writable by whoever may write the database (umask applies).
                 self._fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
-                # Correct without it (SQLite's own lock still guards the file), only slower.
+                # Correct without it (the database's own locks still guard the writes:
+                # SQLite's file lock, PostgreSQL's row locks), only slower.
                 self._fd = None
-                log.warning("cannot open %s (%s); SQLite writers will poll for the lock",
-                            self.lock_path, type(exc).__name__)
+                log.warning("cannot open %s (%s); writers of this process will not queue "
+                            "with other processes'", self.lock_path, type(exc).__name__)
         return self._fd
 
     @contextmanager
