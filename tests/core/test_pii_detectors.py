@@ -269,15 +269,6 @@ def phone_like_texts(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
-@settings(max_examples=3000, deadline=None)
-@given(phone_like_texts())
-def test_phone_prefilter_never_changes_the_findings(text: str) -> None:
-    """Whatever the prefilter skips, the unfiltered detector finds nothing in either."""
-    if not d._may_hold_a_phone(text):
-        assert list(d._find_phones(text)) == []
-    assert list(d.find_phones(text)) == list(d._find_phones(text))
-
-
 @st.composite
 def digit_run_texts(draw: st.DrawFn) -> str:
     """Runs of ASCII digits (one to eleven long) between phone punctuation and words: many
@@ -290,9 +281,10 @@ def digit_run_texts(draw: st.DrawFn) -> str:
     return "".join(parts)
 
 
-@settings(max_examples=3000, deadline=None)
-@given(digit_run_texts())
-def test_phone_prefilter_on_digit_runs_never_changes_the_findings(text: str) -> None:
+@settings(max_examples=6000, deadline=None)
+@given(st.one_of(phone_like_texts(), digit_run_texts()))
+def test_phone_prefilter_never_changes_the_findings(text: str) -> None:
+    """Whatever the prefilter skips, the unfiltered detector finds nothing in either."""
     if not d._may_hold_a_phone(text):
         assert list(d._find_phones(text)) == []
     assert list(d.find_phones(text)) == list(d._find_phones(text))
