@@ -175,7 +175,8 @@ def init_app(app: Flask) -> None:
     )
     # The forms' limit is counted in `submit` on this limiter's storage and strategy
     # (FormRateLimit); Flask-Limiter's own hook, which would resolve limits on every
-    # request, is told at once that no request is its to check.
+    # request, is told at once that no request is its to check. It declares no other
+    # limit: one added later must be counted the same way, or this filter removed.
     limiter.request_filter(lambda: True)
     app.extensions[PAGES_KEY] = {}
     app.extensions[WRITER_KEY] = form_writer(
