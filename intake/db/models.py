@@ -147,7 +147,9 @@ class Entry(Base):
     # Structured form answers (topic, rating, survey answers); no submitter PII.
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=EntryStatus.NEW)
-    agency_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    # Indexed as the first column of ix_entries_agency_status_received (and of the staff
+    # inbox's ix_entries_agency_received_id).
+    agency_id: Mapped[str | None] = mapped_column(String(64))
     # Makes a repeated ingest of the same bytes (or a re-posted form token) harmless.
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     tags: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
