@@ -479,8 +479,11 @@ def _status_url(token: str) -> str:
     """
     if not _URLSAFE_TOKEN.fullmatch(token):
         return url_for("status.view", token=token, _external=True)
-    urls: dict[tuple[str, str], str] = current_app.extensions.setdefault(STATUS_URLS_KEY, {})
-    key = (request.host_url, request.script_root)
+    urls: dict[tuple[Any, ...], str] = current_app.extensions.setdefault(STATUS_URLS_KEY, {})
+    # What url_for builds the link from (request.host_url would cost as much as url_for).
+    environ = request.environ
+    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"),
+           environ.get("SERVER_NAME"), environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME"))
     template = urls.get(key)
     if template is None:
         template = url_for("status.view", token=_LINK_MARK, _external=True)
