@@ -211,7 +211,8 @@ def test_smtp_down_then_back_delivers_everything_once(tmp_path: Path, db_url: st
         wait_for(lambda: all(i.attempts >= 2 and i.state == "pending"
                              for i in items(rt, "deliver")) and len(items(rt, "deliver")) == 2,
                  message="failed attempts while the server is down")
-        assert all("SMTP unavailable" in (i.last_error or "") for i in items(rt, "deliver"))
+        errors = [i.last_error for i in items(rt, "deliver")]
+        assert all("SMTP unavailable" in (e or "") for e in errors), errors
         sink = SmtpSink(port).start()  # back up
         try:
             wait_for(lambda: len(sink.to(DOT)) == 2 and len(sink.all()) == 4, timeout=60,
