@@ -208,11 +208,24 @@ def test_smtp_down_then_back_delivers_everything_once(tmp_path: Path, db_url: st
         rt.jobs.start()
         submit(rt, "pothole one", email="a@example.org")
         submit(rt, "pothole two", email="b@example.org")
-        wait_for(lambda: all(i.attempts >= 2 and i.state == "pending"
-                             for i in items(rt, "deliver")) and len(items(rt, "deliver")) == 2,
-                 message="failed attempts while the server is down")
-        errors = [i.last_error for i in items(rt, "deliver")]
-        assert all("SMTP unavailable" in (e or "") for e in errors), errors
+        # Read once per poll: the two deliveries, each failed at least twice, each waiting
+        # with its SMTP error recorded. (Two CI runs on SQLite once saw attempts >= 2,
+        # pending, and no last error in a second read; not explained yet, see the
+        # closing note of issue 5's stop 12.)
+        seen: list[list[tuple[int, str, str | None]]] = []
+
+        def failed_twice_and_waiting() -> bool:
+            snapshot = [(i.attempts, i.state, i.last_error) for i in items(rt, "deliver")]
+            seen.append(snapshot)
+            return len(snapshot) == 2 and all(
+                attempts >= 2 and state == "pending" and "SMTP unavailable" in (error or "")
+                for attempts, state, error in snapshot)
+
+        try:
+            wait_for(failed_twice_and_waiting,
+                     message="failed attempts while the server is down")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last seen {seen[-3:]}") from None
         sink = SmtpSink(port).start()  # back up
         try:
             wait_for(lambda: len(sink.to(DOT)) == 2 and len(sink.all()) == 4, timeout=60,
