@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -286,3 +287,20 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
             assert body == "My SSN is 123-45-6789"
     finally:
         db.dispose()
+
+
+def test_what_a_writer_turn_deferred_runs_even_if_its_body_raises(tmp_path: Path) -> None:
+    """A session committed inside an outer turn left its job messages for after it: the
+    outer body failing later must not lose them (they would wait for the sweeper)."""
+    from intake.db import WriterQueue
+
+    turns = WriterQueue(tmp_path / "lock")
+    ran: list[str] = []
+    with pytest.raises(RuntimeError), turns.turn():
+        with turns.turn():
+            turns.after_turn(lambda: ran.append("sent"))
+        assert ran == []  # the outer turn is still held
+        raise RuntimeError("the outer body fails after the inner commit")
+    assert ran == ["sent"]
+    turns.after_turn(lambda: ran.append("now"))  # no turn held: at once
+    assert ran == ["sent", "now"]

@@ -169,25 +169,28 @@ class WriterQueue:
         """The writer turn of this thread (re-entrant); what was left for after it
         (:meth:`after_turn`) runs once the outermost turn is released."""
         later: list[Callable[[], None]] = []
-        with self._lock:
-            self._depth += 1
-            self._owner = threading.get_ident()
-            fd = self._file() if self._depth == 1 else None
-            try:
-                if fd is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            with self._lock:
+                self._depth += 1
+                self._owner = threading.get_ident()
+                fd = self._file() if self._depth == 1 else None
                 try:
-                    yield
-                finally:
                     if fd is not None:
-                        fcntl.flock(fd, fcntl.LOCK_UN)
-            finally:
-                self._depth -= 1
-                if self._depth == 0:
-                    self._owner = None
-                    later, self._after = self._after, []
-        for task in later:
-            task()
+                        fcntl.flock(fd, fcntl.LOCK_EX)
+                    try:
+                        yield
+                    finally:
+                        if fd is not None:
+                            fcntl.flock(fd, fcntl.LOCK_UN)
+                finally:
+                    self._depth -= 1
+                    if self._depth == 0:
+                        self._owner = None
+                        later, self._after = self._after, []
+        finally:
+            # Even if the body raised: what committed before asked for these.
+            for task in later:
+                task()
 
     def after_turn(self, task: Callable[[], None]) -> None:
         """Run ``task`` once this thread's writer turn is released (now if it holds none)."""
@@ -329,9 +332,9 @@ def allocate_record_numbers(db: Session | Connection, prefix: str,
 
 def ensure_record_counter(db: Session | Connection, prefix: str, year: int) -> None:
     """The counter row of ``prefix`` and ``year``, created at 0 if there is none."""
-    _connection(db).execute(insert_or_nothing(_connection(db).dialect.name, _COUNTERS,
-                                              "prefix", "year"),
-                            {"prefix": prefix, "year": year, "last_value": 0})
+    conn = _connection(db)
+    conn.execute(insert_or_nothing(conn.dialect.name, _COUNTERS, "prefix", "year"),
+                 {"prefix": prefix, "year": year, "last_value": 0})
 
 
 def release_record_number(db: Session | Connection, number: str) -> bool:
