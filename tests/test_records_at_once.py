@@ -19,7 +19,7 @@ from intake.services.records import (
     stored_texts,
 )
 from intake.services.records_at_once import record_submissions_at_once
-from tests.conftest import _truncate_postgres
+from tests.conftest import _truncate_postgres, wait_for
 
 KEY = b"k" * 32
 WHEN = datetime(2026, 12, 1, 15, 30, 0, 123456, tzinfo=UTC)
@@ -245,12 +245,10 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
 
         clicked = threading.Thread(target=second_click)
         clicked.start()
-        deadline = datetime.now(UTC).timestamp() + 10
-        with db.engine.connect() as conn:  # until the statement waits on the first's lock
-            while datetime.now(UTC).timestamp() < deadline and not conn.exec_driver_sql(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            ).scalar():
-                pass
+        with db.engine.connect() as conn:  # the statement must wait on the first's lock
+            wait_for(lambda: conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).scalar(), timeout=10, message="the second click waiting on the first")
         first_click.commit()
         first_click.close()
         clicked.join(timeout=30)
