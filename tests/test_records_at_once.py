@@ -245,10 +245,15 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
 
         clicked = threading.Thread(target=second_click)
         clicked.start()
-        with db.engine.connect() as conn:  # the statement must wait on the first's lock
-            wait_for(lambda: conn.exec_driver_sql(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-            ).scalar(), timeout=10, message="the second click waiting on the first")
+        def second_waits_on_first() -> bool:
+            # A transaction of its own each time: pg_stat_activity is read once a transaction.
+            with db.engine.connect() as conn:
+                return bool(conn.exec_driver_sql(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                ).scalar())
+
+        wait_for(second_waits_on_first, timeout=10,
+                 message="the second click waiting on the first")
         first_click.commit()
         first_click.close()
         clicked.join(timeout=30)
