@@ -248,3 +248,17 @@ def test_redact_any_findings(raw: list[tuple[str, int, int]], text: str) -> None
     fs = [Finding(k, s, e, "x", "low", "x") for k, s, e in raw]
     for rendition in Rendition:
         check_offsets(text, redact(text, fs, rendition))
+
+
+def test_a_detected_ssn_is_redacted_where_it_stands_again_without_a_keyword() -> None:
+    """Found by the property test above: the same digits once beside "SSN" and once alone.
+    The public text must not keep the second (its marker would then sit beside it)."""
+    text = "001.11.1000:SSN:001100001 001.11.1000"
+    found = detect(text, key=KEY)
+    assert [(f.kind, text[f.start:f.end]) for f in found] == [
+        ("ssn", "001.11.1000"), ("ssn", "001100001"), ("ssn", "001.11.1000")]
+    public = redact(text, found, Rendition.PUBLIC).text
+    assert "001.11.1000" not in public and "001100001" not in public
+    # The same characters inside a longer run are not that number.
+    longer = "SSN 001.11.1000 and 9001.11.10009"
+    assert [longer[f.start:f.end] for f in detect(longer, key=KEY)] == ["001.11.1000"]

@@ -77,7 +77,7 @@ import bisect
 import dataclasses
 import datetime
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import phonenumbers
 import usaddress
@@ -733,6 +733,30 @@ def _resolve(raws: list[_Raw]) -> list[_Raw]:
     return kept
 
 
+# A Social Security or card number found once is that number wherever else the same
+# characters stand on their own, keyword or not: redacting only the first would leave
+# the value in the public text.
+_REPEATED_KINDS = frozenset({"ssn", "card"})
+
+
+def _repeats(text: str, kept: Sequence[_Raw]) -> list[_Raw]:
+    out: list[_Raw] = []
+    for r in kept:
+        if r.kind not in _REPEATED_KINDS:
+            continue
+        value = text[r.start:r.end]
+        for m in re.finditer(re.escape(value), text):
+            start, end = m.start(), m.end()
+            if start == r.start:
+                continue
+            before = text[start - 1] if start else ""
+            after = text[end] if end < len(text) else ""
+            if before.isalnum() or after.isalnum():
+                continue  # part of a longer run, not this number
+            out.append(_Raw(r.kind, start, end, r.detector, r.severity, r.normalised))
+    return out
+
+
 def detect(text: str, *, key: bytes) -> list[Finding]:
     """All PII findings in *text*, sorted by start offset, non-overlapping."""
     if not isinstance(text, str) or not text:
@@ -752,6 +776,7 @@ def detect(text: str, *, key: bytes) -> list[Finding]:
     raws.extend(find_medical(text))
     kept = _resolve(raws)
     kept = _resolve(_combination(text, kept, addresses))
+    kept = _resolve(kept + _repeats(text, kept))
     return [
         Finding(r.kind, r.start, r.end, r.detector, r.severity, value_hash(key, r.normalised))
         for r in kept
