@@ -21,7 +21,6 @@ from typing import Any
 
 import yaml
 from sqlalchemy import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
@@ -212,18 +211,12 @@ def _submit_at_once(session: Session, pending: Sequence[PendingSubmission],
     now = utcnow()
     engine = session.get_bind()
     assert isinstance(engine, Engine)  # sessions of a Database are bound to its engine
-    try:
-        with engine.connect() as conn:
-            outcomes = record_submissions_at_once(
-                conn.execution_options(isolation_level="AUTOCOMMIT"),
-                [new_submission(p.submission) for p in pending], record_prefix,
-                [p.findings for p in pending], [privacy.access_token_digest(t) for t in tokens],
-                now)
-    except IntegrityError:
-        # The same bytes stored by another process since the statement looked (nothing
-        # was written): the steps answer that duplicate with the entry stored first.
-        log.info("form batch: written step by step after a concurrent duplicate")
-        return None
+    with engine.connect() as conn:
+        outcomes = record_submissions_at_once(
+            conn.execution_options(isolation_level="AUTOCOMMIT"),
+            [new_submission(p.submission) for p in pending], record_prefix,
+            [p.findings for p in pending], [privacy.access_token_digest(t) for t in tokens],
+            now)
     if outcomes is None:
         return None
     note_sends(session, [o.work_item_id for o in outcomes if o.work_item_id is not None], now)

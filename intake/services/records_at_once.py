@@ -16,16 +16,26 @@ paths' tables): the entries that are new, numbered in order with no gap
 (the counter row is updated by the statement and stays locked until it
 ends); their submitter, sealed original, "received" event, PII findings and
 "route" work item; and a status link for every submission, duplicates
-included. A duplicate of a stored entry, or of one earlier in the batch, is
-answered with that entry.
+included. A duplicate of one earlier in the batch is answered with that
+entry.
+
+The statement does not look for stored duplicates: the entries' unique index
+on the idempotency key finds them, as it must anyway for a concurrent writer.
+A lookup would leave the choice between that index and a scan of the entries
+to the planner, on statistics that may be stale: a plan cached while the
+table was small (and kept until the next ANALYZE, never if autovacuum is
+off) scanned every entry for every submission, so each one cost more than
+the one before. A submission whose bytes are stored already (sent again, a
+double click that reached another process) makes the statement fail on that
+index with nothing written; :func:`record_submissions_at_once` then answers
+None and the caller writes the batch the statement-a-step way, which answers
+the duplicate with the entry stored first. Such a failure is logged by the
+PostgreSQL server as an ERROR (a unique violation of
+``uq_entries_idempotency_key``; the key is a digest, not the text).
 
 Used for form submissions on PostgreSQL that all fall in one calendar year
 and carry no attachment or consent (those go through the ORM); anything
-else takes the statement-a-step path. A concurrent writer storing the same
-bytes between this statement's snapshot and its INSERT (a double click that
-reached two processes) makes it fail with an IntegrityError: nothing is
-written, and the caller writes the batch the statement-a-step way, which
-answers a duplicate with the entry stored first.
+else takes the statement-a-step path.
 """
 
 from __future__ import annotations
@@ -42,6 +52,7 @@ from psycopg import Binary
 from psycopg.types.json import Json
 from sqlalchemy import Connection, LargeBinary, String
 from sqlalchemy.engine import Dialect
+from sqlalchemy.exc import IntegrityError
 
 from intake.core.pii import Finding
 from intake.db import ensure_record_counter
@@ -64,6 +75,15 @@ log = logging.getLogger("intake.records")
 
 #: Larger batches take the statement-a-step path.
 MAX_AT_ONCE = 64
+
+#: The unique index that finds a stored duplicate (see the module's text).
+STORED_KEY_CONSTRAINT = "uq_entries_idempotency_key"
+
+
+def _constraint(exc: IntegrityError) -> str | None:
+    """The name of the constraint the server says ``exc`` violated."""
+    diag = getattr(exc.orig, "diag", None)
+    return getattr(diag, "constraint_name", None)
 
 
 @dataclass(frozen=True)
@@ -140,8 +160,7 @@ _SQL: dict[str, str] = {}
 
 def _statement(dialect: Dialect) -> str:
     """The statement; its parameters: the input document (one JSON array of submissions),
-    the findings document, the idempotency keys, the counter's prefix and year, the
-    record numbers' prefix.
+    the findings document, the counter's prefix and year, the record numbers' prefix.
 
     Its text does not depend on the batch, so psycopg and the server prepare it once.
     """
@@ -168,15 +187,10 @@ def _statement(dialect: Dialect) -> str:
         f"input AS (SELECT *, ord = min(ord) OVER (PARTITION BY {key}) AS first "
         f"FROM json_to_recordset(?::json) AS x({record}))",
         f"found AS (SELECT * FROM json_to_recordset(?::json) AS x({finding_record}))",
-        # Entries already stored under one of the keys: those submissions are duplicates.
-        # (The keys as an array: the planner looks them up in the index; joined to the
-        # input, whose size it cannot know, it scans the entries.)
-        "known AS (SELECT id, idempotency_key, record_number FROM entries "
-        "WHERE idempotency_key = ANY(?::text[]))",
-        # The new ones: not stored, the first of their key in the batch; numbered in order.
+        # The new ones: the first of their key in the batch, numbered in order. Whether
+        # one is stored already is left to the unique index (see the module's text).
         "fresh AS (SELECT i.*, row_number() OVER (ORDER BY i.ord) AS n, "
-        "count(*) OVER () AS total FROM input i "
-        f"WHERE i.first AND i.{key} NOT IN (SELECT idempotency_key FROM known))",
+        "count(*) OVER () AS total FROM input i WHERE i.first)",
         # Locks the counter row until the statement ends: the numbers are consecutive.
         "bump AS (UPDATE record_counters SET last_value = last_value + "
         "(SELECT count(*) FROM fresh) WHERE prefix = ? AND year = ? RETURNING last_value)",
@@ -199,11 +213,9 @@ def _statement(dialect: Dialect) -> str:
         f"findings AS (INSERT INTO pii_findings (entry_id, {cols(_FINDING)}) "
         f"SELECT n.id, {', '.join(f'x.{quote(c)}' for c in _FINDING)} FROM found x "
         f"JOIN input i ON i.ord = x.ord JOIN new n ON n.idempotency_key = i.{key})",
-        "answers AS (SELECT i.ord, coalesce(n.id, k.id) AS id, "
-        "coalesce(n.record_number, k.record_number) AS record_number, "
+        "answers AS (SELECT i.ord, n.id, n.record_number, "
         "(n.id IS NOT NULL AND i.first) AS created FROM input i "
-        f"LEFT JOIN new n ON n.idempotency_key = i.{key} "
-        f"LEFT JOIN known k ON k.idempotency_key = i.{key})",
+        f"LEFT JOIN new n ON n.idempotency_key = i.{key})",
         # Every submission's page gets its own status link; none if nothing was numbered.
         f"links AS (INSERT INTO access_links (entry_id, {cols(_LINK)}) "
         f"SELECT a.id, {', '.join(f'i.l_{c}' for c in _LINK)} FROM answers a "
@@ -230,7 +242,8 @@ def record_submissions_at_once(
     ``findings``: the caller's PII scans, one per submission; ``link_digests``:
     the status links' token digests, one per submission. None, with nothing
     written, when the submissions span more than one year (the counter moves
-    per year): the caller uses :func:`intake.services.records.record_submissions`.
+    per year) or one of them is stored already: the caller then uses
+    :func:`intake.services.records.record_submissions`.
     """
     if not can_record_at_once(conn.dialect.name, submissions):
         raise ValueError("record_submissions_at_once: PostgreSQL, 1 to "
@@ -266,13 +279,21 @@ def record_submissions_at_once(
              for ord_, places in enumerate(findings)
              for row in privacy.finding_rows(0, places)]
     sql = _statement(dialect)
-    params = [_document(inputs), _document(found), [p.key for p in prepared], record_prefix,
-              year, f"{record_prefix}-{year}-"]
-    rows = execute(conn, sql, params)
-    if rows[0][5] == 0:
-        # No counter row for this prefix and year yet, so nothing was written: create it.
-        ensure_record_counter(conn, record_prefix, year)
+    params = [_document(inputs), _document(found), record_prefix, year,
+              f"{record_prefix}-{year}-"]
+    try:
         rows = execute(conn, sql, params)
+        if rows[0][5] == 0:
+            # No counter row for this prefix and year yet, so nothing was written: create it.
+            ensure_record_counter(conn, record_prefix, year)
+            rows = execute(conn, sql, params)
+    except IntegrityError as exc:
+        if _constraint(exc) != STORED_KEY_CONSTRAINT:
+            raise
+        # One of them is stored already (sent again, or by another process meanwhile):
+        # nothing was written; the steps answer it with the stored entry.
+        log.info("form batch: a duplicate of a stored entry, written step by step")
+        return None
     out = []
     for (_, entry_id, number, created, item_id, _), s in zip(rows, submissions, strict=True):
         if created:
