@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
@@ -36,6 +37,11 @@ class Runtime:
         self.jobs.register("route", route, many=route_many)
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
+        self._closers: list[Callable[[], None]] = []
+
+    def on_close(self, closer: Callable[[], None]) -> None:
+        """Have :meth:`close` call ``closer`` (before the database is disposed)."""
+        self._closers.append(closer)
 
     @property
     def pii_key(self) -> bytes:
@@ -59,6 +65,8 @@ class Runtime:
 
     def close(self) -> None:
         self.jobs.stop()
+        for closer in self._closers:
+            closer()
         self.db.dispose()
 
 

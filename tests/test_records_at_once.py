@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
 from intake.db import Database
-from intake.jobs.workitems import PENDING_SENDS
 from intake.services import privacy
 from intake.services.privacy import detect_places
 from intake.services.records import (
@@ -134,10 +134,10 @@ def test_a_duplicate_of_a_stored_entry_writes_nothing_and_is_left_to_the_steps(
     from intake.services.forms import (
         FormSubmission,
         PendingSubmission,
+        form_writer,
         load_forms_file,
         new_submission,
         packaged_forms_path,
-        submit_forms,
     )
 
     form = load_forms_file(packaged_forms_path()).forms["contact"]
@@ -155,10 +155,10 @@ def test_a_duplicate_of_a_stored_entry_writes_nothing_and_is_left_to_the_steps(
         assert _at_once(db, [new_submission(page(b"new")),
                              new_submission(page(b"sent before"))]) is None
         assert _tables(db) == before  # nothing written, the counter unmoved
-        with db.session() as session:
-            answers = submit_forms(session, [PendingSubmission(page(b"new"), {}),
-                                             PendingSubmission(page(b"sent before"), {})],
-                                   record_prefix="EX", pii_key=KEY)
+        writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+        answers = [writer.write(PendingSubmission(page(b"new"), {})),
+                   writer.write(PendingSubmission(page(b"sent before"), {}))]
+        assert writer.stats.batches == 2  # the duplicate's batch, written by the steps
         assert [(a.record_number, a.created) for a in answers] == [
             ("EX-2026-000002", True), (stored.record_number, False)]
         assert stored.record_number == "EX-2026-000001"
@@ -187,42 +187,106 @@ def test_a_batch_across_new_year_is_left_to_the_steps(pg_url: str) -> None:
         db.dispose()
 
 
-def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
-        pg_url: str) -> None:
+def _pages(count: int, first: int = 0) -> list[Any]:
     from intake.services.forms import (
         FormSubmission,
         PendingSubmission,
         load_forms_file,
         packaged_forms_path,
-        submit_forms,
     )
 
     form = load_forms_file(packaged_forms_path()).forms["contact"]
-    pending = [PendingSubmission(FormSubmission(
+    return [PendingSubmission(FormSubmission(
         form=form, raw=f"page {n}".encode(), content_type="application/x-www-form-urlencoded",
         subject=f"Subject {n}", body="Body", fields={"topic": "parks", "lang": "en"},
-        submitter=SubmitterData(name="A", email="a@example.com")), {}) for n in range(3)]
-    db = Database(pg_url)
-    statements: list[str] = []
+        submitter=SubmitterData(name="A", email="a@example.com")), {})
+        for n in range(first, first + count)]
+
+
+def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
+        pg_url: str, tmp_path: Any) -> None:
+    """Three pages queued while another process of the host holds the writers' turn are
+    one batch: one statement, on the writer's own connection, no session; the new work
+    items' messages are handed on once it committed, after the turn."""
+    import threading
 
     from sqlalchemy import event
 
-    @event.listens_for(db.engine, "checkout")
-    def _checked_out(*_args: Any) -> None:
-        statements.append("checkout")
+    from intake.db import WriterQueue
+    from intake.services.forms import form_writer
 
+    db = Database(pg_url)
+    sent: list[tuple[int, datetime]] = []
+    lock = tmp_path / "form-writer.lock"
+    writer = form_writer(db, record_prefix="EX", pii_key=KEY, turn_lock=lock,
+                         send_committed=sent.extend)
+    checkouts: list[str] = []
+    statements: list[str] = []
+    event.listen(db.engine, "checkout", lambda *_args: checkouts.append("checkout"))
+    event.listen(db.sessions, "after_begin", lambda *_args: statements.append("session"))
     try:
-        with db.session() as session:
-            confirmations = submit_forms(session, pending, record_prefix="EX", pii_key=KEY)
-            sends = list(session.info.get(PENDING_SENDS, []))
-        assert [c.record_number for c in confirmations] == [
+        confirmations: dict[int, Any] = {}
+        pages = _pages(3)
+
+        def write(n: int) -> None:
+            confirmations[n] = writer.write(pages[n])
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+        with WriterQueue(lock).turn():  # as another process of the host would hold it
+            for t in threads:
+                t.start()
+            wait_for(lambda: len(writer._queue) == 3, message="three pages queued")
+        for t in threads:
+            t.join(timeout=30)
+        assert writer.stats.batches == 1 and writer.stats.largest == 3
+        assert sorted(c.record_number for c in confirmations.values()) == [
             "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
-        assert len(sends) == 3  # the route items' messages wait for the commit
-        assert statements == ["checkout"]  # one connection: the statement's
+        assert checkouts == ["checkout"] and statements == []  # its connection, no session
+        with db.engine.connect() as conn:
+            items = sorted(conn.exec_driver_sql(
+                "SELECT id FROM work_items WHERE kind = 'route'").scalars())
+        assert sorted(item_id for item_id, _due in sent) == items and len(items) == 3
         with db.sessions() as s:
-            for c in confirmations:
+            for c in confirmations.values():
                 assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
     finally:
+        writer.close()
+        db.dispose()
+
+
+def test_the_form_writers_connection_lost_or_idle_is_replaced(
+        pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Killed under it: the batch is written once more on a new connection. Idle: it goes
+    back to the pool, which tests it before use."""
+    import intake.services.forms
+    from intake.services.forms import form_writer
+
+    db = Database(pg_url)
+    writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+    admin = Database(pg_url)
+
+    def kill_the_writers_connection() -> None:
+        assert writer._conn is not None
+        pid = writer._conn.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+        with admin.engine.connect() as conn:
+            assert conn.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})").scalar()
+
+    try:
+        first, second, third = _pages(3)
+        assert writer.write(first).created
+        kill_the_writers_connection()
+        assert writer.write(second).created
+        assert writer.stats.reconnected == 1
+        monkeypatch.setattr(intake.services.forms, "PING_AFTER_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr(intake.db, "PING_AFTER_IDLE_SECONDS", 0.0)
+        kill_the_writers_connection()
+        assert writer.write(third).created
+        assert writer.stats.reconnected == 1  # the pool's test found it dead, not the write
+        with db.engine.connect() as conn:
+            assert conn.exec_driver_sql("SELECT count(*) FROM entries").scalar() == 3
+    finally:
+        writer.close()
+        admin.dispose()
         db.dispose()
 
 
@@ -241,8 +305,10 @@ def test_the_statement_reads_no_entries_whatever_the_statistics(pg_url: str) -> 
             numbered = parts[0] + "".join(f"${n}{part}" for n, part in enumerate(parts[1:], 1))
             cursor = conn.connection.dbapi_connection.cursor()
             cursor.execute("SET plan_cache_mode = force_generic_plan")
-            cursor.execute(f"PREPARE batch (json, json, text, smallint, text) AS {numbered}")
-            cursor.execute("EXPLAIN EXECUTE batch ('[]', '[]', 'EX', 2026, 'EX-2026-')")
+            cursor.execute("PREPARE batch (text, int, bigint, text, json, bigint, json, json) "
+                           f"AS {numbered}")
+            cursor.execute("EXPLAIN EXECUTE batch ('EX', 2026, 1, 'EX-2026-', '[]', 1, '[]', "
+                           "'[]')")
             plan = "\n".join(row[0] for row in cursor.fetchall())
             cursor.execute("DEALLOCATE batch")
             conn.rollback()
@@ -262,10 +328,10 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
     from intake.services.forms import (
         FormSubmission,
         PendingSubmission,
+        form_writer,
         load_forms_file,
         new_submission,
         packaged_forms_path,
-        submit_forms,
     )
 
     form = load_forms_file(packaged_forms_path()).forms["contact"]
@@ -283,10 +349,10 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
         stored = record_submission(first_click, new_submission(page), "EX")  # not committed
         answers: list[Any] = []
 
+        writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+
         def second_click() -> None:
-            with db.session() as session:
-                answers.extend(submit_forms(session, [PendingSubmission(page, {})],
-                                            record_prefix="EX", pii_key=KEY))
+            answers.append(writer.write(PendingSubmission(page, {})))
 
         clicked = threading.Thread(target=second_click)
         clicked.start()
@@ -304,6 +370,8 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
         clicked.join(timeout=30)
         assert len(answers) == 1 and not answers[0].created
         assert answers[0].record_number == stored.record_number == "EX-2026-000002"
+        assert writer.stats.batches == 1  # by the steps, after the statement failed
+        writer.close()
         with db.engine.connect() as conn:
             assert conn.exec_driver_sql("SELECT count(*) FROM entries").scalar() == 2
             assert conn.exec_driver_sql("SELECT last_value FROM record_counters").scalar() == 2

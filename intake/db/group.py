@@ -48,7 +48,7 @@ WriteBatch = Callable[[Session, Sequence[Item]], Sequence[Result]]
 
 
 @dataclass(eq=False)
-class _Job(Generic[Item, Result]):
+class Job(Generic[Item, Result]):
     item: Item
     done: bool = False
     result: Result | None = None
@@ -75,13 +75,13 @@ class GroupCommit(Generic[Item, Result]):
         self.write_batch = write_batch
         self.max_batch = max_batch
         self.stats = GroupStats()
-        self._queue: list[_Job[Item, Result]] = []
+        self._queue: list[Job[Item, Result]] = []
         self._queue_lock = threading.Lock()
         self._leader = threading.Lock()
 
     def write(self, item: Item) -> Result:
         """Write ``item`` (perhaps with others'); returns once it is committed, or raises."""
-        job: _Job[Item, Result] = _Job(item)
+        job: Job[Item, Result] = Job(item)
         with self._queue_lock:
             self._queue.append(job)
         while not job.done:
@@ -100,7 +100,7 @@ class GroupCommit(Generic[Item, Result]):
             raise job.error
         return job.result  # type: ignore[return-value]
 
-    def _run(self, batch: list[_Job[Item, Result]]) -> None:
+    def _run(self, batch: list[Job[Item, Result]]) -> None:
         try:
             try:
                 self._commit(batch)
@@ -123,7 +123,7 @@ class GroupCommit(Generic[Item, Result]):
             for job in batch:
                 job.done = True
 
-    def _commit(self, batch: list[_Job[Item, Result]]) -> None:
+    def _commit(self, batch: list[Job[Item, Result]]) -> None:
         try:
             self._commit_once(batch)
         except DBAPIError as exc:
@@ -134,11 +134,17 @@ class GroupCommit(Generic[Item, Result]):
             self.stats.reconnected += 1
             self._commit_once(batch)
 
-    def _commit_once(self, batch: list[_Job[Item, Result]]) -> None:
+    def _commit_once(self, batch: list[Job[Item, Result]]) -> None:
+        """Write ``batch`` in one transaction and commit it, then :meth:`_done` (a subclass
+        may write some batches another way)."""
         with self.db.session() as session:
             results = self.write_batch(session, [job.item for job in batch])
             if len(results) != len(batch):
                 raise RuntimeError("write_batch must return one result per item")
+        self._done(batch, results)
+
+    def _done(self, batch: list[Job[Item, Result]], results: Sequence[Result]) -> None:
+        """``batch`` is committed: hand each caller its result."""
         for job, result in zip(batch, results, strict=True):
             job.result = result
         self.stats.batches += 1

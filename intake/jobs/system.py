@@ -150,19 +150,26 @@ class JobSystem:
         if not self.send_messages:
             self._work_committed.set()
             return
-
-        def send_all() -> None:
-            for item_id, due in pending:
-                self.send(item_id, due)
-            self._work_committed.set()
-
         # In a Database.session, sent once the writer turn is released: the next
         # writer need not wait for the broker.
         deferred = session.info.get(AFTER_COMMIT)
         if deferred is not None:
-            deferred.append(send_all)
+            deferred.append(lambda: self.committed(pending))
         else:
-            send_all()
+            self.committed(pending)
+
+    def committed(self, pending: Sequence[tuple[int, datetime]]) -> None:
+        """These new work items (id, due) are committed: send their messages (where no
+        worker could receive one, they wait for the sweeper) and wake :meth:`drain`.
+
+        Called after a session's commit, and by writers that commit without one (the
+        form writer's one statement on PostgreSQL)."""
+        if not pending:
+            return
+        if self.send_messages:
+            for item_id, due in pending:
+                self.send(item_id, due)
+        self._work_committed.set()
 
     def _after_rollback(self, session: Session) -> None:
         if session.get_nested_transaction() is None:  # the outermost transaction

@@ -12,26 +12,28 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import yaml
-from sqlalchemy import Engine
+from sqlalchemy import Connection
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import Session
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
-from intake.db import Database, WriterQueue
-from intake.db.group import GroupCommit
+from intake.db import PING_AFTER_IDLE_SECONDS, Database, WriterQueue
+from intake.db.group import GroupCommit, Job
 from intake.db.models import Attachment, Channel, utcnow
 from intake.db.prepared import InsertBatch
-from intake.jobs.workitems import note_sends
 from intake.services import privacy
 from intake.services.privacy import detect_places
 from intake.services.records import (
@@ -42,7 +44,12 @@ from intake.services.records import (
     record_submissions,
     stored_texts,
 )
-from intake.services.records_at_once import can_record_at_once, record_submissions_at_once
+from intake.services.records_at_once import (
+    AtOnceInput,
+    at_once_input,
+    can_record_at_once,
+    record_at_once,
+)
 from intake.settings import Settings
 
 log = logging.getLogger("intake.forms")
@@ -157,10 +164,17 @@ def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]
 
 @dataclass(frozen=True)
 class PendingSubmission:
-    """A validated submission and its PII findings, waiting for a group commit."""
+    """A validated submission and its PII findings, waiting for a group commit.
+
+    ``at_once``: its part of a one-statement batch, with its status-link
+    ``token``, made by :meth:`FormWriter.write` before it queues (see
+    :func:`_submit_at_once`).
+    """
 
     submission: FormSubmission
     findings: Mapping[str, Sequence[Finding]]
+    at_once: AtOnceInput | None = None
+    token: str | None = None
 
 
 def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
@@ -169,11 +183,9 @@ def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
 
     Several at once are written with one statement a table
     (:func:`record_submissions`); attachments and consents follow one by one.
+    (:class:`FormWriter` writes most batches on PostgreSQL in one statement
+    instead, without a session.)
     """
-    if _can_submit_at_once(session, pending):
-        confirmations = _submit_at_once(session, pending, record_prefix)
-        if confirmations is not None:
-            return confirmations
     if len(pending) == 1:
         only = pending[0]
         return [submit_form(session, only.submission, record_prefix=record_prefix,
@@ -192,43 +204,104 @@ def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
             for p, rec, token in zip(pending, recorded, tokens, strict=True)]
 
 
-def _can_submit_at_once(session: Session, pending: Sequence[PendingSubmission]) -> bool:
+def _can_go_at_once(pending: PendingSubmission) -> bool:
     # Attachments and consents are ORM objects (rare); everything else can go at once.
-    bind = session.get_bind()
-    return can_record_at_once(bind.dialect.name, pending) and not any(
-        p.submission.uploads or p.submission.consent is not None for p in pending)
+    return not pending.submission.uploads and pending.submission.consent is None
 
 
-def _submit_at_once(session: Session, pending: Sequence[PendingSubmission],
-                    record_prefix: str) -> list[Confirmation] | None:
-    """:func:`submit_forms` in one PostgreSQL statement (see
-    :mod:`intake.services.records_at_once`); None, with nothing written, if it cannot be.
+def _at_once_part(dialect: Dialect, pending: PendingSubmission) -> PendingSubmission:
+    """``pending`` with its part of a one-statement batch and its status-link token."""
+    token = privacy.new_access_tokens(1)[0]
+    return replace(pending, token=token, at_once=at_once_input(
+        dialect, new_submission(pending.submission), pending.findings,
+        privacy.access_token_digest(token), utcnow()))
 
-    The statement commits on its own connection; ``session`` carries the new work
-    items' messages, sent when it commits (it has nothing else to do).
+
+#: What the form writer calls with the new "route" work items (id, due) of a batch it
+#: committed without a session (:meth:`intake.jobs.system.JobSystem.committed`).
+SendCommitted = Callable[[Sequence[tuple[int, datetime]]], None]
+
+
+class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
+    """The process's one writer of form submissions (see :func:`form_writer`).
+
+    On PostgreSQL a batch of submissions without attachments or consent is
+    written by one statement (:func:`intake.services.records_at_once.record_at_once`),
+    on the writer's own connection in autocommit mode, without an ORM session:
+    what the statement takes of each submission is made by :meth:`write`
+    before the submission queues, so the writer holding everyone's turn only
+    joins the parts and sends them. A batch the statement cannot write (a
+    duplicate of a stored entry, New Year inside the batch) is written by
+    :func:`submit_forms` in a session, statement a step.
     """
-    tokens = privacy.new_access_tokens(len(pending))
-    now = utcnow()
-    engine = session.get_bind()
-    assert isinstance(engine, Engine)  # sessions of a Database are bound to its engine
-    with engine.connect() as conn:
-        outcomes = record_submissions_at_once(
-            conn.execution_options(isolation_level="AUTOCOMMIT"),
-            [new_submission(p.submission) for p in pending], record_prefix,
-            [p.findings for p in pending], [privacy.access_token_digest(t) for t in tokens],
-            now)
-    if outcomes is None:
-        return None
-    note_sends(session, [o.work_item_id for o in outcomes if o.work_item_id is not None], now)
-    return [_confirmed(p.submission, o.recorded, token)
-            for p, o, token in zip(pending, outcomes, tokens, strict=True)]
 
+    def __init__(self, db: Database, *, record_prefix: str, pii_key: bytes,
+                 turn_queue: WriterQueue | None = None,
+                 send_committed: SendCommitted | None = None) -> None:
+        super().__init__(db, lambda session, pending: submit_forms(
+            session, pending, record_prefix=record_prefix, pii_key=pii_key),
+            turn=turn_queue.turn if turn_queue is not None else None)
+        self.record_prefix = record_prefix
+        self.turn_queue = turn_queue
+        self.send_committed = send_committed
+        self._at_once = db.dialect == "postgresql"
+        self._conn: Connection | None = None
+        self._conn_used = 0.0
 
-FormWriter = GroupCommit[PendingSubmission, Confirmation]
+    def write(self, item: PendingSubmission) -> Confirmation:
+        # What a one-statement batch takes of the submission is made here, before it
+        # queues: not by the writer that holds everyone's turn.
+        if self._at_once and _can_go_at_once(item):
+            item = _at_once_part(self.db.engine.dialect, item)
+        return super().write(item)
+
+    def _commit_once(self, batch: list[Job[PendingSubmission, Confirmation]]) -> None:
+        parts = [job.item.at_once for job in batch]
+        if not can_record_at_once(self.db.dialect, parts) or None in parts:
+            super()._commit_once(batch)
+            return
+        outcomes = record_at_once(self._connection(), [p for p in parts if p is not None],
+                                  self.record_prefix)
+        if outcomes is None:  # the steps write it (and answer a duplicate with its entry)
+            super()._commit_once(batch)
+            return
+        self._done(batch, [_confirmed(job.item.submission, o.recorded, job.item.token or "")
+                           for job, o in zip(batch, outcomes, strict=True)])
+        now = utcnow()
+        sends = [(o.work_item_id, now) for o in outcomes if o.work_item_id is not None]
+        if sends and self.send_committed is not None:
+            send, committed = self.send_committed, sends
+            # Once the turn is released: the next writer need not wait for the broker.
+            if self.turn_queue is not None:
+                self.turn_queue.after_turn(lambda: send(committed))
+            else:
+                send(committed)
+
+    def _connection(self) -> Connection:
+        """The writer's own connection (autocommit): only the leader of a batch uses it.
+        One idle for a while goes back to the pool, which tests it before it is used
+        again (see :func:`intake.db.make_engine`); one that failed is replaced."""
+        conn, now = self._conn, time.monotonic()
+        if conn is not None and (conn.invalidated or conn.closed
+                                 or now - self._conn_used >= PING_AFTER_IDLE_SECONDS):
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._conn = self.db.engine.connect().execution_options(
+                isolation_level="AUTOCOMMIT")
+        self._conn_used = now
+        return conn
+
+    def close(self) -> None:
+        """Give the writer's connection back to the pool."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
 
 def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
-                turn_lock: Path | None = None) -> FormWriter:
+                turn_lock: Path | None = None,
+                send_committed: SendCommitted | None = None) -> FormWriter:
     """The process's one writer of form submissions: concurrent ones share a commit.
 
     On PostgreSQL every form write waits for the record counter's row lock, held
@@ -236,15 +309,16 @@ def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
     one host wait for each other on it instead, before each takes its batch, so
     that batch holds everyone who queued meanwhile (SQLite's writer turn does the
     same). Correctness never depends on it: the row lock still serialises writers
-    of other hosts.
+    of other hosts. ``send_committed`` sends the messages of the work items that
+    a batch written without a session created (see :class:`FormWriter`).
     """
-    turn = None
+    queue = None
     if turn_lock is not None and db.writers is None:
         with suppress(OSError):  # if it cannot be made, WriterQueue says so and goes without
             turn_lock.parent.mkdir(parents=True, exist_ok=True)
-        turn = WriterQueue(turn_lock).turn
-    return GroupCommit(db, lambda session, pending: submit_forms(
-        session, pending, record_prefix=record_prefix, pii_key=pii_key), turn=turn)
+        queue = WriterQueue(turn_lock)
+    return FormWriter(db, record_prefix=record_prefix, pii_key=pii_key, turn_queue=queue,
+                      send_committed=send_committed)
 
 
 def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,

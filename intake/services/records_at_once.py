@@ -55,7 +55,6 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import IntegrityError
 
 from intake.core.pii import Finding
-from intake.db import ensure_record_counter
 from intake.db.prepared import PreparedInsert, execute
 from intake.jobs import workitems
 from intake.services import privacy
@@ -69,7 +68,8 @@ from intake.services.records import (
     prepare,
 )
 
-__all__ = ["AtOnce", "can_record_at_once", "record_submissions_at_once"]
+__all__ = ["AtOnce", "AtOnceInput", "at_once_input", "can_record_at_once", "record_at_once",
+           "record_submissions_at_once"]
 
 log = logging.getLogger("intake.records")
 
@@ -110,9 +110,9 @@ def _values(insert: PreparedInsert, dialect: Dialect, row: Mapping[str, Any],
             if c in wanted]
 
 
-# Every value travels in the input document (a JSON array, one object a submission, its
-# keys the column names with a prefix a table); each INSERT takes its own columns from it,
-# and the entry's id from the entry it inserted.
+# Every value travels in the input documents (JSON arrays: one object a new entry, its keys
+# the column names with a prefix a table; one a PII finding; one a status link); each
+# INSERT takes its own columns from them.
 _ENTRY = _columns(ENTRY_INSERT, "record_number")
 _SUBMITTER = _columns(SUBMITTER_INSERT, "entry_id")
 _ORIGINAL = _columns(ORIGINAL_INSERT, "entry_id")
@@ -123,8 +123,7 @@ _ITEM_INPUT = _columns(workitems.WORK_ITEMS_INSERT, "entry_id", "dedupe_key")  #
 _LINK = _columns(privacy.ACCESS_LINKS_INSERT, "entry_id")
 _GROUPS = (("e_", ENTRY_INSERT, _ENTRY), ("s_", SUBMITTER_INSERT, _SUBMITTER),
            ("o_", ORIGINAL_INSERT, _ORIGINAL), ("v_", EVENT_INSERT, _EVENT),
-           ("w_", workitems.WORK_ITEMS_INSERT, _ITEM_INPUT),
-           ("l_", privacy.ACCESS_LINKS_INSERT, _LINK))
+           ("w_", workitems.WORK_ITEMS_INSERT, _ITEM_INPUT))
 
 
 def _record_type(insert: PreparedInsert, name: str, dialect: Dialect) -> str:
@@ -159,20 +158,27 @@ _SQL: dict[str, str] = {}
 
 
 def _statement(dialect: Dialect) -> str:
-    """The statement; its parameters: the input document (one JSON array of submissions),
-    the findings document, the counter's prefix and year, the record numbers' prefix.
+    """The statement; its parameters: the counter's prefix, year and increment (the number
+    of new entries), the record numbers' prefix, the entries document, the increment
+    again, the findings document and the links document.
 
     Its text does not depend on the batch, so psycopg and the server prepare it once.
+    Each new entry is given its number ``n`` (1, 2, ...) in the documents by the caller;
+    the statement draws the entries' and work items' ids from their sequences, so every
+    INSERT reads the new entries' one table (``fresh``) and none waits for another's
+    RETURNING: a plan with no join but the findings' and the links'.
     """
     sql = _SQL.get(dialect.name)
     if sql is not None:
         return sql
     quote = dialect.identifier_preparer.quote
-    record = ", ".join(["ord int", "has_submitter boolean"] + [
+    record = ", ".join(["n int", "has_submitter boolean"] + [
         f"{prefix}{name} {_record_type(insert, name, dialect)}"
         for prefix, insert, names in _GROUPS for name in names])
-    finding_record = ", ".join(["ord int"] + [
+    finding_record = ", ".join(["n int"] + [
         f"{quote(c)} {_record_type(privacy.FINDINGS_INSERT, c, dialect)}" for c in _FINDING])
+    link_record = ", ".join(["n int"] + [
+        f"{quote(c)} {_record_type(privacy.ACCESS_LINKS_INSERT, c, dialect)}" for c in _LINK])
 
     def cols(names: Sequence[str]) -> str:
         return ", ".join(quote(n) for n in names)
@@ -180,56 +186,96 @@ def _statement(dialect: Dialect) -> str:
     def taken(insert: PreparedInsert, prefix: str, names: Sequence[str]) -> str:
         return ", ".join(_taken(insert, prefix, n) for n in names)
 
-    key = "e_idempotency_key"
-    of_new = f"FROM new n JOIN fresh f ON f.{key} = n.idempotency_key"
     parts = [
-        # "first": the first submission of its key in the batch (later ones: duplicates).
-        f"input AS (SELECT *, ord = min(ord) OVER (PARTITION BY {key}) AS first "
-        f"FROM json_to_recordset(?::json) AS x({record}))",
-        f"found AS (SELECT * FROM json_to_recordset(?::json) AS x({finding_record}))",
-        # The new ones: the first of their key in the batch, numbered in order. Whether
-        # one is stored already is left to the unique index (see the module's text).
-        "fresh AS (SELECT i.*, row_number() OVER (ORDER BY i.ord) AS n, "
-        "count(*) OVER () AS total FROM input i WHERE i.first)",
-        # Locks the counter row until the statement ends: the numbers are consecutive.
-        "bump AS (UPDATE record_counters SET last_value = last_value + "
-        "(SELECT count(*) FROM fresh) WHERE prefix = ? AND year = ? RETURNING last_value)",
-        f"new AS (INSERT INTO entries (record_number, {cols(_ENTRY)}) "
-        "SELECT ? || CASE WHEN v.value < 1000000 THEN lpad(v.value::text, 6, '0') "
-        f"ELSE v.value::text END, {taken(ENTRY_INSERT, 'e_', _ENTRY)} "
-        "FROM fresh f CROSS JOIN bump b "
-        "CROSS JOIN LATERAL (SELECT b.last_value - f.total + f.n AS value) v ORDER BY f.ord "
-        "RETURNING id, idempotency_key, record_number)",
+        # Takes the counter row (created at the year's first submission) and keeps it locked
+        # until the statement ends: the numbers are consecutive, in the order of commits.
+        "bump AS (INSERT INTO record_counters (prefix, year, last_value) VALUES (?, ?, ?) "
+        "ON CONFLICT (prefix, year) DO UPDATE "
+        "SET last_value = record_counters.last_value + excluded.last_value "
+        "RETURNING last_value)",
+        # The new entries, numbered after the counter's value before the bump; their ids
+        # drawn only once the counter is this statement's (from the bump's row).
+        "fresh AS (SELECT x.*, ? || CASE WHEN v.number < 1000000 "
+        "THEN lpad(v.number::text, 6, '0') ELSE v.number::text END AS record_number, "
+        "nextval('entries_id_seq'::regclass) AS id, "
+        "nextval('work_items_id_seq'::regclass) AS item_id "
+        f"FROM bump b CROSS JOIN json_to_recordset(?::json) AS x({record}) "
+        "CROSS JOIN LATERAL (SELECT b.last_value - ? + x.n AS number) v)",
+        f"new AS (INSERT INTO entries (id, record_number, {cols(_ENTRY)}) "
+        f"SELECT f.id, f.record_number, {taken(ENTRY_INSERT, 'e_', _ENTRY)} FROM fresh f)",
         f"submitters AS (INSERT INTO submitters (entry_id, {cols(_SUBMITTER)}) "
-        f"SELECT n.id, {taken(SUBMITTER_INSERT, 's_', _SUBMITTER)} {of_new} "
+        f"SELECT f.id, {taken(SUBMITTER_INSERT, 's_', _SUBMITTER)} FROM fresh f "
         "WHERE f.has_submitter)",
         f"originals AS (INSERT INTO originals (entry_id, {cols(_ORIGINAL)}) "
-        f"SELECT n.id, {taken(ORIGINAL_INSERT, 'o_', _ORIGINAL)} {of_new})",
+        f"SELECT f.id, {taken(ORIGINAL_INSERT, 'o_', _ORIGINAL)} FROM fresh f)",
         f"events AS (INSERT INTO events (entry_id, {cols(_EVENT)}) "
-        f"SELECT n.id, {taken(EVENT_INSERT, 'v_', _EVENT)} {of_new})",
-        f"items AS (INSERT INTO work_items (entry_id, {cols(_ITEM)}) SELECT n.id, "
-        + ", ".join("'route:' || n.id" if c == "dedupe_key" else f"f.w_{c}" for c in _ITEM)
-        + f" {of_new} RETURNING id, entry_id)",
+        f"SELECT f.id, {taken(EVENT_INSERT, 'v_', _EVENT)} FROM fresh f)",
+        f"items AS (INSERT INTO work_items (id, entry_id, {cols(_ITEM)}) SELECT f.item_id, f.id, "
+        + ", ".join("'route:' || f.id" if c == "dedupe_key" else f"f.w_{c}" for c in _ITEM)
+        + " FROM fresh f)",
         f"findings AS (INSERT INTO pii_findings (entry_id, {cols(_FINDING)}) "
-        f"SELECT n.id, {', '.join(f'x.{quote(c)}' for c in _FINDING)} FROM found x "
-        f"JOIN input i ON i.ord = x.ord JOIN new n ON n.idempotency_key = i.{key})",
-        "answers AS (SELECT i.ord, n.id, n.record_number, "
-        "(n.id IS NOT NULL AND i.first) AS created FROM input i "
-        f"LEFT JOIN new n ON n.idempotency_key = i.{key})",
-        # Every submission's page gets its own status link; none if nothing was numbered.
+        f"SELECT f.id, {', '.join(f'x.{quote(c)}' for c in _FINDING)} "
+        f"FROM json_to_recordset(?::json) AS x({finding_record}) JOIN fresh f ON f.n = x.n)",
+        # Every submission's page gets its own status link, a duplicate's to the first's entry.
         f"links AS (INSERT INTO access_links (entry_id, {cols(_LINK)}) "
-        f"SELECT a.id, {', '.join(f'i.l_{c}' for c in _LINK)} FROM answers a "
-        "JOIN input i ON i.ord = a.ord WHERE EXISTS (SELECT 1 FROM bump))",
+        f"SELECT f.id, {', '.join(f'x.{quote(c)}' for c in _LINK)} "
+        f"FROM json_to_recordset(?::json) AS x({link_record}) JOIN fresh f ON f.n = x.n)",
     ]
     sql = _SQL[dialect.name] = (
-        "WITH " + ",\n".join(parts) + "\nSELECT a.ord, a.id, a.record_number, a.created, "
-        "w.id, (SELECT count(*) FROM bump) FROM answers a "
-        "LEFT JOIN items w ON w.entry_id = a.id AND a.created ORDER BY a.ord")
+        "WITH " + ",\n".join(parts) + "\nSELECT f.n, f.id, f.record_number, f.item_id FROM fresh f")
     return sql
 
 
-def _document(rows: list[dict[str, Any]]) -> str:
-    return json.dumps(rows, ensure_ascii=False)
+@dataclass(frozen=True)
+class AtOnceInput:
+    """One submission as the statement takes it: made by :func:`at_once_input` before the
+    batch is taken (outside any writer's turn), joined into the batch's documents then."""
+
+    submission: NewSubmission
+    key: str  # the idempotency key: the same bytes again in a batch are one entry
+    year: int
+    entry: str  # its object of the entries document, as JSON, without "n"
+    findings: tuple[str, ...]  # its objects of the findings document, likewise
+    link: str  # its object of the links document, likewise
+
+
+def _json(value: Mapping[str, Any]) -> str:
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _fields(dialect: Dialect, insert: PreparedInsert, prefix: str,
+            row: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
+    values = _values(insert, dialect, row, names) if row is not None else [None] * len(names)
+    return {prefix + n: _jsonable(v) for n, v in zip(names, values, strict=True)}
+
+
+def at_once_input(dialect: Dialect, submission: NewSubmission,
+                  findings: Mapping[str, Sequence[Finding]], link_digest: str,
+                  now: datetime) -> AtOnceInput:
+    """``submission``'s part of a batch: its rows, bound as the columns bind them (the same
+    processors as :class:`PreparedInsert`), its PII ``findings`` (the caller's scan) and its
+    status link's token digest; ``now``: the work item's and the link's time."""
+    p = prepare(submission)
+    submitter = p.submitter_row(0)
+    entry = {
+        "has_submitter": submitter is not None,
+        **_fields(dialect, ENTRY_INSERT, "e_", p.entry_row(""), _ENTRY),
+        **_fields(dialect, SUBMITTER_INSERT, "s_", submitter, _SUBMITTER),
+        **_fields(dialect, ORIGINAL_INSERT, "o_", p.original_row(0), _ORIGINAL),
+        **_fields(dialect, EVENT_INSERT, "v_", p.event_row(0), _EVENT),
+        **_fields(dialect, workitems.WORK_ITEMS_INSERT, "w_", workitems.route_item_row(0, now),
+                  _ITEM_INPUT),
+    }
+    found = tuple(_json(_fields(dialect, privacy.FINDINGS_INSERT, "", f, _FINDING))
+                  for f in privacy.finding_rows(0, findings))
+    link = _fields(dialect, privacy.ACCESS_LINKS_INSERT, "",
+                   privacy.access_link_row(link_digest, 0, now), _LINK)
+    return AtOnceInput(submission, p.key, p.received_at.year, _json(entry), found, _json(link))
+
+
+def _document(objects: Sequence[tuple[int, str]]) -> str:
+    """A JSON array of the objects (JSON texts), each given its "n" first."""
+    return "[" + ",".join(f'{{"n":{n},{text[1:]}' for n, text in objects) + "]"
 
 
 def record_submissions_at_once(
@@ -240,53 +286,43 @@ def record_submissions_at_once(
     """Record ``submissions`` in one statement on ``conn`` (PostgreSQL, autocommit).
 
     ``findings``: the caller's PII scans, one per submission; ``link_digests``:
-    the status links' token digests, one per submission. None, with nothing
-    written, when the submissions span more than one year (the counter moves
-    per year) or one of them is stored already: the caller then uses
-    :func:`intake.services.records.record_submissions`.
+    the status links' token digests, one per submission. See :func:`record_at_once`.
     """
-    if not can_record_at_once(conn.dialect.name, submissions):
-        raise ValueError("record_submissions_at_once: PostgreSQL, 1 to "
+    return record_at_once(conn, [
+        at_once_input(conn.dialect, s, f, d, now)
+        for s, f, d in zip(submissions, findings, link_digests, strict=True)], record_prefix)
+
+
+def record_at_once(conn: Connection, inputs: Sequence[AtOnceInput],
+                   record_prefix: str) -> list[AtOnce] | None:
+    """Record the submissions of ``inputs`` in one statement on ``conn`` (PostgreSQL,
+    autocommit); their outcomes in order.
+
+    None, with nothing written, when the submissions span more than one year
+    (the counter moves per year) or one of them is stored already: the caller
+    then uses :func:`intake.services.records.record_submissions`.
+    """
+    if not can_record_at_once(conn.dialect.name, inputs):
+        raise ValueError("record_at_once: PostgreSQL, 1 to "
                          f"{MAX_AT_ONCE} submissions")
-    prepared = [prepare(s) for s in submissions]
-    years = {p.received_at.year for p in prepared}
+    years = {i.year for i in inputs}
     if len(years) != 1:
         return None
     year = years.pop()
-    dialect = conn.dialect
-
-    def fields(insert: PreparedInsert, prefix: str, row: Mapping[str, Any] | None,
-               names: Sequence[str]) -> dict[str, Any]:
-        values = _values(insert, dialect, row, names) if row is not None else [None] * len(names)
-        return {prefix + n: _jsonable(v) for n, v in zip(names, values, strict=True)}
-
-    inputs = []
-    for ord_, (p, digest) in enumerate(zip(prepared, link_digests, strict=True)):
-        submitter = p.submitter_row(0)
-        inputs.append({
-            "ord": ord_, "has_submitter": submitter is not None,
-            **fields(ENTRY_INSERT, "e_", p.entry_row(""), _ENTRY),
-            **fields(SUBMITTER_INSERT, "s_", submitter, _SUBMITTER),
-            **fields(ORIGINAL_INSERT, "o_", p.original_row(0), _ORIGINAL),
-            **fields(EVENT_INSERT, "v_", p.event_row(0), _EVENT),
-            **fields(workitems.WORK_ITEMS_INSERT, "w_", workitems.route_item_row(0, now),
-                     _ITEM_INPUT),
-            **fields(privacy.ACCESS_LINKS_INSERT, "l_",
-                     privacy.access_link_row(digest, 0, now), _LINK),
-        })
-    found = [{"ord": ord_, **{k: v for k, v in fields(
-                 privacy.FINDINGS_INSERT, "", row, _FINDING).items()}}
-             for ord_, places in enumerate(findings)
-             for row in privacy.finding_rows(0, places)]
-    sql = _statement(dialect)
-    params = [_document(inputs), _document(found), record_prefix, year,
-              f"{record_prefix}-{year}-"]
+    # Each new entry's number in the batch; a submission whose bytes came earlier in the
+    # batch is the same entry.
+    numbers: dict[str, int] = {}
+    fresh: list[AtOnceInput] = []
+    for i in inputs:
+        if i.key not in numbers:
+            fresh.append(i)
+            numbers[i.key] = len(fresh)
+    params = [record_prefix, year, len(fresh), f"{record_prefix}-{year}-",
+              _document([(n, i.entry) for n, i in enumerate(fresh, 1)]), len(fresh),
+              _document([(n, f) for n, i in enumerate(fresh, 1) for f in i.findings]),
+              _document([(numbers[i.key], i.link) for i in inputs])]
     try:
-        rows = execute(conn, sql, params)
-        if rows[0][5] == 0:
-            # No counter row for this prefix and year yet, so nothing was written: create it.
-            ensure_record_counter(conn, record_prefix, year)
-            rows = execute(conn, sql, params)
+        rows = execute(conn, _statement(conn.dialect), params)
     except IntegrityError as exc:
         if _constraint(exc) != STORED_KEY_CONSTRAINT:
             raise
@@ -294,10 +330,24 @@ def record_submissions_at_once(
         # nothing was written; the steps answer it with the stored entry.
         log.info("form batch: a duplicate of a stored entry, written step by step")
         return None
+    made = {int(n): (int(entry_id), str(number), int(item_id))
+            for n, entry_id, number, item_id in rows}
     out = []
-    for (_, entry_id, number, created, item_id, _), s in zip(rows, submissions, strict=True):
-        if created:
-            log.info("entry %s recorded (%s, %s)", entry_id, s.channel, s.kind)
-        out.append(AtOnce(Recorded(int(entry_id), number, created=bool(created)),
-                          int(item_id) if item_id is not None else None))
+    for i, first in zip(inputs, _firsts(inputs), strict=True):
+        entry_id, record_number, item_id = made[numbers[i.key]]
+        if first:
+            log.info("entry %s recorded (%s, %s)", entry_id, i.submission.channel,
+                     i.submission.kind)
+        out.append(AtOnce(Recorded(entry_id, record_number, created=first),
+                          item_id if first else None))
     return out
+
+
+def _firsts(inputs: Sequence[AtOnceInput]) -> list[bool]:
+    seen: set[str] = set()
+    out = []
+    for i in inputs:
+        out.append(i.key not in seen)
+        seen.add(i.key)
+    return out
+

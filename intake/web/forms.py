@@ -179,9 +179,11 @@ def init_app(app: Flask) -> None:
     # limit: one added later must be counted the same way, or this filter removed.
     limiter.request_filter(lambda: True)
     app.extensions[PAGES_KEY] = {}
-    app.extensions[WRITER_KEY] = form_writer(
+    writer = app.extensions[WRITER_KEY] = form_writer(
         runtime.db, record_prefix=settings.record_prefix, pii_key=runtime.pii_key,
-        turn_lock=settings.instance_path / "form-writer.lock")
+        turn_lock=settings.instance_path / "form-writer.lock",
+        send_committed=runtime.jobs.committed)
+    runtime.on_close(writer.close)
     try:
         app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
     except ValueError:
