@@ -102,12 +102,29 @@ def _columns(insert: PreparedInsert, *skip: str) -> tuple[str, ...]:
     return tuple(c for c in insert.columns if c not in skip)
 
 
-def _values(insert: PreparedInsert, dialect: Dialect, row: Mapping[str, Any],
-            names: Sequence[str]) -> list[Any]:
-    """``row``'s values for ``names`` (in ``insert``'s column order), as ``insert`` binds them."""
-    wanted = set(names)
-    return [v for c, v in zip(insert.columns, insert.bind(dialect, row), strict=True)
-            if c in wanted]
+#: (insert, prefix) -> the document's keys of the columns it takes, and where each column's
+#: value stands in the insert's bound values.
+_PICKS: dict[tuple[int, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
+_PLAIN = (str, int, bool, float, type(None))  # as the document carries them
+
+
+def _fields(dialect: Dialect, insert: PreparedInsert, prefix: str,
+            row: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
+    """``row``'s values for ``names`` as ``insert`` binds them, keyed ``prefix + name``
+    (all None if there is no row), as the input document carries them."""
+    pick = _PICKS.get((id(insert), prefix))
+    if pick is None:
+        pick = _PICKS[(id(insert), prefix)] = (
+            tuple(prefix + n for n in names), tuple(insert.columns.index(n) for n in names))
+    keys, places = pick
+    if row is None:
+        return dict.fromkeys(keys)
+    values = insert.bind(dialect, row)
+    out = {}
+    for key, place in zip(keys, places, strict=True):
+        value = values[place]
+        out[key] = value if type(value) in _PLAIN else _jsonable(value)
+    return out
 
 
 # Every value travels in the input documents (JSON arrays: one object a new entry, its keys
@@ -241,12 +258,6 @@ class AtOnceInput:
 
 def _json(value: Mapping[str, Any]) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-def _fields(dialect: Dialect, insert: PreparedInsert, prefix: str,
-            row: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
-    values = _values(insert, dialect, row, names) if row is not None else [None] * len(names)
-    return {prefix + n: _jsonable(v) for n, v in zip(names, values, strict=True)}
 
 
 def at_once_input(dialect: Dialect, submission: NewSubmission,
