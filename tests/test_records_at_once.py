@@ -1,4 +1,5 @@
-"""The one-statement PostgreSQL path writes exactly what the statement-a-step path writes."""
+"""The form writer's ways without a session: the one-statement PostgreSQL path writes exactly
+what the statement-a-step path writes; SQLite's batches go on a Core connection."""
 
 from __future__ import annotations
 
@@ -377,4 +378,56 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
             assert conn.exec_driver_sql("SELECT last_value FROM record_counters").scalar() == 2
     finally:
         other.dispose()
+        db.dispose()
+
+
+def test_sqlite_form_batches_go_on_a_connection_and_send_their_work_after_the_turn(
+        sqlite_url: str) -> None:
+    """SQLite: pages queued while another process holds the write turn are one batch, in
+    one transaction of a Core connection (no ORM session); their work items' messages
+    are handed on once the batch committed and the turn is released."""
+    import threading
+    from pathlib import Path
+
+    from sqlalchemy import event
+
+    from intake.db import WriterQueue
+    from intake.services.forms import form_writer
+
+    db = Database(sqlite_url)
+    writers = db.writers
+    assert writers is not None and writers.lock_path is not None
+    sent: list[tuple[int, bool]] = []
+    writer = form_writer(db, record_prefix="EX", pii_key=KEY,
+                         send_committed=lambda sends: sent.extend(
+                             (item_id, writers._owner is None) for item_id, _due in sends))
+    sessions: list[str] = []
+    event.listen(db.sessions, "after_begin", lambda *_args: sessions.append("session"))
+    try:
+        confirmations: dict[int, Any] = {}
+        pages = _pages(3)
+
+        def write(n: int) -> None:
+            confirmations[n] = writer.write(pages[n])
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+        with WriterQueue(Path(writers.lock_path)).turn():  # as another process would
+            for t in threads:
+                t.start()
+            wait_for(lambda: len(writer._queue) == 3, message="three pages queued")
+        for t in threads:
+            t.join(timeout=30)
+        assert writer.stats.batches == 1 and writer.stats.largest == 3
+        assert sorted(c.record_number for c in confirmations.values()) == [
+            "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+        assert sessions == []
+        with db.engine.connect() as conn:
+            items = sorted(conn.exec_driver_sql(
+                "SELECT id FROM work_items WHERE kind = 'route'").scalars())
+        assert sorted(item_id for item_id, _ in sent) == items and len(items) == 3
+        assert all(released for _, released in sent)  # sent with the turn released
+        with db.sessions() as s:
+            for c in confirmations.values():
+                assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
+    finally:
         db.dispose()

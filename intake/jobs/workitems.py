@@ -97,22 +97,24 @@ def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]],
     conn = connection if connection is not None else session.connection()
     ids: list[int] = []
     batch = InsertBatch()
-    enqueue_many_in(batch, session, items, ids.extend)
+    enqueue_many_in(batch, pending_sends(session), items, ids.extend)
     batch.run(conn)
     return ids
 
 
-def enqueue_many_in(batch: InsertBatch, session: Session,
+def enqueue_many_in(batch: InsertBatch, sends: list[tuple[int, datetime]],
                     items: Sequence[tuple[str, str, int | None]],
                     then: Callable[[list[int]], None] | None = None) -> None:
     """:func:`enqueue_many` as part of ``batch`` (see :class:`InsertBatch`): the items'
-    ids are known once the batch has run, and go to ``then``."""
+    ids are known once the batch has run; they go to ``sends`` (the messages to send
+    once the transaction commits: :func:`pending_sends` of a session, or the caller's
+    list) and to ``then``."""
     now = utcnow()
 
     def inserted(returned: list[tuple[Any, ...]]) -> None:
         by_key = {key: int(item_id) for item_id, key in returned}
         ids = [by_key[key] for _, key, _ in items]
-        note_sends(session, ids, now)
+        sends.extend((i, now) for i in ids)
         if then is not None:
             then(ids)
 
@@ -122,7 +124,13 @@ def enqueue_many_in(batch: InsertBatch, session: Session,
 
 def note_sends(session: Session, item_ids: Sequence[int], due: datetime) -> None:
     """Have the job system send these new items' messages once ``session`` commits."""
-    session.info.setdefault(PENDING_SENDS, []).extend((i, due) for i in item_ids)
+    pending_sends(session).extend((i, due) for i in item_ids)
+
+
+def pending_sends(session: Session) -> list[tuple[int, datetime]]:
+    """The messages (item id, due) the job system sends once ``session`` commits."""
+    sends: list[tuple[int, datetime]] = session.info.setdefault(PENDING_SENDS, [])
+    return sends
 
 
 def route_item_row(entry_id: int, now: datetime) -> dict[str, Any]:

@@ -177,31 +177,41 @@ class PendingSubmission:
     token: str | None = None
 
 
-def submit_forms(session: Session, pending: Sequence[PendingSubmission], *,
-                 record_prefix: str, pii_key: bytes) -> list[Confirmation]:
+def submit_forms(session: Session | Connection, pending: Sequence[PendingSubmission], *,
+                 record_prefix: str, pii_key: bytes,
+                 sends: list[tuple[int, datetime]] | None = None) -> list[Confirmation]:
     """:func:`submit_form` for each, in order, in the caller's one transaction.
 
     Several at once are written with one statement a table
     (:func:`record_submissions`); attachments and consents follow one by one.
     (:class:`FormWriter` writes most batches on PostgreSQL in one statement
-    instead, without a session.)
+    instead, without a session.) On a connection (submissions without
+    attachments or consent), ``sends`` collects the new work items' messages.
     """
     if len(pending) == 1:
         only = pending[0]
         return [submit_form(session, only.submission, record_prefix=record_prefix,
-                            pii_key=pii_key, findings=only.findings)]
+                            pii_key=pii_key, findings=only.findings, sends=sends)]
     # The new entries' rows and the status links: one statement on PostgreSQL.
     batch = InsertBatch()
     recorded = record_submissions(session, [new_submission(p.submission) for p in pending],
-                                  record_prefix, [p.findings for p in pending], batch)
+                                  record_prefix, [p.findings for p in pending], batch,
+                                  sends=sends)
     for p, rec in zip(pending, recorded, strict=True):
         if rec.created:
             _store_extras(session, rec.entry_id, p.submission)
     tokens = privacy.create_access_links_in(batch, [rec.entry_id for rec in recorded])
-    batch.run(session.connection())
-    session.flush()
+    _finish(session, batch)
     return [_confirmed(p.submission, rec, token)
             for p, rec, token in zip(pending, recorded, tokens, strict=True)]
+
+
+def _finish(db: Session | Connection, batch: InsertBatch) -> None:
+    if isinstance(db, Connection):
+        batch.run(db)
+    else:
+        batch.run(db.connection())
+        db.flush()
 
 
 def _can_go_at_once(pending: PendingSubmission) -> bool:
@@ -225,14 +235,17 @@ SendCommitted = Callable[[Sequence[tuple[int, datetime]]], None]
 class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
     """The process's one writer of form submissions (see :func:`form_writer`).
 
-    On PostgreSQL a batch of submissions without attachments or consent is
-    written by one statement (:func:`intake.services.records_at_once.record_at_once`),
-    on the writer's own connection in autocommit mode, without an ORM session:
-    what the statement takes of each submission is made by :meth:`write`
-    before the submission queues, so the writer holding everyone's turn only
-    joins the parts and sends them. A batch the statement cannot write (a
-    duplicate of a stored entry, New Year inside the batch) is written by
-    :func:`submit_forms` in a session, statement a step.
+    A batch of submissions without attachments or consent is written without
+    an ORM session. On PostgreSQL it is one statement
+    (:func:`intake.services.records_at_once.record_at_once`) on the writer's
+    own connection in autocommit mode: what the statement takes of each
+    submission is made by :meth:`write` before the submission queues, so the
+    writer holding everyone's turn only joins the parts and sends them. A
+    batch the statement cannot write (a duplicate of a stored entry, New Year
+    inside the batch) is written by :func:`submit_forms` in a session,
+    statement a step. On SQLite it is :func:`submit_forms` on a Core
+    connection. Either way the new work items' messages go to
+    ``send_committed`` once the batch is committed and the turn released.
     """
 
     def __init__(self, db: Database, *, record_prefix: str, pii_key: bytes,
@@ -242,6 +255,7 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
             session, pending, record_prefix=record_prefix, pii_key=pii_key),
             turn=turn_queue.turn if turn_queue is not None else None)
         self.record_prefix = record_prefix
+        self.pii_key = pii_key
         self.turn_queue = turn_queue
         self.send_committed = send_committed
         self._at_once = db.dialect == "postgresql"
@@ -256,6 +270,12 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         return super().write(item)
 
     def _commit_once(self, batch: list[Job[PendingSubmission, Confirmation]]) -> None:
+        if not all(_can_go_at_once(job.item) for job in batch):
+            super()._commit_once(batch)  # attachments, consents: ORM rows, in a session
+            return
+        if not self._at_once:
+            self._commit_on_connection(batch)
+            return
         parts = [job.item.at_once for job in batch]
         if not can_record_at_once(self.db.dialect, parts) or None in parts:
             super()._commit_once(batch)
@@ -268,14 +288,30 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         self._done(batch, [_confirmed(job.item.submission, o.recorded, job.item.token or "")
                            for job, o in zip(batch, outcomes, strict=True)])
         now = utcnow()
-        sends = [(o.work_item_id, now) for o in outcomes if o.work_item_id is not None]
-        if sends and self.send_committed is not None:
-            send, committed = self.send_committed, sends
-            # Once the turn is released: the next writer need not wait for the broker.
-            if self.turn_queue is not None:
-                self.turn_queue.after_turn(lambda: send(committed))
-            else:
-                send(committed)
+        self._send([(o.work_item_id, now) for o in outcomes if o.work_item_id is not None])
+
+    def _commit_on_connection(self, batch: list[Job[PendingSubmission, Confirmation]]) -> None:
+        """SQLite: the batch statement a step, in a transaction of a Core connection (the
+        database's writer turn is held: see :class:`GroupCommit`), without an ORM session."""
+        sends: list[tuple[int, datetime]] = []
+        with self.db.engine.connect() as conn, conn.begin():  # BEGIN IMMEDIATE
+            results = submit_forms(conn, [job.item for job in batch],
+                                   record_prefix=self.record_prefix, pii_key=self.pii_key,
+                                   sends=sends)
+        self._done(batch, results)
+        self._send(sends)
+
+    def _send(self, sends: list[tuple[int, datetime]]) -> None:
+        """Hand the committed work items' messages on, once the turn is released: the
+        next writer need not wait for the broker."""
+        if not sends or self.send_committed is None:
+            return
+        send = self.send_committed
+        turns = self.turn_queue if self.turn_queue is not None else self.db.writers
+        if turns is not None:
+            turns.after_turn(lambda: send(sends))
+        else:
+            send(sends)
 
     def _connection(self) -> Connection:
         """The writer's own connection (autocommit): only the leader of a batch uses it.
@@ -321,28 +357,35 @@ def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
                       send_committed=send_committed)
 
 
-def submit_form(session: Session, submission: FormSubmission, *, record_prefix: str,
-                pii_key: bytes,
-                findings: Mapping[str, Sequence[Finding]] | None = None) -> Confirmation:
+def submit_form(session: Session | Connection, submission: FormSubmission, *,
+                record_prefix: str, pii_key: bytes,
+                findings: Mapping[str, Sequence[Finding]] | None = None,
+                sends: list[tuple[int, datetime]] | None = None) -> Confirmation:
     """Store everything about one form submission in the caller's transaction.
 
     Idempotent on the raw bytes: the same page sent twice (a double click, a
     reload) is one entry; consent and attachments are stored once, and a new
-    status link is issued for the page being answered.
+    status link is issued for the page being answered. ``sends``: as for
+    :func:`submit_forms`.
     """
     batch = InsertBatch()
     recorded = record_submission(session, new_submission(submission), record_prefix,
-                                 pii_key=pii_key, findings=findings, batch=batch)
+                                 pii_key=pii_key, findings=findings, batch=batch, sends=sends)
     if recorded.created:
         _store_extras(session, recorded.entry_id, submission)
     token = privacy.create_access_links_in(batch, [recorded.entry_id])[0]
-    batch.run(session.connection())
-    session.flush()
+    _finish(session, batch)
     return _confirmed(submission, recorded, token)
 
 
-def _store_extras(session: Session, entry_id: int, submission: FormSubmission) -> None:
-    """A new entry's attachments and the consent the person ticked."""
+def _store_extras(db: Session | Connection, entry_id: int, submission: FormSubmission) -> None:
+    """A new entry's attachments and the consent the person ticked (ORM rows: in a
+    session only)."""
+    if not submission.uploads and submission.consent is None:
+        return
+    if not isinstance(db, Session):
+        raise TypeError("attachments and consents are written in a session")
+    session = db
     for upload in submission.uploads:
         session.add(Attachment(
             entry_id=entry_id, filename=upload.filename,

@@ -27,7 +27,7 @@ from intake.db import (
 )
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
 from intake.db.prepared import InsertBatch, PreparedInsert
-from intake.jobs.workitems import enqueue_many_in
+from intake.jobs.workitems import enqueue_many_in, pending_sends
 from intake.services.privacy import detect_places, store_findings_in
 
 log = logging.getLogger("intake.records")
@@ -133,11 +133,24 @@ def prepare(submission: NewSubmission) -> _Prepared:
     return _Prepared.of(submission)
 
 
+def _writing(db: Session | Connection, sends: list[tuple[int, datetime]] | None
+             ) -> tuple[Connection, list[tuple[int, datetime]]]:
+    """The connection to write on, and where the new work items' messages go: a
+    session's :func:`pending_sends` unless the caller gives a list (it must, with a
+    connection: it sends them once it has committed)."""
+    if isinstance(db, Connection):
+        if sends is None:
+            raise TypeError("writing on a connection: give the list of sends")
+        return db, sends
+    return db.connection(), sends if sends is not None else pending_sends(db)
+
+
 def record_submission(
-    session: Session, submission: NewSubmission, record_prefix: str,
+    session: Session | Connection, submission: NewSubmission, record_prefix: str,
     *, pii_key: bytes | None = None,
     findings: Mapping[str, Sequence[Finding]] | None = None,
     batch: InsertBatch | None = None,
+    sends: list[tuple[int, datetime]] | None = None,
 ) -> Recorded:
     """Store a submission durably in the caller's transaction (idempotent).
 
@@ -154,10 +167,12 @@ def record_submission(
     transaction), so numbers keep no gaps.
 
     With ``batch``, the rows that come with a new entry are added to it (see
-    :class:`InsertBatch`) and the caller runs it in this transaction.
+    :class:`InsertBatch`) and the caller runs it in this transaction. On a
+    connection instead of a session, ``sends`` collects the new work items'
+    messages for the caller to send once it has committed.
     """
     p = prepare(submission)
-    conn = session.connection()
+    conn, sends = _writing(session, sends)
     record_number = allocate_record_number(conn, record_prefix, p.received_at)
     inserted = _INSERT_ENTRY_OR_NOTHING.run(conn, [p.entry_row(record_number)])
     if not inserted:
@@ -168,12 +183,13 @@ def record_submission(
     entry_id = int(inserted[0][0])
     if findings is None and pii_key is not None:
         findings = detect_places(p.texts, pii_key)
-    _write_dependents(session, conn, [p], [entry_id], [findings or {}], batch)
+    _write_dependents(conn, sends, [p], [entry_id], [findings or {}], batch)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
 
 
-def _write_dependents(session: Session, conn: Connection, prepared: Sequence[_Prepared],
+def _write_dependents(conn: Connection, sends: list[tuple[int, datetime]],
+                      prepared: Sequence[_Prepared],
                       ids: Sequence[int], findings: Sequence[Mapping[str, Sequence[Finding]]],
                       batch: InsertBatch | None = None) -> None:
     """What a new entry comes with: submitter, original, "received" event, PII findings
@@ -187,15 +203,16 @@ def _write_dependents(session: Session, conn: Connection, prepared: Sequence[_Pr
     batch.add(ORIGINAL_INSERT, [p.original_row(i) for p, i in pairs])
     batch.add(EVENT_INSERT, [p.event_row(i) for p, i in pairs])
     store_findings_in(batch, list(zip(ids, findings, strict=True)))
-    enqueue_many_in(batch, session, [("route", f"route:{i}", i) for i in ids])
+    enqueue_many_in(batch, sends, [("route", f"route:{i}", i) for i in ids])
     if own:
         batch.run(conn)
 
 
 def record_submissions(
-    session: Session, submissions: Sequence[NewSubmission], record_prefix: str,
+    session: Session | Connection, submissions: Sequence[NewSubmission], record_prefix: str,
     findings: Sequence[Mapping[str, Sequence[Finding]]],
     batch: InsertBatch | None = None,
+    sends: list[tuple[int, datetime]] | None = None,
 ) -> list[Recorded]:
     """:func:`record_submission` for many at once (a group commit): one statement a table.
 
@@ -204,11 +221,11 @@ def record_submissions(
     with that entry; the new ones get consecutive record numbers. A concurrent
     writer storing the same bytes in between makes the entries' INSERT fail
     (IntegrityError): the caller then stores them one at a time
-    (:func:`record_submission` handles that race). ``batch``: as for
+    (:func:`record_submission` handles that race). ``batch``, ``sends``: as for
     :func:`record_submission`.
     """
     prepared = [prepare(s) for s in submissions]
-    conn = session.connection()
+    conn, sends = _writing(session, sends)
     known = {row.idempotency_key: Recorded(row.id, row.record_number, created=False)
              for row in conn.execute(_ENTRIES_BY_KEYS, {"keys": [p.key for p in prepared]})}
     new: dict[str, int] = {}  # key -> index in prepared, first occurrence
@@ -223,7 +240,7 @@ def record_submissions(
         # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
         by_key = {key: int(entry_id) for entry_id, key in ENTRY_INSERT.run(conn, rows)}
         ids = [by_key[p.key] for p in fresh]
-        _write_dependents(session, conn, fresh, ids, [findings[i] for i in new.values()],
+        _write_dependents(conn, sends, fresh, ids, [findings[i] for i in new.values()],
                           batch)
     for key, entry_id, number in zip(new, ids, numbers, strict=True):
         known[key] = Recorded(entry_id, number, created=True)
