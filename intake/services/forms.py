@@ -166,9 +166,8 @@ def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]
 class PendingSubmission:
     """A validated submission and its PII findings, waiting for a group commit.
 
-    ``at_once``: its part of a one-statement batch, with its status-link
-    ``token``, made by :meth:`FormWriter.write` before it queues (see
-    :func:`_submit_at_once`).
+    ``at_once``: its part of a one-statement batch on PostgreSQL, with its
+    status-link ``token``, made by :meth:`FormWriter.write` before it queues.
     """
 
     submission: FormSubmission

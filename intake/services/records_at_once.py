@@ -13,11 +13,13 @@ is written entirely or not at all.
 What it writes is what :func:`record_submissions` writes, row for row (the
 values go through the same column bind processors; a test compares the two
 paths' tables): the entries that are new, numbered in order with no gap
-(the counter row is updated by the statement and stays locked until it
+(the counter row is upserted by the statement and stays locked until it
 ends); their submitter, sealed original, "received" event, PII findings and
 "route" work item; and a status link for every submission, duplicates
 included. A duplicate of one earlier in the batch is answered with that
-entry.
+entry. Each submission's part of the statement's input (:class:`AtOnceInput`)
+is made before the batch is (:func:`at_once_input`), so the writer that
+holds the turn only joins the parts.
 
 The statement does not look for stored duplicates: the entries' unique index
 on the idempotency key finds them, as it must anyway for a concurrent writer.
@@ -27,7 +29,7 @@ table was small (and kept until the next ANALYZE, never if autovacuum is
 off) scanned every entry for every submission, so each one cost more than
 the one before. A submission whose bytes are stored already (sent again, a
 double click that reached another process) makes the statement fail on that
-index with nothing written; :func:`record_submissions_at_once` then answers
+index with nothing written; :func:`record_at_once` then answers
 None and the caller writes the batch the statement-a-step way, which answers
 the duplicate with the entry stored first. Such a failure is logged by the
 PostgreSQL server as an ERROR (a unique violation of
