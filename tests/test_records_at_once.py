@@ -430,4 +430,5 @@ def test_sqlite_form_batches_go_on_a_connection_and_send_their_work_after_the_tu
             for c in confirmations.values():
                 assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
     finally:
+        writer.close()
         db.dispose()

@@ -290,11 +290,12 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         self._send([(o.work_item_id, now) for o in outcomes if o.work_item_id is not None])
 
     def _commit_on_connection(self, batch: list[Job[PendingSubmission, Confirmation]]) -> None:
-        """SQLite: the batch statement a step, in a transaction of a Core connection (the
-        database's writer turn is held: see :class:`GroupCommit`), without an ORM session."""
+        """SQLite: the batch statement a step, in a transaction of the writer's own Core
+        connection (the database's writer turn is held: see :class:`GroupCommit`), without
+        an ORM session."""
         sends: list[tuple[int, datetime]] = []
-        with self.db.engine.connect() as conn, conn.begin():  # BEGIN IMMEDIATE
-            results = submit_forms(conn, [job.item for job in batch],
+        with self._connection().begin() as transaction:  # BEGIN IMMEDIATE
+            results = submit_forms(transaction.connection, [job.item for job in batch],
                                    record_prefix=self.record_prefix, pii_key=self.pii_key,
                                    sends=sends)
         self._done(batch, results)
@@ -313,17 +314,20 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
             send(sends)
 
     def _connection(self) -> Connection:
-        """The writer's own connection (autocommit): only the leader of a batch uses it.
-        One idle for a while goes back to the pool, which tests it before it is used
-        again (see :func:`intake.db.make_engine`); one that failed is replaced."""
+        """The writer's own connection (in autocommit mode on PostgreSQL): only the leader
+        of a batch uses it. One idle for a while goes back to the pool, which tests it
+        before it is used again (see :func:`intake.db.make_engine`); one that failed is
+        replaced."""
         conn, now = self._conn, time.monotonic()
-        if conn is not None and (conn.invalidated or conn.closed
+        if conn is not None and (conn.invalidated or conn.closed or conn.in_transaction()
                                  or now - self._conn_used >= PING_AFTER_IDLE_SECONDS):
             conn.close()
             conn = None
         if conn is None:
-            conn = self._conn = self.db.engine.connect().execution_options(
-                isolation_level="AUTOCOMMIT")
+            conn = self.db.engine.connect()
+            if self._at_once:
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+            self._conn = conn
         self._conn_used = now
         return conn
 
