@@ -3,14 +3,24 @@ what the statement-a-step path writes; SQLite's batches go on a Core connection.
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
-from intake.db import Database
+from intake.db import Database, WriterQueue
 from intake.services import privacy
+from intake.services.forms import (
+    FormSubmission,
+    PendingSubmission,
+    form_writer,
+    load_forms_file,
+    new_submission,
+    packaged_forms_path,
+)
 from intake.services.privacy import detect_places
 from intake.services.records import (
     NewSubmission,
@@ -23,6 +33,7 @@ from intake.services.records_at_once import record_submissions_at_once
 from tests.conftest import _truncate_postgres, wait_for
 
 KEY = b"k" * 32
+CONTACT = load_forms_file(packaged_forms_path()).forms["contact"]
 WHEN = datetime(2026, 12, 1, 15, 30, 0, 123456, tzinfo=UTC)
 
 
@@ -132,33 +143,17 @@ def test_one_statement_writes_row_for_row_what_the_steps_write(pg_url: str) -> N
 
 def test_a_duplicate_of_a_stored_entry_writes_nothing_and_is_left_to_the_steps(
         pg_url: str) -> None:
-    from intake.services.forms import (
-        FormSubmission,
-        PendingSubmission,
-        form_writer,
-        load_forms_file,
-        new_submission,
-        packaged_forms_path,
-    )
-
-    form = load_forms_file(packaged_forms_path()).forms["contact"]
-
-    def page(raw: bytes) -> FormSubmission:
-        return FormSubmission(form=form, raw=raw, content_type="application/x-www-form-urlencoded",
-                              subject="Subject", body="Body", fields={"topic": "parks"},
-                              submitter=SubmitterData(name="A", email="a@example.com"))
-
     db = Database(pg_url)
     try:
         with db.session() as session:
-            stored = record_submission(session, new_submission(page(b"sent before")), "EX")
+            stored = record_submission(session, new_submission(_page(b"sent before")), "EX")
         before = _tables(db)
-        assert _at_once(db, [new_submission(page(b"new")),
-                             new_submission(page(b"sent before"))]) is None
+        assert _at_once(db, [new_submission(_page(b"new")),
+                             new_submission(_page(b"sent before"))]) is None
         assert _tables(db) == before  # nothing written, the counter unmoved
         writer = form_writer(db, record_prefix="EX", pii_key=KEY)
-        answers = [writer.write(PendingSubmission(page(b"new"), {})),
-                   writer.write(PendingSubmission(page(b"sent before"), {}))]
+        answers = [writer.write(PendingSubmission(_page(b"new"), {})),
+                   writer.write(PendingSubmission(_page(b"sent before"), {}))]
         assert writer.stats.batches == 2  # the duplicate's batch, written by the steps
         assert [(a.record_number, a.created) for a in answers] == [
             ("EX-2026-000002", True), (stored.record_number, False)]
@@ -188,20 +183,51 @@ def test_a_batch_across_new_year_is_left_to_the_steps(pg_url: str) -> None:
         db.dispose()
 
 
-def _pages(count: int, first: int = 0) -> list[Any]:
-    from intake.services.forms import (
-        FormSubmission,
-        PendingSubmission,
-        load_forms_file,
-        packaged_forms_path,
-    )
+def _page(raw: bytes, subject: str = "Subject") -> FormSubmission:
+    return FormSubmission(
+        form=CONTACT, raw=raw, content_type="application/x-www-form-urlencoded",
+        subject=subject, body="Body", fields={"topic": "parks", "lang": "en"},
+        submitter=SubmitterData(name="A", email="a@example.com"))
 
-    form = load_forms_file(packaged_forms_path()).forms["contact"]
-    return [PendingSubmission(FormSubmission(
-        form=form, raw=f"page {n}".encode(), content_type="application/x-www-form-urlencoded",
-        subject=f"Subject {n}", body="Body", fields={"topic": "parks", "lang": "en"},
-        submitter=SubmitterData(name="A", email="a@example.com")), {})
-        for n in range(first, first + count)]
+
+def _pages(count: int) -> list[PendingSubmission]:
+    return [PendingSubmission(_page(f"page {n}".encode(), f"Subject {n}"), {})
+            for n in range(count)]
+
+
+def _three_pages_queued_behind_a_held_turn(writer: Any, lock: Path) -> list[Any]:
+    """Three pages written while another queue on ``lock`` (as another process of the host
+    would) holds the writers' turn; their confirmations."""
+    confirmations: dict[int, Any] = {}
+    pages = _pages(3)
+
+    def write(n: int) -> None:
+        confirmations[n] = writer.write(pages[n])
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
+    with WriterQueue(lock).turn():
+        for t in threads:
+            t.start()
+        wait_for(lambda: len(writer._queue) == 3, message="three pages queued")
+    for t in threads:
+        t.join(timeout=30)
+    return [confirmations[n] for n in range(3)]
+
+
+def _assert_one_batch_of_three(db: Database, writer: Any, confirmations: list[Any],
+                               sent_item_ids: list[int]) -> None:
+    """One batch wrote the three; their work items' messages were handed on; each
+    page's status link leads to its entry."""
+    assert writer.stats.batches == 1 and writer.stats.largest == 3
+    assert sorted(c.record_number for c in confirmations) == [
+        "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+    with db.engine.connect() as conn:
+        items = sorted(conn.exec_driver_sql(
+            "SELECT id FROM work_items WHERE kind = 'route'").scalars())
+    assert sorted(sent_item_ids) == items and len(items) == 3
+    with db.sessions() as s:
+        for c in confirmations:
+            assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
 
 
 def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
@@ -209,13 +235,6 @@ def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
     """Three pages queued while another process of the host holds the writers' turn are
     one batch: one statement, on the writer's own connection, no session; the new work
     items' messages are handed on once it committed, after the turn."""
-    import threading
-
-    from sqlalchemy import event
-
-    from intake.db import WriterQueue
-    from intake.services.forms import form_writer
-
     db = Database(pg_url)
     sent: list[tuple[int, datetime]] = []
     lock = tmp_path / "form-writer.lock"
@@ -226,30 +245,9 @@ def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
     event.listen(db.engine, "checkout", lambda *_args: checkouts.append("checkout"))
     event.listen(db.sessions, "after_begin", lambda *_args: statements.append("session"))
     try:
-        confirmations: dict[int, Any] = {}
-        pages = _pages(3)
-
-        def write(n: int) -> None:
-            confirmations[n] = writer.write(pages[n])
-
-        threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
-        with WriterQueue(lock).turn():  # as another process of the host would hold it
-            for t in threads:
-                t.start()
-            wait_for(lambda: len(writer._queue) == 3, message="three pages queued")
-        for t in threads:
-            t.join(timeout=30)
-        assert writer.stats.batches == 1 and writer.stats.largest == 3
-        assert sorted(c.record_number for c in confirmations.values()) == [
-            "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+        confirmations = _three_pages_queued_behind_a_held_turn(writer, lock)
         assert checkouts == ["checkout"] and statements == []  # its connection, no session
-        with db.engine.connect() as conn:
-            items = sorted(conn.exec_driver_sql(
-                "SELECT id FROM work_items WHERE kind = 'route'").scalars())
-        assert sorted(item_id for item_id, _due in sent) == items and len(items) == 3
-        with db.sessions() as s:
-            for c in confirmations.values():
-                assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
+        _assert_one_batch_of_three(db, writer, confirmations, [i for i, _due in sent])
     finally:
         writer.close()
         db.dispose()
@@ -260,7 +258,6 @@ def test_the_form_writers_connection_lost_or_idle_is_replaced(
     """Killed under it: the batch is written once more on a new connection. Idle: it goes
     back to the pool, which tests it before use."""
     import intake.services.forms
-    from intake.services.forms import form_writer
 
     db = Database(pg_url)
     writer = form_writer(db, record_prefix="EX", pii_key=KEY)
@@ -324,22 +321,7 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
         pg_url: str) -> None:
     """Another process stores the same page while the statement waits on its row: the
     statement fails with nothing written, and the steps answer with the stored entry."""
-    import threading
-
-    from intake.services.forms import (
-        FormSubmission,
-        PendingSubmission,
-        form_writer,
-        load_forms_file,
-        new_submission,
-        packaged_forms_path,
-    )
-
-    form = load_forms_file(packaged_forms_path()).forms["contact"]
-    page = FormSubmission(form=form, raw=b"the same page, clicked twice",
-                          content_type="application/x-www-form-urlencoded", subject="Twice",
-                          body="Body", fields={"topic": "parks", "lang": "en"},
-                          submitter=SubmitterData(name="A", email="a@example.com"))
+    page = _page(b"the same page, clicked twice")
     db = Database(pg_url)
     other = Database(pg_url)
     try:
@@ -386,14 +368,6 @@ def test_sqlite_form_batches_go_on_a_connection_and_send_their_work_after_the_tu
     """SQLite: pages queued while another process holds the write turn are one batch, in
     one transaction of a Core connection (no ORM session); their work items' messages
     are handed on once the batch committed and the turn is released."""
-    import threading
-    from pathlib import Path
-
-    from sqlalchemy import event
-
-    from intake.db import WriterQueue
-    from intake.services.forms import form_writer
-
     db = Database(sqlite_url)
     writers = db.writers
     assert writers is not None and writers.lock_path is not None
@@ -404,31 +378,10 @@ def test_sqlite_form_batches_go_on_a_connection_and_send_their_work_after_the_tu
     sessions: list[str] = []
     event.listen(db.sessions, "after_begin", lambda *_args: sessions.append("session"))
     try:
-        confirmations: dict[int, Any] = {}
-        pages = _pages(3)
-
-        def write(n: int) -> None:
-            confirmations[n] = writer.write(pages[n])
-
-        threads = [threading.Thread(target=write, args=(n,)) for n in range(3)]
-        with WriterQueue(Path(writers.lock_path)).turn():  # as another process would
-            for t in threads:
-                t.start()
-            wait_for(lambda: len(writer._queue) == 3, message="three pages queued")
-        for t in threads:
-            t.join(timeout=30)
-        assert writer.stats.batches == 1 and writer.stats.largest == 3
-        assert sorted(c.record_number for c in confirmations.values()) == [
-            "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+        confirmations = _three_pages_queued_behind_a_held_turn(writer, Path(writers.lock_path))
         assert sessions == []
-        with db.engine.connect() as conn:
-            items = sorted(conn.exec_driver_sql(
-                "SELECT id FROM work_items WHERE kind = 'route'").scalars())
-        assert sorted(item_id for item_id, _ in sent) == items and len(items) == 3
+        _assert_one_batch_of_three(db, writer, confirmations, [i for i, _ in sent])
         assert all(released for _, released in sent)  # sent with the turn released
-        with db.sessions() as s:
-            for c in confirmations.values():
-                assert privacy.entry_for_access_token(s, c.status_token) == c.entry_id
     finally:
         writer.close()
         db.dispose()
