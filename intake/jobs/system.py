@@ -162,8 +162,8 @@ class JobSystem:
         """These new work items (id, due) are committed: send their messages (where no
         worker could receive one, they wait for the sweeper) and wake :meth:`drain`.
 
-        Called after a session's commit, and by writers that commit without one (the
-        form writer's one statement on PostgreSQL)."""
+        Called after a session's commit, and by writers that commit without one
+        (:class:`intake.services.forms.FormWriter`)."""
         if not pending:
             return
         if self.send_messages:
