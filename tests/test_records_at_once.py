@@ -29,7 +29,7 @@ from intake.services.records import (
     record_submissions,
     stored_texts,
 )
-from intake.services.records_at_once import record_submissions_at_once
+from intake.services.records_at_once import at_once_input, record_at_once
 from tests.conftest import _truncate_postgres, wait_for
 
 KEY = b"k" * 32
@@ -108,9 +108,10 @@ def _step_by_step(db: Database, batch: list[NewSubmission]) -> list[tuple[str, b
 def _at_once(db: Database, batch: list[NewSubmission],
              links: str = "") -> list[tuple[str, bool]] | None:
     with db.engine.connect() as conn:
-        outcomes = record_submissions_at_once(
-            conn.execution_options(isolation_level="AUTOCOMMIT"), batch, "EX",
-            _findings(batch), _digests(len(batch), links), datetime.now(UTC))
+        now = datetime.now(UTC)
+        outcomes = record_at_once(conn.execution_options(isolation_level="AUTOCOMMIT"), [
+            at_once_input(conn.dialect, s, f, d, now) for s, f, d in zip(
+                batch, _findings(batch), _digests(len(batch), links), strict=True)], "EX")
     if outcomes is None:
         return None
     return [(o.recorded.record_number, o.recorded.created) for o in outcomes]

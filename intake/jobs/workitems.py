@@ -150,7 +150,7 @@ _WORK_ITEMS = cast(Table, WorkItem.__table__)
 _WORK_ITEM_COLUMNS = ("kind", "entry_id", "dedupe_key", "state", "attempts", "resends",
                       "next_attempt_at", "enqueued_at", "payload", "created_at", "updated_at")
 WORK_ITEMS_INSERT = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
-                                    returning=("id", "dedupe_key"))
+                                   returning=("id", "dedupe_key"))
 _INSERT_WORK_ITEM_OR_NOTHING = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS, returning=("id",),
                                               on_conflict_nothing=("dedupe_key",))
 _ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))

@@ -275,12 +275,11 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         if not self._at_once:
             self._commit_on_connection(batch)
             return
-        parts = [job.item.at_once for job in batch]
-        if not can_record_at_once(self.db.dialect, parts) or None in parts:
+        parts = [job.item.at_once for job in batch if job.item.at_once is not None]
+        if len(parts) != len(batch) or not can_record_at_once(self.db.dialect, parts):
             super()._commit_once(batch)
             return
-        outcomes = record_at_once(self._connection(), [p for p in parts if p is not None],
-                                  self.record_prefix)
+        outcomes = record_at_once(self._connection(), parts, self.record_prefix)
         if outcomes is None:  # the steps write it (and answer a duplicate with its entry)
             super()._commit_once(batch)
             return
@@ -349,7 +348,8 @@ def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
     that batch holds everyone who queued meanwhile (SQLite's writer turn does the
     same). Correctness never depends on it: the row lock still serialises writers
     of other hosts. ``send_committed`` sends the messages of the work items that
-    a batch written without a session created (see :class:`FormWriter`).
+    a batch written without a session created (see :class:`FormWriter`); without
+    it those items wait in the database for the sweeper.
     """
     queue = None
     if turn_lock is not None and db.writers is None:

@@ -602,7 +602,7 @@ def access_link_row(digest: str, entry_id: int, now: datetime) -> dict[str, Any]
 
 
 ACCESS_LINKS_INSERT = PreparedInsert(cast(Table, AccessLink.__table__),
-                                      ("token_sha256", "entry_id", "created_at"))
+                                     ("token_sha256", "entry_id", "created_at"))
 
 
 def entry_for_access_token(session: Session, token: str) -> int | None:

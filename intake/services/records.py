@@ -199,7 +199,7 @@ def _write_dependents(conn: Connection, sends: list[tuple[int, datetime]],
     batch = InsertBatch() if batch is None else batch
     pairs = list(zip(prepared, ids, strict=True))
     batch.add(SUBMITTER_INSERT, [row for p, i in pairs
-                                  if (row := p.submitter_row(i)) is not None])
+                                 if (row := p.submitter_row(i)) is not None])
     batch.add(ORIGINAL_INSERT, [p.original_row(i) for p, i in pairs])
     batch.add(EVENT_INSERT, [p.event_row(i) for p, i in pairs])
     store_findings_in(batch, list(zip(ids, findings, strict=True)))
@@ -265,9 +265,9 @@ _ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
                           _ENTRIES.c.idempotency_key).where(
     _ENTRIES.c.idempotency_key.in_(bindparam("keys", expanding=True)))
 SUBMITTER_INSERT = PreparedInsert(cast(Table, Submitter.__table__),
-                                   ("entry_id", "name", "email", "phone", "postal_address"))
+                                  ("entry_id", "name", "email", "phone", "postal_address"))
 ORIGINAL_INSERT = PreparedInsert(cast(Table, Original.__table__),
-                                  ("entry_id", "content_type", "raw", "sha256", "size",
-                                   "received_at"))
+                                 ("entry_id", "content_type", "raw", "sha256", "size",
+                                  "received_at"))
 EVENT_INSERT = PreparedInsert(cast(Table, Event.__table__),
-                               ("entry_id", "kind", "at", "actor", "detail"))
+                              ("entry_id", "kind", "at", "actor", "detail"))

@@ -48,6 +48,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 from psycopg import Binary
@@ -70,8 +71,7 @@ from intake.services.records import (
     prepare,
 )
 
-__all__ = ["AtOnce", "AtOnceInput", "at_once_input", "can_record_at_once", "record_at_once",
-           "record_submissions_at_once"]
+__all__ = ["AtOnce", "AtOnceInput", "at_once_input", "can_record_at_once", "record_at_once"]
 
 log = logging.getLogger("intake.records")
 
@@ -104,45 +104,52 @@ def _columns(insert: PreparedInsert, *skip: str) -> tuple[str, ...]:
     return tuple(c for c in insert.columns if c not in skip)
 
 
-#: (insert, prefix) -> the document's keys of the columns it takes, and where each column's
-#: value stands in the insert's bound values.
-_PICKS: dict[tuple[int, str], tuple[tuple[str, ...], tuple[int, ...]]] = {}
-_PLAIN = (str, int, bool, float, type(None))  # as the document carries them
-
-
-def _fields(dialect: Dialect, insert: PreparedInsert, prefix: str,
-            row: Mapping[str, Any] | None, names: Sequence[str]) -> dict[str, Any]:
-    """``row``'s values for ``names`` as ``insert`` binds them, keyed ``prefix + name``
-    (all None if there is no row), as the input document carries them."""
-    pick = _PICKS.get((id(insert), prefix))
-    if pick is None:
-        pick = _PICKS[(id(insert), prefix)] = (
-            tuple(prefix + n for n in names), tuple(insert.columns.index(n) for n in names))
-    keys, places = pick
-    if row is None:
-        return dict.fromkeys(keys)
-    values = insert.bind(dialect, row)
-    out = {}
-    for key, place in zip(keys, places, strict=True):
-        value = values[place]
-        out[key] = value if type(value) in _PLAIN else _jsonable(value)
-    return out
-
-
 # Every value travels in the input documents (JSON arrays: one object a new entry, its keys
 # the column names with a prefix a table; one a PII finding; one a status link); each
 # INSERT takes its own columns from them.
-_ENTRY = _columns(ENTRY_INSERT, "record_number")
-_SUBMITTER = _columns(SUBMITTER_INSERT, "entry_id")
-_ORIGINAL = _columns(ORIGINAL_INSERT, "entry_id")
-_EVENT = _columns(EVENT_INSERT, "entry_id")
-_FINDING = _columns(privacy.FINDINGS_INSERT, "entry_id")
-_ITEM = _columns(workitems.WORK_ITEMS_INSERT, "entry_id")
-_ITEM_INPUT = _columns(workitems.WORK_ITEMS_INSERT, "entry_id", "dedupe_key")  # key: from the id
-_LINK = _columns(privacy.ACCESS_LINKS_INSERT, "entry_id")
-_GROUPS = (("e_", ENTRY_INSERT, _ENTRY), ("s_", SUBMITTER_INSERT, _SUBMITTER),
-           ("o_", ORIGINAL_INSERT, _ORIGINAL), ("v_", EVENT_INSERT, _EVENT),
-           ("w_", workitems.WORK_ITEMS_INSERT, _ITEM_INPUT))
+_PLAIN = (str, int, bool, float, type(None))  # as the documents carry them
+
+
+@dataclass(frozen=True)
+class _Part:
+    """The columns of one INSERT that the documents carry, keyed ``prefix + name``."""
+
+    prefix: str
+    insert: PreparedInsert
+    names: tuple[str, ...]
+
+    @cached_property
+    def keys(self) -> tuple[str, ...]:
+        return tuple(self.prefix + n for n in self.names)
+
+    @cached_property
+    def places(self) -> tuple[int, ...]:
+        """Where each column's value stands in the insert's bound values."""
+        return tuple(self.insert.columns.index(n) for n in self.names)
+
+    def fields(self, dialect: Dialect, row: Mapping[str, Any] | None) -> dict[str, Any]:
+        """``row``'s values as the insert binds them (all None without a row), as the
+        documents carry them."""
+        if row is None:
+            return dict.fromkeys(self.keys)
+        values = self.insert.bind(dialect, row)
+        out = {}
+        for key, place in zip(self.keys, self.places, strict=True):
+            value = values[place]
+            out[key] = value if type(value) in _PLAIN else _jsonable(value)
+        return out
+
+
+_ENTRY = _Part("e_", ENTRY_INSERT, _columns(ENTRY_INSERT, "record_number"))
+_SUBMITTER = _Part("s_", SUBMITTER_INSERT, _columns(SUBMITTER_INSERT, "entry_id"))
+_ORIGINAL = _Part("o_", ORIGINAL_INSERT, _columns(ORIGINAL_INSERT, "entry_id"))
+_EVENT = _Part("v_", EVENT_INSERT, _columns(EVENT_INSERT, "entry_id"))
+# The work item's dedupe key is made from the entry's id by the statement.
+_ITEM = _Part("w_", workitems.WORK_ITEMS_INSERT,
+              _columns(workitems.WORK_ITEMS_INSERT, "entry_id", "dedupe_key"))
+_FINDING = _Part("", privacy.FINDINGS_INSERT, _columns(privacy.FINDINGS_INSERT, "entry_id"))
+_LINK = _Part("", privacy.ACCESS_LINKS_INSERT, _columns(privacy.ACCESS_LINKS_INSERT, "entry_id"))
+_GROUPS = (_ENTRY, _SUBMITTER, _ORIGINAL, _EVENT, _ITEM)  # one object a new entry
 
 
 def _record_type(insert: PreparedInsert, name: str, dialect: Dialect) -> str:
@@ -156,10 +163,11 @@ def _record_type(insert: PreparedInsert, name: str, dialect: Dialect) -> str:
     return str(column_type.compile(dialect=dialect))
 
 
-def _taken(insert: PreparedInsert, prefix: str, name: str) -> str:
+def _taken(insert: PreparedInsert, value: str, name: str) -> str:
+    """``value`` (the input's field of column ``name``) as the column takes it."""
     if isinstance(insert.table.c[name].type, LargeBinary):
-        return f"decode(f.{prefix}{name}, 'base64')"
-    return f"f.{prefix}{name}"
+        return f"decode({value}, 'base64')"
+    return value
 
 
 def _jsonable(value: Any) -> Any:
@@ -191,19 +199,19 @@ def _statement(dialect: Dialect) -> str:
     if sql is not None:
         return sql
     quote = dialect.identifier_preparer.quote
-    record = ", ".join(["n int", "has_submitter boolean"] + [
-        f"{prefix}{name} {_record_type(insert, name, dialect)}"
-        for prefix, insert, names in _GROUPS for name in names])
-    finding_record = ", ".join(["n int"] + [
-        f"{quote(c)} {_record_type(privacy.FINDINGS_INSERT, c, dialect)}" for c in _FINDING])
-    link_record = ", ".join(["n int"] + [
-        f"{quote(c)} {_record_type(privacy.ACCESS_LINKS_INSERT, c, dialect)}" for c in _LINK])
 
-    def cols(names: Sequence[str]) -> str:
-        return ", ".join(quote(n) for n in names)
+    def record(lead: str, *parts: _Part) -> str:
+        """The input record's columns: ``lead``, then the parts' fields."""
+        return ", ".join([lead] + [
+            f"{quote(part.prefix + name)} {_record_type(part.insert, name, dialect)}"
+            for part in parts for name in part.names])
 
-    def taken(insert: PreparedInsert, prefix: str, names: Sequence[str]) -> str:
-        return ", ".join(_taken(insert, prefix, n) for n in names)
+    def cols(part: _Part) -> str:
+        return ", ".join(quote(n) for n in part.names)
+
+    def taken(part: _Part, source: str) -> str:
+        return ", ".join(_taken(part.insert, f"{source}.{quote(part.prefix + n)}", n)
+                         for n in part.names)
 
     parts = [
         # Takes the counter row (created at the year's first submission) and keeps it locked
@@ -218,27 +226,28 @@ def _statement(dialect: Dialect) -> str:
         "THEN lpad(v.number::text, 6, '0') ELSE v.number::text END AS record_number, "
         "nextval('entries_id_seq'::regclass) AS id, "
         "nextval('work_items_id_seq'::regclass) AS item_id "
-        f"FROM bump b CROSS JOIN json_to_recordset(?::json) AS x({record}) "
+        "FROM bump b CROSS JOIN json_to_recordset(?::json) "
+        f"AS x({record('n int, has_submitter boolean', *_GROUPS)}) "
         "CROSS JOIN LATERAL (SELECT b.last_value - ? + x.n AS number) v)",
         f"new AS (INSERT INTO entries (id, record_number, {cols(_ENTRY)}) "
-        f"SELECT f.id, f.record_number, {taken(ENTRY_INSERT, 'e_', _ENTRY)} FROM fresh f)",
+        f"SELECT f.id, f.record_number, {taken(_ENTRY, 'f')} FROM fresh f)",
         f"submitters AS (INSERT INTO submitters (entry_id, {cols(_SUBMITTER)}) "
-        f"SELECT f.id, {taken(SUBMITTER_INSERT, 's_', _SUBMITTER)} FROM fresh f "
-        "WHERE f.has_submitter)",
+        f"SELECT f.id, {taken(_SUBMITTER, 'f')} FROM fresh f WHERE f.has_submitter)",
         f"originals AS (INSERT INTO originals (entry_id, {cols(_ORIGINAL)}) "
-        f"SELECT f.id, {taken(ORIGINAL_INSERT, 'o_', _ORIGINAL)} FROM fresh f)",
+        f"SELECT f.id, {taken(_ORIGINAL, 'f')} FROM fresh f)",
         f"events AS (INSERT INTO events (entry_id, {cols(_EVENT)}) "
-        f"SELECT f.id, {taken(EVENT_INSERT, 'v_', _EVENT)} FROM fresh f)",
-        f"items AS (INSERT INTO work_items (id, entry_id, {cols(_ITEM)}) SELECT f.item_id, f.id, "
-        + ", ".join("'route:' || f.id" if c == "dedupe_key" else f"f.w_{c}" for c in _ITEM)
-        + " FROM fresh f)",
+        f"SELECT f.id, {taken(_EVENT, 'f')} FROM fresh f)",
+        f"items AS (INSERT INTO work_items (id, entry_id, dedupe_key, {cols(_ITEM)}) "
+        f"SELECT f.item_id, f.id, 'route:' || f.id, {taken(_ITEM, 'f')} FROM fresh f)",
         f"findings AS (INSERT INTO pii_findings (entry_id, {cols(_FINDING)}) "
-        f"SELECT f.id, {', '.join(f'x.{quote(c)}' for c in _FINDING)} "
-        f"FROM json_to_recordset(?::json) AS x({finding_record}) JOIN fresh f ON f.n = x.n)",
+        f"SELECT f.id, {taken(_FINDING, 'x')} "
+        f"FROM json_to_recordset(?::json) AS x({record('n int', _FINDING)}) "
+        "JOIN fresh f ON f.n = x.n)",
         # Every submission's page gets its own status link, a duplicate's to the first's entry.
         f"links AS (INSERT INTO access_links (entry_id, {cols(_LINK)}) "
-        f"SELECT f.id, {', '.join(f'x.{quote(c)}' for c in _LINK)} "
-        f"FROM json_to_recordset(?::json) AS x({link_record}) JOIN fresh f ON f.n = x.n)",
+        f"SELECT f.id, {taken(_LINK, 'x')} "
+        f"FROM json_to_recordset(?::json) AS x({record('n int', _LINK)}) "
+        "JOIN fresh f ON f.n = x.n)",
     ]
     sql = _SQL[dialect.name] = (
         "WITH " + ",\n".join(parts) + "\nSELECT f.n, f.id, f.record_number, f.item_id FROM fresh f")
@@ -272,38 +281,20 @@ def at_once_input(dialect: Dialect, submission: NewSubmission,
     submitter = p.submitter_row(0)
     entry = {
         "has_submitter": submitter is not None,
-        **_fields(dialect, ENTRY_INSERT, "e_", p.entry_row(""), _ENTRY),
-        **_fields(dialect, SUBMITTER_INSERT, "s_", submitter, _SUBMITTER),
-        **_fields(dialect, ORIGINAL_INSERT, "o_", p.original_row(0), _ORIGINAL),
-        **_fields(dialect, EVENT_INSERT, "v_", p.event_row(0), _EVENT),
-        **_fields(dialect, workitems.WORK_ITEMS_INSERT, "w_", workitems.route_item_row(0, now),
-                  _ITEM_INPUT),
+        **_ENTRY.fields(dialect, p.entry_row("")),
+        **_SUBMITTER.fields(dialect, submitter),
+        **_ORIGINAL.fields(dialect, p.original_row(0)),
+        **_EVENT.fields(dialect, p.event_row(0)),
+        **_ITEM.fields(dialect, workitems.route_item_row(0, now)),
     }
-    found = tuple(_json(_fields(dialect, privacy.FINDINGS_INSERT, "", f, _FINDING))
-                  for f in privacy.finding_rows(0, findings))
-    link = _fields(dialect, privacy.ACCESS_LINKS_INSERT, "",
-                   privacy.access_link_row(link_digest, 0, now), _LINK)
+    found = tuple(_json(_FINDING.fields(dialect, f)) for f in privacy.finding_rows(0, findings))
+    link = _LINK.fields(dialect, privacy.access_link_row(link_digest, 0, now))
     return AtOnceInput(submission, p.key, p.received_at.year, _json(entry), found, _json(link))
 
 
 def _document(objects: Sequence[tuple[int, str]]) -> str:
     """A JSON array of the objects (JSON texts), each given its "n" first."""
     return "[" + ",".join(f'{{"n":{n},{text[1:]}' for n, text in objects) + "]"
-
-
-def record_submissions_at_once(
-    conn: Connection, submissions: Sequence[NewSubmission], record_prefix: str,
-    findings: Sequence[Mapping[str, Sequence[Finding]]], link_digests: Sequence[str],
-    now: datetime,
-) -> list[AtOnce] | None:
-    """Record ``submissions`` in one statement on ``conn`` (PostgreSQL, autocommit).
-
-    ``findings``: the caller's PII scans, one per submission; ``link_digests``:
-    the status links' token digests, one per submission. See :func:`record_at_once`.
-    """
-    return record_at_once(conn, [
-        at_once_input(conn.dialect, s, f, d, now)
-        for s, f, d in zip(submissions, findings, link_digests, strict=True)], record_prefix)
 
 
 def record_at_once(conn: Connection, inputs: Sequence[AtOnceInput],
