@@ -158,3 +158,34 @@ def test_sensitive_kinds_find_p6_data_only() -> None:
 def test_load_forms_config_rejects_non_mapping() -> None:
     with pytest.raises(FormsConfigError):
         load_forms_config(["not", "a", "mapping"])
+
+
+EMAIL_CASES = [
+    "bench@example.com", "Name.Surname+tag@agency.ky.gov", "josé@ejemplo.es",
+    "用户@例子.广告", "a@b.co", "\"quoted local\"@example.com", "user@[192.0.2.1]",
+    "", "plain", "@example.com", "user@", "user@localhost", "user@example..com",
+    "user@-example.com", "user.@example.com", ".user@example.com", "us er@example.com",
+    "user@example.com.", "x" * 65 + "@example.com", "user@" + "a" * 250 + ".com",
+    "user@example.invalid", "user@example.test", "user\u200b@example.com", "user@ex_ample.com",
+]
+
+
+@pytest.mark.parametrize("address", EMAIL_CASES)
+def test_the_email_check_decides_as_wtforms_email_with_the_same_options(address: str) -> None:
+    from wtforms import Form, StringField
+    from wtforms.validators import Email
+
+    from intake.web.forms_fields import EmailAddress
+
+    class Reference(Form):
+        email = StringField(validators=[Email(message="bad", check_deliverability=False,
+                                              allow_smtputf8=True)])
+
+    class Ours(Form):
+        email = StringField(validators=[EmailAddress("bad")])
+
+    def verdict(form_class: type[Form]) -> tuple[bool, list[str]]:
+        form = form_class(data={"email": address})
+        return form.validate(), list(form.email.errors)
+
+    assert verdict(Ours) == verdict(Reference)

@@ -255,6 +255,7 @@ def test_embed_frame_ancestors_cors_and_next(app: Flask, client: FlaskClient,
                                             rt: Runtime) -> None:
     embed = client.get("/embed/contact")
     assert embed.status_code == 200
+    assert len(embed.headers.getlist("Content-Security-Policy")) == 1  # the page's own only
     csp = embed.headers["Content-Security-Policy"]
     assert f"frame-ancestors {AGENCY_ORIGIN}" in csp and "'none'" not in csp.split(
         "frame-ancestors")[1]

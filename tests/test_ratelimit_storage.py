@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import threading
+from pathlib import Path
+from typing import Any
 
 import pytest
 from limits import parse
@@ -124,3 +126,54 @@ def test_a_storage_outage_is_counted_in_process_and_never_refuses_all(
         assert [rate.hit("a") for _ in range(3)] == [True, True, False]
     warnings = [r for r in caplog.records if "rate-limit storage failed" in r.getMessage()]
     assert len(warnings) == 1  # once, not for every hit
+
+
+def test_the_limiters_request_hooks_are_taken_off_and_only_they() -> None:
+    from flask import Flask
+    from flask_limiter import Limiter
+
+    from intake.web.ratelimit import detach_request_hooks
+
+    app = Flask("t")
+
+    @app.before_request
+    def own_before() -> None:
+        return None
+
+    @app.after_request
+    def own_after(response: Any) -> Any:
+        response.headers["X-Own"] = "1"
+        return response
+
+    @app.get("/")
+    def index() -> str:
+        return "ok"
+
+    limiter = Limiter(key_func=lambda: "k", app=app, storage_uri="intake-memory://",
+                      strategy="fixed-window", key_prefix="t", headers_enabled=True,
+                      default_limits=[])
+    limiter.request_filter(lambda: True)
+    assert detach_request_hooks(app, limiter) == 3  # before, after and teardown
+    assert app.before_request_funcs[None] == [own_before]
+    assert app.after_request_funcs[None] == [own_after]
+    assert not app.teardown_request_funcs.get(None)
+    response = app.test_client().get("/")
+    assert response.headers["X-Own"] == "1"
+    assert not [h for h in response.headers.keys() if h.lower().startswith("x-ratelimit")]
+    assert detach_request_hooks(app, limiter) == 0  # nothing left to take off
+
+
+def test_the_intake_app_runs_no_flask_limiter_hook(tmp_path: Path) -> None:
+    from intake import create_app
+    from intake.runtime import Runtime
+    from tests.conftest import make_settings
+
+    runtime = Runtime(make_settings(tmp_path, f"sqlite:///{tmp_path / 'db.sqlite3'}"))
+    try:
+        app = create_app(runtime=runtime)
+    finally:
+        runtime.close()
+    hooks = [*app.before_request_funcs.get(None, []), *app.after_request_funcs.get(None, []),
+             *app.teardown_request_funcs.get(None, [])]
+    modules = {getattr(getattr(h, "func", h), "__module__", "") for h in hooks}
+    assert not [m for m in modules if m.startswith("flask_limiter")], modules

@@ -82,7 +82,10 @@ from intake.web.forms_fields import (
     survey_form,
     survey_hints,
 )
-from intake.web.ratelimit import FormRateLimit  # also registers intake-memory://
+from intake.web.ratelimit import (  # also registers intake-memory://
+    FormRateLimit,
+    detach_request_hooks,
+)
 from intake.web.security import DEFAULT_CSP
 
 log = logging.getLogger("intake.web.forms")
@@ -174,10 +177,12 @@ def init_app(app: Flask) -> None:
         strategy="fixed-window",
     )
     # The forms' limit is counted in `submit` on this limiter's storage and strategy
-    # (FormRateLimit); Flask-Limiter's own hook, which would resolve limits on every
-    # request, is told at once that no request is its to check. It declares no other
-    # limit: one added later must be counted the same way, or this filter removed.
+    # (FormRateLimit). Flask-Limiter's own hooks, which would resolve limits on every
+    # request, are taken off; were one left (another Flask-Limiter), the filter tells it
+    # that no request is its to check. The limiter declares no other limit: one added
+    # later must be counted the same way, or the hooks and this filter kept.
     limiter.request_filter(lambda: True)
+    detach_request_hooks(app, limiter)
     app.extensions[PAGES_KEY] = {}
     writer = app.extensions[WRITER_KEY] = form_writer(
         runtime.db, record_prefix=settings.record_prefix, pii_key=runtime.pii_key,

@@ -11,10 +11,11 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+import email_validator
 from flask_babel import lazy_gettext as _l
 from wtforms import Form, RadioField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Email, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import InputRequired, Length, Optional, ValidationError
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from intake.core.forms import FormConfig, Question, Survey, pick
@@ -55,6 +56,24 @@ def _phone(form: Form, field: Any) -> None:
         raise ValidationError(_l("Enter a telephone number using digits, spaces, + - ( )."))
 
 
+class EmailAddress:
+    """WTForms' ``Email`` validator without its import on every call (about a fifth of the
+    address's check): ``email_validator.validate_email`` with the same options, and no DNS
+    lookups (the address is checked for form, not deliverability)."""
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+
+    def __call__(self, form: Form, field: Any) -> None:
+        if field.data is None:
+            raise ValidationError(self.message)
+        try:
+            email_validator.validate_email(field.data, check_deliverability=False,
+                                           allow_smtputf8=True)
+        except email_validator.EmailNotValidError:
+            raise ValidationError(self.message) from None
+
+
 def _length(maximum: int) -> Length:
     return Length(max=maximum, message=_l("This is too long (at most %(max)d characters).",
                                           max=maximum))
@@ -69,9 +88,7 @@ class ContactForm(Form):
                                    _no_controls])
     email = StringField(_l("Your e-mail address"), filters=[_strip], validators=[
         InputRequired(REQUIRED), _length(EMAIL_MAX), one_line,
-        # No DNS lookups: the address is checked for form, not deliverability.
-        Email(message=_l("Enter an e-mail address like name@example.com."),
-              check_deliverability=False, allow_smtputf8=True),
+        EmailAddress(_l("Enter an e-mail address like name@example.com.")),
     ])
     phone = StringField(_l("Telephone"), filters=[_strip],
                         validators=[Optional(), _length(PHONE_MAX), one_line, _phone])

@@ -17,6 +17,15 @@ DEFAULT_CSP = (
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
 
+# Set on every response that has not set its own (an embed page sets its frame-ancestors).
+_DEFAULT_HEADERS = tuple((name.lower(), name, value) for name, value in (
+    ("Content-Security-Policy", DEFAULT_CSP),
+    ("X-Content-Type-Options", "nosniff"),
+    ("Referrer-Policy", "no-referrer"),
+    ("Cache-Control", "no-store"),
+    ("Cross-Origin-Opener-Policy", "same-origin"),
+))
+
 
 class SigningOnceSessions(SecureCookieSessionInterface):
     """Flask's signed-cookie sessions, with the signer built once per secret key.
@@ -43,9 +52,10 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _headers(response: Response) -> Response:
-        response.headers.setdefault("Content-Security-Policy", DEFAULT_CSP)
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
-        response.headers.setdefault("Cache-Control", "no-store")
-        response.headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # What setdefault would do for each, with one look at the headers already set.
+        headers = response.headers
+        present = {name.lower() for name in headers.keys()}
+        for lowered, name, value in _DEFAULT_HEADERS:
+            if lowered not in present:
+                headers.add(name, value)
         return response
