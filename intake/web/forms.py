@@ -432,6 +432,20 @@ def _read_input() -> tuple[bytes, MultiDict[str, Any], list[FileStorage]]:
     return raw, formdata, files
 
 
+def _controls(formdata: MultiDict[str, Any]) -> dict[str, str | None]:
+    """The control fields' first values (None when absent).
+
+    ``MultiDict.get`` builds, raises and catches a ``BadRequestKeyError`` (an HTTP
+    exception) for every absent key, and most control fields are absent from most
+    posts; ``getlist`` does not.
+    """
+    out: dict[str, str | None] = {}
+    for name in CONTROL_FIELDS:
+        values = formdata.getlist(name)
+        out[name] = values[0] if values else None
+    return out
+
+
 def _bad_request(message: str) -> ResponseReturnValue:
     if _wants_json():
         return jsonify({"error": "Bad Request", "message": message}), 400
@@ -586,17 +600,18 @@ def submit(slug: str) -> ResponseReturnValue:
     except BadInput as exc:
         _set_lang(None)
         return _bad_request(_("What was sent could not be read (%(why)s).", why=str(exc)))
-    lang = _set_lang(formdata.get("lang"))
-    embed = formdata.get("_embed") == "1"
+    controls = _controls(formdata)
+    lang = _set_lang(controls["lang"])
+    embed = controls["_embed"] == "1"
     wants_json = _wants_json()
-    next_url = safe_next(formdata.get("_next"), form.allowed_origins)
+    next_url = safe_next(controls["_next"], form.allowed_origins)
 
-    if formdata.get("_gotcha"):
+    if controls["_gotcha"]:
         return _fake_success(form, lang, embed, next_url)
 
     wtform = _wtform(form, lang, formdata)
     config = _config()
-    token = check_form_token(_token_key(), slug, formdata.get("_token"), time.time(),
+    token = check_form_token(_token_key(), slug, controls["_token"], time.time(),
                              min_seconds=config.min_fill_seconds,
                              max_age=config.token_max_age_seconds)
     if not token.ok:
@@ -613,7 +628,7 @@ def submit(slug: str) -> ResponseReturnValue:
                     "kept below: please check them and send the form again."))
         return _render(form, lang, wtform, embed=embed, status=400, state=PageState(
             errors={}, sensitive=[], notice=notice,
-            consent_checked=bool(formdata.get("consent")), next_url=next_url or ""))
+            consent_checked=bool(controls["consent"]), next_url=next_url or ""))
 
     valid = wtform.validate()
     errors = first_errors(wtform)
@@ -621,7 +636,7 @@ def submit(slug: str) -> ResponseReturnValue:
     if upload_error:
         errors["attachments"] = upload_error
     consent: ConsentText | None = None
-    ticked = formdata.get("consent")
+    ticked = controls["consent"]
     if ticked and form.kind == "contact":
         consent = config.consent_by_version(ticked)
         if consent is None:
@@ -637,7 +652,7 @@ def submit(slug: str) -> ResponseReturnValue:
     submission = _build_submission(form, wtform, raw, lang, uploads, consent, formdata)
     # One scan of the texts as they will be stored: it warns now and is stored later.
     findings = scan(submission, _runtime().pii_key)
-    if not formdata.get("_confirm_sensitive"):
+    if not controls["_confirm_sensitive"]:
         kinds = warning_kinds([f for found in findings.values() for f in found])
         if kinds:
             if wants_json:
