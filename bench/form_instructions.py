@@ -1,0 +1,191 @@
+"""Instructions per form submission, counted by callgrind: this checkout beside a baseline.
+
+    python bench/form_instructions.py [--baseline REF] [--count 200] [--warm 100]
+                                      [--pg postgresql://postgres@127.0.0.1:5432/postgres]
+                                      [--only sqlite|postgresql]
+
+``form_intake.py`` measures the goal (submissions per second through
+gunicorn), but on a shared machine its figures swing by a tenth from one run
+to the next, more than most single changes move them. This script counts
+what the code costs instead of timing what the machine gives: the
+instructions the intake process executes for ``--count`` urlencoded
+``POST /forms/contact`` calls into the WSGI app (each body different, one
+at a time, each its own group commit; after ``--warm`` calls that are not
+counted), with no HTTP server and no load generator in the count. On
+PostgreSQL only the client side is counted (the server is another process).
+
+Both the working tree and ``--baseline`` (default ``HEAD``; checked out into
+a temporary git worktree) are measured in the same run, on SQLite and on a
+throw-away PostgreSQL database (skipped if the server is unreachable). The
+counts repeat to within about half a percent. Needs ``valgrind`` (Debian
+package ``valgrind``) and git.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+
+
+# -- the counted process ------------------------------------------------------------------
+
+def _child(repo: Path, url: str, count: int, warm: int, folder: Path) -> None:
+    """Runs under callgrind with instrumentation off; turns it on for the counted calls."""
+    sys.path.insert(0, str(repo))
+    os.chdir(repo)
+    import json
+    from urllib.parse import urlencode
+
+    import yaml
+
+    from intake.db.migrate import upgrade
+    from intake.services.forms import packaged_forms_path
+    from intake.settings import load_settings
+
+    forms = yaml.safe_load(packaged_forms_path().read_text())
+    forms["min_fill_seconds"] = 0
+    (folder / "surveys").mkdir(parents=True, exist_ok=True)
+    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
+                folder / "surveys")
+    (folder / "forms.yaml").write_text(yaml.safe_dump(forms, allow_unicode=True))
+    upgrade(load_settings({"INTAKE_DATABASE_URL": url}).database_url)
+    os.environ.update({
+        "INTAKE_DATABASE_URL": url, "INTAKE_SECRET_KEY": SECRET,
+        "INTAKE_INSTANCE_PATH": str(folder / "instance"),
+        "INTAKE_FORMS": str(folder / "forms.yaml"),
+        "INTAKE_FORM_RATE_LIMIT": "1000000/minute", "INTAKE_LOG_LEVEL": "WARNING",
+    })
+    from werkzeug.test import EnvironBuilder
+
+    from intake import create_app
+
+    app = create_app()
+    described = app.test_client().get("/forms/contact", headers={"Accept": "application/json"})
+    token = json.loads(described.data)["token"]
+    environs = []
+    for n in range(warm + count):
+        unique = f"{uuid.uuid4().hex[:8]}-{n}"
+        body = urlencode({
+            "_token": token, "lang": "en", "name": "Bench Person",
+            "email": "bench@example.com", "topic": "parks", "subject": f"Trail report {unique}",
+            "message": f"The north trail at Lake Park is closed ({unique}). "
+                       "Could someone look at the fallen trees near the bridge?",
+        }).encode()
+        environs.append(EnvironBuilder(
+            path="/forms/contact", method="POST", data=body,
+            content_type="application/x-www-form-urlencoded").get_environ())
+
+    def call(environ: dict[str, object]) -> None:
+        statuses: list[str] = []
+        body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+        b"".join(body)
+        getattr(body, "close", lambda: None)()
+        if not statuses[0].startswith("200"):
+            raise SystemExit(f"POST /forms/contact answered {statuses[0]}")
+
+    for environ in environs[:warm]:
+        call(environ)
+    control = shutil.which("callgrind_control") or "callgrind_control"
+    subprocess.run([control, "-i", "on", str(os.getpid())], check=True, capture_output=True)
+    for environ in environs[warm:]:
+        call(environ)
+    subprocess.run([control, "-i", "off", str(os.getpid())], check=True, capture_output=True)
+
+
+# -- the driver ---------------------------------------------------------------------------
+
+def _count(repo: Path, url: str, args: argparse.Namespace, tmp: Path) -> float:
+    """Instructions per submission of ``repo``'s code on ``url``."""
+    folder = Path(tempfile.mkdtemp(dir=tmp))
+    out = folder / "callgrind.out"
+    command = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={out}", sys.executable, str(Path(__file__).resolve()),
+               "--child", str(repo), url, str(args.count), str(args.warm), str(folder)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    collected = re.search(r"Collected\s*:\s*(\d+)", done.stderr)
+    if done.returncode != 0 or collected is None:
+        sys.stderr.write(done.stderr[-3000:])
+        raise SystemExit(f"the count of {repo} on {url.split(':')[0]} failed")
+    return int(collected.group(1)) / args.count
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        repo, url, count, warm, folder = sys.argv[2:7]
+        _child(Path(repo), url, int(count), int(warm), Path(folder))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--baseline", default="HEAD", help="git ref to compare with")
+    parser.add_argument("--count", type=int, default=200, help="counted submissions")
+    parser.add_argument("--warm", type=int, default=100, help="submissions before counting")
+    parser.add_argument("--pg", default=os.environ.get(
+        "INTAKE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
+
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline],
+                            capture_output=True, text=True, check=True).stdout.strip()
+    rows: list[tuple[str, float, float]] = []
+    with tempfile.TemporaryDirectory(prefix="intake-instr-") as folder:
+        tmp = Path(folder)
+        baseline = tmp / "baseline"
+        subprocess.run(["git", "-C", str(REPO), "worktree", "add", "--detach", str(baseline),
+                        commit], capture_output=True, check=True)
+        try:
+            databases = ["sqlite", "postgresql"] if args.only is None else [args.only]
+            for name in databases:
+                counts = []
+                for label, repo in (("baseline", baseline), ("this", REPO)):
+                    if name == "sqlite":
+                        counts.append(_count(repo, f"sqlite:///{tmp / f'{label}.sqlite3'}",
+                                             args, tmp))
+                        continue
+                    admin_url = make_url(args.pg).set(drivername="postgresql+psycopg")
+                    db = f"intake_instr_{uuid.uuid4().hex[:8]}"
+                    try:
+                        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                                              connect_args={"connect_timeout": 3})
+                        with admin.connect() as conn:
+                            conn.execute(text(f'CREATE DATABASE "{db}"'))
+                    except Exception as exc:  # noqa: BLE001 - reported, then skipped
+                        print(f"postgresql: skipped ({type(exc).__name__})")
+                        break
+                    try:
+                        url = admin_url.set(database=db).render_as_string(hide_password=False)
+                        counts.append(_count(repo, url, args, tmp))
+                    finally:
+                        with admin.connect() as conn:
+                            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+                        admin.dispose()
+                if len(counts) == 2:
+                    rows.append((name, counts[0], counts[1]))
+                    print(f"{name}: baseline {counts[0] / 1e6:.3f}M, this {counts[1] / 1e6:.3f}M "
+                          "instructions per submission", file=sys.stderr, flush=True)
+        finally:
+            subprocess.run(["git", "-C", str(REPO), "worktree", "remove", "--force",
+                            str(baseline)], capture_output=True, check=False)
+
+    print(f"\nInstructions per POST /forms/contact in the intake process (callgrind; "
+          f"{args.count} counted after {args.warm}; PostgreSQL: client side only)")
+    print(f"{'database':<11} {'baseline ' + commit:>18} {'this checkout':>15} {'change':>8}")
+    for name, base, this in rows:
+        print(f"{name:<11} {base / 1e6:>17.3f}M {this / 1e6:>14.3f}M {this / base - 1:>+8.1%}")
+
+
+if __name__ == "__main__":
+    main()
