@@ -17,7 +17,6 @@ Standard library and ``intake.core.pii`` only: no I/O, no framework.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -432,7 +431,7 @@ class TokenCheck:
 
 def _token_mac(key: bytes, slug: str, issued: int) -> str:
     message = f"form-token|{slug}|{issued}".encode()
-    return hmac.new(key, message, hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, message, "sha256").hex()[:32]
 
 
 def make_form_token(key: bytes, slug: str, now: float) -> str:

@@ -16,7 +16,6 @@ transaction.
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import json
 import logging
@@ -130,7 +129,7 @@ def client_key() -> str:
     """The rate-limit key: a keyed hash of the client address. The address is never stored."""
     key = _runtime().settings.derived_key("rate-limit keys")
     address = (request.remote_addr or "unknown").encode()
-    return hmac.new(key, address, hashlib.sha256).hexdigest()[:32]
+    return hmac.digest(key, address, "sha256").hex()[:32]
 
 
 def select_locale() -> str:

@@ -609,3 +609,21 @@ def medical_like_texts(draw: st.DrawFn) -> str:
 @given(medical_like_texts())
 def test_medical_prefilter_never_changes_the_findings(text: str) -> None:
     assert list(d.find_medical(text)) == list(d._find_medical(text))
+
+
+def test_stored_hashes_and_form_macs_keep_their_values() -> None:
+    # Hashes are stored (PII findings) and signatures travel in pages already sent (form
+    # tokens): a faster way of computing them must give the same values.
+    import hashlib
+    import hmac
+
+    from intake.core.forms import _token_mac
+    from intake.core.pii.model import value_hash
+
+    key = b"k" * 32
+    assert value_hash(key, "078-05-1120") == hmac.new(
+        key, b"078-05-1120", hashlib.sha256).hexdigest()
+    assert value_hash(key, "caf\u00e9") == hmac.new(
+        key, "caf\u00e9".encode(), hashlib.sha256).hexdigest()
+    assert _token_mac(key, "contact", 1764619200) == hmac.new(
+        key, b"form-token|contact|1764619200", hashlib.sha256).hexdigest()[:32]

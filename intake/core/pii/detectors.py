@@ -308,6 +308,8 @@ _EMAIL = re.compile(
 
 
 def find_emails(text: str) -> Iterator[_Raw]:
+    if "@" not in text:  # the pattern's one literal: most texts have none to look for
+        return
     for m in _EMAIL.finditer(text):
         value = m.group(0)
         if ".." in value:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -69,7 +68,7 @@ class Finding:
 def value_hash(key: bytes, normalised: str) -> str:
     """Hex HMAC-SHA256 of a normalised value."""
     data = normalised.encode("utf-8", "surrogatepass")
-    return hmac.new(key, data, hashlib.sha256).hexdigest()
+    return hmac.digest(key, data, "sha256").hex()
 
 
 def warning_kinds(findings: Iterable[Finding]) -> list[str]:
