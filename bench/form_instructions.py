@@ -17,7 +17,7 @@ PostgreSQL only the client side is counted (the server is another process).
 Both the working tree and ``--baseline`` (default ``HEAD``; checked out into
 a temporary git worktree) are measured in the same run, on SQLite and on a
 throw-away PostgreSQL database (skipped if the server is unreachable). The
-counts repeat to within about half a percent. Needs ``valgrind`` (Debian
+counts repeat to within about one percent. Needs ``valgrind`` (Debian
 package ``valgrind``) and git.
 """
 

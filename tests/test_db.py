@@ -304,3 +304,31 @@ def test_what_a_writer_turn_deferred_runs_even_if_its_body_raises(tmp_path: Path
     assert ran == ["sent"]
     turns.after_turn(lambda: ran.append("now"))  # no turn held: at once
     assert ran == ["sent", "now"]
+
+
+def test_utc_datetimes_bind_on_sqlite_as_sqlalchemy_would() -> None:
+    from datetime import timedelta, timezone
+
+    from sqlalchemy.dialects import sqlite
+    from sqlalchemy.types import TypeDecorator
+
+    from intake.db.models import UTCDateTime
+
+    dialect = sqlite.dialect()
+    column = UTCDateTime()
+    ours = column.dialect_impl(dialect).bind_processor(dialect)
+    reference = TypeDecorator.bind_processor(column.dialect_impl(dialect), dialect)
+    assert ours is not None and reference is not None
+    assert ours.__qualname__.startswith("UTCDateTime.bind_processor")  # the one-step path
+    values = [
+        datetime(2026, 12, 1, 20, 10, 25, 123456, tzinfo=UTC),
+        datetime(2026, 12, 1, 20, 10, 25, tzinfo=UTC),  # no microseconds: still written
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),  # a year of one digit: still four
+        datetime(999, 7, 4, 23, 59, 59, 999999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(2026, 3, 8, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=45))),
+        None,
+    ]
+    for value in values:
+        assert ours(value) == reference(value), value
+    with pytest.raises(ValueError, match="naive"):
+        ours(datetime(2026, 1, 1))

@@ -29,8 +29,8 @@ default would silently not apply).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from contextlib import suppress
 from typing import Any
 
 from sqlalchemy import Connection, Table
@@ -231,22 +231,34 @@ def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tupl
         return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
 
-@contextmanager
-def _cursor(conn: Connection, sql: str) -> Iterator[Any]:
+class _cursor:  # noqa: N801 - used as a function: ``with _cursor(conn, sql) as cursor``
     """A DB-API cursor of ``conn``; its errors raised as SQLAlchemy raises them
     (IntegrityError, OperationalError, ...), and a dead connection not handed back to
-    the pool."""
-    cursor = conn.connection.cursor()
-    dbapi_error = conn.dialect.loaded_dbapi.Error
-    try:
-        yield cursor
-    except dbapi_error as exc:
-        disconnected = conn.dialect.is_disconnect(exc, conn.connection, cursor)
-        if disconnected:
-            conn.invalidate(exc)
-        raise DBAPIError.instance(sql, None, exc, dbapi_error,
-                                  connection_invalidated=disconnected,
-                                  dialect=conn.dialect) from exc
-    finally:
-        with suppress(dbapi_error):  # already closed with an invalidated connection
-            cursor.close()
+    the pool. (A class, not a ``@contextmanager`` generator: it is entered for every
+    statement a submission writes, and a generator costs several times as much.)"""
+
+    __slots__ = ("conn", "sql", "cursor")
+
+    def __init__(self, conn: Connection, sql: str) -> None:
+        self.conn = conn
+        self.sql = sql
+
+    def __enter__(self) -> Any:
+        self.cursor = self.conn.connection.cursor()
+        return self.cursor
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: Any) -> None:
+        conn = self.conn
+        dbapi_error = conn.dialect.loaded_dbapi.Error
+        try:
+            if isinstance(exc, dbapi_error):
+                disconnected = conn.dialect.is_disconnect(exc, conn.connection, self.cursor)
+                if disconnected:
+                    conn.invalidate(exc)
+                raise DBAPIError.instance(self.sql, None, exc, dbapi_error,
+                                          connection_invalidated=disconnected,
+                                          dialect=conn.dialect) from exc
+        finally:
+            with suppress(dbapi_error):  # already closed with an invalidated connection
+                self.cursor.close()
