@@ -135,8 +135,7 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is not installed (Debian: apt-get install valgrind)")
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    from form_intake import throwaway_database  # this folder's throughput bench
 
     commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", args.baseline],
                             capture_output=True, text=True, check=True).stdout.strip()
@@ -152,26 +151,13 @@ def main() -> None:
                 counts = []
                 for label, repo in (("baseline", baseline), ("this", REPO)):
                     if name == "sqlite":
-                        counts.append(_count(repo, f"sqlite:///{tmp / f'{label}.sqlite3'}",
-                                             args, tmp))
-                        continue
-                    admin_url = make_url(args.pg).set(drivername="postgresql+psycopg")
-                    db = f"intake_instr_{uuid.uuid4().hex[:8]}"
-                    try:
-                        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                                              connect_args={"connect_timeout": 3})
-                        with admin.connect() as conn:
-                            conn.execute(text(f'CREATE DATABASE "{db}"'))
-                    except Exception as exc:  # noqa: BLE001 - reported, then skipped
-                        print(f"postgresql: skipped ({type(exc).__name__})")
-                        break
-                    try:
-                        url = admin_url.set(database=db).render_as_string(hide_password=False)
+                        url = f"sqlite:///{tmp / f'{label}.sqlite3'}"
                         counts.append(_count(repo, url, args, tmp))
-                    finally:
-                        with admin.connect() as conn:
-                            conn.execute(text(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
-                        admin.dispose()
+                        continue
+                    with throwaway_database(args.pg, "intake_instr") as url:
+                        if url is None:
+                            break
+                        counts.append(_count(repo, url, args, tmp))
                 if len(counts) == 2:
                     rows.append((name, counts[0], counts[1]))
                     print(f"{name}: baseline {counts[0] / 1e6:.3f}M, this {counts[1] / 1e6:.3f}M "

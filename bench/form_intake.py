@@ -37,7 +37,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -282,6 +284,32 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
             "entries": entries, "bare_rows": bare_rows}
 
 
+@contextmanager
+def throwaway_database(server: str, prefix: str) -> Iterator[str | None]:
+    """A new database on the PostgreSQL server ``server`` (any database URL there),
+    dropped afterwards; None, after a line saying so, if it cannot be created."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    admin_url = make_url(server).set(drivername="postgresql+psycopg")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
+                              connect_args={"connect_timeout": 3})
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001 - reported, then skipped
+        print(f"postgresql: skipped ({type(exc).__name__})")
+        yield None
+        return
+    try:
+        yield admin_url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
@@ -296,32 +324,15 @@ def main() -> None:
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     args = parser.parse_args()
 
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
     results = []
     with tempfile.TemporaryDirectory(prefix="intake-bench-") as folder:
         tmp = Path(folder)
         if args.only in (None, "sqlite"):
             results.append(measure("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", args, tmp))
         if args.only in (None, "postgresql"):
-            admin_url = make_url(args.pg).set(drivername="postgresql+psycopg")
-            name = f"intake_bench_{uuid.uuid4().hex[:8]}"
-            try:
-                admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                                      connect_args={"connect_timeout": 3})
-                with admin.connect() as conn:
-                    conn.execute(text(f'CREATE DATABASE "{name}"'))
-            except Exception as exc:  # noqa: BLE001 - reported, then skipped
-                print(f"postgresql: skipped ({type(exc).__name__})")
-            else:
-                url = admin_url.set(database=name).render_as_string(hide_password=False)
-                try:
+            with throwaway_database(args.pg, "intake_bench") as url:
+                if url is not None:
                     results.append(measure("postgresql", url, args, tmp))
-                finally:
-                    with admin.connect() as conn:
-                        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-                    admin.dispose()
 
     print(f"\ngunicorn --workers {args.workers} (gthread, 4 threads), {args.clients} clients, "
           f"{args.rounds} rounds of {args.seconds:g} s per app (medians); "
