@@ -17,8 +17,8 @@ PostgreSQL only the client side is counted (the server is another process).
 Both the working tree and ``--baseline`` (default ``HEAD``; checked out into
 a temporary git worktree) are measured in the same run, on SQLite and on a
 throw-away PostgreSQL database (skipped if the server is unreachable). The
-counts repeat to within about one percent. Needs ``valgrind`` (Debian
-package ``valgrind``) and git.
+counts repeat to within about one percent on SQLite and two on PostgreSQL.
+Needs ``valgrind`` (Debian package ``valgrind``) and git.
 """
 
 from __future__ import annotations
