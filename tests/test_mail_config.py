@@ -80,3 +80,20 @@ def test_bad_mailboxes_files_say_what_is_wrong(text: str, message: str) -> None:
     with pytest.raises(MailboxConfigError, match=message) as info:
         parse_mailboxes(text, {})
     assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", ["planted.person@example.org", "", "-lead", "x" * 65,
+                                  "with space", "new\nline"])
+def test_a_mailbox_name_is_a_label_however_the_mailbox_is_made(name: str) -> None:
+    # Log lines call a mailbox by its name: whatever path builds one, an address (or
+    # anything else that is not a plain label) cannot be a name, and is not echoed.
+    from intake.mail.config import MailboxConfig
+
+    with pytest.raises(MailboxConfigError) as direct:
+        MailboxConfig(name=name, host="imap.example.gov", port=993, security="tls",
+                      user="intake", password="pw")
+    with pytest.raises(MailboxConfigError) as from_url:
+        parse_imap_url("imaps://intake:pw@imap.example.gov/INBOX", name=name)
+    for error in (direct.value, from_url.value):
+        assert "letters, digits" in str(error) and (not name or name not in str(error))
+    assert parse_imap_url("imaps://intake:pw@imap.example.gov/INBOX").name == "default"

@@ -38,7 +38,10 @@ class MailboxConfigError(ValueError):
 
 
 SECURITIES = ("tls", "starttls", "none")
+# A mailbox's name is how log lines and the mailbox_state row call it: a label the
+# operator chooses, never an address (no "@"), so that "mailbox %s" logs an id.
 _NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+NAME_RULE = "name must be 1-64 letters, digits, '.', '_' or '-' (it is logged)"
 
 
 @dataclass(frozen=True)
@@ -56,6 +59,10 @@ class MailboxConfig:
     poll_interval: float = 60.0
     # Servers without MOVE get COPY + this keyword (never a delete).
     done_keyword: str = "IntakeProcessed"
+
+    def __post_init__(self) -> None:
+        if not _NAME_RE.fullmatch(self.name):
+            raise MailboxConfigError(f"mailbox {NAME_RULE}")  # not echoed: it may be anything
 
     def __repr__(self) -> str:  # never show the password
         return (f"MailboxConfig(name={self.name!r}, host={self.host!r}, port={self.port}, "
@@ -142,7 +149,7 @@ def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
             raise MailboxConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
         name = _text(item, "name", where)
         if not _NAME_RE.fullmatch(name):
-            raise MailboxConfigError(f"{where}: name must be letters, digits, '.', '_' or '-'")
+            raise MailboxConfigError(f"{where}: {NAME_RULE}")
         if name in seen:
             raise MailboxConfigError(f"{where}: duplicate name {name!r}")
         seen.add(name)
