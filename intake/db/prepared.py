@@ -128,7 +128,7 @@ class PreparedInsert:
             raise RuntimeError("PreparedInsert.run needs a connection in a transaction")
         compiled = self._for(conn.dialect)
         params = [compiled.values(row) for row in rows]
-        with _cursor(conn, compiled.single) as cursor:
+        with _Cursor(conn, compiled.single) as cursor:
             if not self.returning:
                 if len(params) == 1:
                     cursor.execute(compiled.single, params[0])
@@ -190,7 +190,7 @@ class InsertBatch:
             compiled = [(insert, insert._for(conn.dialect), rows) for insert, rows in parts]
             sql = _together(conn.dialect, [(insert, len(rows)) for insert, _, rows in compiled])
             params = [value for _, c, rows in compiled for row in rows for value in c.values(row)]
-            with _cursor(conn, sql) as cursor:
+            with _Cursor(conn, sql) as cursor:
                 cursor.execute(sql, params)
                 if cursor.description:
                     returned = [tuple(r) for r in cursor.fetchall()]
@@ -226,12 +226,12 @@ def execute(conn: Connection, sql: str, params: Sequence[Any] = ()) -> list[tupl
     text otherwise; values given as the driver takes them); the rows it returns."""
     if conn.dialect.name != "sqlite":
         sql = sql.replace("?", "%s")
-    with _cursor(conn, sql) as cursor:
+    with _Cursor(conn, sql) as cursor:
         cursor.execute(sql, list(params))
         return [tuple(r) for r in cursor.fetchall()] if cursor.description else []
 
 
-class _cursor:  # noqa: N801 - used as a function: ``with _cursor(conn, sql) as cursor``
+class _Cursor:
     """A DB-API cursor of ``conn``; its errors raised as SQLAlchemy raises them
     (IntegrityError, OperationalError, ...), and a dead connection not handed back to
     the pool. (A class, not a ``@contextmanager`` generator: it is entered for every

@@ -122,11 +122,6 @@ def enqueue_many_in(batch: InsertBatch, sends: list[tuple[int, datetime]],
                                    for kind, key, entry_id in items], then=inserted)
 
 
-def note_sends(session: Session, item_ids: Sequence[int], due: datetime) -> None:
-    """Have the job system send these new items' messages once ``session`` commits."""
-    pending_sends(session).extend((i, due) for i in item_ids)
-
-
 def pending_sends(session: Session) -> list[tuple[int, datetime]]:
     """The messages (item id, due) the job system sends once ``session`` commits."""
     sends: list[tuple[int, datetime]] = session.info.setdefault(PENDING_SENDS, [])

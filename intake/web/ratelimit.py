@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Flask
 from flask_limiter import Limiter
@@ -35,8 +35,6 @@ from limits.strategies import FixedWindowRateLimiter, RateLimiter
 log = logging.getLogger("intake.web.ratelimit")
 
 SWEEP_SECONDS = 30.0
-
-Hook = TypeVar("Hook")
 
 
 class FixedWindowMemoryStorage(Storage):
@@ -155,18 +153,13 @@ def detach_request_hooks(app: Flask, limiter: Limiter) -> int:
         args: tuple[Any, ...] = getattr(hook, "args", ())
         return bool(args) and args[0] is limiter
 
-    def keep(hooks: list[Hook]) -> list[Hook]:
-        return [hook for hook in hooks if not ours(hook)]
-
-    before = app.before_request_funcs.get(None, [])
-    after = app.after_request_funcs.get(None, [])
-    teardown = app.teardown_request_funcs.get(None, [])
-    kept_before, kept_after, kept_teardown = keep(before), keep(after), keep(teardown)
-    if None in app.before_request_funcs:
-        app.before_request_funcs[None] = kept_before
-    if None in app.after_request_funcs:
-        app.after_request_funcs[None] = kept_after
-    if None in app.teardown_request_funcs:
-        app.teardown_request_funcs[None] = kept_teardown
-    return (len(before) + len(after) + len(teardown)
-            - len(kept_before) - len(kept_after) - len(kept_teardown))
+    registries: tuple[dict[Any, list[Any]], ...] = (
+        app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
+    taken = 0
+    for registry in registries:
+        hooks = registry.get(None, [])
+        kept = [hook for hook in hooks if not ours(hook)]
+        if len(kept) != len(hooks):
+            registry[None] = kept
+            taken += len(hooks) - len(kept)
+    return taken
