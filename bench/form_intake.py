@@ -20,6 +20,16 @@ speed drifts meanwhile weighs on both alike), and the script prints the
 median submissions per second of each, the ratio of the medians, the ratio of
 each round, the error counts and the rows stored.
 Goal: intake >= 0.5x the bare endpoint.
+
+Beside the rates it prints what each submission cost the server in CPU time
+(median of the rounds): the gunicorn workers' user and system time over the
+round (on SQLite that includes the database) plus, on PostgreSQL, that of the
+server processes serving the app's connections (the bare app's connections
+are told apart by their ``application_name``), over the submissions answered.
+Unlike the rates, that figure does not move with idle time (a commit waiting
+on the disk, a writer waiting its turn) nor with what else shares the CPUs;
+it reads the processes' counters in ``/proc`` and is left out where there is
+none.
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ sys.path.insert(0, str(REPO))
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 BARE_TABLE = "bench_bare_inserts"
+BARE_APPLICATION = "intake-bench-bare"  # the bare app's PostgreSQL application_name
 
 
 # -- the bare endpoint (imported by gunicorn as form_intake:bare_app) ---------------------
@@ -64,7 +75,8 @@ def _make_bare_app() -> Any:
         engine = create_engine(url, connect_args={"timeout": 30})
     else:
         engine = create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1)
-                               if url.startswith("postgresql://") else url)
+                               if url.startswith("postgresql://") else url,
+                               connect_args={"application_name": BARE_APPLICATION})
     app = Flask("bare")
 
     @app.post("/bare")
@@ -131,7 +143,8 @@ def _load_worker(args: tuple[int, str, int, str, float, str, str]) -> tuple[int,
 
 
 def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: float,
-           processes: int) -> tuple[float, int]:
+           processes: int) -> tuple[float, int, int]:
+    """Submissions per second, failed requests, submissions answered."""
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     # Every body differs from every other of the run, warm-up and rounds included: the
     # same bytes again would be an idempotent duplicate, not a new submission.
@@ -143,7 +156,7 @@ def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: f
     elapsed = time.monotonic() - started
     ok = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
-    return ok / max(elapsed, seconds), errors
+    return ok / max(elapsed, seconds), errors, ok
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -181,6 +194,75 @@ def _gunicorn(target: str, port: int, workers: int, env: dict[str, str],
          "--chdir", str(chdir), target],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )
+
+
+# -- CPU time the servers spend ------------------------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _cpu_seconds(pid: int) -> float | None:
+    """User plus system CPU time of process ``pid`` so far; None if it cannot be read."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name, in parentheses, may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime, stime
+
+
+def _workers(master: int) -> list[int]:
+    try:
+        return [int(p) for p in
+                Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+    except OSError:
+        return []
+
+
+class CpuMeter:
+    """CPU seconds the processes serving one app spend between :meth:`start` and
+    :meth:`stop`: its gunicorn workers and, on PostgreSQL, the server processes of its
+    connections (read through ``admin``, a connection to the bench's database)."""
+
+    def __init__(self, master: int, admin: Any = None, bare: bool = False) -> None:
+        self.master, self.admin, self.bare = master, admin, bare
+        self._before: dict[int, float] = {}
+
+    def _pids(self) -> list[int]:
+        pids = _workers(self.master)
+        if self.admin is not None:
+            from sqlalchemy import text
+
+            same = "=" if self.bare else "IS DISTINCT FROM"
+            pids += self.admin.execute(text(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+                f"AND pid <> pg_backend_pid() AND application_name {same} :name"),
+                {"name": BARE_APPLICATION}).scalars().all()
+        return pids
+
+    def _read(self) -> dict[int, float] | None:
+        pids = self._pids()
+        if not pids:
+            return None
+        times = {}
+        for pid in pids:
+            seconds = _cpu_seconds(pid)
+            if seconds is None:
+                return None
+            times[pid] = seconds
+        return times
+
+    def start(self) -> None:
+        self._before = self._read() or {}
+
+    def stop(self) -> float | None:
+        """CPU seconds since :meth:`start` (a process started meanwhile counts from 0;
+        one that ended meanwhile is not counted: both apps keep their workers and pooled
+        connections open once warmed up)."""
+        after = self._read()
+        if after is None or not self._before:
+            return None
+        return sum(t - self._before.get(pid, 0.0) for pid, t in after.items())
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -253,7 +335,9 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
     bare = _gunicorn("form_intake:bare_app", bare_port, args.workers,
                      {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}, REPO / "bench")
     rates: dict[str, list[float]] = {"intake": [], "bare": []}
+    cpu_ms: dict[str, list[float]] = {"intake": [], "bare": []}  # per submission
     errors = {"intake": 0, "bare": 0}
+    admin = None
     try:
         _wait_ready(intake_port, "/forms/contact", intake)
         _wait_ready(bare_port, "/bare", bare)
@@ -265,15 +349,33 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
                    "bare": (bare_port, "/bare", "")}
         for kind, (port, path, tok) in targets.items():  # warm-up
             _drive(port, path, kind, tok, args.clients, 1.0, processes)
+        if not url.startswith("sqlite"):
+            from sqlalchemy import create_engine
+
+            from intake.settings import load_settings
+
+            admin = create_engine(load_settings({"INTAKE_DATABASE_URL": url}).database_url,
+                                  isolation_level="AUTOCOMMIT").connect()
+        meters = {"intake": CpuMeter(intake.pid, admin),
+                  "bare": CpuMeter(bare.pid, admin, bare=True)}
         for round_no in range(args.rounds):
             for kind, (port, path, tok) in targets.items():
-                rate, failed = _drive(port, path, kind, tok, args.clients, args.seconds,
-                                      processes)
+                meters[kind].start()
+                rate, failed, done = _drive(port, path, kind, tok, args.clients,
+                                            args.seconds, processes)
+                cpu = meters[kind].stop()
+                if cpu is not None and done:
+                    cpu_ms[kind].append(cpu / done * 1000)
                 rates[kind].append(rate)
                 errors[kind] += failed
-                print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<6} {rate:8.1f} req/s",
-                      file=sys.stderr, flush=True)
+                cost = f"  {cpu / done * 1000:6.2f} ms CPU each" if cpu is not None and done \
+                    else ""
+                print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<6} {rate:8.1f} req/s"
+                      f"{cost}", file=sys.stderr, flush=True)
     finally:
+        if admin is not None:
+            admin.close()
+            admin.engine.dispose()
         _stop(intake)
         _stop(bare)
     entries, bare_rows = _count_rows(url)
@@ -281,7 +383,10 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
     return {"db": name, "intake": intake_rate, "intake_errors": errors["intake"],
             "bare": bare_rate, "bare_errors": errors["bare"], "ratio": intake_rate / bare_rate,
             "ratios": [i / b for i, b in zip(rates["intake"], rates["bare"], strict=True)],
-            "entries": entries, "bare_rows": bare_rows}
+            "entries": entries, "bare_rows": bare_rows,
+            # Only if every round of both could be measured.
+            "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()}
+            if all(len(v) == args.rounds for v in cpu_ms.values()) else None}
 
 
 @contextmanager
@@ -344,6 +449,15 @@ def main() -> None:
         print(f"{r['db']:<11} {r['intake']:>14.1f} req/s {r['bare']:>8.1f} req/s "
               f"{r['ratio']:>6.2f}x  {by_round:<20} {r['intake_errors']}/{r['bare_errors']:<18} "
               f"{r['entries']}/{r['bare_rows']}")
+    print(f"\n{'database':<11} {'CPU per submission: intake':>28} {'bare':>9} "
+          f"{'bare/intake':>12}")
+    for r in results:
+        cpu = r["cpu"]
+        if cpu is None:
+            print(f"{r['db']:<11} {'(not measurable here: no /proc)':>28}")
+            continue
+        print(f"{r['db']:<11} {cpu['intake']:>25.2f} ms {cpu['bare']:>6.2f} ms "
+              f"{cpu['bare'] / cpu['intake']:>11.2f}x")
 
 
 if __name__ == "__main__":
