@@ -32,39 +32,31 @@ import sys
 import tempfile
 import uuid
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 
 
 # -- the counted process ------------------------------------------------------------------
 
 def _child(repo: Path, url: str, count: int, warm: int, folder: Path) -> None:
     """Runs under callgrind with instrumentation off; turns it on for the counted calls."""
+    # The throughput bench's settings, forms file and bodies; it imports no intake code
+    # before ``repo`` (the baseline's, or this checkout's) is first on the path.
+    import form_intake
+
     sys.path.insert(0, str(repo))
     os.chdir(repo)
     import json
-    from urllib.parse import urlencode
 
-    import yaml
-
+    import intake
     from intake.db.migrate import upgrade
-    from intake.services.forms import packaged_forms_path
     from intake.settings import load_settings
 
-    forms = yaml.safe_load(packaged_forms_path().read_text())
-    forms["min_fill_seconds"] = 0
-    (folder / "surveys").mkdir(parents=True, exist_ok=True)
-    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
-                folder / "surveys")
-    (folder / "forms.yaml").write_text(yaml.safe_dump(forms, allow_unicode=True))
+    if not Path(intake.__file__).resolve().is_relative_to(repo.resolve()):
+        raise SystemExit(f"imported {intake.__file__}, not the code of {repo}")
     upgrade(load_settings({"INTAKE_DATABASE_URL": url}).database_url)
-    os.environ.update({
-        "INTAKE_DATABASE_URL": url, "INTAKE_SECRET_KEY": SECRET,
-        "INTAKE_INSTANCE_PATH": str(folder / "instance"),
-        "INTAKE_FORMS": str(folder / "forms.yaml"),
-        "INTAKE_FORM_RATE_LIMIT": "1000000/minute", "INTAKE_LOG_LEVEL": "WARNING",
-    })
+    os.environ.update(form_intake.intake_settings(url, folder))
     from werkzeug.test import EnvironBuilder
 
     from intake import create_app
@@ -74,20 +66,18 @@ def _child(repo: Path, url: str, count: int, warm: int, folder: Path) -> None:
     token = json.loads(described.data)["token"]
     environs = []
     for n in range(warm + count):
-        unique = f"{uuid.uuid4().hex[:8]}-{n}"
-        body = urlencode({
-            "_token": token, "lang": "en", "name": "Bench Person",
-            "email": "bench@example.com", "topic": "parks", "subject": f"Trail report {unique}",
-            "message": f"The north trail at Lake Park is closed ({unique}). "
-                       "Could someone look at the fallen trees near the bridge?",
-        }).encode()
+        body = form_intake.contact_body(token, f"{uuid.uuid4().hex[:8]}-{n}")
         environs.append(EnvironBuilder(
             path="/forms/contact", method="POST", data=body,
             content_type="application/x-www-form-urlencoded").get_environ())
 
     def call(environ: dict[str, object]) -> None:
         statuses: list[str] = []
-        body = app(environ, lambda status, headers, exc_info=None: statuses.append(status))
+
+        def start_response(status: str, headers: Any, exc_info: Any = None) -> Any:
+            statuses.append(status)
+
+        body = app(environ, start_response)
         b"".join(body)
         getattr(body, "close", lambda: None)()
         if not statuses[0].startswith("200"):
@@ -121,8 +111,8 @@ def _count(repo: Path, url: str, args: argparse.Namespace, tmp: Path) -> float:
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        repo, url, count, warm, folder = sys.argv[2:7]
-        _child(Path(repo), url, int(count), int(warm), Path(folder))
+        argv = sys.argv[2:7]
+        _child(Path(argv[0]), argv[1], int(argv[2]), int(argv[3]), Path(argv[4]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--baseline", default="HEAD", help="git ref to compare with")
@@ -154,10 +144,10 @@ def main() -> None:
                         url = f"sqlite:///{tmp / f'{label}.sqlite3'}"
                         counts.append(_count(repo, url, args, tmp))
                         continue
-                    with throwaway_database(args.pg, "intake_instr") as url:
-                        if url is None:
+                    with throwaway_database(args.pg, "intake_instr") as pg_url:
+                        if pg_url is None:
                             break
-                        counts.append(_count(repo, url, args, tmp))
+                        counts.append(_count(repo, pg_url, args, tmp))
                 if len(counts) == 2:
                     rows.append((name, counts[0], counts[1]))
                     print(f"{name}: baseline {counts[0] / 1e6:.3f}M, this {counts[1] / 1e6:.3f}M "

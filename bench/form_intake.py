@@ -92,6 +92,44 @@ def _make_bare_app() -> Any:
 bare_app = _make_bare_app() if os.environ.get("BENCH_BARE") == "1" else None
 
 
+# -- what the intake is given (also used by form_instructions.py) ------------------------
+
+def contact_body(token: str, unique: str) -> bytes:
+    """A contact-form submission, urlencoded as a browser sends it; ``unique`` makes its
+    bytes differ from every other's (the same bytes again are one entry)."""
+    return urlencode({
+        "_token": token, "lang": "en", "name": "Bench Person",
+        "email": "bench@example.com", "topic": "parks",
+        "subject": f"Trail report {unique}",
+        "message": f"The north trail at Lake Park is closed ({unique}). "
+                   "Could someone look at the fallen trees near the bridge?",
+    }).encode()
+
+
+def intake_settings(url: str, folder: Path) -> dict[str, str]:
+    """The intake's settings for a bench on ``url``, its files under ``folder``: no
+    minimum fill time (the forms file), no rate limit that a bench would reach."""
+    return {
+        "INTAKE_DATABASE_URL": url, "INTAKE_SECRET_KEY": SECRET,
+        "INTAKE_INSTANCE_PATH": str(folder / "instance"),
+        "INTAKE_FORMS": str(_forms_file(folder / "forms")),
+        "INTAKE_FORM_RATE_LIMIT": "1000000/minute", "INTAKE_LOG_LEVEL": "WARNING",
+    }
+
+
+def _forms_file(folder: Path) -> Path:
+    from intake.services.forms import packaged_forms_path
+
+    data = yaml.safe_load(packaged_forms_path().read_text())
+    data["min_fill_seconds"] = 0
+    (folder / "surveys").mkdir(parents=True, exist_ok=True)
+    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
+                folder / "surveys")
+    path = folder / "forms.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
 # -- load generation ---------------------------------------------------------------------
 
 def _load_worker(args: tuple[int, str, int, str, float, str, str]) -> tuple[int, int]:
@@ -108,13 +146,7 @@ def _load_worker(args: tuple[int, str, int, str, float, str, str]) -> tuple[int,
             n += 1
             unique = f"{seed}-{thread_no}-{n}"
             if kind == "intake":
-                body = urlencode({
-                    "_token": token, "lang": "en", "name": "Bench Person",
-                    "email": "bench@example.com", "topic": "parks",
-                    "subject": f"Trail report {unique}",
-                    "message": f"The north trail at Lake Park is closed ({unique}). "
-                               "Could someone look at the fallen trees near the bridge?",
-                }).encode()
+                body = contact_body(token, unique)
             else:
                 body = f"name=Bench+Person&subject=Trail+report+{unique}".encode()
             try:
@@ -275,19 +307,6 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def _forms_file(folder: Path) -> Path:
-    from intake.services.forms import packaged_forms_path
-
-    data = yaml.safe_load(packaged_forms_path().read_text())
-    data["min_fill_seconds"] = 0
-    (folder / "surveys").mkdir(parents=True, exist_ok=True)
-    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
-                folder / "surveys")
-    path = folder / "forms.yaml"
-    path.write_text(yaml.safe_dump(data, allow_unicode=True))
-    return path
-
-
 def _prepare(url: str) -> None:
     from sqlalchemy import create_engine, text
 
@@ -319,13 +338,7 @@ def _count_rows(url: str) -> tuple[int, int]:
 def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     _prepare(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
-    env.update({
-        "INTAKE_DATABASE_URL": url, "INTAKE_SECRET_KEY": SECRET,
-        "INTAKE_INSTANCE_PATH": str(tmp / f"instance-{name}"),
-        "INTAKE_FORMS": str(_forms_file(tmp / f"forms-{name}")),
-        "INTAKE_FORM_RATE_LIMIT": "1000000/minute", "INTAKE_LOG_LEVEL": "WARNING",
-        "PYTHONPATH": str(REPO),
-    })
+    env.update(intake_settings(url, tmp / name), PYTHONPATH=str(REPO))
     processes = min(args.clients, max(1, args.load_processes))
     # Both servers run side by side (idle while the other is driven), and the two are
     # driven in turns: a machine that slows down or speeds up meanwhile (shared CPUs)
