@@ -277,12 +277,32 @@ def digit_run_texts(draw: st.DrawFn) -> str:
     for _ in range(draw(st.integers(1, 7))):
         parts.append(draw(st.text(alphabet="0123456789", min_size=1, max_size=11)))
         parts.append(draw(st.one_of(PUNCTUATION.filter(bool), st.sampled_from(
-            [" ", "-", ".", " - ", ") ", " x ", " ext. ", "/", "a", " or "]))))
+            [" ", "-", ".", " - ", ") ", " x ", " ext. ", "/", "a", " or ", "e", "af", "#",
+             ";ext=", "\t", ", ", "  -  ", "~", "[", "] ", "--", "(0)", " anexo ", " int ",
+             " extn ", "x.", " ; ", "\u00a0", "\uff0d"]))))
     return "".join(parts)
 
 
+@st.composite
+def valid_phone_texts(draw: st.DrawFn) -> str:
+    """Numbers phonenumbers calls valid (US, and reached by "011"), grouped and glued in
+    every way, with extensions in their many spellings: what the ASCII chain rule must
+    never skip when phonenumbers would keep it."""
+    number = draw(st.sampled_from(["8605550142", "18605550142", "2125550123", "0112901234",
+                                   "011442079460958", "0114930123456", "2025550188"]))
+    cuts = sorted(draw(st.sets(st.integers(1, len(number) - 1), max_size=4)))
+    pieces = [number[a:b] for a, b in zip([0, *cuts], [*cuts, len(number)], strict=True)]
+    gaps = st.sampled_from([" ", "-", ".", "/", ") ", " (", "x", "~", "  ", " - ", "a", "\n",
+                            "--", "[", "]", "e", ", ", " -- ", ").  ", "  -  "])
+    text = draw(st.sampled_from(["", "(", "call ", "ref ", "x", "a"])) + pieces[0]
+    for piece in pieces[1:]:
+        text += draw(gaps) + piece
+    return text + draw(st.sampled_from(["", " ext. 12", " x 7", ";ext=12", " anexo 3", "#45",
+                                         " extension 2222", " int 5", "e", ".", " or 4"]))
+
+
 @settings(max_examples=6000, deadline=None)
-@given(st.one_of(phone_like_texts(), digit_run_texts()))
+@given(st.one_of(phone_like_texts(), digit_run_texts(), valid_phone_texts()))
 def test_phone_prefilter_never_changes_the_findings(text: str) -> None:
     """Whatever the prefilter skips, the unfiltered detector finds nothing in either."""
     if not d._may_hold_a_phone(text):
@@ -298,6 +318,21 @@ def test_phone_prefilter_counts_digits_in_four_consecutive_runs() -> None:
     assert not d._ten_digits_in_four_runs("1 2 3 4 5 6 7 8 9 10 11 12")  # 15 digits, apart
     assert not d._ten_digits_in_four_runs("ref 4f0a9c21-3-17 and 2-4")
     assert not d._ten_digits_in_four_runs("")
+
+
+def test_phone_prefilter_chains_runs_by_phone_punctuation_in_ascii_texts() -> None:
+    assert d._may_hold_a_phone("call 860 555-0142 or (860) 555.0142 x 12")
+    # Ten digits in four runs, but letters between them: a reference, not a number.
+    assert d._ten_digits_in_four_runs("Trail report 39a12345-1234")
+    assert not d._may_hold_a_phone("Trail report 39a12345-1234")
+    assert not d._may_hold_a_phone("case 4417, 2026-11-14 at 10:30")
+    # Four punctuation characters between two blocks are as many as phonenumbers takes.
+    assert [r.normalised for r in d.find_phones("860 -- 555 -- 0142")] == ["+18605550142"]
+    assert list(d._find_phones("860  -  555-0142")) == []
+    assert not d._may_hold_a_phone("860  -  555-0142")
+    # Outside ASCII the runs alone decide (phonenumbers reads other scripts' digits).
+    assert d._may_hold_a_phone("860\uff0d555\uff0d0142")
+    assert [r.kind for r in d.find_phones("860\uff0d555\uff0d0142")] == ["phone"]
 
 
 def test_phone_prefilter_lets_real_numbers_through() -> None:
@@ -589,6 +624,45 @@ def date_like_texts(draw: st.DrawFn) -> str:
 @given(date_like_texts())
 def test_date_prefilter_never_changes_the_dates(text: str) -> None:
     assert list(d.find_dates(text)) == list(d._find_dates(text))
+
+
+BIRTH_WORDS = ["born", "Born", "BORN", "reborn", "born1", "unborn", "birth", "Birthday",
+               "BIRTHDATE", "rebirth", "b-day", "B-Day", "bday", "dob", "DOB", "d.o.b.",
+               "D.O.B", "date of birth", "date\nof  birth", "fecha de nacimiento",
+               "nacimiento", "nacido", "Nacida", "nací", "NACI", "cumpleaños", "CUMPLEAÑOS",
+               "f. nac.", "F.nac", "bİrth", "bırth", "b\u0130RTH", "fecha", "day", "do b"]
+
+
+@st.composite
+def birth_like_texts(draw: st.DrawFn) -> str:
+    """Dates, digits and birth keywords, whole, cut, glued to words and digits, in any case."""
+    parts = draw(st.lists(st.one_of(
+        st.sampled_from(["12/03/1980", "1980-03-12", "March 12, 1980", "12 de marzo de 1980",
+                         "3rd of May 1975", "1/2/80", "2026", "7", " ", ": ", ", ", "\n",
+                         "my ", "x", "was ", "is "]),
+        st.sampled_from(BIRTH_WORDS),
+    ), max_size=12))
+    return "".join(parts)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(birth_like_texts())
+def test_birth_date_prefilter_never_changes_the_findings(text: str) -> None:
+    assert list(d.find_birth_dates(text)) == list(d._find_birth_dates(text))
+    if text.isascii():  # the ASCII shortcut says what the pattern says
+        assert d._may_hold_a_birth_keyword(text) == bool(d._BIRTH_STEMS.search(text))
+
+
+def test_birth_date_prefilter_passes_every_birth_keyword() -> None:
+    found = [w for w in BIRTH_WORDS if lexicon.BIRTH_KEYWORDS.search(w)]
+    assert len(found) >= 20  # the list exercises the keywords, not only near-misses
+    for word in found:
+        assert d._BIRTH_STEMS.search(word), word
+        assert d._may_hold_a_birth_keyword(word), word
+    text = "Case 2026-4417 was opened on 11/14/2026; see the notes of 2025-12-01."
+    assert list(d._find_dates(text)) and not d._BIRTH_STEMS.search(text)
+    assert list(d.find_birth_dates("I was born on 12/03/1980.")) == list(
+        d._find_birth_dates("I was born on 12/03/1980.")) != []
 
 
 @st.composite
