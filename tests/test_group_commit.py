@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import cast
 
 import pytest
 from sqlalchemy import func, select
@@ -13,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.db import Database, WriterQueue
-from intake.db.group import GroupCommit
+from intake.db.group import GroupCommit, Job
 from intake.db.models import Entry
 from intake.services.records import NewSubmission, Recorded, record_submission
 
@@ -61,7 +63,7 @@ def _run_concurrently(writer: GroupCommit[str, Recorded], texts: list[str],
     threads[0].start()
     if all_queued is not None:
         # Let the first one become leader, take its batch and block; queue the rest.
-        _wait(lambda: writer._leader.locked() and not writer._queue)
+        _wait(lambda: writer._leading and not writer._queue)
     for t in threads[1:]:
         t.start()
     if all_queued is not None:
@@ -99,6 +101,59 @@ def test_waiting_writers_share_one_commit_and_each_gets_its_own_entry(db_url: st
         assert stored == {t: results[t].record_number for t in texts}  # type: ignore[union-attr]
     finally:
         db.dispose()
+
+
+def test_a_caller_returns_when_its_batch_ends_not_after_the_next_batch() -> None:
+    """The callers of a batch are answered once it commits, even if another caller takes
+    the next batch at once. With a plain leader lock, a running thread (here the last
+    leader, on to its next submission, as a server thread is) took the lock before the
+    woken callers of the batch could look at their results, and they waited for that
+    whole next batch too (its commit's fsync included)."""
+    gate = threading.Lock()  # the write turn: held here until the first batch has gathered
+    running = [threading.Event(), threading.Event()]
+    release = [threading.Event(), threading.Event()]
+    batches: list[list[str]] = []
+
+    @contextmanager
+    def turn() -> Iterator[None]:
+        with gate:
+            yield
+
+    class Held(GroupCommit[str, str]):
+        def _commit_once(self, batch: list[Job[str, str]]) -> None:
+            batches.append([job.item for job in batch])
+            number = len(batches) - 1
+            if number < 2:
+                running[number].set()
+                assert release[number].wait(30)
+            self._done(batch, [job.item.upper() for job in batch])
+
+    writer = Held(cast(Database, None), lambda session, items: [], turn=turn)
+    answered = {item: threading.Event() for item in "abc"}
+    results: dict[str, str] = {}
+
+    def call(*items: str) -> None:
+        for item in items:  # one after the other, as a server thread takes requests
+            results[item] = writer.write(item)
+            answered[item].set()
+
+    first = threading.Thread(target=call, args=("a", "c"))
+    second = threading.Thread(target=call, args=("b",))
+    gate.acquire()
+    first.start()
+    _wait(lambda: writer._leading)
+    second.start()
+    _wait(lambda: len(writer._queue) == 2)
+    gate.release()  # "a" leads the batch [a, b]
+    assert running[0].wait(30)
+    release[0].set()
+    assert running[1].wait(30)  # "a" answered, its thread leads [c], held open
+    assert answered["b"].wait(10), "b waited for the batch after its own"
+    release[1].set()
+    first.join(timeout=30)
+    second.join(timeout=30)
+    assert batches == [["a", "b"], ["c"]]
+    assert results == {"a": "A", "b": "B", "c": "C"}
 
 
 def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:

@@ -76,26 +76,38 @@ class GroupCommit(Generic[Item, Result]):
         self.max_batch = max_batch
         self.stats = GroupStats()
         self._queue: list[Job[Item, Result]] = []
-        self._queue_lock = threading.Lock()
-        self._leader = threading.Lock()
+        # Guards the queue and ``_leading`` (a batch is being taken and written); waited on
+        # by the callers whose items are queued or in that batch.
+        self._changed = threading.Condition(threading.Lock())
+        self._leading = False
 
     def write(self, item: Item) -> Result:
         """Write ``item`` (perhaps with others'); returns once it is committed, or raises."""
         job: Job[Item, Result] = Job(item)
-        with self._queue_lock:
+        with self._changed:
             self._queue.append(job)
-        while not job.done:
-            with self._leader:
+        while True:
+            with self._changed:
+                # Woken as soon as a batch ends: a caller whose item it held returns then,
+                # not after whichever batch another caller starts first.
+                while self._leading and not job.done:
+                    self._changed.wait()
                 if job.done:
                     break
+                self._leading = True
+            try:
                 # The batch is taken once the write turn is ours (SQLite's writer turn,
                 # or the turn given, see form_writer): whoever queued while another
                 # process held it is written in this transaction too.
                 with self.turn():
-                    with self._queue_lock:
+                    with self._changed:
                         batch = self._queue[:self.max_batch]
                         del self._queue[:self.max_batch]
                     self._run(batch)
+            finally:
+                with self._changed:
+                    self._leading = False
+                    self._changed.notify_all()
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
