@@ -156,6 +156,48 @@ def test_a_caller_returns_when_its_batch_ends_not_after_the_next_batch() -> None
     assert results == {"a": "A", "b": "B", "c": "C"}
 
 
+def test_a_caller_is_answered_before_what_its_leader_does_after_the_commit() -> None:
+    """What the writer turn runs once released (the work items' messages, sent to the
+    broker after the commit) is the leader's to wait for, not every caller's."""
+    gate = threading.Lock()
+    sending = threading.Event()
+    sent = threading.Event()
+
+    @contextmanager
+    def turn() -> Iterator[None]:
+        with gate:
+            yield
+        sending.set()  # as WriterQueue.turn runs its after_turn tasks
+        assert sent.wait(30)
+
+    class Echo(GroupCommit[str, str]):
+        def _commit_once(self, batch: list[Job[str, str]]) -> None:
+            self._done(batch, [job.item.upper() for job in batch])
+
+    writer = Echo(cast(Database, None), lambda session, items: [], turn=turn)
+    results: dict[str, str] = {}
+    answered = {item: threading.Event() for item in "ab"}
+
+    def call(item: str) -> None:
+        results[item] = writer.write(item)
+        answered[item].set()
+
+    threads = [threading.Thread(target=call, args=(item,)) for item in "ab"]
+    gate.acquire()
+    threads[0].start()
+    _wait(lambda: writer._leading)
+    threads[1].start()
+    _wait(lambda: len(writer._queue) == 2)
+    gate.release()
+    assert sending.wait(30)
+    assert answered["b"].wait(10), "b waited for its leader's messages"
+    assert not answered["a"].is_set()
+    sent.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert results == {"a": "A", "b": "B"}
+
+
 def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:
     db = Database(db_url)
     sizes: list[int] = []

@@ -8,12 +8,16 @@ behind each other and cap a process at a few hundred submissions a second,
 however many threads it runs.
 
 :class:`GroupCommit` is the database's own remedy, applied in-process (the
-leader/follower pattern): a caller queues its item and waits for the leader
-lock; whoever holds it takes every item queued so far, writes them all in one
-transaction, commits once and hands each caller its own result. Nobody
-answers before the commit that holds their item. Under no load a batch is
-one item and nothing changes; under load the waiting callers are served
-together.
+leader/follower pattern): a caller queues its item and, unless a batch is
+being written, leads the next one: it takes every item queued so far, writes
+them all in one transaction, commits once and hands each caller its own
+result. The callers wait on a condition that the end of each batch
+notifies, so they are answered as soon as the commit that holds their item
+is done (a leader lock instead would let a running thread start the next
+batch before the woken callers saw their results, and they would wait for
+it too). Nobody answers before the commit that holds their item. Under no
+load a batch is one item and nothing changes; under load the waiting
+callers are served together.
 
 If a batch fails, its items are written again one transaction each, so a
 failure belongs only to the item that causes it and the others are stored.
@@ -104,6 +108,8 @@ class GroupCommit(Generic[Item, Result]):
                         batch = self._queue[:self.max_batch]
                         del self._queue[:self.max_batch]
                     self._run(batch)
+                    with self._changed:  # its callers go now, not after what follows the
+                        self._changed.notify_all()  # turn (the work items' messages)
             finally:
                 with self._changed:
                     self._leading = False
