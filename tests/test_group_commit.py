@@ -198,6 +198,33 @@ def test_a_caller_is_answered_before_what_its_leader_does_after_the_commit() -> 
     assert results == {"a": "A", "b": "B"}
 
 
+def test_a_caller_told_of_a_failure_before_its_item_was_taken_has_it_dropped() -> None:
+    """If the writer turn cannot be had, the caller gets the error and its item leaves the
+    queue: no later batch stores what the person was told had failed."""
+    broken = [True]
+
+    @contextmanager
+    def turn() -> Iterator[None]:
+        if broken[0]:
+            raise OSError("the lock file is gone")
+        yield
+
+    written: list[str] = []
+
+    class Echo(GroupCommit[str, str]):
+        def _commit_once(self, batch: list[Job[str, str]]) -> None:
+            written.extend(job.item for job in batch)
+            self._done(batch, [job.item.upper() for job in batch])
+
+    writer = Echo(cast(Database, None), lambda session, items: [], turn=turn)
+    with pytest.raises(OSError):
+        writer.write("refused")
+    assert writer._queue == [] and not writer._leading
+    broken[0] = False
+    assert writer.write("later") == "LATER"
+    assert written == ["later"]
+
+
 def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:
     db = Database(db_url)
     sizes: list[int] = []

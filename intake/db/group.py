@@ -110,6 +110,14 @@ class GroupCommit(Generic[Item, Result]):
                     self._run(batch)
                     with self._changed:  # its callers go now, not after what follows the
                         self._changed.notify_all()  # turn (the work items' messages)
+            except BaseException:
+                # The turn could not be had (or the wait was interrupted) before this item
+                # was taken: it leaves the queue with its caller's error, so that no later
+                # batch stores what its caller was told had failed.
+                with self._changed:
+                    if not job.done and any(queued is job for queued in self._queue):
+                        self._queue = [queued for queued in self._queue if queued is not job]
+                raise
             finally:
                 with self._changed:
                     self._leading = False
