@@ -482,8 +482,9 @@ _FEWEST_NANP_DIGITS = min(sum(groups) for groups in _NANP_GROUPS)
 # between two digit blocks of a match is one to four of phonenumbers' punctuation
 # characters (its _VALID_PUNCTUATION; in ASCII "-x ().[]/~"). An extension that
 # _EXTENSION leaves in place (";ext=12") would bring letters between runs, but its digits
-# would be a group of their own after a national number of ten digits or more (or "011"
-# and a country's number), more than any NANP grouping holds. So a reference like
+# would be a last group of their own, and a NANP grouping whose last group (4, 7, 10 or 11
+# digits) is that leaves at most seven digits for the number before it: shorter than any
+# valid one (ten digits in the US; "011", a country code and a number). So a reference like
 # "39a12345-1234" or "case 4417, 2026-11-14 at 10:30" is skipped. Other scripts' digits and
 # punctuation (full-width, Arabic-Indic) are read by phonenumbers too: a text with any
 # non-ASCII character is judged by the runs alone.
