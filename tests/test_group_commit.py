@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import cast
 
@@ -223,6 +223,45 @@ def test_a_caller_told_of_a_failure_before_its_item_was_taken_has_it_dropped() -
     broken[0] = False
     assert writer.write("later") == "LATER"
     assert written == ["later"]
+
+
+def test_a_caller_interrupted_while_it_waits_has_its_item_dropped() -> None:
+    """A caller whose wait is interrupted (here the wait raises, as a signal's handler
+    would) before its item was taken gets that error, and the item leaves the queue."""
+    running, release = threading.Event(), threading.Event()
+    written: list[list[str]] = []
+
+    class Interrupted(Exception):
+        pass
+
+    class Held(GroupCommit[str, str]):
+        def _commit_once(self, batch: list[Job[str, str]]) -> None:
+            written.append([job.item for job in batch])
+            if len(written) == 1:
+                running.set()
+                assert release.wait(30)
+            self._done(batch, [job.item.upper() for job in batch])
+
+    writer = Held(cast(Database, None), lambda session, items: [], turn=nullcontext)
+    first = threading.Thread(target=writer.write, args=("first",))
+    first.start()
+    assert running.wait(30)  # "first" is being written; the next caller must wait
+
+    condition = writer._changed
+    real_wait = condition.wait
+
+    def interrupted_wait(timeout: float | None = None) -> bool:
+        condition.wait = real_wait  # type: ignore[method-assign]
+        raise Interrupted
+
+    condition.wait = interrupted_wait  # type: ignore[method-assign]
+    with pytest.raises(Interrupted):
+        writer.write("interrupted")
+    assert writer._queue == [] and writer._leading  # "first"'s batch still runs
+    release.set()
+    first.join(timeout=30)
+    assert writer.write("after") == "AFTER"
+    assert written == [["first"], ["after"]]
 
 
 def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:

@@ -91,15 +91,16 @@ class GroupCommit(Generic[Item, Result]):
         with self._changed:
             self._queue.append(job)
         while True:
-            with self._changed:
-                # Woken as soon as a batch ends: a caller whose item it held returns then,
-                # not after whichever batch another caller starts first.
-                while self._leading and not job.done:
-                    self._changed.wait()
-                if job.done:
-                    break
-                self._leading = True
+            leading = False
             try:
+                with self._changed:
+                    # Woken as soon as a batch ends: a caller whose item it held returns
+                    # then, not after whichever batch another caller starts first.
+                    while self._leading and not job.done:
+                        self._changed.wait()
+                    if job.done:
+                        break
+                    self._leading = leading = True
                 # The batch is taken once the write turn is ours (SQLite's writer turn,
                 # or the turn given, see form_writer): whoever queued while another
                 # process held it is written in this transaction too.
@@ -111,7 +112,7 @@ class GroupCommit(Generic[Item, Result]):
                     with self._changed:  # its callers go now, not after what follows the
                         self._changed.notify_all()  # turn (the work items' messages)
             except BaseException:
-                # The turn could not be had (or the wait was interrupted) before this item
+                # The wait was interrupted, or the turn could not be had, before this item
                 # was taken: it leaves the queue with its caller's error, so that no later
                 # batch stores what its caller was told had failed.
                 with self._changed:
@@ -119,9 +120,10 @@ class GroupCommit(Generic[Item, Result]):
                         self._queue = [queued for queued in self._queue if queued is not job]
                 raise
             finally:
-                with self._changed:
-                    self._leading = False
-                    self._changed.notify_all()
+                if leading:
+                    with self._changed:
+                        self._leading = False
+                        self._changed.notify_all()
         if job.error is not None:
             raise job.error
         return job.result  # type: ignore[return-value]
