@@ -38,7 +38,6 @@ import argparse
 import http.client
 import json
 import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -120,11 +119,13 @@ def intake_settings(url: str, folder: Path) -> dict[str, str]:
 def _forms_file(folder: Path) -> Path:
     from intake.services.forms import packaged_forms_path
 
-    data = yaml.safe_load(packaged_forms_path().read_text())
+    packaged = packaged_forms_path()
+    data = yaml.safe_load(packaged.read_text())
     data["min_fill_seconds"] = 0
-    (folder / "surveys").mkdir(parents=True, exist_ok=True)
-    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
-                folder / "surveys")
+    for form in data["forms"]:  # the packaged survey files, where they are
+        if form.get("survey"):
+            form["survey"] = str(packaged.parent / form["survey"])
+    folder.mkdir(parents=True, exist_ok=True)
     path = folder / "forms.yaml"
     path.write_text(yaml.safe_dump(data, allow_unicode=True))
     return path
@@ -377,12 +378,12 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
                 rate, failed, done = _drive(port, path, kind, tok, args.clients,
                                             args.seconds, processes)
                 cpu = meters[kind].stop()
-                if cpu is not None and done:
-                    cpu_ms[kind].append(cpu / done * 1000)
+                each = cpu / done * 1000 if cpu is not None and done else None
+                if each is not None:
+                    cpu_ms[kind].append(each)
                 rates[kind].append(rate)
                 errors[kind] += failed
-                cost = f"  {cpu / done * 1000:6.2f} ms CPU each" if cpu is not None and done \
-                    else ""
+                cost = f"  {each:6.2f} ms CPU each" if each is not None else ""
                 print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<6} {rate:8.1f} req/s"
                       f"{cost}", file=sys.stderr, flush=True)
     finally:
