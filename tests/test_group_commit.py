@@ -5,9 +5,9 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
@@ -103,6 +103,27 @@ def test_waiting_writers_share_one_commit_and_each_gets_its_own_entry(db_url: st
         db.dispose()
 
 
+class _Echo(GroupCommit[str, str]):
+    """A group commit that writes nothing: it records each batch's items, answers each
+    item upper-cased, and holds its first ``holds`` batches open (``running[n]`` is set
+    while batch n waits for ``release[n]``)."""
+
+    def __init__(self, turn: Callable[[], AbstractContextManager[Any]], holds: int = 0
+                 ) -> None:
+        super().__init__(cast(Database, None), lambda session, items: [], turn=turn)
+        self.batches: list[list[str]] = []
+        self.running = [threading.Event() for _ in range(holds)]
+        self.release = [threading.Event() for _ in range(holds)]
+
+    def _commit_once(self, batch: list[Job[str, str]]) -> None:
+        self.batches.append([job.item for job in batch])
+        number = len(self.batches) - 1
+        if number < len(self.running):
+            self.running[number].set()
+            assert self.release[number].wait(30)
+        self._done(batch, [job.item.upper() for job in batch])
+
+
 def test_a_caller_returns_when_its_batch_ends_not_after_the_next_batch() -> None:
     """The callers of a batch are answered once it commits, even if another caller takes
     the next batch at once. With a plain leader lock, a running thread (here the last
@@ -110,25 +131,7 @@ def test_a_caller_returns_when_its_batch_ends_not_after_the_next_batch() -> None
     woken callers of the batch could look at their results, and they waited for that
     whole next batch too (its commit's fsync included)."""
     gate = threading.Lock()  # the write turn: held here until the first batch has gathered
-    running = [threading.Event(), threading.Event()]
-    release = [threading.Event(), threading.Event()]
-    batches: list[list[str]] = []
-
-    @contextmanager
-    def turn() -> Iterator[None]:
-        with gate:
-            yield
-
-    class Held(GroupCommit[str, str]):
-        def _commit_once(self, batch: list[Job[str, str]]) -> None:
-            batches.append([job.item for job in batch])
-            number = len(batches) - 1
-            if number < 2:
-                running[number].set()
-                assert release[number].wait(30)
-            self._done(batch, [job.item.upper() for job in batch])
-
-    writer = Held(cast(Database, None), lambda session, items: [], turn=turn)
+    writer = _Echo(lambda: gate, holds=2)
     answered = {item: threading.Event() for item in "abc"}
     results: dict[str, str] = {}
 
@@ -145,14 +148,14 @@ def test_a_caller_returns_when_its_batch_ends_not_after_the_next_batch() -> None
     second.start()
     _wait(lambda: len(writer._queue) == 2)
     gate.release()  # "a" leads the batch [a, b]
-    assert running[0].wait(30)
-    release[0].set()
-    assert running[1].wait(30)  # "a" answered, its thread leads [c], held open
+    assert writer.running[0].wait(30)
+    writer.release[0].set()
+    assert writer.running[1].wait(30)  # "a" answered, its thread leads [c], held open
     assert answered["b"].wait(10), "b waited for the batch after its own"
-    release[1].set()
+    writer.release[1].set()
     first.join(timeout=30)
     second.join(timeout=30)
-    assert batches == [["a", "b"], ["c"]]
+    assert writer.batches == [["a", "b"], ["c"]]
     assert results == {"a": "A", "b": "B", "c": "C"}
 
 
@@ -170,11 +173,7 @@ def test_a_caller_is_answered_before_what_its_leader_does_after_the_commit() -> 
         sending.set()  # as WriterQueue.turn runs its after_turn tasks
         assert sent.wait(30)
 
-    class Echo(GroupCommit[str, str]):
-        def _commit_once(self, batch: list[Job[str, str]]) -> None:
-            self._done(batch, [job.item.upper() for job in batch])
-
-    writer = Echo(cast(Database, None), lambda session, items: [], turn=turn)
+    writer = _Echo(turn)
     results: dict[str, str] = {}
     answered = {item: threading.Event() for item in "ab"}
 
@@ -209,43 +208,25 @@ def test_a_caller_told_of_a_failure_before_its_item_was_taken_has_it_dropped() -
             raise OSError("the lock file is gone")
         yield
 
-    written: list[str] = []
-
-    class Echo(GroupCommit[str, str]):
-        def _commit_once(self, batch: list[Job[str, str]]) -> None:
-            written.extend(job.item for job in batch)
-            self._done(batch, [job.item.upper() for job in batch])
-
-    writer = Echo(cast(Database, None), lambda session, items: [], turn=turn)
+    writer = _Echo(turn)
     with pytest.raises(OSError):
         writer.write("refused")
     assert writer._queue == [] and not writer._leading
     broken[0] = False
     assert writer.write("later") == "LATER"
-    assert written == ["later"]
+    assert writer.batches == [["later"]]
 
 
 def test_a_caller_interrupted_while_it_waits_has_its_item_dropped() -> None:
     """A caller whose wait is interrupted (here the wait raises, as a signal's handler
     would) before its item was taken gets that error, and the item leaves the queue."""
-    running, release = threading.Event(), threading.Event()
-    written: list[list[str]] = []
-
     class Interrupted(Exception):
-        pass
+        """What the interrupted wait raises."""
 
-    class Held(GroupCommit[str, str]):
-        def _commit_once(self, batch: list[Job[str, str]]) -> None:
-            written.append([job.item for job in batch])
-            if len(written) == 1:
-                running.set()
-                assert release.wait(30)
-            self._done(batch, [job.item.upper() for job in batch])
-
-    writer = Held(cast(Database, None), lambda session, items: [], turn=nullcontext)
+    writer = _Echo(nullcontext, holds=1)
     first = threading.Thread(target=writer.write, args=("first",))
     first.start()
-    assert running.wait(30)  # "first" is being written; the next caller must wait
+    assert writer.running[0].wait(30)  # "first" is being written; the next caller must wait
 
     condition = writer._changed
     real_wait = condition.wait
@@ -258,10 +239,10 @@ def test_a_caller_interrupted_while_it_waits_has_its_item_dropped() -> None:
     with pytest.raises(Interrupted):
         writer.write("interrupted")
     assert writer._queue == [] and writer._leading  # "first"'s batch still runs
-    release.set()
+    writer.release[0].set()
     first.join(timeout=30)
     assert writer.write("after") == "AFTER"
-    assert written == [["first"], ["after"]]
+    assert writer.batches == [["first"], ["after"]]
 
 
 def test_a_failing_item_fails_alone_and_the_others_are_stored(db_url: str) -> None:
