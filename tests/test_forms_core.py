@@ -189,3 +189,40 @@ def test_the_email_check_decides_as_wtforms_email_with_the_same_options(address:
         return form.validate(), list(form.email.errors)
 
     assert verdict(Ours) == verdict(Reference)
+
+
+TOPIC_CASES: list[list[str] | None] = [
+    None, [], [""], ["parks"], ["other"], ["Parks"], ["parks "], ["nope"], ["parks", "x"],
+    ["x", "parks"], ["\x00"], ["0"],
+]
+
+
+@pytest.mark.parametrize("values", TOPIC_CASES)
+def test_the_topic_check_decides_as_wtforms_select_field(values: list[str] | None) -> None:
+    """TopicField looks the answer up in a set: the same verdict and messages as
+    WTForms' own SelectField over the same choices."""
+    from werkzeug.datastructures import MultiDict
+    from wtforms import Form, SelectField
+    from wtforms.fields.choices import SelectChoice
+    from wtforms.validators import InputRequired
+
+    from intake.web.forms_fields import TopicChoices, TopicField
+
+    choices = [SelectChoice("", "Choose"), SelectChoice("parks", "Parks"),
+               SelectChoice("other", "Other")]
+
+    class Reference(Form):
+        topic = SelectField(validate_choice=True, validators=[InputRequired("pick")])
+
+    class Ours(Form):
+        topic = TopicField(validate_choice=True, validators=[InputRequired("pick")])
+
+    def verdict(form_class: type[Form], given: list[SelectChoice]) -> tuple[bool, list[str]]:
+        formdata = MultiDict([("topic", v) for v in values]) if values is not None else None
+        form = form_class(formdata=formdata)
+        form.topic.choices = given
+        return form.validate(), [str(e) for e in form.topic.errors]
+
+    expected = verdict(Reference, choices)
+    assert verdict(Ours, TopicChoices(choices)) == expected
+    assert verdict(Ours, choices) == expected  # plain choices: WTForms' own check

@@ -82,6 +82,32 @@ def _length(maximum: int) -> Length:
 REQUIRED = _l("This field is required.")
 
 
+class TopicChoices(list[SelectChoice]):
+    """A select field's choices with the set of their values (for :class:`TopicField`)."""
+
+    def __init__(self, choices: list[SelectChoice]) -> None:
+        super().__init__(choices)
+        self.values = frozenset(str(c.value) for c in choices)
+
+
+class TopicField(SelectField):
+    """``SelectField`` whose check that the answer is one of the choices is a set lookup
+    when its choices are :class:`TopicChoices` (built once per form and language), not a
+    ``Choice`` object built for every option of every submission. The same outcome as
+    ``SelectField.pre_validate``, whose code this follows (the default ``coerce``, ``str``,
+    is the only one used)."""
+
+    def pre_validate(self, form: Form) -> None:
+        choices = self.choices
+        if self.process_errors or not self.validate_choice or \
+                not isinstance(choices, TopicChoices) or self.coerce is not str:
+            super().pre_validate(form)
+            return
+        if self.data not in choices.values:
+            raise ValidationError(self.invalid_choice_message
+                                  or self.gettext("Not a valid choice."))
+
+
 class ContactForm(Form):
     name = StringField(_l("Your name"), filters=[_strip],
                        validators=[InputRequired(REQUIRED), _length(NAME_MAX), one_line,
@@ -94,7 +120,7 @@ class ContactForm(Form):
                         validators=[Optional(), _length(PHONE_MAX), one_line, _phone])
     postal_address = TextAreaField(_l("Postal address"), filters=[_strip],
                                    validators=[Optional(), _length(ADDRESS_MAX), _no_controls])
-    topic = SelectField(_l("Topic"), validate_choice=True,
+    topic = TopicField(_l("Topic"), validate_choice=True,
                         validators=[InputRequired(_l("Choose a topic."))])
     subject = StringField(_l("Subject"), filters=[_strip],
                           validators=[InputRequired(REQUIRED), _length(SUBJECT_MAX), one_line,
@@ -116,16 +142,16 @@ class FeedbackForm(Form):
                             validators=[Optional(), _length(COMMENT_MAX), _no_controls])
 
 
-_TOPIC_CHOICES: dict[tuple[int, str], tuple[FormConfig, list[SelectChoice]]] = {}
+_TOPIC_CHOICES: dict[tuple[int, str], tuple[FormConfig, TopicChoices]] = {}
 
 
-def _topic_choices(config: FormConfig, lang: str) -> list[SelectChoice]:
+def _topic_choices(config: FormConfig, lang: str) -> TopicChoices:
     """A form's topic choices in ``lang``, built once (fields only read them)."""
     cached = _TOPIC_CHOICES.get((id(config), lang))
     if cached is not None and cached[0] is config:
         return cached[1]
-    choices = [SelectChoice("", _l("Choose a topic"))] + [
-        SelectChoice(t.value, pick(t.label, lang)) for t in config.topics]
+    choices = TopicChoices([SelectChoice("", _l("Choose a topic"))] + [
+        SelectChoice(t.value, pick(t.label, lang)) for t in config.topics])
     if len(_TOPIC_CHOICES) > 256:  # configurations reloaded many times: start again
         _TOPIC_CHOICES.clear()
     _TOPIC_CHOICES[(id(config), lang)] = (config, choices)
