@@ -26,7 +26,7 @@ from intake.db import (
     release_record_number,
 )
 from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
-from intake.db.prepared import InsertBatch, PreparedInsert
+from intake.db.prepared import InsertBatch, PreparedInsert, execute
 from intake.jobs.workitems import enqueue_many_in, pending_sends
 from intake.services.privacy import detect_places, store_findings_in
 
@@ -226,8 +226,8 @@ def record_submissions(
     """
     prepared = [prepare(s) for s in submissions]
     conn, sends = _writing(session, sends)
-    known = {row.idempotency_key: Recorded(row.id, row.record_number, created=False)
-             for row in conn.execute(_ENTRIES_BY_KEYS, {"keys": [p.key for p in prepared]})}
+    known = {key: Recorded(int(entry_id), number, created=False)
+             for entry_id, number, key in _entries_by_keys(conn, [p.key for p in prepared])}
     new: dict[str, int] = {}  # key -> index in prepared, first occurrence
     for index, p in enumerate(prepared):
         if p.key not in known and p.key not in new:
@@ -261,9 +261,21 @@ _INSERT_ENTRY_OR_NOTHING = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("
                                           on_conflict_nothing=("idempotency_key",))
 _ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
     _ENTRIES.c.idempotency_key == bindparam("k"))
-_ENTRIES_BY_KEYS = select(_ENTRIES.c.id, _ENTRIES.c.record_number,
-                          _ENTRIES.c.idempotency_key).where(
-    _ENTRIES.c.idempotency_key.in_(bindparam("keys", expanding=True)))
+_ENTRIES_BY_KEYS_HEAD = ("SELECT id, record_number, idempotency_key FROM entries "
+                         "WHERE idempotency_key IN ")
+
+
+def _entries_by_keys(conn: Connection, keys: Sequence[str]) -> list[tuple[Any, ...]]:
+    """(id, record_number, idempotency_key) of the stored entries among ``keys``.
+
+    On the DB-API cursor: a group commit runs it for every batch, and an expanding
+    ``IN`` makes SQLAlchemy compile the statement anew for each execution. ``keys``
+    is a group commit's batch (at most ``GroupCommit.max_batch``, far under either
+    database's limit on parameters).
+    """
+    if not keys:
+        return []
+    return execute(conn, _ENTRIES_BY_KEYS_HEAD + "(" + ", ".join("?" * len(keys)) + ")", keys)
 SUBMITTER_INSERT = PreparedInsert(cast(Table, Submitter.__table__),
                                   ("entry_id", "name", "email", "phone", "postal_address"))
 ORIGINAL_INSERT = PreparedInsert(cast(Table, Original.__table__),
