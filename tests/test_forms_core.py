@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intake.core.forms import (
     FormsConfigError,
@@ -189,6 +191,50 @@ def test_the_email_check_decides_as_wtforms_email_with_the_same_options(address:
         return form.validate(), list(form.email.errors)
 
     assert verdict(Ours) == verdict(Reference)
+
+
+EVERYDAY_EDGES = [
+    "a" * 64 + "@example.com", "a" * 65 + "@example.com",
+    "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com",
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".ccc",  # 254 characters
+    "a" * 64 + "@" + ".".join(["b" * 61] * 3) + ".cccc",  # 255
+    "user@example.test", "user@EXAMPLE.TEST", "user@mail.invalid", "user@x.local",
+    "user@x.localhost", "user@x.onion", "user@home.arpa", "user@x.y.arpa", "user@latest.com",
+    "user@x.tests", "a--b@example.com", "a@b-c.example.com", "a_b+c-d.e@sub.example.org",
+    "user@ab--cd.com", "user@a-.com", "user@-a.com", "user@a.c0m", "user@a.b-c", "user@a..com",
+    ".user@a.com", "us..er@a.com", "user.@a.com", "user@xn--bcher-kva.com",
+]
+
+
+@pytest.mark.parametrize("address", EMAIL_CASES + EVERYDAY_EDGES)
+def test_an_everyday_address_is_one_email_validator_accepts(address: str) -> None:
+    import email_validator
+
+    from intake.web.forms_fields import everyday_address
+
+    if everyday_address(address):
+        email_validator.validate_email(address, check_deliverability=False, allow_smtputf8=True)
+
+
+def test_the_everyday_shortcut_takes_the_common_addresses_and_the_edges_as_expected() -> None:
+    from intake.web.forms_fields import everyday_address
+
+    taken = [a for a in EVERYDAY_EDGES if everyday_address(a)]
+    assert taken == [EVERYDAY_EDGES[i] for i in (0, 2, 4, 14, 15, 16, 17, 18)]
+
+
+@given(st.from_regex(r"[A-Za-z0-9_+.-]{1,70}@(?:[A-Za-z0-9-]{0,66}\.){1,4}[A-Za-z0-9-]{0,8}",
+                     fullmatch=True)
+       | st.from_regex(r"[a-z]{1,3}@(?:[a-z]{1,3}\.){1,2}(?:test|invalid|local|localhost|onion|"
+                       r"arpa|[a-z]{1,5})", fullmatch=True))
+@settings(max_examples=400, deadline=None)
+def test_everything_the_shortcut_takes_email_validator_accepts(address: str) -> None:
+    import email_validator
+
+    from intake.web.forms_fields import everyday_address
+
+    if everyday_address(address):
+        email_validator.validate_email(address, check_deliverability=False, allow_smtputf8=True)
 
 
 TOPIC_CASES: list[list[str] | None] = [
