@@ -685,6 +685,55 @@ def test_medical_prefilter_never_changes_the_findings(text: str) -> None:
     assert list(d.find_medical(text)) == list(d._find_medical(text))
 
 
+SECRET_WORDS = ["password", "Password", "PASSWORD", "passwd", "passcode", "pass code",
+                "pass\n code", "pwd", "PWD", "contraseña", "CONTRASEÑA", "contrasena", "clave",
+                "clave de acceso", "Clave De Acceso", "pin", "PIN", "pin number", "pin code",
+                "PIN no.", "pin #", "maiden name", "Maiden Name", "mother's maiden name",
+                "Mom\u2019s maiden name", "mum's maiden  name", "apellido de soltera",
+                "apellido de soltera de mi madre", "pa\u017f\u017fword", "\u0130pin",
+                "p\u0130n", "maide", "passw", "word", "code", "soltero", "spin", "pinned"]
+
+
+@st.composite
+def secret_like_texts(draw: st.DrawFn) -> str:
+    """Password, PIN and maiden-name keywords, whole, cut, glued, in any case, with
+    separators and values around them."""
+    parts = draw(st.lists(st.one_of(
+        st.sampled_from(SECRET_WORDS),
+        st.sampled_from(SECRET_WORDS).map(str.upper),
+        st.sampled_from(SECRET_WORDS).map(lambda w: w[1:]),
+        st.sampled_from([" ", ": ", " = ", " is ", " es ", "\"", "'", "\u201c", "\u201d",
+                         "hunter2", "Tr0ub4dor&3", "1234", "98765432", "Smith", "García",
+                         "secret", "x", "my ", ".", "\n"]),
+    ), max_size=10))
+    return "".join(parts)
+
+
+@settings(max_examples=3000, deadline=None)
+@given(secret_like_texts())
+def test_password_and_maiden_name_prefilters_never_change_the_findings(text: str) -> None:
+    assert list(d.find_passwords(text)) == list(d._find_passwords(text))
+    assert list(d.find_maiden_names(text)) == list(d._find_maiden_names(text))
+    if text.isascii():  # the ASCII shortcut says what the pattern says
+        assert d._may_hold(text, d._SECRET_STEMS, d._ASCII_SECRET_STEMS) == bool(
+            d._SECRET_STEMS.search(text))
+        assert d._may_hold(text, d._MAIDEN_STEMS, d._ASCII_MAIDEN_STEMS) == bool(
+            d._MAIDEN_STEMS.search(text))
+
+
+def test_password_and_maiden_name_prefilters_pass_what_the_detectors_find() -> None:
+    found = [text for word in SECRET_WORDS for text in (f"my {word}: hunter2x",
+                                                        f"my {word} is Smith", f"{word} 4321")
+             if list(d._find_passwords(text)) or list(d._find_maiden_names(text))]
+    assert len(found) >= 25  # the list exercises the keywords, not only near-misses
+    for text in found:
+        assert list(d.find_passwords(text)) == list(d._find_passwords(text)), text
+        assert list(d.find_maiden_names(text)) == list(d._find_maiden_names(text)), text
+    quiet = "The north trail at Lake Park is closed. Could someone look at the trees?"
+    assert not d._may_hold(quiet, d._SECRET_STEMS, d._ASCII_SECRET_STEMS)
+    assert not d._may_hold(quiet, d._MAIDEN_STEMS, d._ASCII_MAIDEN_STEMS)
+
+
 def test_stored_hashes_and_form_macs_keep_their_values() -> None:
     # Hashes are stored (PII findings) and signatures travel in pages already sent (form
     # tokens): a faster way of computing them must give the same values.

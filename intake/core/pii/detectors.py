@@ -648,7 +648,31 @@ _MAIDEN = re.compile(
 )
 
 
+# A password, PIN or maiden-name finding needs its keyword, and every keyword of those
+# patterns holds one of these pieces of it, letter for letter under the same IGNORECASE
+# matching: a text with none of them holds no such finding. For an ASCII text (whose
+# letters match as their lower case does) a substring test of its lower case says the same.
+_SECRET_STEMS = re.compile(r"(?i:pass|pwd|contrase|clave|pin)")
+_ASCII_SECRET_STEMS = ("pass", "pwd", "contrase", "clave", "pin")
+_MAIDEN_STEMS = re.compile(r"(?i:maiden|soltera)")
+_ASCII_MAIDEN_STEMS = ("maiden", "soltera")
+
+
+def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -> bool:
+    if text.isascii():
+        low = text.lower()
+        return any(stem in low for stem in ascii_stems)
+    return stems.search(text) is not None
+
+
 def find_passwords(text: str) -> Iterator[_Raw]:
+    if not _may_hold(text, _SECRET_STEMS, _ASCII_SECRET_STEMS):
+        return
+    yield from _find_passwords(text)
+
+
+def _find_passwords(text: str) -> Iterator[_Raw]:
+    """:func:`find_passwords` without the prefilter (the tests compare the two)."""
     for m in _PASSWORD.finditer(text):
         group = "quoted" if m.group("quoted") is not None else "bare"
         start, end = m.start(group), m.end(group)
@@ -667,6 +691,13 @@ def find_passwords(text: str) -> Iterator[_Raw]:
 
 
 def find_maiden_names(text: str) -> Iterator[_Raw]:
+    if not _may_hold(text, _MAIDEN_STEMS, _ASCII_MAIDEN_STEMS):
+        return
+    yield from _find_maiden_names(text)
+
+
+def _find_maiden_names(text: str) -> Iterator[_Raw]:
+    """:func:`find_maiden_names` without the prefilter (the tests compare the two)."""
     for m in _MAIDEN.finditer(text):
         name = m.group("name")
         first = name.split()[0].split("-")[0]
