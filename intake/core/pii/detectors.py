@@ -418,11 +418,17 @@ _BIRTH_STEMS = re.compile(r"(?i:born|birth|b-?day|dob|d\.o\.b|nac|cumpleaños)")
 _ASCII_BIRTH_STEMS = ("born", "birth", "bday", "b-day", "dob", "d.o.b", "nac")
 
 
-def _may_hold_a_birth_keyword(text: str) -> bool:
+def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -> bool:
+    """Whether ``text`` holds one of the ``stems`` (an IGNORECASE pattern); for an ASCII
+    text, by a substring test of its lower case against ``ascii_stems``, the same stems."""
     if text.isascii():
         low = text.lower()
-        return any(stem in low for stem in _ASCII_BIRTH_STEMS)
-    return bool(_BIRTH_STEMS.search(text))
+        return any(stem in low for stem in ascii_stems)
+    return stems.search(text) is not None
+
+
+def _may_hold_a_birth_keyword(text: str) -> bool:
+    return _may_hold(text, _BIRTH_STEMS, _ASCII_BIRTH_STEMS)
 
 
 def find_birth_dates(text: str) -> Iterator[_Raw]:
@@ -656,13 +662,6 @@ _SECRET_STEMS = re.compile(r"(?i:pass|pwd|contrase|clave|pin)")
 _ASCII_SECRET_STEMS = ("pass", "pwd", "contrase", "clave", "pin")
 _MAIDEN_STEMS = re.compile(r"(?i:maiden|soltera)")
 _ASCII_MAIDEN_STEMS = ("maiden", "soltera")
-
-
-def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -> bool:
-    if text.isascii():
-        low = text.lower()
-        return any(stem in low for stem in ascii_stems)
-    return stems.search(text) is not None
 
 
 def find_passwords(text: str) -> Iterator[_Raw]:
