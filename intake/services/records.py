@@ -276,6 +276,8 @@ def _entries_by_keys(conn: Connection, keys: Sequence[str]) -> list[tuple[Any, .
     if not keys:
         return []
     return execute(conn, _ENTRIES_BY_KEYS_HEAD + "(" + ", ".join("?" * len(keys)) + ")", keys)
+
+
 SUBMITTER_INSERT = PreparedInsert(cast(Table, Submitter.__table__),
                                   ("entry_id", "name", "email", "phone", "postal_address"))
 ORIGINAL_INSERT = PreparedInsert(cast(Table, Original.__table__),
