@@ -303,7 +303,7 @@ class MailboxPoller:
             session.execute(update(MailboxState).where(MailboxState.name == c.name)
                             .values(last_poll_at=utcnow(), last_error=None, updated_at=utcnow()))
         if report.stored or report.replies or report.quarantined:
-            log.info("mailbox %s: %s", c.name, report.summary())
+            log.info("mailbox %s", report.summary())  # the summary begins with the name
         return report
 
     def _sync_uidvalidity(self, uidvalidity: int, report: PassReport) -> int:
