@@ -25,7 +25,8 @@ Beside the rates it prints what each submission cost the server in CPU time
 (median of the rounds): the gunicorn workers' user and system time over the
 round (on SQLite that includes the database) plus, on PostgreSQL, that of the
 server processes serving the app's connections (the bare app's connections
-are told apart by their ``application_name``), over the submissions answered.
+are told apart by their ``application_name``), over the submissions answered,
+and, on PostgreSQL, how much of it the server processes spent.
 Unlike the rates, that figure does not move with idle time (a commit waiting
 on the disk, a writer waiting its turn) nor with what else shares the CPUs;
 it reads the processes' counters in ``/proc`` and is left out where there is
@@ -259,43 +260,48 @@ class CpuMeter:
 
     def __init__(self, master: int, admin: Any = None, bare: bool = False) -> None:
         self.master, self.admin, self.bare = master, admin, bare
-        self._before: dict[int, float] = {}
+        self._before: dict[int, tuple[str, float]] = {}
 
-    def _pids(self) -> list[int]:
-        pids = _workers(self.master)
+    def _pids(self) -> dict[int, str]:
+        """The processes to count, each with its part: "app" (a gunicorn worker) or "db"
+        (a PostgreSQL server process of one of the app's connections)."""
+        pids = dict.fromkeys(_workers(self.master), "app")
         if self.admin is not None:
             from sqlalchemy import text
 
             same = "=" if self.bare else "IS DISTINCT FROM"
-            pids += self.admin.execute(text(
+            pids.update(dict.fromkeys(self.admin.execute(text(
                 "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
                 f"AND pid <> pg_backend_pid() AND application_name {same} :name"),
-                {"name": BARE_APPLICATION}).scalars().all()
+                {"name": BARE_APPLICATION}).scalars().all(), "db"))
         return pids
 
-    def _read(self) -> dict[int, float] | None:
+    def _read(self) -> dict[int, tuple[str, float]] | None:
         pids = self._pids()
         if not pids:
             return None
         times = {}
-        for pid in pids:
+        for pid, part in pids.items():
             seconds = _cpu_seconds(pid)
             if seconds is None:
                 return None
-            times[pid] = seconds
+            times[pid] = (part, seconds)
         return times
 
     def start(self) -> None:
         self._before = self._read() or {}
 
-    def stop(self) -> float | None:
-        """CPU seconds since :meth:`start` (a process started meanwhile counts from 0;
-        one that ended meanwhile is not counted: both apps keep their workers and pooled
-        connections open once warmed up)."""
+    def stop(self) -> dict[str, float] | None:
+        """CPU seconds since :meth:`start` by part ("app", and "db" on PostgreSQL; a
+        process started meanwhile counts from 0, one that ended meanwhile is not counted:
+        both apps keep their workers and pooled connections open once warmed up)."""
         after = self._read()
         if after is None or not self._before:
             return None
-        return sum(t - self._before.get(pid, 0.0) for pid, t in after.items())
+        spent: dict[str, float] = {}
+        for pid, (part, seconds) in after.items():
+            spent[part] = spent.get(part, 0.0) + seconds - self._before.get(pid, (part, 0.0))[1]
+        return spent
 
 
 def _stop(proc: subprocess.Popen[bytes]) -> None:
@@ -350,6 +356,7 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
                      {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}, REPO / "bench")
     rates: dict[str, list[float]] = {"intake": [], "bare": []}
     cpu_ms: dict[str, list[float]] = {"intake": [], "bare": []}  # per submission
+    cpu_db_ms: dict[str, list[float]] = {"intake": [], "bare": []}  # of which the server's
     errors = {"intake": 0, "bare": 0}
     admin = None
     try:
@@ -378,9 +385,11 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
                 rate, failed, done = _drive(port, path, kind, tok, args.clients,
                                             args.seconds, processes)
                 cpu = meters[kind].stop()
-                each = cpu / done * 1000 if cpu is not None and done else None
-                if each is not None:
+                each = None
+                if cpu is not None and done:
+                    each = sum(cpu.values()) / done * 1000
                     cpu_ms[kind].append(each)
+                    cpu_db_ms[kind].append(cpu.get("db", 0.0) / done * 1000)
                 rates[kind].append(rate)
                 errors[kind] += failed
                 cost = f"  {each:6.2f} ms CPU each" if each is not None else ""
@@ -400,7 +409,10 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
             "entries": entries, "bare_rows": bare_rows,
             # Only if every round of both could be measured.
             "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()}
-            if all(len(v) == args.rounds for v in cpu_ms.values()) else None}
+            if all(len(v) == args.rounds for v in cpu_ms.values()) else None,
+            "cpu_db": {k: statistics.median(v) for k, v in cpu_db_ms.items()}
+            if not name.startswith("sqlite") and all(
+                len(v) == args.rounds for v in cpu_db_ms.values()) else None}
 
 
 @contextmanager
@@ -464,14 +476,16 @@ def main() -> None:
               f"{r['ratio']:>6.2f}x  {by_round:<20} {r['intake_errors']}/{r['bare_errors']:<18} "
               f"{r['entries']}/{r['bare_rows']}")
     print(f"\n{'database':<11} {'CPU per submission: intake':>28} {'bare':>9} "
-          f"{'bare/intake':>12}")
+          f"{'bare/intake':>12}   of which the database server's: intake  bare")
     for r in results:
-        cpu = r["cpu"]
+        cpu, db = r["cpu"], r["cpu_db"]
         if cpu is None:
             print(f"{r['db']:<11} {'(not measurable here: no /proc)':>28}")
             continue
+        server = (f"{db['intake']:>37.2f} ms {db['bare']:>5.2f} ms" if db is not None else
+                  f"{'(in the workers: SQLite)':>43}")
         print(f"{r['db']:<11} {cpu['intake']:>25.2f} ms {cpu['bare']:>6.2f} ms "
-              f"{cpu['bare'] / cpu['intake']:>11.2f}x")
+              f"{cpu['bare'] / cpu['intake']:>11.2f}x{server}")
 
 
 if __name__ == "__main__":
