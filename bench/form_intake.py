@@ -403,16 +403,14 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
         _stop(bare)
     entries, bare_rows = _count_rows(url)
     intake_rate, bare_rate = statistics.median(rates["intake"]), statistics.median(rates["bare"])
+    measured = all(len(v) == args.rounds for v in cpu_ms.values())  # every round of both
     return {"db": name, "intake": intake_rate, "intake_errors": errors["intake"],
             "bare": bare_rate, "bare_errors": errors["bare"], "ratio": intake_rate / bare_rate,
             "ratios": [i / b for i, b in zip(rates["intake"], rates["bare"], strict=True)],
             "entries": entries, "bare_rows": bare_rows,
-            # Only if every round of both could be measured.
-            "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()}
-            if all(len(v) == args.rounds for v in cpu_ms.values()) else None,
+            "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()} if measured else None,
             "cpu_db": {k: statistics.median(v) for k, v in cpu_db_ms.items()}
-            if not name.startswith("sqlite") and all(
-                len(v) == args.rounds for v in cpu_db_ms.values()) else None}
+            if measured and admin is not None else None}
 
 
 @contextmanager
