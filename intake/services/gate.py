@@ -83,10 +83,10 @@ def disclose(session: Session, requests: Sequence[DisclosureRequest], *,
     conn = session.connection()
     queued = [i for i, (req, decision) in enumerate(zip(requests, decisions, strict=True))
               if decision.allowed and req.work_kind is not None]
-    items = dict(zip(queued, enqueue_many(session, [
-        (str(requests[i].work_kind), requests[i].dedupe_key or _dedupe_key(requests[i]),
-         requests[i].entry_id, requests[i].work_payload) for i in queued], connection=conn),
-        strict=True))
+    made = enqueue_many(session, [
+        (str(req.work_kind), req.dedupe_key or _dedupe_key(req), req.entry_id, req.work_payload)
+        for req in (requests[i] for i in queued)], connection=conn)
+    items = dict(zip(queued, made, strict=True))  # request index -> (item id, created)
     rows = [_ledger_values(req, decision, when, items[i][0] if i in items else None)
             for i, (req, decision) in enumerate(zip(requests, decisions, strict=True))]
     ledger = _append_ledger(conn, rows)
@@ -94,13 +94,15 @@ def disclose(session: Session, requests: Sequence[DisclosureRequest], *,
         _disclosure_event(req, decision, seq, str(row["purpose"]), when)
         for req, decision, row, (_, seq) in zip(requests, decisions, rows, ledger, strict=True)])
     if items:
-        reused = sorted({item_id for item_id, new in items.values() if not new})
-        stored = dict(conn.execute(_ITEM_PAYLOADS, {"ids": reused}).tuples()) if reused else {}
+        # Each item names its latest ledger row; a reused item keeps its own payload.
+        reused = sorted({item_id for item_id, created in made if not created})
+        stored = {r.id: r.payload for r in conn.execute(_ITEM_PAYLOADS, {"ids": reused})} \
+            if reused else {}
         conn.execute(_SET_ITEM_PAYLOAD, [
             {"item_id": item_id, "new_payload": {
-                **dict((requests[i].work_payload if new else stored[item_id]) or {}),
+                **dict((requests[i].work_payload if created else stored[item_id]) or {}),
                 "disclosure_id": ledger[i][0]}}
-            for i, (item_id, new) in items.items()])
+            for i, (item_id, created) in items.items()])
     return [GateResult(decision, disclosure_id, seq, items[i][0] if i in items else None)
             for i, (decision, (disclosure_id, seq)) in enumerate(zip(decisions, ledger,
                                                                      strict=True))]
