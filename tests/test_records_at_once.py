@@ -25,6 +25,7 @@ from intake.services.privacy import detect_places
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
+    open_original,
     record_submission,
     record_submissions,
     stored_texts,
@@ -65,8 +66,11 @@ def _tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                    "fields::text, status, agency_id, idempotency_key, tags::text FROM entries",
         "submitters": "SELECT e.record_number, s.name, s.email, s.phone, s.postal_address "
                       "FROM submitters s JOIN entries e ON e.id = s.entry_id",
-        "originals": "SELECT e.record_number, o.content_type, o.raw, o.sha256, o.size, "
+        # o.raw: sealed under a random key (below: opened).
+        "originals": "SELECT e.record_number, o.content_type, o.sha256, o.size, "
                      "o.received_at FROM originals o JOIN entries e ON e.id = o.entry_id",
+        "entry_keys": "SELECT e.record_number, k.created_at, length(k.wrapped_key) "
+                      "FROM entry_keys k JOIN entries e ON e.id = k.entry_id",
         "events": "SELECT e.record_number, v.kind, v.at, v.actor, v.detail::text "
                   "FROM events v JOIN entries e ON e.id = v.entry_id",
         "pii_findings": "SELECT e.record_number, f.place, f.kind, f.start, f.\"end\", "
@@ -82,8 +86,12 @@ def _tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "record_counters": "SELECT prefix, year, last_value FROM record_counters",
     }
     with db.engine.connect() as conn:
-        return {name: sorted(tuple(r) for r in conn.execute(text(sql)))
-                for name, sql in queries.items()}
+        tables = {name: sorted(tuple(r) for r in conn.execute(text(sql)))
+                  for name, sql in queries.items()}
+        tables["opened originals"] = sorted(
+            (number, open_original(conn, entry_id, ORIGINALS_KEY))
+            for entry_id, number in conn.execute(text("SELECT id, record_number FROM entries")))
+        return tables
 
 
 def _findings(batch: list[NewSubmission]) -> list[dict[str, list[Any]]]:
