@@ -480,7 +480,10 @@ class ThreadMessage(Base):
     """A message in an entry's conversation after the first: replies, relayed mail, notes.
 
     Inbound ones keep their exact bytes in ``raw`` (a sealed original of their
-    own); outbound ones record what was sent. Append-only.
+    own, encrypted under the entry's key: read it with
+    :func:`intake.services.records.open_thread_message`) and their subject and
+    body with the P6 values replaced by markers; outbound ones record what was
+    sent. Append-only.
     """
 
     __tablename__ = "thread_messages"

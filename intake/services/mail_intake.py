@@ -7,7 +7,9 @@ message bytes call :func:`intake_message`. In ONE transaction it either
   original, the submitter from ``From``, attachments, PII findings, the
   "route" work item), or
 - adds the message to an existing entry's **thread** (a ``ThreadMessage``
-  with the raw bytes, a "reply-received" event and a "relay" work item), or
+  with the raw bytes sealed under the entry's key and its texts with the P6
+  values replaced by markers, a "reply-received" event and a "relay" work
+  item), or
 - finds it was already stored (**duplicate**: the same raw bytes, whatever
   their Message-ID; two different messages with one Message-ID are both kept), or
 - **quarantines** it (raw bytes + error) when storing fails,
