@@ -36,6 +36,7 @@ from intake.services.records import (
     open_original,
     open_thread_message,
 )
+from intake.settings import load_settings
 from tests.conftest import SMALL_RULES, make_settings
 from tests.forms_support import aged_token, contact_fields, record_number_in, write_forms_file
 
@@ -298,3 +299,17 @@ def test_an_emailed_ssn_and_its_reply_are_sealed_and_redacted(runtime: Runtime) 
         assert all(message.body[a:b] == marker_for(k) for k, a, b in kinds)
         # The same bytes again are a duplicate: the SHA-256 is of the plaintext.
     assert intake_message(runtime.db, first, context).outcome == "duplicate"
+
+
+def test_without_a_secret_key_the_originals_key_is_kept_in_the_instance_folder(
+        tmp_path: Path) -> None:
+    env = {"INTAKE_INSTANCE_PATH": str(tmp_path / "instance")}
+    first, second = load_settings(env), load_settings(env)
+    assert first.secret_key != second.secret_key  # random per process...
+    assert first.originals_key() == second.originals_key()  # ...the originals still open
+    key_file = tmp_path / "instance" / "originals.key"
+    assert key_file.stat().st_mode & 0o777 == 0o600 and len(key_file.read_bytes()) == 32
+    configured = load_settings({**env, "INTAKE_SECRET_KEY": "s" * 40})
+    assert configured.originals_key() not in (first.originals_key(), b"s" * 32)
+    assert configured.originals_key() == load_settings(
+        {**env, "INTAKE_SECRET_KEY": "s" * 40}).originals_key()
