@@ -127,7 +127,8 @@ def main() -> None:
                 record_submission(s, NewSubmission(
                     channel="web", kind="contact", raw=f"bench-{i}".encode(),
                     content_type="text/plain", body=f"Pothole number {i} on Route 9. " * 10,
-                    subject="Pothole", form_slug="contact"), "EX")
+                    subject="Pothole", form_slug="contact"), "EX",
+                            originals_key=runtime.originals_key)
         with runtime.db.session() as s:
             route_ids = list(s.scalars(select(WorkItem.id).where(WorkItem.kind == "route")))
         for item_id in route_ids:

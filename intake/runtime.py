@@ -48,6 +48,11 @@ class Runtime:
         """The HMAC key of PII finding hashes."""
         return self.settings.derived_key("pii finding hashes")
 
+    @property
+    def originals_key(self) -> bytes:
+        """The key-encryption key of the entries' data keys (the sealed originals)."""
+        return self.settings.originals_key()
+
     def check_database(self) -> None:
         try:
             self.db.ping()

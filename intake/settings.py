@@ -14,11 +14,15 @@ import hmac
 import os
 import secrets
 from collections.abc import Mapping
+from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
+
+from cryptography.hazmat.primitives.hashes import SHA256
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PREFIX = "INTAKE_"
 
@@ -90,6 +94,18 @@ class Settings:
         tokens, rate-limit keys and webhook signatures never share a key.
         """
         return _derive_key(self.secret_key, purpose)
+
+    def originals_key(self) -> bytes:
+        """The key-encryption key of the sealed originals' per-entry keys.
+
+        HKDF-SHA256 of the secret key. Without a configured secret key (a random
+        one per process), a random key kept in the instance folder
+        (``originals.key``, mode 0600, made on first use): originals must stay
+        readable after a restart.
+        """
+        if self.secret_key_is_ephemeral:
+            return _instance_key(self.instance_path / ORIGINALS_KEY_FILE)
+        return _hkdf(self.secret_key, "originals key-encryption key")
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -301,6 +317,37 @@ VARIABLES = (
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
 )
+
+
+ORIGINALS_KEY_FILE = "originals.key"
+
+
+@lru_cache(maxsize=64)
+def _hkdf(secret_key: str, purpose: str) -> bytes:
+    return HKDF(algorithm=SHA256(), length=32, salt=None,
+                info=f"intake {purpose}".encode()).derive(secret_key.encode())
+
+
+@lru_cache(maxsize=64)
+def _instance_key(path: Path) -> bytes:
+    """The 32-byte key in ``path``, made (mode 0600) if there is none yet."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Written whole under another name, then linked in: a process starting at the same
+        # moment either makes the key or reads the complete one the other made.
+        temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(secrets.token_bytes(32))
+        try:
+            with suppress(FileExistsError):
+                os.link(temporary, path)
+        finally:
+            temporary.unlink()
+    key = path.read_bytes()
+    if len(key) != 32:
+        raise SettingsError(f"{path}: not a 32-byte key (originals key file)")
+    return key
 
 
 @lru_cache(maxsize=64)

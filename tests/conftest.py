@@ -39,6 +39,8 @@ REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 REPO = Path(__file__).resolve().parent.parent
 SMALL_RULES = REPO / "tests" / "data" / "small_rules.yaml"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+# The key-encryption key of the sealed originals under TEST_SECRET (as the app derives it).
+ORIGINALS_KEY = load_settings({"INTAKE_SECRET_KEY": TEST_SECRET}).originals_key()
 
 
 def service_missing(what: str, why: str) -> None:

@@ -15,6 +15,7 @@ from intake.runtime import Runtime
 from intake.services import staff as accounts
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from intake.services.routing import apply_decision
+from tests.conftest import ORIGINALS_KEY
 
 PASSWORD = "correct horse battery staple"
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -56,7 +57,7 @@ def make_entry(runtime: Runtime, agency: str, *, subject: str = "Pothole on Rout
                              form_slug="contact", fields={"topic": "roads"},
                              submitter=SubmitterData(name=name, email=email),
                              received_at=received_at),
-            runtime.settings.record_prefix, pii_key=runtime.pii_key)
+            runtime.settings.record_prefix, pii_key=runtime.pii_key, originals_key=ORIGINALS_KEY)
         entry = s.get(Entry, recorded.entry_id)
         assert entry is not None
         rules = runtime.rules.current()

@@ -15,7 +15,13 @@ from sqlalchemy.exc import DBAPIError
 
 from intake.db import Database, allocate_record_number
 from intake.db.models import Base, Entry, Event, Original, Submitter, WorkItem
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    open_original,
+    record_submission,
+)
+from tests.conftest import ORIGINALS_KEY
 
 
 def test_migrations_and_models_agree(db_url: str) -> None:
@@ -44,9 +50,9 @@ def test_record_submission_stores_everything_once(db_url: str) -> None:
     db = Database(db_url)
     try:
         with db.session() as s:
-            first = record_submission(s, _submission(), "EX")
+            first = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
         with db.session() as s:
-            again = record_submission(s, _submission(), "EX")
+            again = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
         assert first.created and not again.created
         assert again.record_number == first.record_number
         year = datetime.now(UTC).year
@@ -58,8 +64,9 @@ def test_record_submission_stores_everything_once(db_url: str) -> None:
             sub = s.scalar(select(Submitter))
             assert sub is not None and sub.email == "ada@example.org"
             original = s.scalar(select(Original))
-            assert original is not None and original.raw == b'{"message": "hello"}'
-            assert original.sha256 == hashlib.sha256(original.raw).hexdigest()
+            raw = open_original(s, first.entry_id, ORIGINALS_KEY)
+            assert original is not None and raw == b'{"message": "hello"}'
+            assert original.sha256 == hashlib.sha256(raw).hexdigest()
             kinds = s.scalars(select(Event.kind)).all()
             assert kinds == ["received"]
             items = s.scalars(select(WorkItem)).all()
@@ -75,7 +82,8 @@ def test_crlf_in_subject_is_flattened(db_url: str) -> None:
     db = Database(db_url)
     try:
         with db.session() as s:
-            rec = record_submission(s, _submission(subject="Hi\r\nBcc: evil@example.com"), "EX")
+            rec = record_submission(s, _submission(subject="Hi\r\nBcc: evil@example.com"), "EX",
+                    originals_key=ORIGINALS_KEY)
         with db.session() as s:
             entry = s.get(Entry, rec.entry_id)
             assert entry is not None and entry.subject == "Hi Bcc: evil@example.com"
@@ -93,13 +101,15 @@ def test_sealed_original_and_timeline_are_append_only(db_url: str, statement: st
     db = Database(db_url)
     try:
         with db.session() as s:
-            record_submission(s, _submission(), "EX")
+            record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
         with pytest.raises(DBAPIError, match="append-only"):
             with db.session() as s:
                 s.execute(text(statement), {"junk": b"x"} if ":junk" in statement else {})
         with db.session() as s:
             assert s.scalar(select(func.count()).select_from(Original)) == 1
-            assert s.scalar(select(Original.raw)) == b'{"message": "hello"}'
+            entry_id = s.scalar(select(Original.entry_id))
+            assert entry_id is not None
+            assert open_original(s, entry_id, ORIGINALS_KEY) == b'{"message": "hello"}'
     finally:
         db.dispose()
 
@@ -162,10 +172,12 @@ def test_duplicate_submission_leaves_no_gap_in_record_numbers(db_url: str) -> No
     db = Database(db_url)
     try:
         with db.session() as s:
-            first = record_submission(s, _submission(), "EX")
-            again = record_submission(s, _submission(), "EX")  # same bytes, same transaction
+            first = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
+            again = record_submission(s, _submission(), "EX",
+                    originals_key=ORIGINALS_KEY)  # same bytes, same transaction
         with db.session() as s:
-            later = record_submission(s, _submission(raw=b'{"message": "other"}'), "EX")
+            later = record_submission(s, _submission(raw=b'{"message": "other"}'), "EX",
+                    originals_key=ORIGINALS_KEY)
         year = datetime.now(UTC).year
         assert (first.created, again.created, later.created) == (True, False, True)
         assert again.entry_id == first.entry_id
@@ -192,7 +204,8 @@ def test_concurrent_duplicates_are_one_entry(db_url: str) -> None:
         try:
             for raw in (b"the same bytes", f"writer {n}".encode()):
                 with db.session() as s:
-                    rec = record_submission(s, _submission(raw=raw), "EX")
+                    rec = record_submission(s, _submission(raw=raw), "EX",
+                            originals_key=ORIGINALS_KEY)
                 with lock:
                     results.append((raw.decode(), rec.created, rec.record_number))
         except BaseException as exc:  # noqa: BLE001
@@ -242,7 +255,7 @@ def test_sqlite_writers_queue_on_a_lock_file_across_processes(sqlite_url: str) -
 
     try:
         with db.session() as s:
-            record_submission(s, _submission(), "EX")
+            record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
             assert other_process_sees() == "busy"
         assert other_process_sees() == "free"
     finally:
@@ -258,7 +271,7 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
     year = datetime.now(UTC).year
     try:
         with db.session() as s:
-            a = record_submission(s, _submission(raw=b"a"), "EX")
+            a = record_submission(s, _submission(raw=b"a"), "EX", originals_key=ORIGINALS_KEY)
         batch = [
             _submission(raw=b"b", body="My SSN is 123-45-6789"),
             _submission(raw=b"a"),                       # stored before
@@ -268,7 +281,7 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
         ]
         findings = [{"body": detect(stored_texts(x)["body"], key=b"k")} for x in batch]
         with db.session() as s:
-            out = record_submissions(s, batch, "EX", findings)
+            out = record_submissions(s, batch, "EX", findings, originals_key=ORIGINALS_KEY)
         assert [r.created for r in out] == [True, False, True, False, True]
         assert out[1] == a.__class__(a.entry_id, a.record_number, created=False)
         assert out[3].entry_id == out[0].entry_id
@@ -284,7 +297,11 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
             kinds = s.execute(select(PiiFinding.entry_id, PiiFinding.kind)).all()
             assert [(e, k) for e, k in kinds if k == "ssn"] == [(out[0].entry_id, "ssn")]
             body = s.scalar(select(Entry.body).where(Entry.id == out[0].entry_id))
-            assert body == "My SSN is 123-45-6789"
+            # Stored at rest with its marker; the finding re-based onto it.
+            assert body == "My SSN is [redacted: Social Security number]"
+            ssn = s.execute(select(PiiFinding.start, PiiFinding.end).where(
+                PiiFinding.kind == "ssn")).one()
+            assert body[ssn.start:ssn.end] == "[redacted: Social Security number]"
     finally:
         db.dispose()
 

@@ -20,7 +20,7 @@ from intake.outbound import webhook
 from intake.runtime import Runtime
 from intake.services import privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submission
-from tests.conftest import free_port, make_settings, wait_for
+from tests.conftest import ORIGINALS_KEY, free_port, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 
 CITIZEN = "maria.lopez@example.org"
@@ -91,7 +91,7 @@ def submit(rt: Runtime, body: str = "A pothole on Route 9 is huge.", *,
             content_type="text/plain", subject=f"Road problem (write to {email})",
             body=f"{body} Please answer me at {email}.", form_slug="contact",
             fields=fields or {}, submitter=SubmitterData(name="Maria Lopez", email=email)),
-            "EX", pii_key=rt.pii_key)
+            "EX", pii_key=rt.pii_key, originals_key=ORIGINALS_KEY)
         if consent:
             privacy.record_consent(s, entry_id=rec.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
@@ -194,7 +194,8 @@ def test_crlf_in_subject_cannot_inject_headers(rt: Runtime, sink: SmtpSink) -> N
         record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=b"inject", content_type="text/plain",
             subject="Pothole\r\nBcc: victim@evil.example", body="pothole here",
-            submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN)), "EX")
+            submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN)), "EX",
+                    originals_key=ORIGINALS_KEY)
     wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="mail")
     for received in sink.all():
         assert not any("evil.example" in r for r in received.rcpt_tos)

@@ -18,6 +18,7 @@ from intake.db import Database, WriterQueue
 from intake.db.group import GroupCommit, Job
 from intake.db.models import Entry
 from intake.services.records import NewSubmission, Recorded, record_submission
+from tests.conftest import ORIGINALS_KEY
 
 
 def _submission(text: str) -> NewSubmission:
@@ -39,7 +40,8 @@ def _writer(db: Database, sizes: list[int],
         for text in texts:
             if text == "poison":
                 raise Poison("this item cannot be stored")
-            out.append(record_submission(session, _submission(text), "EX"))
+            out.append(record_submission(session, _submission(text), "EX",
+                    originals_key=ORIGINALS_KEY))
         return out
 
     return GroupCommit(db, write_batch)
@@ -295,8 +297,9 @@ def test_a_duplicate_the_batch_did_not_see_falls_back_to_one_at_a_time(
         sizes.append(len(texts))
         subs = [_submission(t) for t in texts]
         if len(subs) == 1:
-            return [record_submission(session, subs[0], "EX")]
-        return record_submissions(session, subs, "EX", [{} for _ in subs])
+            return [record_submission(session, subs[0], "EX", originals_key=ORIGINALS_KEY)]
+        return record_submissions(session, subs, "EX", [{} for _ in subs],
+                originals_key=ORIGINALS_KEY)
 
     writer: GroupCommit[str, Recorded] = GroupCommit(db, write_batch)
     try:
@@ -306,7 +309,7 @@ def test_a_duplicate_the_batch_did_not_see_falls_back_to_one_at_a_time(
         monkeypatch.setattr(records, "_entries_by_keys", lambda conn, keys: [])
         with pytest.raises(IntegrityError), db.session() as s:
             record_submissions(s, [_submission("new"), _submission("already here")], "EX",
-                               [{}, {}])
+                               [{}, {}], originals_key=ORIGINALS_KEY)
         # Through the writer: the failed batch is retried one item at a time.
         hold = threading.Event()
         sizes.clear()
@@ -394,14 +397,16 @@ def test_postgresql_form_writers_of_a_host_take_turns_on_a_lock_file(
 
     db = Database(pg_url)
     lock = tmp_path / "not yet" / "form-writer.lock"
-    assert form_writer(db, record_prefix="EX", pii_key=b"k" * 32, turn_lock=lock).turn
+    assert form_writer(db, record_prefix="EX", pii_key=b"k" * 32, turn_lock=lock,
+            originals_key=ORIGINALS_KEY).turn
     assert lock.parent.is_dir()  # made for it
     turns = WriterQueue(lock)
     sizes: list[int] = []
 
     def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
         sizes.append(len(texts))
-        return [record_submission(session, _submission(t), "EX") for t in texts]
+        return [record_submission(session, _submission(t), "EX",
+                originals_key=ORIGINALS_KEY) for t in texts]
 
     # Another WriterQueue on the same file: as another process of the host would hold it.
     _queued_behind_a_held_turn(db, WriterQueue(lock),

@@ -13,7 +13,14 @@ from intake.db.models import Entry, Event, RoutingDecision, WorkItem
 from intake.jobs.workitems import PermanentError, TransientError, add_work_item, retry_dead
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, SubmitterData, record_submission
-from tests.conftest import SMALL_RULES, TEST_SECRET, free_port, make_settings, wait_for
+from tests.conftest import (
+    ORIGINALS_KEY,
+    SMALL_RULES,
+    TEST_SECRET,
+    free_port,
+    make_settings,
+    wait_for,
+)
 
 
 def _record(runtime: Runtime, body: str = "There is a pothole on Route 9") -> int:
@@ -21,7 +28,8 @@ def _record(runtime: Runtime, body: str = "There is a pothole on Route 9") -> in
         rec = record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
             subject="Road", body=body, form_slug="contact",
-            submitter=SubmitterData(email="citizen@example.org")), "EX")
+            submitter=SubmitterData(email="citizen@example.org")), "EX",
+                    originals_key=ORIGINALS_KEY)
     return rec.entry_id
 
 
@@ -49,7 +57,8 @@ def _state(runtime: Runtime, entry_id: int, kind: str = "route") -> str | None:
 def test_message_is_sent_only_after_commit(runtime: Runtime) -> None:
     with runtime.db.sessions() as s, s.begin():
         record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"x",
-                                           content_type="text/plain"), "EX")
+                                           content_type="text/plain"), "EX",
+                                                   originals_key=ORIGINALS_KEY)
         s.flush()
         assert _queued(runtime) == 0  # nothing sent while the transaction is open
     assert _queued(runtime) == 1
@@ -58,7 +67,8 @@ def test_message_is_sent_only_after_commit(runtime: Runtime) -> None:
 def test_rolled_back_work_sends_nothing(runtime: Runtime) -> None:
     with pytest.raises(RuntimeError), runtime.db.session() as s:
         record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"y",
-                                           content_type="text/plain"), "EX")
+                                           content_type="text/plain"), "EX",
+                                                   originals_key=ORIGINALS_KEY)
         raise RuntimeError("the request failed after recording")
     assert _queued(runtime) == 0
     with runtime.db.session() as s:
@@ -288,7 +298,8 @@ def test_messages_wait_until_the_sqlite_write_lock_is_released(
         else:
             writer = GroupCommit(rt.db, lambda session, texts: [record_submission(
                 session, NewSubmission(channel="web", kind="feedback", raw=t.encode(),
-                                       content_type="text/plain", subject=t, body=t), "EX")
+                                       content_type="text/plain", subject=t, body=t), "EX",
+                                               originals_key=ORIGINALS_KEY)
                 for t in texts])
             entry_id = writer.write("hello").entry_id
         assert held_at_send == [0]

@@ -13,6 +13,7 @@ from intake.jobs import workitems
 from intake.runtime import Runtime
 from intake.services.privacy import verify_chains
 from intake.services.records import NewSubmission, SubmitterData, record_submission
+from tests.conftest import ORIGINALS_KEY
 
 
 def _record(runtime: Runtime, n: int) -> list[int]:
@@ -22,7 +23,8 @@ def _record(runtime: Runtime, n: int) -> list[int]:
             rec = record_submission(s, NewSubmission(
                 channel="web", kind="contact", raw=f"pothole {i}".encode(),
                 content_type="text/plain", subject="Road", body=f"Pothole number {i}",
-                form_slug="contact", submitter=SubmitterData(email=f"c{i}@example.org")), "EX")
+                form_slug="contact", submitter=SubmitterData(email=f"c{i}@example.org")), "EX",
+                        originals_key=ORIGINALS_KEY)
             ids.append(rec.entry_id)
     return ids
 
@@ -163,12 +165,12 @@ def test_a_batch_writes_what_routing_one_by_one_writes(runtime: Runtime) -> None
         rec = record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=b"pothole 0 again", content_type="text/plain",
             subject="Road", body="Pothole number 0", form_slug="contact",
-            submitter=SubmitterData(email="c0@example.org")), "EX")
+            submitter=SubmitterData(email="c0@example.org")), "EX", originals_key=ORIGINALS_KEY)
         batched = [rec.entry_id]
         rec = record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=b"pothole 1 again", content_type="text/plain",
             subject="Road", body="Pothole number 1", form_slug="contact",
-            submitter=SubmitterData(email="c1@example.org")), "EX")
+            submitter=SubmitterData(email="c1@example.org")), "EX", originals_key=ORIGINALS_KEY)
         batched.append(rec.entry_id)
         route_ids = dict(s.execute(select(WorkItem.entry_id, WorkItem.id)
                                    .where(WorkItem.kind == "route")).all())

@@ -21,7 +21,7 @@ from intake.db.models import PiiFinding, WorkItem
 from intake.runtime import Runtime
 from intake.services import gate
 from intake.services.records import NewSubmission, SubmitterData, record_submission
-from tests.conftest import make_settings, wait_for
+from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 from tests.test_delivery import DOT, rules_file
 
@@ -60,7 +60,8 @@ def test_planted_personal_data_never_reaches_the_logs(
         rec = record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
             subject=f"Complaint from {NAME} <{ADDRESS}>", body=body, form_slug="contact",
-            submitter=SubmitterData(name=NAME, email=ADDRESS)), "EX", pii_key=runtime.pii_key)
+            submitter=SubmitterData(name=NAME, email=ADDRESS)), "EX", pii_key=runtime.pii_key,
+                    originals_key=ORIGINALS_KEY)
 
     def routed() -> bool:
         with runtime.db.session() as s:

@@ -19,7 +19,7 @@ from intake.db.models import AccessLink, Disclosure, WorkItem, utcnow
 from intake.runtime import Runtime
 from intake.services import gate, privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submission
-from tests.conftest import REPO, intake_command, subprocess_env
+from tests.conftest import ORIGINALS_KEY, REPO, intake_command, subprocess_env
 
 POLICY_VERSION = "share-identity-2026-01"
 POLICY_TEXT = ("I agree that the state agency that handles my message may see my name and "
@@ -34,7 +34,8 @@ def _entry(db: Database, email: str = "maria@example.org") -> int:
         return record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=email.encode(), content_type="text/plain",
             subject="Pothole", body="Pothole on Route 9",
-            submitter=SubmitterData(name="Maria Lopez", email=email)), "EX").entry_id
+            submitter=SubmitterData(name="Maria Lopez", email=email)), "EX",
+                    originals_key=ORIGINALS_KEY).entry_id
 
 
 def _consent(db: Database, entry_id: int, action: ConsentAction, recipient_class: str = "agency",

@@ -25,12 +25,13 @@ from intake.services.privacy import detect_places
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
+    open_original,
     record_submission,
     record_submissions,
     stored_texts,
 )
 from intake.services.records_at_once import at_once_input, record_at_once
-from tests.conftest import _truncate_postgres, wait_for
+from tests.conftest import ORIGINALS_KEY, _truncate_postgres, wait_for
 
 KEY = b"k" * 32
 CONTACT = load_forms_file(packaged_forms_path()).forms["contact"]
@@ -65,8 +66,11 @@ def _tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
                    "fields::text, status, agency_id, idempotency_key, tags::text FROM entries",
         "submitters": "SELECT e.record_number, s.name, s.email, s.phone, s.postal_address "
                       "FROM submitters s JOIN entries e ON e.id = s.entry_id",
-        "originals": "SELECT e.record_number, o.content_type, o.raw, o.sha256, o.size, "
+        # o.raw: sealed under a random key (below: opened).
+        "originals": "SELECT e.record_number, o.content_type, o.sha256, o.size, "
                      "o.received_at FROM originals o JOIN entries e ON e.id = o.entry_id",
+        "entry_keys": "SELECT e.record_number, k.created_at, length(k.wrapped_key) "
+                      "FROM entry_keys k JOIN entries e ON e.id = k.entry_id",
         "events": "SELECT e.record_number, v.kind, v.at, v.actor, v.detail::text "
                   "FROM events v JOIN entries e ON e.id = v.entry_id",
         "pii_findings": "SELECT e.record_number, f.place, f.kind, f.start, f.\"end\", "
@@ -82,8 +86,12 @@ def _tables(db: Database) -> dict[str, list[tuple[Any, ...]]]:
         "record_counters": "SELECT prefix, year, last_value FROM record_counters",
     }
     with db.engine.connect() as conn:
-        return {name: sorted(tuple(r) for r in conn.execute(text(sql)))
-                for name, sql in queries.items()}
+        tables = {name: sorted(tuple(r) for r in conn.execute(text(sql)))
+                  for name, sql in queries.items()}
+        tables["opened originals"] = sorted(
+            (number, open_original(conn, entry_id, ORIGINALS_KEY))
+            for entry_id, number in conn.execute(text("SELECT id, record_number FROM entries")))
+        return tables
 
 
 def _findings(batch: list[NewSubmission]) -> list[dict[str, list[Any]]]:
@@ -97,7 +105,8 @@ def _digests(count: int, batch: str = "") -> list[str]:
 def _step_by_step(db: Database, batch: list[NewSubmission]) -> list[tuple[str, bool]]:
     """The statement-a-step path, with the same status-link digests as the other."""
     with db.session() as session:
-        recorded = record_submissions(session, batch, "EX", _findings(batch))
+        recorded = record_submissions(session, batch, "EX", _findings(batch),
+                originals_key=ORIGINALS_KEY)
         now = datetime.now(UTC)
         privacy.ACCESS_LINKS_INSERT.run(session.connection(), [
             privacy.access_link_row(digest, rec.entry_id, now)
@@ -110,7 +119,8 @@ def _at_once(db: Database, batch: list[NewSubmission],
     with db.engine.connect() as conn:
         now = datetime.now(UTC)
         outcomes = record_at_once(conn.execution_options(isolation_level="AUTOCOMMIT"), [
-            at_once_input(conn.dialect, s, f, d, now) for s, f, d in zip(
+            at_once_input(conn.dialect, s, f, d, now,
+                    originals_key=ORIGINALS_KEY) for s, f, d in zip(
                 batch, _findings(batch), _digests(len(batch), links), strict=True)], "EX")
     if outcomes is None:
         return None
@@ -119,7 +129,8 @@ def _at_once(db: Database, batch: list[NewSubmission],
 
 def _store_one_before(db: Database) -> None:
     with db.session() as session:
-        record_submission(session, _submission(0, raw="stored before"), "EX", pii_key=KEY)
+        record_submission(session, _submission(0, raw="stored before"), "EX", pii_key=KEY,
+                originals_key=ORIGINALS_KEY)
 
 
 def test_one_statement_writes_row_for_row_what_the_steps_write(pg_url: str) -> None:
@@ -147,12 +158,13 @@ def test_a_duplicate_of_a_stored_entry_writes_nothing_and_is_left_to_the_steps(
     db = Database(pg_url)
     try:
         with db.session() as session:
-            stored = record_submission(session, new_submission(_page(b"sent before")), "EX")
+            stored = record_submission(session, new_submission(_page(b"sent before")), "EX",
+                    originals_key=ORIGINALS_KEY)
         before = _tables(db)
         assert _at_once(db, [new_submission(_page(b"new")),
                              new_submission(_page(b"sent before"))]) is None
         assert _tables(db) == before  # nothing written, the counter unmoved
-        writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+        writer = form_writer(db, record_prefix="EX", pii_key=KEY, originals_key=ORIGINALS_KEY)
         answers = [writer.write(PendingSubmission(_page(b"new"), {})),
                    writer.write(PendingSubmission(_page(b"sent before"), {}))]
         assert writer.stats.batches == 2  # the duplicate's batch, written by the steps
@@ -240,7 +252,7 @@ def test_form_batches_on_postgresql_go_in_one_statement_and_send_their_work(
     sent: list[tuple[int, datetime]] = []
     lock = tmp_path / "form-writer.lock"
     writer = form_writer(db, record_prefix="EX", pii_key=KEY, turn_lock=lock,
-                         send_committed=sent.extend)
+                         send_committed=sent.extend, originals_key=ORIGINALS_KEY)
     checkouts: list[str] = []
     statements: list[str] = []
     event.listen(db.engine, "checkout", lambda *_args: checkouts.append("checkout"))
@@ -261,7 +273,7 @@ def test_the_form_writers_connection_lost_or_idle_is_replaced(
     import intake.services.forms
 
     db = Database(pg_url)
-    writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+    writer = form_writer(db, record_prefix="EX", pii_key=KEY, originals_key=ORIGINALS_KEY)
     admin = Database(pg_url)
 
     def kill_the_writers_connection() -> None:
@@ -327,13 +339,14 @@ def test_a_double_click_that_reached_another_process_first_gets_that_entry(
     other = Database(pg_url)
     try:
         with db.session() as session:  # the counter row exists, as after any submission
-            record_submission(session, _submission(0), "EX")
+            record_submission(session, _submission(0), "EX", originals_key=ORIGINALS_KEY)
         first_click = other.sessions()
         first_click.begin()
-        stored = record_submission(first_click, new_submission(page), "EX")  # not committed
+        stored = record_submission(first_click, new_submission(page), "EX",
+                originals_key=ORIGINALS_KEY)  # not committed
         answers: list[Any] = []
 
-        writer = form_writer(db, record_prefix="EX", pii_key=KEY)
+        writer = form_writer(db, record_prefix="EX", pii_key=KEY, originals_key=ORIGINALS_KEY)
 
         def second_click() -> None:
             answers.append(writer.write(PendingSubmission(page, {})))
@@ -375,7 +388,8 @@ def test_sqlite_form_batches_go_on_a_connection_and_send_their_work_after_the_tu
     sent: list[tuple[int, bool]] = []
     writer = form_writer(db, record_prefix="EX", pii_key=KEY,
                          send_committed=lambda sends: sent.extend(
-                             (item_id, writers._owner is None) for item_id, _due in sends))
+                             (item_id, writers._owner is None) for item_id, _due in sends),
+                                     originals_key=ORIGINALS_KEY)
     sessions: list[str] = []
     event.listen(db.sessions, "after_begin", lambda *_args: sessions.append("session"))
     try:

@@ -13,7 +13,14 @@ from intake.db.models import Entry, RoutingDecision, WorkItem
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from intake.settings import packaged_rules_path
-from tests.conftest import REPO, intake_command, make_settings, subprocess_env, wait_for
+from tests.conftest import (
+    ORIGINALS_KEY,
+    REPO,
+    intake_command,
+    make_settings,
+    subprocess_env,
+    wait_for,
+)
 
 
 def _intake(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
@@ -116,7 +123,8 @@ def _store_and_route(rt: Runtime, bodies: list[str]) -> list[str]:
             numbers.append(record_submission(s, NewSubmission(
                 channel="web", kind="contact", raw=f"{i}:{body}".encode(),
                 content_type="text/plain", body=body, form_slug="contact",
-                submitter=SubmitterData(email=f"p{i}@example.org")), "EX").record_number)
+                submitter=SubmitterData(email=f"p{i}@example.org")), "EX",
+                        originals_key=ORIGINALS_KEY).record_number)
     rt.jobs.start()
 
     def all_done() -> bool:

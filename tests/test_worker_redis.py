@@ -15,14 +15,21 @@ from sqlalchemy import func, select
 from intake.db.models import Event, RoutingDecision, WorkItem
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, record_submission
-from tests.conftest import SMALL_RULES, make_settings, output_of, subprocess_env, wait_for
+from tests.conftest import (
+    ORIGINALS_KEY,
+    SMALL_RULES,
+    make_settings,
+    output_of,
+    subprocess_env,
+    wait_for,
+)
 
 
 def _record(rt: Runtime, body: str) -> int:
     with rt.db.session() as s:
         return record_submission(s, NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
-            body=body, form_slug="contact"), "EX").entry_id
+            body=body, form_slug="contact"), "EX", originals_key=ORIGINALS_KEY).entry_id
 
 
 def _done(rt: Runtime, entry_id: int) -> bool:

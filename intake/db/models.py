@@ -11,8 +11,11 @@ Tables and why they exist:
   address), one row per entry, kept apart so that one place holds PII and
   access to it can be controlled and logged.
 - ``originals``: the sealed original, the exact bytes received (raw e-mail,
-  raw form payload) with their SHA-256. Never updated or deleted (database
-  triggers refuse it).
+  raw form payload) with their SHA-256, encrypted under the entry's own key
+  (``entry_keys``; the SHA-256 is of the plaintext). Never updated or
+  deleted (database triggers refuse it).
+- ``entry_keys``: each entry's data key, wrapped; deleting it destroys the
+  entry's originals.
 - ``events``: the append-only timeline of each entry (received, routed,
   forwarded, viewed, ...). Never updated or deleted (triggers).
 - ``work_items``: durable "to do" rows that background jobs act on. The
@@ -202,7 +205,8 @@ class Submitter(Base):
 
 
 class Original(Base):
-    """The sealed original: exact bytes as received. Never modified."""
+    """The sealed original: exact bytes as received, encrypted (``raw``; read it with
+    :func:`intake.services.records.open_original`). Never modified."""
 
     __tablename__ = "originals"
 
@@ -217,6 +221,22 @@ class Original(Base):
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
     entry: Mapped[Entry] = relationship(back_populates="original")
+
+
+class EntryKey(Base):
+    """An entry's data key, wrapped with the key-encryption key (:mod:`intake.core.sealing`).
+
+    It opens the entry's sealed original and its replies' raw bytes. Deleting
+    the row is how retention destroys them; it is not append-only for that.
+    """
+
+    __tablename__ = "entry_keys"
+
+    entry_id: Mapped[int] = mapped_column(
+        ForeignKey("entries.id", ondelete="RESTRICT"), primary_key=True, autoincrement=False
+    )
+    wrapped_key: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
 
 
 class Event(Base):
@@ -460,7 +480,10 @@ class ThreadMessage(Base):
     """A message in an entry's conversation after the first: replies, relayed mail, notes.
 
     Inbound ones keep their exact bytes in ``raw`` (a sealed original of their
-    own); outbound ones record what was sent. Append-only.
+    own, encrypted under the entry's key: read it with
+    :func:`intake.services.records.open_thread_message`) and their subject and
+    body with the P6 values replaced by markers; outbound ones record what was
+    sent. Append-only.
     """
 
     __tablename__ = "thread_messages"

@@ -157,8 +157,9 @@ def new_submission(submission: FormSubmission) -> NewSubmission:
 
 
 def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]:
-    """PII findings in the texts exactly as they will be stored: one scan serves both the
-    sensitive-data warning and the stored findings."""
+    """PII findings in the texts as they will be stored: one scan serves both the
+    sensitive-data warning and the stored findings (re-based once the P6 values are
+    replaced by their markers: :func:`intake.services.records.prepare`)."""
     return detect_places(stored_texts(new_submission(submission)), pii_key)
 
 
@@ -177,7 +178,7 @@ class PendingSubmission:
 
 
 def submit_forms(session: Session | Connection, pending: Sequence[PendingSubmission], *,
-                 record_prefix: str, pii_key: bytes,
+                 record_prefix: str, pii_key: bytes, originals_key: bytes,
                  sends: list[tuple[int, datetime]] | None = None) -> list[Confirmation]:
     """:func:`submit_form` for each, in order, in the caller's one transaction.
 
@@ -190,12 +191,13 @@ def submit_forms(session: Session | Connection, pending: Sequence[PendingSubmiss
     if len(pending) == 1:
         only = pending[0]
         return [submit_form(session, only.submission, record_prefix=record_prefix,
-                            pii_key=pii_key, findings=only.findings, sends=sends)]
+                            pii_key=pii_key, originals_key=originals_key,
+                            findings=only.findings, sends=sends)]
     # The new entries' rows and the status links: one statement on PostgreSQL.
     batch = InsertBatch()
     recorded = record_submissions(session, [new_submission(p.submission) for p in pending],
                                   record_prefix, [p.findings for p in pending], batch,
-                                  sends=sends)
+                                  sends=sends, originals_key=originals_key)
     for p, rec in zip(pending, recorded, strict=True):
         if rec.created:
             _store_extras(session, rec.entry_id, p.submission)
@@ -218,12 +220,13 @@ def _can_go_at_once(pending: PendingSubmission) -> bool:
     return not pending.submission.uploads and pending.submission.consent is None
 
 
-def _at_once_part(dialect: Dialect, pending: PendingSubmission) -> PendingSubmission:
+def _at_once_part(dialect: Dialect, pending: PendingSubmission,
+                  originals_key: bytes) -> PendingSubmission:
     """``pending`` with its part of a one-statement batch and its status-link token."""
     token = privacy.new_access_tokens(1)[0]
     return replace(pending, token=token, at_once=at_once_input(
         dialect, new_submission(pending.submission), pending.findings,
-        privacy.access_token_digest(token), utcnow()))
+        privacy.access_token_digest(token), utcnow(), originals_key=originals_key))
 
 
 #: What the form writer calls with the new "route" work items (id, due) of a batch it
@@ -248,13 +251,15 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
     """
 
     def __init__(self, db: Database, *, record_prefix: str, pii_key: bytes,
-                 turn_queue: WriterQueue | None = None,
+                 originals_key: bytes, turn_queue: WriterQueue | None = None,
                  send_committed: SendCommitted | None = None) -> None:
         super().__init__(db, lambda session, pending: submit_forms(
-            session, pending, record_prefix=record_prefix, pii_key=pii_key),
+            session, pending, record_prefix=record_prefix, pii_key=pii_key,
+            originals_key=originals_key),
             turn=turn_queue.turn if turn_queue is not None else None)
         self.record_prefix = record_prefix
         self.pii_key = pii_key
+        self.originals_key = originals_key
         self.turn_queue = turn_queue
         self.send_committed = send_committed
         self._at_once = db.dialect == "postgresql"
@@ -265,7 +270,7 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         # What a one-statement batch takes of the submission is made here, before it
         # queues: not by the writer that holds everyone's turn.
         if self._at_once and _can_go_at_once(item):
-            item = _at_once_part(self.db.engine.dialect, item)
+            item = _at_once_part(self.db.engine.dialect, item, self.originals_key)
         return super().write(item)
 
     def _commit_once(self, batch: list[Job[PendingSubmission, Confirmation]]) -> None:
@@ -296,7 +301,7 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
         with self._connection().begin() as transaction:  # BEGIN IMMEDIATE
             results = submit_forms(transaction.connection, [job.item for job in batch],
                                    record_prefix=self.record_prefix, pii_key=self.pii_key,
-                                   sends=sends)
+                                   originals_key=self.originals_key, sends=sends)
         self._done(batch, results)
         self._send(sends)
 
@@ -337,7 +342,7 @@ class FormWriter(GroupCommit[PendingSubmission, Confirmation]):
             self._conn = None
 
 
-def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
+def form_writer(db: Database, *, record_prefix: str, pii_key: bytes, originals_key: bytes,
                 turn_lock: Path | None = None,
                 send_committed: SendCommitted | None = None) -> FormWriter:
     """The process's one writer of form submissions: concurrent ones share a commit.
@@ -356,12 +361,13 @@ def form_writer(db: Database, *, record_prefix: str, pii_key: bytes,
         with suppress(OSError):  # if it cannot be made, WriterQueue says so and goes without
             turn_lock.parent.mkdir(parents=True, exist_ok=True)
         queue = WriterQueue(turn_lock)
-    return FormWriter(db, record_prefix=record_prefix, pii_key=pii_key, turn_queue=queue,
+    return FormWriter(db, record_prefix=record_prefix, pii_key=pii_key,
+                      originals_key=originals_key, turn_queue=queue,
                       send_committed=send_committed)
 
 
 def submit_form(session: Session | Connection, submission: FormSubmission, *,
-                record_prefix: str, pii_key: bytes,
+                record_prefix: str, pii_key: bytes, originals_key: bytes,
                 findings: Mapping[str, Sequence[Finding]] | None = None,
                 sends: list[tuple[int, datetime]] | None = None) -> Confirmation:
     """Store everything about one form submission in the caller's transaction.
@@ -373,7 +379,8 @@ def submit_form(session: Session | Connection, submission: FormSubmission, *,
     """
     batch = InsertBatch()
     recorded = record_submission(session, new_submission(submission), record_prefix,
-                                 pii_key=pii_key, findings=findings, batch=batch, sends=sends)
+                                 pii_key=pii_key, originals_key=originals_key,
+                                 findings=findings, batch=batch, sends=sends)
     if recorded.created:
         _store_extras(session, recorded.entry_id, submission)
     token = privacy.create_access_links_in(batch, [recorded.entry_id])[0]

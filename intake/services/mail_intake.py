@@ -7,7 +7,9 @@ message bytes call :func:`intake_message`. In ONE transaction it either
   original, the submitter from ``From``, attachments, PII findings, the
   "route" work item), or
 - adds the message to an existing entry's **thread** (a ``ThreadMessage``
-  with the raw bytes, a "reply-received" event and a "relay" work item), or
+  with the raw bytes sealed under the entry's key and its texts with the P6
+  values replaced by markers, a "reply-received" event and a "relay" work
+  item), or
 - finds it was already stored (**duplicate**: the same raw bytes, whatever
   their Message-ID; two different messages with one Message-ID are both kept), or
 - **quarantines** it (raw bytes + error) when storing fails,
@@ -40,7 +42,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
@@ -48,6 +50,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.orm import Session
 
 from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_message
+from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
 from intake.db import Database
 from intake.db.mail_models import QuarantinedMessage
@@ -61,8 +64,18 @@ from intake.db.models import (
     utcnow,
 )
 from intake.jobs.workitems import PENDING_SENDS, add_work_item
-from intake.services.privacy import entry_for_relay_token, record_pii_findings
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.privacy import (
+    detect_places,
+    entry_for_relay_token,
+    record_pii_findings,
+    store_findings,
+)
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submission,
+    seal_for_entry,
+)
 from intake.settings import Settings
 
 log = logging.getLogger("intake.mail")
@@ -112,6 +125,8 @@ class MailContext:
     agency_addresses: Collection[str] = ()
     form: str | None = None
     agency_hint: str | None = None
+    # The key-encryption key of the entries' data keys (see :mod:`intake.core.sealing`).
+    originals_key: bytes = field(kw_only=True, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, mailbox: str, *, pii_key: bytes | None,
@@ -120,7 +135,7 @@ class MailContext:
         return cls(mailbox=mailbox, record_prefix=settings.record_prefix,
                    relay_domain=settings.relay_domain, pii_key=pii_key,
                    agency_addresses=tuple(agency_addresses), form=form,
-                   agency_hint=agency_hint)
+                   agency_hint=agency_hint, originals_key=settings.originals_key())
 
 
 def intake_message(
@@ -393,7 +408,7 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         NewSubmission(channel="email", kind="email", raw=raw, content_type="message/rfc822",
                       subject=parsed.subject, body=parsed.text, form_slug=context.form,
                       fields=fields, submitter=submitter, idempotency_key=f"sha256:{digest}"),
-        context.record_prefix, pii_key=context.pii_key,
+        context.record_prefix, pii_key=context.pii_key, originals_key=context.originals_key,
     )
     if recorded.created:
         _attachment_rows(session, recorded.entry_id, parsed, None)
@@ -411,12 +426,17 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
                  entry_id: int, via: str, author: str, context: MailContext) -> MailOutcome:
     record_number = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
     key = f"sha256:{digest}"
+    # Like an entry's: the P6 values only in the raw bytes, sealed under the entry's key.
+    texts = {"subject": parsed.subject, "body": parsed.text}
+    found = detect_places(texts, context.pii_key) if context.pii_key is not None else {}
+    at_rest = {place: redact_at_rest(text, found.get(place, ())) for place, text in texts.items()}
     try:
         with session.begin_nested():
             message = ThreadMessage(
                 entry_id=entry_id, direction="in", author_kind=author, author_id=None,
-                subject=parsed.subject, body=parsed.text, raw=raw, sha256=digest,
-                message_id=parsed.message_id, idempotency_key=key, at=utcnow(),
+                subject=at_rest["subject"].text, body=at_rest["body"].text,
+                raw=seal_for_entry(session, entry_id, context.originals_key, raw, digest),
+                sha256=digest, message_id=parsed.message_id, idempotency_key=key, at=utcnow(),
             )
             session.add(message)
             session.flush()
@@ -435,10 +455,11 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         **({"auto_submitted": parsed.auto_submitted} if parsed.auto_submitted else {}),
     }))
     if context.pii_key is not None:
-        places = {f"thread:{message.id}:subject": parsed.subject,
-                  f"thread:{message.id}:body": parsed.text}
-        places.update(_attachment_texts(parsed, f"thread:{message.id}:"))
-        record_pii_findings(session, entry_id, places, context.pii_key)
+        findings = {f"thread:{message.id}:{place}": list(at_rest[place].findings)
+                    for place in found}
+        findings.update(detect_places(_attachment_texts(parsed, f"thread:{message.id}:"),
+                                      context.pii_key))
+        store_findings(session, entry_id, findings)
     if relayed:
         add_work_item(session, "relay", dedupe_key=f"relay:{message.id}", entry_id=entry_id,
                       payload={"thread_message_id": message.id})

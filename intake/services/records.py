@@ -4,6 +4,12 @@ A web form, a polled e-mail and an ingested ``.eml`` all end here: one
 transaction writes the entry, the submitter's personal data (apart), the
 sealed original bytes with their SHA-256, the "received" event and the
 "route" work item. Only after that commit does anything else happen.
+
+What people are asked not to send (the P6 kinds) is kept only in the sealed
+original, encrypted under the entry's own key (:mod:`intake.core.sealing`):
+the entry's texts and form answers hold their markers instead
+(:func:`intake.core.pii.at_rest.redact_at_rest`), and so does the full-text
+index made from them.
 """
 
 from __future__ import annotations
@@ -19,13 +25,24 @@ from typing import Any, cast
 from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
+from intake.core import sealing
 from intake.core.pii import Finding
+from intake.core.pii.at_rest import redact_at_rest, redact_values
 from intake.db import (
     allocate_record_number,
     allocate_record_numbers,
     release_record_number,
 )
-from intake.db.models import Entry, EntryStatus, Event, Original, Submitter, utcnow
+from intake.db.models import (
+    Entry,
+    EntryKey,
+    EntryStatus,
+    Event,
+    Original,
+    Submitter,
+    ThreadMessage,
+    utcnow,
+)
 from intake.db.prepared import InsertBatch, PreparedInsert, execute
 from intake.jobs.workitems import enqueue_many_in, pending_sends
 from intake.services.privacy import detect_places, store_findings_in
@@ -80,7 +97,8 @@ def _clean_line(text: str, limit: int) -> str:
 
 
 def stored_texts(submission: NewSubmission) -> dict[str, str]:
-    """Subject and body exactly as the entry will store them (PII offsets refer to these)."""
+    """Subject and body as the PII detector scans them: as the entry stores them but for
+    the P6 values, which :func:`prepare` replaces by their markers (re-basing the findings)."""
     return {"subject": _clean_line(submission.subject, MAX_SUBJECT),
             "body": submission.body[:MAX_BODY]}
 
@@ -93,20 +111,38 @@ class _Prepared:
     digest: str
     key: str
     received_at: datetime
-    texts: dict[str, str]
+    texts: dict[str, str]  # as stored: the P6 values replaced by their markers
+    fields: dict[str, Any]  # likewise
+    findings: dict[str, list[Finding]]  # re-based onto ``texts``
+    sealed_raw: bytes  # the raw bytes encrypted under the entry's new data key
+    wrapped_key: bytes  # that key, encrypted under the key-encryption key
 
     @classmethod
-    def of(cls, submission: NewSubmission) -> _Prepared:
+    def of(cls, submission: NewSubmission, findings: Mapping[str, Sequence[Finding]],
+           originals_key: bytes) -> _Prepared:
         digest = hashlib.sha256(submission.raw).hexdigest()
+        texts: dict[str, str] = {}
+        rebased = {place: list(found) for place, found in findings.items()}
+        removed: list[tuple[str, str]] = []
+        for place, text in stored_texts(submission).items():
+            at_rest = redact_at_rest(text, findings.get(place, ()))
+            texts[place] = at_rest.text
+            if place in rebased:
+                rebased[place] = list(at_rest.findings)
+            removed.extend(at_rest.removed)
+        data_key = sealing.new_data_key()
         return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
-                   submission.received_at or utcnow(), stored_texts(submission))
+                   submission.received_at or utcnow(), texts,
+                   redact_values(submission.fields, removed), rebased,
+                   sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
+                   sealing.seal(originals_key, data_key, sealing.WRAPPED_KEY_CONTEXT))
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
         s = self.submission
         return {"record_number": record_number, "channel": s.channel, "kind": s.kind,
                 "form_slug": s.form_slug, "received_at": self.received_at,
                 "subject": self.texts["subject"], "body": self.texts["body"],
-                "fields": s.fields, "status": EntryStatus.NEW, "idempotency_key": self.key,
+                "fields": self.fields, "status": EntryStatus.NEW, "idempotency_key": self.key,
                 "tags": []}
 
     def submitter_row(self, entry_id: int) -> dict[str, Any] | None:
@@ -118,8 +154,12 @@ class _Prepared:
 
     def original_row(self, entry_id: int) -> dict[str, Any]:
         s = self.submission
-        return {"entry_id": entry_id, "content_type": s.content_type, "raw": s.raw,
+        return {"entry_id": entry_id, "content_type": s.content_type, "raw": self.sealed_raw,
                 "sha256": self.digest, "size": len(s.raw), "received_at": self.received_at}
+
+    def key_row(self, entry_id: int) -> dict[str, Any]:
+        return {"entry_id": entry_id, "wrapped_key": self.wrapped_key,
+                "created_at": self.received_at}
 
     def event_row(self, entry_id: int) -> dict[str, Any]:
         s = self.submission
@@ -128,9 +168,12 @@ class _Prepared:
                                               "form": s.form_slug, "sha256": self.digest}}
 
 
-def prepare(submission: NewSubmission) -> _Prepared:
-    """A submission with its digest, idempotency key, time and stored texts."""
-    return _Prepared.of(submission)
+def prepare(submission: NewSubmission, findings: Mapping[str, Sequence[Finding]],
+            originals_key: bytes) -> _Prepared:
+    """A submission with its digest, idempotency key, time, stored texts and answers, its
+    PII ``findings`` (a scan of :func:`stored_texts`) re-based onto them, and its original
+    sealed under a new data key (wrapped with ``originals_key``)."""
+    return _Prepared.of(submission, findings, originals_key)
 
 
 def _writing(db: Session | Connection, sends: list[tuple[int, datetime]] | None
@@ -147,7 +190,7 @@ def _writing(db: Session | Connection, sends: list[tuple[int, datetime]] | None
 
 def record_submission(
     session: Session | Connection, submission: NewSubmission, record_prefix: str,
-    *, pii_key: bytes | None = None,
+    *, originals_key: bytes, pii_key: bytes | None = None,
     findings: Mapping[str, Sequence[Finding]] | None = None,
     batch: InsertBatch | None = None,
     sends: list[tuple[int, datetime]] | None = None,
@@ -157,7 +200,8 @@ def record_submission(
     The PII detector's findings in subject and body are stored too (kind,
     place, keyed hash; never the value): ``findings`` when the caller has
     already scanned :func:`stored_texts` (the web form does, to warn), else a
-    scan with ``pii_key``.
+    scan with ``pii_key``. The P6 values they find are stored only in the
+    original, sealed with a new key of the entry's, wrapped with ``originals_key``.
 
     Every submission comes through here, so it is written with a handful of
     plain INSERTs (no ORM unit of work). The entry is inserted with ``ON
@@ -171,7 +215,9 @@ def record_submission(
     connection instead of a session, ``sends`` collects the new work items'
     messages for the caller to send once it has committed.
     """
-    p = prepare(submission)
+    if findings is None:
+        findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
+    p = prepare(submission, findings, originals_key)
     conn, sends = _writing(session, sends)
     record_number = allocate_record_number(conn, record_prefix, p.received_at)
     inserted = _INSERT_ENTRY_OR_NOTHING.run(conn, [p.entry_row(record_number)])
@@ -181,19 +227,16 @@ def record_submission(
         row = conn.execute(_ENTRY_BY_KEY, {"k": p.key}).one()
         return Recorded(row.id, row.record_number, created=False)
     entry_id = int(inserted[0][0])
-    if findings is None and pii_key is not None:
-        findings = detect_places(p.texts, pii_key)
-    _write_dependents(conn, sends, [p], [entry_id], [findings or {}], batch)
+    _write_dependents(conn, sends, [p], [entry_id], batch)
     log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
     return Recorded(entry_id, record_number, created=True)
 
 
 def _write_dependents(conn: Connection, sends: list[tuple[int, datetime]],
                       prepared: Sequence[_Prepared],
-                      ids: Sequence[int], findings: Sequence[Mapping[str, Sequence[Finding]]],
-                      batch: InsertBatch | None = None) -> None:
-    """What a new entry comes with: submitter, original, "received" event, PII findings
-    and the "route" work item; one INSERT a table for all of ``prepared``, all run
+                      ids: Sequence[int], batch: InsertBatch | None = None) -> None:
+    """What a new entry comes with: submitter, original and its key, "received" event, PII
+    findings and the "route" work item; one INSERT a table for all of ``prepared``, all run
     together (one statement on PostgreSQL), in ``batch`` if given (the caller runs it)."""
     own = batch is None
     batch = InsertBatch() if batch is None else batch
@@ -201,8 +244,9 @@ def _write_dependents(conn: Connection, sends: list[tuple[int, datetime]],
     batch.add(SUBMITTER_INSERT, [row for p, i in pairs
                                  if (row := p.submitter_row(i)) is not None])
     batch.add(ORIGINAL_INSERT, [p.original_row(i) for p, i in pairs])
+    batch.add(KEY_INSERT, [p.key_row(i) for p, i in pairs])
     batch.add(EVENT_INSERT, [p.event_row(i) for p, i in pairs])
-    store_findings_in(batch, list(zip(ids, findings, strict=True)))
+    store_findings_in(batch, [(i, p.findings) for p, i in pairs])
     enqueue_many_in(batch, sends, [("route", f"route:{i}", i) for i in ids])
     if own:
         batch.run(conn)
@@ -213,6 +257,7 @@ def record_submissions(
     findings: Sequence[Mapping[str, Sequence[Finding]]],
     batch: InsertBatch | None = None,
     sends: list[tuple[int, datetime]] | None = None,
+    *, originals_key: bytes,
 ) -> list[Recorded]:
     """:func:`record_submission` for many at once (a group commit): one statement a table.
 
@@ -221,10 +266,11 @@ def record_submissions(
     with that entry; the new ones get consecutive record numbers. A concurrent
     writer storing the same bytes in between makes the entries' INSERT fail
     (IntegrityError): the caller then stores them one at a time
-    (:func:`record_submission` handles that race). ``batch``, ``sends``: as for
-    :func:`record_submission`.
+    (:func:`record_submission` handles that race). ``batch``, ``sends``,
+    ``originals_key``: as for :func:`record_submission`.
     """
-    prepared = [prepare(s) for s in submissions]
+    prepared = [prepare(s, f, originals_key)
+                for s, f in zip(submissions, findings, strict=True)]
     conn, sends = _writing(session, sends)
     known = {key: Recorded(int(entry_id), number, created=False)
              for entry_id, number, key in _entries_by_keys(conn, [p.key for p in prepared])}
@@ -240,8 +286,7 @@ def record_submissions(
         # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
         by_key = {key: int(entry_id) for entry_id, key in ENTRY_INSERT.run(conn, rows)}
         ids = [by_key[p.key] for p in fresh]
-        _write_dependents(conn, sends, fresh, ids, [findings[i] for i in new.values()],
-                          batch)
+        _write_dependents(conn, sends, fresh, ids, batch)
     for key, entry_id, number in zip(new, ids, numbers, strict=True):
         known[key] = Recorded(entry_id, number, created=True)
         log.info("entry %s recorded (%s, %s)", entry_id, prepared[new[key]].submission.channel,
@@ -283,5 +328,69 @@ SUBMITTER_INSERT = PreparedInsert(cast(Table, Submitter.__table__),
 ORIGINAL_INSERT = PreparedInsert(cast(Table, Original.__table__),
                                  ("entry_id", "content_type", "raw", "sha256", "size",
                                   "received_at"))
+KEY_INSERT = PreparedInsert(cast(Table, EntryKey.__table__),
+                            ("entry_id", "wrapped_key", "created_at"))
+_INSERT_KEY_OR_NOTHING = PreparedInsert(cast(Table, EntryKey.__table__),
+                                        ("entry_id", "wrapped_key", "created_at"),
+                                        on_conflict_nothing=("entry_id",))
 EVENT_INSERT = PreparedInsert(cast(Table, Event.__table__),
                               ("entry_id", "kind", "at", "actor", "detail"))
+
+
+# -- the sealed originals -----------------------------------------------------------------
+
+
+class OriginalUnavailable(LookupError):
+    """The original cannot be read: none stored, or its entry's key was destroyed."""
+
+
+_KEY_OF = select(EntryKey.wrapped_key).where(EntryKey.entry_id == bindparam("e"))
+_ORIGINAL_OF = select(Original.raw, Original.sha256).where(Original.entry_id == bindparam("e"))
+_THREAD_RAW_OF = select(ThreadMessage.entry_id, ThreadMessage.raw, ThreadMessage.sha256).where(
+    ThreadMessage.id == bindparam("m"))
+
+
+def _data_key(db: Session | Connection, entry_id: int, originals_key: bytes) -> bytes:
+    wrapped = db.execute(_KEY_OF, {"e": entry_id}).scalar()
+    if wrapped is None:
+        raise OriginalUnavailable(f"entry {entry_id}: no key (destroyed, or stored before 0008)")
+    return sealing.unseal(originals_key, wrapped, sealing.WRAPPED_KEY_CONTEXT)
+
+
+def open_original(db: Session | Connection, entry_id: int, originals_key: bytes) -> bytes:
+    """The exact bytes an entry was received as (its sealed original, decrypted).
+
+    Raises :class:`OriginalUnavailable` without one or without the entry's key, and
+    :class:`intake.core.sealing.SealError` when it does not open (another key, a blob
+    moved from another row)."""
+    row = db.execute(_ORIGINAL_OF, {"e": entry_id}).first()
+    if row is None:
+        raise OriginalUnavailable(f"entry {entry_id}: no original")
+    return sealing.unseal(_data_key(db, entry_id, originals_key), row.raw,
+                          sealing.original_context(row.sha256))
+
+
+def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes,
+                   raw: bytes, digest: str) -> bytes:
+    """``raw`` (with SHA-256 ``digest``) sealed under the entry's key: a reply's raw bytes.
+
+    An entry stored before its originals were sealed (revision 0008) is given a key now.
+    """
+    conn = db.connection() if isinstance(db, Session) else db
+    if conn.execute(_KEY_OF, {"e": entry_id}).scalar() is None:
+        _INSERT_KEY_OR_NOTHING.run(conn, [{
+            "entry_id": entry_id, "created_at": utcnow(),
+            "wrapped_key": sealing.seal(originals_key, sealing.new_data_key(),
+                                        sealing.WRAPPED_KEY_CONTEXT)}])
+    return sealing.seal(_data_key(conn, entry_id, originals_key), raw,
+                        sealing.original_context(digest))
+
+
+def open_thread_message(db: Session | Connection, message_id: int,
+                        originals_key: bytes) -> bytes:
+    """The exact bytes a thread reply was received as (see :func:`open_original`)."""
+    row = db.execute(_THREAD_RAW_OF, {"m": message_id}).first()
+    if row is None or row.raw is None or row.sha256 is None:
+        raise OriginalUnavailable(f"thread message {message_id}: no raw bytes")
+    return sealing.unseal(_data_key(db, row.entry_id, originals_key), row.raw,
+                          sealing.original_context(row.sha256))

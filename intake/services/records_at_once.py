@@ -14,8 +14,8 @@ What it writes is what :func:`record_submissions` writes, row for row (the
 values go through the same column bind processors; a test compares the two
 paths' tables): the entries that are new, numbered in order with no gap
 (the counter row is upserted by the statement and stays locked until it
-ends); their submitter, sealed original, "received" event, PII findings and
-"route" work item; and a status link for every submission, duplicates
+ends); their submitter, sealed original and its wrapped key, "received"
+event, PII findings and "route" work item; and a status link for every submission, duplicates
 included. A duplicate of one earlier in the batch is answered with that
 entry. Each submission's part of the statement's input (:class:`AtOnceInput`)
 is made before the batch is (:func:`at_once_input`), so the writer that
@@ -64,6 +64,7 @@ from intake.services import privacy
 from intake.services.records import (
     ENTRY_INSERT,
     EVENT_INSERT,
+    KEY_INSERT,
     ORIGINAL_INSERT,
     SUBMITTER_INSERT,
     NewSubmission,
@@ -143,13 +144,14 @@ class _Part:
 _ENTRY = _Part("e_", ENTRY_INSERT, _columns(ENTRY_INSERT, "record_number"))
 _SUBMITTER = _Part("s_", SUBMITTER_INSERT, _columns(SUBMITTER_INSERT, "entry_id"))
 _ORIGINAL = _Part("o_", ORIGINAL_INSERT, _columns(ORIGINAL_INSERT, "entry_id"))
+_KEY = _Part("k_", KEY_INSERT, _columns(KEY_INSERT, "entry_id"))
 _EVENT = _Part("v_", EVENT_INSERT, _columns(EVENT_INSERT, "entry_id"))
 # The work item's dedupe key is made from the entry's id by the statement.
 _ITEM = _Part("w_", workitems.WORK_ITEMS_INSERT,
               _columns(workitems.WORK_ITEMS_INSERT, "entry_id", "dedupe_key"))
 _FINDING = _Part("", privacy.FINDINGS_INSERT, _columns(privacy.FINDINGS_INSERT, "entry_id"))
 _LINK = _Part("", privacy.ACCESS_LINKS_INSERT, _columns(privacy.ACCESS_LINKS_INSERT, "entry_id"))
-_GROUPS = (_ENTRY, _SUBMITTER, _ORIGINAL, _EVENT, _ITEM)  # one object a new entry
+_GROUPS = (_ENTRY, _SUBMITTER, _ORIGINAL, _KEY, _EVENT, _ITEM)  # one object a new entry
 
 
 def _record_type(insert: PreparedInsert, name: str, dialect: Dialect) -> str:
@@ -235,6 +237,8 @@ def _statement(dialect: Dialect) -> str:
         f"SELECT f.id, {taken(_SUBMITTER, 'f')} FROM fresh f WHERE f.has_submitter)",
         f"originals AS (INSERT INTO originals (entry_id, {cols(_ORIGINAL)}) "
         f"SELECT f.id, {taken(_ORIGINAL, 'f')} FROM fresh f)",
+        f"keys AS (INSERT INTO entry_keys (entry_id, {cols(_KEY)}) "
+        f"SELECT f.id, {taken(_KEY, 'f')} FROM fresh f)",
         f"events AS (INSERT INTO events (entry_id, {cols(_EVENT)}) "
         f"SELECT f.id, {taken(_EVENT, 'f')} FROM fresh f)",
         f"items AS (INSERT INTO work_items (id, entry_id, dedupe_key, {cols(_ITEM)}) "
@@ -273,21 +277,24 @@ def _json(value: Mapping[str, Any]) -> str:
 
 def at_once_input(dialect: Dialect, submission: NewSubmission,
                   findings: Mapping[str, Sequence[Finding]], link_digest: str,
-                  now: datetime) -> AtOnceInput:
+                  now: datetime, *, originals_key: bytes) -> AtOnceInput:
     """``submission``'s part of a batch: its rows, bound as the columns bind them (the same
-    processors as :class:`PreparedInsert`), its PII ``findings`` (the caller's scan) and its
-    status link's token digest; ``now``: the work item's and the link's time."""
-    p = prepare(submission)
+    processors as :class:`PreparedInsert`), its PII ``findings`` (the caller's scan,
+    re-based like the texts by :func:`prepare`), its original sealed (``originals_key``:
+    as for :func:`intake.services.records.record_submission`) and its status link's token
+    digest; ``now``: the work item's and the link's time."""
+    p = prepare(submission, findings, originals_key)
     submitter = p.submitter_row(0)
     entry = {
         "has_submitter": submitter is not None,
         **_ENTRY.fields(dialect, p.entry_row("")),
         **_SUBMITTER.fields(dialect, submitter),
         **_ORIGINAL.fields(dialect, p.original_row(0)),
+        **_KEY.fields(dialect, p.key_row(0)),
         **_EVENT.fields(dialect, p.event_row(0)),
         **_ITEM.fields(dialect, workitems.route_item_row(0, now)),
     }
-    found = tuple(_json(_FINDING.fields(dialect, f)) for f in privacy.finding_rows(0, findings))
+    found = tuple(_json(_FINDING.fields(dialect, f)) for f in privacy.finding_rows(0, p.findings))
     link = _LINK.fields(dialect, privacy.access_link_row(link_digest, 0, now))
     return AtOnceInput(submission, p.key, p.received_at.year, _json(entry), found, _json(link))
 

@@ -185,7 +185,7 @@ def init_app(app: Flask) -> None:
     app.extensions[PAGES_KEY] = {}
     writer = app.extensions[WRITER_KEY] = form_writer(
         runtime.db, record_prefix=settings.record_prefix, pii_key=runtime.pii_key,
-        turn_lock=settings.instance_path / "form-writer.lock",
+        originals_key=runtime.originals_key, turn_lock=settings.instance_path / "form-writer.lock",
         send_committed=runtime.jobs.committed)
     runtime.on_close(writer.close)
     try:

@@ -172,7 +172,9 @@ def redact(
     pos = 0
     for start, end, kind in merged:
         parts.append(text[pos:start])
-        if rendition is Rendition.STAFF:
+        if text[start:end] == marker_for(kind):
+            parts.append(marker_for(kind))  # redacted at rest (``at_rest``): nothing to mask
+        elif rendition is Rendition.STAFF:
             parts.append(_staff_mask(kind, text[start:end]))
         else:
             parts.append(marker_for(kind))
