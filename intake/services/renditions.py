@@ -8,6 +8,7 @@ the stored entry.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
@@ -19,7 +20,8 @@ from intake.core.rendition import Audience, EntryValues, Rendition, render
 from intake.db.models import Entry, Submitter, ThreadMessage, utcnow
 from intake.services import privacy
 
-__all__ = ["Audience", "entry_values", "render_entry", "render_many_subjects"]
+__all__ = ["Audience", "ConsentLine", "consent_lines", "entry_values", "render_entry",
+           "render_many_subjects"]
 
 
 def entry_values(session: Session, entry: Entry, *, thread: bool = True,
@@ -95,3 +97,48 @@ def render_many_subjects(session: Session, entries: Sequence[tuple[int, str]],
             at=now)
         subjects[entry_id] = rendition.subject
     return subjects
+
+
+@dataclass(frozen=True)
+class ConsentLine:
+    """One consent as its submitter sees it: what happened, in order, and where it stands."""
+
+    purpose: str
+    recipient_class: str
+    live: ConsentEvent | None
+    steps: tuple[tuple[str, datetime, str], ...]  # ("given"|"withdrawn"|"shared", when, with whom)
+    shared_since_withdrawal: bool
+    withdrawn_at: datetime | None
+
+
+def consent_lines(session: Session, entry_id: int, agencies: Mapping[str, str]
+                  ) -> list[ConsentLine]:
+    """Each consent's grants, withdrawals and the identity disclosures it covered.
+
+    From the consent events and the disclosure ledger, so the page says what
+    happened ("shared with X on ...; withdrawn on ...; not shared since"),
+    not only what is live now.
+    """
+    events = privacy.consent_events(session, entry_id)
+    states = privacy.consent_states(session, entry_id)
+    shared = [d for d in privacy.disclosures_for(session, entry_id)
+              if d.allowed and d.include_identity and d.recipient_kind == "agency"]
+    lines: list[ConsentLine] = []
+    for state in states:
+        cls = state.recipient_class
+        own = [e for e in events if e.purpose == state.purpose and e.recipient_class == cls]
+
+        def covers(agency_id: str, cls: str = cls) -> bool:
+            return cls == "agency" or cls == f"agency:{agency_id}"
+
+        steps: list[tuple[str, datetime, str]] = [
+            ("given" if e.action == "grant" else "withdrawn", e.at, "") for e in own]
+        steps += [("shared", d.at, agencies.get(d.recipient_id, d.recipient_name))
+                  for d in shared if covers(d.recipient_id)]
+        steps.sort(key=lambda step: step[1])
+        withdrawn_at = own[-1].at if own and own[-1].action == "withdraw" else None
+        late = withdrawn_at is not None and any(
+            d.at > withdrawn_at for d in shared if covers(d.recipient_id))
+        lines.append(ConsentLine(state.purpose.value, cls, state.live, tuple(steps), late,
+                                 withdrawn_at))
+    return lines
