@@ -377,9 +377,9 @@ def _field_text(value: object) -> str | None:
         parts = [_field_text(v) for v in value]
         return ", ".join(p for p in parts if p is not None)
     if isinstance(value, Mapping):
-        parts = [f"{k}: {_field_text(v)}" for k, v in value.items()
+        pairs = [f"{k}: {_field_text(v)}" for k, v in value.items()
                  if isinstance(k, str) and _field_text(v) is not None]
-        return "; ".join(parts)
+        return "; ".join(pairs)
     return None
 
 
