@@ -181,22 +181,28 @@ def test_a_batch_writes_what_routing_one_by_one_writes(runtime: Runtime) -> None
         assert all(r.verdict.ok for r in verify_chains(s))
 
 
-def test_a_batch_that_cannot_be_written_at_once_is_routed_one_by_one(
+def test_a_batch_reuses_a_work_item_already_queued(
         runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
     entries = _record(runtime, 3)
     with runtime.db.session() as s:
         # A receipt already queued for the second entry (as a rerun would find it):
-        # the batch's INSERT of new work items fails; item by item, it is reused.
-        workitems.add_work_item(s, "acknowledge", dedupe_key=f"acknowledge:{entries[1]}",
-                                entry_id=entries[1])
+        # the batch reuses it (no second item), still in one transaction.
+        queued = workitems.add_work_item(s, "acknowledge",
+                                         dedupe_key=f"acknowledge:{entries[1]}",
+                                         entry_id=entries[1]).id
         ids = list(s.scalars(select(WorkItem.id).where(WorkItem.kind == "route")
                              .order_by(WorkItem.id)))
     assert runtime.jobs.perform_batch(ids, "w") == 3
-    assert "failed as a whole" in caplog.text
+    assert "failed as a whole" not in caplog.text
     items = _items(runtime)
     assert all(items[(e, "route")][0] == WorkState.DONE for e in entries)
     with runtime.db.session() as s:
         assert s.scalar(select(func.count()).select_from(RoutingDecision)) == 3
         assert s.scalar(select(func.count()).select_from(WorkItem)
                         .where(WorkItem.kind == "acknowledge")) == 3
+        receipt = s.scalar(select(Disclosure).where(Disclosure.entry_id == entries[1],
+                                                    Disclosure.nature == "acknowledge"))
+        assert receipt is not None and receipt.work_item_id == queued
+        item = s.get(WorkItem, queued)
+        assert item is not None and item.payload == {"disclosure_id": receipt.id}
         assert all(r.verdict.ok for r in verify_chains(s))

@@ -19,7 +19,7 @@ from intake.core.consent import Purpose
 from intake.core.disclosure import Recipient
 from intake.db.models import PiiFinding, WorkItem
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services import gate
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from tests.conftest import make_settings, wait_for
 from tests.smtp_sink import SmtpSink
@@ -76,9 +76,10 @@ def test_planted_personal_data_never_reaches_the_logs(
     with runtime.db.session() as s:
         kinds = set(s.scalars(select(PiiFinding.kind).where(PiiFinding.entry_id == rec.entry_id)))
         hashes = list(s.scalars(select(PiiFinding.value_hash)))
-        privacy.disclose(s, entry_id=rec.entry_id, purpose=Purpose.REDIRECT, nature="forward",
-                         recipient=Recipient(kind="agency", id="dot", name="DOT",
-                                             address="intake@dot.examplia.gov"))
+        gate.disclose(s, [gate.DisclosureRequest(
+            entry_id=rec.entry_id, purpose=Purpose.REDIRECT, nature="forward",
+            recipient=Recipient(kind="agency", id="dot", name="DOT",
+                                address="intake@dot.examplia.gov"))])
     assert {"ssn", "card", "email"} <= kinds  # the detector saw them...
     assert not any(secret in h for h in hashes for secret in SECRETS)  # ...and kept no value
 

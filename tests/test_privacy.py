@@ -17,7 +17,7 @@ from intake.core.disclosure import Recipient
 from intake.db import Database
 from intake.db.models import AccessLink, Disclosure, WorkItem, utcnow
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services import gate, privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from tests.conftest import REPO, intake_command, subprocess_env
 
@@ -45,10 +45,20 @@ def _consent(db: Database, entry_id: int, action: ConsentAction, recipient_class
                                method=ConsentMethod.WEB_CHECKBOX, evidence=b"consent_share=on")
 
 
-def _disclose(db: Database, entry_id: int, purpose: Purpose, **kw: object) -> privacy.GateResult:
+def _disclose(db: Database, entry_id: int, purpose: Purpose, **kw: object) -> gate.GateResult:
     with db.session() as s:
-        return privacy.disclose(s, entry_id=entry_id, recipient=kw.pop("recipient", DOT),  # type: ignore[arg-type]
-                                purpose=purpose, nature="forward", work_kind="deliver", **kw)  # type: ignore[arg-type]
+        [result] = gate.disclose(s, [gate.DisclosureRequest(
+            entry_id=entry_id, recipient=kw.pop("recipient", DOT),  # type: ignore[arg-type]
+            purpose=purpose, nature="forward", work_kind="deliver", **kw)])  # type: ignore[arg-type]
+        return result
+
+
+def _row(db: Database, disclosure_id: int) -> Disclosure:
+    with db.session() as s:
+        row = s.get(Disclosure, disclosure_id)
+        assert row is not None
+        s.expunge(row)
+        return row
 
 
 @pytest.fixture
@@ -66,10 +76,10 @@ def test_redirect_without_consent_forwards_content_only(db: Database) -> None:
     result = _disclose(db, entry_id, Purpose.REDIRECT)
     assert result.decision.allowed and not result.decision.include_identity
     assert result.decision.reason == "notice"
-    assert result.work_item is not None
+    assert result.work_item_id is not None
     with db.session() as s:
-        item = s.get(WorkItem, result.work_item.id)
-        row = s.get(Disclosure, result.disclosure.id)
+        item = s.get(WorkItem, result.work_item_id)
+        row = s.get(Disclosure, result.disclosure_id)
         assert item is not None and row is not None
         assert item.payload["disclosure_id"] == row.id and row.work_item_id == item.id
         assert (row.allowed, row.basis, row.recipient_address) == (
@@ -81,17 +91,17 @@ def test_redirect_with_consent_includes_identity(db: Database) -> None:
     _consent(db, entry_id, ConsentAction.GRANT, "agency:dot")
     result = _disclose(db, entry_id, Purpose.REDIRECT)
     assert result.decision.allowed and result.decision.include_identity
-    assert result.disclosure.consent_event_id is not None
+    assert _row(db, result.disclosure_id).consent_event_id is not None
 
 
 def test_refusal_is_recorded_and_nothing_is_queued(db: Database) -> None:
     entry_id = _entry(db)
     result = _disclose(db, entry_id, Purpose.SHARE_IDENTITY)
     assert not result.decision.allowed and result.decision.reason == "no-consent"
-    assert result.work_item is None
+    assert result.work_item_id is None
     assert _count(db, WorkItem) == 1  # only the entry's route item
     with db.session() as s:
-        row = s.get(Disclosure, result.disclosure.id)
+        row = s.get(Disclosure, result.disclosure_id)
         assert row is not None and not row.allowed and row.reason == "no-consent"
 
 
@@ -102,16 +112,17 @@ def test_forbidden_purposes_are_refused_whatever_the_consent(db: Database,
     _consent(db, entry_id, ConsentAction.GRANT, "agency", purpose=purpose)
     result = _disclose(db, entry_id, purpose)
     assert not result.decision.allowed and result.decision.reason == "forbidden-purpose"
-    assert result.work_item is None
+    assert result.work_item_id is None
 
 
 def test_legal_obligation_needs_a_citation(db: Database) -> None:
     entry_id = _entry(db)
     refused = _disclose(db, entry_id, Purpose.LEGAL, dedupe_key="legal-1")
-    assert refused.decision.reason == "citation-required" and refused.work_item is None
+    assert refused.decision.reason == "citation-required" and refused.work_item_id is None
     allowed = _disclose(db, entry_id, Purpose.LEGAL, citation="KRS 61.878(5)",
                         dedupe_key="legal-2")
-    assert allowed.decision.allowed and allowed.disclosure.citation == "KRS 61.878(5)"
+    assert allowed.decision.allowed
+    assert _row(db, allowed.disclosure_id).citation == "KRS 61.878(5)"
 
 
 def test_withdrawal_stops_a_queued_message_at_send_time(db: Database) -> None:
@@ -120,10 +131,10 @@ def test_withdrawal_stops_a_queued_message_at_send_time(db: Database) -> None:
     queued = _disclose(db, entry_id, Purpose.REDIRECT)
     assert queued.decision.include_identity
     with db.session() as s:
-        assert privacy.recheck(s, queued.disclosure.id).allowed
+        assert gate.recheck(s, queued.disclosure_id).allowed
     _consent(db, entry_id, ConsentAction.WITHDRAW, "agency")
     with db.session() as s:
-        again = privacy.recheck(s, queued.disclosure.id)
+        again = gate.recheck(s, queued.disclosure_id)
     assert not again.allowed and again.reason == "consent-withdrawn"
     with db.session() as s:
         reasons = s.scalars(select(Disclosure.reason).order_by(Disclosure.seq)).all()
@@ -136,13 +147,13 @@ def test_content_only_message_still_goes_after_a_withdrawal(db: Database) -> Non
     _consent(db, entry_id, ConsentAction.GRANT, "agency")
     _consent(db, entry_id, ConsentAction.WITHDRAW, "agency")
     with db.session() as s:
-        decision = privacy.recheck(s, queued.disclosure.id)
+        decision = gate.recheck(s, queued.disclosure_id)
     assert decision.allowed and not decision.include_identity
 
 
 def test_no_ledger_row_no_send(db: Database) -> None:
     with db.session() as s:
-        assert privacy.recheck(s, 987654).reason == "no-ledger-row"
+        assert gate.recheck(s, 987654).reason == "no-ledger-row"
 
 
 def test_policy_texts_are_immutable(db: Database) -> None:

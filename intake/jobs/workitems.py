@@ -16,7 +16,7 @@ The database is the source of truth and a broker message is only a trigger:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -67,45 +67,53 @@ def enqueue(
     not_before: datetime | None = None,
     connection: Connection | None = None,
 ) -> int:
-    """Create a work item with one ``INSERT ... ON CONFLICT DO NOTHING``; its id.
-
-    For the hot paths (every submission creates a "route" item): no ORM
-    object, no flush, no prior SELECT. An item with the same dedupe key is
-    left as it is and its id returned, with no message sent for it.
-    """
-    now = utcnow()
-    due = not_before or now
-    conn = connection if connection is not None else session.connection()
-    inserted = _INSERT_WORK_ITEM_OR_NOTHING.run(conn, [
-        _item_row(kind, dedupe_key, entry_id, now=now, due=due, payload=payload)])
-    if not inserted:
-        return int(conn.execute(_ID_BY_DEDUPE_KEY, {"k": dedupe_key}).scalar_one())
-    new_id = int(inserted[0][0])
-    session.info.setdefault(PENDING_SENDS, []).append((new_id, due))
-    return new_id
+    """Create a work item (:func:`enqueue_many` of one); its id, or the id of the item
+    that already has this dedupe key."""
+    return enqueue_many(session, [(kind, dedupe_key, entry_id, payload)],
+                        not_before=not_before, connection=connection)[0][0]
 
 
-def enqueue_many(session: Session, items: Sequence[tuple[str, str, int | None]], *,
-                 connection: Connection | None = None) -> list[int]:
-    """New work items ``(kind, dedupe_key, entry_id)``, due now, in one INSERT; their ids.
+def enqueue_many(session: Session,
+                 items: Sequence[tuple[str, str, int | None, Mapping[str, Any] | None]], *,
+                 not_before: datetime | None = None,
+                 connection: Connection | None = None) -> list[tuple[int, bool]]:
+    """Work items ``(kind, dedupe_key, entry_id, payload)`` with one
+    ``INSERT ... ON CONFLICT DO NOTHING``: for each, its id and whether it is new.
 
-    For items that cannot exist yet (a "route" item of an entry created in
-    this transaction): a dedupe key already taken makes the INSERT fail.
+    No ORM object, no flush. An item whose dedupe key is taken (already, or
+    earlier in ``items``) is left as it is and its id returned; a message is
+    sent once the transaction commits only for the items created here.
     """
     if not items:
         return []
+    now = utcnow()
+    due = not_before or now
     conn = connection if connection is not None else session.connection()
-    ids: list[int] = []
-    batch = InsertBatch()
-    enqueue_many_in(batch, pending_sends(session), items, ids.extend)
-    batch.run(conn)
-    return ids
+    inserted = _INSERT_WORK_ITEMS_OR_NOTHING.run(conn, [
+        _item_row(kind, key, entry_id, now=now, due=due, payload=dict(payload or {}))
+        for kind, key, entry_id, payload in items])
+    created = {str(key): int(item_id) for item_id, key in inserted}
+    ids = dict(created)
+    taken = sorted({key for _, key, _, _ in items if key not in ids})
+    if taken:
+        ids.update((str(key), int(item_id))
+                   for item_id, key in conn.execute(_IDS_BY_DEDUPE_KEYS, {"keys": taken}))
+    sends = pending_sends(session)
+    result = []
+    for _, key, _, _ in items:
+        new = created.pop(key, None) is not None
+        if new:
+            sends.append((ids[key], due))
+        result.append((ids[key], new))
+    return result
 
 
 def enqueue_many_in(batch: InsertBatch, sends: list[tuple[int, datetime]],
                     items: Sequence[tuple[str, str, int | None]],
                     then: Callable[[list[int]], None] | None = None) -> None:
-    """:func:`enqueue_many` as part of ``batch`` (see :class:`InsertBatch`): the items'
+    """New work items ``(kind, dedupe_key, entry_id)``, due now, as part of ``batch`` (see
+    :class:`InsertBatch`), for items that cannot exist yet (the "route" item of an entry
+    created in this transaction: a dedupe key already taken fails the INSERT). Their
     ids are known once the batch has run; they go to ``sends`` (the messages to send
     once the transaction commits: :func:`pending_sends` of a session, or the caller's
     list) and to ``then``."""
@@ -146,9 +154,11 @@ _WORK_ITEM_COLUMNS = ("kind", "entry_id", "dedupe_key", "state", "attempts", "re
                       "next_attempt_at", "enqueued_at", "payload", "created_at", "updated_at")
 WORK_ITEMS_INSERT = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
                                    returning=("id", "dedupe_key"))
-_INSERT_WORK_ITEM_OR_NOTHING = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS, returning=("id",),
-                                              on_conflict_nothing=("dedupe_key",))
-_ID_BY_DEDUPE_KEY = select(_WORK_ITEMS.c.id).where(_WORK_ITEMS.c.dedupe_key == bindparam("k"))
+_INSERT_WORK_ITEMS_OR_NOTHING = PreparedInsert(_WORK_ITEMS, _WORK_ITEM_COLUMNS,
+                                               returning=("id", "dedupe_key"),
+                                               on_conflict_nothing=("dedupe_key",))
+_IDS_BY_DEDUPE_KEYS = select(_WORK_ITEMS.c.id, _WORK_ITEMS.c.dedupe_key).where(
+    _WORK_ITEMS.c.dedupe_key.in_(bindparam("keys", expanding=True)))
 
 
 def claim(session: Session, item_id: int, worker: str, lease_seconds: float) -> WorkItem | None:

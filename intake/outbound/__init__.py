@@ -1,7 +1,9 @@
 """The only way out: SMTP and webhook adapters driven by the disclosure gate.
 
-Nothing else in intake may import smtplib or an HTTP client (import-linter
-and tests/test_architecture.py enforce it). Adapters raise
+Nothing else in intake may import smtplib or an HTTP client, and nothing but
+the gate (:mod:`intake.services.gate`, which sends only under an allowed
+decision) may import these adapters (import-linter and
+tests/test_architecture.py enforce it). Adapters raise
 :class:`~intake.jobs.workitems.TransientError` for failures worth retrying
 and :class:`~intake.jobs.workitems.PermanentError` for the rest.
 """

@@ -1,10 +1,11 @@
 """Delivery: forward entries to agencies, acknowledge submitters, relay the conversation.
 
 Every outgoing message starts as a disclosure-ledger row written by the gate
-(:func:`intake.services.privacy.disclose`) together with its work item; the
-handlers here check it again at send time (:func:`privacy.recheck`), build
+(:func:`intake.services.gate.disclose`) together with its work item; the
+handlers here check it again at send time (:func:`gate.recheck`), build
 the message from plain strings (never from parsed inbound header objects),
-send it through :mod:`intake.outbound`, and record the Message-ID.
+send it through the gate (:func:`gate.send_email`, :func:`gate.post_webhook`:
+only under the allowed send-time decision), and record the Message-ID.
 
 Exactly once, as far as SMTP allows: each work item has a fixed Message-ID,
 so a retry is recognisably the same message; the send is skipped when that
@@ -52,8 +53,7 @@ from intake.db.models import (
     utcnow,
 )
 from intake.jobs.workitems import PermanentError, TransientError
-from intake.outbound import smtp, webhook
-from intake.services import privacy, renditions
+from intake.services import gate, privacy, renditions
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
@@ -97,32 +97,31 @@ class Delivery:
 
     def plan(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
              decision_id: int) -> None:
-        """Create the deliveries for a routing decision, each through the gate.
+        """Create the deliveries for a routing decision through the gate.
 
-        One forward per agency (route and cc) and the submitter's receipt, all
-        through :func:`privacy.disclose_all` (the gate, the ledger and the work
-        items, as :func:`privacy.disclose` would write them one by one).
+        One forward per agency (route and cc) and the submitter's receipt, in
+        one call of :func:`gate.disclose` (the ledger rows and the work items).
         """
-        privacy.disclose_all(session, entry_id=entry.id,
-                             requests=self._requests(session, entry, decision, decision_id))
+        self.plan_many(session, [(entry, decision, decision_id)])
 
     def plan_many(self, session: Session,
                   routed: list[tuple[RoutedEntry, RoutingOutcome, int]]) -> None:
-        """:meth:`plan` for a batch of routed entries (:func:`privacy.disclose_many`)."""
-        privacy.disclose_many(session, [
-            (entry.id, self._requests(session, entry, decision, decision_id))
-            for entry, decision, decision_id in routed])
+        """:meth:`plan` for a batch of routed entries, in one call of the gate."""
+        gate.disclose(session, [request for entry, decision, decision_id in routed
+                                for request in self._requests(session, entry, decision,
+                                                              decision_id)])
 
     def _requests(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
-                  decision_id: int) -> list[privacy.DisclosureRequest]:
+                  decision_id: int) -> list[gate.DisclosureRequest]:
         agencies = self.rules.current().agencies
-        requests: list[privacy.DisclosureRequest] = []
+        requests: list[gate.DisclosureRequest] = []
         for agency_id in (decision.route_to, *decision.cc):
             agency = agencies.get(agency_id)
             if agency is None:  # the rules loader guarantees it; stay safe anyway
                 log.error("entry %s: agency %s not in rules; not delivered", entry.id, agency_id)
                 continue
-            requests.append(privacy.DisclosureRequest(
+            requests.append(gate.DisclosureRequest(
+                entry_id=entry.id,
                 recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
                                     address=agency.email or agency.webhook or ""),
                 purpose=Purpose.REDIRECT,
@@ -139,7 +138,7 @@ class Delivery:
 
     def _acknowledgement(self, session: Session, entry_id: int, fields: dict[str, Any],
                          name: str | None, email: str | None
-                         ) -> privacy.DisclosureRequest | None:
+                         ) -> gate.DisclosureRequest | None:
         """The receipt to the submitter, if they gave an address and are not a robot."""
         if not email:
             return None
@@ -148,7 +147,8 @@ class Delivery:
             session.add(Event(entry_id=entry_id, kind="acknowledgement-skipped",
                               detail={"reason": "auto-submitted"}))
             return None
-        return privacy.DisclosureRequest(
+        return gate.DisclosureRequest(
+            entry_id=entry_id,
             recipient=Recipient(kind="submitter", id=f"entry:{entry_id}",
                                 name=name or "", address=email),
             purpose=Purpose.RESPOND, nature="acknowledge", work_kind="acknowledge",
@@ -172,21 +172,23 @@ class Delivery:
         disclosure_id = item.payload.get("disclosure_id")
         if not isinstance(disclosure_id, int):
             raise PermanentError("work item has no disclosure ledger row")
-        decision = privacy.recheck(session, disclosure_id)
+        decision = gate.recheck(session, disclosure_id)
         if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
             # The submitter withdrew consent to share their identity after this was
             # queued: the agency still gets the content (notice basis), without
             # identity, under a new ledger row of its own.
             old = session.get(Disclosure, disclosure_id)
             assert old is not None
-            redo = privacy.disclose(
-                session, entry_id=old.entry_id, purpose=Purpose(old.purpose),
+            [redo] = gate.disclose(session, [gate.DisclosureRequest(
+                entry_id=old.entry_id, purpose=Purpose(old.purpose),
                 recipient=Recipient(kind=old.recipient_kind, id=old.recipient_id,
                                     name=old.recipient_name, address=old.recipient_address),
                 nature=old.nature, rule_id=old.rule_id, rules_sha256=old.rules_sha256,
-                actor="send-time-check")
+                actor="send-time-check")])
             if redo.decision.allowed and not redo.decision.include_identity:
-                return redo.disclosure, redo.decision
+                new_row = session.get(Disclosure, redo.disclosure_id)
+                assert new_row is not None
+                return new_row, redo.decision
             decision = redo.decision
         if not decision.allowed:
             session.add(Event(entry_id=item.entry_id, kind="delivery-stopped",
@@ -237,7 +239,7 @@ class Delivery:
         outgoing, rendition = self._forward_rendition(session, entry, submitter, decision, relay,
                                                       row, tuple(f[0] for f in files))
         if agency.webhook:
-            self._post_webhook(agency.webhook, entry, outgoing, rendition, message_id)
+            self._post_webhook(decision, agency.webhook, entry, outgoing, rendition, message_id)
         else:
             msg = self._email(
                 to=formataddr((one_line(agency.name), agency.email or "")),
@@ -251,7 +253,7 @@ class Delivery:
                 maintype, _, subtype = content_type.partition("/")
                 msg.add_attachment(content, maintype=maintype or "application",
                                    subtype=subtype or "octet-stream", filename=one_line(name))
-            self._send(msg, [agency.email or ""])
+            self._send(decision, msg, [agency.email or ""])
         self._record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
         session.add(Event(entry_id=entry.id, kind="forwarded",
                           detail={"agency": agency.id, "via": "webhook" if agency.webhook
@@ -301,8 +303,8 @@ class Delivery:
         ).all()
         return [(r.filename, r.sniffed_type, r.content or b"") for r in rows]
 
-    def _post_webhook(self, url: str, entry: Entry, outgoing: OutgoingMessage,
-                      rendition: Rendition, message_id: str) -> None:
+    def _post_webhook(self, decision: GateDecision, url: str, entry: Entry,
+                      outgoing: OutgoingMessage, rendition: Rendition, message_id: str) -> None:
         payload: dict[str, Any] = {
             "record_number": entry.record_number,
             "message_id": message_id.strip("<>"),
@@ -320,7 +322,7 @@ class Delivery:
             },
             "attachments": list(outgoing.attachment_names),
         }
-        webhook.post_json(url, payload, secret=self.webhook_key(),
+        gate.post_webhook(decision, url, payload, secret=self.webhook_key(),
                           idempotency_key=message_id.strip("<>"),
                           timeout=self.settings.smtp_timeout_seconds)
 
@@ -334,7 +336,7 @@ class Delivery:
         ledger = self._ledger(session, item)
         if ledger is None:
             return
-        row, _decision = ledger
+        row, decision = ledger
         entry = self._entry(session, item)
         message_id = message_id_for("ack", item.id, entry.record_number,
                                     self.settings.relay_domain)
@@ -369,7 +371,7 @@ class Delivery:
             from_name="State of Examplia", auto="auto-replied",
             record_number=entry.record_number,
         )
-        self._send(msg, [row.recipient_address])
+        self._send(decision, msg, [row.recipient_address])
         self._record_sent(session, item, entry, message_id, "acknowledge", "submitter",
                           row.recipient_id)
         session.add(Event(entry_id=entry.id, kind="acknowledged",
@@ -415,10 +417,10 @@ class Delivery:
             recipient = Recipient(kind="submitter", id=f"entry:{entry.id}",
                                   name=submitter.name or "", address=submitter.email)
             purpose = Purpose.RESPOND
-        privacy.disclose(session, entry_id=entry.id, recipient=recipient, purpose=purpose,
-                         nature="relay", work_kind="relay-send",
-                         dedupe_key=f"relay-send:{message.id}",
-                         work_payload={"thread_message_id": message.id})
+        gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=entry.id, recipient=recipient, purpose=purpose, nature="relay",
+            work_kind="relay-send", dedupe_key=f"relay-send:{message.id}",
+            work_payload={"thread_message_id": message.id})])
 
     def relay_send(self, session: Session, item: WorkItem) -> None:
         self._send_thread_message(session, item, kind="relay")
@@ -483,7 +485,7 @@ class Delivery:
                           body=outgoing.body, message_id=message_id, reply_to=outgoing.reply_to,
                           from_name=from_name, auto="auto-generated" if kind == "relay" else "no",
                           record_number=entry.record_number, sender=sender)
-        self._send(msg, [row.recipient_address], sender=sender)
+        self._send(decision, msg, [row.recipient_address], sender=sender)
         self._record_sent(session, item, entry, message_id, kind, row.recipient_kind,
                           row.recipient_id)
         session.add(Event(entry_id=entry.id, kind="relayed" if kind == "relay" else "replied",
@@ -519,8 +521,8 @@ class Delivery:
             raise TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
         return self.settings.smtp_url
 
-    def _send(self, msg: EmailMessage, recipients: list[str], sender: str | None = None) -> None:
-        config = smtp.SmtpConfig.from_url(self._require_smtp(),
-                                          timeout=self.settings.smtp_timeout_seconds)
-        smtp.send_message(config, msg, sender=sender or self.settings.mail_from,
-                          recipients=recipients)
+    def _send(self, decision: GateDecision, msg: EmailMessage, recipients: list[str],
+              sender: str | None = None) -> None:
+        gate.send_email(decision, msg, smtp_url=self._require_smtp(),
+                        timeout=self.settings.smtp_timeout_seconds,
+                        sender=sender or self.settings.mail_from, recipients=recipients)

@@ -10,7 +10,7 @@ or PostgreSQL's ``tsvector`` (objects created by migration 0005).
 
 Actions write the entry, an event on its timeline (ids and codes only, never
 text people typed), and, when something leaves the system (reroute, reply),
-go through the one disclosure gate, :func:`intake.services.privacy.disclose`.
+go through the one disclosure gate, :func:`intake.services.gate.disclose`.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ from intake.db.staff_models import (
     ReadMarker,
     StaffAccount,
 )
-from intake.services import privacy, renditions
+from intake.services import gate, renditions
 from intake.services.renditions import Audience
 from intake.services.routing import apply_decision
 
@@ -369,12 +369,12 @@ def reveal(session: Session, user: StaffAccount, entry: Entry, request: RevealRe
                           "\"Public Records Act s. 4(2)\" or a court order number).")
     requester = " ".join(request.requester.split())[:200]
     if requester:
-        result = privacy.disclose(
-            session, entry_id=entry.id, purpose=Purpose.LEGAL, citation=citation,
+        [result] = gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=entry.id, purpose=Purpose.LEGAL, citation=citation,
             recipient=Recipient(kind="third-party", id=f"requester:{requester[:100]}",
                                 name=requester,
                                 address=" ".join(request.requester_address.split())[:500]),
-            nature="legal-demand", actor=actor_of(user))
+            nature="legal-demand", actor=actor_of(user))])
         if not result.decision.allowed:
             raise ActionError(f"The disclosure was refused ({result.decision.reason}).")
     log_access(session, user, entry.id, "reveal",
@@ -499,7 +499,7 @@ def add_note(session: Session, user: StaffAccount, entry: Entry, body: str) -> T
 
 
 def reply(session: Session, user: StaffAccount, entry: Entry, body: str
-          ) -> privacy.GateResult:
+          ) -> gate.GateResult:
     """A reply to the submitter: a thread message, sent by the "reply" work through the gate."""
     body = body.strip()
     if not body:
@@ -516,14 +516,14 @@ def reply(session: Session, user: StaffAccount, entry: Entry, body: str
                             idempotency_key=f"reply:{uuid.uuid4().hex}", at=utcnow())
     session.add(message)
     session.flush()
-    result = privacy.disclose(
-        session, entry_id=entry.id,
+    [result] = gate.disclose(session, [gate.DisclosureRequest(
+        entry_id=entry.id,
         recipient=Recipient(kind="submitter", id=f"entry:{entry.id}",
                             name=submitter.name or "", address=submitter.email),
         purpose=Purpose.RESPOND, nature="reply", work_kind="reply",
         work_payload={"thread_message_id": message.id}, dedupe_key=f"reply:{message.id}",
         actor=actor_of(user),
-    )
+    )])
     session.add(Event(entry_id=entry.id, kind="reply-written", actor=actor_of(user),
                       detail={"thread_message_id": message.id,
                               "allowed": result.decision.allowed,
@@ -532,7 +532,7 @@ def reply(session: Session, user: StaffAccount, entry: Entry, body: str
 
 
 def reroute(session: Session, user: StaffAccount, entry: Entry, rules: RuleSet,
-            agency_id: str, reason: str, keep_copy: bool) -> privacy.GateResult:
+            agency_id: str, reason: str, keep_copy: bool) -> gate.GateResult:
     """Send the entry to another agency; the reason is kept as an internal note.
 
     The first agency keeps read access only if ``keep_copy`` puts it in cc.
@@ -557,14 +557,15 @@ def reroute(session: Session, user: StaffAccount, entry: Entry, rules: RuleSet,
     assignment = session.get(EntryAssignment, entry.id)
     if assignment is not None:
         assignment.staff_id, assignment.assigned_at = None, utcnow()
-    return privacy.disclose(
-        session, entry_id=entry.id,
+    [result] = gate.disclose(session, [gate.DisclosureRequest(
+        entry_id=entry.id,
         recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
                             address=agency.email or agency.webhook or ""),
         purpose=Purpose.REDIRECT, nature="reroute", rules_sha256=rules.sha256,
         work_kind="deliver", dedupe_key=f"deliver:{entry.id}:{agency.id}:{row.id}",
         actor=actor_of(user),
-    )
+    )])
+    return result
 
 
 # -- admin views -------------------------------------------------------------------------

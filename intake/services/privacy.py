@@ -1,16 +1,11 @@
-"""The privacy service: consent ledger, the one disclosure gate, relay and access links.
+"""The privacy service: consent ledger, relay addresses, access links, PII findings.
 
-The decisions are pure (:mod:`intake.core.consent`,
-:mod:`intake.core.disclosure`); this module stores them:
+The decisions are pure (:mod:`intake.core.consent`); this module stores them:
 
 - consent events are appended to a hash chain; current consent is derived
-  from them each time, never updated in place;
-- :func:`disclose` asks the core, then writes a disclosure-ledger row (allowed
-  or refused) and, when allowed and something is to be sent, the outbox work
-  item, in the caller's transaction: no ledger row, no send. Any error rolls
-  both back, so it fails closed;
-- :func:`recheck` decides again at send time with the consent events of that
-  moment, so a withdrawal stops messages already queued;
+  from them each time, never updated in place. The disclosure gate
+  (:mod:`intake.services.gate`) reads them and writes the other chain, the
+  disclosure ledger; :func:`verify_chains` checks both;
 - relay tokens stand for the submitter's address; access links give the
   submitter a private view. Only SHA-256 of an access token is stored.
 """
@@ -24,12 +19,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
 from intake.core.consent import (
-    Basis,
     ConsentAction,
     ConsentEvent,
     ConsentMethod,
@@ -38,7 +32,6 @@ from intake.core.consent import (
     current_consent,
     evidence_hash,
 )
-from intake.core.disclosure import Decision, Recipient, decide
 from intake.core.pii import Finding, detect
 from intake.core.relay import new_relay_token, relay_address
 from intake.db.models import (
@@ -50,11 +43,9 @@ from intake.db.models import (
     PiiFinding,
     PolicyTextRow,
     RelayToken,
-    WorkItem,
     utcnow,
 )
 from intake.db.prepared import InsertBatch, PreparedInsert
-from intake.jobs.workitems import PENDING_SENDS, add_work_item, enqueue, enqueue_many
 
 CONSENT_CHAIN = "consent_events"
 DISCLOSURE_CHAIN = "disclosures"
@@ -85,8 +76,8 @@ def ensure_policy_text(session: Session, version: str, text: str) -> PolicyTextR
 
 
 def _lock_head(session: Session, chain: str) -> ChainHead:
-    # populate_existing: the head may also be advanced by plain UPDATEs
-    # (:func:`disclose_all`); an object cached in the session must not go stale.
+    # populate_existing: a head read earlier in this session may have moved since
+    # (another transaction); the locked row, not a cached object, is the truth.
     head = session.scalar(
         select(ChainHead).where(ChainHead.chain == chain).with_for_update()
         .execution_options(populate_existing=True)
@@ -118,32 +109,7 @@ def _disclosure_fields(row: Disclosure) -> dict[str, object]:
     return {name: getattr(row, name) for name in _DISCLOSURE_FIELDS}
 
 
-def _ledger_values(*, entry_id: int, at: datetime, nature: str, purpose: Purpose,
-                   decision: Decision, recipient: Recipient, rule_id: str | None,
-                   rules_sha256: str | None, payload_sha256: str | None,
-                   work_item_id: int | None, actor: str) -> dict[str, Any]:
-    """The chained fields of the ledger row for one decision of the gate."""
-    return {
-        "entry_id": entry_id, "at": at, "nature": nature,
-        "purpose": decision.purpose.value if decision.purpose else str(purpose),
-        "basis": decision.basis.value, "allowed": decision.allowed, "reason": decision.reason,
-        "include_identity": decision.include_identity, "recipient_kind": recipient.kind,
-        "recipient_id": recipient.id, "recipient_name": recipient.name,
-        "recipient_address": recipient.address, "consent_event_id": decision.consent_event_id,
-        "citation": decision.citation, "rule_id": rule_id, "rules_sha256": rules_sha256,
-        "payload_sha256": payload_sha256, "work_item_id": work_item_id, "actor": actor,
-    }
-
-
-def _disclosure_event(entry_id: int, seq: int, nature: str, purpose: str, recipient_id: str,
-                      decision: Decision, actor: str, at: datetime) -> dict[str, Any]:
-    return {"entry_id": entry_id, "at": at, "actor": actor,
-            "kind": "disclosure" if decision.allowed else "disclosure-refused",
-            "detail": {"disclosure_seq": seq, "nature": nature, "purpose": purpose,
-                       "recipient": recipient_id, "reason": decision.reason}}
-
-
-def _chain_append(session: Session, chain: str, row: ConsentEventRow | Disclosure,
+def _chain_append(session: Session, chain: str, row: ConsentEventRow,
                   fields: Mapping[str, object]) -> None:
     head = _lock_head(session, chain)
     seq = head.seq + 1
@@ -222,14 +188,31 @@ def record_consent(
 
 
 def consent_events(session: Session, entry_id: int) -> list[ConsentEvent]:
+    """The entry's consent events, in the order they took effect."""
+    return consent_events_of(session, [entry_id])[entry_id]
+
+
+def consent_events_of(session: Session, entry_ids: Sequence[int]
+                      ) -> dict[int, list[ConsentEvent]]:
+    """:func:`consent_events` of each entry, in one query."""
     session.flush()  # a plain SELECT does not autoflush; a consent just recorded must count
-    rows = session.connection().execute(_CONSENT_EVENTS, {"entry_id": entry_id})
-    return [
-        ConsentEvent(id=r.id, action=ConsentAction(r.action), purpose=Purpose(r.purpose),
-                     recipient_class=r.recipient_class, policy_version=r.policy_version,
-                     method=ConsentMethod(r.method), at=r.at, evidence_sha256=r.evidence_sha256)
-        for r in rows
-    ]
+    events: dict[int, list[ConsentEvent]] = {entry_id: [] for entry_id in entry_ids}
+    for r in session.connection().execute(_CONSENT_EVENTS_OF, {"entry_ids": list(entry_ids)}):
+        events[r.entry_id].append(ConsentEvent(
+            id=r.id, action=ConsentAction(r.action), purpose=Purpose(r.purpose),
+            recipient_class=r.recipient_class, policy_version=r.policy_version,
+            method=ConsentMethod(r.method), at=r.at, evidence_sha256=r.evidence_sha256))
+    return events
+
+
+_CONSENT = cast(Table, ConsentEventRow.__table__)
+_CONSENT_EVENTS_OF = (
+    select(_CONSENT.c.entry_id, _CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose,
+           _CONSENT.c.recipient_class, _CONSENT.c.policy_version, _CONSENT.c.method,
+           _CONSENT.c.at, _CONSENT.c.evidence_sha256)
+    .where(_CONSENT.c.entry_id.in_(bindparam("entry_ids", expanding=True)))
+    .order_by(_CONSENT.c.at, _CONSENT.c.id)
+)
 
 
 @dataclass(frozen=True)
@@ -261,276 +244,7 @@ def consent_states(session: Session, entry_id: int, at: datetime | None = None
     return states
 
 
-# -- the gate ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class GateResult:
-    decision: Decision
-    disclosure: Disclosure
-    work_item: WorkItem | None
-
-
-def disclose(
-    session: Session,
-    *,
-    entry_id: int,
-    recipient: Recipient,
-    purpose: Purpose,
-    nature: str,
-    citation: str | None = None,
-    personal: bool = True,
-    rule_id: str | None = None,
-    rules_sha256: str | None = None,
-    payload_sha256: str | None = None,
-    work_kind: str | None = None,
-    work_payload: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
-    actor: str = "system",
-    at: datetime | None = None,
-) -> GateResult:
-    """The one gate: decide, write the ledger row, and (if allowed) the outbox item."""
-    when = at or utcnow()
-    decision = decide(purpose=purpose, recipient=recipient,
-                      consent_events=consent_events(session, entry_id), at=when,
-                      citation=citation, personal=personal)
-    item = None
-    if decision.allowed and work_kind is not None:
-        payload = dict(work_payload or {})
-        item = add_work_item(
-            session, work_kind, entry_id=entry_id,
-            dedupe_key=dedupe_key or f"{work_kind}:{entry_id}:{recipient.kind}:{recipient.id}",
-            payload=payload,
-        )
-    row = Disclosure(**_ledger_values(
-        entry_id=entry_id, at=when, nature=nature, purpose=purpose, decision=decision,
-        recipient=recipient, rule_id=rule_id, rules_sha256=rules_sha256,
-        payload_sha256=payload_sha256, work_item_id=item.id if item is not None else None,
-        actor=actor))
-    _chain_append(session, DISCLOSURE_CHAIN, row, _disclosure_fields(row))
-    if item is not None:
-        item.payload = {**item.payload, "disclosure_id": row.id}
-    event = _disclosure_event(entry_id, row.seq, nature, row.purpose, recipient.id, decision,
-                              actor, when)
-    session.add(Event(**event))
-    return GateResult(decision, row, item)
-
-
-@dataclass(frozen=True)
-class DisclosureRequest:
-    """One disclosure for :func:`disclose_all` (the arguments of :func:`disclose`)."""
-
-    recipient: Recipient
-    purpose: Purpose
-    nature: str
-    work_kind: str | None = None
-    dedupe_key: str | None = None
-    work_payload: Mapping[str, Any] | None = None
-    citation: str | None = None
-    personal: bool = True
-    rule_id: str | None = None
-    rules_sha256: str | None = None
-    payload_sha256: str | None = None
-    actor: str = "system"
-
-
-_DISCLOSURES = cast(Table, Disclosure.__table__)
-_WORK_ITEMS = cast(Table, WorkItem.__table__)
-_HEADS = cast(Table, ChainHead.__table__)
-_CONSENT = cast(Table, ConsentEventRow.__table__)
-# (SQLite renders no FOR UPDATE: its transactions here begin IMMEDIATE, the write lock.)
-_LOCK_HEAD = select(_HEADS.c.seq, _HEADS.c.head_hash).where(
-    _HEADS.c.chain == bindparam("c")).with_for_update()
-_MOVE_HEAD = (update(_HEADS).where(_HEADS.c.chain == bindparam("c"))
-              .values(seq=bindparam("new_seq"), head_hash=bindparam("new_hash")))
-_INSERT_DISCLOSURES = insert(_DISCLOSURES).returning(_DISCLOSURES.c.id,
-                                                     sort_by_parameter_order=True)
-_ITEM_PAYLOAD = select(_WORK_ITEMS.c.payload).where(_WORK_ITEMS.c.id == bindparam("item_id"))
-_SET_ITEM_PAYLOAD = (update(_WORK_ITEMS).where(_WORK_ITEMS.c.id == bindparam("item_id"))
-                     .values(payload=bindparam("new_payload")))
-_INSERT_EVENTS = insert(cast(Table, Event.__table__))
-_CONSENT_EVENTS = (
-    select(_CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose, _CONSENT.c.recipient_class,
-           _CONSENT.c.policy_version, _CONSENT.c.method, _CONSENT.c.at,
-           _CONSENT.c.evidence_sha256)
-    .where(_CONSENT.c.entry_id == bindparam("entry_id"))
-    .order_by(_CONSENT.c.at, _CONSENT.c.id)
-)
-
-
-def _append_ledger(conn: Connection, when: datetime,
-                   chained: Sequence[tuple[int, DisclosureRequest, Decision, int | None]]
-                   ) -> list[int]:
-    """Append a ledger row for each (entry, request, decision, work item), in order, to
-    the disclosure chain (its head locked and moved once), each with its timeline event.
-    Returns the rows' ids."""
-    head = conn.execute(_LOCK_HEAD, {"c": DISCLOSURE_CHAIN}).one()
-    seq, head_hash = int(head.seq), str(head.head_hash)
-    rows: list[dict[str, Any]] = []
-    events: list[dict[str, Any]] = []
-    for entry_id, req, decision, item_id in chained:
-        values = _ledger_values(
-            entry_id=entry_id, at=when, nature=req.nature, purpose=req.purpose,
-            decision=decision, recipient=req.recipient, rule_id=req.rule_id,
-            rules_sha256=req.rules_sha256, payload_sha256=req.payload_sha256,
-            work_item_id=item_id, actor=req.actor)
-        seq += 1
-        row_hash = hashchain.link_hash(head_hash, seq, values)
-        rows.append({**values, "seq": seq, "prev_hash": head_hash, "row_hash": row_hash})
-        head_hash = row_hash
-        events.append(_disclosure_event(entry_id, seq, req.nature, values["purpose"],
-                                        req.recipient.id, decision, req.actor, when))
-    disclosure_ids = [int(i) for i in conn.execute(_INSERT_DISCLOSURES, rows).scalars()]
-    conn.execute(_MOVE_HEAD, {"c": DISCLOSURE_CHAIN, "new_seq": seq, "new_hash": head_hash})
-    conn.execute(_INSERT_EVENTS, events)
-    return disclosure_ids
-
-
-def disclose_all(session: Session, *, entry_id: int, requests: Sequence[DisclosureRequest],
-                 at: datetime | None = None) -> list[Decision]:
-    """:func:`disclose` for several recipients of one entry, in the caller's transaction.
-
-    The same gate, ledger rows, work items and events as calling :func:`disclose`
-    for each request in order, written with fewer statements: the entry's consent
-    events are read once, and the ledger chain's head is locked and moved once.
-    For the routing of every new entry; returns the gate's decisions in order.
-    """
-    if not requests:
-        return []
-    when = at or utcnow()
-    events = consent_events(session, entry_id)
-    conn = session.connection()
-    planned: list[tuple[DisclosureRequest, Decision, int | None, bool]] = []
-    for req in requests:
-        decision = decide(purpose=req.purpose, recipient=req.recipient, consent_events=events,
-                          at=when, citation=req.citation, personal=req.personal)
-        item_id: int | None = None
-        created = False
-        if decision.allowed and req.work_kind is not None:
-            key = req.dedupe_key or (f"{req.work_kind}:{entry_id}:{req.recipient.kind}:"
-                                     f"{req.recipient.id}")
-            item_id = enqueue(session, req.work_kind, dedupe_key=key, entry_id=entry_id,
-                              payload=dict(req.work_payload or {}))
-            # enqueue sends (and so lists) only an item it created.
-            pending = session.info.get(PENDING_SENDS) or []
-            created = bool(pending) and pending[-1][0] == item_id
-        planned.append((req, decision, item_id, created))
-
-    disclosure_ids = _append_ledger(conn, when, [
-        (entry_id, req, decision, item_id) for req, decision, item_id, _ in planned])
-    for (req, _decision, item_id, created), disclosure_id in zip(planned, disclosure_ids,
-                                                                strict=True):
-        if item_id is not None:
-            payload = dict(req.work_payload or {}) if created else dict(
-                conn.execute(_ITEM_PAYLOAD, {"item_id": item_id}).scalar_one() or {})
-            conn.execute(_SET_ITEM_PAYLOAD, {
-                "item_id": item_id, "new_payload": {**payload, "disclosure_id": disclosure_id}})
-    return [decision for _, decision, _, _ in planned]
-
-
-_CONSENT_EVENTS_OF = (
-    select(_CONSENT.c.entry_id, _CONSENT.c.id, _CONSENT.c.action, _CONSENT.c.purpose,
-           _CONSENT.c.recipient_class, _CONSENT.c.policy_version, _CONSENT.c.method,
-           _CONSENT.c.at, _CONSENT.c.evidence_sha256)
-    .where(_CONSENT.c.entry_id.in_(bindparam("entry_ids", expanding=True)))
-    .order_by(_CONSENT.c.at, _CONSENT.c.id)
-)
-
-
-def disclose_many(session: Session, batches: Sequence[tuple[int, Sequence[DisclosureRequest]]],
-                  at: datetime | None = None) -> list[list[Decision]]:
-    """:func:`disclose_all` for several entries at once (the routing of a batch).
-
-    The same rows as :func:`disclose_all` entry after entry, in order, with one
-    statement a table: the consent events of all the entries, the new work
-    items (which must not exist yet: a taken dedupe key fails the call, and
-    the caller falls back to entry by entry), the ledger rows, the work items'
-    ledger ids, the events; the chain head is locked and moved once.
-    """
-    when = at or utcnow()
-    session.flush()
-    conn = session.connection()
-    entry_ids = [entry_id for entry_id, _ in batches]
-    events: dict[int, list[ConsentEvent]] = {entry_id: [] for entry_id in entry_ids}
-    if entry_ids:
-        for r in conn.execute(_CONSENT_EVENTS_OF, {"entry_ids": entry_ids}):
-            events[r.entry_id].append(ConsentEvent(
-                id=r.id, action=ConsentAction(r.action), purpose=Purpose(r.purpose),
-                recipient_class=r.recipient_class, policy_version=r.policy_version,
-                method=ConsentMethod(r.method), at=r.at, evidence_sha256=r.evidence_sha256))
-    planned: list[tuple[int, DisclosureRequest, Decision]] = []
-    new_items: list[tuple[str, str, int | None]] = []
-    for entry_id, requests in batches:
-        for req in requests:
-            decision = decide(purpose=req.purpose, recipient=req.recipient,
-                              consent_events=events[entry_id], at=when, citation=req.citation,
-                              personal=req.personal)
-            planned.append((entry_id, req, decision))
-            if decision.allowed and req.work_kind is not None:
-                new_items.append((req.work_kind, req.dedupe_key or (
-                    f"{req.work_kind}:{entry_id}:{req.recipient.kind}:{req.recipient.id}"),
-                    entry_id))
-    if not planned:
-        return [[] for _ in batches]
-    item_ids = iter(enqueue_many(session, new_items, connection=conn))
-    chained = [(entry_id, req, decision,
-                next(item_ids) if decision.allowed and req.work_kind is not None else None)
-               for entry_id, req, decision in planned]
-    disclosure_ids = _append_ledger(conn, when, chained)
-    payloads = [{"item_id": item_id,
-                 "new_payload": {**dict(req.work_payload or {}), "disclosure_id": disclosure_id}}
-                for (_, req, _, item_id), disclosure_id in zip(chained, disclosure_ids,
-                                                               strict=True)
-                if item_id is not None]
-    if payloads:
-        conn.execute(_SET_ITEM_PAYLOAD, payloads)
-    decisions = iter(decision for _, _, decision in planned)
-    return [[next(decisions) for _ in requests] for _, requests in batches]
-
-
-def recheck(session: Session, disclosure_id: int, at: datetime | None = None) -> Decision:
-    """Decide again at send time. Refused if the disclosure is unknown or consent changed.
-
-    A disclosure that was allowed with the submitter's identity is refused
-    when that consent no longer holds; the refusal is written to the ledger.
-    """
-    row = session.get(Disclosure, disclosure_id)
-    if row is None or not row.allowed:
-        return Decision(allowed=False, reason="no-ledger-row", basis=Basis.FORBIDDEN,
-                        purpose=None, include_identity=False, consent_event_id=None,
-                        citation=None)
-    recipient = Recipient(kind=row.recipient_kind, id=row.recipient_id,
-                          name=row.recipient_name, address=row.recipient_address)
-    when = at or utcnow()
-    now = decide(purpose=Purpose(row.purpose), recipient=recipient,
-                 consent_events=consent_events(session, row.entry_id), at=when,
-                 citation=row.citation)
-    # Still allowed, and not about to show an identity that consent no longer covers.
-    if now.allowed and (now.include_identity or not row.include_identity):
-        return Decision(allowed=True, reason=now.reason, basis=now.basis, purpose=now.purpose,
-                        include_identity=row.include_identity,
-                        consent_event_id=now.consent_event_id, citation=now.citation)
-    reason = "consent-withdrawn" if row.include_identity and now.allowed else now.reason
-    refused = Decision(allowed=False, reason=reason, basis=now.basis, purpose=now.purpose,
-                       include_identity=False, consent_event_id=None, citation=None)
-    ledger = Disclosure(
-        entry_id=row.entry_id, at=when, nature=row.nature, purpose=row.purpose,
-        basis=now.basis.value, allowed=False, reason=reason, include_identity=False,
-        recipient_kind=row.recipient_kind, recipient_id=row.recipient_id,
-        recipient_name=row.recipient_name, recipient_address=row.recipient_address,
-        consent_event_id=None, citation=row.citation, rule_id=row.rule_id,
-        rules_sha256=row.rules_sha256, payload_sha256=row.payload_sha256,
-        work_item_id=row.work_item_id, actor="send-time-check",
-    )
-    _chain_append(session, DISCLOSURE_CHAIN, ledger, _disclosure_fields(ledger))
-    session.add(Event(entry_id=row.entry_id, kind="disclosure-refused", actor="send-time-check",
-                      detail={"disclosure_seq": ledger.seq, "reason": reason,
-                              "recipient": row.recipient_id}))
-    return refused
-
-
-def agency_recipient(agency_id: str, name: str, address: str) -> Recipient:
-    return Recipient(kind="agency", id=agency_id, name=name, address=address)
+# -- the disclosure ledger (written by :mod:`intake.services.gate`) ------------------------
 
 
 def disclosures_for(session: Session, entry_id: int) -> Sequence[Disclosure]:
