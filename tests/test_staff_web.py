@@ -282,10 +282,11 @@ def test_viewing_personal_information_is_logged(app: Flask, runtime: Runtime) ->
     page = client.get(f"/staff/entries/{entry_id}")
     assert page.status_code == 200
     shown = page.get_data(as_text=True)
-    assert "ada@example.org" in shown and "Ada Lovelace" in shown
-    assert '<mark class="pii" title="phone number">(217) 555-0143</mark>' in shown
-    # Stored at rest with its marker (P6): staff see the marker, highlighted.
-    assert "123-45-6789" not in shown and "[redacted: Social Security number]</mark>" in shown
+    # The agency's rendition: no consent, so no address, name or phone (P5); no SSN (P6).
+    assert "ada@example.org" not in shown and "Ada Lovelace" not in shown
+    assert "Member of the public" in shown and "(217) 555-0143" not in shown
+    assert "123-45-6789" not in shown and "6789" not in shown
+    assert "[redacted: Social Security number]" in shown
     assert "Viewed (entry)" not in shown  # agents don't see the access log
     with runtime.db.session() as s:
         attachment_id = s.scalar(text("SELECT id FROM attachments WHERE entry_id = :e"),
@@ -360,7 +361,8 @@ def test_inbox_pages_counts_unread_filters_and_search(app: Flask, runtime: Runti
         seen: list[int] = []
         cursor = None
         while True:
-            page = inbox.inbox_page(s, user, inbox.InboxFilter(), cursor=cursor, limit=3)
+            page = inbox.inbox_page(s, user, inbox.InboxFilter(), cursor=cursor, limit=3,
+                                    relay_domain=runtime.settings.relay_domain)
             seen.extend(r.id for r in page.rows)
             if page.next_cursor is None:
                 break

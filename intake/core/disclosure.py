@@ -46,6 +46,9 @@ from intake.core.consent import (
     current_consent,
     normalize_agency_id,
 )
+from intake.core.rendition import ANONYMOUS_NAME, scrub
+from intake.core.rendition import email_pattern as _email_pattern
+from intake.core.rendition import name_pattern as _name_pattern
 
 __all__ = [
     "ANONYMOUS_NAME",
@@ -75,7 +78,6 @@ _ALLOWED_KINDS: dict[Purpose, frozenset[str]] = {
     Purpose.STATISTICS: frozenset({"statistics"}),
 }
 
-ANONYMOUS_NAME = "Member of the public"
 _CITATION_MAX = 200
 
 
@@ -278,45 +280,18 @@ class Submitter:
     email: str | None
 
 
-def _email_pattern(email: str | None) -> re.Pattern[str] | None:
-    if email is None:
-        return None
-    e = email.strip().strip("<>").strip()
-    if e.lower().startswith("mailto:"):
-        e = e[len("mailto:") :]
-    if len(e) < 3:
-        return None
-    local, at, domain = e.rpartition("@")
-    if at and local and domain:
-        # Plain "@", and the percent-/entity-encoded forms seen in mailto: links and HTML.
-        return re.compile(
-            re.escape(local) + r"(?:@|%40|&#0*64;|&#x0*40;)" + re.escape(domain), re.IGNORECASE
-        )
-    return re.compile(re.escape(e), re.IGNORECASE)
-
-
-def _name_pattern(name: str | None) -> re.Pattern[str] | None:
-    if name is None:
-        return None
-    parts = name.split()
-    if len("".join(parts)) < 2 or len(" ".join(parts)) < 2:
-        return None
-    # Whole words, case-insensitive, any run of whitespace between parts
-    # (so a name wrapped across lines is still found).
-    return re.compile(
-        r"(?<!\w)" + r"\s+".join(re.escape(p) for p in parts) + r"(?!\w)", re.IGNORECASE
-    )
-
-
 def _redact(
     text: str, email_re: re.Pattern[str] | None, name_re: re.Pattern[str] | None, relay: str
 ) -> str:
-    # Split on the address first so that name replacement never touches the
-    # relay address that is put in its place.
-    pieces = email_re.split(text) if email_re is not None else [text]
-    if name_re is not None:
-        pieces = [name_re.sub(ANONYMOUS_NAME, piece) for piece in pieces]
-    return relay.join(pieces)
+    # The address becomes the relay address and the name "Member of the public",
+    # by the one scrubber the renditions use (an address wins over a name inside it).
+    spans: list[tuple[int, int, str, str | None, str]] = []
+    for pattern, kind, replacement in ((email_re, "email", relay),
+                                       (name_re, "name", ANONYMOUS_NAME)):
+        if pattern is not None:
+            spans.extend((m.start(), m.end(), kind, replacement, "no-consent")
+                         for m in pattern.finditer(text))
+    return scrub(text, spans)[0]
 
 
 def render_for_recipient(

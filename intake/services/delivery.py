@@ -39,7 +39,7 @@ from intake.core.disclosure import (
 )
 from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
-from intake.core.pii import Rendition, detect, redact
+from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
 from intake.db.models import (
     Attachment,
@@ -53,7 +53,7 @@ from intake.db.models import (
     utcnow,
 )
 from intake.jobs.workitems import PermanentError, TransientError
-from intake.services import gate, privacy
+from intake.services import gate, privacy, renditions
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
@@ -236,11 +236,10 @@ class Delivery:
         relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
         files = self._attachments(session, entry.id)
-        outgoing = self._forward_rendition(session, entry, submitter, decision, relay, row,
-                                           tuple(f[0] for f in files))
+        outgoing, rendition = self._forward_rendition(session, entry, submitter, decision, relay,
+                                                      row, tuple(f[0] for f in files))
         if agency.webhook:
-            self._post_webhook(decision, agency.webhook, entry, outgoing, relay, identity,
-                               message_id, submitter)
+            self._post_webhook(decision, agency.webhook, entry, outgoing, rendition, message_id)
         else:
             msg = self._email(
                 to=formataddr((one_line(agency.name), agency.email or "")),
@@ -264,39 +263,36 @@ class Delivery:
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
                            decision: GateDecision, relay: str, row: Disclosure,
-                           names: tuple[str, ...]) -> OutgoingMessage:
-        identity = decision.include_identity
-        findings = privacy.findings_by_place(session, entry.id)
-        body = redact(entry.body, findings.get("body", []), Rendition.FORWARD,
-                      share_address=identity).text
-        subject = redact(entry.subject, findings.get("subject", []), Rendition.FORWARD,
-                         share_address=identity).text
-        name = (submitter.name if submitter else None) or ANONYMOUS_NAME
-        email = submitter.email if submitter else None
-        contact = f"{name} <{email}>" if (identity and email) else f"{ANONYMOUS_NAME} <{relay}>"
-        if identity and submitter and submitter.phone:
-            contact += f", phone {submitter.phone}"
-        fields = [(k, v if isinstance(v, str) else ", ".join(map(str, v)))
-                  for k, v in sorted((entry.fields or {}).items())
-                  if not k.startswith("_") and isinstance(v, str | list)]
+                           names: tuple[str, ...]) -> tuple[OutgoingMessage, Rendition]:
+        # What the agency may see comes from the one rendition; a send-time decision
+        # without identity renders as if no consent had ever been given.
+        rendition = renditions.render_entry(
+            session, entry, Audience.CC_AGENCY if row.nature == "forward-cc" else Audience.AGENCY,
+            agency_id=row.recipient_id, relay_domain=self.settings.relay_domain, thread=False,
+            consents=None if decision.include_identity else (),
+            extra={f"attachment:{i}": n for i, n in enumerate(names)})
+        identity = decision.include_identity and rendition.identity_shared
+        contact = f"{rendition.name.value or ANONYMOUS_NAME} <{rendition.email.value or relay}>"
         text = _templates.get_template("forward.txt").render(
             record_number=entry.record_number, received_at=entry.received_at.strftime(
                 "%Y-%m-%d %H:%M UTC"), channel=entry.channel, form=entry.form_slug,
-            subject=subject, fields=fields, contact=contact, body=body, identity=identity,
-            rule=row.rule_id,
+            subject=rendition.subject, fields=list(rendition.fields), contact=contact,
+            body=rendition.body, identity=identity, rule=row.rule_id,
         )
         message = OutgoingMessage(
-            from_name=name if identity else ANONYMOUS_NAME,
-            from_address=(email or relay) if identity else relay,
-            reply_to=(email or relay) if identity else relay,
-            subject=tagged_subject(entry.record_number, subject),
-            body=body, quoted_text=text, attachment_names=names,
+            from_name=rendition.name.value or ANONYMOUS_NAME,
+            from_address=rendition.reply_to, reply_to=rendition.reply_to,
+            subject=tagged_subject(entry.record_number, rendition.subject),
+            body=rendition.body, quoted_text=text,
+            attachment_names=tuple(rendition.text(f"attachment:{i}") for i in range(len(names))),
         )
-        # The core's renderer replaces every trace of the address and name
-        # unless identity may go, and refuses if any survives.
+        # The gate's renderer checks the whole message once more (template text
+        # included) and refuses if any trace of the address survived.
         return render_for_recipient(message, SubmitterView(name=submitter.name if submitter
-                                                           else None, email=email),
-                                    decision, relay)
+                                                           else None,
+                                                           email=submitter.email if submitter
+                                                           else None),
+                                    decision, relay), rendition
 
     def _attachments(self, session: Session, entry_id: int) -> list[tuple[str, str, bytes]]:
         rows = session.execute(
@@ -308,8 +304,7 @@ class Delivery:
         return [(r.filename, r.sniffed_type, r.content or b"") for r in rows]
 
     def _post_webhook(self, decision: GateDecision, url: str, entry: Entry,
-                      outgoing: OutgoingMessage, relay: str, identity: bool, message_id: str,
-                      submitter: Submitter | None) -> None:
+                      outgoing: OutgoingMessage, rendition: Rendition, message_id: str) -> None:
         payload: dict[str, Any] = {
             "record_number": entry.record_number,
             "message_id": message_id.strip("<>"),
@@ -317,12 +312,13 @@ class Delivery:
             "channel": entry.channel,
             "form": entry.form_slug,
             "subject": outgoing.subject,
-            "body": outgoing.body,
-            "reply_to": outgoing.reply_to,
+            "body": rendition.body,
+            "fields": dict(rendition.fields),
+            "reply_to": rendition.reply_to,
             "submitter": {
-                "name": outgoing.from_name,
-                "email": outgoing.from_address,
-                "identity_shared": identity,
+                "name": rendition.name.value or ANONYMOUS_NAME,
+                "email": rendition.email.value or rendition.reply_to,
+                "identity_shared": rendition.identity_shared,
             },
             "attachments": list(outgoing.attachment_names),
         }
@@ -452,17 +448,20 @@ class Delivery:
         to_agency = row.recipient_kind == "agency"
         submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
         if to_agency:
-            # The citizen's reply gets the same forward rendition as the first
-            # message: sensitive numbers (P6) never reach the agency.
-            findings = detect(message.body, key=self.settings.derived_key("pii finding hashes"))
-            redacted = redact(message.body, findings, Rendition.FORWARD,
-                              share_address=identity).text
+            # The citizen's reply gets the agency's rendition, like the first message:
+            # no contact data without consent, sensitive numbers (P6) never.
+            rendition = renditions.render_entry(
+                session, entry, Audience.AGENCY, agency_id=row.recipient_id,
+                relay_domain=self.settings.relay_domain, thread=False,
+                consents=None if identity else (),
+                extra={"reply:subject": message.subject or entry.subject,
+                       "reply:body": message.body})
             body = _templates.get_template("relay.txt").render(
-                body=redacted, to_agency=True, record_number=entry.record_number,
-                sender_name="", status_url_hint="")
+                body=rendition.text("reply:body"), to_agency=True,
+                record_number=entry.record_number, sender_name="", status_url_hint="")
             outgoing = OutgoingMessage(
                 from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
-                subject=tagged_subject(entry.record_number, message.subject or entry.subject),
+                subject=tagged_subject(entry.record_number, rendition.text("reply:subject")),
                 body=body, quoted_text="", attachment_names=(),
             )
             outgoing = render_for_recipient(

@@ -18,8 +18,7 @@ from __future__ import annotations
 import base64
 import re
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
@@ -37,8 +36,7 @@ from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import TextClause
 
 from intake.core.consent import Purpose
-from intake.core.disclosure import Recipient
-from intake.core.pii import Finding, Rendition, redact
+from intake.core.disclosure import Recipient, valid_citation
 from intake.core.routing import Decision, RuleSet
 from intake.db.models import (
     Attachment,
@@ -58,10 +56,12 @@ from intake.db.staff_models import (
     ReadMarker,
     StaffAccount,
 )
-from intake.services import gate
+from intake.services import gate, renditions
+from intake.services.renditions import Audience
 from intake.services.routing import apply_decision
 
 PAGE_SIZE = 50
+RECORDS_ROLES = ("records_officer", "system_admin")
 STATUSES = tuple(s.value for s in EntryStatus)
 MAX_NOTE = 20_000
 MAX_TAGS = 20
@@ -196,9 +196,20 @@ def _as_utc_start(day: date) -> datetime:
     return datetime.combine(day, time.min, tzinfo=UTC)
 
 
+def audience_of(user: StaffAccount, owner: bool) -> Audience:
+    """Whose rendition a staff member sees: records roles review, agencies answer."""
+    if user.role in RECORDS_ROLES:
+        return Audience.RECORDS_OFFICER
+    return Audience.AGENCY if owner else Audience.CC_AGENCY
+
+
 def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
-               cursor: str | None = None, limit: int = PAGE_SIZE) -> InboxPage:
-    """One page of the user's agency inbox, newest first, after ``cursor``."""
+               cursor: str | None = None, limit: int = PAGE_SIZE, *,
+               relay_domain: str) -> InboxPage:
+    """One page of the user's agency inbox, newest first, after ``cursor``.
+
+    Subjects are the user's rendition (the list shows the agency's own entries).
+    """
     conditions: list[Condition] = [Entry.agency_id == user.agency_id]
     if filters.status:
         conditions.append(Entry.status == filters.status)
@@ -255,6 +266,11 @@ def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(last.received_at, last.id)
+    audience = audience_of(user, owner=True)
+    subjects = renditions.render_many_subjects(
+        session, [(r.id, r.subject) for r in rows],
+        {r.id: (audience, user.agency_id) for r in rows}, relay_domain)
+    rows = [replace(r, subject=subjects[r.id]) for r in rows]
     return InboxPage(rows, next_cursor)
 
 
@@ -301,33 +317,6 @@ def unread_count(session: Session, user: StaffAccount) -> int:
 # -- the entry view ---------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Segment:
-    text: str
-    kind: str | None  # a PII kind to highlight, or None for plain text
-
-
-def highlight(text_value: str, findings: Sequence[Finding]) -> list[Segment]:
-    """The staff rendition as segments: PII highlighted, card/SSN/password masked."""
-    spans = sorted((max(0, f.start), min(len(text_value), f.end), f) for f in findings
-                   if f.end > f.start)
-    segments: list[Segment] = []
-    pos = 0
-    for start, end, finding in spans:
-        if start < pos:
-            continue  # overlapping finding already shown
-        if start > pos:
-            segments.append(Segment(text_value[pos:start], None))
-        piece = text_value[start:end]
-        shifted = Finding(kind=finding.kind, start=0, end=len(piece), detector=finding.detector,
-                          severity=finding.severity, value_hash=finding.value_hash)
-        segments.append(Segment(redact(piece, [shifted], Rendition.STAFF).text, finding.kind))
-        pos = end
-    if pos < len(text_value):
-        segments.append(Segment(text_value[pos:], None))
-    return segments
-
-
 @dataclass
 class TimelineItem:
     at: datetime
@@ -337,8 +326,60 @@ class TimelineItem:
     message: ThreadMessage | None = None
 
 
-def log_access(session: Session, user: StaffAccount, entry_id: int, what: str) -> None:
-    session.add(AccessLogEntry(staff_id=user.id, entry_id=entry_id, what=what, at=utcnow()))
+def log_access(session: Session, user: StaffAccount, entry_id: int, what: str,
+               reason: dict[str, str] | None = None) -> None:
+    """Log a view; a view with a stated ``reason`` (a reveal) also goes on the timeline."""
+    now = utcnow()
+    session.add(AccessLogEntry(staff_id=user.id, entry_id=entry_id, what=what, at=now))
+    if reason is not None:
+        # The access log holds no text; the reason and its basis are kept as an event.
+        session.add(Event(entry_id=entry_id, kind=f"access-{what}", at=now, actor=actor_of(user),
+                          detail=dict(reason)))
+
+
+REVEAL_ROLES = RECORDS_ROLES
+MAX_REASON = 500
+
+
+@dataclass(frozen=True)
+class RevealRequest:
+    reason: str
+    citation: str
+    requester: str = ""  # set when the reveal answers an outside legal demand
+    requester_address: str = ""
+
+
+def reveal(session: Session, user: StaffAccount, entry: Entry, request: RevealRequest) -> None:
+    """Check and log a reveal of the submitter's contact data (and disclose it, if asked).
+
+    Only records officers and system administrators reveal: an agency sees a
+    non-consenting citizen's address never (the consent text promises it), and
+    a legal demand is answered by the records office. With a ``requester`` the
+    reveal is a disclosure outside: a ledger row through the gate (purpose
+    legal-obligation, with the citation), refused without a valid citation.
+    """
+    if user.role not in REVEAL_ROLES:
+        raise ActionError("Only records officers can reveal contact details.")
+    reason = " ".join(request.reason.split())[:MAX_REASON]
+    if not reason:
+        raise ActionError("Say why the contact details are needed.")
+    citation = valid_citation(request.citation)
+    if citation is None:
+        raise ActionError("Cite the law or the legal demand (for example "
+                          "\"Public Records Act s. 4(2)\" or a court order number).")
+    requester = " ".join(request.requester.split())[:200]
+    if requester:
+        [result] = gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=entry.id, purpose=Purpose.LEGAL, citation=citation,
+            recipient=Recipient(kind="third-party", id=f"requester:{requester[:100]}",
+                                name=requester,
+                                address=" ".join(request.requester_address.split())[:500]),
+            nature="legal-demand", actor=actor_of(user))])
+        if not result.decision.allowed:
+            raise ActionError(f"The disclosure was refused ({result.decision.reason}).")
+    log_access(session, user, entry.id, "reveal",
+               {"reason": reason, "citation": citation,
+                **({"disclosed_to": requester} if requester else {})})
 
 
 def mark_read(session: Session, user: StaffAccount, entry_id: int) -> None:

@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.db.models import Entry
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services import privacy, renditions
 
 bp = Blueprint("status", __name__)
 
@@ -55,17 +55,25 @@ def view(token: str) -> ResponseReturnValue:
         agencies = {a.id: a.name for a in runtime.rules.current().agencies.values()}
         consents = [
             {
-                "purpose": state.purpose.value,
-                "recipient_class": state.recipient_class,
-                "live": state.live,
-                "description": PURPOSE_TEXT.get(state.purpose, state.purpose.value).format(
-                    who=_who(state.recipient_class, agencies)),
+                "purpose": line.purpose,
+                "recipient_class": line.recipient_class,
+                "live": line.live,
+                "steps": line.steps,
+                "withdrawn_at": line.withdrawn_at,
+                "shared_since_withdrawal": line.shared_since_withdrawal,
+                "description": PURPOSE_TEXT.get(Purpose(line.purpose), line.purpose).format(
+                    who=_who(line.recipient_class, agencies)),
             }
-            for state in privacy.consent_states(session, entry_id)
+            for line in renditions.consent_lines(session, entry_id, agencies)
         ]
+        # The submitter's own rendition: their texts, sensitive numbers (P6) redacted.
+        mine = renditions.render_entry(session, entry, renditions.Audience.SUBMITTER,
+                                       agency_id=None, thread=False,
+                                       relay_domain=runtime.settings.relay_domain)
         disclosures = list(privacy.disclosures_for(session, entry_id))
         return render_template(
-            "status/entry.html", entry=entry, token=token, consents=consents,
+            "status/entry.html", entry=entry, subject=mine.subject, token=token,
+            consents=consents,
             disclosures=disclosures, status_label=STATUS_LABELS.get(entry.status, entry.status),
             agency_name=agencies.get(entry.agency_id or ""),
             notice="Your consent has been withdrawn." if request.args.get("withdrawn") else None,

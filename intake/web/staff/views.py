@@ -32,9 +32,8 @@ from intake.core.pii.redact import LABELS as PII_LABELS
 from intake.db.models import Attachment, Entry, EntryStatus, utcnow
 from intake.db.staff_models import ADMIN_ROLES, StaffAccount
 from intake.runtime import Runtime
-from intake.services import inbox
+from intake.services import inbox, renditions
 from intake.services import staff as accounts
-from intake.services.privacy import findings_for
 
 log = logging.getLogger("intake.staff")
 
@@ -258,7 +257,8 @@ def inbox_view() -> ResponseReturnValue:
         query=(args.get("q", "").strip()[:200] or None),
     )
     with _runtime().db.session() as s:
-        page = inbox.inbox_page(s, user, filters, cursor=args.get("after") or None)
+        page = inbox.inbox_page(s, user, filters, cursor=args.get("after") or None,
+                                relay_domain=_runtime().settings.relay_domain)
         counts = inbox.status_counts(s, user.agency_id)
         unread = inbox.unread_count(s, user)
         colleagues = accounts.agency_accounts(s, user.agency_id)
@@ -282,23 +282,65 @@ def _agency_name(agency_id: str | None) -> str:
 @bp.get("/entries/<int:entry_id>")
 @login_required
 def entry_view(entry_id: int) -> ResponseReturnValue:
+    return _entry_page(entry_id)
+
+
+@bp.post("/entries/<int:entry_id>/reveal")
+@login_required
+def reveal(entry_id: int) -> ResponseReturnValue:
+    """Show the submitter's contact data once, to a records officer who says why."""
+    if _user().role not in inbox.REVEAL_ROLES:
+        abort(403)
+    form = request.form
+    ask = inbox.RevealRequest(
+        reason=form.get("reason", "")[:2000], citation=form.get("citation", "")[:400],
+        requester=form.get("requester", "")[:400] if form.get("legal_demand") == "1" else "",
+        requester_address=form.get("requester_address", "")[:600]
+        if form.get("legal_demand") == "1" else "")
+    # The revealed page is this response only: nothing of it is kept in the session.
+    return _entry_page(entry_id, reveal=ask)
+
+
+def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
+                ) -> ResponseReturnValue:
     user = _user()
     runtime = _runtime()
+    error: str | None = None
     with runtime.db.session() as s:
         access = inbox.access_for(s, user, entry_id)
         if access is None:
             abort(404)
         entry = access.entry
-        inbox.log_access(s, user, entry.id, "entry")
-        inbox.mark_read(s, user, entry.id)
-        records_view = user.role in ("records_officer", "system_admin")
+        revealed = False
+        if reveal is not None:
+            try:
+                with s.begin_nested():
+                    inbox.reveal(s, user, entry, reveal)
+                revealed = True
+            except inbox.ActionError as exc:
+                error = str(exc)
+        else:
+            inbox.log_access(s, user, entry.id, "entry")
+            inbox.mark_read(s, user, entry.id)
+        records_view = user.role in inbox.RECORDS_ROLES
+        audience = inbox.audience_of(user, access.owner)
+        # Everything shown of the citizen comes from the viewer's rendition.
+        rendition = renditions.render_entry(
+            s, entry, audience, agency_id=user.agency_id,
+            relay_domain=runtime.settings.relay_domain, reveal=revealed)
+        submitter = inbox.submitter_of(s, entry.id)
         context = {
             "entry": entry,
             "owner": access.owner,
-            "submitter": inbox.submitter_of(s, entry.id),
-            "subject_segments": inbox.highlight(entry.subject,
-                                                findings_for(s, entry.id, "subject")),
-            "body_segments": inbox.highlight(entry.body, findings_for(s, entry.id, "body")),
+            "rendition": rendition,
+            "revealed": revealed,
+            "reveal_error": error,
+            "may_reveal": user.role in inbox.REVEAL_ROLES,
+            "has_submitter": submitter is not None,
+            # Replies go out through the relay: staff need not see the address.
+            "can_reply": submitter is not None and bool(submitter.email),
+            "subject_segments": rendition.segments.get("subject", ()),
+            "body_segments": rendition.segments.get("body", ()),
             "attachments": inbox.attachments_of(s, entry.id),
             "decision": inbox.latest_decision(s, entry.id),
             "assignee": inbox.assignment_of(s, entry.id),
@@ -308,8 +350,7 @@ def entry_view(entry_id: int) -> ResponseReturnValue:
             "agencies": sorted(runtime.rules.current().agencies.values(),
                                key=lambda a: a.name),
             "agency_name": _agency_name(entry.agency_id),
-            "fields": {k: v for k, v in (entry.fields or {}).items()
-                       if not k.startswith("_")},
+            "fields": rendition.fields,
             "statuses": inbox.STATUSES,
         }
         timeline = inbox.timeline(s, entry.id, with_access_log=records_view)
@@ -322,7 +363,8 @@ def entry_view(entry_id: int) -> ResponseReturnValue:
         routing_events = [i.title for i in timeline
                           if i.kind == "event" and i.title in ("routed", "rerouted")]
         context["rerouted"] = bool(routing_events) and routing_events[-1] == "rerouted"
-    return render_template("staff/entry.html", **context)
+        html = render_template("staff/entry.html", **context)
+    return html, (400 if error else 200)
 
 
 @bp.get("/entries/<int:entry_id>/attachments/<int:attachment_id>")

@@ -1,0 +1,144 @@
+"""Renditions of stored entries: load what :func:`intake.core.rendition.render` needs.
+
+Every view and every way out (forward, webhook, relayed reply, staff pages,
+status page) asks here for the rendition of its audience instead of reading
+the stored entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from intake.core.consent import ConsentEvent
+from intake.core.pii import Finding
+from intake.core.rendition import Audience, EntryValues, Rendition, render
+from intake.db.models import Entry, Submitter, ThreadMessage, utcnow
+from intake.services import privacy
+
+__all__ = ["Audience", "ConsentLine", "consent_lines", "entry_values", "render_entry",
+           "render_many_subjects"]
+
+
+def entry_values(session: Session, entry: Entry, *, thread: bool = True,
+                 extra: Mapping[str, str] | None = None) -> EntryValues:
+    """The entry's texts (and its thread's, if ``thread``), fields and submitter."""
+    submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+    texts = {"subject": entry.subject, "body": entry.body}
+    if thread:
+        for m in session.scalars(select(ThreadMessage).where(ThreadMessage.entry_id == entry.id)):
+            texts[f"thread:{m.id}:subject"] = m.subject
+            texts[f"thread:{m.id}:body"] = m.body
+    texts.update(extra or {})
+    return EntryValues(
+        texts=texts, fields=dict(entry.fields or {}),
+        name=submitter.name if submitter else None,
+        email=submitter.email if submitter else None,
+        phone=submitter.phone if submitter else None,
+        postal_address=submitter.postal_address if submitter else None,
+    )
+
+
+def _stored_findings(session: Session, entry_id: int) -> dict[str, Sequence[Finding]]:
+    found: dict[str, Sequence[Finding]] = dict(privacy.findings_by_place(session, entry_id))
+    # Subject and body were scanned when the entry was stored: no row means nothing found.
+    found.setdefault("subject", [])
+    found.setdefault("body", [])
+    return found
+
+
+def render_entry(session: Session, entry: Entry, audience: Audience, *,
+                 agency_id: str | None, relay_domain: str, reveal: bool = False,
+                 thread: bool = True, consents: Sequence[ConsentEvent] | None = None,
+                 extra: Mapping[str, str] | None = None,
+                 at: datetime | None = None) -> Rendition:
+    """The rendition of ``entry`` for ``audience`` (``agency_id``: the agency it is for).
+
+    ``consents`` overrides the recorded consent events (a send-time decision
+    without identity passes none); ``extra`` adds texts by place (a relayed
+    reply's body is scanned by the renderer itself).
+    """
+    return render(
+        entry_values(session, entry, thread=thread, extra=extra), audience,
+        consents=privacy.consent_events(session, entry.id) if consents is None else consents,
+        findings=_stored_findings(session, entry.id), agency_id=agency_id,
+        relay_address=privacy.relay_for(session, entry.id, relay_domain),
+        at=at or utcnow(), reveal=reveal,
+    )
+
+
+def render_many_subjects(session: Session, entries: Sequence[tuple[int, str]],
+                         audience_of: Mapping[int, tuple[Audience, str | None]],
+                         relay_domain: str) -> dict[int, str]:
+    """The subject line of each ``(entry id, stored subject)`` for its viewer's audience."""
+    ids = [entry_id for entry_id, _ in entries]
+    if not ids:
+        return {}
+    submitters = {s.entry_id: s for s in session.scalars(
+        select(Submitter).where(Submitter.entry_id.in_(ids)))}
+    now = utcnow()
+    subjects: dict[int, str] = {}
+    for entry_id, subject in entries:
+        s = submitters.get(entry_id)
+        audience, agency_id = audience_of[entry_id]
+        found: Mapping[str, Sequence[Finding]] = {
+            "subject": privacy.findings_for(session, entry_id, "subject")}
+        rendition = render(
+            EntryValues(texts={"subject": subject}, name=s.name if s else None,
+                        email=s.email if s else None, phone=s.phone if s else None,
+                        postal_address=s.postal_address if s else None),
+            audience, consents=privacy.consent_events(session, entry_id), findings=found,
+            agency_id=agency_id, relay_address=privacy.relay_for(session, entry_id,
+                                                                 relay_domain),
+            at=now)
+        subjects[entry_id] = rendition.subject
+    return subjects
+
+
+@dataclass(frozen=True)
+class ConsentLine:
+    """One consent as its submitter sees it: what happened, in order, and where it stands."""
+
+    purpose: str
+    recipient_class: str
+    live: ConsentEvent | None
+    steps: tuple[tuple[str, datetime, str], ...]  # ("given"|"withdrawn"|"shared", when, with whom)
+    shared_since_withdrawal: bool
+    withdrawn_at: datetime | None
+
+
+def consent_lines(session: Session, entry_id: int, agencies: Mapping[str, str]
+                  ) -> list[ConsentLine]:
+    """Each consent's grants, withdrawals and the identity disclosures it covered.
+
+    From the consent events and the disclosure ledger, so the page says what
+    happened ("shared with X on ...; withdrawn on ...; not shared since"),
+    not only what is live now.
+    """
+    events = privacy.consent_events(session, entry_id)
+    states = privacy.consent_states(session, entry_id)
+    shared = [d for d in privacy.disclosures_for(session, entry_id)
+              if d.allowed and d.include_identity and d.recipient_kind == "agency"]
+    lines: list[ConsentLine] = []
+    for state in states:
+        cls = state.recipient_class
+        own = [e for e in events if e.purpose == state.purpose and e.recipient_class == cls]
+
+        def covers(agency_id: str, cls: str = cls) -> bool:
+            return cls == "agency" or cls == f"agency:{agency_id}"
+
+        steps: list[tuple[str, datetime, str]] = [
+            ("given" if e.action == "grant" else "withdrawn", e.at, "") for e in own]
+        steps += [("shared", d.at, agencies.get(d.recipient_id, d.recipient_name))
+                  for d in shared if covers(d.recipient_id)]
+        steps.sort(key=lambda step: step[1])
+        withdrawn_at = own[-1].at if own and own[-1].action == "withdraw" else None
+        late = withdrawn_at is not None and any(
+            d.at > withdrawn_at for d in shared if covers(d.recipient_id))
+        lines.append(ConsentLine(state.purpose.value, cls, state.live, tuple(steps), late,
+                                 withdrawn_at))
+    return lines
