@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -26,10 +27,10 @@ from intake.core import sealing
 from intake.core.pii import KINDS, SENSITIVE_KINDS, Finding, Rendition, detect, redact
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.pii.redact import marker_for
+from intake.core.rendition import Audience, EntryValues, render
 from intake.db.models import Entry, EntryKey, Original, PiiFinding, ThreadMessage, WorkItem
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.inbox import highlight
 from intake.services.mail_intake import MailContext, intake_message
 from intake.services.records import (
     OriginalUnavailable,
@@ -89,10 +90,11 @@ def test_detected_values_become_markers_and_keep_their_kinds() -> None:
     shown = {f.kind: at_rest.text[f.start:f.end] for f in at_rest.findings}
     assert shown == {"phone": "860-555-0142", "ssn": marker_for("ssn"),
                      "card": marker_for("card"), "email": "ana@example.com"}
-    # The staff view highlights the marker, and masks nothing that is not there.
-    segments = highlight(at_rest.text, list(at_rest.findings))
-    assert [s.text for s in segments if s.kind == "ssn"] == [marker_for("ssn")]
-    assert "".join(s.text for s in segments) == at_rest.text
+    # The records officer's rendition (staff view) marks the marker where it is stored.
+    shown = render(EntryValues(texts={"body": at_rest.text}), Audience.RECORDS_OFFICER,
+                   consents=[], findings={"body": at_rest.findings}, agency_id=None,
+                   relay_address="reply+t@relay.example", at=datetime.now(UTC))
+    assert [g.text for g in shown.segments["body"] if g.kind == "ssn"] == [marker_for("ssn")]
 
 
 def test_sealed_values_open_only_with_their_key_and_place() -> None:

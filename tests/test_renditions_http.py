@@ -71,7 +71,8 @@ def submit(runtime: Runtime, *, consent: str | None = None, body: str = BODY,
             form_slug="contact", fields={"topic": "transportation", "about": CITIZEN},
             submitter=SubmitterData(name=NAME, email=CITIZEN, phone=PHONE,
                                     postal_address=ADDRESS)),
-            runtime.settings.record_prefix, pii_key=runtime.pii_key)
+            runtime.settings.record_prefix, pii_key=runtime.pii_key,
+            originals_key=runtime.originals_key)
         if consent:
             privacy.record_consent(s, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
