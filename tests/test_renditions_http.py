@@ -205,14 +205,20 @@ def test_reveal_is_for_records_officers_with_a_reason_and_is_logged(
         log = s.execute(select(AccessLogEntry.staff_id, AccessLogEntry.what)
                         .where(AccessLogEntry.what == "reveal")).all()
         assert [tuple(r) for r in log] == [(officer_account.id, "reveal")] * 2
-        reasons = [e.detail for e in s.scalars(select(Event).where(
-            Event.entry_id == entry_id, Event.kind == "access-reveal").order_by(Event.id))]
+        # The reason is kept in the access log, not on the timeline every agent reads.
+        reasons = list(s.scalars(select(AccessLogEntry.detail).where(
+            AccessLogEntry.entry_id == entry_id, AccessLogEntry.what == "reveal")
+            .order_by(AccessLogEntry.id)))
+        assert not s.scalars(select(Event).where(Event.kind.like("access-%"))).all()
         assert reasons[0] == {"reason": ask["reason"], "citation": ask["citation"]}
         assert reasons[1]["disclosed_to"] == "Circuit Court of Examplia"
         legal = s.scalars(select(Disclosure).where(Disclosure.nature == "legal-demand")).all()
         assert [(d.purpose, d.recipient_kind, d.allowed, d.citation, d.include_identity)
                 for d in legal] == [("legal-obligation", "third-party", True,
                                      ask["citation"], True)]
+    # The records office reads why in the entry's access log; agents do not see it.
+    assert ask["citation"] in officer.get(f"/staff/entries/{entry_id}").get_data(as_text=True)
+    assert ask["citation"] not in agent.get(f"/staff/entries/{entry_id}").get_data(as_text=True)
 
 
 # -- the ways out ---------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.models import Base, BigID, Entry, UTCDateTime, utcnow
@@ -81,6 +81,8 @@ class AccessLogEntry(Base):
     )
     at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     what: Mapped[str] = mapped_column(String(32), nullable=False)  # entry, attachment, original
+    # A reveal's stated reason, legal basis and requester; None for a plain view.
+    detail: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
 class ReadMarker(Base):

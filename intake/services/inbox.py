@@ -328,13 +328,9 @@ class TimelineItem:
 
 def log_access(session: Session, user: StaffAccount, entry_id: int, what: str,
                reason: dict[str, str] | None = None) -> None:
-    """Log a view; a view with a stated ``reason`` (a reveal) also goes on the timeline."""
-    now = utcnow()
-    session.add(AccessLogEntry(staff_id=user.id, entry_id=entry_id, what=what, at=now))
-    if reason is not None:
-        # The access log holds no text; the reason and its basis are kept as an event.
-        session.add(Event(entry_id=entry_id, kind=f"access-{what}", at=now, actor=actor_of(user),
-                          detail=dict(reason)))
+    """Log a view; a reveal is logged with its stated reason and legal basis."""
+    session.add(AccessLogEntry(staff_id=user.id, entry_id=entry_id, what=what, at=utcnow(),
+                               detail=dict(reason) if reason is not None else None))
 
 
 REVEAL_ROLES = RECORDS_ROLES
@@ -402,12 +398,13 @@ def timeline(session: Session, entry_id: int, *, with_access_log: bool) -> list[
         items.append(TimelineItem(msg.at, "message", msg.direction, message=msg))
     if with_access_log:
         rows = session.execute(
-            select(AccessLogEntry.at, AccessLogEntry.what, StaffAccount.email)
+            select(AccessLogEntry.at, AccessLogEntry.what, AccessLogEntry.detail,
+                   StaffAccount.email)
             .join(StaffAccount, StaffAccount.id == AccessLogEntry.staff_id)
             .where(AccessLogEntry.entry_id == entry_id)
         )
-        for at, what, email in rows:
-            items.append(TimelineItem(at, "access", what, {"by": email}))
+        for at, what, detail, email in rows:
+            items.append(TimelineItem(at, "access", what, {**(detail or {}), "by": email}))
     items.sort(key=lambda i: _utc(i.at))
     return items
 
