@@ -268,6 +268,31 @@ def relay_for(session: Session, entry_id: int, domain: str) -> str:
     return relay_address(str(token), domain)
 
 
+def relays_for(session: Session, entry_ids: Sequence[int], domain: str) -> dict[int, str]:
+    """:func:`relay_for` of each entry: the existing addresses in one query, the few
+    entries without one yet (not routed so far) one by one."""
+    found = {int(entry_id): relay_address(str(token), domain) for entry_id, token in
+             session.execute(select(RelayToken.entry_id, RelayToken.token)
+                             .where(RelayToken.entry_id.in_(list(entry_ids))))}
+    for entry_id in entry_ids:
+        if entry_id not in found:
+            found[entry_id] = relay_for(session, entry_id, domain)
+    return found
+
+
+def findings_of(session: Session, entry_ids: Sequence[int], place: str
+                ) -> dict[int, list[Finding]]:
+    """:func:`findings_for` of each entry at ``place``, in one query."""
+    found: dict[int, list[Finding]] = {entry_id: [] for entry_id in entry_ids}
+    for r in session.scalars(select(PiiFinding).where(PiiFinding.entry_id.in_(list(entry_ids)),
+                                                      PiiFinding.place == place)
+                             .order_by(PiiFinding.entry_id, PiiFinding.start)):
+        found[r.entry_id].append(Finding(kind=r.kind, start=r.start, end=r.end,
+                                         detector=r.detector, severity=r.severity,
+                                         value_hash=r.value_hash))
+    return found
+
+
 _RELAY_TOKEN_OF = select(RelayToken.token).where(RelayToken.entry_id == bindparam("e"))
 _INSERT_RELAY_TOKEN = PreparedInsert(cast(Table, RelayToken.__table__),
                                      ("token", "entry_id", "created_at"),

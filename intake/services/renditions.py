@@ -78,23 +78,23 @@ def render_many_subjects(session: Session, entries: Sequence[tuple[int, str]],
     ids = [entry_id for entry_id, _ in entries]
     if not ids:
         return {}
+    # One query a table for the whole page (a page is 50 rows).
     submitters = {s.entry_id: s for s in session.scalars(
         select(Submitter).where(Submitter.entry_id.in_(ids)))}
+    findings = privacy.findings_of(session, ids, "subject")
+    consents = privacy.consent_events_of(session, ids)
+    relays = privacy.relays_for(session, ids, relay_domain)
     now = utcnow()
     subjects: dict[int, str] = {}
     for entry_id, subject in entries:
         s = submitters.get(entry_id)
         audience, agency_id = audience_of[entry_id]
-        found: Mapping[str, Sequence[Finding]] = {
-            "subject": privacy.findings_for(session, entry_id, "subject")}
         rendition = render(
             EntryValues(texts={"subject": subject}, name=s.name if s else None,
                         email=s.email if s else None, phone=s.phone if s else None,
                         postal_address=s.postal_address if s else None),
-            audience, consents=privacy.consent_events(session, entry_id), findings=found,
-            agency_id=agency_id, relay_address=privacy.relay_for(session, entry_id,
-                                                                 relay_domain),
-            at=now)
+            audience, consents=consents[entry_id], findings={"subject": findings[entry_id]},
+            agency_id=agency_id, relay_address=relays[entry_id], at=now)
         subjects[entry_id] = rendition.subject
     return subjects
 
