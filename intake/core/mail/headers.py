@@ -77,13 +77,30 @@ def header_text(value: str, limit: int = 900) -> str:
 def mailbox(display_name: str, addr_spec: str) -> Address:
     """Return an address object with a clean display name for From, To or Reply-To.
 
-    An ``Address`` object, unlike a ``formataddr`` string, is not parsed again
-    when set, so nothing in the name can turn into another address or header.
+    An ``Address`` object, unlike a ``formataddr`` string, keeps the name and the
+    address apart. The message still re-parses ``str(address)`` to fold it; should
+    that ever read another name or address (no input found so far does), the name
+    is left out rather than sent as something else.
 
     Raises:
         ValueError: if ``addr_spec`` is not one bare address.
     """
-    return Address(display_name=header_text(display_name, 200), addr_spec=addr_spec)
+    address = Address(display_name=header_text(display_name, 200), addr_spec=addr_spec)
+    if _reread(address) != (address.display_name, address.addr_spec):
+        return Address(addr_spec=addr_spec)
+    return address
+
+
+def _reread(address: Address) -> tuple[str, str] | None:
+    """The (display name, address) the outgoing message will see in ``str(address)``."""
+    try:
+        header = SMTP.header_factory("to", str(address))
+    except ValueError:  # e.g. a decoded CR/LF: the parser's Address refuses it
+        return None
+    found = header.addresses  # type: ignore[attr-defined]  # an AddressHeader for "to"
+    if len(found) != 1:
+        return None
+    return found[0].display_name, found[0].addr_spec
 
 
 def new_message() -> EmailMessage:
