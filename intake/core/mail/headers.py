@@ -97,7 +97,7 @@ def _reread(address: Address) -> tuple[str, str] | None:
         header = SMTP.header_factory("to", str(address))
     except ValueError:  # e.g. a decoded CR/LF: the parser's Address refuses it
         return None
-    found = header.addresses  # type: ignore[attr-defined]  # an AddressHeader for "to"
+    found = header.addresses  # "to" makes an AddressHeader
     if len(found) != 1:
         return None
     return found[0].display_name, found[0].addr_spec
