@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 from email.message import EmailMessage
-from email.utils import formataddr, formatdate
+from email.utils import formatdate
 from importlib import resources
 from typing import Any
 
@@ -39,6 +39,7 @@ from intake.core.disclosure import (
 )
 from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
+from intake.core.mail.headers import header_text, mailbox, new_message
 from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
 from intake.db.models import (
@@ -69,20 +70,15 @@ _templates = jinja2.Environment(
 )
 
 
-def one_line(value: str, limit: int = 900) -> str:
-    """A header value from a plain string: no CR/LF or other control characters."""
-    cleaned = "".join(" " if (ord(c) < 32 or c == "\x7f") else c for c in str(value))
-    return " ".join(cleaned.split())[:limit]
-
-
 def message_id_for(kind: str, item_id: int, record_number: str, domain: str) -> str:
     """Fixed per work item: a retry sends the same Message-ID."""
     return f"<{kind}.{item_id}.{record_number.lower()}@{domain}>"
 
 
 def tagged_subject(record_number: str, subject: str) -> str:
+    """The subject, decoded and cleaned (:func:`header_text`), with the record tag once."""
     tag = f"[#{record_number}]"
-    subject = one_line(subject, 400)
+    subject = header_text(subject, 400)
     return subject if tag in subject else f"{tag} {subject}".strip()
 
 
@@ -242,7 +238,7 @@ class Delivery:
             self._post_webhook(decision, agency.webhook, entry, outgoing, rendition, message_id)
         else:
             msg = self._email(
-                to=formataddr((one_line(agency.name), agency.email or "")),
+                to=agency.email or "", to_name=agency.name,
                 subject=outgoing.subject, body=outgoing.quoted_text, message_id=message_id,
                 reply_to=outgoing.reply_to, from_name=f"{outgoing.from_name} via intake",
                 auto="auto-generated", record_number=entry.record_number,
@@ -252,7 +248,7 @@ class Delivery:
                                                        strict=True):
                 maintype, _, subtype = content_type.partition("/")
                 msg.add_attachment(content, maintype=maintype or "application",
-                                   subtype=subtype or "octet-stream", filename=one_line(name))
+                                   subtype=subtype or "octet-stream", filename=header_text(name))
             self._send(decision, msg, [agency.email or ""])
         self._record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
         session.add(Event(entry_id=entry.id, kind="forwarded",
@@ -498,20 +494,24 @@ class Delivery:
 
     def _email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
                from_name: str, auto: str, record_number: str,
-               sender: str | None = None) -> EmailMessage:
-        """A message built only from plain, single-line strings."""
-        msg = EmailMessage()
-        msg["From"] = formataddr((one_line(from_name, 200), sender or self.settings.mail_from))
-        msg["To"] = one_line(to)
-        msg["Reply-To"] = one_line(reply_to)
-        msg["Subject"] = one_line(subject)
+               sender: str | None = None, to_name: str = "") -> EmailMessage:
+        """A message whose headers are address objects and :func:`header_text` lines.
+
+        ``to``, ``reply_to`` and ``sender`` are bare addresses: anything else is refused
+        (ValueError) rather than parsed into other recipients.
+        """
+        msg = new_message()
+        msg["From"] = mailbox(from_name, sender or self.settings.mail_from)
+        msg["To"] = mailbox(to_name, to)
+        msg["Reply-To"] = mailbox("", reply_to)
+        msg["Subject"] = header_text(subject)
         msg["Message-ID"] = message_id
         msg["Date"] = formatdate(localtime=False)
         # RFC 3834: automatic messages say so, so that robots don't answer them.
         if auto != "no":
             msg["Auto-Submitted"] = auto
             msg["X-Auto-Response-Suppress"] = "All"
-        msg["X-Intake-Record"] = one_line(record_number)
+        msg["X-Intake-Record"] = header_text(record_number)
         msg.set_content(body)
         return msg
 

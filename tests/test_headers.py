@@ -1,0 +1,178 @@
+"""Header injection through encoded words, end to end: form or e-mail in, real SMTP sink out.
+
+Names and subjects below hide CR/LF, U+2028 and U+0085 in RFC 2047 encoded words (once
+and twice encoded) and as literal characters; every message the sink receives must have
+exactly the headers intake wrote, go only to the intended recipient, and every work item
+must end done, never dead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from email import base64mime, quoprimime
+from pathlib import Path
+
+import pytest
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from intake import create_app
+from intake.db.models import Entry, WorkItem
+from intake.runtime import Runtime
+from intake.services.mail_intake import MailContext, intake_message
+from tests.conftest import wait_for
+from tests.forms_support import contact_fields, write_forms_file
+from tests.smtp_sink import Received, SmtpSink
+from tests.test_delivery import CITIZEN, DOT, make_runtime
+
+AUTOMATIC = sorted(["From", "To", "Reply-To", "Subject", "Message-ID", "Date", "Auto-Submitted",
+                    "X-Auto-Response-Suppress", "X-Intake-Record", "MIME-Version",
+                    "Content-Type", "Content-Transfer-Encoding"])
+
+
+def q(text: str) -> str:
+    return str(quoprimime.header_encode(text.encode(), "utf-8"))
+
+
+def b(text: str) -> str:
+    return str(base64mime.header_encode(text.encode(), "utf-8"))
+
+
+HOSTILE_SUBJECT = (q("Pothole\r\nX-Injected: pwned") + " " + b("\r\nBcc: bcc@evil.example")
+                   + " " + q(b("\u2028X-Injected: twice")) + " and\u2028X-Injected: literal")
+HOSTILE_NAME = (q("Eve\r\nBcc: name@evil.example") + " " + b(q("\x85X-Injected: 1"))
+                + " Ortiz\x85X-Injected: 2")
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
+    runtime = make_runtime(tmp_path, db_url, sink.port,
+                           INTAKE_FORMS=str(write_forms_file(tmp_path)),
+                           INTAKE_FORM_RATE_LIMIT="1000/minute")
+    runtime.jobs.start()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def client(rt: Runtime) -> FlaskClient:
+    return create_app(runtime=rt).test_client()
+
+
+def assert_clean(received: Received, recipient: str) -> None:
+    """Exactly intake's headers, each on one line, and only the intended envelope recipient."""
+    msg = received.message
+    assert sorted(msg.keys()) == AUTOMATIC
+    assert received.rcpt_tos == (recipient,)
+    assert [a.addr_spec for a in msg["To"].addresses] == [recipient]
+    assert len(msg["From"].addresses) == len(msg["Reply-To"].addresses) == 1
+    for name in ("Subject", "From", "To", "Reply-To"):
+        value = str(msg[name])
+        assert "\r" not in value and "\n" not in value and "\u2028" not in value
+        assert "\x85" not in value and "=?" not in value
+    head = received.raw.split(b"\r\n\r\n", 1)[0].lower()
+    assert b"\nx-injected:" not in head and b"\nbcc:" not in head
+
+
+def assert_all_work_done(rt: Runtime) -> None:
+    def states() -> set[str]:
+        with rt.db.session() as s:
+            return set(s.scalars(select(WorkItem.state)))
+
+    wait_for(lambda: states() == {"done"}, message="every work item done")
+
+
+def record_number(rt: Runtime) -> str:
+    with rt.db.session() as s:
+        return s.scalars(select(Entry.record_number)).one()
+
+
+@pytest.mark.parametrize("consent", [None, "share-identity-2026-01-en"])
+def test_hostile_form_subject_and_name_are_delivered_as_one_clean_line(
+        rt: Runtime, client: FlaskClient, sink: SmtpSink, consent: str | None) -> None:
+    app = client.application
+    fields = contact_fields(app, name=HOSTILE_NAME, subject=HOSTILE_SUBJECT, email=CITIZEN,
+                            message="A pothole on Route 9 is huge.", consent=consent)
+    response = client.post("/forms/contact", data=fields, headers={"Accept": "application/json"})
+    assert response.status_code == 201, response.get_data(as_text=True)
+
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    assert_all_work_done(rt)
+    assert len(sink.all()) == 2
+    (forward,) = sink.to(DOT)
+    assert_clean(forward, DOT)
+    subject = str(forward.message["Subject"])
+    assert subject.startswith(f"[#{record_number(rt)}] Pothole X-Injected: pwned")
+    assert subject.endswith("and X-Injected: literal")
+    sender = forward.message["From"].addresses[0]
+    if consent:
+        assert sender.display_name == ("Eve Bcc: name@evil.example X-Injected: 1 Ortiz "
+                                       "X-Injected: 2 via intake")
+        assert forward.message["Reply-To"].addresses[0].addr_spec == CITIZEN
+    else:
+        assert "Eve" not in str(forward.message["From"])
+        assert CITIZEN not in forward.raw.decode("utf-8", "replace")
+    (receipt,) = sink.to(CITIZEN)
+    assert_clean(receipt, CITIZEN)
+
+
+def test_hostile_mail_subject_and_sender_name_are_forwarded_as_one_clean_line(
+        rt: Runtime, sink: SmtpSink) -> None:
+    raw = (f"From: {HOSTILE_NAME.replace(chr(0x85), ' ')} <{CITIZEN}>\r\n"
+           "To: contact@examplia.gov\r\n"
+           f"Subject: {HOSTILE_SUBJECT.replace(chr(0x2028), ' ')}\r\n"
+           "Message-ID: <hostile-1@example.org>\r\n\r\n"
+           "A pothole on Route 9 is huge.\r\n").encode()
+    assert intake_message(rt.db, raw, _mail_context(rt)).outcome == "stored"
+
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    assert_all_work_done(rt)
+    (forward,) = sink.to(DOT)
+    assert_clean(forward, DOT)
+    assert "Pothole X-Injected: pwned" in str(forward.message["Subject"])
+    (receipt,) = sink.to(CITIZEN)
+    assert_clean(receipt, CITIZEN)
+
+
+def test_hostile_subjects_in_relayed_replies_stay_one_clean_line(
+        rt: Runtime, client: FlaskClient, sink: SmtpSink) -> None:
+    fields = contact_fields(client.application, email=CITIZEN, subject="Road problem",
+                            message="A pothole on Route 9 is huge.")
+    assert client.post("/forms/contact", data=fields,
+                       headers={"Accept": "application/json"}).status_code == 201
+    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    relay = str(sink.to(DOT)[0].message["Reply-To"])
+    context = _mail_context(rt)
+
+    crew, fixed = q("Road Crew\r\nBcc: crew@evil.example"), q(q("Re: fixed\r\nX-Injected: agency"))
+    agency_reply = (f"From: {crew} <{DOT}>\r\nTo: {relay}\r\nSubject: {fixed}\r\n"
+                    "Message-ID: <crew-1@dot.examplia.gov>\r\n\r\nPatched on Monday.\r\n")
+    assert intake_message(rt.db, agency_reply.encode(), context).outcome == "thread-reply"
+    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency reply relayed")
+    to_citizen = sink.to(CITIZEN)[-1]
+    assert_clean(to_citizen, CITIZEN)
+    assert "X-Injected: agency" in str(to_citizen.message["Subject"])
+
+    maria, thanks = b("Maria\u2028Bcc: me@evil.example"), b("Re: thanks\r\nX-Injected: citizen")
+    citizen_reply = (f"From: {maria} <{CITIZEN}>\r\nTo: {relay}\r\nSubject: {thanks}\r\n"
+                     "Message-ID: <maria-2@example.org>\r\n\r\nThanks!\r\n")
+    assert intake_message(rt.db, citizen_reply.encode(), context).outcome == "thread-reply"
+    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen reply relayed")
+    to_agency = sink.to(DOT)[-1]
+    assert_clean(to_agency, DOT)
+    assert "X-Injected: citizen" in str(to_agency.message["Subject"])
+    assert "Maria" not in str(to_agency.message["From"])
+    assert_all_work_done(rt)
+
+
+def _mail_context(rt: Runtime) -> MailContext:
+    agencies = [a.email for a in rt.rules.current().agencies.values() if a.email]
+    return MailContext.from_settings(rt.settings, "INBOX", pii_key=rt.pii_key,
+                                     agency_addresses=agencies)
