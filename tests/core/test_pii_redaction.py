@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from intake.core.pii import (
@@ -209,6 +209,9 @@ def test_detect_and_redact_never_raise(text: str) -> None:
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
 @given(TEXTS)
+# Found by hypothesis: the middle copy, followed by a superscript one, was not taken for
+# a repeat of the first (str.isalnum("¹")) but was detected once the third was redacted.
+@example("010.11.0101 010.11.0101\u00b9010.11.0101")
 def test_public_leaves_no_ssn_card_or_email(text: str) -> None:
     found = detect(text, key=KEY)
     r = redact(text, found, Rendition.PUBLIC)

@@ -825,16 +825,13 @@ def _repeats(text: str, kept: Sequence[_Raw]) -> list[_Raw]:
     for r in kept:
         if r.kind not in _REPEATED_KINDS:
             continue
-        value = text[r.start:r.end]
-        for m in re.finditer(re.escape(value), text):
-            start, end = m.start(), m.end()
-            if start == r.start:
+        # "On their own" by the detectors' own boundaries (_LB, _LA): with any other
+        # test (str.isalnum takes "¹" for a digit) a copy the detectors would find once
+        # its neighbour is redacted could be left in the public text.
+        for m in re.finditer(_LB + re.escape(text[r.start:r.end]) + _LA, text):
+            if m.start() == r.start:
                 continue
-            before = text[start - 1] if start else ""
-            after = text[end] if end < len(text) else ""
-            if before.isalnum() or after.isalnum():
-                continue  # part of a longer run, not this number
-            out.append(_Raw(r.kind, start, end, r.detector, r.severity, r.normalised))
+            out.append(_Raw(r.kind, m.start(), m.end(), r.detector, r.severity, r.normalised))
     return out
 
 
