@@ -349,3 +349,38 @@ def test_utc_datetimes_bind_on_sqlite_as_sqlalchemy_would() -> None:
         assert ours(value) == reference(value), value
     with pytest.raises(ValueError, match="naive"):
         ours(datetime(2026, 1, 1))
+
+
+def test_migration_0010_indexes_existing_entries_without_their_contact_data(
+        tmp_path: Path) -> None:
+    """Entries stored before 0010 get a search text without the citizen's name, address
+    or phone, and the rebuilt index finds them by their other words only."""
+    from intake.db.migrate import upgrade
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url, "0009")
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO entries (id, record_number, channel, kind, received_at, subject, "
+                "body, fields, status, idempotency_key, tags) VALUES (1, 'EX-2026-000001', "
+                "'web', 'contact', '2026-01-01 00:00:00', 'Pothole, from Ada Lovelace', "
+                "'Pothole on Route 9; write to ada@example.org', '{}', 'new', 'k1', '[]')"))
+            conn.execute(text("INSERT INTO submitters (entry_id, name, email) "
+                              "VALUES (1, 'Ada Lovelace', 'ada@example.org')"))
+        upgrade(url)
+        with db.engine.connect() as conn:
+            stored = conn.execute(text("SELECT search_text FROM entries")).scalar_one()
+            assert "Pothole" in stored and "Route 9" in stored
+            assert "Ada" not in stored and "Lovelace" not in stored and "ada@" not in stored
+
+            def found(words: str) -> list[int]:
+                return list(conn.execute(text(
+                    "SELECT rowid FROM entries_fts WHERE entries_fts MATCH :q"),
+                    {"q": words}).scalars())
+
+            assert found("pothole") == [1] and found('"route" "9"') == [1]
+            assert found("lovelace") == [] and found('"ada"') == []
+    finally:
+        db.dispose()

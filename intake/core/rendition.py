@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from enum import StrEnum
 
 from intake.core.consent import ConsentEvent, Purpose, current_consent
@@ -62,6 +62,7 @@ __all__ = [
     "name_pattern",
     "render",
     "scrub",
+    "search_text",
 ]
 
 ANONYMOUS_NAME = "Member of the public"
@@ -535,3 +536,27 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
         consent_event_id=grant.id if grant is not None else None, reason=reason,
         removals=tuple(removals),
     )
+
+
+#: The public rendition made for the search index names no relay address (nothing is
+#: sent); this one only satisfies :func:`render`'s check and is dropped with the
+#: removed spans.
+_INDEX_RELAY = "reply+index@relay.intake.invalid"
+_INDEX_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def search_text(values: EntryValues, findings: Mapping[str, Sequence[Finding]]) -> str:
+    """The words an entry can be found by in the staff search: its public rendition's
+    subject and body with every removed span left out (no markers either).
+
+    A search over the stored texts would answer "is this address or name in an
+    entry?" for a citizen the searching agency may not know (P5): an oracle. So
+    the index holds no contact data, no P6 values and no detected PII at all.
+    """
+    public = render(EntryValues(texts={p: values.texts.get(p, "") for p in ("subject", "body")},
+                                name=values.name, email=values.email, phone=values.phone,
+                                postal_address=values.postal_address),
+                    Audience.PUBLIC, consents=(), findings=findings, agency_id=None,
+                    relay_address=_INDEX_RELAY, at=_INDEX_TIME)
+    return " ".join(" ".join(s.text for s in public.segments.get(place, ()) if not s.removed)
+                    for place in ("subject", "body")).strip()

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from intake.core import sealing
 from intake.core.pii import Finding
 from intake.core.pii.at_rest import redact_at_rest, redact_values
+from intake.core.rendition import EntryValues, search_text
 from intake.db import (
     allocate_record_number,
     allocate_record_numbers,
@@ -116,6 +117,7 @@ class _Prepared:
     findings: dict[str, list[Finding]]  # re-based onto ``texts``
     sealed_raw: bytes  # the raw bytes encrypted under the entry's new data key
     wrapped_key: bytes  # that key, encrypted under the key-encryption key
+    search_text: str  # what the staff search may find it by (no personal data)
 
     @classmethod
     def of(cls, submission: NewSubmission, findings: Mapping[str, Sequence[Finding]],
@@ -131,17 +133,25 @@ class _Prepared:
                 rebased[place] = list(at_rest.findings)
             removed.extend(at_rest.removed)
         data_key = sealing.new_data_key()
+        who = submission.submitter
+        searchable = search_text(
+            EntryValues(texts=texts, name=who.name, email=who.email, phone=who.phone,
+                        postal_address=who.postal_address),
+            # A place never scanned (no key given) is scanned by the renderer.
+            {place: rebased[place] for place in texts if place in rebased})
         return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
                    submission.received_at or utcnow(), texts,
                    redact_values(submission.fields, removed), rebased,
                    sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
-                   sealing.seal(originals_key, data_key, sealing.WRAPPED_KEY_CONTEXT))
+                   sealing.seal(originals_key, data_key, sealing.WRAPPED_KEY_CONTEXT),
+                   searchable)
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
         s = self.submission
         return {"record_number": record_number, "channel": s.channel, "kind": s.kind,
                 "form_slug": s.form_slug, "received_at": self.received_at,
                 "subject": self.texts["subject"], "body": self.texts["body"],
+                "search_text": self.search_text,
                 "fields": self.fields, "status": EntryStatus.NEW, "idempotency_key": self.key,
                 "tags": []}
 
@@ -300,7 +310,7 @@ def record_submissions(
 # Built once: constructing a statement per call costs more than running it.
 _ENTRIES = cast(Table, Entry.__table__)
 _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject",
-                  "body", "fields", "status", "idempotency_key", "tags")
+                  "body", "search_text", "fields", "status", "idempotency_key", "tags")
 ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"))
 _INSERT_ENTRY_OR_NOTHING = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id",),
                                           on_conflict_nothing=("idempotency_key",))
