@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -13,7 +14,12 @@ from intake.core.routing import Decision
 from intake.db.models import Attachment, Entry
 from intake.runtime import Runtime
 from intake.services import staff as accounts
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submission,
+    seal_for_entry,
+)
 from intake.services.routing import apply_decision
 from tests.conftest import ORIGINALS_KEY
 
@@ -66,9 +72,11 @@ def make_entry(runtime: Runtime, agency: str, *, subject: str = "Pothole on Rout
                                           rules_sha256=rules.sha256), actor="rules")
         if attachment is not None:
             filename, content = attachment
+            digest = hashlib.sha256(content).hexdigest()
             s.add(Attachment(entry_id=entry.id, filename=filename, declared_type="text/html",
-                             sniffed_type="text/html", size=len(content), sha256="0" * 64,
-                             content=content))
+                             sniffed_type="text/html", size=len(content), sha256=digest,
+                             content=seal_for_entry(s, entry.id, ORIGINALS_KEY, content,
+                                                    digest)))
         return recorded.entry_id
 
 

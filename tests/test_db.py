@@ -351,14 +351,14 @@ def test_utc_datetimes_bind_on_sqlite_as_sqlalchemy_would() -> None:
         ours(datetime(2026, 1, 1))
 
 
-def test_migration_0010_indexes_existing_entries_without_their_contact_data(
+def test_migration_0011_indexes_existing_entries_without_their_contact_data(
         tmp_path: Path) -> None:
-    """Entries stored before 0010 get a search text without the citizen's name, address
+    """Entries stored before 0011 get a search text without the citizen's name, address
     or phone, and the rebuilt index finds them by their other words only."""
     from intake.db.migrate import upgrade
 
     url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
-    upgrade(url, "0009")
+    upgrade(url, "0010")
     db = Database(url)
     try:
         with db.engine.begin() as conn:

@@ -26,7 +26,7 @@ from intake.db.models import (
 )
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.records import open_original
+from intake.services.records import open_attachment, open_original
 from tests.conftest import SMALL_RULES, make_settings
 from tests.forms_support import (
     AGENCY_ORIGIN,
@@ -310,7 +310,9 @@ def test_attachments_checked_by_content_capped_and_hashed(app: Flask, client: Fl
     with rt.db.session() as s:
         stored = s.scalar(select(Attachment))
         assert stored.sniffed_type == "application/pdf"
-        assert stored.sha256 == hashlib.sha256(PDF).hexdigest() and stored.content == PDF
+        assert stored.sha256 == hashlib.sha256(PDF).hexdigest() and stored.content != PDF
+        opened = open_attachment(s, stored.entry_id, stored.id, rt.originals_key)
+        assert opened is not None and opened.content == PDF
         assert "/" not in stored.filename and ".." not in stored.filename
         assert s.scalar(select(Entry.fields))["_attachments"] == [stored.filename]
 

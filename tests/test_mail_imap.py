@@ -21,6 +21,7 @@ from intake.db.models import Attachment, Entry, Original
 from intake.mail.config import MailboxConfig
 from intake.mail.poller import MailboxPoller, PassReport
 from intake.runtime import Runtime
+from intake.services.mail_intake import open_quarantined
 from tests.conftest import wait_for
 from tests.mail_servers import DroppingProxy, ImapServer, start_dovecot, start_pymap
 
@@ -256,7 +257,8 @@ def test_poison_message_between_good_ones(poisoned: Runtime, imap: ImapServer) -
     assert_exactly_once(runtime, imap, config, sent)
     with runtime.db.session() as s:
         row = s.scalars(select(QuarantinedMessage)).one()
-        assert row.raw == poison and not row.resolved and row.mailbox == "default"
+        assert open_quarantined(row, runtime.originals_key) == poison
+        assert not row.resolved and row.mailbox == "default"
         assert row.error_class == "IntegrityError" or "poisoned" in row.error_message
         state = s.get(MailboxState, "default")
         assert state is not None and state.messages_quarantined == 1

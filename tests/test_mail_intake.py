@@ -26,8 +26,13 @@ from intake.db.models import (
 )
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.mail_intake import MailContext, MailOutcome, intake_message
-from intake.services.records import open_thread_message
+from intake.services.mail_intake import (
+    MailContext,
+    MailOutcome,
+    intake_message,
+    open_quarantined,
+)
+from intake.services.records import open_attachment, open_thread_message
 from tests.conftest import REPO, SMALL_RULES, subprocess_env
 
 AGENCY = "roads@dot.examplia.gov"
@@ -235,7 +240,9 @@ def test_attachments_are_stored_with_hashes_and_types(runtime: Runtime) -> None:
         att = s.scalars(select(Attachment)).one()
         assert (att.filename, att.declared_type, att.sniffed_type, att.size) == (
             "photo.png", "application/octet-stream", "image/png", len(png))
-        assert att.content == png and len(att.sha256) == 64
+        assert att.content != png and len(att.sha256) == 64  # sealed
+        opened = open_attachment(s, att.entry_id, att.id, runtime.originals_key)
+        assert opened is not None and opened.content == png
 
 
 def test_unstorable_bytes_are_quarantined_not_lost(runtime: Runtime) -> None:
@@ -245,7 +252,8 @@ def test_unstorable_bytes_are_quarantined_not_lost(runtime: Runtime) -> None:
     assert again.quarantine_id == outcome.quarantine_id
     with runtime.db.session() as s:
         row = s.get(QuarantinedMessage, outcome.quarantine_id)
-        assert row is not None and row.raw == b"\r\n\r\n" and row.attempts == 2
+        assert row is not None and row.attempts == 2 and row.raw != b"\r\n\r\n"  # sealed
+        assert open_quarantined(row, runtime.originals_key) == b"\r\n\r\n"
         assert row.error_class == "UnstorableMessage"
 
 

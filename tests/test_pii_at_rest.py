@@ -12,6 +12,7 @@ import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,16 @@ from intake.core.pii import KINDS, SENSITIVE_KINDS, Finding, Rendition, detect, 
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.pii.redact import marker_for
 from intake.core.rendition import Audience, EntryValues, render
-from intake.db.models import Entry, EntryKey, Original, PiiFinding, ThreadMessage, WorkItem
+from intake.db.mail_models import QuarantinedMessage
+from intake.db.models import (
+    Attachment,
+    Entry,
+    EntryKey,
+    Original,
+    PiiFinding,
+    ThreadMessage,
+    WorkItem,
+)
 from intake.runtime import Runtime
 from intake.services import privacy
 from intake.services.mail_intake import MailContext, intake_message
@@ -40,6 +50,8 @@ from intake.services.records import (
 from intake.settings import load_settings
 from tests.conftest import SMALL_RULES, make_settings
 from tests.forms_support import aged_token, contact_fields, record_number_in, write_forms_file
+from tests.smtp_sink import SmtpSink
+from tests.staff_helpers import csrf, login, make_account
 
 SSN = "536-22-8815"
 CARD = "4539 1488 0343 6467"  # Luhn-valid
@@ -315,3 +327,147 @@ def test_without_a_secret_key_the_originals_key_is_kept_in_the_instance_folder(
     assert configured.originals_key() not in (first.originals_key(), b"s" * 32)
     assert configured.originals_key() == load_settings(
         {**env, "INTAKE_SECRET_KEY": "s" * 40}).originals_key()
+
+
+# -- attachments and quarantined messages ----------------------------------------------------
+
+
+AGENCY_EMAIL = {"governor": "constituent@governor.examplia.gov",  # as in SMALL_RULES
+                "dot": "intake@dot.examplia.gov", "parks": "hello@parks.examplia.gov"}
+NOTE = f"Statement\nSSN: {SSN}\ncard: {CARD}\n".encode()
+
+
+@pytest.fixture
+def mailing(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
+    settings = make_settings(tmp_path, db_url, INTAKE_FORMS=str(write_forms_file(tmp_path)),
+                             INTAKE_FORM_RATE_LIMIT="1000/minute", INTAKE_RULES=str(SMALL_RULES),
+                             INTAKE_SMTP_URL=f"smtp://127.0.0.1:{sink.port}",
+                             INTAKE_MAIL_FROM="intake@examplia.gov",
+                             INTAKE_RELAY_DOMAIN="relay.examplia.gov",
+                             INTAKE_PUBLIC_URL="https://intake.examplia.gov")
+    runtime = Runtime(settings)
+    runtime.rules.load()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    s = SmtpSink().start()
+    yield s
+    s.stop()
+
+
+def _run_all(rt: Runtime) -> None:
+    """Run every due work item, and those they add (route, then forward and receipt)."""
+    done: set[int] = set()
+    while True:
+        with rt.db.session() as s:
+            todo = set(s.scalars(select(WorkItem.id))) - done
+        if not todo:
+            return
+        for item in sorted(todo):
+            rt.jobs.perform(item, "test")
+        done |= todo
+
+
+def _attachment_of(rt: Runtime, entry_id: int) -> int:
+    with rt.db.session() as s:
+        return s.scalars(select(Attachment.id).where(Attachment.entry_id == entry_id)).one()
+
+
+def test_attachments_are_sealed_and_open_for_staff_and_the_forward_until_the_key_goes(
+        mailing: Runtime, sink: SmtpSink) -> None:
+    rt = mailing
+    app = create_app(runtime=rt)
+    form = app.test_client()
+    fields = contact_fields(app, message="See the attached statement.")
+    posted = form.post("/forms/contact", content_type="multipart/form-data", data={
+        **fields, "attachments": [(BytesIO(NOTE), "statement.txt")]})
+    number = record_number_in(posted.get_data(as_text=True))
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "ana@example.org", "info@examplia.gov", "Refund"
+    msg.set_content("My statement is attached.\n")
+    msg.add_attachment(NOTE, maintype="text", subtype="plain", filename="statement.txt")
+    context = MailContext.from_settings(rt.settings, "info", pii_key=rt.pii_key)
+    mailed = intake_message(rt.db, msg.as_bytes(), context)
+    assert number and mailed.outcome == "stored" and mailed.entry_id is not None
+    with rt.db.session() as s:
+        web_id = s.scalars(select(Entry.id).where(Entry.record_number == number)).one()
+    assert_dump_is_clean(rt)
+
+    _route_all(rt)
+    with rt.db.session() as s:
+    agency = {r.id: r.agency_id for r in s.execute(select(Entry.id, Entry.agency_id))}
+    staff = {}
+    for entry_id in (web_id, mailed.entry_id):
+        staff[entry_id] = app.test_client()
+        login(staff[entry_id], make_account(rt, f"agent{entry_id}@examplia.gov",
+                                            agency[entry_id]))
+        got = staff[entry_id].get(
+            f"/staff/entries/{entry_id}/attachments/{_attachment_of(rt, entry_id)}")
+        assert got.status_code == 200 and got.data == NOTE
+    # The e-mailed entry's key is destroyed before its forward goes out.
+    with rt.db.session() as s:
+        s.execute(delete(EntryKey).where(EntryKey.entry_id == mailed.entry_id))
+    _run_all(rt)
+    forwards = [m.message for m in sink.to(AGENCY_EMAIL[agency[web_id]])]
+    assert len(forwards) == 1 and number in str(forwards[0]["Subject"])
+    files = [(p.get_filename(), p.get_payload(decode=True))
+             for p in forwards[0].iter_attachments()]
+    assert files == [("statement.txt", NOTE)]
+    with rt.db.session() as s:
+        dead = s.execute(select(WorkItem.state, WorkItem.last_error).where(
+            WorkItem.entry_id == mailed.entry_id, WorkItem.kind != "route")).all()
+    assert [(state, "original destroyed" in (error or "")) for state, error in dead
+            if state != "done"] == [("dead", True)]
+    gone = staff[mailed.entry_id].get(f"/staff/entries/{mailed.entry_id}/attachments/"
+                     f"{_attachment_of(rt, mailed.entry_id)}")
+    assert gone.status_code == 410 and "destroyed" in gone.get_data(as_text=True)
+    assert_dump_is_clean(rt)
+
+
+def _poison_entries(rt: Runtime, on: bool) -> None:
+    """A trigger that refuses entries whose subject says POISON: the message is quarantined."""
+    with rt.db.session() as s:
+        if rt.db.dialect == "sqlite":
+            s.execute(text("DROP TRIGGER IF EXISTS poison"))
+            if on:
+                s.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entries "
+                               "WHEN NEW.subject LIKE '%POISON%' "
+                               "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"))
+            return
+        s.execute(text("DROP TRIGGER IF EXISTS poison ON entries"))
+        if on:
+            s.execute(text("CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
+                           "IF NEW.subject LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned'; "
+                           "END IF; RETURN NEW; END $$ LANGUAGE plpgsql"))
+            s.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entries "
+                           "FOR EACH ROW EXECUTE FUNCTION poison()"))
+
+
+def test_a_quarantined_message_is_sealed_and_a_retry_still_stores_it(rt: Runtime,
+                                                                      app: Flask) -> None:
+    raw = _mail("POISON pothole", f"My SSN is {SSN}, card {CARD}.\n")
+    context = MailContext.from_settings(rt.settings, "info", pii_key=rt.pii_key)
+    # An entry besides: the dump check wants a full-text index with terms.
+    intake_message(rt.db, _mail("Streetlight", "The streetlight is out.\n"), context)
+    _poison_entries(rt, True)
+    try:
+        outcome = intake_message(rt.db, raw, context)
+    finally:
+        _poison_entries(rt, False)
+    assert outcome.outcome == "quarantined" and outcome.quarantine_id is not None
+    assert_dump_is_clean(rt)
+    admin = app.test_client()
+    login(admin, make_account(rt, "root@governor.examplia.gov", "governor",
+                              role="system_admin"))
+    retried = admin.post(f"/staff/admin/quarantine/{outcome.quarantine_id}/retry",
+                         data={"csrf_token": csrf(admin)})
+    assert retried.status_code == 303
+    with rt.db.session() as s:
+        row = s.get(QuarantinedMessage, outcome.quarantine_id)
+        assert row is not None and row.resolved
+        entry_id = s.scalars(select(Entry.id).where(Entry.subject == "POISON pothole")).one()
+        assert open_original(s, entry_id, rt.originals_key) == raw
+    assert_dump_is_clean(rt)

@@ -46,6 +46,17 @@ def unseal(key: bytes, sealed: bytes, context: bytes) -> bytes:
         raise SealError("sealed value does not open with this key and context") from None
 
 
+def wrap_key(key_encryption_key: bytes, data_key: bytes) -> bytes:
+    """``data_key`` encrypted under the deployment's key-encryption key, for storing."""
+    return seal(key_encryption_key, data_key, WRAPPED_KEY_CONTEXT)
+
+
+def unwrap_key(key_encryption_key: bytes, wrapped: bytes) -> bytes:
+    """The data key of :func:`wrap_key`'s ``wrapped``; :class:`SealError` when it does not open."""
+    return unseal(key_encryption_key, wrapped, WRAPPED_KEY_CONTEXT)
+
+
 def original_context(sha256: str) -> bytes:
-    """The associated data of a raw message or payload: its plaintext's SHA-256 (hex)."""
+    """The associated data of sealed bytes (a raw message or payload, an attachment, a
+    quarantined message): their plaintext's SHA-256 (hex)."""
     return b"intake original " + sha256.encode("ascii")

@@ -4,7 +4,7 @@
   UIDVALIDITY and the last UID whose message is committed, the lease that
   keeps one poller per mailbox across processes and hosts, and the last
   poll's outcome for operators.
-- ``quarantined_messages``: raw bytes of every message that could not be
+- ``quarantined_messages``: the raw bytes (sealed) of every message that could not be
   stored as an entry or a thread message, with the error; staff resolve them.
   One row per distinct content (SHA-256), so a re-fetch after a crash does
   not quarantine the same bytes twice.
@@ -41,7 +41,11 @@ class QuarantinedMessage(Base):
 
     id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
     sha256: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    # Sealed under the row's own data key, stored wrapped in ``wrapped_key``
+    # (:func:`intake.services.mail_intake.open_quarantined`); as received when that is
+    # None (quarantined before revision 0010).
     raw: Mapped[bytes] = mapped_column(LargeBinary, nullable=False)
+    wrapped_key: Mapped[bytes | None] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger, nullable=False)
     error_class: Mapped[str] = mapped_column(String(128), nullable=False)
     error_message: Mapped[str] = mapped_column(Text, nullable=False, default="")

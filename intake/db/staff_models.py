@@ -12,7 +12,7 @@
 
 Full-text search objects (SQLite FTS5 ``entries_fts``; PostgreSQL
 ``entries.search_vector`` and its GIN index) are created by migration 0005 and
-built over ``entries.search_text`` since migration 0010 (no personal data in it)
+built over ``entries.search_text`` since migration 0011 (no personal data in it)
 with dialect checks and kept out of the ORM metadata; the Alembic comparator
 registered below hides them from autogenerate and from the
 models-vs-migrations comparison.

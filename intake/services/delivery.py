@@ -54,7 +54,7 @@ from intake.db.models import (
     utcnow,
 )
 from intake.jobs.workitems import PermanentError, TransientError
-from intake.services import gate, privacy, renditions
+from intake.services import gate, privacy, records, renditions
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
@@ -292,12 +292,20 @@ class Delivery:
 
     def _attachments(self, session: Session, entry_id: int) -> list[tuple[str, str, bytes]]:
         rows = session.execute(
-            select(Attachment.filename, Attachment.sniffed_type, Attachment.content)
+            select(Attachment.filename, Attachment.sniffed_type, Attachment.content,
+                   Attachment.sha256)
             .where(Attachment.entry_id == entry_id, Attachment.thread_message_id.is_(None),
                    Attachment.content.is_not(None))
             .order_by(Attachment.id)
         ).all()
-        return [(r.filename, r.sniffed_type, r.content or b"") for r in rows]
+        key = self.settings.originals_key()
+        try:
+            return [(r.filename, r.sniffed_type,
+                     records.open_sealed(session, entry_id, key, r.content, r.sha256))
+                    for r in rows]
+        except records.OriginalUnavailable:
+            # The entry's key was destroyed (retention): its attachments with it.
+            raise PermanentError("original destroyed") from None
 
     def _post_webhook(self, decision: GateDecision, url: str, entry: Entry,
                       outgoing: OutgoingMessage, rendition: Rendition, message_id: str) -> None:

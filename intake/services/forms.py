@@ -42,6 +42,7 @@ from intake.services.records import (
     SubmitterData,
     record_submission,
     record_submissions,
+    seal_for_entry,
     stored_texts,
 )
 from intake.services.records_at_once import (
@@ -198,11 +199,11 @@ def submit_forms(session: Session | Connection, pending: Sequence[PendingSubmiss
     recorded = record_submissions(session, [new_submission(p.submission) for p in pending],
                                   record_prefix, [p.findings for p in pending], batch,
                                   sends=sends, originals_key=originals_key)
-    for p, rec in zip(pending, recorded, strict=True):
-        if rec.created:
-            _store_extras(session, rec.entry_id, p.submission)
     tokens = privacy.create_access_links_in(batch, [rec.entry_id for rec in recorded])
     _finish(session, batch)
+    for p, rec in zip(pending, recorded, strict=True):
+        if rec.created:
+            _store_extras(session, rec.entry_id, p.submission, originals_key)
     return [_confirmed(p.submission, rec, token)
             for p, rec, token in zip(pending, recorded, tokens, strict=True)]
 
@@ -381,26 +382,29 @@ def submit_form(session: Session | Connection, submission: FormSubmission, *,
     recorded = record_submission(session, new_submission(submission), record_prefix,
                                  pii_key=pii_key, originals_key=originals_key,
                                  findings=findings, batch=batch, sends=sends)
-    if recorded.created:
-        _store_extras(session, recorded.entry_id, submission)
     token = privacy.create_access_links_in(batch, [recorded.entry_id])[0]
     _finish(session, batch)
+    if recorded.created:
+        _store_extras(session, recorded.entry_id, submission, originals_key)
     return _confirmed(submission, recorded, token)
 
 
-def _store_extras(db: Session | Connection, entry_id: int, submission: FormSubmission) -> None:
-    """A new entry's attachments and the consent the person ticked (ORM rows: in a
-    session only)."""
+def _store_extras(db: Session | Connection, entry_id: int, submission: FormSubmission,
+                  originals_key: bytes) -> None:
+    """A new entry's attachments, sealed under its key, and the consent the person ticked
+    (ORM rows: in a session only; after the entry's key row is written)."""
     if not submission.uploads and submission.consent is None:
         return
     if not isinstance(db, Session):
         raise TypeError("attachments and consents are written in a session")
     session = db
     for upload in submission.uploads:
+        digest = upload.sha256
         session.add(Attachment(
             entry_id=entry_id, filename=upload.filename,
             declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
-            size=len(upload.data), sha256=upload.sha256, content=upload.data,
+            size=len(upload.data), sha256=digest,
+            content=seal_for_entry(session, entry_id, originals_key, upload.data, digest),
         ))
     if submission.consent is not None:
         privacy.ensure_policy_text(session, submission.consent.version,

@@ -49,6 +49,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
+from intake.core import sealing
 from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_message
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
@@ -174,7 +175,7 @@ def intake_message(
         # keep the bytes in quarantine, in a fresh transaction.
         with db.session() as session:
             outcome = quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
-                                 uidvalidity=uidvalidity)
+                                 uidvalidity=uidvalidity, originals_key=context.originals_key)
             run_also(session, outcome)
         return outcome
 
@@ -192,12 +193,14 @@ def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
         # Work items created under the rolled-back savepoint: not to be announced.
         del session.info.setdefault(PENDING_SENDS, [])[sends:]
         return quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
-                          uidvalidity=uidvalidity)
+                          uidvalidity=uidvalidity, originals_key=context.originals_key)
 
 
 def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: str | None,
-               uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
-    """Keep the raw bytes and the error; one row per distinct content."""
+               originals_key: bytes, uid: int | None = None,
+               uidvalidity: int | None = None) -> MailOutcome:
+    """Keep the raw bytes, sealed under a new data key of the row's (wrapped with
+    ``originals_key``), and the error; one row per distinct content."""
     digest = hashlib.sha256(raw).hexdigest()
     error_class = type(error).__name__
     # The class name and a bounded message; messages of DB errors can quote
@@ -205,7 +208,10 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
     message = (str(error).splitlines() or [""])[0][:500]
     existing = session.scalar(select(QuarantinedMessage).where(QuarantinedMessage.sha256 == digest))
     if existing is None:
-        row = QuarantinedMessage(sha256=digest, raw=raw, size=len(raw), error_class=error_class,
+        data_key = sealing.new_data_key()
+        row = QuarantinedMessage(sha256=digest, size=len(raw), error_class=error_class,
+                                 raw=sealing.seal(data_key, raw, sealing.original_context(digest)),
+                                 wrapped_key=sealing.wrap_key(originals_key, data_key),
                                  error_message=message, mailbox=mailbox, uid=uid,
                                  uidvalidity=uidvalidity, quarantined_at=utcnow(),
                                  resolved=False, attempts=1)
@@ -220,6 +226,18 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
         quarantine_id = existing.id
     log.warning("message quarantined (%s) mailbox=%s id=%s", error_class, mailbox, quarantine_id)
     return MailOutcome(QUARANTINED, digest, quarantine_id=quarantine_id, error_class=error_class)
+
+
+def open_quarantined(row: QuarantinedMessage, originals_key: bytes) -> bytes:
+    """The exact bytes a quarantined message was received as.
+
+    Rows quarantined before their bytes were sealed (revision 0010) have no key and
+    hold them as received. Raises :class:`intake.core.sealing.SealError` when they do not
+    open."""
+    if row.wrapped_key is None:
+        return bytes(row.raw)
+    return sealing.unseal(sealing.unwrap_key(originals_key, row.wrapped_key), row.raw,
+                          sealing.original_context(row.sha256))
 
 
 # -- storing ------------------------------------------------------------------------
@@ -308,7 +326,8 @@ def _author(session: Session, entry_id: int, parsed: ParsedMessage,
 
 
 def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
-                     thread_message_id: int | None) -> None:
+                     thread_message_id: int | None, originals_key: bytes) -> None:
+    """The message's attachments, their content sealed under the entry's key."""
     if not parsed.attachments:
         return
     now = utcnow()
@@ -322,7 +341,8 @@ def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
             "size": att.size,
             "sha256": att.sha256,
             # Over the size cap the parser drops the content; the raw message keeps it.
-            "content": att.content if (att.content or att.size == 0) else None,
+            "content": (seal_for_entry(session, entry_id, originals_key, att.content, att.sha256)
+                        if (att.content or att.size == 0) else None),
             "inline": att.inline,
             "content_id": att.content_id[:255] if att.content_id else None,
             "created_at": now,
@@ -411,7 +431,7 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         context.record_prefix, pii_key=context.pii_key, originals_key=context.originals_key,
     )
     if recorded.created:
-        _attachment_rows(session, recorded.entry_id, parsed, None)
+        _attachment_rows(session, recorded.entry_id, parsed, None, context.originals_key)
         if context.pii_key is not None:
             texts = _attachment_texts(parsed, "")
             if texts:
@@ -446,7 +466,7 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         if known is None:
             raise
         return known
-    _attachment_rows(session, entry_id, parsed, message.id)
+    _attachment_rows(session, entry_id, parsed, message.id, context.originals_key)
     relayed = author in ("submitter", "agency")
     kind = "auto-reply-received" if author == "auto" else "reply-received"
     session.add(Event(entry_id=entry_id, kind=kind, at=utcnow(), detail={

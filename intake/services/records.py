@@ -35,6 +35,7 @@ from intake.db import (
     release_record_number,
 )
 from intake.db.models import (
+    Attachment,
     Entry,
     EntryKey,
     EntryStatus,
@@ -143,7 +144,7 @@ class _Prepared:
                    submission.received_at or utcnow(), texts,
                    redact_values(submission.fields, removed), rebased,
                    sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
-                   sealing.seal(originals_key, data_key, sealing.WRAPPED_KEY_CONTEXT),
+                   sealing.wrap_key(originals_key, data_key),
                    searchable)
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
@@ -364,7 +365,7 @@ def _data_key(db: Session | Connection, entry_id: int, originals_key: bytes) -> 
     wrapped = db.execute(_KEY_OF, {"e": entry_id}).scalar()
     if wrapped is None:
         raise OriginalUnavailable(f"entry {entry_id}: no key (destroyed, or stored before 0008)")
-    return sealing.unseal(originals_key, wrapped, sealing.WRAPPED_KEY_CONTEXT)
+    return sealing.unwrap_key(originals_key, wrapped)
 
 
 def open_original(db: Session | Connection, entry_id: int, originals_key: bytes) -> bytes:
@@ -382,7 +383,8 @@ def open_original(db: Session | Connection, entry_id: int, originals_key: bytes)
 
 def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes,
                    raw: bytes, digest: str) -> bytes:
-    """``raw`` (with SHA-256 ``digest``) sealed under the entry's key: a reply's raw bytes.
+    """``raw`` (with SHA-256 ``digest``) sealed under the entry's key: a reply's raw bytes,
+    an attachment's content.
 
     An entry stored before its originals were sealed (revision 0008) is given a key now.
     """
@@ -390,8 +392,7 @@ def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes
     if conn.execute(_KEY_OF, {"e": entry_id}).scalar() is None:
         _INSERT_KEY_OR_NOTHING.run(conn, [{
             "entry_id": entry_id, "created_at": utcnow(),
-            "wrapped_key": sealing.seal(originals_key, sealing.new_data_key(),
-                                        sealing.WRAPPED_KEY_CONTEXT)}])
+            "wrapped_key": sealing.wrap_key(originals_key, sealing.new_data_key())}])
     return sealing.seal(_data_key(conn, entry_id, originals_key), raw,
                         sealing.original_context(digest))
 
@@ -402,5 +403,37 @@ def open_thread_message(db: Session | Connection, message_id: int,
     row = db.execute(_THREAD_RAW_OF, {"m": message_id}).first()
     if row is None or row.raw is None or row.sha256 is None:
         raise OriginalUnavailable(f"thread message {message_id}: no raw bytes")
-    return sealing.unseal(_data_key(db, row.entry_id, originals_key), row.raw,
-                          sealing.original_context(row.sha256))
+    return open_sealed(db, row.entry_id, originals_key, row.raw, row.sha256)
+
+
+def open_sealed(db: Session | Connection, entry_id: int, originals_key: bytes,
+                sealed: bytes, digest: str) -> bytes:
+    """The plaintext of :func:`seal_for_entry`'s ``sealed`` (see :func:`open_original`)."""
+    return sealing.unseal(_data_key(db, entry_id, originals_key), sealed,
+                          sealing.original_context(digest))
+
+
+@dataclass(frozen=True)
+class OpenedAttachment:
+    filename: str
+    sniffed_type: str
+    content: bytes
+
+
+_ATTACHMENT_OF = select(Attachment.filename, Attachment.sniffed_type, Attachment.content,
+                        Attachment.sha256).where(Attachment.id == bindparam("a"),
+                                                 Attachment.entry_id == bindparam("e"))
+
+
+def open_attachment(db: Session | Connection, entry_id: int, attachment_id: int,
+                    originals_key: bytes) -> OpenedAttachment | None:
+    """An entry's attachment with its content decrypted; None when the entry has no such
+    attachment or its content was not kept (over the size cap).
+
+    Raises :class:`OriginalUnavailable` when the entry's key was destroyed and
+    :class:`intake.core.sealing.SealError` when the content does not open."""
+    row = db.execute(_ATTACHMENT_OF, {"a": attachment_id, "e": entry_id}).first()
+    if row is None or row.content is None:
+        return None
+    return OpenedAttachment(row.filename, row.sniffed_type,
+                            open_sealed(db, entry_id, originals_key, row.content, row.sha256))

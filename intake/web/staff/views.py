@@ -29,10 +29,10 @@ from sqlalchemy import select
 from wtforms.validators import ValidationError
 
 from intake.core.pii.redact import LABELS as PII_LABELS
-from intake.db.models import Attachment, Entry, EntryStatus, utcnow
+from intake.db.models import Entry, EntryStatus, utcnow
 from intake.db.staff_models import ADMIN_ROLES, StaffAccount
 from intake.runtime import Runtime
-from intake.services import inbox, renditions
+from intake.services import inbox, records, renditions
 from intake.services import staff as accounts
 
 log = logging.getLogger("intake.staff")
@@ -371,14 +371,19 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
 @login_required
 def attachment(entry_id: int, attachment_id: int) -> ResponseReturnValue:
     user = _user()
-    with _runtime().db.session() as s:
+    runtime = _runtime()
+    with runtime.db.session() as s:
         if inbox.access_for(s, user, entry_id) is None:
             abort(404)
-        row = s.get(Attachment, attachment_id)
-        if row is None or row.entry_id != entry_id or row.content is None:
+        try:
+            opened = records.open_attachment(s, entry_id, attachment_id, runtime.originals_key)
+        except records.OriginalUnavailable:
+            abort(410, description="This attachment was destroyed with the entry's original "
+                                   "(retention); it can no longer be read.")
+        if opened is None:
             abort(404)
         inbox.log_access(s, user, entry_id, "attachment")
-        content, filename = row.content, row.filename
+        content, filename = opened.content, opened.filename
     response = Response(content, mimetype="application/octet-stream")
     # A plain fallback name for old clients; the exact name travels RFC 5987-encoded.
     ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_"
@@ -577,7 +582,7 @@ def retry_quarantined(quarantine_id: int) -> ResponseReturnValue:
     tables = _mail_tables()
     if tables is None:
         abort(404)
-    from intake.services.mail_intake import MailContext, store_or_quarantine
+    from intake.services.mail_intake import MailContext, open_quarantined, store_or_quarantine
 
     runtime = _runtime()
     agencies = runtime.rules.current().agencies.values()
@@ -588,8 +593,8 @@ def retry_quarantined(quarantine_id: int) -> ResponseReturnValue:
         context = MailContext.from_settings(
             runtime.settings, row.mailbox or "quarantine", pii_key=runtime.pii_key,
             agency_addresses=[a.email for a in agencies if a.email])
-        outcome = store_or_quarantine(s, row.raw, context, uid=row.uid,
-                                      uidvalidity=row.uidvalidity)
+        outcome = store_or_quarantine(s, open_quarantined(row, context.originals_key), context,
+                                      uid=row.uid, uidvalidity=row.uidvalidity)
     stored = outcome.outcome != "quarantined"
     flash("The message was stored." if stored else
           "The message could not be stored again; it stays in quarantine.", "status")

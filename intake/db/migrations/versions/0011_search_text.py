@@ -11,8 +11,8 @@ spans (``intake.core.rendition.search_text``), written with the entry.
 Existing entries get theirs here, from their stored texts, findings and
 submitter, with the same function.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0010"
-down_revision = "0009"
+revision = "0011"
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
