@@ -398,7 +398,7 @@ def test_attachments_are_sealed_and_open_for_staff_and_the_forward_until_the_key
 
     _route_all(rt)
     with rt.db.session() as s:
-    agency = {r.id: r.agency_id for r in s.execute(select(Entry.id, Entry.agency_id))}
+        agency = {r.id: r.agency_id for r in s.execute(select(Entry.id, Entry.agency_id))}
     staff = {}
     for entry_id in (web_id, mailed.entry_id):
         staff[entry_id] = app.test_client()
