@@ -384,3 +384,39 @@ def test_migration_0011_indexes_existing_entries_without_their_contact_data(
             assert found("lovelace") == [] and found('"ada"') == []
     finally:
         db.dispose()
+
+
+def test_originals_and_attachments_stored_before_sealing_still_open(tmp_path: Path) -> None:
+    """An upgrade loses nothing: bytes written before sealing (revisions 0008, 0010) are
+    recognised by their own SHA-256 and open as they are; the sealed ones still need the key."""
+    from intake.db.migrate import upgrade
+    from intake.services.records import open_attachment, open_original
+
+    url = f"sqlite:///{tmp_path / 'old.sqlite3'}"
+    upgrade(url, "0007")
+    raw, content = b"From: a@example.org\r\n\r\nold message", b"old attachment"
+    db = Database(url)
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(text(
+                "INSERT INTO entries (id, record_number, channel, kind, received_at, subject, "
+                "body, fields, status, idempotency_key, tags) VALUES (1, 'EX-2026-000001', "
+                "'email', 'contact', '2026-01-01 00:00:00', 'Old', 'old message', '{}', 'new', "
+                "'k1', '[]')"))
+            conn.execute(text(
+                "INSERT INTO originals (entry_id, content_type, raw, sha256, size, received_at) "
+                "VALUES (1, 'message/rfc822', :raw, :sha, :size, '2026-01-01 00:00:00')"),
+                {"raw": raw, "sha": hashlib.sha256(raw).hexdigest(), "size": len(raw)})
+            conn.execute(text(
+                "INSERT INTO attachments (id, entry_id, filename, declared_type, sniffed_type, "
+                "size, sha256, content, inline, created_at) VALUES (1, 1, 'a.txt', "
+                "'text/plain', 'text/plain', :size, :sha, :content, 0, '2026-01-01 00:00:00')"),
+                {"content": content, "sha": hashlib.sha256(content).hexdigest(),
+                 "size": len(content)})
+        upgrade(url)
+        with db.engine.connect() as conn:
+            assert open_original(conn, 1, ORIGINALS_KEY) == raw
+            opened = open_attachment(conn, 1, 1, ORIGINALS_KEY)
+            assert opened is not None and opened.content == content
+    finally:
+        db.dispose()

@@ -377,8 +377,7 @@ def open_original(db: Session | Connection, entry_id: int, originals_key: bytes)
     row = db.execute(_ORIGINAL_OF, {"e": entry_id}).first()
     if row is None:
         raise OriginalUnavailable(f"entry {entry_id}: no original")
-    return sealing.unseal(_data_key(db, entry_id, originals_key), row.raw,
-                          sealing.original_context(row.sha256))
+    return open_sealed(db, entry_id, originals_key, row.raw, row.sha256)
 
 
 def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes,
@@ -408,7 +407,14 @@ def open_thread_message(db: Session | Connection, message_id: int,
 
 def open_sealed(db: Session | Connection, entry_id: int, originals_key: bytes,
                 sealed: bytes, digest: str) -> bytes:
-    """The plaintext of :func:`seal_for_entry`'s ``sealed`` (see :func:`open_original`)."""
+    """The plaintext of :func:`seal_for_entry`'s ``sealed`` (see :func:`open_original`).
+
+    Bytes stored before sealing began (revisions 0008 and 0010) are their own
+    plaintext: their SHA-256 is ``digest``, which no ciphertext's can be. They are
+    returned as they are, so an upgrade loses no pending forward or download.
+    """
+    if hashlib.sha256(bytes(sealed)).hexdigest() == digest:
+        return bytes(sealed)
     return sealing.unseal(_data_key(db, entry_id, originals_key), sealed,
                           sealing.original_context(digest))
 
