@@ -42,7 +42,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from enum import StrEnum
 
 from intake.core.consent import ConsentEvent, Purpose, current_consent
@@ -538,25 +538,38 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
     )
 
 
-#: The public rendition made for the search index names no relay address (nothing is
-#: sent); this one only satisfies :func:`render`'s check and is dropped with the
-#: removed spans.
-_INDEX_RELAY = "reply+index@relay.intake.invalid"
-_INDEX_TIME = datetime(2000, 1, 1, tzinfo=UTC)
-
-
 def search_text(values: EntryValues, findings: Mapping[str, Sequence[Finding]]) -> str:
-    """The words an entry can be found by in the staff search: its public rendition's
-    subject and body with every removed span left out (no markers either).
+    """The words an entry can be found by in the staff search: its subject and body with
+    every span the public rendition removes left out (no markers either).
 
     A search over the stored texts would answer "is this address or name in an
     entry?" for a citizen the searching agency may not know (P5): an oracle. So
-    the index holds no contact data, no P6 values and no detected PII at all.
+    the index holds no contact data, no P6 values and no detected PII at all:
+    every finding and every occurrence of the submitter's own contact values
+    goes, as in the ``public`` rendition (a test holds the two to the same words).
+    It runs for every submission stored, so it cuts the spans directly instead
+    of building a whole rendition. A text in which a contact value re-forms from
+    what is left is not indexed at all (fails closed, like the renditions).
     """
-    public = render(EntryValues(texts={p: values.texts.get(p, "") for p in ("subject", "body")},
-                                name=values.name, email=values.email, phone=values.phone,
-                                postal_address=values.postal_address),
-                    Audience.PUBLIC, consents=(), findings=findings, agency_id=None,
-                    relay_address=_INDEX_RELAY, at=_INDEX_TIME)
-    return " ".join(" ".join(s.text for s in public.segments.get(place, ()) if not s.removed)
-                    for place in ("subject", "body")).strip()
+    patterns = [p for kind_patterns in contact_patterns(values).values()
+                for p in kind_patterns]
+    kept: list[str] = []
+    for place in ("subject", "body"):
+        text = values.texts.get(place, "")
+        found = findings.get(place)
+        if found is None:
+            found = detect(text, key=_DETECT_KEY)  # never looked at: look now
+        spans = sorted([(f.start, f.end) for f in found]
+                       + [m.span() for p in patterns for m in p.finditer(text)])
+        pieces: list[str] = []
+        pos = 0
+        for start, end in spans:
+            if start > pos:
+                pieces.append(text[pos:start])
+            pos = max(pos, end)
+        pieces.append(text[pos:])
+        left = " ".join(pieces)
+        if any(p.search(left) for p in patterns):
+            continue
+        kept.append(left)
+    return " ".join(" ".join(kept).split())

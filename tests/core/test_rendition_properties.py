@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 
 from intake.core.consent import ConsentAction, ConsentEvent, ConsentMethod, Purpose
 from intake.core.pii import Finding
-from intake.core.rendition import Audience, EntryValues, Rendition, render
+from intake.core.rendition import Audience, EntryValues, Rendition, render, search_text
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 RELAY = "reply+k7m2q9x4@relay.examplia.gov"
@@ -263,3 +263,27 @@ def test_unknown_input_fails_closed(audience: object, relay: str) -> None:
     else:
         assert r.reason == "invalid-input" and "ada@example.org" not in everything(r)
         assert r.identity_shared is False
+
+
+@settings(max_examples=2_000, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), p6=st.booleans())
+def test_the_search_index_keeps_the_public_renditions_words_and_leaks_nothing(
+        seed: int, p6: bool) -> None:
+    """``search_text`` cuts the spans itself (it runs for every submission); it must keep
+    exactly the words of the public rendition's kept segments, and no contact value."""
+    rng = random.Random(seed)
+    person = make_person(rng)
+    subject, subject_findings, _ = text_with_findings(rng, person, p6)
+    body, body_findings, secrets = text_with_findings(rng, person, p6)
+    values = EntryValues(texts={"subject": subject, "body": body}, name=person.name,
+                         email=person.email, phone=person.phone,
+                         postal_address=person.postal_address)
+    findings = {"subject": subject_findings, "body": body_findings}
+    indexed = search_text(values, findings)
+    public = render(values, Audience.PUBLIC, consents=[], findings=findings, agency_id=None,
+                    relay_address=RELAY, at=T0)
+    words = " ".join(s.text for place in ("subject", "body")
+                     for s in public.segments[place] if not s.removed).split()
+    assert indexed.split() == words
+    assert leaks(person, indexed) == set()
+    assert not any(secret in indexed for secret in secrets)
