@@ -10,6 +10,7 @@ sink and a webhook receiver on loopback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import threading
@@ -25,11 +26,16 @@ from sqlalchemy import select
 from intake import create_app
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.routing import Decision
-from intake.db.models import Disclosure, Entry, Event
+from intake.db.models import Attachment, Disclosure, Entry, Event
 from intake.db.staff_models import AccessLogEntry
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submission,
+    seal_for_entry,
+)
 from intake.services.routing import apply_decision
 from tests.conftest import wait_for
 from tests.smtp_sink import SmtpSink
@@ -115,6 +121,16 @@ def staff_pages(client: FlaskClient, entry_id: int) -> dict[str, str]:
 def test_no_staff_page_shows_a_non_consenting_citizens_contact_data(
         app: Flask, runtime: Runtime) -> None:
     entry_id = submit(runtime)
+    with runtime.db.session() as s:  # a file name can name the citizen too
+        content = b"a letter"
+        digest = hashlib.sha256(content).hexdigest()
+        attachment = Attachment(
+            entry_id=entry_id, filename=f"{NAME} {CITIZEN}.txt", declared_type="text/plain",
+            sniffed_type="text/plain", size=len(content), sha256=digest,
+            content=seal_for_entry(s, entry_id, runtime.originals_key, content, digest))
+        s.add(attachment)
+        s.flush()
+        attachment_id = attachment.id
     accounts = [
         make_account(runtime, "agent@dot.examplia.gov", "dot"),
         make_account(runtime, "admin@dot.examplia.gov", "dot", role="agency_admin"),
@@ -127,6 +143,9 @@ def test_no_staff_page_shows_a_non_consenting_citizens_contact_data(
         pages = staff_pages(client, entry_id)
         for url, page in pages.items():
             assert leaks(page) == [], (account.role, account.agency, url)
+        download = client.get(f"/staff/entries/{entry_id}/attachments/{attachment_id}")
+        assert download.status_code == 200 and download.data == content
+        assert leaks(download.headers["Content-Disposition"]) == [], account.role
         entry_page = pages[f"/staff/entries/{entry_id}"]
         assert "Pothole" in entry_page and "Route 9" in entry_page
         if account.role in ("agent", "agency_admin"):

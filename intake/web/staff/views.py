@@ -325,9 +325,12 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
         records_view = user.role in inbox.RECORDS_ROLES
         audience = inbox.audience_of(user, access.owner)
         # Everything shown of the citizen comes from the viewer's rendition.
+        attachments = inbox.attachments_of(s, entry.id)
         rendition = renditions.render_entry(
             s, entry, audience, agency_id=user.agency_id,
-            relay_domain=runtime.settings.relay_domain, reveal=revealed)
+            relay_domain=runtime.settings.relay_domain, reveal=revealed,
+            # A file name can carry the citizen's name or address too.
+            extra={f"attachment:{a.id}": a.filename for a in attachments})
         submitter = inbox.submitter_of(s, entry.id)
         context = {
             "entry": entry,
@@ -341,7 +344,7 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
             "can_reply": submitter is not None and bool(submitter.email),
             "subject_segments": rendition.segments.get("subject", ()),
             "body_segments": rendition.segments.get("body", ()),
-            "attachments": inbox.attachments_of(s, entry.id),
+            "attachments": attachments,
             "decision": inbox.latest_decision(s, entry.id),
             "assignee": inbox.assignment_of(s, entry.id),
             "colleagues": accounts.agency_accounts(s, user.agency_id),
@@ -373,7 +376,8 @@ def attachment(entry_id: int, attachment_id: int) -> ResponseReturnValue:
     user = _user()
     runtime = _runtime()
     with runtime.db.session() as s:
-        if inbox.access_for(s, user, entry_id) is None:
+        access = inbox.access_for(s, user, entry_id)
+        if access is None:
             abort(404)
         try:
             opened = records.open_attachment(s, entry_id, attachment_id, runtime.originals_key)
@@ -383,7 +387,11 @@ def attachment(entry_id: int, attachment_id: int) -> ResponseReturnValue:
         if opened is None:
             abort(404)
         inbox.log_access(s, user, entry_id, "attachment")
-        content, filename = opened.content, opened.filename
+        # The file name as the viewer's rendition shows it (it may name the citizen).
+        content, filename = opened.content, renditions.render_entry(
+            s, access.entry, inbox.audience_of(user, access.owner), agency_id=user.agency_id,
+            relay_domain=runtime.settings.relay_domain, thread=False,
+            extra={"attachment": opened.filename}).text("attachment")
     response = Response(content, mimetype="application/octet-stream")
     # A plain fallback name for old clients; the exact name travels RFC 5987-encoded.
     ascii_name = "".join(c if c.isascii() and (c.isalnum() or c in "._- ") else "_"
