@@ -237,6 +237,24 @@ def db_upgrade() -> None:
         click.echo(f"database at revision {head_revision()} ({settings.database_kind})")
 
 
+@db.command("seal")
+@click.option("--apply", is_flag=True, help="Seal them (without it: only count them).")
+def db_seal(apply: bool) -> None:
+    """Seal the originals, replies, attachments and quarantined messages stored in plaintext
+    before sealing began (run once after upgrading from such a release)."""
+    from intake.services.sealing_upgrade import seal_plaintext
+
+    with _runtime(_settings()) as runtime:
+        report = seal_plaintext(runtime.db, runtime.originals_key, apply=apply,
+                                progress=_progress("sealed", "rows"))
+    for kind, count in report.found.items():
+        click.echo(f"{kind}: {count} in plaintext")
+    if apply:
+        click.echo(f"{report.sealed} row(s) sealed")
+    elif report.total:
+        click.echo("run `intake db seal --apply` to seal them")
+
+
 # -- rules ---------------------------------------------------------------------
 
 
@@ -365,12 +383,12 @@ def rules_replay(rules_path: str | None, since: str | None, examples: int,
                    + (f" (e.g. {shown})" if shown else ""))
 
 
-def _progress(verb: str) -> Callable[[int, int], None]:
+def _progress(verb: str, things: str = "entries") -> Callable[[int, int], None]:
     started = time.monotonic()
 
     def report(done: int, total: int) -> None:
         elapsed = time.monotonic() - started
-        click.echo(f"\r{verb} {done}/{total} entries ({elapsed:.1f} s)", err=True,
+        click.echo(f"\r{verb} {done}/{total} {things} ({elapsed:.1f} s)", err=True,
                    nl=done >= total)
 
     return report

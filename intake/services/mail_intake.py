@@ -208,10 +208,9 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
     message = (str(error).splitlines() or [""])[0][:500]
     existing = session.scalar(select(QuarantinedMessage).where(QuarantinedMessage.sha256 == digest))
     if existing is None:
-        data_key = sealing.new_data_key()
+        sealed, wrapped_key = seal_quarantined(raw, digest, originals_key)
         row = QuarantinedMessage(sha256=digest, size=len(raw), error_class=error_class,
-                                 raw=sealing.seal(data_key, raw, sealing.original_context(digest)),
-                                 wrapped_key=sealing.wrap_key(originals_key, data_key),
+                                 raw=sealed, wrapped_key=wrapped_key,
                                  error_message=message, mailbox=mailbox, uid=uid,
                                  uidvalidity=uidvalidity, quarantined_at=utcnow(),
                                  resolved=False, attempts=1)
@@ -226,6 +225,14 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
         quarantine_id = existing.id
     log.warning("message quarantined (%s) mailbox=%s id=%s", error_class, mailbox, quarantine_id)
     return MailOutcome(QUARANTINED, digest, quarantine_id=quarantine_id, error_class=error_class)
+
+
+def seal_quarantined(raw: bytes, digest: str, originals_key: bytes) -> tuple[bytes, bytes]:
+    """A quarantined message's bytes (SHA-256 ``digest``) sealed under a new data key, and
+    that key wrapped with ``originals_key``: the row's ``raw`` and ``wrapped_key``."""
+    data_key = sealing.new_data_key()
+    return (sealing.seal(data_key, raw, sealing.original_context(digest)),
+            sealing.wrap_key(originals_key, data_key))
 
 
 def open_quarantined(row: QuarantinedMessage, originals_key: bytes) -> bytes:

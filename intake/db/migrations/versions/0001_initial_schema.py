@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from intake.db import append_only
+
 revision = '0001'
 down_revision = None
 branch_labels = None
@@ -139,38 +141,17 @@ def _append_only_triggers() -> None:
     """Refuse UPDATE and DELETE on the sealed original and the timelines, in the database itself."""
     dialect = op.get_bind().dialect.name
     if dialect == "postgresql":
-        op.execute(
-            """
-            CREATE FUNCTION intake_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
-            BEGIN
-                RAISE EXCEPTION 'intake: % on % is not allowed: the table is append-only',
-                    TG_OP, TG_TABLE_NAME USING ERRCODE = 'restrict_violation';
-            END $$
-            """
-        )
-        for table in APPEND_ONLY:
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION intake_append_only()"
-            )
-    elif dialect == "sqlite":
-        for table in APPEND_ONLY:
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'intake: {action} on {table} is not allowed: "
-                    f"the table is append-only'); END"
-                )
+        op.execute(append_only.POSTGRES_FUNCTION)
+    for table in APPEND_ONLY:
+        for statement in append_only.create_guard(dialect, table):
+            op.execute(statement)
 
 
 def downgrade() -> None:
     dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+        for statement in append_only.drop_guard(dialect, table):
+            op.execute(statement)
     if dialect == "postgresql":
         op.execute("DROP FUNCTION IF EXISTS intake_append_only()")
     with op.batch_alter_table('work_items', schema=None) as batch_op:

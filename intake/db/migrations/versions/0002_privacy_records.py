@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from intake.db import append_only
+
 revision = '0002'
 down_revision = '0001'
 branch_labels = None
@@ -142,18 +144,8 @@ def _append_only_triggers() -> None:
     # The PostgreSQL function intake_append_only() comes from revision 0001.
     dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        if dialect == "postgresql":
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION intake_append_only()"
-            )
-        elif dialect == "sqlite":
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'intake: {action} on {table} is not allowed: "
-                    f"the table is append-only'); END"
-                )
+        for statement in append_only.create_guard(dialect, table):
+            op.execute(statement)
 
 
 def downgrade() -> None:

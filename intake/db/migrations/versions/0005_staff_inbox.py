@@ -14,6 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from intake.db import append_only
+
 
 revision = '0005'
 down_revision = '0003'
@@ -125,29 +127,15 @@ def _append_only_triggers() -> None:
     """The access log is evidence: refuse UPDATE and DELETE in the database itself."""
     dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        if dialect == "postgresql":
-            # intake_append_only() is created by migration 0001.
-            op.execute(
-                f"CREATE TRIGGER {table}_append_only BEFORE UPDATE OR DELETE ON {table} "
-                f"FOR EACH ROW EXECUTE FUNCTION intake_append_only()"
-            )
-        elif dialect == "sqlite":
-            for action in ("UPDATE", "DELETE"):
-                op.execute(
-                    f"CREATE TRIGGER {table}_no_{action.lower()} BEFORE {action} ON {table} "
-                    f"BEGIN SELECT RAISE(ABORT, 'intake: {action} on {table} is not allowed: "
-                    f"the table is append-only'); END"
-                )
+        for statement in append_only.create_guard(dialect, table):
+            op.execute(statement)
 
 
 def _drop_append_only_triggers() -> None:
     dialect = op.get_bind().dialect.name
     for table in APPEND_ONLY:
-        if dialect == "postgresql":
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_append_only ON {table}")
-        else:
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_update")
-            op.execute(f"DROP TRIGGER IF EXISTS {table}_no_delete")
+        for statement in append_only.drop_guard(dialect, table):
+            op.execute(statement)
 
 
 def _full_text_search() -> None:
