@@ -172,8 +172,9 @@ class Entry(Base):
     body: Mapped[str] = mapped_column(Text, nullable=False, default="")
     # What the staff search indexes: the public rendition without its removed spans
     # (intake.core.rendition.search_text), so no search can test for a citizen's address.
-    search_text: Mapped[str] = mapped_column(Text, nullable=False, default="",
-                                             server_default="")
+    # No Python-side default: the record store writes it for every entry (a prepared
+    # INSERT refuses a column whose Python default it would silently skip).
+    search_text: Mapped[str] = mapped_column(Text, nullable=False, server_default="")
     # Structured form answers (topic, rating, survey answers); no submitter PII.
     fields: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False, default=dict)
     status: Mapped[str] = mapped_column(String(16), nullable=False, default=EntryStatus.NEW)
