@@ -22,7 +22,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -31,6 +31,9 @@ from sqlalchemy.engine import make_url
 from intake.db.migrate import upgrade
 from intake.runtime import Runtime
 from intake.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from tests.smtp_sink import SmtpSink
 
 REQUIRE_SERVICES = os.environ.get("INTAKE_TEST_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("INTAKE_TEST_DATABASE_URL",
@@ -283,6 +286,16 @@ def amqp_url() -> Iterator[str]:
     finally:
         purge()
         connection.close()
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server (aiosmtpd) on a free loopback port; what it received is parsed."""
+    from tests.smtp_sink import SmtpSink  # it takes free_port from here
+
+    s = SmtpSink().start()
+    yield s
+    s.stop()
 
 
 @pytest.fixture

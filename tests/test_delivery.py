@@ -47,13 +47,6 @@ def rules_file(tmp_path: Path, webhook_port: int | None = None) -> Path:
     return path
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
 def make_runtime(tmp_path: Path, db_url: str, smtp_port: int, webhook_port: int | None = None,
                  **env: str) -> Runtime:
     values = {

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import shutil
 import threading
-from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
@@ -195,13 +194,6 @@ def _message() -> EmailMessage:
     msg["From"], msg["To"], msg["Subject"] = "intake@examplia.gov", DOT.address, "Forward"
     msg.set_content("A pothole on Route 9.")
     return msg
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
 
 
 @pytest.mark.parametrize("purpose", [Purpose.SHARE_IDENTITY, Purpose.MARKETING])

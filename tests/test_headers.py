@@ -45,13 +45,6 @@ HOSTILE_NAME = (q("Eve\r\nBcc: name@evil.example") + " " + b(q("\x85X-Injected: 
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def rt(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
     runtime = make_runtime(tmp_path, db_url, sink.port,
                            INTAKE_FORMS=str(write_forms_file(tmp_path)),

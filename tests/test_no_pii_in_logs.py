@@ -33,13 +33,6 @@ SECRETS = (ADDRESS, SSN, CARD, "4111111111111111", "518224137", NAME)
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def runtime(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
     rt = Runtime(make_settings(tmp_path, db_url, INTAKE_RULES=str(rules_file(tmp_path)),
                                INTAKE_SMTP_URL=f"smtp://127.0.0.1:{sink.port}",

@@ -351,13 +351,6 @@ def mailing(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
     runtime.close()
 
 
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
 def _run_all(rt: Runtime) -> None:
     """Run every due work item, and those they add (route, then forward and receipt)."""
     done: set[int] = set()

@@ -250,13 +250,6 @@ def test_reveal_is_for_records_officers_with_a_reason_and_is_logged(
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    s = SmtpSink().start()
-    yield s
-    s.stop()
-
-
-@pytest.fixture
 def receiver() -> Iterator[int]:
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.bodies, _Receiver.verified = [], []
