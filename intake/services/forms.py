@@ -40,9 +40,9 @@ from intake.services.records import (
     NewSubmission,
     Recorded,
     SubmitterData,
+    entry_sealer,
     record_submission,
     record_submissions,
-    seal_for_entry,
     stored_texts,
 )
 from intake.services.records_at_once import (
@@ -398,14 +398,15 @@ def _store_extras(db: Session | Connection, entry_id: int, submission: FormSubmi
     if not isinstance(db, Session):
         raise TypeError("attachments and consents are written in a session")
     session = db
-    for upload in submission.uploads:
-        digest = upload.sha256
-        session.add(Attachment(
-            entry_id=entry_id, filename=upload.filename,
-            declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
-            size=len(upload.data), sha256=digest,
-            content=seal_for_entry(session, entry_id, originals_key, upload.data, digest),
-        ))
+    if submission.uploads:
+        seal = entry_sealer(session, entry_id, originals_key)
+        for upload in submission.uploads:
+            session.add(Attachment(
+                entry_id=entry_id, filename=upload.filename,
+                declared_type=upload.declared_type[:128], sniffed_type=upload.sniffed_type,
+                size=len(upload.data), sha256=upload.sha256,
+                content=seal(upload.data, upload.sha256),
+            ))
     if submission.consent is not None:
         privacy.ensure_policy_text(session, submission.consent.version,
                                    submission.consent.text)

@@ -74,6 +74,7 @@ from intake.services.privacy import (
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
+    entry_sealer,
     record_submission,
     seal_for_entry,
 )
@@ -337,6 +338,7 @@ def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
     """The message's attachments, their content sealed under the entry's key."""
     if not parsed.attachments:
         return
+    seal = entry_sealer(session, entry_id, originals_key)
     now = utcnow()
     session.connection().execute(_INSERT_ATTACHMENTS, [
         {
@@ -348,8 +350,7 @@ def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
             "size": att.size,
             "sha256": att.sha256,
             # Over the size cap the parser drops the content; the raw message keeps it.
-            "content": (seal_for_entry(session, entry_id, originals_key, att.content, att.sha256)
-                        if (att.content or att.size == 0) else None),
+            "content": seal(att.content, att.sha256) if (att.content or att.size == 0) else None,
             "inline": att.inline,
             "content_id": att.content_id[:255] if att.content_id else None,
             "created_at": now,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -380,20 +380,34 @@ def open_original(db: Session | Connection, entry_id: int, originals_key: bytes)
     return open_sealed(db, entry_id, originals_key, row.raw, row.sha256)
 
 
-def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes,
-                   raw: bytes, digest: str) -> bytes:
-    """``raw`` (with SHA-256 ``digest``) sealed under the entry's key: a reply's raw bytes,
-    an attachment's content.
+def entry_sealer(db: Session | Connection, entry_id: int, originals_key: bytes
+                 ) -> Callable[[bytes, str], bytes]:
+    """A function sealing bytes (with their SHA-256) under the entry's key, which is read
+    and unwrapped once, for all of a message's attachments.
 
     An entry stored before its originals were sealed (revision 0008) is given a key now.
     """
     conn = db.connection() if isinstance(db, Session) else db
-    if conn.execute(_KEY_OF, {"e": entry_id}).scalar() is None:
+    wrapped = conn.execute(_KEY_OF, {"e": entry_id}).scalar()
+    if wrapped is None:
         _INSERT_KEY_OR_NOTHING.run(conn, [{
             "entry_id": entry_id, "created_at": utcnow(),
             "wrapped_key": sealing.wrap_key(originals_key, sealing.new_data_key())}])
-    return sealing.seal(_data_key(conn, entry_id, originals_key), raw,
-                        sealing.original_context(digest))
+        # ON CONFLICT DO NOTHING: a concurrent writer's key may be the one that stays.
+        wrapped = conn.execute(_KEY_OF, {"e": entry_id}).scalar_one()
+    data_key = sealing.unwrap_key(originals_key, wrapped)
+
+    def seal(raw: bytes, digest: str) -> bytes:
+        return sealing.seal(data_key, raw, sealing.original_context(digest))
+
+    return seal
+
+
+def seal_for_entry(db: Session | Connection, entry_id: int, originals_key: bytes,
+                   raw: bytes, digest: str) -> bytes:
+    """``raw`` (with SHA-256 ``digest``) sealed under the entry's key: a reply's raw bytes,
+    an attachment's content (:func:`entry_sealer` for several)."""
+    return entry_sealer(db, entry_id, originals_key)(raw, digest)
 
 
 def open_thread_message(db: Session | Connection, message_id: int,
