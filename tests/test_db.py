@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from intake.db import Database, allocate_record_number
@@ -351,6 +351,15 @@ def test_utc_datetimes_bind_on_sqlite_as_sqlalchemy_would() -> None:
         ours(datetime(2026, 1, 1))
 
 
+def _old_entry(conn: Connection, subject: str, body: str) -> None:
+    """Entry 1 as a release before sealing stored it: plain SQL, no record store."""
+    conn.execute(text(
+        "INSERT INTO entries (id, record_number, channel, kind, received_at, subject, body, "
+        "fields, status, idempotency_key, tags) VALUES (1, 'EX-2026-000001', 'web', 'contact', "
+        "'2026-01-01 00:00:00', :subject, :body, '{}', 'new', 'k1', '[]')"),
+        {"subject": subject, "body": body})
+
+
 def test_migration_0011_indexes_existing_entries_without_their_contact_data(
         tmp_path: Path) -> None:
     """Entries stored before 0011 get a search text without the citizen's name, address
@@ -362,11 +371,8 @@ def test_migration_0011_indexes_existing_entries_without_their_contact_data(
     db = Database(url)
     try:
         with db.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO entries (id, record_number, channel, kind, received_at, subject, "
-                "body, fields, status, idempotency_key, tags) VALUES (1, 'EX-2026-000001', "
-                "'web', 'contact', '2026-01-01 00:00:00', 'Pothole, from Ada Lovelace', "
-                "'Pothole on Route 9; write to ada@example.org', '{}', 'new', 'k1', '[]')"))
+            _old_entry(conn, "Pothole, from Ada Lovelace",
+                       "Pothole on Route 9; write to ada@example.org")
             conn.execute(text("INSERT INTO submitters (entry_id, name, email) "
                               "VALUES (1, 'Ada Lovelace', 'ada@example.org')"))
         upgrade(url)
@@ -398,11 +404,7 @@ def test_originals_and_attachments_stored_before_sealing_still_open(tmp_path: Pa
     db = Database(url)
     try:
         with db.engine.begin() as conn:
-            conn.execute(text(
-                "INSERT INTO entries (id, record_number, channel, kind, received_at, subject, "
-                "body, fields, status, idempotency_key, tags) VALUES (1, 'EX-2026-000001', "
-                "'email', 'contact', '2026-01-01 00:00:00', 'Old', 'old message', '{}', 'new', "
-                "'k1', '[]')"))
+            _old_entry(conn, "Old", "old message")
             conn.execute(text(
                 "INSERT INTO originals (entry_id, content_type, raw, sha256, size, received_at) "
                 "VALUES (1, 'message/rfc822', :raw, :sha, :size, '2026-01-01 00:00:00')"),

@@ -6,7 +6,8 @@ latest routing decision (read only). Everything else is "not found".
 
 The inbox pages with a keyset (``received_at``, ``id``), newest first, so a
 deep page costs the same as the first one. Full-text search uses SQLite FTS5
-or PostgreSQL's ``tsvector`` (objects created by migration 0005).
+or PostgreSQL's ``tsvector`` over ``entries.search_text`` (migrations 0005, 0011): no
+personal data, so a search cannot test for a citizen's name or address.
 
 Actions write the entry, an event on its timeline (ids and codes only, never
 text people typed), and, when something leaves the system (reroute, reply),
