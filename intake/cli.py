@@ -419,7 +419,7 @@ def jobs_status(as_json: bool) -> None:
 @click.option("--all", "retry_all", is_flag=True, help="Retry every dead work item.")
 def jobs_retry(ids: tuple[int, ...], retry_all: bool) -> None:
     """Put dead-letter work items back in the queue."""
-    from intake.jobs.workitems import retry_dead
+    from intake.services.work import retry_dead
 
     if not ids and not retry_all:
         fail("say which: --id N (repeatable) or --all", EXIT_CONFIG)

@@ -15,11 +15,11 @@ from sqlalchemy import func, select
 from intake import create_app
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
-from intake.jobs.workitems import add_work_item, retry_dead
 from intake.outbound import webhook
 from intake.runtime import Runtime
 from intake.services import privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.work import add_work_item, retry_dead
 from tests.conftest import ORIGINALS_KEY, free_port, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 

@@ -9,10 +9,11 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from intake.core.failures import PermanentError, TransientError
 from intake.db.models import Entry, Event, RoutingDecision, WorkItem
-from intake.jobs.workitems import PermanentError, TransientError, add_work_item, retry_dead
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.work import add_work_item, retry_dead
 from tests.conftest import (
     ORIGINALS_KEY,
     SMALL_RULES,
@@ -216,7 +217,7 @@ def test_sweeper_re_sends_with_growing_waits(runtime: Runtime) -> None:
     from sqlalchemy import update
 
     from intake.db.models import utcnow
-    from intake.jobs.workitems import stale_items
+    from intake.services.work import stale_items
 
     entry_id = _record(runtime)
     with runtime.db.session() as s:

@@ -8,9 +8,10 @@ import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from intake.core.failures import TransientError
 from intake.db.models import Disclosure, Entry, Event, RoutingDecision, WorkItem, WorkState
-from intake.jobs import workitems
 from intake.runtime import Runtime
+from intake.services import work as workitems
 from intake.services.privacy import verify_chains
 from intake.services.records import NewSubmission, SubmitterData, record_submission
 from tests.conftest import ORIGINALS_KEY
@@ -65,7 +66,7 @@ def test_a_failing_item_in_a_batch_is_rolled_back_alone(runtime: Runtime) -> Non
     def flaky(session: Session, item: WorkItem) -> None:
         route(session, item)  # its effects, then a failure: all of it must be undone
         if item.entry_id == entries[2]:
-            raise workitems.TransientError("agency system down")
+            raise TransientError("agency system down")
 
     runtime.jobs.register("route", flaky)
     broker_before = sum(q.qsize() for q in runtime.jobs.broker.queues.values())  # type: ignore[attr-defined]  # noqa: E501

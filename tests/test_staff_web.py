@@ -20,9 +20,9 @@ from sqlalchemy import func, select, text
 from intake import create_app
 from intake.db.models import Disclosure, Entry, Event, RoutingDecision, ThreadMessage, WorkItem
 from intake.db.staff_models import AccessLogEntry, StaffAccount, StaffSession
-from intake.jobs.workitems import add_work_item
 from intake.runtime import Runtime
 from intake.services import inbox
+from intake.services.work import add_work_item
 from tests.staff_helpers import (
     Account,
     csrf,

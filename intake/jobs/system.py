@@ -32,9 +32,10 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from intake.core.failures import PermanentError
 from intake.db import AFTER_COMMIT, Database
 from intake.db.models import WorkItem, WorkState, utcnow
-from intake.jobs import workitems
+from intake.services import work as workitems
 from intake.settings import Settings
 
 log = logging.getLogger("intake.jobs")
@@ -228,7 +229,7 @@ class JobSystem:
     def _call_handler(self, session: Session, item: WorkItem) -> None:
         handler = self.handlers.get(item.kind)
         if handler is None:
-            raise workitems.PermanentError(f"no handler for work kind '{item.kind}'")
+            raise PermanentError(f"no handler for work kind '{item.kind}'")
         handler(session, item)
 
     def _record_failure(self, session: Session, item_id: int, kind: str, worker: str,
@@ -237,7 +238,7 @@ class JobSystem:
         self.stats.bump("failed")
         failed = workitems.record_failure(
             session, item_id, worker, exc,
-            permanent=isinstance(exc, workitems.PermanentError),
+            permanent=isinstance(exc, PermanentError),
             max_attempts=self.settings.max_attempts,
             retry_base_seconds=self.settings.retry_base_seconds,
         )

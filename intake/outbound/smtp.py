@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
-from intake.jobs.workitems import PermanentError, TransientError
+from intake.core.failures import PermanentError, TransientError
 
 
 @dataclass(frozen=True)

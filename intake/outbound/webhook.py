@@ -15,7 +15,7 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from intake.jobs.workitems import PermanentError, TransientError
+from intake.core.failures import PermanentError, TransientError
 
 SIGNATURE_HEADER = "X-Intake-Signature"
 

@@ -39,6 +39,7 @@ from intake.core.disclosure import (
 )
 from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
+from intake.core.failures import PermanentError, TransientError
 from intake.core.mail.headers import header_text, mailbox, new_message
 from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
@@ -53,7 +54,6 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.jobs.workitems import PermanentError, TransientError
 from intake.services import gate, privacy, records, renditions
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings

@@ -29,9 +29,9 @@ from intake.core import hashchain
 from intake.core.consent import Basis, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
-from intake.jobs.workitems import enqueue_many
 from intake.outbound import smtp, webhook
 from intake.services.privacy import DISCLOSURE_CHAIN, consent_events, consent_events_of
+from intake.services.work import enqueue_many
 
 
 @dataclass(frozen=True)

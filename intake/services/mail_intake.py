@@ -64,7 +64,6 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.jobs.workitems import PENDING_SENDS, add_work_item
 from intake.services.privacy import (
     detect_places,
     entry_for_relay_token,
@@ -78,6 +77,7 @@ from intake.services.records import (
     record_submission,
     seal_for_entry,
 )
+from intake.services.work import PENDING_SENDS, add_work_item
 from intake.settings import Settings
 
 log = logging.getLogger("intake.mail")

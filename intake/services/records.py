@@ -46,8 +46,8 @@ from intake.db.models import (
     utcnow,
 )
 from intake.db.prepared import InsertBatch, PreparedInsert, execute
-from intake.jobs.workitems import enqueue_many_in, pending_sends
 from intake.services.privacy import detect_places, store_findings_in
+from intake.services.work import enqueue_many_in, pending_sends
 
 log = logging.getLogger("intake.records")
 

@@ -59,8 +59,8 @@ from sqlalchemy.exc import IntegrityError
 
 from intake.core.pii import Finding
 from intake.db.prepared import PreparedInsert, execute
-from intake.jobs import workitems
 from intake.services import privacy
+from intake.services import work as workitems
 from intake.services.records import (
     ENTRY_INSERT,
     EVENT_INSERT,

@@ -569,7 +569,7 @@ def admin() -> ResponseReturnValue:
 @bp.post("/admin/dead-letters/<int:item_id>/retry")
 @admin_required
 def retry_dead_letter(item_id: int) -> ResponseReturnValue:
-    from intake.jobs.workitems import retry_dead
+    from intake.services.work import retry_dead
 
     user = _user()
     with _runtime().db.session() as s:

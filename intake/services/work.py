@@ -30,14 +30,6 @@ from intake.db.prepared import InsertBatch, PreparedInsert
 PENDING_SENDS = "intake.pending_sends"
 
 
-class PermanentError(Exception):
-    """A failure that retrying cannot fix (e.g. SMTP 5xx): dead-letter at once."""
-
-
-class TransientError(Exception):
-    """A failure worth retrying later (e.g. connection refused)."""
-
-
 def add_work_item(
     session: Session,
     kind: str,
