@@ -37,7 +37,7 @@ from sqlalchemy import create_engine, func, select, text  # noqa: E402
 from intake.db.migrate import upgrade  # noqa: E402
 from intake.db.models import WorkItem  # noqa: E402
 from intake.runtime import Runtime  # noqa: E402
-from intake.services.records import NewSubmission, record_submission  # noqa: E402
+from intake.services.records import NewSubmission, record_submissions  # noqa: E402
 from intake.settings import load_settings  # noqa: E402
 from tests.smtp_sink import SmtpSink  # noqa: E402
 from tests.test_delivery import rules_file  # noqa: E402
@@ -124,11 +124,11 @@ def main() -> None:
         print(f"storing and routing {n} entries (not timed)...", file=sys.stderr)
         for i in range(n):
             with runtime.db.session() as s:
-                record_submission(s, NewSubmission(
+                record_submissions(s, [NewSubmission(
                     channel="web", kind="contact", raw=f"bench-{i}".encode(),
                     content_type="text/plain", body=f"Pothole number {i} on Route 9. " * 10,
-                    subject="Pothole", form_slug="contact"), "EX",
-                            originals_key=runtime.originals_key)
+                    subject="Pothole", form_slug="contact")], record_prefix="EX",
+                            originals_key=runtime.originals_key)[0]
         with runtime.db.session() as s:
             route_ids = list(s.scalars(select(WorkItem.id).where(WorkItem.kind == "route")))
         for item_id in route_ids:

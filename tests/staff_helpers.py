@@ -17,7 +17,7 @@ from intake.services import staff as accounts
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
-    record_submission,
+    record_submissions,
     seal_for_entry,
 )
 from intake.services.routing import apply_decision
@@ -57,13 +57,14 @@ def make_entry(runtime: Runtime, agency: str, *, subject: str = "Pothole on Rout
                cc: tuple[str, ...] = (), attachment: tuple[str, bytes] | None = None,
                received_at: datetime | None = None, key: str | None = None) -> int:
     with runtime.db.session() as s:
-        recorded = record_submission(
-            s, NewSubmission(channel="web", kind="contact", raw=(key or subject + body).encode(),
+        recorded = record_submissions(s, [NewSubmission(
+            channel="web", kind="contact", raw=(key or subject + body).encode(),
                              content_type="application/json", subject=subject, body=body,
                              form_slug="contact", fields={"topic": "roads"},
                              submitter=SubmitterData(name=name, email=email),
-                             received_at=received_at),
-            runtime.settings.record_prefix, pii_key=runtime.pii_key, originals_key=ORIGINALS_KEY)
+                             received_at=received_at)],
+                                 record_prefix=runtime.settings.record_prefix,
+                                     pii_key=runtime.pii_key, originals_key=ORIGINALS_KEY)[0]
         entry = s.get(Entry, recorded.entry_id)
         assert entry is not None
         rules = runtime.rules.current()

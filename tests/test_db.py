@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,13 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 
-from intake.db import Database, allocate_record_number
+from intake.db import Database, allocate_record_numbers
 from intake.db.models import Base, Entry, Event, Original, Submitter, WorkItem
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
     open_original,
-    record_submission,
+    record_submissions,
 )
 from tests.conftest import ORIGINALS_KEY
 
@@ -50,9 +51,11 @@ def test_record_submission_stores_everything_once(db_url: str) -> None:
     db = Database(db_url)
     try:
         with db.session() as s:
-            first = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
+            first = record_submissions(s, [_submission()],
+                record_prefix="EX", originals_key=ORIGINALS_KEY)[0]
         with db.session() as s:
-            again = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
+            again = record_submissions(s, [_submission()], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
         assert first.created and not again.created
         assert again.record_number == first.record_number
         year = datetime.now(UTC).year
@@ -82,8 +85,9 @@ def test_crlf_in_subject_is_flattened(db_url: str) -> None:
     db = Database(db_url)
     try:
         with db.session() as s:
-            rec = record_submission(s, _submission(subject="Hi\r\nBcc: evil@example.com"), "EX",
-                    originals_key=ORIGINALS_KEY)
+            rec = record_submissions(s, [_submission(subject="Hi\r\nBcc: evil@example.com")],
+                                     record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]
         with db.session() as s:
             entry = s.get(Entry, rec.entry_id)
             assert entry is not None and entry.subject == "Hi Bcc: evil@example.com"
@@ -101,7 +105,8 @@ def test_sealed_original_and_timeline_are_append_only(db_url: str, statement: st
     db = Database(db_url)
     try:
         with db.session() as s:
-            record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
+            record_submissions(s, [_submission()], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
         with pytest.raises(DBAPIError, match="append-only"):
             with db.session() as s:
                 s.execute(text(statement), {"junk": b"x"} if ":junk" in statement else {})
@@ -127,7 +132,7 @@ def _allocate_concurrently(url: str, threads: int, per_thread: int) -> list[str]
         try:
             for _ in range(per_thread):
                 with db.session() as s:
-                    n = allocate_record_number(s, "EX", when)
+                    n = allocate_record_numbers(s, "EX", [when])[0]
                 with lock:
                     numbers.append(n)
         except BaseException as exc:  # noqa: BLE001
@@ -160,9 +165,9 @@ def test_record_numbers_restart_each_year(db_url: str) -> None:
     db = Database(db_url)
     try:
         with db.session() as s:
-            a = allocate_record_number(s, "EX", datetime(2025, 12, 31, tzinfo=UTC))
-            b = allocate_record_number(s, "EX", datetime(2026, 1, 1, tzinfo=UTC))
-            c = allocate_record_number(s, "EX", datetime(2026, 1, 2, tzinfo=UTC))
+            a = allocate_record_numbers(s, "EX", [datetime(2025, 12, 31, tzinfo=UTC)])[0]
+            b = allocate_record_numbers(s, "EX", [datetime(2026, 1, 1, tzinfo=UTC)])[0]
+            c = allocate_record_numbers(s, "EX", [datetime(2026, 1, 2, tzinfo=UTC)])[0]
         assert (a, b, c) == ("EX-2025-000001", "EX-2026-000001", "EX-2026-000002")
     finally:
         db.dispose()
@@ -172,12 +177,14 @@ def test_duplicate_submission_leaves_no_gap_in_record_numbers(db_url: str) -> No
     db = Database(db_url)
     try:
         with db.session() as s:
-            first = record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
-            again = record_submission(s, _submission(), "EX",
-                    originals_key=ORIGINALS_KEY)  # same bytes, same transaction
+            first = record_submissions(s, [_submission()], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
+            again = record_submissions(s, [_submission()], record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]  # same bytes, same transaction
         with db.session() as s:
-            later = record_submission(s, _submission(raw=b'{"message": "other"}'), "EX",
-                    originals_key=ORIGINALS_KEY)
+            later = record_submissions(s, [_submission(raw=b'{"message": "other"}')],
+                record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]
         year = datetime.now(UTC).year
         assert (first.created, again.created, later.created) == (True, False, True)
         assert again.entry_id == first.entry_id
@@ -204,8 +211,8 @@ def test_concurrent_duplicates_are_one_entry(db_url: str) -> None:
         try:
             for raw in (b"the same bytes", f"writer {n}".encode()):
                 with db.session() as s:
-                    rec = record_submission(s, _submission(raw=raw), "EX",
-                            originals_key=ORIGINALS_KEY)
+                    rec = record_submissions(s, [_submission(raw=raw)], record_prefix="EX",
+                            originals_key=ORIGINALS_KEY)[0]
                 with lock:
                     results.append((raw.decode(), rec.created, rec.record_number))
         except BaseException as exc:  # noqa: BLE001
@@ -255,7 +262,8 @@ def test_sqlite_writers_queue_on_a_lock_file_across_processes(sqlite_url: str) -
 
     try:
         with db.session() as s:
-            record_submission(s, _submission(), "EX", originals_key=ORIGINALS_KEY)
+            record_submissions(s, [_submission()], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
             assert other_process_sees() == "busy"
         assert other_process_sees() == "free"
     finally:
@@ -271,7 +279,8 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
     year = datetime.now(UTC).year
     try:
         with db.session() as s:
-            a = record_submission(s, _submission(raw=b"a"), "EX", originals_key=ORIGINALS_KEY)
+            a = record_submissions(s, [_submission(raw=b"a")], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
         batch = [
             _submission(raw=b"b", body="My SSN is 123-45-6789"),
             _submission(raw=b"a"),                       # stored before
@@ -279,9 +288,10 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
             _submission(raw=b"b"),                       # same bytes as the first
             _submission(raw=b"d", received_at=datetime(2025, 12, 31, 23, 0, tzinfo=UTC)),
         ]
-        findings = [{"body": detect(stored_texts(x)["body"], key=b"k")} for x in batch]
+        batch = [replace(x, findings={"body": detect(stored_texts(x)["body"], key=b"k")})
+                 for x in batch]
         with db.session() as s:
-            out = record_submissions(s, batch, "EX", findings, originals_key=ORIGINALS_KEY)
+            out = record_submissions(s, batch, record_prefix="EX", originals_key=ORIGINALS_KEY)
         assert [r.created for r in out] == [True, False, True, False, True]
         assert out[1] == a.__class__(a.entry_id, a.record_number, created=False)
         assert out[3].entry_id == out[0].entry_id

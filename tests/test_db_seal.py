@@ -28,7 +28,7 @@ from intake.services.records import (
     open_attachment,
     open_original,
     open_thread_message,
-    record_submission,
+    record_submissions,
 )
 from tests.conftest import ORIGINALS_KEY, REPO, intake_command, subprocess_env
 
@@ -48,9 +48,9 @@ def _store_plaintext_rows(db: Database) -> dict[str, dict[int, bytes]]:
     entry recorded since; their plaintext by table and id."""
     plain: dict[str, dict[int, bytes]] = {table: {} for table in TABLES}
     with db.session() as s:
-        record_submission(s, NewSubmission(channel="web", kind="contact", raw=b'{"new": 1}',
-                                           content_type="application/json"),
-                          "EX", originals_key=ORIGINALS_KEY)
+        record_submissions(s, [NewSubmission(channel="web", kind="contact", raw=b'{"new": 1}',
+                                           content_type="application/json")],
+                                               record_prefix="EX", originals_key=ORIGINALS_KEY)[0]
         entries = [Entry(record_number=f"EX-2025-{n:06d}", channel="email", kind="contact",
                          idempotency_key=f"old-{n}") for n in range(3)]
         s.add_all(entries)

@@ -18,8 +18,8 @@ from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
 from intake.outbound import webhook
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.records import NewSubmission, SubmitterData, record_submission
-from intake.services.work import add_work_item, retry_dead
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
+from intake.services.work import enqueue, retry_dead
 from tests.conftest import ORIGINALS_KEY, free_port, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 
@@ -79,12 +79,12 @@ def submit(rt: Runtime, body: str = "A pothole on Route 9 is huge.", *,
            fields: dict[str, Any] | None = None) -> tuple[int, str]:
     with rt.db.session() as s:
         privacy.ensure_policy_text(s, *POLICY)
-        rec = record_submission(s, NewSubmission(
+        rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=f"{body}|{email}|{consent}".encode(),
             content_type="text/plain", subject=f"Road problem (write to {email})",
             body=f"{body} Please answer me at {email}.", form_slug="contact",
-            fields=fields or {}, submitter=SubmitterData(name="Maria Lopez", email=email)),
-            "EX", pii_key=rt.pii_key, originals_key=ORIGINALS_KEY)
+            fields=fields or {}, submitter=SubmitterData(name="Maria Lopez", email=email))],
+                record_prefix="EX", pii_key=rt.pii_key, originals_key=ORIGINALS_KEY)[0]
         if consent:
             privacy.record_consent(s, entry_id=rec.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
@@ -184,11 +184,12 @@ def test_withdrawal_after_queueing_sends_content_only(rt: Runtime, sink: SmtpSin
 def test_crlf_in_subject_cannot_inject_headers(rt: Runtime, sink: SmtpSink) -> None:
     rt.jobs.start()
     with rt.db.session() as s:
-        record_submission(s, NewSubmission(
+        record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=b"inject", content_type="text/plain",
             subject="Pothole\r\nBcc: victim@evil.example", body="pothole here",
-            submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN)), "EX",
-                    originals_key=ORIGINALS_KEY)
+            submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN))],
+            record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]
     wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="mail")
     for received in sink.all():
         assert not any("evil.example" in r for r in received.rcpt_tos)
@@ -285,8 +286,8 @@ def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
                            subject="Re: road", body=body, idempotency_key=f"{author}:{body}")
         s.add(tm)
         s.flush()
-        add_work_item(s, "relay", dedupe_key=f"relay:{tm.id}", entry_id=entry_id,
-                      payload={"thread_message_id": tm.id})
+        enqueue(s, "relay", dedupe_key=f"relay:{tm.id}", entry_id=entry_id,
+                payload={"thread_message_id": tm.id})
         return tm.id
 
 

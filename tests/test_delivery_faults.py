@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 
 from intake.db.models import SentMessage, WorkItem
 from intake.runtime import Runtime
-from intake.services.records import NewSubmission, record_submission
+from intake.services.records import NewSubmission, record_submissions
 from tests.conftest import ORIGINALS_KEY, make_settings, subprocess_env, wait_for
 from tests.smtp_sink import SmtpSink
 from tests.test_delivery import DOT, rules_file
@@ -44,10 +44,11 @@ def _submit(rt: Runtime, n: int) -> list[str]:
     numbers = []
     for i in range(n):
         with rt.db.session() as s:
-            numbers.append(record_submission(s, NewSubmission(
+            numbers.append(record_submissions(s, [NewSubmission(
                 channel="web", kind="contact", raw=f"fault-{i}".encode(),
                 content_type="text/plain", body=f"Pothole number {i} on Route 9",
-                form_slug="contact"), "EX", originals_key=ORIGINALS_KEY).record_number)
+                form_slug="contact")],
+                    record_prefix="EX", originals_key=ORIGINALS_KEY)[0].record_number)
     return numbers
 
 

@@ -20,7 +20,7 @@ from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decid
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
 from intake.runtime import Runtime
 from intake.services import gate, privacy
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import _truncate_postgres
 from tests.smtp_sink import SmtpSink
 
@@ -32,11 +32,11 @@ POLICY = ("share-identity-2026-01", "I agree that the agency may see my name and
 def _entry(rt: Runtime, email: str) -> int:
     with rt.db.session() as s:
         privacy.ensure_policy_text(s, *POLICY)
-        return record_submission(s, NewSubmission(
+        return record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=email.encode(), content_type="text/plain",
             subject="Pothole", body="Pothole on Route 9",
-            submitter=SubmitterData(name="Maria Lopez", email=email)), "EX",
-            originals_key=rt.originals_key).entry_id
+            submitter=SubmitterData(name="Maria Lopez", email=email))], record_prefix="EX",
+            originals_key=rt.originals_key)[0].entry_id
 
 
 def _grant(rt: Runtime, entry_id: int, recipient_class: str) -> None:

@@ -6,18 +6,18 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from intake.db import Database, WriterQueue
 from intake.db.group import GroupCommit, Job
 from intake.db.models import Entry
-from intake.services.records import NewSubmission, Recorded, record_submission
+from intake.services.records import NewSubmission, Recorded, record_submissions
 from tests.conftest import ORIGINALS_KEY
 
 
@@ -40,8 +40,8 @@ def _writer(db: Database, sizes: list[int],
         for text in texts:
             if text == "poison":
                 raise Poison("this item cannot be stored")
-            out.append(record_submission(session, _submission(text), "EX",
-                    originals_key=ORIGINALS_KEY))
+            out.append(record_submissions(session, [_submission(text)], record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0])
         return out
 
     return GroupCommit(db, write_batch)
@@ -282,52 +282,56 @@ def test_one_writer_alone_is_one_batch_of_one(db_url: str) -> None:
         db.dispose()
 
 
-def test_a_duplicate_the_batch_did_not_see_falls_back_to_one_at_a_time(
-        db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """On PostgreSQL another process may commit the same bytes between the batch's
-    duplicate check and its INSERT: the INSERT fails, and each item is written alone,
-    where a duplicate is found as such (as the form writer does)."""
-    from intake.services import records
-    from intake.services.records import record_submissions
-
+def test_the_same_bytes_from_a_concurrent_writer_are_one_entry_and_leave_no_gap(
+        db_url: str) -> None:
+    """Another process stores the same bytes and has not committed yet: the second
+    writer waits on the record counter (PostgreSQL's row lock, SQLite's write lock),
+    then finds the first one's entry, answers with it and gives its number back."""
     db = Database(db_url)
-    sizes: list[int] = []
+    year = datetime.now(UTC).year
+    stored_first = threading.Event()
+    commit_first = threading.Event()
+    answers: dict[str, Recorded | BaseException] = {}
 
-    def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
-        sizes.append(len(texts))
-        subs = [_submission(t) for t in texts]
-        if len(subs) == 1:
-            return [record_submission(session, subs[0], "EX", originals_key=ORIGINALS_KEY)]
-        return record_submissions(session, subs, "EX", [{} for _ in subs],
-                originals_key=ORIGINALS_KEY)
+    def first() -> None:
+        try:
+            with db.session() as s:
+                answers["first"] = record_submissions(
+                    s, [_submission("same bytes")], record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]
+                stored_first.set()
+                assert commit_first.wait(timeout=30)
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            answers["first"] = exc
+            stored_first.set()
 
-    writer: GroupCommit[str, Recorded] = GroupCommit(db, write_batch)
+    def second() -> None:
+        try:
+            with db.session() as s:
+                answers["second"] = record_submissions(
+                    s, [_submission("other bytes"), _submission("same bytes")],
+                    record_prefix="EX", originals_key=ORIGINALS_KEY)[1]
+        except BaseException as exc:  # noqa: BLE001 - the test looks at it
+            answers["second"] = exc
+
+    one = threading.Thread(target=first)
+    one.start()
+    assert stored_first.wait(timeout=30)
+    two = threading.Thread(target=second)
+    two.start()
+    two.join(timeout=0.5)
+    assert two.is_alive()  # waiting for the first writer's transaction
+    commit_first.set()
+    one.join(timeout=30)
+    two.join(timeout=30)
     try:
-        first = writer.write("already here")
-        # The batch's check no longer sees stored entries, as if they were committed
-        # by someone else a moment after it looked.
-        monkeypatch.setattr(records, "_entries_by_keys", lambda conn, keys: [])
-        with pytest.raises(IntegrityError), db.session() as s:
-            record_submissions(s, [_submission("new"), _submission("already here")], "EX",
-                               [{}, {}], originals_key=ORIGINALS_KEY)
-        # Through the writer: the failed batch is retried one item at a time.
-        hold = threading.Event()
-        sizes.clear()
-
-        def held_write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
-            if not sizes:
-                hold.wait(timeout=30)
-            return write_batch(session, texts)
-
-        writer = GroupCommit(db, held_write_batch)
-        results = _run_concurrently(writer, ["lead", "new", "already here"], all_queued=hold)
-        assert writer.stats.retried_alone == 2
-        again = results["already here"]
-        assert isinstance(again, Recorded) and not again.created
-        assert again.entry_id == first.entry_id
-        assert isinstance(results["new"], Recorded) and results["new"].created
+        a, b = answers["first"], answers["second"]
+        assert isinstance(a, Recorded) and a.created, a
+        assert isinstance(b, Recorded) and not b.created, b
+        assert (b.entry_id, b.record_number) == (a.entry_id, a.record_number)
         with db.session() as s:
-            assert s.scalar(select(func.count()).select_from(Entry)) == 3
+            numbers = sorted(s.scalars(select(Entry.record_number)))
+        assert numbers == [f"EX-{year}-000001", f"EX-{year}-000002"]  # no gap
     finally:
         db.dispose()
 
@@ -397,16 +401,16 @@ def test_postgresql_form_writers_of_a_host_take_turns_on_a_lock_file(
 
     db = Database(pg_url)
     lock = tmp_path / "not yet" / "form-writer.lock"
-    assert form_writer(db, record_prefix="EX", pii_key=b"k" * 32, turn_lock=lock,
-            originals_key=ORIGINALS_KEY).turn
+    assert form_writer(db, record_prefix="EX", turn_lock=lock,
+                       originals_key=ORIGINALS_KEY).turn
     assert lock.parent.is_dir()  # made for it
     turns = WriterQueue(lock)
     sizes: list[int] = []
 
     def write_batch(session: Session, texts: Sequence[str]) -> list[Recorded]:
         sizes.append(len(texts))
-        return [record_submission(session, _submission(t), "EX",
-                originals_key=ORIGINALS_KEY) for t in texts]
+        return [record_submissions(session, [_submission(t)], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0] for t in texts]
 
     # Another WriterQueue on the same file: as another process of the host would hold it.
     _queued_behind_a_held_turn(db, WriterQueue(lock),

@@ -12,8 +12,8 @@ from sqlalchemy.orm import Session
 from intake.core.failures import PermanentError, TransientError
 from intake.db.models import Entry, Event, RoutingDecision, WorkItem
 from intake.runtime import Runtime
-from intake.services.records import NewSubmission, SubmitterData, record_submission
-from intake.services.work import add_work_item, retry_dead
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
+from intake.services.work import enqueue, retry_dead
 from tests.conftest import (
     ORIGINALS_KEY,
     SMALL_RULES,
@@ -26,11 +26,11 @@ from tests.conftest import (
 
 def _record(runtime: Runtime, body: str = "There is a pothole on Route 9") -> int:
     with runtime.db.session() as s:
-        rec = record_submission(s, NewSubmission(
+        rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
             subject="Road", body=body, form_slug="contact",
-            submitter=SubmitterData(email="citizen@example.org")), "EX",
-                    originals_key=ORIGINALS_KEY)
+            submitter=SubmitterData(email="citizen@example.org"))], record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0]
     return rec.entry_id
 
 
@@ -57,9 +57,9 @@ def _state(runtime: Runtime, entry_id: int, kind: str = "route") -> str | None:
 
 def test_message_is_sent_only_after_commit(runtime: Runtime) -> None:
     with runtime.db.sessions() as s, s.begin():
-        record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"x",
-                                           content_type="text/plain"), "EX",
-                                                   originals_key=ORIGINALS_KEY)
+        record_submissions(s, [NewSubmission(channel="web", kind="contact", raw=b"x",
+                                           content_type="text/plain")], record_prefix="EX",
+                                                   originals_key=ORIGINALS_KEY)[0]
         s.flush()
         assert _queued(runtime) == 0  # nothing sent while the transaction is open
     assert _queued(runtime) == 1
@@ -67,9 +67,9 @@ def test_message_is_sent_only_after_commit(runtime: Runtime) -> None:
 
 def test_rolled_back_work_sends_nothing(runtime: Runtime) -> None:
     with pytest.raises(RuntimeError), runtime.db.session() as s:
-        record_submission(s, NewSubmission(channel="web", kind="contact", raw=b"y",
-                                           content_type="text/plain"), "EX",
-                                                   originals_key=ORIGINALS_KEY)
+        record_submissions(s, [NewSubmission(channel="web", kind="contact", raw=b"y",
+                                           content_type="text/plain")], record_prefix="EX",
+                                                   originals_key=ORIGINALS_KEY)[0]
         raise RuntimeError("the request failed after recording")
     assert _queued(runtime) == 0
     with runtime.db.session() as s:
@@ -162,7 +162,7 @@ def flaky_runtime(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
 
 def _item(runtime: Runtime, kind: str) -> int:
     with runtime.db.session() as s:
-        return add_work_item(s, kind, dedupe_key=f"{kind}:1").id
+        return enqueue(s, kind, dedupe_key=f"{kind}:1")
 
 
 def _row(runtime: Runtime, item_id: int) -> WorkItem:
@@ -297,11 +297,10 @@ def test_messages_wait_until_the_sqlite_write_lock_is_released(
         if through == "session":
             entry_id = _record(rt)
         else:
-            writer = GroupCommit(rt.db, lambda session, texts: [record_submission(
-                session, NewSubmission(channel="web", kind="feedback", raw=t.encode(),
-                                       content_type="text/plain", subject=t, body=t), "EX",
-                                               originals_key=ORIGINALS_KEY)
-                for t in texts])
+            writer = GroupCommit(rt.db, lambda session, texts: record_submissions(session, [
+                NewSubmission(channel="web", kind="feedback", raw=t.encode(),
+                              content_type="text/plain", subject=t, body=t) for t in texts],
+                record_prefix="EX", originals_key=ORIGINALS_KEY))
             entry_id = writer.write("hello").entry_id
         assert held_at_send == [0]
         assert _queued(rt) == 1 and _state(rt, entry_id) == "pending"

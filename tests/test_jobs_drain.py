@@ -13,7 +13,7 @@ from intake.db.models import Disclosure, Entry, Event, RoutingDecision, WorkItem
 from intake.runtime import Runtime
 from intake.services import work as workitems
 from intake.services.privacy import verify_chains
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import ORIGINALS_KEY
 
 
@@ -21,11 +21,12 @@ def _record(runtime: Runtime, n: int) -> list[int]:
     ids = []
     with runtime.db.session() as s:
         for i in range(n):
-            rec = record_submission(s, NewSubmission(
+            rec = record_submissions(s, [NewSubmission(
                 channel="web", kind="contact", raw=f"pothole {i}".encode(),
                 content_type="text/plain", subject="Road", body=f"Pothole number {i}",
-                form_slug="contact", submitter=SubmitterData(email=f"c{i}@example.org")), "EX",
-                        originals_key=ORIGINALS_KEY)
+                form_slug="contact", submitter=SubmitterData(email=f"c{i}@example.org"))],
+                    record_prefix="EX",
+                        originals_key=ORIGINALS_KEY)[0]
             ids.append(rec.entry_id)
     return ids
 
@@ -163,15 +164,17 @@ def _effects(runtime: Runtime, entry_id: int) -> dict[str, object]:
 def test_a_batch_writes_what_routing_one_by_one_writes(runtime: Runtime) -> None:
     one = _record(runtime, 2)
     with runtime.db.session() as s:
-        rec = record_submission(s, NewSubmission(
+        rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=b"pothole 0 again", content_type="text/plain",
             subject="Road", body="Pothole number 0", form_slug="contact",
-            submitter=SubmitterData(email="c0@example.org")), "EX", originals_key=ORIGINALS_KEY)
+            submitter=SubmitterData(email="c0@example.org"))], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
         batched = [rec.entry_id]
-        rec = record_submission(s, NewSubmission(
+        rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=b"pothole 1 again", content_type="text/plain",
             subject="Road", body="Pothole number 1", form_slug="contact",
-            submitter=SubmitterData(email="c1@example.org")), "EX", originals_key=ORIGINALS_KEY)
+            submitter=SubmitterData(email="c1@example.org"))], record_prefix="EX",
+                originals_key=ORIGINALS_KEY)[0]
         batched.append(rec.entry_id)
         route_ids = dict(s.execute(select(WorkItem.entry_id, WorkItem.id)
                                    .where(WorkItem.kind == "route")).all())
@@ -190,9 +193,8 @@ def test_a_batch_reuses_a_work_item_already_queued(
     with runtime.db.session() as s:
         # A receipt already queued for the second entry (as a rerun would find it):
         # the batch reuses it (no second item), still in one transaction.
-        queued = workitems.add_work_item(s, "acknowledge",
-                                         dedupe_key=f"acknowledge:{entries[1]}",
-                                         entry_id=entries[1]).id
+        queued = workitems.enqueue(s, "acknowledge", dedupe_key=f"acknowledge:{entries[1]}",
+                                   entry_id=entries[1])
         ids = list(s.scalars(select(WorkItem.id).where(WorkItem.kind == "route")
                              .order_by(WorkItem.id)))
     assert runtime.jobs.perform_batch(ids, "w") == 3

@@ -20,7 +20,7 @@ from intake.core.disclosure import Recipient
 from intake.db.models import PiiFinding, WorkItem
 from intake.runtime import Runtime
 from intake.services import gate
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 from tests.test_delivery import DOT, rules_file
@@ -50,11 +50,12 @@ def test_planted_personal_data_never_reaches_the_logs(
     body = (f"My SSN is {SSN} and my card {CARD} was charged twice. "
             f"Write to me at {ADDRESS}. There is also a pothole on Route 9.")
     with runtime.db.session() as s:
-        rec = record_submission(s, NewSubmission(
+        rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
             subject=f"Complaint from {NAME} <{ADDRESS}>", body=body, form_slug="contact",
-            submitter=SubmitterData(name=NAME, email=ADDRESS)), "EX", pii_key=runtime.pii_key,
-                    originals_key=ORIGINALS_KEY)
+            submitter=SubmitterData(name=NAME, email=ADDRESS))],
+                record_prefix="EX", pii_key=runtime.pii_key,
+                    originals_key=ORIGINALS_KEY)[0]
 
     def routed() -> bool:
         with runtime.db.session() as s:

@@ -18,7 +18,7 @@ from intake.db import Database
 from intake.db.models import AccessLink, Disclosure, WorkItem, utcnow
 from intake.runtime import Runtime
 from intake.services import gate, privacy
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import ORIGINALS_KEY, REPO, intake_command, subprocess_env
 
 POLICY_VERSION = "share-identity-2026-01"
@@ -31,11 +31,11 @@ DOT = Recipient(kind="agency", id="dot", name="Department of Transportation",
 def _entry(db: Database, email: str = "maria@example.org") -> int:
     with db.session() as s:
         privacy.ensure_policy_text(s, POLICY_VERSION, POLICY_TEXT)
-        return record_submission(s, NewSubmission(
+        return record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=email.encode(), content_type="text/plain",
             subject="Pothole", body="Pothole on Route 9",
-            submitter=SubmitterData(name="Maria Lopez", email=email)), "EX",
-                    originals_key=ORIGINALS_KEY).entry_id
+            submitter=SubmitterData(name="Maria Lopez", email=email))], record_prefix="EX",
+                    originals_key=ORIGINALS_KEY)[0].entry_id
 
 
 def _consent(db: Database, entry_id: int, action: ConsentAction, recipient_class: str = "agency",

@@ -33,7 +33,7 @@ from intake.services import privacy
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
-    record_submission,
+    record_submissions,
     seal_for_entry,
 )
 from intake.services.routing import apply_decision
@@ -71,14 +71,15 @@ def submit(runtime: Runtime, *, consent: str | None = None, body: str = BODY,
            route: tuple[str, tuple[str, ...]] | None = ("dot", ("parks",))) -> int:
     with runtime.db.session() as s:
         privacy.ensure_policy_text(s, *POLICY)
-        recorded = record_submission(s, NewSubmission(
+        recorded = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=f"{body}|{consent}".encode(),
             content_type="text/plain", subject=f"Pothole, from {NAME}", body=body,
             form_slug="contact", fields={"topic": "transportation", "about": CITIZEN},
             submitter=SubmitterData(name=NAME, email=CITIZEN, phone=PHONE,
-                                    postal_address=ADDRESS)),
-            runtime.settings.record_prefix, pii_key=runtime.pii_key,
-            originals_key=runtime.originals_key)
+                                    postal_address=ADDRESS))],
+                                        record_prefix=runtime.settings.record_prefix,
+                                            pii_key=runtime.pii_key,
+            originals_key=runtime.originals_key)[0]
         if consent:
             privacy.record_consent(s, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,

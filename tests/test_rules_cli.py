@@ -11,7 +11,7 @@ from sqlalchemy import select
 from intake import create_app
 from intake.db.models import Entry, RoutingDecision, WorkItem
 from intake.runtime import Runtime
-from intake.services.records import NewSubmission, SubmitterData, record_submission
+from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from intake.settings import packaged_rules_path
 from tests.conftest import (
     ORIGINALS_KEY,
@@ -120,11 +120,11 @@ def _store_and_route(rt: Runtime, bodies: list[str]) -> list[str]:
     numbers = []
     for i, body in enumerate(bodies):
         with rt.db.session() as s:
-            numbers.append(record_submission(s, NewSubmission(
+            numbers.append(record_submissions(s, [NewSubmission(
                 channel="web", kind="contact", raw=f"{i}:{body}".encode(),
                 content_type="text/plain", body=body, form_slug="contact",
-                submitter=SubmitterData(email=f"p{i}@example.org")), "EX",
-                        originals_key=ORIGINALS_KEY).record_number)
+                submitter=SubmitterData(email=f"p{i}@example.org"))], record_prefix="EX",
+                        originals_key=ORIGINALS_KEY)[0].record_number)
     rt.jobs.start()
 
     def all_done() -> bool:

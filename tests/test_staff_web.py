@@ -22,7 +22,7 @@ from intake.db.models import Disclosure, Entry, Event, RoutingDecision, ThreadMe
 from intake.db.staff_models import AccessLogEntry, StaffAccount, StaffSession
 from intake.runtime import Runtime
 from intake.services import inbox
-from intake.services.work import add_work_item
+from intake.services.work import enqueue
 from tests.staff_helpers import (
     Account,
     csrf,
@@ -193,8 +193,9 @@ def test_posts_without_a_csrf_token_are_refused(app: Flask, runtime: Runtime) ->
 
 def _dead_item(runtime: Runtime, entry_id: int) -> int:
     with runtime.db.session() as s:
-        item = add_work_item(s, "deliver", dedupe_key=f"test-dead:{entry_id}",
-                             entry_id=entry_id)
+        item = s.get(WorkItem, enqueue(s, "deliver", dedupe_key=f"test-dead:{entry_id}",
+                                       entry_id=entry_id))
+        assert item is not None
         item.state = "dead"
         item.last_error = "PermanentError: refused"
         return item.id

@@ -14,7 +14,7 @@ from sqlalchemy import func, select
 
 from intake.db.models import Event, RoutingDecision, WorkItem
 from intake.runtime import Runtime
-from intake.services.records import NewSubmission, record_submission
+from intake.services.records import NewSubmission, record_submissions
 from tests.conftest import (
     ORIGINALS_KEY,
     SMALL_RULES,
@@ -27,9 +27,10 @@ from tests.conftest import (
 
 def _record(rt: Runtime, body: str) -> int:
     with rt.db.session() as s:
-        return record_submission(s, NewSubmission(
+        return record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=body.encode(), content_type="text/plain",
-            body=body, form_slug="contact"), "EX", originals_key=ORIGINALS_KEY).entry_id
+            body=body, form_slug="contact")],
+                record_prefix="EX", originals_key=ORIGINALS_KEY)[0].entry_id
 
 
 def _done(rt: Runtime, entry_id: int) -> bool:

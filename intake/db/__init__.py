@@ -283,8 +283,8 @@ _BUMP_SQL = ("UPDATE record_counters SET last_value = last_value + ? "
 _UNBUMP = (
     update(_COUNTERS)
     .where(_COUNTERS.c.prefix == bindparam("p"), _COUNTERS.c.year == bindparam("y"),
-           _COUNTERS.c.last_value == bindparam("v"))
-    .values(last_value=_COUNTERS.c.last_value - 1)
+           _COUNTERS.c.last_value >= bindparam("n"))
+    .values(last_value=_COUNTERS.c.last_value - bindparam("n"))
 )
 
 
@@ -294,16 +294,6 @@ def format_record_number(prefix: str, year: int, value: int) -> str:
 
 def _connection(db: Session | Connection) -> Connection:
     return db if isinstance(db, Connection) else db.connection()
-
-
-def allocate_record_number(db: Session | Connection, prefix: str, when: datetime) -> str:
-    """Allocate the next record number for ``prefix`` in ``when``'s year.
-
-    One atomic ``UPDATE ... RETURNING`` on the counter row: PostgreSQL's row
-    lock and SQLite's write lock serialise concurrent writers until their
-    transaction ends, so two transactions can never get the same number.
-    """
-    return allocate_record_numbers(db, prefix, [when])[0]
 
 
 def allocate_record_numbers(db: Session | Connection, prefix: str,
@@ -337,16 +327,14 @@ def ensure_record_counter(db: Session | Connection, prefix: str, year: int) -> N
                  {"prefix": prefix, "year": year, "last_value": 0})
 
 
-def release_record_number(db: Session | Connection, number: str) -> bool:
-    """Give back ``number`` if it is still the last one allocated for its prefix and year.
+def release_record_numbers(db: Session | Connection, prefix: str, year: int,
+                           count: int) -> None:
+    """Give back the last ``count`` numbers allocated for ``prefix`` in ``year``.
 
-    Only for a number this transaction has just allocated and will not use (the
-    submission turned out to be a duplicate): the counter row stays locked by
+    Only for numbers this transaction has just allocated and will not use (the
+    submissions turned out to be duplicates): the counter row stays locked by
     this transaction until it ends, so no one else can have taken a later
     number, and the sequence keeps no gap.
     """
-    rest, _, value = number.rpartition("-")
-    prefix, _, year = rest.rpartition("-")
-    released = _connection(db).execute(
-        _UNBUMP, {"p": prefix, "y": int(year), "v": int(value)})
-    return bool(released.rowcount)
+    if count:
+        _connection(db).execute(_UNBUMP, {"p": prefix, "y": year, "n": count})

@@ -85,7 +85,7 @@ def disclose(session: Session, requests: Sequence[DisclosureRequest], *,
               if decision.allowed and req.work_kind is not None]
     made = enqueue_many(session, [
         (str(req.work_kind), req.dedupe_key or _dedupe_key(req), req.entry_id, req.work_payload)
-        for req in (requests[i] for i in queued)], connection=conn)
+        for req in (requests[i] for i in queued)])
     items = dict(zip(queued, made, strict=True))  # request index -> (item id, created)
     rows = [_ledger_values(req, decision, when, items[i][0] if i in items else None)
             for i, (req, decision) in enumerate(zip(requests, decisions, strict=True))]

@@ -3,7 +3,7 @@
 The IMAP poller, ``intake ingest`` and anything else that receives raw
 message bytes call :func:`intake_message`. In ONE transaction it either
 
-- stores a **new entry** (``record_submission``: raw bytes as the sealed
+- stores a **new entry** (``record_submissions``: raw bytes as the sealed
   original, the submitter from ``From``, attachments, PII findings, the
   "route" work item), or
 - adds the message to an existing entry's **thread** (a ``ThreadMessage``
@@ -45,7 +45,7 @@ from collections.abc import Callable, Collection
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -56,7 +56,6 @@ from intake.core.relay import find_relay_tokens
 from intake.db import Database
 from intake.db.mail_models import QuarantinedMessage
 from intake.db.models import (
-    Attachment,
     Entry,
     Event,
     SentMessage,
@@ -64,20 +63,18 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.services.privacy import (
-    detect_places,
-    entry_for_relay_token,
-    record_pii_findings,
-    store_findings,
-)
+from intake.db.prepared import InsertBatch
+from intake.services.privacy import detect_places, entry_for_relay_token, store_findings
 from intake.services.records import (
+    ATTACHMENT_INSERT,
+    NewAttachment,
     NewSubmission,
     SubmitterData,
+    attachment_rows,
     entry_sealer,
-    record_submission,
-    seal_for_entry,
+    record_submissions,
 )
-from intake.services.work import PENDING_SENDS, add_work_item
+from intake.services.work import PENDING_SENDS, enqueue_many
 from intake.settings import Settings
 
 log = logging.getLogger("intake.mail")
@@ -266,7 +263,6 @@ _RESOLVE_QUARANTINE = (
     .where(_QUARANTINE.c.sha256 == bindparam("digest"), _QUARANTINE.c.resolved.is_(False))
     .values(resolved=True, resolved_at=bindparam("now"), resolved_by="stored-on-retry")
 )
-_INSERT_ATTACHMENTS = insert(cast(Table, Attachment.__table__))
 
 
 def _duplicate(session: Session, digest: str) -> MailOutcome | None:
@@ -333,30 +329,14 @@ def _author(session: Session, entry_id: int, parsed: ParsedMessage,
     return "unknown"
 
 
-def _attachment_rows(session: Session, entry_id: int, parsed: ParsedMessage,
-                     thread_message_id: int | None, originals_key: bytes) -> None:
-    """The message's attachments, their content sealed under the entry's key."""
-    if not parsed.attachments:
-        return
-    seal = entry_sealer(session, entry_id, originals_key)
-    now = utcnow()
-    session.connection().execute(_INSERT_ATTACHMENTS, [
-        {
-            "entry_id": entry_id,
-            "thread_message_id": thread_message_id,
-            "filename": att.filename[:255] or "attachment",
-            "declared_type": att.declared_type[:128],
-            "sniffed_type": att.sniffed_type[:128],
-            "size": att.size,
-            "sha256": att.sha256,
-            # Over the size cap the parser drops the content; the raw message keeps it.
-            "content": seal(att.content, att.sha256) if (att.content or att.size == 0) else None,
-            "inline": att.inline,
-            "content_id": att.content_id[:255] if att.content_id else None,
-            "created_at": now,
-        }
-        for att in parsed.attachments
-    ])
+def _attachments(parsed: ParsedMessage) -> tuple[NewAttachment, ...]:
+    """The message's attachments as the record store takes them. Over the size cap the
+    parser drops the content (``None`` here): the raw message keeps it."""
+    return tuple(NewAttachment(
+        filename=att.filename, declared_type=att.declared_type, sniffed_type=att.sniffed_type,
+        content=att.content if (att.content or att.size == 0) else None, size=att.size,
+        sha256=att.sha256, inline=att.inline, content_id=att.content_id)
+        for att in parsed.attachments)
 
 
 def _attachment_texts(parsed: ParsedMessage, prefix: str) -> dict[str, str]:
@@ -431,19 +411,14 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         name=(sender.name[:200] or None) if sender else None,
         email=(sender.address[:320] or None) if sender else None,
     )
-    recorded = record_submission(
-        session,
-        NewSubmission(channel="email", kind="email", raw=raw, content_type="message/rfc822",
-                      subject=parsed.subject, body=parsed.text, form_slug=context.form,
-                      fields=fields, submitter=submitter, idempotency_key=f"sha256:{digest}"),
-        context.record_prefix, pii_key=context.pii_key, originals_key=context.originals_key,
-    )
+    recorded = record_submissions(session, [NewSubmission(
+        channel="email", kind="email", raw=raw, content_type="message/rfc822",
+        subject=parsed.subject, body=parsed.text, form_slug=context.form, fields=fields,
+        submitter=submitter, idempotency_key=f"sha256:{digest}",
+        attachments=_attachments(parsed), scanned_too=_attachment_texts(parsed, ""),
+    )], record_prefix=context.record_prefix, pii_key=context.pii_key,
+        originals_key=context.originals_key)[0]
     if recorded.created:
-        _attachment_rows(session, recorded.entry_id, parsed, None, context.originals_key)
-        if context.pii_key is not None:
-            texts = _attachment_texts(parsed, "")
-            if texts:
-                record_pii_findings(session, recorded.entry_id, texts, context.pii_key)
         log.info("mail stored as entry %s (mailbox %s)", recorded.entry_id, context.mailbox)
     return MailOutcome(STORED if recorded.created else DUPLICATE, digest,
                        entry_id=recorded.entry_id, record_number=recorded.record_number,
@@ -458,12 +433,13 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
     texts = {"subject": parsed.subject, "body": parsed.text}
     found = detect_places(texts, context.pii_key) if context.pii_key is not None else {}
     at_rest = {place: redact_at_rest(text, found.get(place, ())) for place, text in texts.items()}
+    seal = entry_sealer(session, entry_id, context.originals_key)
     try:
         with session.begin_nested():
             message = ThreadMessage(
                 entry_id=entry_id, direction="in", author_kind=author, author_id=None,
                 subject=at_rest["subject"].text, body=at_rest["body"].text,
-                raw=seal_for_entry(session, entry_id, context.originals_key, raw, digest),
+                raw=seal(raw, digest),
                 sha256=digest, message_id=parsed.message_id, idempotency_key=key, at=utcnow(),
             )
             session.add(message)
@@ -474,7 +450,12 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         if known is None:
             raise
         return known
-    _attachment_rows(session, entry_id, parsed, message.id, context.originals_key)
+    attachments = _attachments(parsed)
+    batch = InsertBatch()
+    batch.add(ATTACHMENT_INSERT, attachment_rows(
+        entry_id, message.id, attachments,
+        [None if a.content is None else seal(a.content, a.sha256) for a in attachments],
+        utcnow()))
     relayed = author in ("submitter", "agency")
     kind = "auto-reply-received" if author == "auto" else "reply-received"
     session.add(Event(entry_id=entry_id, kind=kind, at=utcnow(), detail={
@@ -487,10 +468,11 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
                     for place in found}
         findings.update(detect_places(_attachment_texts(parsed, f"thread:{message.id}:"),
                                       context.pii_key))
-        store_findings(session, entry_id, findings)
+        store_findings(batch, [(entry_id, findings)])
     if relayed:
-        add_work_item(session, "relay", dedupe_key=f"relay:{message.id}", entry_id=entry_id,
-                      payload={"thread_message_id": message.id})
+        enqueue_many(session, [("relay", f"relay:{message.id}", entry_id,
+                                {"thread_message_id": message.id})], batch=batch)
+    batch.run(session.connection())
     log.info("mail joined entry %s as thread message %s (%s, %s)", entry_id, message.id, via,
              author)
     return MailOutcome(THREAD_REPLY, digest, entry_id=entry_id, record_number=record_number,

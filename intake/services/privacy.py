@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
@@ -360,43 +360,20 @@ def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Findi
     return {place: detect(text, key=key) for place, text in places.items() if text}
 
 
-def store_findings(session: Session, entry_id: int,
-                   findings: Mapping[str, Sequence[Finding]]) -> None:
-    """Store where PII was found: kind, place, detector and keyed hash; never the value."""
-    store_findings_many(session.connection(), [(entry_id, findings)])
-
-
-def store_findings_many(conn: Connection,
-                        found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
-    """:func:`store_findings` for several entries, in one statement."""
-    batch = InsertBatch()
-    store_findings_in(batch, found)
-    batch.run(conn)
-
-
-def store_findings_in(batch: InsertBatch,
-                      found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
-    """:func:`store_findings_many` as part of ``batch``."""
-    batch.add(FINDINGS_INSERT, [row for entry_id, findings in found
-                                for row in finding_rows(entry_id, findings)])
-
-
-def finding_rows(entry_id: int, findings: Mapping[str, Sequence[Finding]]) -> list[dict[str, Any]]:
-    """The ``pii_findings`` rows of an entry's findings (place -> findings there)."""
-    return [{"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
-             "end": f.end, "detector": f.detector, "severity": f.severity,
-             "value_hash": f.value_hash}
-            for place, places in findings.items() for f in places]
+def store_findings(batch: InsertBatch,
+                   found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
+    """Store where PII was found, as part of ``batch`` (the caller runs it): for each
+    ``(entry id, place -> findings)``, kind, place, detector and keyed hash; never the
+    value. The one writer of ``pii_findings``."""
+    batch.add(FINDINGS_INSERT, [
+        {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
+         "end": f.end, "detector": f.detector, "severity": f.severity,
+         "value_hash": f.value_hash}
+        for entry_id, findings in found for place, places in findings.items() for f in places])
 
 
 FINDINGS_INSERT = PreparedInsert(cast(Table, PiiFinding.__table__), (
     "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash"))
-
-
-def record_pii_findings(session: Session, entry_id: int, places: Mapping[str, str],
-                        key: bytes) -> None:
-    """Detect PII in each named text and store where it is."""
-    store_findings(session, entry_id, detect_places(places, key))
 
 
 def findings_for(session: Session, entry_id: int, place: str) -> list[Finding]:

@@ -26,14 +26,11 @@ from sqlalchemy import Connection, Table, bindparam, select
 from sqlalchemy.orm import Session
 
 from intake.core import sealing
+from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.pii import Finding
 from intake.core.pii.at_rest import redact_at_rest, redact_values
 from intake.core.rendition import EntryValues, search_text
-from intake.db import (
-    allocate_record_number,
-    allocate_record_numbers,
-    release_record_number,
-)
+from intake.db import allocate_record_numbers, release_record_numbers
 from intake.db.models import (
     Attachment,
     Entry,
@@ -46,8 +43,14 @@ from intake.db.models import (
     utcnow,
 )
 from intake.db.prepared import InsertBatch, PreparedInsert, execute
-from intake.services.privacy import detect_places, store_findings_in
-from intake.services.work import enqueue_many_in, pending_sends
+from intake.services.privacy import (
+    create_access_links_in,
+    detect_places,
+    ensure_policy_text,
+    record_consent,
+    store_findings,
+)
+from intake.services.work import enqueue_many
 
 log = logging.getLogger("intake.records")
 
@@ -68,7 +71,41 @@ class SubmitterData:
 
 
 @dataclass(frozen=True)
+class NewAttachment:
+    """A file that came with a submission: a form upload or an e-mail part.
+
+    ``content`` is None when it was over the size cap (the sealed original keeps
+    it); ``sniffed_type`` comes from the content, never from the name."""
+
+    filename: str
+    declared_type: str
+    sniffed_type: str
+    content: bytes | None
+    size: int
+    sha256: str
+    inline: bool = False
+    content_id: str | None = None
+
+    @classmethod
+    def of(cls, filename: str, declared_type: str, sniffed_type: str,
+           content: bytes) -> NewAttachment:
+        return cls(filename, declared_type, sniffed_type, content, len(content),
+                   hashlib.sha256(content).hexdigest())
+
+
+@dataclass(frozen=True)
+class GivenConsent:
+    """The consent the person ticked: the policy text as shown, and the bytes that prove it."""
+
+    version: str
+    text: str
+    evidence: bytes
+
+
+@dataclass(frozen=True)
 class NewSubmission:
+    """One inbound item, whatever its channel, as the record store takes it."""
+
     channel: str  # Channel value
     kind: str  # EntryKind value
     raw: bytes  # the exact bytes received
@@ -81,6 +118,16 @@ class NewSubmission:
     received_at: datetime | None = None
     # Defaults to the SHA-256 of ``raw``: the same bytes twice are one entry.
     idempotency_key: str | None = None
+    attachments: tuple[NewAttachment, ...] = ()
+    consent: GivenConsent | None = None
+    # The PII detector's findings in :func:`stored_texts` when the caller has scanned them
+    # already (the web form does, to warn); else the store scans them.
+    findings: Mapping[str, Sequence[Finding]] | None = None
+    # Texts scanned for PII but not stored as the entry's (an attachment's text): place ->
+    # text. Their findings are stored with the entry's.
+    scanned_too: Mapping[str, str] = field(default_factory=dict)
+    # Issue the submitter a private status link (shown once: ``Recorded.status_token``).
+    status_link: bool = False
 
 
 @dataclass(frozen=True)
@@ -88,6 +135,7 @@ class Recorded:
     entry_id: int
     record_number: str
     created: bool  # False when the submission was a duplicate of an earlier one
+    status_token: str | None = None  # with ``NewSubmission.status_link``
 
 
 _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
@@ -100,14 +148,15 @@ def _clean_line(text: str, limit: int) -> str:
 
 def stored_texts(submission: NewSubmission) -> dict[str, str]:
     """Subject and body as the PII detector scans them: as the entry stores them but for
-    the P6 values, which :func:`prepare` replaces by their markers (re-basing the findings)."""
+    the P6 values, which the store replaces by their markers (re-basing the findings)."""
     return {"subject": _clean_line(submission.subject, MAX_SUBJECT),
             "body": submission.body[:MAX_BODY]}
 
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A submission with what every path computes before writing it."""
+    """A submission with everything computed that needs no database: made before the
+    writer's turn is taken."""
 
     submission: NewSubmission
     digest: str
@@ -118,12 +167,16 @@ class _Prepared:
     findings: dict[str, list[Finding]]  # re-based onto ``texts``
     sealed_raw: bytes  # the raw bytes encrypted under the entry's new data key
     wrapped_key: bytes  # that key, encrypted under the key-encryption key
+    sealed_attachments: tuple[bytes | None, ...]  # their contents, under the same key
     search_text: str  # what the staff search may find it by (no personal data)
 
     @classmethod
-    def of(cls, submission: NewSubmission, findings: Mapping[str, Sequence[Finding]],
+    def of(cls, submission: NewSubmission, pii_key: bytes | None,
            originals_key: bytes) -> _Prepared:
         digest = hashlib.sha256(submission.raw).hexdigest()
+        findings = submission.findings
+        if findings is None:
+            findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
         texts: dict[str, str] = {}
         rebased = {place: list(found) for place, found in findings.items()}
         removed: list[tuple[str, str]] = []
@@ -133,18 +186,23 @@ class _Prepared:
             if place in rebased:
                 rebased[place] = list(at_rest.findings)
             removed.extend(at_rest.removed)
-        data_key = sealing.new_data_key()
         who = submission.submitter
         searchable = search_text(
             EntryValues(texts=texts, name=who.name, email=who.email, phone=who.phone,
                         postal_address=who.postal_address),
             # A place never scanned (no key given) is scanned by the renderer.
             {place: rebased[place] for place in texts if place in rebased})
+        if submission.scanned_too and pii_key:
+            rebased.update(detect_places(submission.scanned_too, pii_key))
+        data_key = sealing.new_data_key()
         return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
                    submission.received_at or utcnow(), texts,
                    redact_values(submission.fields, removed), rebased,
                    sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
                    sealing.wrap_key(originals_key, data_key),
+                   tuple(None if a.content is None else sealing.seal(
+                       data_key, a.content, sealing.original_context(a.sha256))
+                       for a in submission.attachments),
                    searchable)
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
@@ -178,145 +236,158 @@ class _Prepared:
                 "actor": "system", "detail": {"channel": s.channel, "kind": s.kind,
                                               "form": s.form_slug, "sha256": self.digest}}
 
-
-def prepare(submission: NewSubmission, findings: Mapping[str, Sequence[Finding]],
-            originals_key: bytes) -> _Prepared:
-    """A submission with its digest, idempotency key, time, stored texts and answers, its
-    PII ``findings`` (a scan of :func:`stored_texts`) re-based onto them, and its original
-    sealed under a new data key (wrapped with ``originals_key``)."""
-    return _Prepared.of(submission, findings, originals_key)
+    def attachment_rows(self, entry_id: int) -> list[dict[str, Any]]:
+        return attachment_rows(entry_id, None, self.submission.attachments,
+                               self.sealed_attachments, self.received_at)
 
 
-def _writing(db: Session | Connection, sends: list[tuple[int, datetime]] | None
-             ) -> tuple[Connection, list[tuple[int, datetime]]]:
-    """The connection to write on, and where the new work items' messages go: a
-    session's :func:`pending_sends` unless the caller gives a list (it must, with a
-    connection: it sends them once it has committed)."""
-    if isinstance(db, Connection):
-        if sends is None:
-            raise TypeError("writing on a connection: give the list of sends")
-        return db, sends
-    return db.connection(), sends if sends is not None else pending_sends(db)
+def record_submissions(
+    session: Session, submissions: Sequence[NewSubmission], *, record_prefix: str,
+    originals_key: bytes, pii_key: bytes | None = None,
+) -> list[Recorded]:
+    """Store submissions durably in the caller's transaction: the one way in.
 
+    Every channel comes here with a list (of one, ordinarily; a web-form group
+    commit gives many). For each new entry it writes, with one INSERT a table
+    (one statement for all of them on PostgreSQL, :class:`InsertBatch`): the
+    entry, its submitter's personal data (apart), the original sealed under a
+    new key of the entry's (wrapped with ``originals_key``), its attachments
+    under the same key, the "received" event, the PII findings (kind, place,
+    keyed hash; never the value: the caller's scan or one with ``pii_key``) and
+    the "route" work item, whose message the job system sends once the
+    transaction commits. The P6 values the findings locate are kept only in the
+    sealed original. Then the consent the person ticked, and a status link
+    where asked for.
 
-def record_submission(
-    session: Session | Connection, submission: NewSubmission, record_prefix: str,
-    *, originals_key: bytes, pii_key: bytes | None = None,
-    findings: Mapping[str, Sequence[Finding]] | None = None,
-    batch: InsertBatch | None = None,
-    sends: list[tuple[int, datetime]] | None = None,
-) -> Recorded:
-    """Store a submission durably in the caller's transaction (idempotent).
-
-    The PII detector's findings in subject and body are stored too (kind,
-    place, keyed hash; never the value): ``findings`` when the caller has
-    already scanned :func:`stored_texts` (the web form does, to warn), else a
-    scan with ``pii_key``. The P6 values they find are stored only in the
-    original, sealed with a new key of the entry's, wrapped with ``originals_key``.
-
-    Every submission comes through here, so it is written with a handful of
-    plain INSERTs (no ORM unit of work). The entry is inserted with ``ON
-    CONFLICT (idempotency_key) DO NOTHING``: the same bytes sent again, even
-    by a concurrent writer, are one entry, and the record number drawn for
-    the duplicate is given back (the counter row is still locked by this
-    transaction), so numbers keep no gaps.
-
-    With ``batch``, the rows that come with a new entry are added to it (see
-    :class:`InsertBatch`) and the caller runs it in this transaction. On a
-    connection instead of a session, ``sends`` collects the new work items'
-    messages for the caller to send once it has committed.
+    Idempotent on the idempotency key (by default the raw bytes' SHA-256): a
+    submission stored before, or earlier in the list, is answered with that
+    entry (``created=False``) and nothing of it is written again but its
+    status link. New entries get consecutive record numbers with no gap: the
+    counter row is moved first, which locks it until the transaction ends, so
+    a concurrent writer of the same bytes (who held that lock) has committed
+    by the time the stored duplicates are looked up, and the numbers not
+    needed are given back while the lock is still held.
     """
-    if findings is None:
-        findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
-    p = prepare(submission, findings, originals_key)
-    conn, sends = _writing(session, sends)
-    record_number = allocate_record_number(conn, record_prefix, p.received_at)
-    inserted = _INSERT_ENTRY_OR_NOTHING.run(conn, [p.entry_row(record_number)])
-    if not inserted:
-        # Stored before (a double click, a re-fetched message, a concurrent writer).
-        release_record_number(conn, record_number)
-        row = conn.execute(_ENTRY_BY_KEY, {"k": p.key}).one()
-        return Recorded(row.id, row.record_number, created=False)
-    entry_id = int(inserted[0][0])
-    _write_dependents(conn, sends, [p], [entry_id], batch)
-    log.info("entry %s recorded (%s, %s)", entry_id, submission.channel, submission.kind)
-    return Recorded(entry_id, record_number, created=True)
+    prepared = [_Prepared.of(s, pii_key, originals_key) for s in submissions]
+    conn = session.connection()
+    firsts: dict[str, _Prepared] = {}
+    for p in prepared:
+        firsts.setdefault(p.key, p)
+    numbers = dict(zip(firsts, allocate_record_numbers(
+        conn, record_prefix, [p.received_at for p in firsts.values()]), strict=True))
+    known = {key: Recorded(int(entry_id), number, created=False)
+             for entry_id, number, key in _entries_by_keys(conn, list(firsts))}
+    if known:
+        numbers = _give_back_numbers(conn, record_prefix, numbers, known)
+    fresh = [p for key, p in firsts.items() if key not in known]
+    created = _insert_entries(conn, fresh, numbers)
+    known.update(created)
+    new = [(p, created[p.key].entry_id) for p in fresh if created[p.key].created]
+    batch = InsertBatch()
+    _add_dependents(batch, session, new)
+    tokens = iter(create_access_links_in(batch, [
+        known[p.key].entry_id for p in prepared if p.submission.status_link]))
+    batch.run(conn)
+    for p, entry_id in new:
+        _record_given_consent(session, entry_id, p.submission.consent)
+        log.info("entry %s recorded (%s, %s)", entry_id, p.submission.channel,
+                 p.submission.kind)
+    answered: set[str] = set()
+    out = []
+    for p in prepared:
+        stored = known[p.key]
+        out.append(Recorded(stored.entry_id, stored.record_number,
+                            created=stored.created and p.key not in answered,
+                            status_token=next(tokens) if p.submission.status_link else None))
+        answered.add(p.key)
+    return out
 
 
-def _write_dependents(conn: Connection, sends: list[tuple[int, datetime]],
-                      prepared: Sequence[_Prepared],
-                      ids: Sequence[int], batch: InsertBatch | None = None) -> None:
-    """What a new entry comes with: submitter, original and its key, "received" event, PII
-    findings and the "route" work item; one INSERT a table for all of ``prepared``, all run
-    together (one statement on PostgreSQL), in ``batch`` if given (the caller runs it)."""
-    own = batch is None
-    batch = InsertBatch() if batch is None else batch
-    pairs = list(zip(prepared, ids, strict=True))
+def _give_back_numbers(conn: Connection, record_prefix: str, numbers: dict[str, str],
+                       known: Mapping[str, Recorded]) -> dict[str, str]:
+    """The record numbers of the submissions that are new, renumbered consecutively from
+    the first drawn in each year; the rest given back to the (still locked) counter."""
+    per_year: dict[int, list[str]] = {}
+    for key, number in numbers.items():
+        per_year.setdefault(_year_of(number), []).append(key)
+    kept: dict[str, str] = {}
+    for year, keys in per_year.items():
+        ordered = sorted(numbers[k] for k in keys)
+        fresh = [k for k in keys if k not in known]
+        kept.update(zip(fresh, ordered, strict=False))
+        release_record_numbers(conn, record_prefix, year, len(keys) - len(fresh))
+    return kept
+
+
+def _year_of(number: str) -> int:
+    return int(number.rpartition("-")[0].rpartition("-")[2])
+
+
+def _insert_entries(conn: Connection, fresh: Sequence[_Prepared],
+                    numbers: Mapping[str, str]) -> dict[str, Recorded]:
+    """Insert the new entries; what was created, by idempotency key.
+
+    ``ON CONFLICT DO NOTHING`` is a safety net: a concurrent writer of the same bytes
+    in another year's counter (a submission sent twice across New Year's midnight) is
+    answered with its entry, and that number stays unused."""
+    if not fresh:
+        return {}
+    inserted = {str(key): int(entry_id) for entry_id, key in ENTRY_INSERT.run(
+        conn, [p.entry_row(numbers[p.key]) for p in fresh])}
+    created = {p.key: Recorded(inserted[p.key], numbers[p.key], created=True)
+               for p in fresh if p.key in inserted}
+    missed = [p.key for p in fresh if p.key not in inserted]
+    for entry_id, number, key in _entries_by_keys(conn, missed):
+        log.warning("entry %s was stored by a concurrent writer; number %s unused",
+                    entry_id, numbers[key])
+        created[str(key)] = Recorded(int(entry_id), str(number), created=False)
+    return created
+
+
+def _add_dependents(batch: InsertBatch, session: Session,
+                    pairs: Sequence[tuple[_Prepared, int]]) -> None:
+    """What a new entry comes with: submitter, original and its key, "received" event,
+    attachments, PII findings and the "route" work item."""
     batch.add(SUBMITTER_INSERT, [row for p, i in pairs
                                  if (row := p.submitter_row(i)) is not None])
     batch.add(ORIGINAL_INSERT, [p.original_row(i) for p, i in pairs])
     batch.add(KEY_INSERT, [p.key_row(i) for p, i in pairs])
     batch.add(EVENT_INSERT, [p.event_row(i) for p, i in pairs])
-    store_findings_in(batch, [(i, p.findings) for p, i in pairs])
-    enqueue_many_in(batch, sends, [("route", f"route:{i}", i) for i in ids])
-    if own:
-        batch.run(conn)
+    batch.add(ATTACHMENT_INSERT, [row for p, i in pairs for row in p.attachment_rows(i)])
+    store_findings(batch, [(i, p.findings) for p, i in pairs])
+    enqueue_many(session, [("route", f"route:{i}", i, None) for _, i in pairs], batch=batch)
 
 
-def record_submissions(
-    session: Session | Connection, submissions: Sequence[NewSubmission], record_prefix: str,
-    findings: Sequence[Mapping[str, Sequence[Finding]]],
-    batch: InsertBatch | None = None,
-    sends: list[tuple[int, datetime]] | None = None,
-    *, originals_key: bytes,
-) -> list[Recorded]:
-    """:func:`record_submission` for many at once (a group commit): one statement a table.
+def _record_given_consent(session: Session, entry_id: int, consent: GivenConsent | None
+                          ) -> None:
+    if consent is None:
+        return
+    ensure_policy_text(session, consent.version, consent.text)
+    record_consent(session, entry_id=entry_id, action=ConsentAction.GRANT,
+                   purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
+                   policy_version=consent.version, method=ConsentMethod.WEB_CHECKBOX,
+                   evidence=consent.evidence)
 
-    ``findings`` are the caller's scans, one per submission. Duplicates of
-    stored entries, or of one earlier in the list, are found first and answer
-    with that entry; the new ones get consecutive record numbers. A concurrent
-    writer storing the same bytes in between makes the entries' INSERT fail
-    (IntegrityError): the caller then stores them one at a time
-    (:func:`record_submission` handles that race). ``batch``, ``sends``,
-    ``originals_key``: as for :func:`record_submission`.
-    """
-    prepared = [prepare(s, f, originals_key)
-                for s, f in zip(submissions, findings, strict=True)]
-    conn, sends = _writing(session, sends)
-    known = {key: Recorded(int(entry_id), number, created=False)
-             for entry_id, number, key in _entries_by_keys(conn, [p.key for p in prepared])}
-    new: dict[str, int] = {}  # key -> index in prepared, first occurrence
-    for index, p in enumerate(prepared):
-        if p.key not in known and p.key not in new:
-            new[p.key] = index
-    fresh = [prepared[i] for i in new.values()]
-    numbers = allocate_record_numbers(conn, record_prefix, [p.received_at for p in fresh])
-    ids: list[int] = []
-    if fresh:
-        rows = [p.entry_row(n) for p, n in zip(fresh, numbers, strict=True)]
-        # Plain INSERT: a key stored by a concurrent writer since the SELECT fails it.
-        by_key = {key: int(entry_id) for entry_id, key in ENTRY_INSERT.run(conn, rows)}
-        ids = [by_key[p.key] for p in fresh]
-        _write_dependents(conn, sends, fresh, ids, batch)
-    for key, entry_id, number in zip(new, ids, numbers, strict=True):
-        known[key] = Recorded(entry_id, number, created=True)
-        log.info("entry %s recorded (%s, %s)", entry_id, prepared[new[key]].submission.channel,
-                 prepared[new[key]].submission.kind)
-    first_use = {index: key for key, index in new.items()}
-    return [known[p.key] if first_use.get(index) == p.key
-            else Recorded(known[p.key].entry_id, known[p.key].record_number, created=False)
-            for index, p in enumerate(prepared)]
+
+def attachment_rows(entry_id: int, thread_message_id: int | None,
+                    attachments: Sequence[NewAttachment], sealed: Sequence[bytes | None],
+                    now: datetime) -> list[dict[str, Any]]:
+    """The ``attachments`` rows of an entry's or a thread message's files, their contents
+    ``sealed`` under the entry's key (None: over the size cap, kept only in the original)."""
+    return [{"entry_id": entry_id, "thread_message_id": thread_message_id,
+             "filename": a.filename[:255] or "attachment",
+             "declared_type": a.declared_type[:128], "sniffed_type": a.sniffed_type[:128],
+             "size": a.size, "sha256": a.sha256, "content": content, "inline": a.inline,
+             "content_id": a.content_id[:255] if a.content_id else None, "created_at": now}
+            for a, content in zip(attachments, sealed, strict=True)]
 
 
 # Built once: constructing a statement per call costs more than running it.
 _ENTRIES = cast(Table, Entry.__table__)
 _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject",
                   "body", "search_text", "fields", "status", "idempotency_key", "tags")
-ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"))
-_INSERT_ENTRY_OR_NOTHING = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id",),
-                                          on_conflict_nothing=("idempotency_key",))
-_ENTRY_BY_KEY = select(_ENTRIES.c.id, _ENTRIES.c.record_number).where(
-    _ENTRIES.c.idempotency_key == bindparam("k"))
+ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"),
+                              on_conflict_nothing=("idempotency_key",))
 _ENTRIES_BY_KEYS_HEAD = ("SELECT id, record_number, idempotency_key FROM entries "
                          "WHERE idempotency_key IN ")
 
@@ -324,10 +395,9 @@ _ENTRIES_BY_KEYS_HEAD = ("SELECT id, record_number, idempotency_key FROM entries
 def _entries_by_keys(conn: Connection, keys: Sequence[str]) -> list[tuple[Any, ...]]:
     """(id, record_number, idempotency_key) of the stored entries among ``keys``.
 
-    On the DB-API cursor: a group commit runs it for every batch, and an expanding
-    ``IN`` makes SQLAlchemy compile the statement anew for each execution. ``keys``
-    is a group commit's batch (at most ``GroupCommit.max_batch``, far under either
-    database's limit on parameters).
+    On the DB-API cursor: every submission runs it, and an expanding ``IN`` makes
+    SQLAlchemy compile the statement anew for each execution. ``keys`` is at most a
+    group commit's batch, far under either database's limit on parameters.
     """
     if not keys:
         return []
@@ -346,6 +416,9 @@ _INSERT_KEY_OR_NOTHING = PreparedInsert(cast(Table, EntryKey.__table__),
                                         on_conflict_nothing=("entry_id",))
 EVENT_INSERT = PreparedInsert(cast(Table, Event.__table__),
                               ("entry_id", "kind", "at", "actor", "detail"))
+ATTACHMENT_INSERT = PreparedInsert(cast(Table, Attachment.__table__), (
+    "entry_id", "thread_message_id", "filename", "declared_type", "sniffed_type", "size",
+    "sha256", "content", "inline", "content_id", "created_at"))
 
 
 # -- the sealed originals -----------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 The database is the source of truth and a broker message is only a trigger:
 
-- :func:`add_work_item` inserts the row in the caller's transaction; the
+- :func:`enqueue_many` inserts the rows in the caller's transaction; the
   message is sent by an ``after_commit`` hook (see :mod:`intake.jobs.system`),
   so no message ever names a row that was rolled back;
 - :func:`claim` takes a row with one atomic UPDATE, so two workers that get
@@ -16,11 +16,11 @@ The database is the source of truth and a broker message is only a trigger:
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.db.models import WorkItem, WorkState, utcnow
@@ -28,25 +28,6 @@ from intake.db.prepared import InsertBatch, PreparedInsert
 
 # Session.info key listing work-item ids to send once the transaction commits.
 PENDING_SENDS = "intake.pending_sends"
-
-
-def add_work_item(
-    session: Session,
-    kind: str,
-    *,
-    dedupe_key: str,
-    entry_id: int | None = None,
-    payload: dict[str, Any] | None = None,
-    not_before: datetime | None = None,
-) -> WorkItem:
-    """Create a work item (or return the existing one with the same dedupe key), as an
-    ORM object for callers that go on changing it; :func:`enqueue` gives only the id."""
-    session.flush()  # the entry or message it names may still be pending in the session
-    item_id = enqueue(session, kind, dedupe_key=dedupe_key, entry_id=entry_id,
-                      payload=payload, not_before=not_before)
-    item = session.get(WorkItem, item_id)
-    assert item is not None
-    return item
 
 
 def enqueue(
@@ -57,40 +38,51 @@ def enqueue(
     entry_id: int | None = None,
     payload: dict[str, Any] | None = None,
     not_before: datetime | None = None,
-    connection: Connection | None = None,
 ) -> int:
     """Create a work item (:func:`enqueue_many` of one); its id, or the id of the item
     that already has this dedupe key."""
     return enqueue_many(session, [(kind, dedupe_key, entry_id, payload)],
-                        not_before=not_before, connection=connection)[0][0]
+                        not_before=not_before)[0][0]
 
 
 def enqueue_many(session: Session,
                  items: Sequence[tuple[str, str, int | None, Mapping[str, Any] | None]], *,
                  not_before: datetime | None = None,
-                 connection: Connection | None = None) -> list[tuple[int, bool]]:
-    """Work items ``(kind, dedupe_key, entry_id, payload)`` with one
-    ``INSERT ... ON CONFLICT DO NOTHING``: for each, its id and whether it is new.
+                 batch: InsertBatch | None = None) -> list[tuple[int, bool]]:
+    """Work items ``(kind, dedupe_key, entry_id, payload)``: for each, its id and whether
+    it is new. The one way work is added.
 
-    No ORM object, no flush. An item whose dedupe key is taken (already, or
-    earlier in ``items``) is left as it is and its id returned; a message is
-    sent once the transaction commits only for the items created here.
+    One ``INSERT ... ON CONFLICT DO NOTHING``, no ORM object, no flush: an item
+    whose dedupe key is taken (already, or earlier in ``items``) is left as it is
+    and its id returned. A message is sent once the transaction commits only for
+    the items created here (:func:`pending_sends`).
+
+    With ``batch`` the INSERT joins it (see :class:`InsertBatch`; the caller runs
+    it in this transaction) and returns nothing: only for items that cannot exist
+    yet, such as the "route" item of an entry created in this transaction (a
+    taken dedupe key fails the batch).
     """
     if not items:
         return []
     now = utcnow()
     due = not_before or now
-    conn = connection if connection is not None else session.connection()
-    inserted = _INSERT_WORK_ITEMS_OR_NOTHING.run(conn, [
-        _item_row(kind, key, entry_id, now=now, due=due, payload=dict(payload or {}))
-        for kind, key, entry_id, payload in items])
-    created = {str(key): int(item_id) for item_id, key in inserted}
+    rows = [_item_row(kind, key, entry_id, now=now, due=due, payload=dict(payload or {}))
+            for kind, key, entry_id, payload in items]
+    sends = pending_sends(session)
+    if batch is not None:
+        def inserted(returned: list[tuple[Any, ...]]) -> None:
+            sends.extend((int(item_id), due) for item_id, _ in returned)
+
+        batch.add(WORK_ITEMS_INSERT, rows, then=inserted)
+        return []
+    conn = session.connection()
+    created = {str(key): int(item_id)
+               for item_id, key in _INSERT_WORK_ITEMS_OR_NOTHING.run(conn, rows)}
     ids = dict(created)
     taken = sorted({key for _, key, _, _ in items if key not in ids})
     if taken:
         ids.update((str(key), int(item_id))
                    for item_id, key in conn.execute(_IDS_BY_DEDUPE_KEYS, {"keys": taken}))
-    sends = pending_sends(session)
     result = []
     for _, key, _, _ in items:
         new = created.pop(key, None) is not None
@@ -100,37 +92,10 @@ def enqueue_many(session: Session,
     return result
 
 
-def enqueue_many_in(batch: InsertBatch, sends: list[tuple[int, datetime]],
-                    items: Sequence[tuple[str, str, int | None]],
-                    then: Callable[[list[int]], None] | None = None) -> None:
-    """New work items ``(kind, dedupe_key, entry_id)``, due now, as part of ``batch`` (see
-    :class:`InsertBatch`), for items that cannot exist yet (the "route" item of an entry
-    created in this transaction: a dedupe key already taken fails the INSERT). Their
-    ids are known once the batch has run; they go to ``sends`` (the messages to send
-    once the transaction commits: :func:`pending_sends` of a session, or the caller's
-    list) and to ``then``."""
-    now = utcnow()
-
-    def inserted(returned: list[tuple[Any, ...]]) -> None:
-        by_key = {key: int(item_id) for item_id, key in returned}
-        ids = [by_key[key] for _, key, _ in items]
-        sends.extend((i, now) for i in ids)
-        if then is not None:
-            then(ids)
-
-    batch.add(WORK_ITEMS_INSERT, [_item_row(kind, key, entry_id, now=now, due=now)
-                                   for kind, key, entry_id in items], then=inserted)
-
-
 def pending_sends(session: Session) -> list[tuple[int, datetime]]:
     """The messages (item id, due) the job system sends once ``session`` commits."""
     sends: list[tuple[int, datetime]] = session.info.setdefault(PENDING_SENDS, [])
     return sends
-
-
-def route_item_row(entry_id: int, now: datetime) -> dict[str, Any]:
-    """The row of an entry's "route" work item, due ``now``."""
-    return _item_row("route", f"route:{entry_id}", entry_id, now=now, due=now)
 
 
 def _item_row(kind: str, dedupe_key: str, entry_id: int | None, *, now: datetime,

@@ -67,13 +67,12 @@ from intake.runtime import Runtime, StartupError
 from intake.services.forms import (
     FormSubmission,
     FormWriter,
-    PendingSubmission,
-    Upload,
     form_writer,
     load_forms,
+    new_submission,
     scan,
 )
-from intake.services.records import SubmitterData
+from intake.services.records import NewAttachment, SubmitterData
 from intake.web.forms_fields import (
     contact_form,
     feedback_form,
@@ -183,11 +182,9 @@ def init_app(app: Flask) -> None:
     limiter.request_filter(lambda: True)
     detach_request_hooks(app, limiter)
     app.extensions[PAGES_KEY] = {}
-    writer = app.extensions[WRITER_KEY] = form_writer(
-        runtime.db, record_prefix=settings.record_prefix, pii_key=runtime.pii_key,
-        originals_key=runtime.originals_key, turn_lock=settings.instance_path / "form-writer.lock",
-        send_committed=runtime.jobs.committed)
-    runtime.on_close(writer.close)
+    app.extensions[WRITER_KEY] = form_writer(
+        runtime.db, record_prefix=settings.record_prefix, originals_key=runtime.originals_key,
+        turn_lock=settings.instance_path / "form-writer.lock")
     try:
         app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
     except ValueError:
@@ -452,7 +449,8 @@ def _bad_request(message: str) -> ResponseReturnValue:
                            lang=g.get("forms_lang", "en")), 400
 
 
-def _check_uploads(form: FormConfig, files: list[FileStorage]) -> tuple[list[Upload], str | None]:
+def _check_uploads(form: FormConfig, files: list[FileStorage]
+                   ) -> tuple[list[NewAttachment], str | None]:
     if not files:
         return [], None
     policy = form.attachments
@@ -470,8 +468,7 @@ def _check_uploads(form: FormConfig, files: list[FileStorage]) -> tuple[list[Upl
         if sniffed not in policy.types:
             return [], _("%(name)s is not a file type we accept (PDF, PNG, JPEG or plain "
                          "text).", name=name)
-        uploads.append(Upload(filename=name, declared_type=storage.mimetype or "",
-                              sniffed_type=sniffed, data=data))
+        uploads.append(NewAttachment.of(name, storage.mimetype or "", sniffed, data))
     return uploads, None
 
 
@@ -545,7 +542,7 @@ def _confirmation(form: FormConfig, lang: str, embed: bool, *, record_number: st
 
 
 def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
-                      uploads: list[Upload], consent: ConsentText | None,
+                      uploads: list[NewAttachment], consent: ConsentText | None,
                       formdata: MultiDict[str, Any]) -> FormSubmission:
     content_type = request.content_type or request.mimetype
     if form.kind == "contact":
@@ -666,9 +663,11 @@ def submit(slug: str) -> ResponseReturnValue:
                 next_url=next_url or ""))
 
     # Shares a transaction with the submissions arriving at the same moment (group commit).
-    confirmation = _writer().write(PendingSubmission(submission, findings))
+    confirmation = _writer().write(new_submission(submission, findings))
+    log.info("form %s: entry %s %s", form.slug, confirmation.entry_id,
+             "recorded" if confirmation.created else "was already recorded")
     # Committed: only now does the person hear that the message is safe.
-    status_url = _status_url(confirmation.status_token)
+    status_url = _status_url(confirmation.status_token or "")
     if wants_json:
         response = jsonify({"status": "received", "record_number": confirmation.record_number,
                             "status_url": status_url})
