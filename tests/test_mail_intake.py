@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Sequence
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from intake.db.mail_models import QuarantinedMessage
 from intake.db.models import (
@@ -29,8 +31,9 @@ from intake.services import privacy
 from intake.services.mail_intake import (
     MailContext,
     MailOutcome,
-    intake_message,
+    ReceivedMail,
     open_quarantined,
+    store_messages,
 )
 from intake.services.records import open_attachment, open_thread_message
 from tests.conftest import REPO, SMALL_RULES, subprocess_env
@@ -58,7 +61,7 @@ def mail(*, sender: str = "Ana Pérez <ana@example.org>", to: str = "info@exampl
 
 
 def ingest(runtime: Runtime, raw: bytes) -> MailOutcome:
-    return intake_message(runtime.db, raw, context(runtime))
+    return store_messages(runtime.db, [ReceivedMail(raw)], context(runtime))[0]
 
 
 @pytest.fixture
@@ -255,6 +258,47 @@ def test_unstorable_bytes_are_quarantined_not_lost(runtime: Runtime) -> None:
         assert row is not None and row.attempts == 2 and row.raw != b"\r\n\r\n"  # sealed
         assert open_quarantined(row, runtime.originals_key) == b"\r\n\r\n"
         assert row.error_class == "UnstorableMessage"
+
+
+def test_a_batch_stores_each_message_and_quarantines_only_the_bad_one(
+        runtime: Runtime) -> None:
+    """One transaction for the batch, with what the caller commits with it."""
+    good = [mail(subject=f"Pothole {n}") for n in range(2)]
+    batch = [ReceivedMail(good[0], uid=7), ReceivedMail(b"\r\n\r\n", uid=8),
+             ReceivedMail(good[1], uid=9), ReceivedMail(good[0], uid=10)]
+    seen: list[tuple[int | None, str]] = []
+
+    def also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
+        assert session.in_transaction()
+        seen.extend((m.uid, o.outcome) for m, o in done)
+
+    outcomes = store_messages(runtime.db, batch, context(runtime), also=also)
+    assert [o.outcome for o in outcomes] == ["stored", "quarantined", "stored", "duplicate"]
+    assert seen == [(7, "stored"), (8, "quarantined"), (9, "stored"), (10, "duplicate")]
+    assert outcomes[3].entry_id == outcomes[0].entry_id
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 2
+        row = s.get(QuarantinedMessage, outcomes[1].quarantine_id)
+        assert row is not None and row.uid == 8
+
+
+def test_when_what_is_committed_with_a_batch_fails_nothing_of_it_is_stored(
+        runtime: Runtime) -> None:
+    """The poller's "last UID done" cannot be moved (its lease was lost): the messages
+    are not stored either, and the caller fetches them again later."""
+    class LeaseLost(Exception):
+        pass
+
+    def also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
+        raise LeaseLost
+
+    with pytest.raises(LeaseLost):
+        store_messages(runtime.db, [ReceivedMail(mail(subject="A")),
+                                    ReceivedMail(mail(subject="B"))], context(runtime),
+                       also=also)
+    with runtime.db.session() as s:
+        assert s.scalar(select(func.count()).select_from(Entry)) == 0
+        assert s.scalar(select(func.count()).select_from(WorkItem)) == 0
 
 
 def _corpus() -> list[Path]:

@@ -41,7 +41,7 @@ from intake.db.models import (
 )
 from intake.runtime import Runtime
 from intake.services import privacy
-from intake.services.mail_intake import MailContext, intake_message
+from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 from intake.services.records import (
     OriginalUnavailable,
     open_original,
@@ -289,12 +289,12 @@ def _mail(subject: str, body: str, to: str = "info@examplia.gov") -> bytes:
 def test_an_emailed_ssn_and_its_reply_are_sealed_and_redacted(runtime: Runtime) -> None:
     context = MailContext.from_settings(runtime.settings, "info", pii_key=runtime.pii_key)
     first = _mail(f"SSN {SSN}", f"My SSN is {SSN}, card {CARD}. Please fix the pothole.\n")
-    stored = intake_message(runtime.db, first, context)
+    stored = store_messages(runtime.db, [ReceivedMail(first)], context)[0]
     assert stored.outcome == "stored" and stored.entry_id is not None
     with runtime.db.session() as s:
         relay = privacy.relay_for(s, stored.entry_id, runtime.settings.relay_domain)
     reply = _mail("Re: pothole", f"Sorry, the right one is {CARD} (SSN {SSN}).\n", to=relay)
-    joined = intake_message(runtime.db, reply, context)
+    joined = store_messages(runtime.db, [ReceivedMail(reply)], context)[0]
     assert joined.outcome == "thread-reply" and joined.thread_message_id is not None
     _route_all(runtime)
 
@@ -312,7 +312,7 @@ def test_an_emailed_ssn_and_its_reply_are_sealed_and_redacted(runtime: Runtime) 
         assert {k for k, _, _ in kinds} == {"card", "ssn"}
         assert all(message.body[a:b] == marker_for(k) for k, a, b in kinds)
         # The same bytes again are a duplicate: the SHA-256 is of the plaintext.
-    assert intake_message(runtime.db, first, context).outcome == "duplicate"
+    assert store_messages(runtime.db, [ReceivedMail(first)], context)[0].outcome == "duplicate"
 
 
 def test_without_a_secret_key_the_originals_key_is_kept_in_the_instance_folder(
@@ -383,7 +383,7 @@ def test_attachments_are_sealed_and_open_for_staff_and_the_forward_until_the_key
     msg.set_content("My statement is attached.\n")
     msg.add_attachment(NOTE, maintype="text", subtype="plain", filename="statement.txt")
     context = MailContext.from_settings(rt.settings, "info", pii_key=rt.pii_key)
-    mailed = intake_message(rt.db, msg.as_bytes(), context)
+    mailed = store_messages(rt.db, [ReceivedMail(msg.as_bytes())], context)[0]
     assert number and mailed.outcome == "stored" and mailed.entry_id is not None
     with rt.db.session() as s:
         web_id = s.scalars(select(Entry.id).where(Entry.record_number == number)).one()
@@ -444,10 +444,11 @@ def test_a_quarantined_message_is_sealed_and_a_retry_still_stores_it(rt: Runtime
     raw = _mail("POISON pothole", f"My SSN is {SSN}, card {CARD}.\n")
     context = MailContext.from_settings(rt.settings, "info", pii_key=rt.pii_key)
     # An entry besides: the dump check wants a full-text index with terms.
-    intake_message(rt.db, _mail("Streetlight", "The streetlight is out.\n"), context)
+    store_messages(rt.db, [ReceivedMail(_mail("Streetlight", "The streetlight is out.\n"))],
+                   context)
     _poison_entries(rt, True)
     try:
-        outcome = intake_message(rt.db, raw, context)
+        outcome = store_messages(rt.db, [ReceivedMail(raw)], context)[0]
     finally:
         _poison_entries(rt, False)
     assert outcome.outcome == "quarantined" and outcome.quarantine_id is not None

@@ -18,6 +18,9 @@ import click
 
 # In embedded mode (no broker) the command routes what it stored before it exits.
 ROUTE_WAIT_SECONDS = 300.0
+# `intake ingest` stores a file's messages this many to a transaction, as the poller does
+# with a fetched batch.
+INGEST_BATCH = 100
 
 
 def _agency_addresses(runtime: Any) -> list[str]:
@@ -165,7 +168,7 @@ def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
 def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
     """Ingest .eml and mbox files exactly like polled mail."""
     from intake.cli import EXIT_FAILURE, _runtime, _settings
-    from intake.services.mail_intake import MailContext, intake_message
+    from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 
     settings = _settings()
     counts: dict[str, int] = {}
@@ -182,15 +185,19 @@ def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
                     unreadable += 1
                     click.echo(f"intake: cannot read {path}: {type(exc).__name__}", err=True)
                     continue
-                for label, raw in messages:
-                    outcome = intake_message(runtime.db, raw, context)
-                    counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-                    if as_json:
-                        click.echo(json.dumps({"file": label, **outcome.to_dict()},
-                                              ensure_ascii=False))
-                    else:
-                        shown = outcome.record_number or f"quarantine #{outcome.quarantine_id}"
-                        click.echo(f"{label}: {outcome.outcome} {shown}")
+                for start in range(0, len(messages), INGEST_BATCH):
+                    batch = messages[start:start + INGEST_BATCH]
+                    outcomes = store_messages(runtime.db, [ReceivedMail(raw) for _, raw in batch],
+                                              context)
+                    for (label, _), outcome in zip(batch, outcomes, strict=True):
+                        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+                        if as_json:
+                            click.echo(json.dumps({"file": label, **outcome.to_dict()},
+                                                  ensure_ascii=False))
+                        else:
+                            shown = (outcome.record_number
+                                     or f"quarantine #{outcome.quarantine_id}")
+                            click.echo(f"{label}: {outcome.outcome} {shown}")
             if routing is not None:
                 routing.wait()
         finally:

@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -56,8 +56,8 @@ from intake.services.mail_intake import (
     TRANSIENT_ERRORS,
     MailContext,
     MailOutcome,
-    intake_message,
-    store_or_quarantine,
+    ReceivedMail,
+    store_messages,
 )
 from intake.settings import Settings
 
@@ -323,36 +323,14 @@ class MailboxPoller:
 
     def _commit(self, raws: list[tuple[int, bytes]], context: MailContext,
                 uidvalidity: int) -> list[MailOutcome]:
-        """Store a fetched batch and advance "last UID done", in one transaction.
+        """Store a fetched batch and advance "last UID done" in the same transaction
+        (:func:`intake.services.mail_intake.store_messages`)."""
+        def advance(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
+            self._advance(session, int(done[-1][0].uid or 0), uidvalidity,
+                          [outcome for _, outcome in done])
 
-        Each message runs under its own savepoint, so one that fails is
-        quarantined without undoing the others. Should the batch's commit itself
-        fail, each message is committed on its own instead, so a failure there
-        quarantines only the message that causes it.
-        """
-        if not raws:
-            return []
-        try:
-            with self.db.session() as session:
-                outcomes = [store_or_quarantine(session, raw, context, uid=uid,
-                                                uidvalidity=uidvalidity) for uid, raw in raws]
-                self._advance(session, raws[-1][0], uidvalidity, outcomes)
-            return outcomes
-        except LeaseLost:
-            raise
-        except TRANSIENT_ERRORS:
-            raise
-        except Exception as exc:  # noqa: BLE001 - retried message by message below
-            log.warning("mailbox %s: batch commit failed (%s); committing one by one",
-                        self.config.name, type(exc).__name__)
-        outcomes = []
-        for uid, raw in raws:
-            def advance(session: Session, outcome: MailOutcome, uid: int = uid) -> None:
-                self._advance(session, uid, uidvalidity, [outcome])
-
-            outcomes.append(intake_message(self.db, raw, context, also=advance, uid=uid,
-                                           uidvalidity=uidvalidity))
-        return outcomes
+        return store_messages(self.db, [ReceivedMail(raw, uid=uid, uidvalidity=uidvalidity)
+                                        for uid, raw in raws], context, also=advance)
 
     def _advance(self, session: Session, uid: int, uidvalidity: int,
                  outcomes: list[MailOutcome]) -> None:

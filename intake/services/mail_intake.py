@@ -1,7 +1,8 @@
 """One e-mail in, one durable outcome: a new entry, a thread reply, a duplicate or quarantine.
 
 The IMAP poller, ``intake ingest`` and anything else that receives raw
-message bytes call :func:`intake_message`. In ONE transaction it either
+message bytes call :func:`store_messages`. For each message, in its batch's
+one transaction, it either
 
 - stores a **new entry** (``record_submissions``: raw bytes as the sealed
   original, the submitter from ``From``, attachments, PII findings, the
@@ -41,7 +42,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
@@ -137,45 +138,72 @@ class MailContext:
                    agency_hint=agency_hint, originals_key=settings.originals_key())
 
 
-def intake_message(
-    db: Database, raw: bytes, context: MailContext, *,
-    also: Callable[[Session, MailOutcome], None] | None = None,
-    uid: int | None = None, uidvalidity: int | None = None,
-) -> MailOutcome:
-    """Store ``raw`` (or quarantine it) in one transaction, with ``also`` in the same one.
+@dataclass(frozen=True)
+class ReceivedMail:
+    """A message's raw bytes as received, and where from (an IMAP UID, if polled)."""
 
-    Raises only when the database itself fails (``TRANSIENT_ERRORS``) or ``also``
-    raises: then nothing was committed and the caller retries later.
+    raw: bytes
+    uid: int | None = None
+    uidvalidity: int | None = None
+
+
+#: What the caller commits with a batch of stored messages (the poller's "last UID
+#: done"): called in the same transaction with each message and its outcome.
+AlsoCommit = Callable[[Session, Sequence[tuple[ReceivedMail, MailOutcome]]], None]
+
+
+def store_messages(db: Database, messages: Sequence[ReceivedMail], context: MailContext, *,
+                   also: AlsoCommit | None = None) -> list[MailOutcome]:
+    """Store (or quarantine) ``messages`` in one transaction: the one way mail comes in.
+
+    The IMAP poller gives each fetched batch, ``intake ingest`` its files'
+    messages a batch at a time. Each message runs under its own savepoint, so
+    one that fails is quarantined without undoing the others; ``also`` runs
+    in the same transaction. Should the transaction's commit itself fail (a
+    deferred constraint, a trigger at commit), each message is committed on
+    its own instead, so a failure there quarantines only the message that
+    causes it. Raises only when the database itself fails
+    (``TRANSIENT_ERRORS``) or ``also`` raises: then nothing of the failing
+    transaction was committed and the caller retries later.
     """
+    if not messages:
+        return []
     also_failed = False
 
-    def run_also(session: Session, outcome: MailOutcome) -> None:
+    def run_also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
         nonlocal also_failed
         if also is not None:
             try:
-                also(session, outcome)
+                also(session, done)
             except BaseException:
                 also_failed = True
                 raise
 
     try:
         with db.session() as session:
-            outcome = store_or_quarantine(session, raw, context, uid=uid,
-                                          uidvalidity=uidvalidity)
-            run_also(session, outcome)
-        return outcome
+            outcomes = [store_or_quarantine(session, m.raw, context, uid=m.uid,
+                                            uidvalidity=m.uidvalidity) for m in messages]
+            run_also(session, list(zip(messages, outcomes, strict=True)))
+        return outcomes
     except TRANSIENT_ERRORS:
         raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - committed one by one below
         if also_failed:
             raise
-        # The commit itself failed (a deferred constraint, a trigger at commit):
-        # keep the bytes in quarantine, in a fresh transaction.
+        if len(messages) > 1:
+            log.warning("mailbox %s: batch commit failed (%s); committing one by one",
+                        context.mailbox, type(exc).__name__)
+            return [out for m in messages
+                    for out in store_messages(db, [m], context, also=also)]
+        # The commit itself failed for this one message: keep the bytes in quarantine,
+        # in a fresh transaction.
+        only = messages[0]
         with db.session() as session:
-            outcome = quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
-                                 uidvalidity=uidvalidity, originals_key=context.originals_key)
-            run_also(session, outcome)
-        return outcome
+            outcome = quarantine(session, only.raw, exc, mailbox=context.mailbox, uid=only.uid,
+                                 uidvalidity=only.uidvalidity,
+                                 originals_key=context.originals_key)
+            run_also(session, [(only, outcome)])
+        return [outcome]
 
 
 def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
