@@ -549,7 +549,8 @@ def reroute(session: Session, user: StaffAccount, entry: Entry, rules: RuleSet,
     decision = Decision(route_to=agency.id, cc=cc, tags=(), matched_rules=(),
                         decided_by=None, captures={}, trace=(), rules_sha256=rules.sha256,
                         route_reason=f"rerouted by staff (note {note.id})")
-    row = apply_decision(session, entry, decision, actor=actor_of(user), event_kind="rerouted")
+    decision_id = apply_decision(session, entry, decision, actor=actor_of(user),
+                                 event_kind="rerouted")
     session.flush()
     entry.status = EntryStatus.NEW
     assignment = session.get(EntryAssignment, entry.id)
@@ -560,7 +561,7 @@ def reroute(session: Session, user: StaffAccount, entry: Entry, rules: RuleSet,
         recipient=Recipient(kind="agency", id=agency.id, name=agency.name,
                             address=agency.email or agency.webhook or ""),
         purpose=Purpose.REDIRECT, nature="reroute", rules_sha256=rules.sha256,
-        work_kind="deliver", dedupe_key=f"deliver:{entry.id}:{agency.id}:{row.id}",
+        work_kind="deliver", dedupe_key=f"deliver:{entry.id}:{agency.id}:{decision_id}",
         actor=actor_of(user),
     )])
     return result

@@ -13,7 +13,7 @@ import logging
 import os
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -130,26 +130,39 @@ def submission_for_entry(entry: RoutableEntry, sender: str | None) -> Submission
 
 
 def apply_decision(session: Session, entry: Entry, decision: Decision, *, actor: str,
-                   event_kind: str = "routed") -> RoutingDecision:
-    """Store a decision on the entry and its timeline."""
-    row = RoutingDecision(
-        entry_id=entry.id,
-        decided_at=utcnow(),
-        route_to=decision.route_to,
-        cc=list(decision.cc),
-        tags=list(decision.tags),
-        matched_rules=list(decision.matched_rules),
-        decided_by=decision.decided_by,
-        rules_sha256=decision.rules_sha256,
-        trace=[step for step in decision.to_dict().get("trace", [])],
-    )
-    session.add(row)
-    previous = entry.agency_id
-    entry.agency_id = decision.route_to
-    entry.tags = sorted(set(entry.tags or []) | set(decision.tags))
-    session.add(Event(entry_id=entry.id, kind=event_kind, actor=actor,
-                      detail=_routed_detail(decision, previous)))
-    return row
+                   event_kind: str = "routed") -> int:
+    """Store a decision taken about one entry (a staff reroute); the decision's id."""
+    session.flush()
+    [decision_id] = store_decisions(session, [(entry.id, entry.agency_id, entry.tags or [],
+                                               decision)], actor=actor, event_kind=event_kind)
+    session.expire(entry, ["agency_id", "tags"])  # read again: written without the ORM
+    return decision_id
+
+
+def store_decisions(session: Session,
+                    decided: Sequence[tuple[int, str | None, Sequence[str], Decision]], *,
+                    actor: str, event_kind: str = "routed") -> list[int]:
+    """The one writer of routing decisions: for each ``(entry id, its agency, its tags,
+    decision)``, the decision, the entry's new agency and tags and the event on its
+    timeline, one statement a table. The decisions' ids, in order."""
+    conn = session.connection()
+    now = utcnow()
+    decision_ids = [int(i) for i in conn.execute(_INSERT_DECISIONS, [{
+        "entry_id": entry_id, "decided_at": now, "route_to": decision.route_to,
+        "cc": list(decision.cc), "tags": list(decision.tags),
+        "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
+        "rules_sha256": decision.rules_sha256,
+        "trace": [step.to_dict() for step in decision.trace],
+    } for entry_id, _, _, decision in decided]).scalars()]
+    conn.execute(_UPDATE_ENTRY, [{
+        "entry_id": entry_id, "agency": decision.route_to,
+        "new_tags": sorted(set(tags) | set(decision.tags))}
+        for entry_id, _, tags, decision in decided])
+    conn.execute(_INSERT_EVENT, [{
+        "entry_id": entry_id, "kind": event_kind, "at": now, "actor": actor,
+        "detail": _routed_detail(decision, previous)}
+        for entry_id, previous, _, decision in decided])
+    return decision_ids
 
 
 @dataclass(frozen=True)
@@ -191,10 +204,9 @@ def make_route_handlers(
     (delivery planning; ``after_many`` for a batch, else ``after`` entry by entry) in
     the same transaction, so the decision and the deliveries it causes commit together.
 
-    It runs once for every entry, so it reads the entry and its submitter in one
-    query and writes the decision, the entry's agency and tags and the "routed"
-    event with prebuilt statements; :func:`apply_decision` (staff rerouting) stores
-    the same rows through the ORM.
+    It runs once for every entry, so it reads the entries and their submitters in
+    one query and stores the decisions with :func:`store_decisions`, as a staff
+    reroute does.
     """
 
     def decide_and_store(session: Session, items: list[WorkItem]
@@ -213,23 +225,11 @@ def make_route_handlers(
         if missing:
             raise ValueError(f"entry {missing[0]} not found")
         ruleset = rules.current()
-        now = utcnow()
         decided = [(rows[entry_id], ruleset.decide(submission_for_entry(
             rows[entry_id], rows[entry_id].submitter_email))) for entry_id in entry_ids]
-        decision_ids = [int(i) for i in conn.execute(_INSERT_DECISIONS, [{
-            "entry_id": entry.id, "decided_at": now, "route_to": decision.route_to,
-            "cc": list(decision.cc), "tags": list(decision.tags),
-            "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
-            "rules_sha256": decision.rules_sha256,
-            "trace": [step.to_dict() for step in decision.trace],
-        } for entry, decision in decided]).scalars()]
-        conn.execute(_UPDATE_ENTRY, [{
-            "entry_id": entry.id, "agency": decision.route_to,
-            "new_tags": sorted(set(entry.tags or []) | set(decision.tags))}
-            for entry, decision in decided])
-        conn.execute(_INSERT_EVENT, [{
-            "entry_id": entry.id, "kind": "routed", "at": now, "actor": "rules",
-            "detail": _routed_detail(decision, entry.agency_id)} for entry, decision in decided])
+        decision_ids = store_decisions(session, [
+            (entry.id, entry.agency_id, entry.tags or [], decision)
+            for entry, decision in decided], actor="rules")
         for entry, decision in decided:
             log.info("entry %s routed to %s by %s", entry.id, decision.route_to,
                      decision.decided_by or "default")
