@@ -21,6 +21,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
@@ -61,7 +62,7 @@ from intake.core.forms import (
     safe_next,
     validate_survey_answers,
 )
-from intake.core.pii import warning_kinds
+from intake.core.pii import Finding, warning_kinds
 from intake.core.sniff import sniff_type
 from intake.runtime import Runtime, StartupError
 from intake.services.forms import (
@@ -72,7 +73,7 @@ from intake.services.forms import (
     new_submission,
     scan,
 )
-from intake.services.records import NewAttachment, SubmitterData
+from intake.services.records import NewAttachment, Recorded, SubmitterData
 from intake.web.forms_fields import (
     contact_form,
     feedback_form,
@@ -581,6 +582,8 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
 
 @bp.post("/forms/<slug>", provide_automatic_options=False)
 def submit(slug: str) -> ResponseReturnValue:
+    """Read, check, warn about sensitive data, store, then answer: the page says the
+    message is safe only once the record store has committed it."""
     rate: FormRateLimit = current_app.extensions[RATE_KEY]
     if not rate.hit(client_key()):
         abort(429)
@@ -598,86 +601,133 @@ def submit(slug: str) -> ResponseReturnValue:
         return _bad_request(_("What was sent could not be read (%(why)s).", why=str(exc)))
     controls = _controls(formdata)
     lang = _set_lang(controls["lang"])
-    embed = controls["_embed"] == "1"
-    wants_json = _wants_json()
-    next_url = safe_next(controls["_next"], form.allowed_origins)
-
+    page = _Posted(form, lang, controls["_embed"] == "1", _wants_json(),
+                   safe_next(controls["_next"], form.allowed_origins) or "",
+                   _wtform(form, lang, formdata), bool(controls["consent"]))
     if controls["_gotcha"]:
-        return _fake_success(form, lang, embed, next_url)
+        return _fake_success(form, lang, page.embed, page.next_url or None)
+    refused = _refuse_token(page, controls["_token"])
+    if refused is not None:
+        return refused
+    checked = _check_answers(page, files, controls["consent"])
+    if not isinstance(checked, _Accepted):
+        return checked
+    consent = checked.consent
+    submission = _build_submission(form, page.wtform, raw, lang, checked.uploads, consent,
+                                   formdata)
+    # One scan of the texts as they will be stored: it warns now and is stored later.
+    findings = scan(submission, _runtime().pii_key)
+    if not controls["_confirm_sensitive"]:
+        warning = _warn_sensitive(page, findings, consent is not None)
+        if warning is not None:
+            return warning
+    # Shares a transaction with the submissions arriving at the same moment (group commit).
+    recorded = _writer().write(new_submission(submission, findings))
+    log.info("form %s: entry %s %s", form.slug, recorded.entry_id,
+             "recorded" if recorded.created else "was already recorded")
+    # Committed: only now does the person hear that the message is safe.
+    return _received(page, recorded)
 
-    wtform = _wtform(form, lang, formdata)
+
+@dataclass(frozen=True)
+class _Posted:
+    """What a POST asked for, as every step of :func:`submit` answers it."""
+
+    form: FormConfig
+    lang: str
+    embed: bool
+    wants_json: bool
+    next_url: str
+    wtform: Form
+    consent_ticked: bool
+
+
+def _refuse_token(page: _Posted, token_text: str | None) -> ResponseReturnValue | None:
+    """The answer to a missing, forged, expired or too-fast form token; None if it is good."""
     config = _config()
-    token = check_form_token(_token_key(), slug, controls["_token"], time.time(),
+    form = page.form
+    token = check_form_token(_token_key(), form.slug, token_text, time.time(),
                              min_seconds=config.min_fill_seconds,
                              max_age=config.token_max_age_seconds)
-    if not token.ok:
-        log.info("form %s: token refused (%s)", slug, token.reason)
-        if wants_json:
-            return _cors(jsonify({
-                "error": "token", "reason": token.reason,
-                "message": "Get a fresh token with GET /forms/<slug> and send again.",
-                "token": make_form_token(_token_key(), slug, time.time()),
-            }), form), 400
-        notice = (_("Thank you. Please check your answers and send the form again.")
-                  if token.reason == "too-fast" else
-                  _("This page had expired or was not sent from our form. Your answers are "
-                    "kept below: please check them and send the form again."))
-        return _render(form, lang, wtform, embed=embed, status=400, state=PageState(
-            errors={}, sensitive=[], notice=notice,
-            consent_checked=bool(controls["consent"]), next_url=next_url or ""))
+    if token.ok:
+        return None
+    log.info("form %s: token refused (%s)", form.slug, token.reason)
+    if page.wants_json:
+        return _cors(jsonify({
+            "error": "token", "reason": token.reason,
+            "message": "Get a fresh token with GET /forms/<slug> and send again.",
+            "token": make_form_token(_token_key(), form.slug, time.time()),
+        }), form), 400
+    notice = (_("Thank you. Please check your answers and send the form again.")
+              if token.reason == "too-fast" else
+              _("This page had expired or was not sent from our form. Your answers are "
+                "kept below: please check them and send the form again."))
+    return _render(form, page.lang, page.wtform, embed=page.embed, status=400, state=PageState(
+        errors={}, sensitive=[], notice=notice, consent_checked=page.consent_ticked,
+        next_url=page.next_url))
 
-    valid = wtform.validate()
-    errors = first_errors(wtform)
+
+@dataclass(frozen=True)
+class _Accepted:
+    uploads: list[NewAttachment]
+    consent: ConsentText | None  # the text the person ticked
+
+
+def _check_answers(page: _Posted, files: list[FileStorage], ticked: str | None
+                   ) -> _Accepted | ResponseReturnValue:
+    """The accepted uploads and the consent text ticked, or the page (422) saying what to
+    correct."""
+    form = page.form
+    valid = page.wtform.validate()
+    errors = first_errors(page.wtform)
     uploads, upload_error = _check_uploads(form, files)
     if upload_error:
         errors["attachments"] = upload_error
     consent: ConsentText | None = None
-    ticked = controls["consent"]
     if ticked and form.kind == "contact":
-        consent = config.consent_by_version(ticked)
+        consent = _config().consent_by_version(ticked)
         if consent is None:
             errors["consent"] = _("The consent text has changed. Please read it again and "
                                   "tick the box if you agree.")
-    if not valid or errors:
-        if wants_json:
-            return _cors(jsonify({"error": "invalid", "errors": errors}), form), 422
-        return _render(form, lang, wtform, embed=embed, status=422, state=PageState(
-            errors=errors, sensitive=[], consent_checked=consent is not None,
-            next_url=next_url or ""))
+    if valid and not errors:
+        return _Accepted(uploads, consent)
+    if page.wants_json:
+        return _cors(jsonify({"error": "invalid", "errors": errors}), form), 422
+    return _render(form, page.lang, page.wtform, embed=page.embed, status=422, state=PageState(
+        errors=errors, sensitive=[], consent_checked=consent is not None,
+        next_url=page.next_url))
 
-    submission = _build_submission(form, wtform, raw, lang, uploads, consent, formdata)
-    # One scan of the texts as they will be stored: it warns now and is stored later.
-    findings = scan(submission, _runtime().pii_key)
-    if not controls["_confirm_sensitive"]:
-        kinds = warning_kinds([f for found in findings.values() for f in found])
-        if kinds:
-            if wants_json:
-                return _cors(jsonify({
-                    "error": "sensitive-data", "kinds": kinds, "confirm_field":
-                    "_confirm_sensitive",
-                    "message": "The text seems to contain information people are asked not "
-                               "to send. Remove it, or send again with _confirm_sensitive=1.",
-                }), form), 422
-            return _render(form, lang, wtform, embed=embed, status=200, state=PageState(
-                errors={}, sensitive=kinds, consent_checked=consent is not None,
-                next_url=next_url or ""))
 
-    # Shares a transaction with the submissions arriving at the same moment (group commit).
-    confirmation = _writer().write(new_submission(submission, findings))
-    log.info("form %s: entry %s %s", form.slug, confirmation.entry_id,
-             "recorded" if confirmation.created else "was already recorded")
-    # Committed: only now does the person hear that the message is safe.
-    status_url = _status_url(confirmation.status_token or "")
-    if wants_json:
-        response = jsonify({"status": "received", "record_number": confirmation.record_number,
+def _warn_sensitive(page: _Posted, findings: Mapping[str, Sequence[Finding]],
+                    consent_checked: bool) -> ResponseReturnValue | None:
+    """The warning about what people are asked not to send, if the texts hold any."""
+    kinds = warning_kinds([f for found in findings.values() for f in found])
+    if not kinds:
+        return None
+    form = page.form
+    if page.wants_json:
+        return _cors(jsonify({
+            "error": "sensitive-data", "kinds": kinds, "confirm_field": "_confirm_sensitive",
+            "message": "The text seems to contain information people are asked not "
+                       "to send. Remove it, or send again with _confirm_sensitive=1.",
+        }), form), 422
+    return _render(form, page.lang, page.wtform, embed=page.embed, status=200, state=PageState(
+        errors={}, sensitive=kinds, consent_checked=consent_checked, next_url=page.next_url))
+
+
+def _received(page: _Posted, recorded: Recorded) -> ResponseReturnValue:
+    """The answer once the submission is committed: JSON, a redirect, or the receipt."""
+    status_url = _status_url(recorded.status_token or "")
+    if page.wants_json:
+        response = jsonify({"status": "received", "record_number": recorded.record_number,
                             "status_url": status_url})
         response.status_code = 201
-        return _cors(response, form)
-    if next_url:
-        separator = "&" if "?" in next_url else "?"
-        return redirect(f"{next_url}{separator}{urlencode({'record': confirmation.record_number})}",
-                        code=303)
-    return _confirmation(form, lang, embed, record_number=confirmation.record_number,
+        return _cors(response, page.form)
+    if page.next_url:
+        separator = "&" if "?" in page.next_url else "?"
+        query = urlencode({"record": recorded.record_number})
+        return redirect(f"{page.next_url}{separator}{query}", code=303)
+    return _confirmation(page.form, page.lang, page.embed, record_number=recorded.record_number,
                          status_url=status_url)
 
 
