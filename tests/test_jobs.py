@@ -278,7 +278,7 @@ def test_messages_wait_until_the_sqlite_write_lock_is_released(
     once that outer turn is released too."""
     import shutil
 
-    from intake.db.group import GroupCommit
+    from intake.db.writer import GroupCommit
 
     path = tmp_path / "intake.sqlite3"
     shutil.copyfile(sqlite_template, path)

@@ -35,8 +35,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import Session, sessionmaker
 
+from intake.db.inserts import execute
 from intake.db.models import RecordCounter
-from intake.db.prepared import execute
 
 log = logging.getLogger("intake.db")
 
@@ -99,7 +99,7 @@ def _ping_after_idle(engine: Engine) -> None:
     more for every transaction, which is most of what a busy pool's
     connections would spend on it. One in use moments ago is not tested; if it
     died meanwhile, the statement fails, the connection is invalidated and the
-    caller's retry gets a new one (:class:`intake.db.group.GroupCommit` retries
+    caller's retry gets a new one (:class:`intake.db.writer.GroupCommit` retries
     once).
     """
 

@@ -23,8 +23,8 @@ from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigE
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
 from intake.db import Database, WriterQueue
-from intake.db.group import GroupCommit
 from intake.db.models import Channel
+from intake.db.writer import GroupCommit
 from intake.services.privacy import detect_places
 from intake.services.records import (
     GivenConsent,

@@ -55,6 +55,7 @@ from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_messa
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
 from intake.db import Database
+from intake.db.inserts import InsertBatch
 from intake.db.mail_models import QuarantinedMessage
 from intake.db.models import (
     Entry,
@@ -64,7 +65,6 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.db.prepared import InsertBatch
 from intake.services.privacy import detect_places, entry_for_relay_token, store_findings
 from intake.services.records import (
     ATTACHMENT_INSERT,

@@ -34,6 +34,7 @@ from intake.core.consent import (
 )
 from intake.core.pii import Finding, detect
 from intake.core.relay import new_relay_token, relay_address
+from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import (
     AccessLink,
     ChainHead,
@@ -45,7 +46,6 @@ from intake.db.models import (
     RelayToken,
     utcnow,
 )
-from intake.db.prepared import InsertBatch, PreparedInsert
 
 CONSENT_CHAIN = "consent_events"
 DISCLOSURE_CHAIN = "disclosures"

@@ -31,6 +31,7 @@ from intake.core.pii import Finding
 from intake.core.pii.at_rest import redact_at_rest, redact_values
 from intake.core.rendition import EntryValues, search_text
 from intake.db import allocate_record_numbers, release_record_numbers
+from intake.db.inserts import InsertBatch, PreparedInsert, execute
 from intake.db.models import (
     Attachment,
     Entry,
@@ -42,7 +43,6 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.db.prepared import InsertBatch, PreparedInsert, execute
 from intake.services.privacy import (
     create_access_links_in,
     detect_places,

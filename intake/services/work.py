@@ -23,8 +23,8 @@ from typing import Any, cast
 from sqlalchemy import Table, and_, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
+from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import WorkItem, WorkState, utcnow
-from intake.db.prepared import InsertBatch, PreparedInsert
 
 # Session.info key listing work-item ids to send once the transaction commits.
 PENDING_SENDS = "intake.pending_sends"

@@ -12,8 +12,8 @@ from sqlalchemy import Connection, Table, func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from intake.db import Database
+from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import Entry, Event, WorkItem
-from intake.db.prepared import InsertBatch, PreparedInsert
 
 _ENTRIES = cast(Table, Entry.__table__)
 
@@ -124,7 +124,7 @@ def test_execute_returns_rows_and_raises_sqlalchemys_errors(db: Database) -> Non
     from sqlalchemy.exc import ProgrammingError
 
     from intake.db import allocate_record_numbers
-    from intake.db.prepared import execute
+    from intake.db.inserts import execute
 
     with db.engine.begin() as conn:
         when = datetime(2026, 12, 1, tzinfo=UTC)

@@ -15,8 +15,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from intake.db import Database, WriterQueue
-from intake.db.group import GroupCommit, Job
 from intake.db.models import Entry
+from intake.db.writer import GroupCommit, Job
 from intake.services.records import NewSubmission, Recorded, record_submissions
 from tests.conftest import ORIGINALS_KEY
 

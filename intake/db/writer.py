@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 
 from intake.db import Database
 
-log = logging.getLogger("intake.db.group")
+log = logging.getLogger("intake.db.writer")
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
