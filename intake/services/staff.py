@@ -190,6 +190,12 @@ def _login_succeeded(account: StaffAccount, now: datetime) -> None:
     account.last_login_at = now
 
 
+def account_id_for(session: Session, email: str) -> int | None:
+    """The id of the staff account with this e-mail address (any case), or None."""
+    return session.scalar(select(StaffAccount.id).where(
+        StaffAccount.email == normalise_email(email)))
+
+
 def unlock(session: Session, account_id: int) -> None:
     session.execute(update(StaffAccount).where(StaffAccount.id == account_id)
                     .values(locked_until=None, failed_logins=0))
