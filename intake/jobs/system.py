@@ -25,17 +25,23 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from intake.core.failures import PermanentError
-from intake.db import AFTER_COMMIT, Database
-from intake.db.models import WorkItem, WorkState, utcnow
 from intake.services import work as workitems
+from intake.services.work_queue import (
+    AFTER_COMMIT,
+    Database,
+    WorkItem,
+    counts_by_state,
+    due_item_ids,
+    unfinished_count,
+)
 from intake.settings import Settings
 
 log = logging.getLogger("intake.jobs")
@@ -180,7 +186,7 @@ class JobSystem:
         """Send the trigger message; a failure is logged and left to the sweeper."""
         delay_ms = 0
         if due is not None:
-            delay_ms = max(0, int((due - utcnow()).total_seconds() * 1000))
+            delay_ms = max(0, int((due - datetime.now(UTC)).total_seconds() * 1000))
         try:
             self.actor.send_with_options(args=(item_id,), delay=delay_ms or None)
         except Exception as exc:  # noqa: BLE001 - the row is durable; the sweeper re-sends
@@ -328,15 +334,8 @@ class JobSystem:
             finishing = finish.is_set()  # read first: what was stored before is seen below
             self._work_committed.clear()
             with self.db.session() as session:
-                ids = list(session.scalars(
-                    select(WorkItem.id)
-                    .where(WorkItem.kind.in_(kinds), WorkItem.state == WorkState.PENDING,
-                           WorkItem.next_attempt_at <= utcnow())
-                    .order_by(WorkItem.id).limit(batch)))
-                waiting = 0 if ids or not finishing else session.scalar(
-                    select(func.count()).select_from(WorkItem)
-                    .where(WorkItem.kind.in_(kinds),
-                           WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING])))
+                ids = due_item_ids(session, kinds, batch)
+                waiting = 0 if ids or not finishing else unfinished_count(session, kinds)
             for start in range(0, len(ids), chunk):
                 if stop is not None and stop.is_set():
                     break
@@ -362,7 +361,7 @@ class JobSystem:
         for item_id in ids:
             self.send(item_id)
         self.stats.bump("swept", len(ids))
-        self.stats.last_sweep_at = utcnow()
+        self.stats.last_sweep_at = datetime.now(UTC)
         if ids:
             log.info("sweeper re-sent %d work item(s)", len(ids))
         return len(ids)
@@ -410,13 +409,9 @@ class JobSystem:
         self.broker.close()
 
     def counts(self) -> dict[str, int]:
+        """Work items per state (``intake jobs status``, ``/healthz``)."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(WorkItem.state, func.count()).group_by(WorkItem.state)
-            ).all()
-        counts = {state.value: 0 for state in WorkState}
-        counts.update({str(state): int(n) for state, n in rows})
-        return counts
+            return counts_by_state(session)
 
 
 class _LeaseLost(Exception):

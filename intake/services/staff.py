@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -194,6 +195,15 @@ def account_id_for(session: Session, email: str) -> int | None:
     """The id of the staff account with this e-mail address (any case), or None."""
     return session.scalar(select(StaffAccount.id).where(
         StaffAccount.email == normalise_email(email)))
+
+
+def emails_of(session: Session, account_ids: Collection[int]) -> dict[int, str]:
+    """The e-mail address of each of these accounts (the names on staff replies)."""
+    if not account_ids:
+        return {}
+    rows = session.execute(select(StaffAccount.id, StaffAccount.email)
+                           .where(StaffAccount.id.in_(account_ids)))
+    return {account_id: email for account_id, email in rows}
 
 
 def unlock(session: Session, account_id: int) -> None:
