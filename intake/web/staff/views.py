@@ -304,23 +304,12 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
                 ) -> ResponseReturnValue:
     user = _user()
     runtime = _runtime()
-    error: str | None = None
     with runtime.db.session() as s:
         access = inbox.access_for(s, user, entry_id)
         if access is None:
             abort(404)
         entry = access.entry
-        revealed = False
-        if reveal is not None:
-            try:
-                with s.begin_nested():
-                    inbox.reveal(s, user, entry, reveal)
-                revealed = True
-            except inbox.ActionError as exc:
-                error = str(exc)
-        else:
-            inbox.log_access(s, user, entry.id, "entry")
-            inbox.mark_read(s, user, entry.id)
+        revealed, error = _open_entry(s, user, entry, reveal)
         records_view = user.role in inbox.RECORDS_ROLES
         audience = inbox.audience_of(user, access.owner)
         # Everything shown of the citizen comes from the viewer's rendition.
@@ -354,19 +343,43 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
             "agency_name": _agency_name(entry.agency_id),
             "fields": rendition.fields,
             "statuses": inbox.STATUSES,
+            **_timeline_context(s, entry.id, records_view),
         }
-        timeline = inbox.timeline(s, entry.id, with_access_log=records_view)
-        context["timeline"] = timeline
-        author_ids = [i.message.author_id or "" for i in timeline
-                      if i.message is not None and i.message.author_kind == "staff"]
-        authors = {int(a) for a in author_ids if a.isdigit()}
-        context["staff_names"] = {str(account_id): email for account_id, email
-                                  in accounts.emails_of(s, authors).items()}
-        routing_events = [i.title for i in timeline
-                          if i.kind == "event" and i.title in ("routed", "rerouted")]
-        context["rerouted"] = bool(routing_events) and routing_events[-1] == "rerouted"
         html = render_template("staff/entry.html", **context)
     return html, (400 if error else 200)
+
+
+def _open_entry(s: Any, user: StaffAccount, entry: Entry,
+                reveal: inbox.RevealRequest | None) -> tuple[bool, str | None]:
+    """Record this view of the entry: a reveal (logged with its reason) when asked, else an
+    access-log line and the read marker. Returns (revealed, why a reveal was refused)."""
+    if reveal is None:
+        inbox.log_access(s, user, entry.id, "entry")
+        inbox.mark_read(s, user, entry.id)
+        return False, None
+    try:
+        with s.begin_nested():
+            inbox.reveal(s, user, entry, reveal)
+    except inbox.ActionError as exc:
+        return False, str(exc)
+    return True, None
+
+
+def _timeline_context(s: Any, entry_id: int, records_view: bool) -> dict[str, Any]:
+    """The entry page's timeline, the names of the staff who replied in it, and whether
+    its last routing was a reroute."""
+    timeline = inbox.timeline(s, entry_id, with_access_log=records_view)
+    author_ids = [i.message.author_id or "" for i in timeline
+                  if i.message is not None and i.message.author_kind == "staff"]
+    authors = {int(a) for a in author_ids if a.isdigit()}
+    routing_events = [i.title for i in timeline
+                      if i.kind == "event" and i.title in ("routed", "rerouted")]
+    return {
+        "timeline": timeline,
+        "staff_names": {str(account_id): email for account_id, email
+                        in accounts.emails_of(s, authors).items()},
+        "rerouted": bool(routing_events) and routing_events[-1] == "rerouted",
+    }
 
 
 @bp.get("/entries/<int:entry_id>/attachments/<int:attachment_id>")
