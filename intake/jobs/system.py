@@ -107,7 +107,7 @@ class JobStats:
 
 
 class JobSystem:
-    """Broker, actor, handlers and the sweeper, bound to one database."""
+    """Broker, actor, handlers and the :class:`Sweeper`, bound to one database."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
@@ -121,8 +121,7 @@ class JobSystem:
         self.send_messages = True
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self._worker: dramatiq.Worker | None = None
-        self._sweeper: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.sweeper = Sweeper(settings, db, self.send, self.stats)
         # Set after every commit that created work: wakes :meth:`drain`.
         self._work_committed = threading.Event()
         self.actor: dramatiq.Actor[[int], None] = dramatiq.actor(
@@ -352,7 +351,50 @@ class JobSystem:
         """Wake :meth:`drain` now (after setting its ``finish`` or ``stop``)."""
         self._work_committed.set()
 
-    # -- sweeping --------------------------------------------------------
+    # -- lifecycle -------------------------------------------------------
+
+    def start(self, *, consume: bool = True, sweep: bool = True) -> None:
+        """Start worker threads (``consume``) and the sweeper thread."""
+        if consume and self._worker is None:
+            self._worker = dramatiq.Worker(
+                self.broker,
+                queues={QUEUE},
+                worker_threads=self.settings.worker_threads,
+                worker_timeout=250,
+            )
+            self._worker.start()
+        if sweep:
+            self.sweeper.start()
+
+    def stop(self) -> None:
+        if self._worker is not None:
+            self._worker.stop(timeout=10_000)
+            self._worker = None
+        self.sweeper.stop()
+        self.broker.close()
+
+    def counts(self) -> dict[str, int]:
+        """Work items per state (``intake jobs status``, ``/healthz``)."""
+        with self.db.session() as session:
+            return counts_by_state(session)
+
+
+class Sweeper:
+    """Re-sends the messages of work items that waited too long, every sweep interval.
+
+    The database is the source of truth and the broker only a trigger: a
+    message lost with a process or a broker outage delays its work item until
+    the next sweep, never loses it.
+    """
+
+    def __init__(self, settings: Settings, db: Database, send: Callable[[int], bool],
+                 stats: JobStats) -> None:
+        self.settings = settings
+        self.db = db
+        self.send = send
+        self.stats = stats
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
 
     def sweep(self) -> int:
         """Re-send messages for work items that waited too long. Returns how many."""
@@ -366,52 +408,30 @@ class JobSystem:
             log.info("sweeper re-sent %d work item(s)", len(ids))
         return len(ids)
 
-    def _sweep_loop(self) -> None:
+    def start(self) -> None:
+        """Sweep once now, then in a thread every ``INTAKE_SWEEP_INTERVAL`` seconds."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        try:
+            self.sweep()
+        except Exception as exc:  # noqa: BLE001 - the loop tries again
+            log.warning("initial sweep failed (%s)", type(exc).__name__)
+        self._thread = threading.Thread(target=self._loop, name="intake-sweeper", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
         while not self._stop.wait(self.settings.sweep_interval_seconds):
             try:
                 self.sweep()
             except Exception as exc:  # noqa: BLE001 - a database outage must not kill the loop
                 log.warning("sweep failed (%s); will try again", type(exc).__name__)
 
-    # -- lifecycle -------------------------------------------------------
-
-    def start(self, *, consume: bool = True, sweep: bool = True) -> None:
-        """Start worker threads (``consume``) and the sweeper thread."""
-        self._stop.clear()
-        if consume and self._worker is None:
-            self._worker = dramatiq.Worker(
-                self.broker,
-                queues={QUEUE},
-                worker_threads=self.settings.worker_threads,
-                worker_timeout=250,
-            )
-            self._worker.start()
-        if sweep and self._sweeper is None:
-            self.sweep_once_safely()
-            self._sweeper = threading.Thread(target=self._sweep_loop, name="intake-sweeper",
-                                             daemon=True)
-            self._sweeper.start()
-
-    def sweep_once_safely(self) -> None:
-        try:
-            self.sweep()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("initial sweep failed (%s)", type(exc).__name__)
-
     def stop(self) -> None:
         self._stop.set()
-        if self._worker is not None:
-            self._worker.stop(timeout=10_000)
-            self._worker = None
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=5)
-            self._sweeper = None
-        self.broker.close()
-
-    def counts(self) -> dict[str, int]:
-        """Work items per state (``intake jobs status``, ``/healthz``)."""
-        with self.db.session() as session:
-            return counts_by_state(session)
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 class _LeaseLost(Exception):
