@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import REPO
 
 CORE = REPO / "intake" / "core"
@@ -85,3 +87,72 @@ def test_only_outbound_adapters_send_mail_or_make_http_calls() -> None:
     assert offenders == {}
     outbound = {n for p in (REPO / "intake" / "outbound").rglob("*.py") for n in _imports(p)}
     assert "smtplib" in outbound and "urllib.request" in outbound
+
+
+def _import_cycles(package: str) -> list[list[str]]:
+    """The import cycles among ``package``'s modules: its strongly connected components of
+    more than one module, over every import (in functions and under TYPE_CHECKING too)."""
+    import grimp  # import-linter's graph builder, a test dependency
+
+    graph = grimp.build_graph(package, cache_dir=None)
+    modules = sorted(graph.modules)
+    imports = {m: sorted(graph.find_modules_directly_imported_by(m)) for m in modules}
+    # Tarjan's algorithm, iteratively (the graph has hundreds of modules).
+    index: dict[str, int] = {}
+    lowlink: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    cycles: list[list[str]] = []
+    for root in modules:
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            module, next_child = work.pop()
+            if next_child == 0:
+                index[module] = lowlink[module] = len(index)
+                stack.append(module)
+                on_stack.add(module)
+            children = imports[module]
+            for position in range(next_child, len(children)):
+                child = children[position]
+                if child not in index:
+                    work.append((module, position + 1))
+                    work.append((child, 0))
+                    break
+                if child in on_stack:
+                    lowlink[module] = min(lowlink[module], index[child])
+            else:
+                if lowlink[module] == index[module]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == module:
+                            break
+                    if len(component) > 1:
+                        cycles.append(sorted(component))
+                if work:
+                    parent = work[-1][0]
+                    lowlink[parent] = min(lowlink[parent], lowlink[module])
+    return cycles
+
+
+def test_no_import_cycles_among_intake_modules() -> None:
+    assert _import_cycles("intake") == []
+
+
+def test_the_cycle_finder_finds_a_planted_cycle(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    package = tmp_path / "cyclic_sample"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text("from cyclic_sample import b\n")
+    (package / "b.py").write_text("def f() -> None:\n    from cyclic_sample import c\n")
+    (package / "c.py").write_text("import typing\nif typing.TYPE_CHECKING:\n"
+                                  "    from cyclic_sample import a\n")
+    (package / "d.py").write_text("from cyclic_sample import a\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert _import_cycles("cyclic_sample") == [
+        ["cyclic_sample.a", "cyclic_sample.b", "cyclic_sample.c"]]

@@ -15,7 +15,8 @@ from sqlalchemy import Connection, func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from intake.db import Database, allocate_record_numbers
-from intake.db.models import Base, Entry, Event, Original, Submitter, WorkItem
+from intake.db.metadata import metadata
+from intake.db.models import Entry, Event, Original, Submitter, WorkItem
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
@@ -30,7 +31,7 @@ def test_migrations_and_models_agree(db_url: str) -> None:
     try:
         with db.engine.connect() as conn:
             context = MigrationContext.configure(conn, opts={"compare_type": True})
-            diff = compare_metadata(context, Base.metadata)
+            diff = compare_metadata(context, metadata)
         assert diff == []
     finally:
         db.dispose()

@@ -17,7 +17,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Integer, LargeBinary, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intake.db.models import Base, BigID, UTCDateTime, utcnow
+from intake.db.base import Base, BigID, UTCDateTime, utcnow
 
 
 class MailboxState(Base):

@@ -34,88 +34,32 @@ Tables and why they exist:
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     BigInteger,
-    DateTime,
     ForeignKey,
     Index,
     Integer,
     LargeBinary,
-    MetaData,
     String,
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-NAMING_CONVENTION = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
+# The base and column types live in intake.db.base; they stay importable from here.
+from intake.db.base import Base, BigID, UTCDateTime, utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
-class UTCDateTime(TypeDecorator[datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
-
-    def bind_processor(self, dialect: Any) -> Any:
-        """On SQLite, :meth:`process_bind_param` and SQLite's DATETIME text format in one
-        step, by ``isoformat`` (the same text: a test compares the two); every submission
-        binds half a dozen of them. Elsewhere, and for any other storage format, as
-        SQLAlchemy chains them."""
-        if dialect.name != "sqlite" or getattr(
-                self.impl.dialect_impl(dialect), "_storage_format", None) != _SQLITE_DATETIME:
-            return super().bind_processor(dialect)
-
-        def process(value: datetime | None) -> str | None:
-            if value is None:
-                return None
-            if value.tzinfo is None:
-                raise ValueError("naive datetime given to a UTC column")
-            return value.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
-
-        return process
-
-
-# SQLAlchemy's SQLite DATETIME storage format (the default): what UTCDateTime writes.
-_SQLITE_DATETIME = ("%(year)04d-%(month)02d-%(day)02d "
-                    "%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06d")
-
-
-# BIGINT on PostgreSQL, INTEGER on SQLite (so it stays the rowid alias).
-BigID = BigInteger().with_variant(Integer(), "sqlite")
-
-
-class Base(DeclarativeBase):
-    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+__all__ = [
+    "APPEND_ONLY_TABLES", "AccessLink", "Attachment", "Base", "BigID", "ChainHead", "Channel",
+    "ConsentEventRow", "Disclosure", "Entry", "EntryKey", "EntryKind", "EntryStatus", "Event",
+    "Original", "PiiFinding", "PolicyTextRow", "RecordCounter", "RelayToken", "RoutingDecision",
+    "SentMessage", "Submitter", "ThreadMessage", "UTCDateTime", "WorkItem", "WorkState",
+    "utcnow",
+]
 
 
 class Channel(enum.StrEnum):
@@ -532,8 +476,3 @@ APPEND_ONLY_TABLES = (
     "originals", "events", "routing_decisions", "policy_texts", "consent_events",
     "disclosures", "relay_tokens", "attachments", "thread_messages",
 )
-
-
-# Each area's own tables live in their own module; importing them here puts
-# every table in Base.metadata (for Alembic and the models-vs-migrations test).
-from intake.db import mail_models, staff_models  # noqa: E402, F401

@@ -26,10 +26,8 @@ from typing import Any
 from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from intake.db.models import Base, BigID, Entry, UTCDateTime, utcnow
-
-ROLES = ("agent", "agency_admin", "records_officer", "system_admin")
-ADMIN_ROLES = ("agency_admin", "system_admin")
+from intake.db.base import Base, BigID, UTCDateTime, utcnow
+from intake.db.models import Entry
 
 # Search objects that live outside the ORM metadata (see the module docstring).
 FTS_TABLE_PREFIX = "entries_fts"

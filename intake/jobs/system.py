@@ -25,17 +25,23 @@ import socket
 import threading
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
-from sqlalchemy import event, func, select
+from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from intake.core.failures import PermanentError
-from intake.db import AFTER_COMMIT, Database
-from intake.db.models import WorkItem, WorkState, utcnow
 from intake.services import work as workitems
+from intake.services.work import (
+    AFTER_COMMIT,
+    Database,
+    WorkItem,
+    counts_by_state,
+    due_item_ids,
+    unfinished_count,
+)
 from intake.settings import Settings
 
 log = logging.getLogger("intake.jobs")
@@ -101,7 +107,7 @@ class JobStats:
 
 
 class JobSystem:
-    """Broker, actor, handlers and the sweeper, bound to one database."""
+    """Broker, actor, handlers and the :class:`Sweeper`, bound to one database."""
 
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
@@ -115,8 +121,7 @@ class JobSystem:
         self.send_messages = True
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self._worker: dramatiq.Worker | None = None
-        self._sweeper: threading.Thread | None = None
-        self._stop = threading.Event()
+        self.sweeper = Sweeper(settings, db, self.send, self.stats)
         # Set after every commit that created work: wakes :meth:`drain`.
         self._work_committed = threading.Event()
         self.actor: dramatiq.Actor[[int], None] = dramatiq.actor(
@@ -180,7 +185,7 @@ class JobSystem:
         """Send the trigger message; a failure is logged and left to the sweeper."""
         delay_ms = 0
         if due is not None:
-            delay_ms = max(0, int((due - utcnow()).total_seconds() * 1000))
+            delay_ms = max(0, int((due - datetime.now(UTC)).total_seconds() * 1000))
         try:
             self.actor.send_with_options(args=(item_id,), delay=delay_ms or None)
         except Exception as exc:  # noqa: BLE001 - the row is durable; the sweeper re-sends
@@ -328,15 +333,8 @@ class JobSystem:
             finishing = finish.is_set()  # read first: what was stored before is seen below
             self._work_committed.clear()
             with self.db.session() as session:
-                ids = list(session.scalars(
-                    select(WorkItem.id)
-                    .where(WorkItem.kind.in_(kinds), WorkItem.state == WorkState.PENDING,
-                           WorkItem.next_attempt_at <= utcnow())
-                    .order_by(WorkItem.id).limit(batch)))
-                waiting = 0 if ids or not finishing else session.scalar(
-                    select(func.count()).select_from(WorkItem)
-                    .where(WorkItem.kind.in_(kinds),
-                           WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING])))
+                ids = due_item_ids(session, kinds, batch)
+                waiting = 0 if ids or not finishing else unfinished_count(session, kinds)
             for start in range(0, len(ids), chunk):
                 if stop is not None and stop.is_set():
                     break
@@ -353,32 +351,10 @@ class JobSystem:
         """Wake :meth:`drain` now (after setting its ``finish`` or ``stop``)."""
         self._work_committed.set()
 
-    # -- sweeping --------------------------------------------------------
-
-    def sweep(self) -> int:
-        """Re-send messages for work items that waited too long. Returns how many."""
-        with self.db.session() as session:
-            ids = workitems.stale_items(session, self.settings.redeliver_after_seconds)
-        for item_id in ids:
-            self.send(item_id)
-        self.stats.bump("swept", len(ids))
-        self.stats.last_sweep_at = utcnow()
-        if ids:
-            log.info("sweeper re-sent %d work item(s)", len(ids))
-        return len(ids)
-
-    def _sweep_loop(self) -> None:
-        while not self._stop.wait(self.settings.sweep_interval_seconds):
-            try:
-                self.sweep()
-            except Exception as exc:  # noqa: BLE001 - a database outage must not kill the loop
-                log.warning("sweep failed (%s); will try again", type(exc).__name__)
-
     # -- lifecycle -------------------------------------------------------
 
     def start(self, *, consume: bool = True, sweep: bool = True) -> None:
         """Start worker threads (``consume``) and the sweeper thread."""
-        self._stop.clear()
         if consume and self._worker is None:
             self._worker = dramatiq.Worker(
                 self.broker,
@@ -387,36 +363,75 @@ class JobSystem:
                 worker_timeout=250,
             )
             self._worker.start()
-        if sweep and self._sweeper is None:
-            self.sweep_once_safely()
-            self._sweeper = threading.Thread(target=self._sweep_loop, name="intake-sweeper",
-                                             daemon=True)
-            self._sweeper.start()
-
-    def sweep_once_safely(self) -> None:
-        try:
-            self.sweep()
-        except Exception as exc:  # noqa: BLE001
-            log.warning("initial sweep failed (%s)", type(exc).__name__)
+        if sweep:
+            self.sweeper.start()
 
     def stop(self) -> None:
-        self._stop.set()
         if self._worker is not None:
             self._worker.stop(timeout=10_000)
             self._worker = None
-        if self._sweeper is not None:
-            self._sweeper.join(timeout=5)
-            self._sweeper = None
+        self.sweeper.stop()
         self.broker.close()
 
     def counts(self) -> dict[str, int]:
+        """Work items per state (``intake jobs status``, ``/healthz``)."""
         with self.db.session() as session:
-            rows = session.execute(
-                select(WorkItem.state, func.count()).group_by(WorkItem.state)
-            ).all()
-        counts = {state.value: 0 for state in WorkState}
-        counts.update({str(state): int(n) for state, n in rows})
-        return counts
+            return counts_by_state(session)
+
+
+class Sweeper:
+    """Re-sends the messages of work items that waited too long, every sweep interval.
+
+    The database is the source of truth and the broker only a trigger: a
+    message lost with a process or a broker outage delays its work item until
+    the next sweep, never loses it.
+    """
+
+    def __init__(self, settings: Settings, db: Database, send: Callable[[int], bool],
+                 stats: JobStats) -> None:
+        self.settings = settings
+        self.db = db
+        self.send = send
+        self.stats = stats
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def sweep(self) -> int:
+        """Re-send messages for work items that waited too long. Returns how many."""
+        with self.db.session() as session:
+            ids = workitems.stale_items(session, self.settings.redeliver_after_seconds)
+        for item_id in ids:
+            self.send(item_id)
+        self.stats.bump("swept", len(ids))
+        self.stats.last_sweep_at = datetime.now(UTC)
+        if ids:
+            log.info("sweeper re-sent %d work item(s)", len(ids))
+        return len(ids)
+
+    def start(self) -> None:
+        """Sweep once now, then in a thread every ``INTAKE_SWEEP_INTERVAL`` seconds."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        try:
+            self.sweep()
+        except Exception as exc:  # noqa: BLE001 - the loop tries again
+            log.warning("initial sweep failed (%s)", type(exc).__name__)
+        self._thread = threading.Thread(target=self._loop, name="intake-sweeper", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.settings.sweep_interval_seconds):
+            try:
+                self.sweep()
+            except Exception as exc:  # noqa: BLE001 - a database outage must not kill the loop
+                log.warning("sweep failed (%s); will try again", type(exc).__name__)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
 
 
 class _LeaseLost(Exception):

@@ -510,7 +510,7 @@ def start_embedded_pollers(runtime: Any) -> PollerThreads | None:
     try:
         pollers = pollers_for(runtime)
     except MailboxConfigError as exc:
-        from intake.cli import fail
+        from intake.cli.common import fail
 
         fail(str(exc), 2)
     group = PollerThreads(pollers)

@@ -211,6 +211,29 @@ def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
 
     Subjects are the user's rendition (the list shows the agency's own entries).
     """
+    conditions = _inbox_conditions(session, user, filters)
+    if conditions is None:
+        return InboxPage([], None)
+    after = decode_cursor(cursor) if cursor else None
+    if after is not None:
+        conditions.append(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
+    rows = _inbox_rows(session, user, conditions, limit + 1)
+    next_cursor = None
+    if len(rows) > limit:
+        rows = rows[:limit]
+        last = rows[-1]
+        next_cursor = encode_cursor(last.received_at, last.id)
+    audience = audience_of(user, owner=True)
+    subjects = renditions.render_many_subjects(
+        session, [(r.id, r.subject) for r in rows],
+        {r.id: (audience, user.agency_id) for r in rows}, relay_domain)
+    return InboxPage([replace(r, subject=subjects[r.id]) for r in rows], next_cursor)
+
+
+def _inbox_conditions(session: Session, user: StaffAccount,
+                      filters: InboxFilter) -> list[Condition] | None:
+    """The WHERE conditions of the user's agency inbox under ``filters``; None when the
+    filters can match nothing (a search without words, an assignee that is no number)."""
     conditions: list[Condition] = [Entry.agency_id == user.agency_id]
     if filters.status:
         conditions.append(Entry.status == filters.status)
@@ -227,21 +250,25 @@ def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
     if filters.query:
         search = _search_condition(session, filters.query)
         if search is None:
-            return InboxPage([], None)
+            return None
         conditions.append(search)
     if filters.assignee:
-        # EntryAssignment is outer-joined below: no row and a NULL staff_id both mean "no one".
+        # EntryAssignment is outer-joined in _inbox_rows: no row and a NULL staff_id both
+        # mean "no one".
         if filters.assignee == "none":
             conditions.append(EntryAssignment.staff_id.is_(None))
         else:
             staff_id = user.id if filters.assignee == "me" else _int_or_none(filters.assignee)
             if staff_id is None:
-                return InboxPage([], None)
+                return None
             conditions.append(EntryAssignment.staff_id == staff_id)
-    after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        conditions.append(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
+    return conditions
 
+
+def _inbox_rows(session: Session, user: StaffAccount, conditions: list[Condition],
+                limit: int) -> list[InboxRow]:
+    """Up to ``limit`` inbox rows matching ``conditions``, newest first, with the assignee
+    and whether ``user`` has read each (subjects as stored, not yet rendered)."""
     assignee = aliased(StaffAccount)
     query = (
         select(Entry.id, Entry.record_number, Entry.subject, Entry.received_at, Entry.status,
@@ -253,26 +280,15 @@ def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
         .outerjoin(ReadMarker, and_(ReadMarker.entry_id == Entry.id,
                                     ReadMarker.staff_id == user.id))
         .order_by(Entry.received_at.desc(), Entry.id.desc())
-        .limit(limit + 1)
+        .limit(limit)
     )
-    rows = [
+    return [
         InboxRow(id=r.id, record_number=r.record_number, subject=r.subject,
                  received_at=_utc(r.received_at), status=r.status, channel=r.channel,
                  form_slug=r.form_slug, tags=list(r.tags or []), assignee=r.assignee,
                  unread=r.read_at is None)
         for r in session.execute(query)
     ]
-    next_cursor = None
-    if len(rows) > limit:
-        rows = rows[:limit]
-        last = rows[-1]
-        next_cursor = encode_cursor(last.received_at, last.id)
-    audience = audience_of(user, owner=True)
-    subjects = renditions.render_many_subjects(
-        session, [(r.id, r.subject) for r in rows],
-        {r.id: (audience, user.agency_id) for r in rows}, relay_domain)
-    rows = [replace(r, subject=subjects[r.id]) for r in rows]
-    return InboxPage(rows, next_cursor)
 
 
 def _utc(value: datetime) -> datetime:

@@ -23,6 +23,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -32,8 +33,9 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from intake.core.roles import ADMIN_ROLES, ROLES
 from intake.db.models import utcnow
-from intake.db.staff_models import ADMIN_ROLES, ROLES, StaffAccount, StaffSession
+from intake.db.staff_models import StaffAccount, StaffSession
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -188,6 +190,21 @@ def _login_succeeded(account: StaffAccount, now: datetime) -> None:
     account.failed_logins = 0
     account.locked_until = None
     account.last_login_at = now
+
+
+def account_id_for(session: Session, email: str) -> int | None:
+    """The id of the staff account with this e-mail address (any case), or None."""
+    return session.scalar(select(StaffAccount.id).where(
+        StaffAccount.email == normalise_email(email)))
+
+
+def emails_of(session: Session, account_ids: Collection[int]) -> dict[int, str]:
+    """The e-mail address of each of these accounts (the names on staff replies)."""
+    if not account_ids:
+        return {}
+    rows = session.execute(select(StaffAccount.id, StaffAccount.email)
+                           .where(StaffAccount.id.in_(account_ids)))
+    return {account_id: email for account_id, email in rows}
 
 
 def unlock(session: Session, account_id: int) -> None:

@@ -16,15 +16,25 @@ The database is the source of truth and a broker message is only a trigger:
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, and_, bindparam, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from intake.db import AFTER_COMMIT, Database
 from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import WorkItem, WorkState, utcnow
+
+__all__ = [
+    # What the job runner (intake.jobs) binds to: the session factory and its after-commit
+    # hook's key, the row and its states (intake.jobs imports nothing of intake.db).
+    "AFTER_COMMIT", "Database", "WorkItem", "WorkState",
+    "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "complete", "complete_many",
+    "counts_by_state", "due_item_ids", "enqueue", "enqueue_many", "pending_sends",
+    "record_failure", "retry_dead", "stale_items", "unfinished_count",
+]
 
 # Session.info key listing work-item ids to send once the transaction commits.
 PENDING_SENDS = "intake.pending_sends"
@@ -274,3 +284,33 @@ def retry_dead(session: Session, item_ids: Sequence[int] | None = None) -> list[
         revived.append(item.id)
         session.info.setdefault(PENDING_SENDS, []).append((item.id, now))
     return revived
+
+
+# -- what the queue holds, as the job runner and the operators ask it --------------------
+
+
+def due_item_ids(session: Session, kinds: Collection[str], limit: int) -> list[int]:
+    """Ids of pending items of ``kinds`` that are due now, oldest first, at most ``limit``."""
+    return list(session.scalars(
+        select(WorkItem.id)
+        .where(WorkItem.kind.in_(kinds), WorkItem.state == WorkState.PENDING,
+               WorkItem.next_attempt_at <= utcnow())
+        .order_by(WorkItem.id).limit(limit)))
+
+
+def unfinished_count(session: Session, kinds: Collection[str]) -> int:
+    """How many items of ``kinds`` are still pending (due or not) or running."""
+    return session.scalar(
+        select(func.count()).select_from(WorkItem)
+        .where(WorkItem.kind.in_(kinds),
+               WorkItem.state.in_([WorkState.PENDING, WorkState.RUNNING]))) or 0
+
+
+def counts_by_state(session: Session) -> dict[str, int]:
+    """Work items per state, every state present (zero where none)."""
+    rows = session.execute(
+        select(WorkItem.state, func.count()).group_by(WorkItem.state)
+    ).all()
+    counts = {state.value: 0 for state in WorkState}
+    counts.update({str(state): int(n) for state, n in rows})
+    return counts

@@ -11,9 +11,9 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from flask.typing import ResponseReturnValue
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
-from intake.db.models import Entry
 from intake.runtime import Runtime
 from intake.services import privacy, renditions
+from intake.services.status import entry_for_link
 
 bp = Blueprint("status", __name__)
 
@@ -47,11 +47,10 @@ def _who(recipient_class: str, agencies: dict[str, str]) -> str:
 def view(token: str) -> ResponseReturnValue:
     runtime = _runtime()
     with runtime.db.session() as session:
-        entry_id = privacy.entry_for_access_token(session, token)
-        if entry_id is None:
+        entry = entry_for_link(session, token)
+        if entry is None:
             abort(404)
-        entry = session.get(Entry, entry_id)
-        assert entry is not None
+        entry_id = entry.id
         agencies = {a.id: a.name for a in runtime.rules.current().agencies.values()}
         consents = [
             {

@@ -5,10 +5,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from intake.db.models import Base
+from intake.db.metadata import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 # A fixed key for PostgreSQL's advisory lock: two processes upgrading at once wait in turn.
 _MIGRATION_LOCK_KEY = 0x1A7A6E

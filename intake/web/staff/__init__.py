@@ -17,19 +17,14 @@ Security model, in one place:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from flask import Flask
 
-if TYPE_CHECKING:
-    from flask import Flask
+from intake.web.csrf import csrf
+from intake.web.staff.views import bp
 
 
 def init_app(app: Flask) -> None:
     """Register the blueprint (one call in create_app)."""
-    # Imported here: `intake staff ...` and the other commands load this package for
-    # its commands module and must not pay for the views (about a second of imports).
-    from intake.web.csrf import csrf
-    from intake.web.staff.views import bp
-
     csrf.exempt(bp)
     app.register_blueprint(bp)
 

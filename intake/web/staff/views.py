@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from functools import wraps
 from typing import Any, TypeVar, cast
 from urllib.parse import quote, urlsplit
@@ -25,15 +25,14 @@ from flask import (
 )
 from flask.typing import ResponseReturnValue
 from flask_wtf.csrf import generate_csrf, validate_csrf
-from sqlalchemy import select
 from wtforms.validators import ValidationError
 
 from intake.core.pii.redact import LABELS as PII_LABELS
-from intake.db.models import Entry, EntryStatus, utcnow
-from intake.db.staff_models import ADMIN_ROLES, StaffAccount
 from intake.runtime import Runtime
-from intake.services import inbox, records, renditions
+from intake.services import inbox, mail_admin, records, renditions
 from intake.services import staff as accounts
+from intake.services.inbox import Entry, EntryStatus
+from intake.services.staff import ADMIN_ROLES, StaffAccount
 
 log = logging.getLogger("intake.staff")
 
@@ -305,23 +304,12 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
                 ) -> ResponseReturnValue:
     user = _user()
     runtime = _runtime()
-    error: str | None = None
     with runtime.db.session() as s:
         access = inbox.access_for(s, user, entry_id)
         if access is None:
             abort(404)
         entry = access.entry
-        revealed = False
-        if reveal is not None:
-            try:
-                with s.begin_nested():
-                    inbox.reveal(s, user, entry, reveal)
-                revealed = True
-            except inbox.ActionError as exc:
-                error = str(exc)
-        else:
-            inbox.log_access(s, user, entry.id, "entry")
-            inbox.mark_read(s, user, entry.id)
+        revealed, error = _open_entry(s, user, entry, reveal)
         records_view = user.role in inbox.RECORDS_ROLES
         audience = inbox.audience_of(user, access.owner)
         # Everything shown of the citizen comes from the viewer's rendition.
@@ -355,19 +343,43 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
             "agency_name": _agency_name(entry.agency_id),
             "fields": rendition.fields,
             "statuses": inbox.STATUSES,
+            **_timeline_context(s, entry.id, records_view),
         }
-        timeline = inbox.timeline(s, entry.id, with_access_log=records_view)
-        context["timeline"] = timeline
-        author_ids = [i.message.author_id or "" for i in timeline
-                      if i.message is not None and i.message.author_kind == "staff"]
-        authors = {int(a) for a in author_ids if a.isdigit()}
-        context["staff_names"] = {str(a.id): a.email for a in s.scalars(
-            select(StaffAccount).where(StaffAccount.id.in_(authors)))} if authors else {}
-        routing_events = [i.title for i in timeline
-                          if i.kind == "event" and i.title in ("routed", "rerouted")]
-        context["rerouted"] = bool(routing_events) and routing_events[-1] == "rerouted"
         html = render_template("staff/entry.html", **context)
     return html, (400 if error else 200)
+
+
+def _open_entry(s: Any, user: StaffAccount, entry: Entry,
+                reveal: inbox.RevealRequest | None) -> tuple[bool, str | None]:
+    """Record this view of the entry: a reveal (logged with its reason) when asked, else an
+    access-log line and the read marker. Returns (revealed, why a reveal was refused)."""
+    if reveal is None:
+        inbox.log_access(s, user, entry.id, "entry")
+        inbox.mark_read(s, user, entry.id)
+        return False, None
+    try:
+        with s.begin_nested():
+            inbox.reveal(s, user, entry, reveal)
+    except inbox.ActionError as exc:
+        return False, str(exc)
+    return True, None
+
+
+def _timeline_context(s: Any, entry_id: int, records_view: bool) -> dict[str, Any]:
+    """The entry page's timeline, the names of the staff who replied in it, and whether
+    its last routing was a reroute."""
+    timeline = inbox.timeline(s, entry_id, with_access_log=records_view)
+    author_ids = [i.message.author_id or "" for i in timeline
+                  if i.message is not None and i.message.author_kind == "staff"]
+    authors = {int(a) for a in author_ids if a.isdigit()}
+    routing_events = [i.title for i in timeline
+                      if i.kind == "event" and i.title in ("routed", "rerouted")]
+    return {
+        "timeline": timeline,
+        "staff_names": {str(account_id): email for account_id, email
+                        in accounts.emails_of(s, authors).items()},
+        "rerouted": bool(routing_events) and routing_events[-1] == "rerouted",
+    }
 
 
 @bp.get("/entries/<int:entry_id>/attachments/<int:attachment_id>")
@@ -536,34 +548,22 @@ def mark_unread(entry_id: int) -> ResponseReturnValue:
 # -- admin views ---------------------------------------------------------------------------
 
 
-def _mail_tables() -> tuple[Any, Any] | None:
-    try:
-        from intake.db.mail_models import MailboxState, QuarantinedMessage
-    except ImportError:  # pragma: no cover - the e-mail intake is not installed
-        return None
-    return MailboxState, QuarantinedMessage
-
-
 @bp.get("/admin")
 @admin_required
 def admin() -> ResponseReturnValue:
     user = _user()
     runtime = _runtime()
     system = user.role == "system_admin"
-    mailboxes: list[Any] = []
-    quarantined: list[Any] = []
-    tables = _mail_tables()
+    mailboxes: list[mail_admin.MailboxState] = []
+    quarantined: list[mail_admin.QuarantinedMessage] = []
     with runtime.db.session() as s:
         dead = inbox.dead_letters(s, user)
-        if tables is not None and system:
-            mailbox_state, quarantined_message = tables
-            mailboxes = list(s.scalars(select(mailbox_state).order_by(mailbox_state.name)))
-            quarantined = list(s.scalars(
-                select(quarantined_message).where(quarantined_message.resolved.is_(False))
-                .order_by(quarantined_message.quarantined_at.desc()).limit(200)))
+        if system:
+            mailboxes = mail_admin.mailbox_states(s)
+            quarantined = mail_admin.open_quarantine(s)
     return render_template("staff/admin.html", dead=dead, rules=runtime.rules.status(),
                            mailboxes=mailboxes, quarantined=quarantined, system=system,
-                           now=utcnow())
+                           now=datetime.now(UTC))
 
 
 @bp.post("/admin/dead-letters/<int:item_id>/retry")
@@ -587,16 +587,13 @@ def retry_quarantined(quarantine_id: int) -> ResponseReturnValue:
     user = _user()
     if user.role != "system_admin":
         abort(403)
-    tables = _mail_tables()
-    if tables is None:
-        abort(404)
     from intake.services.mail_intake import MailContext, open_quarantined, store_or_quarantine
 
     runtime = _runtime()
     agencies = runtime.rules.current().agencies.values()
     with runtime.db.session() as s:
-        row = s.get(tables[1], quarantine_id)
-        if row is None or row.resolved:
+        row = mail_admin.unresolved(s, quarantine_id)
+        if row is None:
             abort(404)
         context = MailContext.from_settings(
             runtime.settings, row.mailbox or "quarantine", pii_key=runtime.pii_key,
@@ -615,13 +612,10 @@ def dismiss_quarantined(quarantine_id: int) -> ResponseReturnValue:
     user = _user()
     if user.role != "system_admin":
         abort(403)
-    tables = _mail_tables()
-    if tables is None:
-        abort(404)
     with _runtime().db.session() as s:
-        row = s.get(tables[1], quarantine_id)
-        if row is None or row.resolved:
+        row = mail_admin.unresolved(s, quarantine_id)
+        if row is None:
             abort(404)
-        row.resolved, row.resolved_at, row.resolved_by = True, utcnow(), f"staff:{user.id}"
+        mail_admin.dismiss(row, f"staff:{user.id}")
     flash("The message was dismissed; its bytes stay on record.", "status")
     return redirect(url_for("staff.admin"), code=303)

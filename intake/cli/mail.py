@@ -1,6 +1,7 @@
-"""``intake poll [--once]`` and ``intake ingest FILE... [--json]``.
+"""``intake poll [--once]`` and ``intake ingest FILE... [--json]``: the e-mail intake.
 
-The CLI helpers are imported inside the commands: ``intake.cli`` imports this module.
+The one CLI module that imports :mod:`intake.mail.poller` (``intake serve``
+starts the mailbox pollers through :func:`start_mailbox_pollers`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,14 @@ from types import FrameType
 from typing import Any
 
 import click
+
+from intake.cli.common import (
+    EXIT_CONFIG,
+    EXIT_FAILURE,
+    fail,
+    open_runtime,
+    settings_or_fail,
+)
 
 # In embedded mode (no broker) the command routes what it stored before it exits.
 ROUTE_WAIT_SECONDS = 300.0
@@ -90,18 +99,31 @@ def _start_embedded_routing(runtime: Any) -> _EmbeddedRouting | None:
     return routing
 
 
+def start_mailbox_pollers(runtime: Any) -> None:
+    """Start the configured mailboxes' pollers in threads (``intake serve``), if any.
+
+    A broken mailboxes file ends the start-up with its one-line message (exit 2).
+    """
+    from intake.mail.config import MailboxConfigError
+    from intake.mail.poller import start_embedded_pollers
+
+    try:
+        start_embedded_pollers(runtime)
+    except MailboxConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+
+
 @click.command("poll")
 @click.option("--once", is_flag=True, help="One pass over every mailbox, then exit.")
 def poll(once: bool) -> None:
     """Poll the configured IMAP mailboxes (INTAKE_IMAP_URL, INTAKE_MAILBOXES_FILE)."""
-    from intake.cli import EXIT_CONFIG, EXIT_FAILURE, _runtime, _settings, fail
     from intake.mail.config import MailboxConfigError
     from intake.mail.poller import PollerThreads, PollFailed, pollers_for
 
-    settings = _settings()
+    settings = settings_or_fail()
     if not (settings.imap_url or settings.mailboxes_file):
         fail("no mailbox configured: set INTAKE_IMAP_URL or INTAKE_MAILBOXES_FILE", EXIT_CONFIG)
-    with _runtime(settings) as runtime:
+    with open_runtime(settings) as runtime:
         try:
             pollers = pollers_for(runtime)
         except MailboxConfigError as exc:
@@ -167,13 +189,12 @@ def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
     """Ingest .eml and mbox files exactly like polled mail."""
-    from intake.cli import EXIT_FAILURE, _runtime, _settings
     from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 
-    settings = _settings()
+    settings = settings_or_fail()
     counts: dict[str, int] = {}
     unreadable = 0
-    with _runtime(settings) as runtime:
+    with open_runtime(settings) as runtime:
         routing = _start_embedded_routing(runtime)
         try:
             context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,

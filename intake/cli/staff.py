@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from intake.db.staff_models import ROLES
+from intake.cli.common import fail, load_rules_or_fail, open_runtime, settings_or_fail
+from intake.core.roles import ROLES
 
 
 def _read_password(password_file: Path | None) -> str:
@@ -15,8 +16,6 @@ def _read_password(password_file: Path | None) -> str:
         try:
             lines = password_file.read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as exc:
-            from intake.cli import fail
-
             fail(f"cannot read the password file: {type(exc).__name__}")
         return lines[0] if lines else ""
     if sys.stdin is not None and sys.stdin.isatty():
@@ -44,13 +43,12 @@ def staff() -> None:
 def add(email: str, agency_id: str, role: str, password_file: Path | None,
         no_totp: bool) -> None:
     """Create a staff account; prints the TOTP secret once."""
-    from intake.cli import _load_rules_or_fail, _runtime, _settings, fail
     from intake.services import staff as accounts
 
     password = _read_password(password_file)
-    settings = _settings()
-    with _runtime(settings) as runtime:
-        _load_rules_or_fail(runtime)
+    settings = settings_or_fail()
+    with open_runtime(settings) as runtime:
+        load_rules_or_fail(runtime)
         if agency_id not in runtime.rules.current().agencies:
             fail(f"unknown agency '{agency_id}' (not in the rules file)")
         try:
@@ -73,15 +71,10 @@ def add(email: str, agency_id: str, role: str, password_file: Path | None,
 @click.option("--email", required=True)
 def unlock(email: str) -> None:
     """Lift a lockout after too many failed logins."""
-    from sqlalchemy import select
-
-    from intake.cli import _runtime, _settings, fail
-    from intake.db.staff_models import StaffAccount
     from intake.services import staff as accounts
 
-    with _runtime(_settings()) as runtime, runtime.db.session() as session:
-        account_id = session.scalar(select(StaffAccount.id).where(
-            StaffAccount.email == accounts.normalise_email(email)))
+    with open_runtime(settings_or_fail()) as runtime, runtime.db.session() as session:
+        account_id = accounts.account_id_for(session, email)
         if account_id is None:
             fail(f"no staff account for {email}")
         accounts.unlock(session, account_id)

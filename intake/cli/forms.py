@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+from intake.cli.common import fail, settings_or_fail
+
 
 @click.group("forms")
 def forms() -> None:
@@ -16,11 +18,10 @@ def forms() -> None:
 @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
 def check(file: Path | None) -> None:
     """Validate FILE (default: INTAKE_FORMS, else the packaged forms.yaml)."""
-    from intake.cli import _settings, fail
     from intake.core.forms import FormsConfigError
     from intake.services.forms import load_forms_file, packaged_forms_path
 
-    path = file or _settings().forms_path or packaged_forms_path()
+    path = file or settings_or_fail().forms_path or packaged_forms_path()
     if not path.is_file():
         fail(f"{path}: file not found")
     try:

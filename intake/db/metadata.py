@@ -1,0 +1,16 @@
+"""Every table of the schema in one ``MetaData``: what Alembic and the schema test compare.
+
+Each area's tables live in their own module; importing them all here puts
+every table in ``Base.metadata`` without the table modules importing each
+other (staff_models also registers the Alembic comparator that hides the
+search objects).
+"""
+
+from __future__ import annotations
+
+from intake.db import mail_models, models, staff_models  # noqa: F401 - for their tables
+from intake.db.base import Base
+
+metadata = Base.metadata
+
+__all__ = ["metadata"]
