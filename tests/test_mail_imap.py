@@ -19,6 +19,7 @@ from sqlalchemy import func, select, text
 from intake.db.mail_models import MailboxState, QuarantinedMessage
 from intake.db.models import Attachment, Entry, Original
 from intake.mail.config import MailboxConfig
+from intake.mail.imap import ImapMailbox
 from intake.mail.poller import MailboxPoller, PassReport
 from intake.runtime import Runtime
 from intake.services.mail_intake import open_quarantined
@@ -60,7 +61,7 @@ def message(n: int, *, subject: str | None = None, body: str | None = None,
 
 def poller(runtime: Runtime, config: MailboxConfig, **kwargs: Any) -> MailboxPoller:
     return MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
-                         **kwargs)
+                         open_mailbox=ImapMailbox.open, **kwargs)
 
 
 def stored_digests(runtime: Runtime) -> list[str]:
@@ -142,10 +143,10 @@ def test_crash_between_commit_and_move(runtime: Runtime, imap: ImapServer) -> No
 
     doomed = poller(runtime, config, batch_bytes=1, lease_seconds=1,
                     before_move=crash_on_third_batch)
-    client = doomed.connect()
+    mailbox = doomed.connect()
     with pytest.raises(Crash):
-        doomed.run_pass(client)
-    client.shutdown()
+        doomed.run_pass(mailbox)
+    mailbox.close()
     assert len(stored_digests(runtime)) == 3  # committed ...
     assert imap.count(config.folder) == 3  # ... but only two were moved
     # The crashed poller still holds the lease; a new one waits for it to expire.
@@ -210,7 +211,7 @@ def test_two_pollers_at_once(runtime: Runtime, imap: ImapServer) -> None:
 
 
 def test_a_held_lease_keeps_other_pollers_out(runtime: Runtime, imap: ImapServer) -> None:
-    from intake.mail.poller import acquire_lease
+    from intake.services.mailboxes import acquire_lease
 
     config = imap.mailbox()
     imap.append(config.folder, message(1))
@@ -370,7 +371,7 @@ def test_a_stalled_poller_whose_lease_was_taken_commits_nothing_more(
     from sqlalchemy import update
 
     from intake.db.models import utcnow
-    from intake.mail.poller import acquire_lease
+    from intake.services.mailboxes import acquire_lease
 
     config = imap.mailbox()
     sent = [message(n) for n in range(4)]
