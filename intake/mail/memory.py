@@ -85,8 +85,9 @@ class MemoryMailServer:
             return [set(flags) for _, flags in found.messages.values()] if found else []
 
     def drop_after(self, operations: int | None) -> None:
-        """Fail every operation (ConnectionResetError) after the next ``operations`` ones;
-        None: never again."""
+        """Drop the connection (ConnectionResetError) once, after the next ``operations``
+        session operations (logins included); None: not at all. The sessions opened after
+        the drop work again, as after a real network failure."""
         with self.lock:
             self._operations_left = operations
 
@@ -95,6 +96,7 @@ class MemoryMailServer:
         if self._operations_left is None:
             return
         if self._operations_left <= 0:
+            self._operations_left = None
             raise ConnectionResetError("connection dropped (memory mail server)")
         self._operations_left -= 1
 
