@@ -287,16 +287,20 @@ class Outbox:
                           idempotency_key=message_id.strip("<>"))
 
 
-# -- forwarding to agencies ----------------------------------------------------------------
-
-
-class Forwarder:
-    """Forwards an entry to an agency: the agency's rendition, by e-mail or webhook."""
+class _Step:
+    """A sending step: the shared :class:`Outbox`, the settings and the rules."""
 
     def __init__(self, outbox: Outbox, rules: RulesProvider) -> None:
         self.outbox = outbox
         self.settings = outbox.settings
         self.rules = rules
+
+
+# -- forwarding to agencies ----------------------------------------------------------------
+
+
+class Forwarder(_Step):
+    """Forwards an entry to an agency: the agency's rendition, by e-mail or webhook."""
 
     def deliver(self, session: Session, item: WorkItem) -> None:
         """Forward an entry to an agency (e-mail or webhook)."""
@@ -416,13 +420,8 @@ def _webhook_payload(entry: Entry, outgoing: OutgoingMessage, rendition: Renditi
 # -- the submitter's receipt ---------------------------------------------------------------
 
 
-class Acknowledger:
+class Acknowledger(_Step):
     """Sends the submitter's receipt: record number, next steps, the private status link."""
-
-    def __init__(self, outbox: Outbox, rules: RulesProvider) -> None:
-        self.outbox = outbox
-        self.settings = outbox.settings
-        self.rules = rules
 
     def acknowledge(self, session: Session, item: WorkItem) -> None:
         """The submitter's receipt: record number, next steps, the private status link."""
@@ -490,14 +489,9 @@ class Acknowledger:
 # -- the conversation ----------------------------------------------------------------------
 
 
-class ThreadRelay:
+class ThreadRelay(_Step):
     """Passes the conversation on: citizen <-> agency through the relay address, and staff
     replies to the submitter."""
-
-    def __init__(self, outbox: Outbox, rules: RulesProvider) -> None:
-        self.outbox = outbox
-        self.settings = outbox.settings
-        self.rules = rules
 
     def relay(self, session: Session, item: WorkItem) -> None:
         """Decide a relayed message (mail to reply+token@...) through the gate."""
