@@ -20,6 +20,10 @@ A dropped connection at any point loses nothing: what was committed is
 moved on the next pass, what was not is fetched again. ``intake poll`` and
 the pollers embedded in ``intake serve`` run this same code; between passes
 a poller waits in IDLE where the server offers it.
+
+The poller drives a :class:`~intake.mail.mailbox.Mailbox` it opens with the
+factory it was given (the real IMAP one, or an in-memory one in tests) and
+keeps its state through :mod:`intake.services.mailboxes`.
 """
 
 from __future__ import annotations
