@@ -14,6 +14,7 @@ from collections.abc import Callable
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
+from intake.services import gate
 from intake.services.delivery import Delivery
 from intake.services.routing import RulesProvider, make_route_handlers
 from intake.settings import Settings
@@ -26,12 +27,20 @@ class StartupError(RuntimeError):
 
 
 class Runtime:
-    def __init__(self, settings: Settings) -> None:
+    """Everything a process of intake runs on, built once from the settings.
+
+    ``senders`` are the ways out the delivery handlers use; by default the
+    real ones the settings describe (:func:`gate.senders_from`), in tests
+    in-memory ones (:mod:`intake.outbound.memory`).
+    """
+
+    def __init__(self, settings: Settings, senders: gate.Senders | None = None) -> None:
         self.settings = settings
+        self.senders = senders or gate.senders_from(settings)
         self.db = Database(settings.database_url)
         self.rules = RulesProvider(settings.rules_path)
         self.jobs = JobSystem(settings, self.db)
-        self.delivery = Delivery(settings, self.rules)
+        self.delivery = Delivery(settings, self.rules, self.senders)
         route, route_many = make_route_handlers(self.rules, after=self.delivery.plan,
                                                 after_many=self.delivery.plan_many)
         self.jobs.register("route", route, many=route_many)

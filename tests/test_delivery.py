@@ -1,4 +1,11 @@
-"""Delivery over real SMTP (aiosmtpd) and a real webhook receiver on loopback."""
+"""Delivery: forwards, receipts, relays and failures, read from in-memory senders.
+
+The services run as in production (in-process workers, a real database); only
+the way out is :class:`~intake.outbound.memory.MemoryMailSender`, which keeps
+the bytes an SMTP server would have received. One test runs the real
+senders end to end (an aiosmtpd sink and a real webhook receiver on loopback);
+tests/test_outbound.py tests the real senders themselves.
+"""
 
 from __future__ import annotations
 
@@ -16,11 +23,12 @@ from intake import create_app
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
 from intake.outbound import webhook
+from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services import gate, privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from intake.services.work import enqueue, retry_dead
-from tests.conftest import ORIGINALS_KEY, free_port, make_settings, wait_for
+from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
 from tests.smtp_sink import SmtpSink
 
 CITIZEN = "maria.lopez@example.org"
@@ -47,10 +55,16 @@ def rules_file(tmp_path: Path, webhook_port: int | None = None) -> Path:
     return path
 
 
-def make_runtime(tmp_path: Path, db_url: str, smtp_port: int, webhook_port: int | None = None,
+def memory_senders(outbox: MemoryMailSender,
+                   hooks: MemoryWebhookSender | None = None) -> gate.Senders:
+    return gate.Senders(mail=outbox, webhook=hooks or MemoryWebhookSender())
+
+
+def make_runtime(tmp_path: Path, db_url: str, smtp_port: int | None = None,
+                 webhook_port: int | None = None, *, senders: gate.Senders | None = None,
                  **env: str) -> Runtime:
+    """A runtime on ``senders``, or (none given) on the real ones its settings describe."""
     values = {
-        "INTAKE_SMTP_URL": f"smtp://127.0.0.1:{smtp_port}",
         "INTAKE_RULES": str(rules_file(tmp_path, webhook_port)),
         "INTAKE_MAIL_FROM": "intake@examplia.gov",
         "INTAKE_RELAY_DOMAIN": "relay.examplia.gov",
@@ -61,15 +75,22 @@ def make_runtime(tmp_path: Path, db_url: str, smtp_port: int, webhook_port: int 
         "INTAKE_SMTP_TIMEOUT": "5",
         "INTAKE_WEBHOOK_SECRET": "w" * 40,
     }
+    if smtp_port is not None:
+        values["INTAKE_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
     values.update(env)
-    rt = Runtime(make_settings(tmp_path, db_url, **values))
+    rt = Runtime(make_settings(tmp_path, db_url, **values), senders)
     rt.rules.load()
     return rt
 
 
 @pytest.fixture
-def rt(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
-    runtime = make_runtime(tmp_path, db_url, sink.port)
+def outbox() -> MemoryMailSender:
+    return MemoryMailSender()
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str, outbox: MemoryMailSender) -> Iterator[Runtime]:
+    runtime = make_runtime(tmp_path, db_url, senders=memory_senders(outbox))
     yield runtime
     runtime.close()
 
@@ -100,11 +121,11 @@ def items(rt: Runtime, kind: str) -> list[WorkItem]:
 
 
 def test_forward_without_consent_carries_the_relay_not_the_citizen(
-        rt: Runtime, sink: SmtpSink) -> None:
+        rt: Runtime, outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     entry_id, record = submit(rt)
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
-    forward = sink.to(DOT)[0]
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="forward and receipt")
+    forward = outbox.to(DOT)[0]
     msg = forward.message
     raw = forward.raw.decode("utf-8", "replace").lower()
     assert CITIZEN not in raw and "maria" not in raw and "lopez" not in raw
@@ -114,7 +135,7 @@ def test_forward_without_consent_carries_the_relay_not_the_citizen(
     assert msg["Auto-Submitted"] == "auto-generated"
     assert forward.mail_from == "intake@examplia.gov"
     assert "pothole on route 9" in raw
-    # The sink sees the message a moment before the handler's transaction commits.
+    # The sender has the message a moment before the handler's transaction commits.
     def kinds() -> list[str]:
         with rt.db.session() as s:
             return list(s.scalars(select(Event.kind).where(Event.entry_id == entry_id)))
@@ -126,13 +147,13 @@ def test_forward_without_consent_carries_the_relay_not_the_citizen(
 
 
 def test_receipt_has_record_number_and_a_working_status_link(rt: Runtime,
-                                                             sink: SmtpSink) -> None:
+                                                             outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     _, record = submit(rt)
-    wait_for(lambda: sink.to(CITIZEN), message="receipt")
+    wait_for(lambda: outbox.to(CITIZEN), message="receipt")
     # The link's token commits with the receipt's work item, just after the send.
     wait_for(lambda: [i.state for i in items(rt, "acknowledge")] == ["done"], message="ack done")
-    receipt = sink.to(CITIZEN)[0].message
+    receipt = outbox.to(CITIZEN)[0].message
     assert receipt["Auto-Submitted"] == "auto-replied"
     text = receipt.get_content()
     assert record in text and "Department of Transportation" in text
@@ -143,24 +164,26 @@ def test_receipt_has_record_number_and_a_working_status_link(rt: Runtime,
     assert page.status_code == 200 and record in page.get_data(as_text=True)
 
 
-def test_forward_with_consent_carries_the_citizens_address(rt: Runtime, sink: SmtpSink) -> None:
+def test_forward_with_consent_carries_the_citizens_address(rt: Runtime,
+                                                           outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     submit(rt, consent="agency:dot")
-    wait_for(lambda: sink.to(DOT), message="forward")
-    msg = sink.to(DOT)[0].message
+    wait_for(lambda: outbox.to(DOT), message="forward")
+    msg = outbox.to(DOT)[0].message
     assert msg["Reply-To"] == CITIZEN
     assert CITIZEN in msg.get_content() and "Maria Lopez" in msg.get_content()
 
 
 def test_consent_for_another_agency_does_not_cover_this_one(rt: Runtime,
-                                                            sink: SmtpSink) -> None:
+                                                            outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     submit(rt, consent="agency:parks")
-    wait_for(lambda: sink.to(DOT), message="forward")
-    assert CITIZEN not in sink.to(DOT)[0].raw.decode("utf-8", "replace").lower()
+    wait_for(lambda: outbox.to(DOT), message="forward")
+    assert CITIZEN not in outbox.to(DOT)[0].raw.decode("utf-8", "replace").lower()
 
 
-def test_withdrawal_after_queueing_sends_content_only(rt: Runtime, sink: SmtpSink) -> None:
+def test_withdrawal_after_queueing_sends_content_only(rt: Runtime,
+                                                      outbox: MemoryMailSender) -> None:
     entry_id, _ = submit(rt, consent="agency")
     route = items(rt, "route")[0]
     assert rt.jobs.perform(route.id, "test") == "done"  # route now; deliver later
@@ -170,8 +193,8 @@ def test_withdrawal_after_queueing_sends_content_only(rt: Runtime, sink: SmtpSin
                                policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
                                evidence=b"withdraw")
     rt.jobs.start()
-    wait_for(lambda: sink.to(DOT), message="content-only forward")
-    assert CITIZEN not in sink.to(DOT)[0].raw.decode("utf-8", "replace").lower()
+    wait_for(lambda: outbox.to(DOT), message="content-only forward")
+    assert CITIZEN not in outbox.to(DOT)[0].raw.decode("utf-8", "replace").lower()
     wait_for(lambda: [i.state for i in items(rt, "deliver")] == ["done"], message="deliver done")
     with rt.db.session() as s:
         ledger = [(d.nature, d.allowed, d.reason, d.include_identity)
@@ -181,63 +204,52 @@ def test_withdrawal_after_queueing_sends_content_only(rt: Runtime, sink: SmtpSin
                       ("forward", True, "notice", False)]
 
 
-def test_crlf_in_subject_cannot_inject_headers(rt: Runtime, sink: SmtpSink) -> None:
+def test_crlf_in_subject_cannot_inject_headers(rt: Runtime, outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     with rt.db.session() as s:
         record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=b"inject", content_type="text/plain",
             subject="Pothole\r\nBcc: victim@evil.example", body="pothole here",
             submitter=SubmitterData(name="X\r\nBcc: other@evil.example", email=CITIZEN))],
-            record_prefix="EX",
-                    originals_key=ORIGINALS_KEY)[0]
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="mail")
-    for received in sink.all():
+            record_prefix="EX", originals_key=ORIGINALS_KEY)
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="mail")
+    for received in outbox.all():
         assert not any("evil.example" in r for r in received.rcpt_tos)
         assert received.message["Bcc"] is None
 
 
-def test_smtp_down_then_back_delivers_everything_once(tmp_path: Path, db_url: str) -> None:
-    port = free_port()  # the agency's mail server is down
-    rt = make_runtime(tmp_path, db_url, port)
+def test_smtp_down_then_back_delivers_everything_once(rt: Runtime,
+                                                     outbox: MemoryMailSender) -> None:
+    outbox.go_down()  # the agency's mail server is down
+    rt.jobs.start()
+    submit(rt, "pothole one", email="a@example.org")
+    submit(rt, "pothole two", email="b@example.org")
+    # Read once per poll: the two deliveries, each failed at least twice, each waiting
+    # with its SMTP error recorded.
+    seen: list[list[tuple[int, str, str | None]]] = []
+
+    def failed_twice_and_waiting() -> bool:
+        snapshot = [(i.attempts, i.state, i.last_error) for i in items(rt, "deliver")]
+        seen.append(snapshot)
+        return len(snapshot) == 2 and all(
+            attempts >= 2 and state == "pending" and "SMTP unavailable" in (error or "")
+            for attempts, state, error in snapshot)
+
     try:
-        rt.jobs.start()
-        submit(rt, "pothole one", email="a@example.org")
-        submit(rt, "pothole two", email="b@example.org")
-        # Read once per poll: the two deliveries, each failed at least twice, each waiting
-        # with its SMTP error recorded. (Two CI runs on SQLite once saw attempts >= 2,
-        # pending, and no last error in a second read; not explained yet, see the
-        # closing note of issue 5's stop 12.)
-        seen: list[list[tuple[int, str, str | None]]] = []
-
-        def failed_twice_and_waiting() -> bool:
-            snapshot = [(i.attempts, i.state, i.last_error) for i in items(rt, "deliver")]
-            seen.append(snapshot)
-            return len(snapshot) == 2 and all(
-                attempts >= 2 and state == "pending" and "SMTP unavailable" in (error or "")
-                for attempts, state, error in snapshot)
-
-        try:
-            wait_for(failed_twice_and_waiting,
-                     message="failed attempts while the server is down")
-        except AssertionError as exc:
-            raise AssertionError(f"{exc}; last seen {seen[-3:]}") from None
-        sink = SmtpSink(port).start()  # back up
-        try:
-            wait_for(lambda: len(sink.to(DOT)) == 2 and len(sink.all()) == 4, timeout=60,
-                     message="everything delivered")
-            wait_for(lambda: all(i.state == "done" for i in items(rt, "deliver")),
-                     message="done")
-            ids = [r.message_id for r in sink.all()]
-            assert len(ids) == len(set(ids)) == 4
-        finally:
-            sink.stop()
-    finally:
-        rt.close()
+        wait_for(failed_twice_and_waiting, message="failed attempts while the server is down")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last seen {seen[-3:]}") from None
+    outbox.come_back()
+    wait_for(lambda: len(outbox.to(DOT)) == 2 and len(outbox.all()) == 4, timeout=60,
+             message="everything delivered")
+    wait_for(lambda: all(i.state == "done" for i in items(rt, "deliver")), message="done")
+    ids = [r.message_id for r in outbox.all()]
+    assert len(ids) == len(set(ids)) == 4
 
 
 def test_permanent_failure_is_a_dead_letter_and_can_be_retried(rt: Runtime,
-                                                              sink: SmtpSink) -> None:
-    sink.reject[DOT] = "550 5.1.1 <intake@dot.examplia.gov>: mailbox unavailable"
+                                                              outbox: MemoryMailSender) -> None:
+    outbox.reject[DOT] = "550 5.1.1 <intake@dot.examplia.gov>: mailbox unavailable"
     rt.jobs.start()
     entry_id, _ = submit(rt)
     wait_for(lambda: items(rt, "deliver") and items(rt, "deliver")[0].state == "dead",
@@ -245,24 +257,24 @@ def test_permanent_failure_is_a_dead_letter_and_can_be_retried(rt: Runtime,
     dead = items(rt, "deliver")[0]
     assert dead.attempts == 1 and dead.last_error is not None
     assert dead.last_error.startswith("PermanentError: SMTP 550")
-    assert sink.to(DOT) == []
-    del sink.reject[DOT]
+    assert outbox.to(DOT) == []
+    del outbox.reject[DOT]
     with rt.db.session() as s:
         assert retry_dead(s, [dead.id]) == [dead.id]
-    wait_for(lambda: len(sink.to(DOT)) == 1, message="delivered after retry")
+    wait_for(lambda: len(outbox.to(DOT)) == 1, message="delivered after retry")
 
 
 def test_acknowledgements_are_rate_limited_per_address(tmp_path: Path, db_url: str,
-                                                      sink: SmtpSink) -> None:
-    rt = make_runtime(tmp_path, db_url, sink.port, INTAKE_ACK_LIMIT="1")
+                                                      outbox: MemoryMailSender) -> None:
+    rt = make_runtime(tmp_path, db_url, senders=memory_senders(outbox), INTAKE_ACK_LIMIT="1")
     try:
         rt.jobs.start()
         first, _ = submit(rt, "pothole one")
-        wait_for(lambda: len(sink.to(CITIZEN)) == 1, message="first receipt")
+        wait_for(lambda: len(outbox.to(CITIZEN)) == 1, message="first receipt")
         second, _ = submit(rt, "pothole two")
-        wait_for(lambda: len(sink.to(DOT)) == 2, message="both forwards")
+        wait_for(lambda: len(outbox.to(DOT)) == 2, message="both forwards")
         wait_for(lambda: items(rt, "acknowledge")[-1].state == "done", message="second ack")
-        assert len(sink.to(CITIZEN)) == 1
+        assert len(outbox.to(CITIZEN)) == 1
         with rt.db.session() as s:
             skipped = s.scalar(select(func.count()).select_from(Event).where(
                 Event.entry_id == second, Event.kind == "acknowledgement-skipped"))
@@ -271,13 +283,13 @@ def test_acknowledgements_are_rate_limited_per_address(tmp_path: Path, db_url: s
         rt.close()
 
 
-def test_auto_replies_are_never_acknowledged(rt: Runtime, sink: SmtpSink) -> None:
+def test_auto_replies_are_never_acknowledged(rt: Runtime, outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     entry_id, _ = submit(rt, fields={"_auto_submitted": "auto-submitted: auto-replied"})
-    wait_for(lambda: sink.to(DOT), message="forward")
+    wait_for(lambda: outbox.to(DOT), message="forward")
     wait_for(lambda: items(rt, "route")[0].state == "done", message="routed")
     assert items(rt, "acknowledge") == []
-    assert sink.to(CITIZEN) == []
+    assert outbox.to(CITIZEN) == []
 
 
 def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
@@ -291,13 +303,14 @@ def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
         return tm.id
 
 
-def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime, sink: SmtpSink) -> None:
+def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime,
+                                                           outbox: MemoryMailSender) -> None:
     rt.jobs.start()
     entry_id, record = submit(rt)
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="first mail")
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="first mail")
     _thread_message(rt, entry_id, "agency", "We will fix it on Monday.")
-    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency -> citizen")
-    to_citizen = sink.to(CITIZEN)[1].message
+    wait_for(lambda: len(outbox.to(CITIZEN)) == 2, message="agency -> citizen")
+    to_citizen = outbox.to(CITIZEN)[1].message
     assert to_citizen["From"].addresses[0].addr_spec == "intake@examplia.gov"
     assert to_citizen["Reply-To"].startswith("reply+")
     assert "We will fix it on Monday." in to_citizen.get_content()
@@ -305,8 +318,8 @@ def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime, sink: Sm
 
     _thread_message(rt, entry_id, "submitter",
                     f"Thank you! Reach me at {CITIZEN} anytime. My SSN is 518-22-4137.")
-    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen -> agency")
-    to_agency = sink.to(DOT)[1]
+    wait_for(lambda: len(outbox.to(DOT)) == 2, message="citizen -> agency")
+    to_agency = outbox.to(DOT)[1]
     assert to_agency.mail_from.startswith("reply+")
     assert CITIZEN not in to_agency.raw.decode("utf-8", "replace").lower()
     assert "518-22-4137" not in to_agency.message.get_content()  # P6: redacted in transit
@@ -335,6 +348,8 @@ class _Receiver(BaseHTTPRequestHandler):
 
 def test_webhook_delivery_is_signed_and_keeps_the_address_inside(
         tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    """The real senders of the settings, end to end: the receipt over SMTP, the forward
+    to a webhook receiver."""
     server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     _Receiver.bodies, _Receiver.verified = [], []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -350,20 +365,21 @@ def test_webhook_delivery_is_signed_and_keeps_the_address_inside(
         assert CITIZEN not in json.dumps(payload).lower()
         assert payload["reply_to"].startswith("reply+")
         assert not webhook.verify(b"x" * 40, json.dumps(payload).encode(), "t=1,v1=00")
+        wait_for(lambda: sink.to(CITIZEN), message="the receipt over real SMTP")
     finally:
         rt.close()
         server.shutdown()
 
 
 def test_mail_to_the_relay_address_is_passed_on_through_the_email_intake(
-        rt: Runtime, sink: SmtpSink) -> None:
+        rt: Runtime, outbox: MemoryMailSender) -> None:
     """Citizen <-> agency through reply+token@..., from the IMAP intake's entry point."""
-    from intake.services.mail_intake import MailContext, intake_message
+    from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 
     rt.jobs.start()
     entry_id, record = submit(rt)
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
-    relay = str(sink.to(DOT)[0].message["Reply-To"])
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="forward and receipt")
+    relay = str(outbox.to(DOT)[0].message["Reply-To"])
     agencies = [a.email for a in rt.rules.current().agencies.values() if a.email]
     context = MailContext.from_settings(rt.settings, "INBOX", pii_key=rt.pii_key,
                                         agency_addresses=agencies)
@@ -373,11 +389,11 @@ def test_mail_to_the_relay_address_is_passed_on_through_the_email_intake(
                     f"Subject: Re: [#{record}] Road problem\r\n"
                     f"Message-ID: <crew-1@dot.examplia.gov>\r\n\r\n"
                     "We will patch it on Monday.\r\n").encode()
-    outcome = intake_message(rt.db, agency_reply, context)
+    outcome = store_messages(rt.db, [ReceivedMail(agency_reply)], context)[0]
     assert (outcome.outcome, outcome.via, outcome.author) == ("thread-reply", "relay-token",
                                                                "agency")
-    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency reply relayed to the citizen")
-    to_citizen = sink.to(CITIZEN)[-1]
+    wait_for(lambda: len(outbox.to(CITIZEN)) == 2, message="agency reply relayed to the citizen")
+    to_citizen = outbox.to(CITIZEN)[-1]
     assert to_citizen.mail_from == "intake@examplia.gov"
     assert "We will patch it on Monday." in to_citizen.message.get_content()
     assert DOT not in str(to_citizen.message["From"])
@@ -387,15 +403,15 @@ def test_mail_to_the_relay_address_is_passed_on_through_the_email_intake(
                      f"Subject: Re: [#{record}] Road problem\r\n"
                      f"Message-ID: <maria-2@example.org>\r\n\r\n"
                      f"Thanks! You can also call me. {CITIZEN}\r\n").encode()
-    outcome = intake_message(rt.db, citizen_reply, context)
+    outcome = store_messages(rt.db, [ReceivedMail(citizen_reply)], context)[0]
     assert (outcome.outcome, outcome.author) == ("thread-reply", "submitter")
-    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen reply relayed to the agency")
-    to_agency = sink.to(DOT)[-1]
+    wait_for(lambda: len(outbox.to(DOT)) == 2, message="citizen reply relayed to the agency")
+    to_agency = outbox.to(DOT)[-1]
     assert to_agency.mail_from == relay
     assert CITIZEN not in to_agency.raw.decode("utf-8", "replace").lower()
     assert "Thanks!" in to_agency.message.get_content()
     # The same bytes again (a re-fetch after a crash) relay nothing twice.
-    assert intake_message(rt.db, citizen_reply, context).outcome == "duplicate"
+    assert store_messages(rt.db, [ReceivedMail(citizen_reply)], context)[0].outcome == "duplicate"
     with rt.db.session() as s:
         relays = [d for d in privacy.disclosures_for(s, entry_id) if d.nature == "relay"]
     assert [(d.recipient_kind, d.allowed) for d in relays] == [("submitter", True),

@@ -1,14 +1,12 @@
-"""The disclosure gate on a real database and real servers: one call for many entries,
-work items reused by their dedupe key, and no way out without an allowed decision."""
+"""The disclosure gate on a real database: one call for many entries, work items reused
+by their dedupe key, and no way out (in-memory senders here) without an allowed decision."""
 
 from __future__ import annotations
 
 import shutil
-import threading
 from dataclasses import replace
 from datetime import timedelta
 from email.message import EmailMessage
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +15,15 @@ from sqlalchemy import make_url, select
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
+from intake.core.failures import TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
+from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
+from intake.outbound.smtp import SmtpConfig, SmtpMailSender
+from intake.outbound.webhook import HttpWebhookSender
 from intake.runtime import Runtime
 from intake.services import gate, privacy
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
-from tests.conftest import _truncate_postgres
-from tests.smtp_sink import SmtpSink
+from tests.conftest import _truncate_postgres, make_settings
 
 DOT = Recipient(kind="agency", id="dot", name="Department of Transportation",
                 address="intake@dot.examplia.gov")
@@ -197,51 +198,52 @@ def _message() -> EmailMessage:
 
 
 @pytest.mark.parametrize("purpose", [Purpose.SHARE_IDENTITY, Purpose.MARKETING])
-def test_send_email_sends_nothing_under_a_refused_decision(sink: SmtpSink,
-                                                           purpose: Purpose) -> None:
+def test_send_email_sends_nothing_under_a_refused_decision(purpose: Purpose) -> None:
+    outbox = MemoryMailSender()
     refused = _decision(purpose)
     assert not refused.allowed
     with pytest.raises(DisclosureRefused):
-        gate.send_email(refused, _message(), smtp_url=f"smtp://127.0.0.1:{sink.port}",
-                        timeout=5, sender="intake@examplia.gov", recipients=[DOT.address])
-    gate.send_email(_decision(Purpose.REDIRECT), _message(),
-                    smtp_url=f"smtp://127.0.0.1:{sink.port}", timeout=5,
-                    sender="intake@examplia.gov", recipients=[DOT.address])
-    # Only the allowed one arrived (the server answers each message before send_email
-    # returns, so nothing of the refused one can still be on its way).
-    assert [r.rcpt_tos for r in sink.all()] == [(DOT.address,)]
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    posts: list[bytes] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        self.posts.append(self.rfile.read(int(self.headers["Content-Length"])))
-        self.send_response(202)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        """Keep the test output quiet (http.server logs every request to stderr)."""
+        gate.send_email(refused, outbox, _message(), envelope_from="intake@examplia.gov",
+                        recipients=[DOT.address])
+    gate.send_email(_decision(Purpose.REDIRECT), outbox, _message(),
+                    envelope_from="intake@examplia.gov", recipients=[DOT.address])
+    assert [(m.mail_from, m.rcpt_tos) for m in outbox.all()] == [
+        ("intake@examplia.gov", (DOT.address,))]
 
 
 def test_post_webhook_posts_nothing_under_a_refused_decision() -> None:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
-    _Receiver.posts = []
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    try:
-        with pytest.raises(DisclosureRefused):
-            gate.post_webhook(_decision(Purpose.SHARE_IDENTITY), url, {"n": 1},
-                              secret=b"w" * 40, idempotency_key="k1", timeout=5)
-        gate.post_webhook(_decision(Purpose.REDIRECT), url, {"n": 2}, secret=b"w" * 40,
-                          idempotency_key="k2", timeout=5)
-    finally:
-        server.shutdown()
-    assert _Receiver.posts == [b'{"n": 2}']
+    hooks = MemoryWebhookSender()
+    url = "https://hooks.examplia.gov/intake"
+    with pytest.raises(DisclosureRefused):
+        gate.post_webhook(_decision(Purpose.SHARE_IDENTITY), hooks, url, {"n": 1},
+                          idempotency_key="k1")
+    gate.post_webhook(_decision(Purpose.REDIRECT), hooks, url, {"n": 2}, idempotency_key="k2")
+    assert [(p.url, p.body, p.idempotency_key) for p in hooks.all()] == [(url, b'{"n": 2}', "k2")]
 
 
-def test_a_send_needs_a_decision_of_the_gate(sink: SmtpSink) -> None:
+def test_a_send_needs_a_decision_of_the_gate() -> None:
+    outbox = MemoryMailSender()
     with pytest.raises(TypeError):
-        gate.send_email(True, _message(), smtp_url=f"smtp://127.0.0.1:{sink.port}",  # type: ignore[arg-type]
-                        timeout=5, sender="intake@examplia.gov", recipients=[DOT.address])
-    assert sink.all() == []
+        gate.send_email(True, outbox, _message(),  # type: ignore[arg-type]
+                        envelope_from="intake@examplia.gov", recipients=[DOT.address])
+    assert outbox.all() == []
+
+
+def test_mail_waits_while_no_smtp_server_is_configured(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'gate.db'}")
+    senders = gate.senders_from(settings)
+    assert settings.smtp_url is None and senders.mail is None
+    with pytest.raises(TransientError, match="INTAKE_SMTP_URL is not set"):
+        gate.send_email(_decision(Purpose.REDIRECT), senders.mail, _message(),
+                        envelope_from="intake@examplia.gov", recipients=[DOT.address])
+
+
+def test_the_settings_pick_the_real_senders(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'gate.db'}",
+                             INTAKE_SMTP_URL="smtp+starttls://relay.examplia.gov",
+                             INTAKE_SMTP_TIMEOUT="7", INTAKE_WEBHOOK_SECRET="w" * 40)
+    senders = gate.senders_from(settings)
+    assert isinstance(senders.mail, SmtpMailSender)
+    assert senders.mail.config == SmtpConfig("relay.examplia.gov", 587, "starttls", timeout=7.0)
+    assert isinstance(senders.webhook, HttpWebhookSender)
+    assert (senders.webhook.secret, senders.webhook.timeout) == (b"w" * 40, 7.0)

@@ -1,9 +1,10 @@
-"""Header injection through encoded words, end to end: form or e-mail in, real SMTP sink out.
+"""Header injection through encoded words, end to end: form or e-mail in, mail out.
 
 Names and subjects below hide CR/LF, U+2028 and U+0085 in RFC 2047 encoded words (once
-and twice encoded) and as literal characters; every message the sink receives must have
-exactly the headers intake wrote, go only to the intended recipient, and every work item
-must end done, never dead.
+and twice encoded) and as literal characters; every message sent must have exactly the
+headers intake wrote (read from the bytes a server would receive), go only to the
+intended recipient, and every work item must end done, never dead. The in-memory sender
+keeps those bytes; one test sends through a real SMTP server (aiosmtpd) on loopback.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from email import base64mime, quoprimime
 from pathlib import Path
+from typing import Protocol
 
 import pytest
 from flask.testing import FlaskClient
@@ -18,12 +20,13 @@ from sqlalchemy import select
 
 from intake import create_app
 from intake.db.models import Entry, WorkItem
+from intake.outbound.memory import MemoryMailSender, SentMail
 from intake.runtime import Runtime
-from intake.services.mail_intake import MailContext, intake_message
+from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 from tests.conftest import wait_for
 from tests.forms_support import contact_fields, write_forms_file
 from tests.smtp_sink import Received, SmtpSink
-from tests.test_delivery import CITIZEN, DOT, make_runtime
+from tests.test_delivery import CITIZEN, DOT, make_runtime, memory_senders
 
 AUTOMATIC = sorted(["From", "To", "Reply-To", "Subject", "Message-ID", "Date", "Auto-Submitted",
                     "X-Auto-Response-Suppress", "X-Intake-Record", "MIME-Version",
@@ -44,12 +47,32 @@ HOSTILE_NAME = (q("Eve\r\nBcc: name@evil.example") + " " + b(q("\x85X-Injected: 
                 + " Ortiz\x85X-Injected: 2")
 
 
-@pytest.fixture
-def rt(tmp_path: Path, db_url: str, sink: SmtpSink) -> Iterator[Runtime]:
-    runtime = make_runtime(tmp_path, db_url, sink.port,
+class Mail(Protocol):
+    """What was sent: an in-memory sender's or a real server's record."""
+
+    def to(self, address: str) -> list[SentMail] | list[Received]: ...
+
+    def all(self) -> list[SentMail] | list[Received]: ...
+
+
+def _runtime(tmp_path: Path, db_url: str, smtp_port: int | None = None,
+             outbox: MemoryMailSender | None = None) -> Runtime:
+    runtime = make_runtime(tmp_path, db_url, smtp_port,
+                           senders=memory_senders(outbox) if outbox else None,
                            INTAKE_FORMS=str(write_forms_file(tmp_path)),
                            INTAKE_FORM_RATE_LIMIT="1000/minute")
     runtime.jobs.start()
+    return runtime
+
+
+@pytest.fixture
+def outbox() -> MemoryMailSender:
+    return MemoryMailSender()
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str, outbox: MemoryMailSender) -> Iterator[Runtime]:
+    runtime = _runtime(tmp_path, db_url, outbox=outbox)
     yield runtime
     runtime.close()
 
@@ -59,7 +82,7 @@ def client(rt: Runtime) -> FlaskClient:
     return create_app(runtime=rt).test_client()
 
 
-def assert_clean(received: Received, recipient: str) -> None:
+def assert_clean(received: SentMail | Received, recipient: str) -> None:
     """Exactly intake's headers, each on one line, and only the intended envelope recipient."""
     msg = received.message
     assert sorted(msg.keys()) == AUTOMATIC
@@ -89,7 +112,22 @@ def record_number(rt: Runtime) -> str:
 
 @pytest.mark.parametrize("consent", [None, "share-identity-2026-01-en"])
 def test_hostile_form_subject_and_name_are_delivered_as_one_clean_line(
-        rt: Runtime, client: FlaskClient, sink: SmtpSink, consent: str | None) -> None:
+        rt: Runtime, client: FlaskClient, outbox: MemoryMailSender, consent: str | None) -> None:
+    _send_hostile_form(rt, client, outbox, consent)
+
+
+def test_hostile_form_subject_reaches_a_real_smtp_server_as_one_clean_line(
+        tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    """The same, through the real sender: the bytes an actual SMTP server received."""
+    runtime = _runtime(tmp_path, db_url, smtp_port=sink.port)
+    try:
+        _send_hostile_form(runtime, create_app(runtime=runtime).test_client(), sink, None)
+    finally:
+        runtime.close()
+
+
+def _send_hostile_form(rt: Runtime, client: FlaskClient, sink: Mail,
+                       consent: str | None) -> None:
     app = client.application
     fields = contact_fields(app, name=HOSTILE_NAME, subject=HOSTILE_SUBJECT, email=CITIZEN,
                             message="A pothole on Route 9 is huge.", consent=consent)
@@ -117,48 +155,50 @@ def test_hostile_form_subject_and_name_are_delivered_as_one_clean_line(
 
 
 def test_hostile_mail_subject_and_sender_name_are_forwarded_as_one_clean_line(
-        rt: Runtime, sink: SmtpSink) -> None:
+        rt: Runtime, outbox: MemoryMailSender) -> None:
     raw = (f"From: {HOSTILE_NAME.replace(chr(0x85), ' ')} <{CITIZEN}>\r\n"
            "To: contact@examplia.gov\r\n"
            f"Subject: {HOSTILE_SUBJECT.replace(chr(0x2028), ' ')}\r\n"
            "Message-ID: <hostile-1@example.org>\r\n\r\n"
            "A pothole on Route 9 is huge.\r\n").encode()
-    assert intake_message(rt.db, raw, _mail_context(rt)).outcome == "stored"
+    assert store_messages(rt.db, [ReceivedMail(raw)], _mail_context(rt))[0].outcome == "stored"
 
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="forward and receipt")
     assert_all_work_done(rt)
-    (forward,) = sink.to(DOT)
+    (forward,) = outbox.to(DOT)
     assert_clean(forward, DOT)
     assert "Pothole X-Injected: pwned" in str(forward.message["Subject"])
-    (receipt,) = sink.to(CITIZEN)
+    (receipt,) = outbox.to(CITIZEN)
     assert_clean(receipt, CITIZEN)
 
 
 def test_hostile_subjects_in_relayed_replies_stay_one_clean_line(
-        rt: Runtime, client: FlaskClient, sink: SmtpSink) -> None:
+        rt: Runtime, client: FlaskClient, outbox: MemoryMailSender) -> None:
     fields = contact_fields(client.application, email=CITIZEN, subject="Road problem",
                             message="A pothole on Route 9 is huge.")
     assert client.post("/forms/contact", data=fields,
                        headers={"Accept": "application/json"}).status_code == 201
-    wait_for(lambda: sink.to(DOT) and sink.to(CITIZEN), message="forward and receipt")
-    relay = str(sink.to(DOT)[0].message["Reply-To"])
+    wait_for(lambda: outbox.to(DOT) and outbox.to(CITIZEN), message="forward and receipt")
+    relay = str(outbox.to(DOT)[0].message["Reply-To"])
     context = _mail_context(rt)
 
     crew, fixed = q("Road Crew\r\nBcc: crew@evil.example"), q(q("Re: fixed\r\nX-Injected: agency"))
     agency_reply = (f"From: {crew} <{DOT}>\r\nTo: {relay}\r\nSubject: {fixed}\r\n"
                     "Message-ID: <crew-1@dot.examplia.gov>\r\n\r\nPatched on Monday.\r\n")
-    assert intake_message(rt.db, agency_reply.encode(), context).outcome == "thread-reply"
-    wait_for(lambda: len(sink.to(CITIZEN)) == 2, message="agency reply relayed")
-    to_citizen = sink.to(CITIZEN)[-1]
+    [joined] = store_messages(rt.db, [ReceivedMail(agency_reply.encode())], context)
+    assert joined.outcome == "thread-reply"
+    wait_for(lambda: len(outbox.to(CITIZEN)) == 2, message="agency reply relayed")
+    to_citizen = outbox.to(CITIZEN)[-1]
     assert_clean(to_citizen, CITIZEN)
     assert "X-Injected: agency" in str(to_citizen.message["Subject"])
 
     maria, thanks = b("Maria\u2028Bcc: me@evil.example"), b("Re: thanks\r\nX-Injected: citizen")
     citizen_reply = (f"From: {maria} <{CITIZEN}>\r\nTo: {relay}\r\nSubject: {thanks}\r\n"
                      "Message-ID: <maria-2@example.org>\r\n\r\nThanks!\r\n")
-    assert intake_message(rt.db, citizen_reply.encode(), context).outcome == "thread-reply"
-    wait_for(lambda: len(sink.to(DOT)) == 2, message="citizen reply relayed")
-    to_agency = sink.to(DOT)[-1]
+    [joined] = store_messages(rt.db, [ReceivedMail(citizen_reply.encode())], context)
+    assert joined.outcome == "thread-reply"
+    wait_for(lambda: len(outbox.to(DOT)) == 2, message="citizen reply relayed")
+    to_agency = outbox.to(DOT)[-1]
     assert_clean(to_agency, DOT)
     assert "X-Injected: citizen" in str(to_agency.message["Subject"])
     assert "Maria" not in str(to_agency.message["From"])

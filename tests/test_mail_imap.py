@@ -2,26 +2,29 @@
 
 Every fault test ends the same way: each message is stored exactly once (its
 exact bytes are an original or in quarantine) and nothing was removed from the
-server (the folder plus the processed folder hold every appended message).
+server (the folder plus the processed folder hold every appended message). The
+poller's logic (leases, crashes, UIDVALIDITY changes, poison messages) is tested
+on the in-memory mail server in tests/test_mail_poller.py; here it runs on
+ImapMailbox against real servers: a pass, a dropped connection, a server without
+MOVE, the `serve` and `poll` commands, and what reaches the logs.
 """
 
 from __future__ import annotations
 
 import hashlib
-import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from intake.db.mail_models import MailboxState, QuarantinedMessage
 from intake.db.models import Attachment, Entry, Original
 from intake.mail.config import MailboxConfig
-from intake.mail.poller import MailboxPoller, PassReport
+from intake.mail.imap import ImapMailbox
+from intake.mail.poller import MailboxPoller
 from intake.runtime import Runtime
-from intake.services.mail_intake import open_quarantined
 from tests.conftest import wait_for
 from tests.mail_servers import DroppingProxy, ImapServer, start_dovecot, start_pymap
 
@@ -60,7 +63,7 @@ def message(n: int, *, subject: str | None = None, body: str | None = None,
 
 def poller(runtime: Runtime, config: MailboxConfig, **kwargs: Any) -> MailboxPoller:
     return MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
-                         **kwargs)
+                         open_mailbox=ImapMailbox.open, **kwargs)
 
 
 def stored_digests(runtime: Runtime) -> list[str]:
@@ -123,147 +126,6 @@ def test_connection_dropped_mid_fetch(runtime: Runtime, imap: ImapServer) -> Non
         assert_exactly_once(runtime, imap, config, sent)
     finally:
         proxy.close()
-
-
-class Crash(BaseException):
-    """Stands for the process dying: nothing after it runs, no lease is released."""
-
-
-def test_crash_between_commit_and_move(runtime: Runtime, imap: ImapServer) -> None:
-    config = imap.mailbox()
-    sent = [message(n) for n in range(5)]
-    imap.append(config.folder, *sent)
-    batches: list[list[int]] = []
-
-    def crash_on_third_batch(uids: list[int]) -> None:
-        batches.append(uids)
-        if len(batches) == 3:
-            raise Crash
-
-    doomed = poller(runtime, config, batch_bytes=1, lease_seconds=1,
-                    before_move=crash_on_third_batch)
-    client = doomed.connect()
-    with pytest.raises(Crash):
-        doomed.run_pass(client)
-    client.shutdown()
-    assert len(stored_digests(runtime)) == 3  # committed ...
-    assert imap.count(config.folder) == 3  # ... but only two were moved
-    # The crashed poller still holds the lease; a new one waits for it to expire.
-    survivor = poller(runtime, config)
-    first = survivor.poll_once()
-    assert first.skipped_lease or first.stored == 2
-    reports: list[PassReport] = [first]
-    if first.skipped_lease:
-        reports.append(wait_for(lambda: _not_skipped(survivor.poll_once()), 10,
-                                message="the crashed poller's lease to expire"))
-    assert sum(r.stored for r in reports) == 2
-    assert_exactly_once(runtime, imap, config, sent)
-
-
-def _not_skipped(report: PassReport) -> PassReport | None:
-    return None if report.skipped_lease else report
-
-
-def test_uidvalidity_change_rescans_without_duplicates(runtime: Runtime, imap: ImapServer
-                                                       ) -> None:
-    config = imap.mailbox()
-    first = [message(n) for n in range(3)]
-    imap.append(config.folder, *first)
-    assert poller(runtime, config).poll_once().stored == 3
-    # The server rebuilds the folder (a restore from backup): new UIDVALIDITY,
-    # UIDs start again, the old messages are back and one new one arrived.
-    with imap.client() as c:
-        c.delete_folder(config.folder)
-        c.create_folder(config.folder)
-    new = message(99)
-    imap.append(config.folder, *first, new)
-    report = poller(runtime, config).poll_once()
-    assert report.uidvalidity_reset
-    assert (report.stored, report.duplicates) == (1, 3)
-    assert sorted(stored_digests(runtime)) == sorted(digest(m) for m in [*first, new])
-    assert imap.count(config.folder) == 0
-    assert imap.count(config.processed_folder) == 7  # nothing removed, restored copies moved
-
-
-def test_two_pollers_at_once(runtime: Runtime, imap: ImapServer) -> None:
-    config = imap.mailbox()
-    sent = [message(n) for n in range(20)]
-    imap.append(config.folder, *sent)
-    pollers = [poller(runtime, config, owner="host-a"), poller(runtime, config, owner="host-b")]
-    start = threading.Barrier(2)
-    reports: list[PassReport] = []
-
-    def run(p: MailboxPoller) -> None:
-        start.wait()
-        reports.append(p.poll_once())
-
-    threads = [threading.Thread(target=run, args=(p,)) for p in pollers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert len(reports) == 2
-    # Whoever lost the race for the lease either skipped or found the work done.
-    leftover = pollers[0].poll_once()
-    assert sum(r.stored for r in [*reports, leftover]) == 20
-    assert_exactly_once(runtime, imap, config, sent)
-
-
-def test_a_held_lease_keeps_other_pollers_out(runtime: Runtime, imap: ImapServer) -> None:
-    from intake.mail.poller import acquire_lease
-
-    config = imap.mailbox()
-    imap.append(config.folder, message(1))
-    assert acquire_lease(runtime.db, config.name, "someone-else", 60)
-    report = poller(runtime, config).poll_once()
-    assert report.skipped_lease and report.stored == 0
-    assert imap.count(config.folder) == 1
-
-
-def _poison_trigger(runtime: Runtime) -> None:
-    """Make the database refuse any entry whose subject says POISON: a real store failure."""
-    with runtime.db.session() as s:
-        if runtime.db.dialect == "sqlite":
-            s.execute(text(
-                "CREATE TRIGGER poison BEFORE INSERT ON entries WHEN NEW.subject LIKE '%POISON%' "
-                "BEGIN SELECT RAISE(ABORT, 'poisoned'); END"))
-        else:
-            s.execute(text(
-                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS $$ BEGIN "
-                "IF NEW.subject LIKE '%POISON%' THEN RAISE EXCEPTION 'poisoned'; END IF; "
-                "RETURN NEW; END $$ LANGUAGE plpgsql"))
-            s.execute(text("DROP TRIGGER IF EXISTS poison ON entries"))
-            s.execute(text("CREATE TRIGGER poison BEFORE INSERT ON entries "
-                           "FOR EACH ROW EXECUTE FUNCTION poison()"))
-
-
-@pytest.fixture
-def poisoned(runtime: Runtime) -> Iterator[Runtime]:
-    _poison_trigger(runtime)
-    yield runtime
-    with runtime.db.session() as s:
-        s.execute(text("DROP TRIGGER IF EXISTS poison" if runtime.db.dialect == "sqlite"
-                       else "DROP TRIGGER IF EXISTS poison ON entries"))
-
-
-def test_poison_message_between_good_ones(poisoned: Runtime, imap: ImapServer) -> None:
-    runtime = poisoned
-    config = imap.mailbox()
-    poison = message(2, subject="POISON pill")
-    sent = [message(1), poison, message(3)]
-    imap.append(config.folder, *sent)
-    report = poller(runtime, config).poll_once()
-    assert (report.stored, report.quarantined) == (2, 1)
-    assert_exactly_once(runtime, imap, config, sent)
-    with runtime.db.session() as s:
-        row = s.scalars(select(QuarantinedMessage)).one()
-        assert open_quarantined(row, runtime.originals_key) == poison
-        assert not row.resolved and row.mailbox == "default"
-        assert row.error_class == "IntegrityError" or "poisoned" in row.error_message
-        state = s.get(MailboxState, "default")
-        assert state is not None and state.messages_quarantined == 1
-    # The poller does not trip on it again.
-    assert poller(runtime, config).poll_once().quarantined == 0
 
 
 def test_servers_without_move_get_copy_and_a_keyword(runtime: Runtime, imap: ImapServer,
@@ -363,36 +225,6 @@ def test_poll_once_command_stores_and_routes(sqlite_url: str, tmp_path: Any,
         engine.dispose()
     assert pymap_server.count(config.folder) == 0
     assert pymap_server.count(config.processed_folder) == 2
-
-
-def test_a_stalled_poller_whose_lease_was_taken_commits_nothing_more(
-        runtime: Runtime, imap: ImapServer) -> None:
-    from sqlalchemy import update
-
-    from intake.db.models import utcnow
-    from intake.mail.poller import acquire_lease
-
-    config = imap.mailbox()
-    sent = [message(n) for n in range(4)]
-    imap.append(config.folder, *sent)
-
-    def stall_after_first_batch(uids: list[int]) -> None:
-        if uids == [min(uids)] and not stalled:
-            stalled.append(uids)
-            # A's lease runs out while it stalls; B takes the mailbox over.
-            with runtime.db.session() as s:
-                s.execute(update(MailboxState).values(lease_expires_at=utcnow()))
-            assert acquire_lease(runtime.db, config.name, "host-b", 60)
-
-    stalled: list[list[int]] = []
-    a = poller(runtime, config, owner="host-a", batch_bytes=1,
-               before_move=stall_after_first_batch)
-    report_a = a.poll_once()
-    assert stalled and report_a.skipped_lease and report_a.stored == 1
-    b = poller(runtime, config, owner="host-b")
-    report_b = b.poll_once()
-    assert report_b.stored == 3
-    assert_exactly_once(runtime, imap, config, sent)
 
 
 def test_poller_log_lines_name_mailboxes_and_counts_never_people(

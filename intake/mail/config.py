@@ -46,6 +46,8 @@ NAME_RULE = "name must be 1-64 letters, digits, '.', '_' or '-' (it is logged)"
 
 @dataclass(frozen=True)
 class MailboxConfig:
+    """One mailbox to poll: where it is, how to log in, which folders, how often."""
+
     name: str
     host: str
     port: int
@@ -120,6 +122,11 @@ def _text(item: Mapping[str, Any], key: str, where: str, default: str | None = N
     return str(value).strip()
 
 
+_KNOWN_KEYS = {"name", "host", "port", "security", "user", "password", "password_file",
+               "password_env", "folder", "processed_folder", "agency", "form",
+               "poll_interval"}
+
+
 def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
                     read_file: Any = None, source: str = "INTAKE_MAILBOXES_FILE"
                     ) -> list[MailboxConfig]:
@@ -138,76 +145,90 @@ def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
         raise MailboxConfigError(f"{source}: expected a 'mailboxes:' list")
     result: list[MailboxConfig] = []
     seen: set[str] = set()
-    known = {"name", "host", "port", "security", "user", "password", "password_file",
-             "password_env", "folder", "processed_folder", "agency", "form", "poll_interval"}
     for index, item in enumerate(data["mailboxes"], 1):
-        where = f"{source}: mailbox {index}"
-        if not isinstance(item, dict):
-            raise MailboxConfigError(f"{where}: expected a mapping")
-        unknown = sorted(set(map(str, item)) - known)
-        if unknown:
-            raise MailboxConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        name = _text(item, "name", where)
-        if not _NAME_RE.fullmatch(name):
-            raise MailboxConfigError(f"{where}: {NAME_RULE}")
-        if name in seen:
-            raise MailboxConfigError(f"{where}: duplicate name {name!r}")
-        seen.add(name)
-        where = f"{source}: mailbox {name!r}"
-        security = _text(item, "security", where, "tls").lower()
-        if security not in SECURITIES:
-            raise MailboxConfigError(f"{where}: security must be tls, starttls or none")
-        port_raw = item.get("port", _default_port(security))
-        if isinstance(port_raw, bool) or not isinstance(port_raw, int) \
-                or not 0 < port_raw < 65536:
-            raise MailboxConfigError(f"{where}: port must be a number from 1 to 65535")
-        sources = [k for k in ("password", "password_file", "password_env") if k in item]
-        if len(sources) != 1:
-            raise MailboxConfigError(
-                f"{where}: give exactly one of password, password_file, password_env")
-        if sources[0] == "password":
-            password = _text(item, "password", where)
-        elif sources[0] == "password_env":
-            variable = _text(item, "password_env", where)
-            if not variable.startswith("INTAKE_IMAP_PASSWORD"):
-                raise MailboxConfigError(
-                    f"{where}: password_env must name an INTAKE_IMAP_PASSWORD_<NAME> variable")
-            password = (passwords or {}).get(variable, "")
-            if not password:
-                raise MailboxConfigError(f"{where}: {variable} is not set")
-        else:
-            path = _text(item, "password_file", where)
-            if read_file is None:
-                raise MailboxConfigError(f"{where}: password_file cannot be read here")
-            try:
-                password = str(read_file(path)).strip()
-            except OSError as exc:
-                raise MailboxConfigError(
-                    f"{where}: cannot read password_file: {exc.strerror or exc}") from None
-            if not password:
-                raise MailboxConfigError(f"{where}: password_file is empty")
-        interval_raw = item.get("poll_interval", 60)
-        if isinstance(interval_raw, bool) or not isinstance(interval_raw, int | float) \
-                or interval_raw < 1:
-            raise MailboxConfigError(f"{where}: poll_interval must be a number ≥ 1")
-        agency = item.get("agency")
-        form = item.get("form")
-        result.append(MailboxConfig(
-            name=name,
-            host=_text(item, "host", where),
-            port=port_raw,
-            security=security,
-            user=_text(item, "user", where),
-            password=password,
-            folder=_text(item, "folder", where, "INBOX"),
-            processed_folder=_text(item, "processed_folder", where, "Processed"),
-            agency=str(agency) if agency else None,
-            form=str(form) if form else None,
-            poll_interval=float(interval_raw),
-        ))
+        name = _mailbox_name(item, f"{source}: mailbox {index}", seen)
+        result.append(_mailbox(item, name, f"{source}: mailbox {name!r}", passwords,
+                               read_file))
     if not result:
         raise MailboxConfigError(f"{source}: the mailboxes list is empty")
     return result
+
+
+def _mailbox_name(item: Any, where: str, seen: set[str]) -> str:
+    """The entry's name, checked (a mapping of known keys, a valid and new name)."""
+    if not isinstance(item, dict):
+        raise MailboxConfigError(f"{where}: expected a mapping")
+    unknown = sorted(set(map(str, item)) - _KNOWN_KEYS)
+    if unknown:
+        raise MailboxConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    name = _text(item, "name", where)
+    if not _NAME_RE.fullmatch(name):
+        raise MailboxConfigError(f"{where}: {NAME_RULE}")
+    if name in seen:
+        raise MailboxConfigError(f"{where}: duplicate name {name!r}")
+    seen.add(name)
+    return name
+
+
+def _mailbox(item: Mapping[str, Any], name: str, where: str,
+             passwords: Mapping[str, str] | None, read_file: Any) -> MailboxConfig:
+    """One entry of the mailboxes file (its name already checked) as a mailbox."""
+    security = _text(item, "security", where, "tls").lower()
+    if security not in SECURITIES:
+        raise MailboxConfigError(f"{where}: security must be tls, starttls or none")
+    port = item.get("port", _default_port(security))
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
+        raise MailboxConfigError(f"{where}: port must be a number from 1 to 65535")
+    password = _password(item, where, passwords, read_file)
+    interval = item.get("poll_interval", 60)
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
+        raise MailboxConfigError(f"{where}: poll_interval must be a number ≥ 1")
+    agency = item.get("agency")
+    form = item.get("form")
+    return MailboxConfig(
+        name=name,
+        host=_text(item, "host", where),
+        port=port,
+        security=security,
+        user=_text(item, "user", where),
+        password=password,
+        folder=_text(item, "folder", where, "INBOX"),
+        processed_folder=_text(item, "processed_folder", where, "Processed"),
+        agency=str(agency) if agency else None,
+        form=str(form) if form else None,
+        poll_interval=float(interval),
+    )
+
+
+def _password(item: Mapping[str, Any], where: str, passwords: Mapping[str, str] | None,
+              read_file: Any) -> str:
+    """The password from exactly one of ``password``, ``password_env``, ``password_file``."""
+    sources = [k for k in ("password", "password_file", "password_env") if k in item]
+    if len(sources) != 1:
+        raise MailboxConfigError(
+            f"{where}: give exactly one of password, password_file, password_env")
+    if sources[0] == "password":
+        return _text(item, "password", where)
+    if sources[0] == "password_env":
+        variable = _text(item, "password_env", where)
+        if not variable.startswith("INTAKE_IMAP_PASSWORD"):
+            raise MailboxConfigError(
+                f"{where}: password_env must name an INTAKE_IMAP_PASSWORD_<NAME> variable")
+        password = (passwords or {}).get(variable, "")
+        if not password:
+            raise MailboxConfigError(f"{where}: {variable} is not set")
+        return password
+    path = _text(item, "password_file", where)
+    if read_file is None:
+        raise MailboxConfigError(f"{where}: password_file cannot be read here")
+    try:
+        password = str(read_file(path)).strip()
+    except OSError as exc:
+        raise MailboxConfigError(
+            f"{where}: cannot read password_file: {exc.strerror or exc}") from None
+    if not password:
+        raise MailboxConfigError(f"{where}: password_file is empty")
+    return password
 
 
 def load_mailboxes(settings: Settings) -> list[MailboxConfig]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import smtplib
 import ssl
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
@@ -13,6 +14,8 @@ from intake.core.failures import PermanentError, TransientError
 
 @dataclass(frozen=True)
 class SmtpConfig:
+    """Where and how to reach the SMTP server (from ``INTAKE_SMTP_URL``)."""
+
     host: str
     port: int
     security: str  # "plain" | "starttls" | "tls"
@@ -37,45 +40,54 @@ class SmtpConfig:
         )
 
 
-def send_message(config: SmtpConfig, message: EmailMessage, *, sender: str,
-                 recipients: list[str]) -> None:
-    """Send one message; classify failures as transient (retry) or permanent (dead letter)."""
-    try:
-        client: smtplib.SMTP
-        if config.security == "tls":
-            client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
-                                      context=ssl.create_default_context())
-        else:
-            client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+class SmtpMailSender:
+    """The real :class:`~intake.outbound.interfaces.MailSender`: one SMTP session a message."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+
+    def send(self, message: EmailMessage, *, envelope_from: str,
+             recipients: Sequence[str]) -> None:
+        """Send one message; classify failures as transient (retry) or permanent (dead letter)."""
+        config = self.config
         try:
-            client.ehlo()
-            if config.security == "starttls":
-                client.starttls(context=ssl.create_default_context())
-                client.ehlo()
-            if config.username:
-                client.login(config.username, config.password or "")
-            refused = client.send_message(message, from_addr=sender, to_addrs=recipients)
-        finally:
+            client: smtplib.SMTP
+            if config.security == "tls":
+                client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
             try:
-                client.quit()
-            except (smtplib.SMTPException, OSError):
-                client.close()
-    except smtplib.SMTPRecipientsRefused as exc:
-        codes = [code for code, _ in exc.recipients.values()]
-        raise _classify(min(codes), "all recipients refused") from None
-    except smtplib.SMTPResponseException as exc:  # includes authentication failures
-        error = exc.smtp_error
-        text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
-        raise _classify(exc.smtp_code, text) from None
-    except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
-            ConnectionError, OSError) as exc:
-        raise TransientError(f"SMTP unavailable: {type(exc).__name__}") from None
-    if refused:
-        codes = [code for code, _ in refused.values()]
-        raise _classify(min(codes), f"{len(refused)} recipient(s) refused")
+                client.ehlo()
+                if config.security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                    client.ehlo()
+                if config.username:
+                    client.login(config.username, config.password or "")
+                refused = client.send_message(message, from_addr=envelope_from,
+                                              to_addrs=list(recipients))
+            finally:
+                try:
+                    client.quit()
+                except (smtplib.SMTPException, OSError):
+                    client.close()
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = [code for code, _ in exc.recipients.values()]
+            raise classify_reply(min(codes), "all recipients refused") from None
+        except smtplib.SMTPResponseException as exc:  # includes authentication failures
+            error = exc.smtp_error
+            text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
+            raise classify_reply(exc.smtp_code, text) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
+                ConnectionError, OSError) as exc:
+            raise TransientError(f"SMTP unavailable: {type(exc).__name__}") from None
+        if refused:
+            codes = [code for code, _ in refused.values()]
+            raise classify_reply(min(codes), f"{len(refused)} recipient(s) refused")
 
 
-def _classify(code: int, text: str) -> Exception:
+def classify_reply(code: int, text: str) -> PermanentError | TransientError:
+    """An SMTP error reply as the failure it is: 5xx permanent, anything else transient."""
     summary = f"SMTP {code}: {text[:200]}"
     if 500 <= code < 600:
         return PermanentError(summary)

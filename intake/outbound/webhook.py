@@ -39,31 +39,45 @@ def verify(secret: bytes, body: bytes, header: str, *, tolerance: int = 300,
     return hmac.compare_digest(expected, parts.get("v1", ""))
 
 
-def post_json(url: str, payload: dict[str, Any], *, secret: bytes, idempotency_key: str,
-              timeout: float = 15.0) -> int:
-    """POST the payload; 2xx is success, 4xx permanent, 5xx and network errors transient."""
-    if not url.startswith(("https://", "http://")):
-        raise PermanentError("webhook URL must be http(s)")
-    body = json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
-    request = urllib.request.Request(  # noqa: S310 - scheme checked above
-        url, data=body, method="POST",
-        headers={
-            "Content-Type": "application/json; charset=utf-8",
-            SIGNATURE_HEADER: sign(secret, body, int(time.time())),
-            "Idempotency-Key": idempotency_key,
-            "User-Agent": "intake-webhook/1",
-        },
-    )
-    opener = urllib.request.build_opener(_NoRedirect)
-    try:
-        with opener.open(request, timeout=timeout) as response:
-            return int(response.status)
-    except urllib.error.HTTPError as exc:
-        if 300 <= exc.code < 500 and exc.code not in (408, 429):
-            raise PermanentError(f"webhook answered {exc.code}") from None
-        raise TransientError(f"webhook answered {exc.code}") from None
-    except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
-        raise TransientError(f"webhook unreachable: {type(exc).__name__}") from None
+def encode_payload(payload: dict[str, Any]) -> bytes:
+    """The request body: the payload as UTF-8 JSON, keys sorted (what the signature covers)."""
+    return json.dumps(payload, ensure_ascii=False, sort_keys=True).encode("utf-8")
+
+
+class HttpWebhookSender:
+    """The real :class:`~intake.outbound.interfaces.WebhookSender`: signed POSTs, no redirects.
+
+    ``secret`` signs every body (:func:`sign`); ``timeout`` bounds each request.
+    """
+
+    def __init__(self, secret: bytes, timeout: float = 15.0) -> None:
+        self.secret = secret
+        self.timeout = timeout
+
+    def post(self, url: str, payload: dict[str, Any], *, idempotency_key: str) -> int:
+        """POST the payload; 2xx is success, 4xx permanent, 5xx and network errors transient."""
+        if not url.startswith(("https://", "http://")):
+            raise PermanentError("webhook URL must be http(s)")
+        body = encode_payload(payload)
+        request = urllib.request.Request(  # noqa: S310 - scheme checked above
+            url, data=body, method="POST",
+            headers={
+                "Content-Type": "application/json; charset=utf-8",
+                SIGNATURE_HEADER: sign(self.secret, body, int(time.time())),
+                "Idempotency-Key": idempotency_key,
+                "User-Agent": "intake-webhook/1",
+            },
+        )
+        opener = urllib.request.build_opener(_NoRedirect)
+        try:
+            with opener.open(request, timeout=self.timeout) as response:
+                return int(response.status)
+        except urllib.error.HTTPError as exc:
+            if 300 <= exc.code < 500 and exc.code not in (408, 429):
+                raise PermanentError(f"webhook answered {exc.code}") from None
+            raise TransientError(f"webhook answered {exc.code}") from None
+        except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
+            raise TransientError(f"webhook unreachable: {type(exc).__name__}") from None
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

@@ -5,7 +5,20 @@ Every outgoing message starts as a disclosure-ledger row written by the gate
 handlers here check it again at send time (:func:`gate.recheck`), build
 the message from plain strings (never from parsed inbound header objects),
 send it through the gate (:func:`gate.send_email`, :func:`gate.post_webhook`:
-only under the allowed send-time decision), and record the Message-ID.
+only under the allowed send-time decision) with the senders they were given
+(:class:`gate.Senders`: real ones from the settings, in-memory ones in tests),
+and record the Message-ID.
+
+The steps, one class each, wired together by :class:`Delivery`:
+
+- :class:`DeliveryPlanner` turns a routing decision into gate requests (in
+  the routing transaction): a forward per agency and the submitter's receipt;
+- :class:`Forwarder` forwards an entry to an agency (e-mail or webhook);
+- :class:`Acknowledger` sends the submitter's receipt (rate-limited);
+- :class:`ThreadRelay` passes the conversation on: decides a relayed message
+  through the gate, then sends it (or a staff reply) to the other side;
+- :class:`Outbox` holds what they share: the send-time check, "already
+  sent?", building and sending a message, recording it.
 
 Exactly once, as far as SMTP allows: each work item has a fixed Message-ID,
 so a retry is recognisably the same message; the send is skipped when that
@@ -39,7 +52,7 @@ from intake.core.disclosure import (
 )
 from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
-from intake.core.failures import PermanentError, TransientError
+from intake.core.failures import PermanentError
 from intake.core.mail.headers import header_text, mailbox, new_message
 from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
@@ -82,14 +95,24 @@ def tagged_subject(record_number: str, subject: str) -> str:
     return subject if tag in subject else f"{tag} {subject}".strip()
 
 
-class Delivery:
-    """The delivery handlers, bound to settings and the rules."""
+def _submitter(session: Session, entry_id: int) -> Submitter | None:
+    return session.scalar(select(Submitter).where(Submitter.entry_id == entry_id))
 
-    def __init__(self, settings: Settings, rules: RulesProvider) -> None:
-        self.settings = settings
+
+def _submitter_view(submitter: Submitter | None) -> SubmitterView:
+    """What the gate's renderer must find nowhere in a message without identity."""
+    return SubmitterView(name=submitter.name if submitter else None,
+                         email=submitter.email if submitter else None)
+
+
+# -- planning (called in the routing transaction) ------------------------------------------
+
+
+class DeliveryPlanner:
+    """Turns routing decisions into the gate's requests: forwards and receipts."""
+
+    def __init__(self, rules: RulesProvider) -> None:
         self.rules = rules
-
-    # -- planning (called in the routing transaction) --------------------------
 
     def plan(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
              decision_id: int) -> None:
@@ -151,41 +174,29 @@ class Delivery:
             dedupe_key=f"acknowledge:{entry_id}",
         )
 
-    # -- handlers --------------------------------------------------------------
 
-    def handlers(self) -> dict[str, Handler]:
-        return {
-            "deliver": self.deliver,
-            "acknowledge": self.acknowledge,
-            "relay": self.relay,
-            "relay-send": self.relay_send,
-            "reply": self.reply,
-        }
+# -- what every send shares ----------------------------------------------------------------
 
-    def _ledger(self, session: Session, item: WorkItem, *, fallback: bool = False
-                ) -> tuple[Disclosure, GateDecision] | None:
+
+class Outbox:
+    """The steps every handler's send shares, bound to the settings and the senders."""
+
+    def __init__(self, settings: Settings, senders: gate.Senders) -> None:
+        self.settings = settings
+        self.senders = senders
+
+    def ledger(self, session: Session, item: WorkItem, *, fallback: bool = False
+               ) -> tuple[Disclosure, GateDecision] | None:
         """The item's ledger row and the send-time decision; None if it must not be sent."""
         disclosure_id = item.payload.get("disclosure_id")
         if not isinstance(disclosure_id, int):
             raise PermanentError("work item has no disclosure ledger row")
         decision = gate.recheck(session, disclosure_id)
         if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
-            # The submitter withdrew consent to share their identity after this was
-            # queued: the agency still gets the content (notice basis), without
-            # identity, under a new ledger row of its own.
-            old = session.get(Disclosure, disclosure_id)
-            assert old is not None
-            [redo] = gate.disclose(session, [gate.DisclosureRequest(
-                entry_id=old.entry_id, purpose=Purpose(old.purpose),
-                recipient=Recipient(kind=old.recipient_kind, id=old.recipient_id,
-                                    name=old.recipient_name, address=old.recipient_address),
-                nature=old.nature, rule_id=old.rule_id, rules_sha256=old.rules_sha256,
-                actor="send-time-check")])
-            if redo.decision.allowed and not redo.decision.include_identity:
-                new_row = session.get(Disclosure, redo.disclosure_id)
-                assert new_row is not None
-                return new_row, redo.decision
-            decision = redo.decision
+            redone = self._disclose_without_identity(session, disclosure_id)
+            if isinstance(redone, tuple):
+                return redone
+            decision = redone
         if not decision.allowed:
             session.add(Event(entry_id=item.entry_id, kind="delivery-stopped",
                               detail={"reason": decision.reason, "work_item": item.id}))
@@ -195,49 +206,127 @@ class Delivery:
         assert row is not None
         return row, decision
 
-    def _already_sent(self, session: Session, message_id: str) -> bool:
-        return session.scalar(
-            select(SentMessage.id).where(SentMessage.message_id == message_id)
-        ) is not None
+    def _disclose_without_identity(self, session: Session, disclosure_id: int
+                                   ) -> tuple[Disclosure, GateDecision] | GateDecision:
+        """The submitter withdrew consent to share their identity after this was queued:
+        the agency still gets the content (notice basis), without identity, under a new
+        ledger row of its own; the refusal if even that is not allowed."""
+        old = session.get(Disclosure, disclosure_id)
+        assert old is not None
+        [redo] = gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=old.entry_id, purpose=Purpose(old.purpose),
+            recipient=Recipient(kind=old.recipient_kind, id=old.recipient_id,
+                                name=old.recipient_name, address=old.recipient_address),
+            nature=old.nature, rule_id=old.rule_id, rules_sha256=old.rules_sha256,
+            actor="send-time-check")])
+        if redo.decision.allowed and not redo.decision.include_identity:
+            new_row = session.get(Disclosure, redo.disclosure_id)
+            assert new_row is not None
+            return new_row, redo.decision
+        return redo.decision
 
-    def _record_sent(self, session: Session, item: WorkItem, entry: Entry, message_id: str,
-                     kind: str, recipient_kind: str, recipient_id: str) -> None:
-        session.add(SentMessage(message_id=message_id, entry_id=entry.id, work_item_id=item.id,
-                                kind=kind, recipient_kind=recipient_kind,
-                                recipient_id=recipient_id))
-
-    def _entry(self, session: Session, item: WorkItem) -> Entry:
+    def entry(self, session: Session, item: WorkItem) -> Entry:
         entry = session.get(Entry, item.entry_id) if item.entry_id is not None else None
         if entry is None:
             raise PermanentError("work item without an entry")
         return entry
 
+    def message_id(self, kind: str, item: WorkItem, entry: Entry) -> str:
+        return message_id_for(kind, item.id, entry.record_number, self.settings.relay_domain)
+
+    def already_sent(self, session: Session, message_id: str) -> bool:
+        return session.scalar(
+            select(SentMessage.id).where(SentMessage.message_id == message_id)
+        ) is not None
+
+    def record_sent(self, session: Session, item: WorkItem, entry: Entry, message_id: str,
+                    kind: str, recipient_kind: str, recipient_id: str) -> None:
+        session.add(SentMessage(message_id=message_id, entry_id=entry.id, work_item_id=item.id,
+                                kind=kind, recipient_kind=recipient_kind,
+                                recipient_id=recipient_id))
+
+    def relay_address(self, session: Session, entry_id: int) -> str:
+        return privacy.relay_for(session, entry_id, self.settings.relay_domain)
+
+    def email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
+              from_name: str, auto: str, record_number: str,
+              sender: str | None = None, to_name: str = "") -> EmailMessage:
+        """A message whose headers are address objects and :func:`header_text` lines.
+
+        ``to``, ``reply_to`` and ``sender`` are bare addresses: anything else is refused
+        (ValueError) rather than parsed into other recipients.
+        """
+        msg = new_message()
+        msg["From"] = mailbox(from_name, sender or self.settings.mail_from)
+        msg["To"] = mailbox(to_name, to)
+        msg["Reply-To"] = mailbox("", reply_to)
+        msg["Subject"] = header_text(subject)
+        msg["Message-ID"] = message_id
+        msg["Date"] = formatdate(localtime=False)
+        # RFC 3834: automatic messages say so, so that robots don't answer them.
+        if auto != "no":
+            msg["Auto-Submitted"] = auto
+            msg["X-Auto-Response-Suppress"] = "All"
+        msg["X-Intake-Record"] = header_text(record_number)
+        msg.set_content(body)
+        return msg
+
+    def require_mail(self) -> None:
+        """Fails (to be retried) before building mail that cannot be sent yet."""
+        if self.senders.mail is None:
+            raise gate.mail_waits()
+
+    def send(self, decision: GateDecision, msg: EmailMessage, recipients: list[str],
+             sender: str | None = None) -> None:
+        gate.send_email(decision, self.senders.mail, msg,
+                        envelope_from=sender or self.settings.mail_from, recipients=recipients)
+
+    def post(self, decision: GateDecision, url: str, payload: dict[str, Any],
+             message_id: str) -> None:
+        gate.post_webhook(decision, self.senders.webhook, url, payload,
+                          idempotency_key=message_id.strip("<>"))
+
+
+class _Step:
+    """A sending step: the shared :class:`Outbox`, the settings and the rules."""
+
+    def __init__(self, outbox: Outbox, rules: RulesProvider) -> None:
+        self.outbox = outbox
+        self.settings = outbox.settings
+        self.rules = rules
+
+
+# -- forwarding to agencies ----------------------------------------------------------------
+
+
+class Forwarder(_Step):
+    """Forwards an entry to an agency: the agency's rendition, by e-mail or webhook."""
+
     def deliver(self, session: Session, item: WorkItem) -> None:
         """Forward an entry to an agency (e-mail or webhook)."""
-        ledger = self._ledger(session, item, fallback=True)
+        ledger = self.outbox.ledger(session, item, fallback=True)
         if ledger is None:
             return
         row, decision = ledger
-        identity = decision.include_identity
-        entry = self._entry(session, item)
+        entry = self.outbox.entry(session, item)
         agency = self.rules.current().agencies.get(row.recipient_id)
         if agency is None:
             raise PermanentError(f"agency '{row.recipient_id}' is no longer in the rules")
-        message_id = message_id_for("forward", item.id, entry.record_number,
-                                    self.settings.relay_domain)
-        if self._already_sent(session, message_id):
+        message_id = self.outbox.message_id("forward", item, entry)
+        if self.outbox.already_sent(session, message_id):
             return
         if not agency.webhook:
-            self._require_smtp()  # before the rendition: it would be thrown away
-        relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
-        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+            self.outbox.require_mail()  # before the rendition: it would be thrown away
+        relay = self.outbox.relay_address(session, entry.id)
         files = self._attachments(session, entry.id)
-        outgoing, rendition = self._forward_rendition(session, entry, submitter, decision, relay,
-                                                      row, tuple(f[0] for f in files))
+        outgoing, rendition = self._forward_rendition(
+            session, entry, _submitter(session, entry.id), decision, relay, row,
+            tuple(f[0] for f in files))
         if agency.webhook:
-            self._post_webhook(decision, agency.webhook, entry, outgoing, rendition, message_id)
+            self.outbox.post(decision, agency.webhook,
+                             _webhook_payload(entry, outgoing, rendition, message_id), message_id)
         else:
-            msg = self._email(
+            msg = self.outbox.email(
                 to=agency.email or "", to_name=agency.name,
                 subject=outgoing.subject, body=outgoing.quoted_text, message_id=message_id,
                 reply_to=outgoing.reply_to, from_name=f"{outgoing.from_name} via intake",
@@ -249,12 +338,13 @@ class Delivery:
                 maintype, _, subtype = content_type.partition("/")
                 msg.add_attachment(content, maintype=maintype or "application",
                                    subtype=subtype or "octet-stream", filename=header_text(name))
-            self._send(decision, msg, [agency.email or ""])
-        self._record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
+            self.outbox.send(decision, msg, [agency.email or ""])
+        self.outbox.record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
         session.add(Event(entry_id=entry.id, kind="forwarded",
                           detail={"agency": agency.id, "via": "webhook" if agency.webhook
                                   else "email", "message_id": message_id,
-                                  "identity_shared": identity, "disclosure_seq": row.seq}))
+                                  "identity_shared": decision.include_identity,
+                                  "disclosure_seq": row.seq}))
         log.info("entry %s forwarded to %s (work item %s)", entry.id, agency.id, item.id)
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
@@ -284,11 +374,8 @@ class Delivery:
         )
         # The gate's renderer checks the whole message once more (template text
         # included) and refuses if any trace of the address survived.
-        return render_for_recipient(message, SubmitterView(name=submitter.name if submitter
-                                                           else None,
-                                                           email=submitter.email if submitter
-                                                           else None),
-                                    decision, relay), rendition
+        return render_for_recipient(message, _submitter_view(submitter), decision,
+                                    relay), rendition
 
     def _attachments(self, session: Session, entry_id: int) -> list[tuple[str, str, bytes]]:
         rows = session.execute(
@@ -307,51 +394,68 @@ class Delivery:
             # The entry's key was destroyed (retention): its attachments with it.
             raise PermanentError("original destroyed") from None
 
-    def _post_webhook(self, decision: GateDecision, url: str, entry: Entry,
-                      outgoing: OutgoingMessage, rendition: Rendition, message_id: str) -> None:
-        payload: dict[str, Any] = {
-            "record_number": entry.record_number,
-            "message_id": message_id.strip("<>"),
-            "received_at": entry.received_at.isoformat(),
-            "channel": entry.channel,
-            "form": entry.form_slug,
-            "subject": outgoing.subject,
-            "body": rendition.body,
-            "fields": dict(rendition.fields),
-            "reply_to": rendition.reply_to,
-            "submitter": {
-                "name": rendition.name.value or ANONYMOUS_NAME,
-                "email": rendition.email.value or rendition.reply_to,
-                "identity_shared": rendition.identity_shared,
-            },
-            "attachments": list(outgoing.attachment_names),
-        }
-        gate.post_webhook(decision, url, payload, secret=self.webhook_key(),
-                          idempotency_key=message_id.strip("<>"),
-                          timeout=self.settings.smtp_timeout_seconds)
 
-    def webhook_key(self) -> bytes:
-        if self.settings.webhook_secret:
-            return self.settings.webhook_secret.encode()
-        return self.settings.derived_key("webhook signatures")
+def _webhook_payload(entry: Entry, outgoing: OutgoingMessage, rendition: Rendition,
+                     message_id: str) -> dict[str, Any]:
+    """The JSON an agency's webhook receives: the agency's rendition, never more."""
+    return {
+        "record_number": entry.record_number,
+        "message_id": message_id.strip("<>"),
+        "received_at": entry.received_at.isoformat(),
+        "channel": entry.channel,
+        "form": entry.form_slug,
+        "subject": outgoing.subject,
+        "body": rendition.body,
+        "fields": dict(rendition.fields),
+        "reply_to": rendition.reply_to,
+        "submitter": {
+            "name": rendition.name.value or ANONYMOUS_NAME,
+            "email": rendition.email.value or rendition.reply_to,
+            "identity_shared": rendition.identity_shared,
+        },
+        "attachments": list(outgoing.attachment_names),
+    }
+
+
+# -- the submitter's receipt ---------------------------------------------------------------
+
+
+class Acknowledger(_Step):
+    """Sends the submitter's receipt: record number, next steps, the private status link."""
 
     def acknowledge(self, session: Session, item: WorkItem) -> None:
         """The submitter's receipt: record number, next steps, the private status link."""
-        ledger = self._ledger(session, item)
+        ledger = self.outbox.ledger(session, item)
         if ledger is None:
             return
         row, decision = ledger
-        entry = self._entry(session, item)
-        message_id = message_id_for("ack", item.id, entry.record_number,
-                                    self.settings.relay_domain)
-        if self._already_sent(session, message_id):
+        entry = self.outbox.entry(session, item)
+        message_id = self.outbox.message_id("ack", item, entry)
+        if self.outbox.already_sent(session, message_id):
             return
-        if self._ack_limit_reached(session, row.recipient_address):
+        if self._limit_reached(session, row.recipient_address):
             session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
                               detail={"reason": "rate-limit"}))
             log.info("entry %s: acknowledgement skipped (rate limit)", entry.id)
             return
-        self._require_smtp()
+        self.outbox.require_mail()
+        msg = self.outbox.email(
+            to=row.recipient_address, subject=tagged_subject(
+                entry.record_number, "We received your message"),
+            body=self._body(session, entry), message_id=message_id,
+            reply_to=self.outbox.relay_address(session, entry.id),
+            from_name="State of Examplia", auto="auto-replied",
+            record_number=entry.record_number,
+        )
+        self.outbox.send(decision, msg, [row.recipient_address])
+        self.outbox.record_sent(session, item, entry, message_id, "acknowledge", "submitter",
+                                row.recipient_id)
+        session.add(Event(entry_id=entry.id, kind="acknowledged",
+                          detail={"message_id": message_id}))
+        log.info("entry %s acknowledged (work item %s)", entry.id, item.id)
+
+    def _body(self, session: Session, entry: Entry) -> str:
+        """The receipt's text, with a new status link and the consents that hold now."""
         token = privacy.create_access_link(session, entry.id)
         agencies = self.rules.current().agencies
         agency = agencies.get(entry.agency_id or "")
@@ -362,27 +466,13 @@ class Delivery:
             if s.recipient_class.split(":", 1)[1] in agencies else s.recipient_class
             for s in live
         )
-        body = _templates.get_template("acknowledge.txt").render(
+        return _templates.get_template("acknowledge.txt").render(
             record_number=entry.record_number, agency_name=agency.name if agency else None,
             status_url=f"{self.settings.public_url}/status/{token}", consents=consents,
             limit=self.settings.ack_limit_per_hour,
         )
-        msg = self._email(
-            to=row.recipient_address, subject=tagged_subject(
-                entry.record_number, "We received your message"),
-            body=body, message_id=message_id,
-            reply_to=privacy.relay_for(session, entry.id, self.settings.relay_domain),
-            from_name="State of Examplia", auto="auto-replied",
-            record_number=entry.record_number,
-        )
-        self._send(decision, msg, [row.recipient_address])
-        self._record_sent(session, item, entry, message_id, "acknowledge", "submitter",
-                          row.recipient_id)
-        session.add(Event(entry_id=entry.id, kind="acknowledged",
-                          detail={"message_id": message_id}))
-        log.info("entry %s acknowledged (work item %s)", entry.id, item.id)
 
-    def _ack_limit_reached(self, session: Session, address: str) -> bool:
+    def _limit_reached(self, session: Session, address: str) -> bool:
         limit = self.settings.ack_limit_per_hour
         if limit <= 0:
             return True
@@ -395,142 +485,158 @@ class Delivery:
         )
         return int(sent or 0) >= limit
 
+
+# -- the conversation ----------------------------------------------------------------------
+
+
+class ThreadRelay(_Step):
+    """Passes the conversation on: citizen <-> agency through the relay address, and staff
+    replies to the submitter."""
+
     def relay(self, session: Session, item: WorkItem) -> None:
         """Decide a relayed message (mail to reply+token@...) through the gate."""
-        entry = self._entry(session, item)
+        entry = self.outbox.entry(session, item)
         message = session.get(ThreadMessage, item.payload.get("thread_message_id"))
         if message is None:
             raise PermanentError("relay without its thread message")
+        recipient, purpose = self._other_side(session, entry, message)
+        if recipient is None:
+            return
+        gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=entry.id, recipient=recipient, purpose=purpose, nature="relay",
+            work_kind="relay-send", dedupe_key=f"relay-send:{message.id}",
+            work_payload={"thread_message_id": message.id})])
+
+    def _other_side(self, session: Session, entry: Entry, message: ThreadMessage
+                    ) -> tuple[Recipient | None, Purpose]:
+        """Who a thread message goes to (the agency or the submitter) and why; no recipient
+        (and a "relay-held" event) when that side has no e-mail address."""
         if message.author_kind == "submitter":
             agency = self.rules.current().agencies.get(entry.agency_id or "")
             if agency is None or not agency.email:
                 session.add(Event(entry_id=entry.id, kind="relay-held",
                                   detail={"reason": "no e-mail agency to relay to",
                                           "thread_message": message.id}))
-                return
-            recipient = Recipient(kind="agency", id=agency.id, name=agency.name,
-                                  address=agency.email)
-            purpose = Purpose.REDIRECT
-        else:
-            submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
-            if submitter is None or not submitter.email:
-                session.add(Event(entry_id=entry.id, kind="relay-held",
-                                  detail={"reason": "no submitter address",
-                                          "thread_message": message.id}))
-                return
-            recipient = Recipient(kind="submitter", id=f"entry:{entry.id}",
-                                  name=submitter.name or "", address=submitter.email)
-            purpose = Purpose.RESPOND
-        gate.disclose(session, [gate.DisclosureRequest(
-            entry_id=entry.id, recipient=recipient, purpose=purpose, nature="relay",
-            work_kind="relay-send", dedupe_key=f"relay-send:{message.id}",
-            work_payload={"thread_message_id": message.id})])
+                return None, Purpose.REDIRECT
+            return Recipient(kind="agency", id=agency.id, name=agency.name,
+                             address=agency.email), Purpose.REDIRECT
+        submitter = _submitter(session, entry.id)
+        if submitter is None or not submitter.email:
+            session.add(Event(entry_id=entry.id, kind="relay-held",
+                              detail={"reason": "no submitter address",
+                                      "thread_message": message.id}))
+            return None, Purpose.RESPOND
+        return Recipient(kind="submitter", id=f"entry:{entry.id}",
+                         name=submitter.name or "", address=submitter.email), Purpose.RESPOND
 
     def relay_send(self, session: Session, item: WorkItem) -> None:
-        self._send_thread_message(session, item, kind="relay")
+        """Send a relayed message the gate allowed (see :meth:`relay`)."""
+        self._send(session, item, kind="relay")
 
     def reply(self, session: Session, item: WorkItem) -> None:
         """A staff reply to the submitter (created by the inbox through the gate)."""
-        self._send_thread_message(session, item, kind="reply")
+        self._send(session, item, kind="reply")
 
-    def _send_thread_message(self, session: Session, item: WorkItem, kind: str) -> None:
-        ledger = self._ledger(session, item)
+    def _send(self, session: Session, item: WorkItem, kind: str) -> None:
+        ledger = self.outbox.ledger(session, item)
         if ledger is None:
             return
         row, decision = ledger
-        identity = decision.include_identity
-        entry = self._entry(session, item)
+        entry = self.outbox.entry(session, item)
         message = session.get(ThreadMessage, item.payload.get("thread_message_id"))
         if message is None:
             raise PermanentError(f"{kind} without its thread message")
-        message_id = message_id_for(kind, item.id, entry.record_number,
-                                    self.settings.relay_domain)
-        if self._already_sent(session, message_id):
+        message_id = self.outbox.message_id(kind, item, entry)
+        if self.outbox.already_sent(session, message_id):
             return
-        self._require_smtp()
-        relay = privacy.relay_for(session, entry.id, self.settings.relay_domain)
-        to_agency = row.recipient_kind == "agency"
-        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
-        if to_agency:
-            # The citizen's reply gets the agency's rendition, like the first message:
-            # no contact data without consent, sensitive numbers (P6) never.
-            rendition = renditions.render_entry(
-                session, entry, Audience.AGENCY, agency_id=row.recipient_id,
-                relay_domain=self.settings.relay_domain, thread=False,
-                consents=None if identity else (),
-                extra={"reply:subject": message.subject or entry.subject,
-                       "reply:body": message.body})
-            body = _templates.get_template("relay.txt").render(
-                body=rendition.text("reply:body"), to_agency=True,
-                record_number=entry.record_number, sender_name="", status_url_hint="")
-            outgoing = OutgoingMessage(
-                from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
-                subject=tagged_subject(entry.record_number, rendition.text("reply:subject")),
-                body=body, quoted_text="", attachment_names=(),
-            )
-            outgoing = render_for_recipient(
-                outgoing, SubmitterView(name=submitter.name if submitter else None,
-                                        email=submitter.email if submitter else None),
-                decision, relay)
+        self.outbox.require_mail()
+        relay = self.outbox.relay_address(session, entry.id)
+        if row.recipient_kind == "agency":
+            outgoing = self._to_agency(session, entry, message, row, decision, relay)
             sender, from_name = relay, f"{outgoing.from_name} via intake"
         else:
-            agency = self.rules.current().agencies.get(entry.agency_id or "")
-            sender_name = agency.name if agency else "State of Examplia"
-            body = _templates.get_template("relay.txt").render(
-                body=message.body, to_agency=False, record_number=entry.record_number,
-                sender_name=sender_name, status_url_hint="the link in your acknowledgement")
-            outgoing = OutgoingMessage(
-                from_name=sender_name, from_address=self.settings.mail_from, reply_to=relay,
-                subject=tagged_subject(entry.record_number, message.subject or entry.subject),
-                body=body, quoted_text="", attachment_names=(),
-            )
-            sender, from_name = self.settings.mail_from, sender_name
-        msg = self._email(to=row.recipient_address, subject=outgoing.subject,
-                          body=outgoing.body, message_id=message_id, reply_to=outgoing.reply_to,
-                          from_name=from_name, auto="auto-generated" if kind == "relay" else "no",
-                          record_number=entry.record_number, sender=sender)
-        self._send(decision, msg, [row.recipient_address], sender=sender)
-        self._record_sent(session, item, entry, message_id, kind, row.recipient_kind,
-                          row.recipient_id)
+            outgoing = self._to_submitter(entry, message, relay)
+            sender, from_name = self.settings.mail_from, outgoing.from_name
+        msg = self.outbox.email(
+            to=row.recipient_address, subject=outgoing.subject, body=outgoing.body,
+            message_id=message_id, reply_to=outgoing.reply_to, from_name=from_name,
+            auto="auto-generated" if kind == "relay" else "no",
+            record_number=entry.record_number, sender=sender)
+        self.outbox.send(decision, msg, [row.recipient_address], sender=sender)
+        self.outbox.record_sent(session, item, entry, message_id, kind, row.recipient_kind,
+                                row.recipient_id)
         session.add(Event(entry_id=entry.id, kind="relayed" if kind == "relay" else "replied",
                           detail={"to": row.recipient_kind, "message_id": message_id,
-                                  "thread_message": message.id, "identity_shared": identity}))
+                                  "thread_message": message.id,
+                                  "identity_shared": decision.include_identity}))
         log.info("entry %s: %s sent to %s (work item %s)", entry.id, kind, row.recipient_kind,
                  item.id)
 
-    # -- building and sending --------------------------------------------------
+    def _to_agency(self, session: Session, entry: Entry, message: ThreadMessage,
+                   row: Disclosure, decision: GateDecision, relay: str) -> OutgoingMessage:
+        """The citizen's reply as the agency may see it: the agency's rendition, like the
+        first message (no contact data without consent, sensitive numbers (P6) never)."""
+        rendition = renditions.render_entry(
+            session, entry, Audience.AGENCY, agency_id=row.recipient_id,
+            relay_domain=self.settings.relay_domain, thread=False,
+            consents=None if decision.include_identity else (),
+            extra={"reply:subject": message.subject or entry.subject,
+                   "reply:body": message.body})
+        body = _templates.get_template("relay.txt").render(
+            body=rendition.text("reply:body"), to_agency=True,
+            record_number=entry.record_number, sender_name="", status_url_hint="")
+        outgoing = OutgoingMessage(
+            from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
+            subject=tagged_subject(entry.record_number, rendition.text("reply:subject")),
+            body=body, quoted_text="", attachment_names=(),
+        )
+        return render_for_recipient(outgoing, _submitter_view(_submitter(session, entry.id)),
+                                    decision, relay)
 
-    def _email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
-               from_name: str, auto: str, record_number: str,
-               sender: str | None = None, to_name: str = "") -> EmailMessage:
-        """A message whose headers are address objects and :func:`header_text` lines.
+    def _to_submitter(self, entry: Entry, message: ThreadMessage, relay: str
+                      ) -> OutgoingMessage:
+        """The agency's (or staff's) message to the submitter, from the system address."""
+        agency = self.rules.current().agencies.get(entry.agency_id or "")
+        sender_name = agency.name if agency else "State of Examplia"
+        body = _templates.get_template("relay.txt").render(
+            body=message.body, to_agency=False, record_number=entry.record_number,
+            sender_name=sender_name, status_url_hint="the link in your acknowledgement")
+        return OutgoingMessage(
+            from_name=sender_name, from_address=self.settings.mail_from, reply_to=relay,
+            subject=tagged_subject(entry.record_number, message.subject or entry.subject),
+            body=body, quoted_text="", attachment_names=(),
+        )
 
-        ``to``, ``reply_to`` and ``sender`` are bare addresses: anything else is refused
-        (ValueError) rather than parsed into other recipients.
-        """
-        msg = new_message()
-        msg["From"] = mailbox(from_name, sender or self.settings.mail_from)
-        msg["To"] = mailbox(to_name, to)
-        msg["Reply-To"] = mailbox("", reply_to)
-        msg["Subject"] = header_text(subject)
-        msg["Message-ID"] = message_id
-        msg["Date"] = formatdate(localtime=False)
-        # RFC 3834: automatic messages say so, so that robots don't answer them.
-        if auto != "no":
-            msg["Auto-Submitted"] = auto
-            msg["X-Auto-Response-Suppress"] = "All"
-        msg["X-Intake-Record"] = header_text(record_number)
-        msg.set_content(body)
-        return msg
 
-    def _require_smtp(self) -> str:
-        """The SMTP URL; fails (to be retried) before building mail that cannot be sent yet."""
-        if not self.settings.smtp_url:
-            raise TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
-        return self.settings.smtp_url
+# -- the whole ------------------------------------------------------------------------------
 
-    def _send(self, decision: GateDecision, msg: EmailMessage, recipients: list[str],
-              sender: str | None = None) -> None:
-        gate.send_email(decision, msg, smtp_url=self._require_smtp(),
-                        timeout=self.settings.smtp_timeout_seconds,
-                        sender=sender or self.settings.mail_from, recipients=recipients)
+
+class Delivery:
+    """The delivery steps bound to settings, rules and senders: planning and the handlers."""
+
+    def __init__(self, settings: Settings, rules: RulesProvider, senders: gate.Senders) -> None:
+        outbox = Outbox(settings, senders)
+        self.planner = DeliveryPlanner(rules)
+        self.forwarder = Forwarder(outbox, rules)
+        self.acknowledger = Acknowledger(outbox, rules)
+        self.thread_relay = ThreadRelay(outbox, rules)
+
+    def plan(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
+             decision_id: int) -> None:
+        """See :meth:`DeliveryPlanner.plan`."""
+        self.planner.plan(session, entry, decision, decision_id)
+
+    def plan_many(self, session: Session,
+                  routed: list[tuple[RoutedEntry, RoutingOutcome, int]]) -> None:
+        """See :meth:`DeliveryPlanner.plan_many`."""
+        self.planner.plan_many(session, routed)
+
+    def handlers(self) -> dict[str, Handler]:
+        """The work-item handlers, by work kind."""
+        return {
+            "deliver": self.forwarder.deliver,
+            "acknowledge": self.acknowledger.acknowledge,
+            "relay": self.thread_relay.relay,
+            "relay-send": self.thread_relay.relay_send,
+            "reply": self.thread_relay.reply,
+        }

@@ -10,8 +10,9 @@ enforces it):
   row, no send. Any error rolls both back, so it fails closed;
 - :func:`recheck` decides again at send time with the consent events of that
   moment, so a withdrawal stops messages already queued;
-- :func:`send_email` and :func:`post_webhook` hand a message to the outside
-  only under an allowed decision.
+- :func:`send_email` and :func:`post_webhook` hand a message to a sender
+  only under an allowed decision; :func:`senders_from` builds the real
+  senders from the settings (tests pass in-memory ones instead).
 """
 
 from __future__ import annotations
@@ -28,10 +29,14 @@ from sqlalchemy.orm import Session
 from intake.core import hashchain
 from intake.core.consent import Basis, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
+from intake.core.failures import TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
-from intake.outbound import smtp, webhook
+from intake.outbound.interfaces import MailSender, WebhookSender
+from intake.outbound.smtp import SmtpConfig, SmtpMailSender
+from intake.outbound.webhook import HttpWebhookSender
 from intake.services.privacy import DISCLOSURE_CHAIN, consent_events, consent_events_of
 from intake.services.work import enqueue_many
+from intake.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -152,20 +157,47 @@ def recheck(session: Session, disclosure_id: int, at: datetime | None = None) ->
 # -- the way out -----------------------------------------------------------------------
 
 
-def send_email(decision: Decision, message: EmailMessage, *, smtp_url: str, timeout: float,
-               sender: str, recipients: list[str]) -> None:
-    """Send ``message`` over SMTP, only under an allowed decision of the gate."""
+@dataclass(frozen=True)
+class Senders:
+    """The ways out the delivery handlers use: mail (None: no SMTP server configured yet,
+    so mail waits) and webhooks."""
+
+    mail: MailSender | None
+    webhook: WebhookSender
+
+
+def mail_waits() -> TransientError:
+    """The failure of mail while no SMTP server is configured: retried until one is."""
+    return TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
+
+
+def senders_from(settings: Settings) -> Senders:
+    """The real senders: SMTP from ``INTAKE_SMTP_URL``, webhooks signed with the webhook key."""
+    timeout = settings.smtp_timeout_seconds
+    mail = (SmtpMailSender(SmtpConfig.from_url(settings.smtp_url, timeout=timeout))
+            if settings.smtp_url else None)
+    secret = (settings.webhook_secret.encode() if settings.webhook_secret
+              else settings.derived_key("webhook signatures"))
+    return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
+
+
+def send_email(decision: Decision, sender: MailSender | None, message: EmailMessage, *,
+               envelope_from: str, recipients: Sequence[str]) -> None:
+    """Hand ``message`` to ``sender``, only under an allowed decision of the gate.
+
+    No sender (no SMTP server configured) is a transient failure: the mail waits.
+    """
     _require_allowed(decision)
-    smtp.send_message(smtp.SmtpConfig.from_url(smtp_url, timeout=timeout), message,
-                      sender=sender, recipients=recipients)
+    if sender is None:
+        raise mail_waits()
+    sender.send(message, envelope_from=envelope_from, recipients=recipients)
 
 
-def post_webhook(decision: Decision, url: str, payload: dict[str, Any], *, secret: bytes,
-                 idempotency_key: str, timeout: float) -> None:
+def post_webhook(decision: Decision, sender: WebhookSender, url: str,
+                 payload: dict[str, Any], *, idempotency_key: str) -> None:
     """POST ``payload`` to an agency's webhook, only under an allowed decision of the gate."""
     _require_allowed(decision)
-    webhook.post_json(url, payload, secret=secret, idempotency_key=idempotency_key,
-                      timeout=timeout)
+    sender.post(url, payload, idempotency_key=idempotency_key)
 
 
 def _require_allowed(decision: Decision) -> None:

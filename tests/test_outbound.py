@@ -1,0 +1,167 @@
+"""The senders themselves: the real ones against real servers on loopback (an aiosmtpd
+sink, an http.server receiver), and the in-memory ones against the same expectations."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, ClassVar
+
+import pytest
+
+from intake.core.failures import PermanentError, TransientError
+from intake.outbound import webhook
+from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
+from intake.outbound.smtp import SmtpConfig, SmtpMailSender
+from intake.outbound.webhook import HttpWebhookSender
+from tests.conftest import free_port
+from tests.smtp_sink import SmtpSink
+
+AGENCY = "intake@dot.examplia.gov"
+SECRET = b"w" * 40
+
+
+def _message(bcc: str | None = None) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = "intake@examplia.gov", AGENCY, "Forward [#EX-1]"
+    msg["Message-ID"] = "<forward.1.ex-1@relay.examplia.gov>"
+    if bcc:
+        msg["Bcc"] = bcc
+    msg.set_content("A pothole on Route 9.\n")
+    return msg
+
+
+def _smtp(port: int) -> SmtpMailSender:
+    return SmtpMailSender(SmtpConfig.from_url(f"smtp://127.0.0.1:{port}", timeout=5))
+
+
+class TestSmtpMailSender:
+    def test_the_server_receives_the_envelope_and_the_message(self, sink: SmtpSink) -> None:
+        _smtp(sink.port).send(_message(), envelope_from="intake@examplia.gov",
+                              recipients=[AGENCY])
+        (received,) = sink.all()
+        assert (received.mail_from, received.rcpt_tos) == ("intake@examplia.gov", (AGENCY,))
+        assert received.message_id == "<forward.1.ex-1@relay.examplia.gov>"
+        assert received.message.get_content().rstrip() == "A pothole on Route 9."
+
+    def test_a_refused_recipient_is_a_permanent_failure(self, sink: SmtpSink) -> None:
+        sink.reject[AGENCY] = "550 5.1.1 mailbox unavailable"
+        with pytest.raises(PermanentError, match="SMTP 550"):
+            _smtp(sink.port).send(_message(), envelope_from="intake@examplia.gov",
+                                  recipients=[AGENCY])
+        assert sink.all() == []
+
+    def test_a_busy_recipient_is_a_transient_failure(self, sink: SmtpSink) -> None:
+        sink.reject[AGENCY] = "451 4.3.0 try again later"
+        with pytest.raises(TransientError, match="SMTP 451"):
+            _smtp(sink.port).send(_message(), envelope_from="intake@examplia.gov",
+                                  recipients=[AGENCY])
+
+    def test_a_server_that_is_down_is_a_transient_failure(self) -> None:
+        with pytest.raises(TransientError, match="SMTP unavailable"):
+            _smtp(free_port()).send(_message(), envelope_from="intake@examplia.gov",
+                                    recipients=[AGENCY])
+
+    def test_the_memory_sender_keeps_the_bytes_the_server_receives(self,
+                                                                   sink: SmtpSink) -> None:
+        outbox = MemoryMailSender()
+        for sender in (_smtp(sink.port), outbox):
+            sender.send(_message(bcc="hidden@examplia.gov"),
+                        envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        (received,), (kept,) = sink.all(), outbox.all()
+        assert kept.raw == received.raw
+        assert b"hidden@examplia.gov" not in kept.raw  # Bcc never goes on the wire
+
+
+class TestMemoryMailSender:
+    def test_it_fails_like_a_server_when_told_to(self) -> None:
+        outbox = MemoryMailSender()
+        outbox.reject[AGENCY] = "550 5.1.1 mailbox unavailable"
+        with pytest.raises(PermanentError, match="SMTP 550"):
+            outbox.send(_message(), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        del outbox.reject[AGENCY]
+        outbox.fail_next(2)
+        outbox.fail_next(permanent=True, reason="SMTP 554: no")
+        for error in (TransientError, TransientError, PermanentError):
+            with pytest.raises(error):
+                outbox.send(_message(), envelope_from="intake@examplia.gov",
+                            recipients=[AGENCY])
+        outbox.go_down()
+        with pytest.raises(TransientError, match="SMTP unavailable"):
+            outbox.send(_message(), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        assert outbox.all() == []
+        outbox.come_back()
+        outbox.send(_message(), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        assert [m.rcpt_tos for m in outbox.to(AGENCY)] == [(AGENCY,)]
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    """Answers each POST with ``status`` (and ``location``, for redirects); keeps the calls."""
+
+    status: ClassVar[int] = 202
+    location: ClassVar[str] = ""
+    calls: ClassVar[list[tuple[str, dict[str, str], bytes]]] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.calls.append((self.path, dict(self.headers.items()), body))
+        self.send_response(self.status)
+        if self.location:
+            self.send_header("Location", self.location)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        """Keep the test output quiet (http.server logs every request to stderr)."""
+
+
+@pytest.fixture
+def receiver() -> Iterator[str]:
+    """A real HTTP server on a free loopback port; its /hook URL."""
+    _Receiver.status, _Receiver.location, _Receiver.calls = 202, "", []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    server.shutdown()
+    server.server_close()
+
+
+class TestHttpWebhookSender:
+    def test_the_receiver_gets_signed_json_and_the_idempotency_key(self, receiver: str) -> None:
+        payload = {"record_number": "EX-1", "subject": "Schlagloch in der Straße"}
+        assert HttpWebhookSender(SECRET, timeout=5).post(receiver, payload,
+                                                         idempotency_key="k1") == 202
+        ((path, headers, body),) = _Receiver.calls
+        assert path == "/hook" and json.loads(body) == payload
+        assert headers["Idempotency-Key"] == "k1"
+        assert webhook.verify(SECRET, body, headers[webhook.SIGNATURE_HEADER])
+        assert not webhook.verify(b"x" * 40, body, headers[webhook.SIGNATURE_HEADER])
+        # The in-memory sender keeps exactly the body the receiver got.
+        hooks = MemoryWebhookSender()
+        hooks.post(receiver, payload, idempotency_key="k1")
+        assert hooks.all()[0].body == body and hooks.all()[0].payload == payload
+
+    @pytest.mark.parametrize(("status", "error"), [(400, PermanentError), (410, PermanentError),
+                                                   (429, TransientError), (503, TransientError)])
+    def test_answers_are_classified(self, receiver: str, status: int,
+                                    error: type[Exception]) -> None:
+        _Receiver.status = status
+        with pytest.raises(error, match=f"webhook answered {status}"):
+            HttpWebhookSender(SECRET, timeout=5).post(receiver, {}, idempotency_key="k")
+
+    def test_a_redirect_is_never_followed(self, receiver: str) -> None:
+        _Receiver.status, _Receiver.location = 307, receiver.replace("/hook", "/elsewhere")
+        with pytest.raises(PermanentError, match="webhook answered 307"):
+            HttpWebhookSender(SECRET, timeout=5).post(receiver, {"n": 1}, idempotency_key="k")
+        assert [path for path, _, _ in _Receiver.calls] == ["/hook"]
+
+    def test_an_unreachable_receiver_is_a_transient_failure(self) -> None:
+        with pytest.raises(TransientError, match="webhook unreachable"):
+            HttpWebhookSender(SECRET, timeout=5).post(f"http://127.0.0.1:{free_port()}/hook",
+                                                      {}, idempotency_key="k")
+
+    def test_only_http_urls_are_posted_to(self) -> None:
+        with pytest.raises(PermanentError):
+            HttpWebhookSender(SECRET).post("file:///etc/passwd", {}, idempotency_key="k")
