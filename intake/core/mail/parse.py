@@ -44,6 +44,7 @@ from ..sniff import sniff_type
 from .autoreply import BOUNCE_SENDERS, auto_reason
 from .charset import clean_header_text, decode_bytes, decode_encoded_words, scrub
 from .html import html_to_text, sanitize_html
+from .message import Address, Attachment, ParsedMessage
 from .threads import find_record_tags
 
 __all__ = ["Address", "Attachment", "ParsedMessage", "parse_message"]
@@ -84,49 +85,6 @@ _POLICY = _BoundedPolicy()  # same settings as email.policy.default
 @functools.lru_cache(maxsize=256)
 def _parsed_header(name: str, value: str) -> Any:
     return email.policy.EmailPolicy.header_fetch_parse(_POLICY, name, value)
-
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    address: str
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    declared_type: str
-    sniffed_type: str
-    size: int
-    sha256: str
-    content: bytes = field(repr=False)
-    inline: bool
-    content_id: str | None
-    is_message: bool
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    subject: str
-    from_: Address | None
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    reply_to: tuple[Address, ...]
-    delivered_to: tuple[str, ...]
-    message_id: str | None
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    date: datetime | None
-    text: str
-    html_sanitized: str | None
-    attachments: tuple[Attachment, ...]
-    defects: tuple[str, ...]
-    auto_submitted: str | None
-    is_bounce: bool
-    bounced_message_id: str | None
-    record_tags: tuple[str, ...]
-    size: int
-    truncated: bool
 
 
 # --------------------------------------------------------------------------- helpers
