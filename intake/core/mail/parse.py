@@ -602,40 +602,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
     payload = part.get_payload() if part.is_multipart() else None
 
     if maintype == "multipart" and isinstance(payload, list):
-        results = [
-            _walk(
-                child,
-                ctx,
-                depth + 1,
-                prefix,
-                f"{where}.{i}" if where != "message" else f"part {i}",
-                ctype,
-            )
-            for i, child in enumerate(payload, 1)
-            if isinstance(child, Message)
-        ]
-        if subtype == "alternative":
-            chosen: list[tuple[str, bool]] = []
-            for r in results:  # text/plain preferred when non-empty
-                if any(fp and t.strip() for t, fp in r.texts):
-                    chosen = r.texts
-                    break
-            if not chosen:
-                for r in reversed(results):  # else the richest (last) alternative with text
-                    if any(t.strip() for t, _ in r.texts):
-                        chosen = r.texts
-                        break
-            body.texts = chosen
-            for r in reversed(results):
-                if r.htmls:
-                    body.htmls = r.htmls
-                    break
-        else:
-            for r in results:
-                body.texts.extend(r.texts)
-                body.htmls.extend(r.htmls)
-        return body
-
+        return _walk_multipart(payload, ctx, depth, prefix, where, ctype)
     if (
         maintype == "message"
         and subtype in ("rfc822", "global")
@@ -647,23 +614,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
     ):
         ctx.msg_counter += 1
         k = ctx.msg_counter
-        inner: Message | None = None
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            inner = payload[0]
-        cte = (_raw_values(part, "content-transfer-encoding") or [""])[0].strip().lower()
-        if inner is not None and cte in ("base64", "quoted-printable"):
-            # Illegal but seen: an encoded message/rfc822. Decode and re-parse.
-            ctx.defects.add(f"{where}: message/rfc822 with {cte} transfer encoding")
-            raw_inner = _msg_bytes(inner)
-            try:
-                data = (
-                    base64.b64decode(raw_inner)
-                    if cte == "base64"
-                    else quopri.decodestring(raw_inner)
-                )
-                inner = email.message_from_bytes(data, policy=_POLICY)
-            except Exception:
-                pass
+        inner = _embedded_message(part, payload, ctx.defects, where)
         data = (
             _msg_bytes(inner) if inner is not None else _payload_bytes(part, sh, ctx.defects, where)
         )
@@ -681,17 +632,89 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
         if inner is not None:
             mid = _msgids(" ".join(_raw_values(inner, "message-id")))
             if mid:
-                (ctx.report_ids if parent_type == "multipart/report" else ctx.embedded_ids).append(
-                    mid[0]
-                )
+                ids = ctx.report_ids if parent_type == "multipart/report" else ctx.embedded_ids
+                ids.append(mid[0])
             inner_body = _walk(inner, ctx, depth + 1, f"msg{k}-", f"{where} (message {k})", ctype)
             if depth == 0:
                 # The whole message is a wrapper (GroupWise-style forwarding):
                 # its only content is the embedded message, so show that text.
                 return inner_body
         return body
+    return _walk_leaf(part, sh, ctx, prefix, where, ctype, disp, filename)
 
-    # Leaf.
+
+def _walk_multipart(
+    children: list[Any], ctx: _Ctx, depth: int, prefix: str, where: str, ctype: str
+) -> _Body:
+    """Walk a multipart's children; an alternative keeps one text and one HTML version."""
+    results = [
+        _walk(
+            child,
+            ctx,
+            depth + 1,
+            prefix,
+            f"{where}.{i}" if where != "message" else f"part {i}",
+            ctype,
+        )
+        for i, child in enumerate(children, 1)
+        if isinstance(child, Message)
+    ]
+    body = _Body()
+    if ctype == "multipart/alternative":
+        body.texts = _chosen_alternative_texts(results)
+        for r in reversed(results):
+            if r.htmls:
+                body.htmls = r.htmls
+                break
+    else:
+        for r in results:
+            body.texts.extend(r.texts)
+            body.htmls.extend(r.htmls)
+    return body
+
+
+def _chosen_alternative_texts(results: list[_Body]) -> list[tuple[str, bool]]:
+    for r in results:  # text/plain preferred when non-empty
+        if any(fp and t.strip() for t, fp in r.texts):
+            return r.texts
+    for r in reversed(results):  # else the richest (last) alternative with text
+        if any(t.strip() for t, _ in r.texts):
+            return r.texts
+    return []
+
+
+def _embedded_message(part: Message, payload: Any, defects: _Defects, where: str) -> Message | None:
+    """The message inside a message/* part, re-parsed if it was (illegally) transfer-encoded."""
+    inner: Message | None = None
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        inner = payload[0]
+    cte = (_raw_values(part, "content-transfer-encoding") or [""])[0].strip().lower()
+    if inner is not None and cte in ("base64", "quoted-printable"):
+        # Illegal but seen: an encoded message/rfc822. Decode and re-parse.
+        defects.add(f"{where}: message/rfc822 with {cte} transfer encoding")
+        raw_inner = _msg_bytes(inner)
+        try:
+            data = (
+                base64.b64decode(raw_inner) if cte == "base64" else quopri.decodestring(raw_inner)
+            )
+            inner = email.message_from_bytes(data, policy=_POLICY)
+        except Exception:
+            pass
+    return inner
+
+
+def _walk_leaf(
+    part: Message,
+    sh: Message,
+    ctx: _Ctx,
+    prefix: str,
+    where: str,
+    ctype: str,
+    disp: str | None,
+    filename: str,
+) -> _Body:
+    """A single part: body text, attachment, or both; DSN parts are noted for bounces."""
+    body = _Body()
     data = _payload_bytes(part, sh, ctx.defects, where)
     if ctype in ("message/delivery-status", "message/global-delivery-status"):
         ctx.has_dsn_part = True
@@ -703,7 +726,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
                 ctx.report_ids.append(mid[0])
         except Exception:
             pass
-    is_body_type = ctype in ("text/plain", "text/html") or maintype == "multipart"
+    is_body_type = ctype in ("text/plain", "text/html") or ctype.partition("/")[0] == "multipart"
     # Bodies: text parts without a file name that are not marked attachment.
     # A text part marked inline *with* a file name (Apple Mail, msg_04 of the
     # stdlib corpus) is shown in the body as the sender's client did, and also
