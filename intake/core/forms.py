@@ -230,48 +230,55 @@ def load_survey(data: Any, source: str = "survey") -> Survey:
         errors.append(f"{source}: at most 50 questions")
     seen: set[str] = set()
     for i, q in enumerate(raw_questions):
-        where = f"{source}: questions[{i}]"
-        if not isinstance(q, Mapping):
-            errors.append(f"{where}: must be a mapping")
-            continue
-        _unknown_keys(q, ("id", "type", "label", "required", "choices", "hint", "low", "high",
-                          "max_length"), where, errors)
-        qid = q.get("id")
-        if not isinstance(qid, str) or not ID_RE.match(qid):
-            errors.append(f"{where}.id: must start with a letter; letters, digits and _")
-            continue
-        where = f"{source}: question {qid!r}"
-        if qid in seen:
-            errors.append(f"{where}: duplicate id")
-        seen.add(qid)
-        qtype = q.get("type")
-        if qtype not in QUESTION_TYPES:
-            errors.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
-            continue
-        required = q.get("required", False)
-        if not isinstance(required, bool):
-            errors.append(f"{where}: required must be true or false")
-            required = False
-        choices: tuple[Choice, ...] = ()
-        if qtype in ("single", "multiple"):
-            choices = _choices(q.get("choices"), f"{where}: choices", errors)
-        elif "choices" in q:
-            errors.append(f"{where}: choices only apply to single and multiple questions")
-        max_length = q.get("max_length", 2_000)
-        if not isinstance(max_length, int) or not 1 <= max_length <= MAX_TEXT_ANSWER:
-            errors.append(f"{where}: max_length must be 1 to {MAX_TEXT_ANSWER}")
-            max_length = 2_000
-        questions.append(Question(
-            id=qid, type=qtype, label=_text(q.get("label"), f"{where}: label", errors),
-            required=required, choices=choices,
-            hint=_text(q.get("hint"), f"{where}: hint", errors, required=False),
-            low=_text(q.get("low"), f"{where}: low", errors, required=False),
-            high=_text(q.get("high"), f"{where}: high", errors, required=False),
-            max_length=max_length,
-        ))
+        question = _question(q, source, f"{source}: questions[{i}]", seen, errors)
+        if question is not None:
+            questions.append(question)
     if errors:
         raise FormsConfigError(errors)
     return Survey(id=str(survey_id), title=title, intro=intro, questions=tuple(questions))
+
+
+def _question(q: Any, source: str, where: str, seen: set[str],
+              errors: list[str]) -> Question | None:
+    """One survey question, its id added to ``seen``; None if it cannot be read at all."""
+    if not isinstance(q, Mapping):
+        errors.append(f"{where}: must be a mapping")
+        return None
+    _unknown_keys(q, ("id", "type", "label", "required", "choices", "hint", "low", "high",
+                      "max_length"), where, errors)
+    qid = q.get("id")
+    if not isinstance(qid, str) or not ID_RE.match(qid):
+        errors.append(f"{where}.id: must start with a letter; letters, digits and _")
+        return None
+    where = f"{source}: question {qid!r}"
+    if qid in seen:
+        errors.append(f"{where}: duplicate id")
+    seen.add(qid)
+    qtype = q.get("type")
+    if qtype not in QUESTION_TYPES:
+        errors.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
+        return None
+    required = q.get("required", False)
+    if not isinstance(required, bool):
+        errors.append(f"{where}: required must be true or false")
+        required = False
+    choices: tuple[Choice, ...] = ()
+    if qtype in ("single", "multiple"):
+        choices = _choices(q.get("choices"), f"{where}: choices", errors)
+    elif "choices" in q:
+        errors.append(f"{where}: choices only apply to single and multiple questions")
+    max_length = q.get("max_length", 2_000)
+    if not isinstance(max_length, int) or not 1 <= max_length <= MAX_TEXT_ANSWER:
+        errors.append(f"{where}: max_length must be 1 to {MAX_TEXT_ANSWER}")
+        max_length = 2_000
+    return Question(
+        id=qid, type=qtype, label=_text(q.get("label"), f"{where}: label", errors),
+        required=required, choices=choices,
+        hint=_text(q.get("hint"), f"{where}: hint", errors, required=False),
+        low=_text(q.get("low"), f"{where}: low", errors, required=False),
+        high=_text(q.get("high"), f"{where}: high", errors, required=False),
+        max_length=max_length,
+    )
 
 
 def _origin_list(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
