@@ -503,7 +503,10 @@ class _Parser:
                 self.err(value, f"bad regular expression '{pattern}': {e}")
                 return None
             return Matches(fld, pattern, rx, regex_literals(folded), line=line)
-        # contains / starts_with / ends_with
+        return self.words_operator(op, fld, value, line)
+
+    def words_operator(self, op: str, fld: str, value: Node, line: int) -> Cond | None:
+        """contains / starts_with / ends_with: words folded and deduplicated, as written shown."""
         word = True
         src: Node = value
         if op == "contains" and isinstance(value, MappingNode):
