@@ -62,13 +62,13 @@ def _suggest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-class _Parser:
+class _NodeReader:
+    """Reads typed values out of composed YAML nodes, collecting every error with its line."""
+
     def __init__(self, filename: str) -> None:
         self.file = filename
         self.errors: list[RuleError] = []
         self.ctx = ""  # "rule 'x': " prefix while inside a rule / agency / test
-
-    # ----------------------------------------------------------- helpers
 
     def err(self, node: Node | int | None, message: str) -> None:
         line = node if isinstance(node, int) else _line(node)
@@ -150,6 +150,10 @@ class _Parser:
         if isinstance(node, MappingNode):
             return {str(k.value): self.plain(v) for k, v in node.value}
         return None  # pragma: no cover
+
+
+class _Parser(_NodeReader):
+    """The grammar of a rules file: agencies, rules and their conditions, tests."""
 
     # --------------------------------------------------------- document
 
