@@ -45,7 +45,6 @@ OPERATORS = ("equals", "in", "contains", "starts_with", "ends_with", "matches", 
 CONTAINS_KEYS = ("any", "word")
 GROUPS = ("all", "any", "not")
 
-_STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
