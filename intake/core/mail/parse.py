@@ -179,6 +179,7 @@ def _unstructured(msg: Message, name: str, defects: _Defects) -> str | None:
 
 
 def _clean_address(addr: str) -> str:
+    """An address (or Content-ID) as one token: no whitespace, controls or angle brackets."""
     addr = scrub(addr)
     addr = "".join(c for c in addr if not c.isspace() and unicodedata.category(c) != "Cc")
     return addr.strip("<>")
@@ -573,12 +574,7 @@ def _add_attachment(
 
 def _content_id(part: Message) -> str | None:
     raws = _raw_values(part, "content-id")
-    if not raws:
-        return None
-    cid = "".join(
-        c for c in scrub(raws[0]) if not c.isspace() and unicodedata.category(c) != "Cc"
-    ).strip("<>")
-    return cid or None
+    return (_clean_address(raws[0]) or None) if raws else None
 
 
 def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_type: str) -> _Body:
