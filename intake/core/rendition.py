@@ -227,6 +227,10 @@ def contact_patterns(values: EntryValues) -> dict[str, list[re.Pattern[str]]]:
     }
 
 
+# The submitter's contact values as patterns, by kind (``contact_patterns``).
+_Patterns = Mapping[str, list[re.Pattern[str]]]
+
+
 # -- one text ---------------------------------------------------------------------------
 
 
@@ -331,7 +335,7 @@ class _Policy:
 
 
 def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
-                 patterns: Mapping[str, list[re.Pattern[str]]]
+                 patterns: _Patterns
                  ) -> tuple[str, tuple[Segment, ...], list[tuple[int, int, str, str]]]:
     if findings is None:
         findings = detect(text, key=_DETECT_KEY)  # never looked at: fail closed, look now
@@ -359,8 +363,7 @@ def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
     return rendered, segments, list(removals)
 
 
-def _trace_left(rendered: str, policy: _Policy,
-                patterns: Mapping[str, list[re.Pattern[str]]]) -> bool:
+def _trace_left(rendered: str, policy: _Policy, patterns: _Patterns) -> bool:
     # Defence in depth: replacements next to each other must not re-form a value.
     cleaned = rendered.replace(policy.relay, "").replace(ANONYMOUS_NAME, "")
     return any(policy.contact_rule(kind) is not None and p.search(cleaned)
@@ -500,9 +503,6 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
         consent_event_id=grant.id if grant is not None else None, reason=reason,
         removals=(*removals, *field_removals, *contact_removals),
     )
-
-
-_Patterns = Mapping[str, list[re.Pattern[str]]]
 
 
 def _rendered_texts(values: EntryValues, findings: Mapping[str, Sequence[Finding]],
