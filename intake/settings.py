@@ -195,83 +195,30 @@ def _secret_key(env: Mapping[str, str], instance_path: Path) -> tuple[str, bool]
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read the ``INTAKE_*`` variables (default: the process environment)."""
     env = dict(os.environ if environ is None else environ)
-
     instance_raw = env.get("INTAKE_INSTANCE_PATH", "").strip()
     instance_path = Path(instance_raw or "instance").expanduser().resolve()
-
-    db_raw = env.get("INTAKE_DATABASE_URL", "").strip()
-    if db_raw:
-        database_url = _normalise_database_url(
-            _check_url("INTAKE_DATABASE_URL", db_raw, DATABASE_SCHEMES)
-        )
-    else:
-        database_url = f"sqlite:///{instance_path / 'intake.sqlite3'}"
-
-    broker_raw = env.get("INTAKE_BROKER_URL", "").strip()
-    broker_url = _check_url("INTAKE_BROKER_URL", broker_raw, BROKER_SCHEMES) if broker_raw else None
-
-    rules_raw = env.get("INTAKE_RULES", "").strip()
-    if rules_raw:
-        rules_path = _readable_file("INTAKE_RULES", rules_raw)
-    elif Path("routing_rules.yaml").is_file():
-        rules_path = Path("routing_rules.yaml").resolve()
-    else:
-        rules_path = packaged_rules_path()
-
-    smtp_raw = env.get("INTAKE_SMTP_URL", "").strip()
-    smtp_url = _check_url("INTAKE_SMTP_URL", smtp_raw, SMTP_SCHEMES) if smtp_raw else None
-    imap_raw = env.get("INTAKE_IMAP_URL", "").strip()
-    imap_url = _check_url("INTAKE_IMAP_URL", imap_raw, IMAP_SCHEMES) if imap_raw else None
-    mailboxes_raw = env.get("INTAKE_MAILBOXES_FILE", "").strip()
-    mailboxes_file = (
-        _readable_file("INTAKE_MAILBOXES_FILE", mailboxes_raw) if mailboxes_raw else None
-    )
-
+    database_url = _database_url(env, instance_path)
+    broker_url = _optional_url(env, "INTAKE_BROKER_URL", BROKER_SCHEMES)
+    rules_path = _rules_path(env)
+    smtp_url = _optional_url(env, "INTAKE_SMTP_URL", SMTP_SCHEMES)
+    imap_url = _optional_url(env, "INTAKE_IMAP_URL", IMAP_SCHEMES)
+    mailboxes_file = _optional_file(env, "INTAKE_MAILBOXES_FILE")
     imap_passwords = {
         name: value for name, value in env.items()
         if (name == "INTAKE_IMAP_PASSWORD" or name.startswith("INTAKE_IMAP_PASSWORD_")) and value
     }
-
-    prefix = env.get("INTAKE_RECORD_PREFIX", "EX").strip().upper()
-    if not (1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalpha()):
-        raise SettingsError("INTAKE_RECORD_PREFIX: must be 1 to 8 letters A-Z")
-
-    relay_domain = env.get("INTAKE_RELAY_DOMAIN", "relay.intake.invalid").strip().lower()
-    bad_chars = any(c in relay_domain for c in "@ \r\n\t<>,;")
-    if not relay_domain or bad_chars or "." not in relay_domain:
-        raise SettingsError(f"INTAKE_RELAY_DOMAIN: not a domain name: {relay_domain!r}")
-
-    mail_from = env.get("INTAKE_MAIL_FROM", "intake@intake.invalid").strip()
-    if (mail_from.count("@") != 1 or any(c in mail_from for c in " \r\n\t<>,;\"")
-            or not mail_from.split("@")[0] or "." not in mail_from.split("@")[1]):
-        raise SettingsError(f"INTAKE_MAIL_FROM: not a plain e-mail address: {mail_from!r}")
-
-    public_url = env.get("INTAKE_PUBLIC_URL", "http://127.0.0.1:5000").strip().rstrip("/")
-    if _scheme(public_url) not in ("http", "https") or not urlsplit(public_url).hostname:
-        raise SettingsError(
-            f"INTAKE_PUBLIC_URL: expected http(s)://host[/path], got {public_url!r}"
-        )
-
+    prefix = _record_prefix(env)
+    relay_domain = _relay_domain(env)
+    mail_from = _mail_from(env)
+    public_url = _public_url(env)
     webhook_secret = env.get("INTAKE_WEBHOOK_SECRET", "").strip()
     if webhook_secret and len(webhook_secret) < 32:
         raise SettingsError("INTAKE_WEBHOOK_SECRET: must be at least 32 characters")
-
     log_level = env.get("INTAKE_LOG_LEVEL", "INFO").strip().upper()
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
-
-    forms_raw = env.get("INTAKE_FORMS", "").strip()
-    forms_path = _readable_file("INTAKE_FORMS", forms_raw) if forms_raw else None
-    form_rate_limit = env.get("INTAKE_FORM_RATE_LIMIT", "").strip() or "10/minute;100/hour"
-    try:
-        from limits import parse_many
-
-        parse_many(form_rate_limit)
-    except ValueError:
-        raise SettingsError(
-            f"INTAKE_FORM_RATE_LIMIT: not a rate limit like 10/minute;100/hour: {form_rate_limit!r}"
-        ) from None
-
+    forms_path = _optional_file(env, "INTAKE_FORMS")
+    form_rate_limit = _form_rate_limit(env)
     secret_key, ephemeral = _secret_key(env, instance_path)
 
     return Settings(
@@ -304,6 +251,80 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
     )
+
+
+def _database_url(env: Mapping[str, str], instance_path: Path) -> str:
+    """INTAKE_DATABASE_URL (PostgreSQL through psycopg 3), else SQLite in the instance folder."""
+    db_raw = env.get("INTAKE_DATABASE_URL", "").strip()
+    if not db_raw:
+        return f"sqlite:///{instance_path / 'intake.sqlite3'}"
+    return _normalise_database_url(_check_url("INTAKE_DATABASE_URL", db_raw, DATABASE_SCHEMES))
+
+
+def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -> str | None:
+    raw = env.get(name, "").strip()
+    return _check_url(name, raw, schemes) if raw else None
+
+
+def _optional_file(env: Mapping[str, str], name: str) -> Path | None:
+    raw = env.get(name, "").strip()
+    return _readable_file(name, raw) if raw else None
+
+
+def _rules_path(env: Mapping[str, str]) -> Path:
+    """INTAKE_RULES, else ``routing_rules.yaml`` in the working directory, else the packaged one."""
+    rules_raw = env.get("INTAKE_RULES", "").strip()
+    if rules_raw:
+        return _readable_file("INTAKE_RULES", rules_raw)
+    if Path("routing_rules.yaml").is_file():
+        return Path("routing_rules.yaml").resolve()
+    return packaged_rules_path()
+
+
+def _record_prefix(env: Mapping[str, str]) -> str:
+    prefix = env.get("INTAKE_RECORD_PREFIX", "EX").strip().upper()
+    if not (1 <= len(prefix) <= 8 and prefix.isascii() and prefix.isalpha()):
+        raise SettingsError("INTAKE_RECORD_PREFIX: must be 1 to 8 letters A-Z")
+    return prefix
+
+
+def _relay_domain(env: Mapping[str, str]) -> str:
+    relay_domain = env.get("INTAKE_RELAY_DOMAIN", "relay.intake.invalid").strip().lower()
+    bad_chars = any(c in relay_domain for c in "@ \r\n\t<>,;")
+    if not relay_domain or bad_chars or "." not in relay_domain:
+        raise SettingsError(f"INTAKE_RELAY_DOMAIN: not a domain name: {relay_domain!r}")
+    return relay_domain
+
+
+def _mail_from(env: Mapping[str, str]) -> str:
+    mail_from = env.get("INTAKE_MAIL_FROM", "intake@intake.invalid").strip()
+    if (mail_from.count("@") != 1 or any(c in mail_from for c in " \r\n\t<>,;\"")
+            or not mail_from.split("@")[0] or "." not in mail_from.split("@")[1]):
+        raise SettingsError(f"INTAKE_MAIL_FROM: not a plain e-mail address: {mail_from!r}")
+    return mail_from
+
+
+def _public_url(env: Mapping[str, str]) -> str:
+    public_url = env.get("INTAKE_PUBLIC_URL", "http://127.0.0.1:5000").strip().rstrip("/")
+    if _scheme(public_url) not in ("http", "https") or not urlsplit(public_url).hostname:
+        raise SettingsError(
+            f"INTAKE_PUBLIC_URL: expected http(s)://host[/path], got {public_url!r}"
+        )
+    return public_url
+
+
+def _form_rate_limit(env: Mapping[str, str]) -> str:
+    """INTAKE_FORM_RATE_LIMIT in Flask-Limiter notation, checked by the ``limits`` parser."""
+    form_rate_limit = env.get("INTAKE_FORM_RATE_LIMIT", "").strip() or "10/minute;100/hour"
+    try:
+        from limits import parse_many
+
+        parse_many(form_rate_limit)
+    except ValueError:
+        raise SettingsError(
+            f"INTAKE_FORM_RATE_LIMIT: not a rate limit like 10/minute;100/hour: {form_rate_limit!r}"
+        ) from None
+    return form_rate_limit
 
 
 # Every variable this module reads, for the README table and a test that keeps them in step.

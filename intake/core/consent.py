@@ -39,7 +39,6 @@ __all__ = [
     "ConsentMethod",
     "PolicyText",
     "Purpose",
-    "agency_class",
     "current_consent",
     "evidence_hash",
     "normalize_agency_id",
@@ -122,14 +121,6 @@ def normalize_agency_id(recipient_id: object) -> str | None:
     if _AGENCY_ID_RE.fullmatch(rid) is None or rid == AGENCY_CLASS:
         return None  # a bare "agency" is the class of all agencies, not one agency
     return rid
-
-
-def agency_class(agency_id: str) -> str:
-    """The recipient class for one specific agency: ``"agency:<id>"``."""
-    rid = normalize_agency_id(agency_id)
-    if rid is None:
-        raise ValueError(f"not a valid agency id: {agency_id!r}")
-    return _AGENCY_PREFIX + rid
 
 
 def _valid_recipient_class(value: object) -> bool:
@@ -221,19 +212,6 @@ class ConsentEvent:
             or _SHA256_RE.fullmatch(self.evidence_sha256) is None
         ):
             raise ValueError("evidence_sha256 must be 64 lowercase hex digits")
-
-    def as_fields(self) -> dict[str, object]:
-        """The fields to hash-chain (see :mod:`intake.core.hashchain`)."""
-        return {
-            "id": self.id,
-            "action": self.action,
-            "purpose": self.purpose,
-            "recipient_class": self.recipient_class,
-            "policy_version": self.policy_version,
-            "method": self.method,
-            "at": self.at,
-            "evidence_sha256": self.evidence_sha256,
-        }
 
 
 def current_consent(

@@ -230,48 +230,55 @@ def load_survey(data: Any, source: str = "survey") -> Survey:
         errors.append(f"{source}: at most 50 questions")
     seen: set[str] = set()
     for i, q in enumerate(raw_questions):
-        where = f"{source}: questions[{i}]"
-        if not isinstance(q, Mapping):
-            errors.append(f"{where}: must be a mapping")
-            continue
-        _unknown_keys(q, ("id", "type", "label", "required", "choices", "hint", "low", "high",
-                          "max_length"), where, errors)
-        qid = q.get("id")
-        if not isinstance(qid, str) or not ID_RE.match(qid):
-            errors.append(f"{where}.id: must start with a letter; letters, digits and _")
-            continue
-        where = f"{source}: question {qid!r}"
-        if qid in seen:
-            errors.append(f"{where}: duplicate id")
-        seen.add(qid)
-        qtype = q.get("type")
-        if qtype not in QUESTION_TYPES:
-            errors.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
-            continue
-        required = q.get("required", False)
-        if not isinstance(required, bool):
-            errors.append(f"{where}: required must be true or false")
-            required = False
-        choices: tuple[Choice, ...] = ()
-        if qtype in ("single", "multiple"):
-            choices = _choices(q.get("choices"), f"{where}: choices", errors)
-        elif "choices" in q:
-            errors.append(f"{where}: choices only apply to single and multiple questions")
-        max_length = q.get("max_length", 2_000)
-        if not isinstance(max_length, int) or not 1 <= max_length <= MAX_TEXT_ANSWER:
-            errors.append(f"{where}: max_length must be 1 to {MAX_TEXT_ANSWER}")
-            max_length = 2_000
-        questions.append(Question(
-            id=qid, type=qtype, label=_text(q.get("label"), f"{where}: label", errors),
-            required=required, choices=choices,
-            hint=_text(q.get("hint"), f"{where}: hint", errors, required=False),
-            low=_text(q.get("low"), f"{where}: low", errors, required=False),
-            high=_text(q.get("high"), f"{where}: high", errors, required=False),
-            max_length=max_length,
-        ))
+        question = _question(q, source, f"{source}: questions[{i}]", seen, errors)
+        if question is not None:
+            questions.append(question)
     if errors:
         raise FormsConfigError(errors)
     return Survey(id=str(survey_id), title=title, intro=intro, questions=tuple(questions))
+
+
+def _question(q: Any, source: str, where: str, seen: set[str],
+              errors: list[str]) -> Question | None:
+    """One survey question, its id added to ``seen``; None if it cannot be read at all."""
+    if not isinstance(q, Mapping):
+        errors.append(f"{where}: must be a mapping")
+        return None
+    _unknown_keys(q, ("id", "type", "label", "required", "choices", "hint", "low", "high",
+                      "max_length"), where, errors)
+    qid = q.get("id")
+    if not isinstance(qid, str) or not ID_RE.match(qid):
+        errors.append(f"{where}.id: must start with a letter; letters, digits and _")
+        return None
+    where = f"{source}: question {qid!r}"
+    if qid in seen:
+        errors.append(f"{where}: duplicate id")
+    seen.add(qid)
+    qtype = q.get("type")
+    if qtype not in QUESTION_TYPES:
+        errors.append(f"{where}: type must be one of {', '.join(QUESTION_TYPES)}")
+        return None
+    required = q.get("required", False)
+    if not isinstance(required, bool):
+        errors.append(f"{where}: required must be true or false")
+        required = False
+    choices: tuple[Choice, ...] = ()
+    if qtype in ("single", "multiple"):
+        choices = _choices(q.get("choices"), f"{where}: choices", errors)
+    elif "choices" in q:
+        errors.append(f"{where}: choices only apply to single and multiple questions")
+    max_length = q.get("max_length", 2_000)
+    if not isinstance(max_length, int) or not 1 <= max_length <= MAX_TEXT_ANSWER:
+        errors.append(f"{where}: max_length must be 1 to {MAX_TEXT_ANSWER}")
+        max_length = 2_000
+    return Question(
+        id=qid, type=qtype, label=_text(q.get("label"), f"{where}: label", errors),
+        required=required, choices=choices,
+        hint=_text(q.get("hint"), f"{where}: hint", errors, required=False),
+        low=_text(q.get("low"), f"{where}: low", errors, required=False),
+        high=_text(q.get("high"), f"{where}: high", errors, required=False),
+        max_length=max_length,
+    )
 
 
 def _origin_list(value: Any, where: str, errors: list[str]) -> tuple[str, ...]:
@@ -331,93 +338,106 @@ def load_forms_config(data: Any, source: str = "forms.yaml",
                          "token_max_age_seconds"), source, errors)
     if data.get("version") != 1:
         errors.append(f"{source}: version must be 1")
-
-    consent: dict[str, ConsentText] = {}
-    raw_consent = data.get("consent")
-    if not isinstance(raw_consent, Mapping) or "en" not in raw_consent:
-        errors.append(f"{source}: consent must map each language (at least en) to "
-                      "a version and a text")
-    else:
-        for lang, item in raw_consent.items():
-            where = f"{source}: consent.{lang}"
-            if lang not in LANGUAGES:
-                errors.append(f"{where}: unknown language")
-                continue
-            if not isinstance(item, Mapping) or not isinstance(item.get("version"), str) \
-                    or not isinstance(item.get("text"), str) or not item["text"].strip() \
-                    or not 1 <= len(item["version"]) <= 64:
-                errors.append(f"{where}: needs a version (1-64 characters) and a text")
-                continue
-            consent[str(lang)] = ConsentText(item["version"], " ".join(item["text"].split()))
-        versions = [c.version for c in consent.values()]
-        if len(set(versions)) != len(versions):
-            errors.append(f"{source}: each language's consent text needs its own version")
-
-    min_fill = data.get("min_fill_seconds", 3)
-    if not isinstance(min_fill, int | float) or not 0 <= min_fill <= 600:
-        errors.append(f"{source}: min_fill_seconds must be 0 to 600")
-        min_fill = 3
-    max_age = data.get("token_max_age_seconds", 24 * 3600)
-    if not isinstance(max_age, int | float) or not 60 <= max_age <= 30 * 24 * 3600:
-        errors.append(f"{source}: token_max_age_seconds must be 60 to 2592000")
-        max_age = 24 * 3600
-
+    consent = _consent_texts(data.get("consent"), source, errors)
+    min_fill = _seconds(data, "min_fill_seconds", 3, 0, 600, source, errors)
+    max_age = _seconds(data, "token_max_age_seconds", 24 * 3600, 60, 30 * 24 * 3600, source,
+                       errors)
     forms: dict[str, FormConfig] = {}
     raw_forms = data.get("forms")
     if not isinstance(raw_forms, list) or not raw_forms:
         errors.append(f"{source}: forms must be a non-empty list")
         raw_forms = []
     for i, item in enumerate(raw_forms):
-        where = f"{source}: forms[{i}]"
-        if not isinstance(item, Mapping):
-            errors.append(f"{where}: must be a mapping")
-            continue
-        _unknown_keys(item, ("slug", "kind", "title", "intro", "allowed_origins", "attachments",
-                             "topics", "survey"), where, errors)
-        slug = item.get("slug")
-        if not isinstance(slug, str) or not SLUG_RE.match(slug):
-            errors.append(f"{where}.slug: must be a lower-case slug")
-            continue
-        where = f"{source}: form {slug!r}"
-        if slug in forms:
-            errors.append(f"{where}: duplicate slug")
-        kind = item.get("kind")
-        if kind not in FORM_KINDS:
-            errors.append(f"{where}: kind must be one of {', '.join(FORM_KINDS)}")
-            continue
-        survey = None
-        if kind == "survey":
-            name = item.get("survey")
-            if not isinstance(name, str) or surveys is None or name not in surveys:
-                errors.append(f"{where}: survey must name a survey file that exists")
-            else:
-                try:
-                    survey = load_survey(surveys[name], name)
-                except FormsConfigError as exc:
-                    errors.extend(exc.errors)
-        elif "survey" in item:
-            errors.append(f"{where}: survey only applies to kind survey")
-        topics: tuple[Choice, ...] = ()
-        if "topics" in item:
-            if kind != "contact":
-                errors.append(f"{where}: topics only apply to kind contact")
-            else:
-                topics = _choices(item["topics"], f"{where}: topics", errors)
-        attachments = _attachments(item.get("attachments"), f"{where}: attachments", errors)
-        if attachments.allowed and kind != "contact":
-            errors.append(f"{where}: attachments are only offered on contact forms")
-        forms[slug] = FormConfig(
-            slug=slug, kind=kind,
-            title=_text(item.get("title"), f"{where}: title", errors),
-            intro=_text(item.get("intro"), f"{where}: intro", errors, required=False),
-            allowed_origins=_origin_list(item.get("allowed_origins"),
-                                         f"{where}: allowed_origins", errors),
-            attachments=attachments, topics=topics, survey=survey,
-        )
+        form = _form(item, source, f"{source}: forms[{i}]", surveys, forms, errors)
+        if form is not None:
+            forms[form.slug] = form
     if errors:
         raise FormsConfigError(errors)
-    return FormsConfig(forms=forms, consent=consent, min_fill_seconds=float(min_fill),
-                       token_max_age_seconds=float(max_age))
+    return FormsConfig(forms=forms, consent=consent, min_fill_seconds=min_fill,
+                       token_max_age_seconds=max_age)
+
+
+def _consent_texts(raw_consent: Any, source: str, errors: list[str]) -> dict[str, ConsentText]:
+    """Language -> the versioned consent text; every language needs its own version."""
+    consent: dict[str, ConsentText] = {}
+    if not isinstance(raw_consent, Mapping) or "en" not in raw_consent:
+        errors.append(f"{source}: consent must map each language (at least en) to "
+                      "a version and a text")
+        return consent
+    for lang, item in raw_consent.items():
+        where = f"{source}: consent.{lang}"
+        if lang not in LANGUAGES:
+            errors.append(f"{where}: unknown language")
+            continue
+        if not isinstance(item, Mapping) or not isinstance(item.get("version"), str) \
+                or not isinstance(item.get("text"), str) or not item["text"].strip() \
+                or not 1 <= len(item["version"]) <= 64:
+            errors.append(f"{where}: needs a version (1-64 characters) and a text")
+            continue
+        consent[str(lang)] = ConsentText(item["version"], " ".join(item["text"].split()))
+    versions = [c.version for c in consent.values()]
+    if len(set(versions)) != len(versions):
+        errors.append(f"{source}: each language's consent text needs its own version")
+    return consent
+
+
+def _seconds(data: Mapping[str, Any], key: str, default: int, low: int, high: int,
+             source: str, errors: list[str]) -> float:
+    value = data.get(key, default)
+    if not isinstance(value, int | float) or not low <= value <= high:
+        errors.append(f"{source}: {key} must be {low} to {high}")
+        value = default
+    return float(value)
+
+
+def _form(item: Any, source: str, where: str, surveys: Mapping[str, Any] | None,
+          taken: Mapping[str, FormConfig], errors: list[str]) -> FormConfig | None:
+    """One form of forms.yaml (``taken``: the slugs before it); None if it cannot be read."""
+    if not isinstance(item, Mapping):
+        errors.append(f"{where}: must be a mapping")
+        return None
+    _unknown_keys(item, ("slug", "kind", "title", "intro", "allowed_origins", "attachments",
+                         "topics", "survey"), where, errors)
+    slug = item.get("slug")
+    if not isinstance(slug, str) or not SLUG_RE.match(slug):
+        errors.append(f"{where}.slug: must be a lower-case slug")
+        return None
+    where = f"{source}: form {slug!r}"
+    if slug in taken:
+        errors.append(f"{where}: duplicate slug")
+    kind = item.get("kind")
+    if kind not in FORM_KINDS:
+        errors.append(f"{where}: kind must be one of {', '.join(FORM_KINDS)}")
+        return None
+    survey = None
+    if kind == "survey":
+        name = item.get("survey")
+        if not isinstance(name, str) or surveys is None or name not in surveys:
+            errors.append(f"{where}: survey must name a survey file that exists")
+        else:
+            try:
+                survey = load_survey(surveys[name], name)
+            except FormsConfigError as exc:
+                errors.extend(exc.errors)
+    elif "survey" in item:
+        errors.append(f"{where}: survey only applies to kind survey")
+    topics: tuple[Choice, ...] = ()
+    if "topics" in item:
+        if kind != "contact":
+            errors.append(f"{where}: topics only apply to kind contact")
+        else:
+            topics = _choices(item["topics"], f"{where}: topics", errors)
+    attachments = _attachments(item.get("attachments"), f"{where}: attachments", errors)
+    if attachments.allowed and kind != "contact":
+        errors.append(f"{where}: attachments are only offered on contact forms")
+    return FormConfig(
+        slug=slug, kind=kind,
+        title=_text(item.get("title"), f"{where}: title", errors),
+        intro=_text(item.get("intro"), f"{where}: intro", errors, required=False),
+        allowed_origins=_origin_list(item.get("allowed_origins"),
+                                     f"{where}: allowed_origins", errors),
+        attachments=attachments, topics=topics, survey=survey,
+    )
 
 
 # -- the form token --------------------------------------------------------------

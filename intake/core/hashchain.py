@@ -220,35 +220,46 @@ def verify_chain(rows: Sequence[ChainRow], *, expected_head: str | None = None) 
             return _bad(
                 checked, previous.seq + 1 if previous is not None else FIRST_SEQ, "malformed"
             )
-        if previous is None:
-            if row.prev_hash != GENESIS:
-                return _bad(checked, row.seq, "deleted" if row.seq > FIRST_SEQ else "bad-genesis")
-            if row.seq != FIRST_SEQ:
-                return _bad(checked, row.seq, "bad-genesis")
-        else:
-            if row.seq <= previous.seq:
-                return _bad(checked, row.seq, "reordered")
-            if row.seq > previous.seq + 1:
-                missing_later = any(s in seqs for s in range(previous.seq + 1, row.seq))
-                return _bad(checked, row.seq, "reordered" if missing_later else "deleted")
-            if row.prev_hash != previous.row_hash:
-                return _bad(checked, row.seq, "deleted")
-        try:
-            recomputed = link_hash(row.prev_hash, row.seq, row.fields)
-        except (TypeError, ValueError):
-            return _bad(checked, row.seq, "malformed")
-        if recomputed != row.row_hash:
-            return _bad(checked, row.seq, "edited")
+        problem = _row_problem(row, previous, seqs)
+        if problem is not None:
+            return _bad(checked, row.seq, problem)
         previous = row
         checked += 1
-
     if expected_head is not None:
-        head = previous.row_hash if previous is not None else GENESIS
-        if head != expected_head:
-            if any(isinstance(r, ChainRow) and r.row_hash == expected_head for r in rows):
-                at = next(r.seq for r in rows if r.row_hash == expected_head)
-                return _bad(checked, at + 1, "head-moved")
-            return _bad(
-                checked, (previous.seq + 1) if previous is not None else FIRST_SEQ, "truncated"
-            )
+        return _head_verdict(rows, previous, checked, expected_head)
+    return ChainVerdict(ok=True, rows_checked=checked, broken_at_seq=None, reason="ok")
+
+
+def _row_problem(row: ChainRow, previous: ChainRow | None, seqs: set[int]) -> str | None:
+    """Why ``row`` cannot follow ``previous`` (None: it is the first), or None if it can."""
+    if previous is None:
+        if row.prev_hash != GENESIS:
+            return "deleted" if row.seq > FIRST_SEQ else "bad-genesis"
+        if row.seq != FIRST_SEQ:
+            return "bad-genesis"
+    else:
+        if row.seq <= previous.seq:
+            return "reordered"
+        if row.seq > previous.seq + 1:
+            missing_later = any(s in seqs for s in range(previous.seq + 1, row.seq))
+            return "reordered" if missing_later else "deleted"
+        if row.prev_hash != previous.row_hash:
+            return "deleted"
+    try:
+        recomputed = link_hash(row.prev_hash, row.seq, row.fields)
+    except (TypeError, ValueError):
+        return "malformed"
+    return "edited" if recomputed != row.row_hash else None
+
+
+def _head_verdict(
+    rows: list[ChainRow], last: ChainRow | None, checked: int, expected_head: str
+) -> ChainVerdict:
+    """The verdict on a valid chain ending in ``last``, given the head recorded elsewhere."""
+    head = last.row_hash if last is not None else GENESIS
+    if head != expected_head:
+        if any(isinstance(r, ChainRow) and r.row_hash == expected_head for r in rows):
+            at = next(r.seq for r in rows if r.row_hash == expected_head)
+            return _bad(checked, at + 1, "head-moved")
+        return _bad(checked, (last.seq + 1) if last is not None else FIRST_SEQ, "truncated")
     return ChainVerdict(ok=True, rows_checked=checked, broken_at_seq=None, reason="ok")

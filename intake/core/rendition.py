@@ -227,6 +227,10 @@ def contact_patterns(values: EntryValues) -> dict[str, list[re.Pattern[str]]]:
     }
 
 
+# The submitter's contact values as patterns, by kind (``contact_patterns``).
+_Patterns = Mapping[str, list[re.Pattern[str]]]
+
+
 # -- one text ---------------------------------------------------------------------------
 
 
@@ -331,7 +335,7 @@ class _Policy:
 
 
 def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
-                 patterns: Mapping[str, list[re.Pattern[str]]]
+                 patterns: _Patterns
                  ) -> tuple[str, tuple[Segment, ...], list[tuple[int, int, str, str]]]:
     if findings is None:
         findings = detect(text, key=_DETECT_KEY)  # never looked at: fail closed, look now
@@ -359,8 +363,7 @@ def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
     return rendered, segments, list(removals)
 
 
-def _trace_left(rendered: str, policy: _Policy,
-                patterns: Mapping[str, list[re.Pattern[str]]]) -> bool:
+def _trace_left(rendered: str, policy: _Policy, patterns: _Patterns) -> bool:
     # Defence in depth: replacements next to each other must not re-form a value.
     cleaned = rendered.replace(policy.relay, "").replace(ANONYMOUS_NAME, "")
     return any(policy.contact_rule(kind) is not None and p.search(cleaned)
@@ -484,21 +487,50 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
         grant = _live_consent(consents, agency_id, at)
     policy = _Policy(audience, grant is not None, relay)
     patterns = contact_patterns(values)
+    texts = _rendered_texts(values, findings, policy, patterns)
+    if texts is None:
+        return _withheld(audience, relay, "invalid-input")
+    texts_by_place, segments, removals = texts
+    fields, field_removals = _rendered_fields(values, findings, policy, patterns)
+    contact, contact_removals = _contact_block(values, policy, reveal)
+    reason, shared = _sharing(audience, grant is not None, reveal)
+    reply_to = (contact["email"].value or relay) if (
+        audience in (Audience.AGENCY, Audience.CC_AGENCY) and shared) else relay
+    return Rendition(
+        audience=audience.value, texts=texts_by_place, segments=segments, fields=tuple(fields),
+        name=contact["name"], email=contact["email"], phone=contact["phone"],
+        postal_address=contact["street_address"], reply_to=reply_to, identity_shared=shared,
+        consent_event_id=grant.id if grant is not None else None, reason=reason,
+        removals=(*removals, *field_removals, *contact_removals),
+    )
 
+
+def _rendered_texts(values: EntryValues, findings: Mapping[str, Sequence[Finding]],
+                    policy: _Policy, patterns: _Patterns
+                    ) -> tuple[dict[str, str], dict[str, tuple[Segment, ...]],
+                               list[Removal]] | None:
+    """Each text place (subject, body, ...) as rendered; None if a place is not text."""
     texts: dict[str, str] = {}
     segments: dict[str, tuple[Segment, ...]] = {}
     removals: list[Removal] = []
     for place, text in values.texts.items():
         if not isinstance(place, str) or not isinstance(text, str):
-            return _withheld(audience, relay, "invalid-input")
+            return None
         found = findings.get(place)
         rendered, segs, removed = _render_text(text, found, policy, patterns)
         texts[place], segments[place] = rendered, segs
         removals.extend(Removal(place, k, why, s, e) for s, e, k, why in removed)
     texts.setdefault("subject", "")
     texts.setdefault("body", "")
+    return texts, segments, removals
 
+
+def _rendered_fields(values: EntryValues, findings: Mapping[str, Sequence[Finding]],
+                     policy: _Policy, patterns: _Patterns
+                     ) -> tuple[list[tuple[str, str]], list[Removal]]:
+    """The form's own fields by name (not the ``_`` internal ones), rendered as text."""
     fields: list[tuple[str, str]] = []
+    removals: list[Removal] = []
     for name, raw in sorted(values.fields.items(), key=lambda kv: str(kv[0])):
         if not isinstance(name, str) or name.startswith("_"):
             continue
@@ -509,33 +541,31 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
         rendered, _segs, removed = _render_text(shown, findings.get(place), policy, patterns)
         fields.append((name, rendered))
         removals.extend(Removal(place, k, why, s, e) for s, e, k, why in removed)
+    return fields, removals
 
+
+def _contact_block(values: EntryValues, policy: _Policy, reveal: bool
+                   ) -> tuple[dict[str, ContactItem], list[Removal]]:
     contact: dict[str, ContactItem] = {}
+    removals: list[Removal] = []
     for kind, value in (("name", values.name), ("email", values.email),
                         ("phone", values.phone), ("street_address", values.postal_address)):
         item, removal = _contact(kind, value, policy, reveal)
         contact[kind] = item
         if removal is not None:
             removals.append(removal)
+    return contact, removals
 
+
+def _sharing(audience: Audience, consented: bool, reveal: bool) -> tuple[str, bool]:
+    """Why the audience sees the submitter's identity or not, and whether it does."""
     if audience in (Audience.AGENCY, Audience.CC_AGENCY):
-        reason = "consent" if grant is not None else "no-consent"
-        shared = grant is not None
-    elif audience is Audience.SUBMITTER:
-        reason, shared = "own", True
-    elif audience is Audience.RECORDS_OFFICER:
-        reason, shared = ("revealed", True) if reveal else ("reveal-required", False)
-    else:
-        reason, shared = "public-record", False
-    reply_to = (contact["email"].value or relay) if (
-        audience in (Audience.AGENCY, Audience.CC_AGENCY) and shared) else relay
-    return Rendition(
-        audience=audience.value, texts=texts, segments=segments, fields=tuple(fields),
-        name=contact["name"], email=contact["email"], phone=contact["phone"],
-        postal_address=contact["street_address"], reply_to=reply_to, identity_shared=shared,
-        consent_event_id=grant.id if grant is not None else None, reason=reason,
-        removals=tuple(removals),
-    )
+        return ("consent", True) if consented else ("no-consent", False)
+    if audience is Audience.SUBMITTER:
+        return "own", True
+    if audience is Audience.RECORDS_OFFICER:
+        return ("revealed", True) if reveal else ("reveal-required", False)
+    return "public-record", False
 
 
 def search_text(values: EntryValues, findings: Mapping[str, Sequence[Finding]]) -> str:

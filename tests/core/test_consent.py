@@ -224,7 +224,6 @@ def test_event_coerces_string_enums() -> None:
         evidence_sha256=EVIDENCE,
     )
     assert e.action is G and e.purpose is Purpose.SHARE_IDENTITY
-    assert e.as_fields()["recipient_class"] == "agency:dot"
 
 
 def test_policy_text_and_evidence_hash() -> None:

@@ -11,7 +11,8 @@ and ``autoreply.py`` for the list of ``auto_submitted`` reason strings.
 
 from .charset import decode_bytes, decode_encoded_words
 from .html import html_to_text, sanitize_html
-from .parse import Address, Attachment, ParsedMessage, parse_message, sanitize_filename
+from .message import Address, Attachment, ParsedMessage
+from .parse import parse_message, sanitize_filename
 from .threads import all_recipient_addresses, find_record_tags
 
 __all__ = [

@@ -173,66 +173,71 @@ def decode_bytes(data: bytes, declared: str | None) -> tuple[str, list[str]]:
     Chain: declared (via aliases) → utf-8 → cp1252 → latin-1. Mis-declarations
     (us-ascii/latin-1 declared but the bytes are UTF-8) are detected.
     """
-    defects: list[str] = []
     if not data:
-        return "", defects
+        return "", []
     if data.startswith(b"\xef\xbb\xbf"):
         text = _try(data[3:], "utf-8")
         if text is not None:
-            return scrub(text), defects
+            return scrub(text), []
     label = _normalize_name(declared)
     codec = lookup_charset(declared)
     if codec is None:
-        if data.isascii():
-            return scrub(data.decode("ascii")), defects
-        text, used = _heuristic(data)
-        if label:
-            defects.append(f"charset {label!r} unknown; decoded as {used}")
+        text, defect = _decode_undeclared(data, label)
+    elif codec in _LEGACY_SINGLE_BYTE:
+        text, defect = _decode_legacy(data, codec, label)
+    else:
+        as_declared = _try(data, codec)
+        if as_declared is not None:
+            text, defect = as_declared, None
         else:
-            defects.append(f"no charset declared for 8-bit data; decoded as {used}")
-        return scrub(text), defects
+            text, defect = _decode_invalid(data, codec, label)
+    return scrub(text), [defect] if defect else []
 
-    if codec in _LEGACY_SINGLE_BYTE:
-        if data.isascii():
-            return scrub(data.decode("ascii")), defects
-        as_utf8 = _try(data, "utf-8")
-        if as_utf8 is not None:
-            defects.append(f"declared {label!r} but content is UTF-8; decoded as utf-8")
-            return scrub(as_utf8), defects
-        if codec == "ascii":
-            text, used = _heuristic(data)
-            defects.append(f"declared {label!r} but 8-bit bytes present; decoded as {used}")
-            return scrub(text), defects
-        if codec in ("latin-1", "iso8859-1"):
-            # WHATWG: ISO-8859-1 labels mean windows-1252.
-            text2 = _try(data, "cp1252")
-            if text2 is not None:
-                return scrub(text2), defects
-        return scrub(data.decode(codec, "replace")), defects
 
-    text3 = _try(data, codec)
-    if text3 is not None:
-        return scrub(text3), defects
+def _decode_undeclared(data: bytes, label: str) -> tuple[str, str | None]:
+    """No usable charset declared: ASCII as is, else the utf-8 → cp1252 → latin-1 guess."""
+    if data.isascii():
+        return data.decode("ascii"), None
+    text, used = _heuristic(data)
+    if label:
+        return text, f"charset {label!r} unknown; decoded as {used}"
+    return text, f"no charset declared for 8-bit data; decoded as {used}"
 
-    # Declared codec failed on these bytes.
+
+def _decode_legacy(data: bytes, codec: str, label: str) -> tuple[str, str | None]:
+    """ASCII or a Latin charset declared: often really UTF-8 (or windows-1252)."""
+    if data.isascii():
+        return data.decode("ascii"), None
+    as_utf8 = _try(data, "utf-8")
+    if as_utf8 is not None:
+        return as_utf8, f"declared {label!r} but content is UTF-8; decoded as utf-8"
+    if codec == "ascii":
+        text, used = _heuristic(data)
+        return text, f"declared {label!r} but 8-bit bytes present; decoded as {used}"
+    if codec in ("latin-1", "iso8859-1"):
+        # WHATWG: ISO-8859-1 labels mean windows-1252.
+        as_cp1252 = _try(data, "cp1252")
+        if as_cp1252 is not None:
+            return as_cp1252, None
+    return data.decode(codec, "replace"), None
+
+
+def _decode_invalid(data: bytes, codec: str, label: str) -> tuple[str, str]:
+    """The declared codec failed on these bytes: UTF-8, the codec with U+FFFD, or cp1252."""
     if codec != "utf-8":
         as_utf8 = _try(data, "utf-8")
         if as_utf8 is not None:
-            defects.append(f"invalid {label!r} data; decoded as utf-8")
-            return scrub(as_utf8), defects
+            return as_utf8, f"invalid {label!r} data; decoded as utf-8"
     if codec in ("utf-8", "utf-16", "utf-32", "utf-7") or _is_multibyte(codec):
         replaced = data.decode(codec, "replace")
         bad = replaced.count("\ufffd")
         good_non_ascii = sum(1 for c in replaced if ord(c) > 0x7F and c != "\ufffd")
         if codec != "utf-8" or good_non_ascii >= bad:
-            defects.append(f"invalid {label!r} data; decoded with replacement characters")
-            return scrub(replaced), defects
-    text4 = _try(data, "cp1252")
-    if text4 is not None:
-        defects.append(f"invalid {label!r} data; decoded as cp1252")
-        return scrub(text4), defects
-    defects.append(f"invalid {label!r} data; decoded as latin-1")
-    return scrub(data.decode("latin-1")), defects
+            return replaced, f"invalid {label!r} data; decoded with replacement characters"
+    as_cp1252 = _try(data, "cp1252")
+    if as_cp1252 is not None:
+        return as_cp1252, f"invalid {label!r} data; decoded as cp1252"
+    return data.decode("latin-1"), f"invalid {label!r} data; decoded as latin-1"
 
 
 def _is_multibyte(codec: str) -> bool:

@@ -44,6 +44,7 @@ from ..sniff import sniff_type
 from .autoreply import BOUNCE_SENDERS, auto_reason
 from .charset import clean_header_text, decode_bytes, decode_encoded_words, scrub
 from .html import html_to_text, sanitize_html
+from .message import Address, Attachment, ParsedMessage
 from .threads import find_record_tags
 
 __all__ = ["Address", "Attachment", "ParsedMessage", "parse_message"]
@@ -84,49 +85,6 @@ _POLICY = _BoundedPolicy()  # same settings as email.policy.default
 @functools.lru_cache(maxsize=256)
 def _parsed_header(name: str, value: str) -> Any:
     return email.policy.EmailPolicy.header_fetch_parse(_POLICY, name, value)
-
-
-@dataclass(frozen=True)
-class Address:
-    name: str
-    address: str
-
-
-@dataclass(frozen=True)
-class Attachment:
-    filename: str
-    declared_type: str
-    sniffed_type: str
-    size: int
-    sha256: str
-    content: bytes = field(repr=False)
-    inline: bool
-    content_id: str | None
-    is_message: bool
-
-
-@dataclass(frozen=True)
-class ParsedMessage:
-    subject: str
-    from_: Address | None
-    to: tuple[Address, ...]
-    cc: tuple[Address, ...]
-    reply_to: tuple[Address, ...]
-    delivered_to: tuple[str, ...]
-    message_id: str | None
-    in_reply_to: tuple[str, ...]
-    references: tuple[str, ...]
-    date: datetime | None
-    text: str
-    html_sanitized: str | None
-    attachments: tuple[Attachment, ...]
-    defects: tuple[str, ...]
-    auto_submitted: str | None
-    is_bounce: bool
-    bounced_message_id: str | None
-    record_tags: tuple[str, ...]
-    size: int
-    truncated: bool
 
 
 # --------------------------------------------------------------------------- helpers
@@ -221,6 +179,7 @@ def _unstructured(msg: Message, name: str, defects: _Defects) -> str | None:
 
 
 def _clean_address(addr: str) -> str:
+    """An address (or Content-ID) as one token: no whitespace, controls or angle brackets."""
     addr = scrub(addr)
     addr = "".join(c for c in addr if not c.isspace() and unicodedata.category(c) != "Cc")
     return addr.strip("<>")
@@ -615,12 +574,7 @@ def _add_attachment(
 
 def _content_id(part: Message) -> str | None:
     raws = _raw_values(part, "content-id")
-    if not raws:
-        return None
-    cid = "".join(
-        c for c in scrub(raws[0]) if not c.isspace() and unicodedata.category(c) != "Cc"
-    ).strip("<>")
-    return cid or None
+    return (_clean_address(raws[0]) or None) if raws else None
 
 
 def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_type: str) -> _Body:
@@ -644,40 +598,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
     payload = part.get_payload() if part.is_multipart() else None
 
     if maintype == "multipart" and isinstance(payload, list):
-        results = [
-            _walk(
-                child,
-                ctx,
-                depth + 1,
-                prefix,
-                f"{where}.{i}" if where != "message" else f"part {i}",
-                ctype,
-            )
-            for i, child in enumerate(payload, 1)
-            if isinstance(child, Message)
-        ]
-        if subtype == "alternative":
-            chosen: list[tuple[str, bool]] = []
-            for r in results:  # text/plain preferred when non-empty
-                if any(fp and t.strip() for t, fp in r.texts):
-                    chosen = r.texts
-                    break
-            if not chosen:
-                for r in reversed(results):  # else the richest (last) alternative with text
-                    if any(t.strip() for t, _ in r.texts):
-                        chosen = r.texts
-                        break
-            body.texts = chosen
-            for r in reversed(results):
-                if r.htmls:
-                    body.htmls = r.htmls
-                    break
-        else:
-            for r in results:
-                body.texts.extend(r.texts)
-                body.htmls.extend(r.htmls)
-        return body
-
+        return _walk_multipart(payload, ctx, depth, prefix, where, ctype)
     if (
         maintype == "message"
         and subtype in ("rfc822", "global")
@@ -689,23 +610,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
     ):
         ctx.msg_counter += 1
         k = ctx.msg_counter
-        inner: Message | None = None
-        if isinstance(payload, list) and payload and isinstance(payload[0], Message):
-            inner = payload[0]
-        cte = (_raw_values(part, "content-transfer-encoding") or [""])[0].strip().lower()
-        if inner is not None and cte in ("base64", "quoted-printable"):
-            # Illegal but seen: an encoded message/rfc822. Decode and re-parse.
-            ctx.defects.add(f"{where}: message/rfc822 with {cte} transfer encoding")
-            raw_inner = _msg_bytes(inner)
-            try:
-                data = (
-                    base64.b64decode(raw_inner)
-                    if cte == "base64"
-                    else quopri.decodestring(raw_inner)
-                )
-                inner = email.message_from_bytes(data, policy=_POLICY)
-            except Exception:
-                pass
+        inner = _embedded_message(part, payload, ctx.defects, where)
         data = (
             _msg_bytes(inner) if inner is not None else _payload_bytes(part, sh, ctx.defects, where)
         )
@@ -723,17 +628,89 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
         if inner is not None:
             mid = _msgids(" ".join(_raw_values(inner, "message-id")))
             if mid:
-                (ctx.report_ids if parent_type == "multipart/report" else ctx.embedded_ids).append(
-                    mid[0]
-                )
+                ids = ctx.report_ids if parent_type == "multipart/report" else ctx.embedded_ids
+                ids.append(mid[0])
             inner_body = _walk(inner, ctx, depth + 1, f"msg{k}-", f"{where} (message {k})", ctype)
             if depth == 0:
                 # The whole message is a wrapper (GroupWise-style forwarding):
                 # its only content is the embedded message, so show that text.
                 return inner_body
         return body
+    return _walk_leaf(part, sh, ctx, prefix, where, ctype, disp, filename)
 
-    # Leaf.
+
+def _walk_multipart(
+    children: list[Any], ctx: _Ctx, depth: int, prefix: str, where: str, ctype: str
+) -> _Body:
+    """Walk a multipart's children; an alternative keeps one text and one HTML version."""
+    results = [
+        _walk(
+            child,
+            ctx,
+            depth + 1,
+            prefix,
+            f"{where}.{i}" if where != "message" else f"part {i}",
+            ctype,
+        )
+        for i, child in enumerate(children, 1)
+        if isinstance(child, Message)
+    ]
+    body = _Body()
+    if ctype == "multipart/alternative":
+        body.texts = _chosen_alternative_texts(results)
+        for r in reversed(results):
+            if r.htmls:
+                body.htmls = r.htmls
+                break
+    else:
+        for r in results:
+            body.texts.extend(r.texts)
+            body.htmls.extend(r.htmls)
+    return body
+
+
+def _chosen_alternative_texts(results: list[_Body]) -> list[tuple[str, bool]]:
+    for r in results:  # text/plain preferred when non-empty
+        if any(fp and t.strip() for t, fp in r.texts):
+            return r.texts
+    for r in reversed(results):  # else the richest (last) alternative with text
+        if any(t.strip() for t, _ in r.texts):
+            return r.texts
+    return []
+
+
+def _embedded_message(part: Message, payload: Any, defects: _Defects, where: str) -> Message | None:
+    """The message inside a message/* part, re-parsed if it was (illegally) transfer-encoded."""
+    inner: Message | None = None
+    if isinstance(payload, list) and payload and isinstance(payload[0], Message):
+        inner = payload[0]
+    cte = (_raw_values(part, "content-transfer-encoding") or [""])[0].strip().lower()
+    if inner is not None and cte in ("base64", "quoted-printable"):
+        # Illegal but seen: an encoded message/rfc822. Decode and re-parse.
+        defects.add(f"{where}: message/rfc822 with {cte} transfer encoding")
+        raw_inner = _msg_bytes(inner)
+        try:
+            data = (
+                base64.b64decode(raw_inner) if cte == "base64" else quopri.decodestring(raw_inner)
+            )
+            inner = email.message_from_bytes(data, policy=_POLICY)
+        except Exception:
+            pass
+    return inner
+
+
+def _walk_leaf(
+    part: Message,
+    sh: Message,
+    ctx: _Ctx,
+    prefix: str,
+    where: str,
+    ctype: str,
+    disp: str | None,
+    filename: str,
+) -> _Body:
+    """A single part: body text, attachment, or both; DSN parts are noted for bounces."""
+    body = _Body()
     data = _payload_bytes(part, sh, ctx.defects, where)
     if ctype in ("message/delivery-status", "message/global-delivery-status"):
         ctx.has_dsn_part = True
@@ -745,7 +722,7 @@ def _walk(part: Message, ctx: _Ctx, depth: int, prefix: str, where: str, parent_
                 ctx.report_ids.append(mid[0])
         except Exception:
             pass
-    is_body_type = ctype in ("text/plain", "text/html") or maintype == "multipart"
+    is_body_type = ctype in ("text/plain", "text/html") or ctype.partition("/")[0] == "multipart"
     # Bodies: text parts without a file name that are not marked attachment.
     # A text part marked inline *with* a file name (Apple Mail, msg_04 of the
     # stdlib corpus) is shown in the body as the sender's client did, and also
@@ -834,19 +811,7 @@ def parse_message(
 
 def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
     defects = _Defects()
-    msg: Message
-    headers_only = False
-    try:
-        msg = email.message_from_bytes(raw, policy=_POLICY)
-    except RecursionError:
-        # The stdlib parser recurses once per MIME level; a few hundred
-        # levels exhaust the stack. Keep the headers, skip the body.
-        defects.add("message: MIME structure nested too deeply to parse; body not parsed")
-        msg = BytesParser(policy=_POLICY).parsebytes(raw, headersonly=True)
-        headers_only = True
-    except Exception as exc:
-        defects.add(f"message: policy.default parse failed ({type(exc).__name__}); used compat32")
-        msg = BytesParser(policy=email.policy.compat32).parsebytes(raw)
+    msg, headers_only = _read_message(raw, defects)
 
     subject = clean_header_text(_unstructured(msg, "subject", defects) or "")
     from_list = _addresses(msg, "from", defects)
@@ -855,20 +820,7 @@ def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
     to = _addresses(msg, "to", defects)
     cc = _addresses(msg, "cc", defects)
     reply_to = _addresses(msg, "reply-to", defects)
-
-    delivered: list[str] = []
-    for hname in ("delivered-to", "x-original-to", "envelope-to"):
-        for rv in _raw_values(msg, hname):
-            text = clean_header_text(_raw_to_text(rv, defects, hname, decode_words=False))
-            try:
-                pairs = email.utils.getaddresses([text])
-            except Exception:
-                pairs = [("", text)]
-            for _, spec in pairs:
-                a = _clean_address(spec)
-                if a and a not in delivered:
-                    delivered.append(a)
-
+    delivered = _delivered_to(msg, defects)
     mids = _msgids(_header_text(msg, "message-id", defects))
     in_reply_to = _msgids(_header_text(msg, "in-reply-to", defects))
     references = _msgids(_header_text(msg, "references", defects))
@@ -876,11 +828,8 @@ def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
 
     ctx = _Ctx(max_bytes=max_bytes, defects=defects)
     body = _Body() if headers_only else _walk(msg, ctx, 0, "", "message", "")
-
     segments = [t.strip("\n").rstrip() for t, _ in body.texts]
-    text = "\n\n".join(s for s in segments if s.strip())
-    text = scrub(text).lstrip("\ufeff")
-
+    text = scrub("\n\n".join(s for s in segments if s.strip())).lstrip("\ufeff")
     html_sanitized: str | None = None
     if body.htmls:
         try:
@@ -888,38 +837,9 @@ def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
         except Exception as exc:
             defects.add(f"html: sanitiser failed ({type(exc).__name__}); no HTML kept")
 
-    # Auto-reply / bounce.
-    sh = _shadow(msg)
-    top_type = _content_type(sh)
-    report_type: str | None = None
-    if top_type == "multipart/report":
-        report_type = (_param(sh, "report-type") or "").strip().lower()
     from_addr = from_list[0].address if from_list else ""
-    local = from_addr.split("@", 1)[0].lower()
-    is_bounce = report_type == "delivery-status" or (local in BOUNCE_SENDERS and ctx.has_dsn_part)
-    bounced_id: str | None = None
-    if is_bounce:
-        candidates = ctx.report_ids or ctx.embedded_ids
-        bounced_id = candidates[0] if candidates else None
-
-    header_map: dict[str, list[str]] = {}
-    for hname in (
-        "auto-submitted",
-        "x-autoreply",
-        "x-autorespond",
-        "x-autoresponder",
-        "x-autogenerated",
-        "precedence",
-        "x-auto-response-suppress",
-        "x-loop",
-        "list-id",
-        "list-unsubscribe",
-        "return-path",
-    ):
-        vals = _raw_values(msg, hname)
-        if vals:
-            header_map[hname] = [clean_header_text(_raw_to_text(v, defects, hname)) for v in vals]
-    auto = auto_reason(header_map, from_address=from_addr, report_type=report_type)
+    report_type, is_bounce, bounced_id = _bounce(msg, from_addr, ctx)
+    auto = _auto_submitted(msg, defects, from_addr, report_type)
     if auto is None and is_bounce:
         auto = "report: delivery-status"
 
@@ -929,7 +849,7 @@ def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
         to=to,
         cc=cc,
         reply_to=reply_to,
-        delivered_to=tuple(delivered),
+        delivered_to=delivered,
         message_id=mids[0] if mids else None,
         in_reply_to=in_reply_to,
         references=references,
@@ -945,3 +865,77 @@ def _parse(raw: bytes, max_bytes: int, tag_prefix: str) -> ParsedMessage:
         size=len(raw),
         truncated=ctx.truncated,
     )
+
+
+def _read_message(raw: bytes, defects: _Defects) -> tuple[Message, bool]:
+    """The stdlib's parse of ``raw``, and whether only its headers could be parsed."""
+    try:
+        return email.message_from_bytes(raw, policy=_POLICY), False
+    except RecursionError:
+        # The stdlib parser recurses once per MIME level; a few hundred
+        # levels exhaust the stack. Keep the headers, skip the body.
+        defects.add("message: MIME structure nested too deeply to parse; body not parsed")
+        return BytesParser(policy=_POLICY).parsebytes(raw, headersonly=True), True
+    except Exception as exc:
+        defects.add(f"message: policy.default parse failed ({type(exc).__name__}); used compat32")
+        return BytesParser(policy=email.policy.compat32).parsebytes(raw), False
+
+
+def _delivered_to(msg: Message, defects: _Defects) -> tuple[str, ...]:
+    """Envelope recipients the receiving servers recorded, deduplicated, in order."""
+    delivered: list[str] = []
+    for hname in ("delivered-to", "x-original-to", "envelope-to"):
+        for rv in _raw_values(msg, hname):
+            text = clean_header_text(_raw_to_text(rv, defects, hname, decode_words=False))
+            try:
+                pairs = email.utils.getaddresses([text])
+            except Exception:
+                pairs = [("", text)]
+            for _, spec in pairs:
+                a = _clean_address(spec)
+                if a and a not in delivered:
+                    delivered.append(a)
+    return tuple(delivered)
+
+
+def _bounce(msg: Message, from_addr: str, ctx: _Ctx) -> tuple[str | None, bool, str | None]:
+    """The report type, whether the message is a bounce, and the Message-ID it bounces."""
+    sh = _shadow(msg)
+    report_type: str | None = None
+    if _content_type(sh) == "multipart/report":
+        report_type = (_param(sh, "report-type") or "").strip().lower()
+    local = from_addr.split("@", 1)[0].lower()
+    is_bounce = report_type == "delivery-status" or (local in BOUNCE_SENDERS and ctx.has_dsn_part)
+    bounced_id: str | None = None
+    if is_bounce:
+        candidates = ctx.report_ids or ctx.embedded_ids
+        bounced_id = candidates[0] if candidates else None
+    return report_type, is_bounce, bounced_id
+
+
+# Headers that mark automatic mail (autoreply.auto_reason reads them).
+_AUTO_REPLY_HEADERS = (
+    "auto-submitted",
+    "x-autoreply",
+    "x-autorespond",
+    "x-autoresponder",
+    "x-autogenerated",
+    "precedence",
+    "x-auto-response-suppress",
+    "x-loop",
+    "list-id",
+    "list-unsubscribe",
+    "return-path",
+)
+
+
+def _auto_submitted(
+    msg: Message, defects: _Defects, from_addr: str, report_type: str | None
+) -> str | None:
+    """Why the message counts as automatic (autoreply.auto_reason), or None."""
+    header_map: dict[str, list[str]] = {}
+    for hname in _AUTO_REPLY_HEADERS:
+        vals = _raw_values(msg, hname)
+        if vals:
+            header_map[hname] = [clean_header_text(_raw_to_text(v, defects, hname)) for v in vals]
+    return auto_reason(header_map, from_address=from_addr, report_type=report_type)

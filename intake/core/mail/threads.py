@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover
-    from .parse import ParsedMessage
+from .message import ParsedMessage
 
 __all__ = ["find_record_tags", "all_recipient_addresses"]
 

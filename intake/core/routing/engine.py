@@ -208,45 +208,8 @@ class RuleSet:
         return sorted(cand)
 
     def _run(self, ctx: Ctx, order: Iterable[int], explain: bool) -> Decision:
-        rules = self.rules
-        matched: list[Rule] = []
-        steps: list[TraceStep] = []
-        stop_rule: Rule | None = None
-        for pos in order:
-            rule = rules[pos]
-            if explain:
-                if stop_rule is not None:
-                    why = f"skipped: after stop rule '{stop_rule.id}'"
-                    steps.append(TraceStep(rule.id, False, why))
-                    continue
-                ok, why = rule.cond.explain(ctx, {})
-                if not ok:
-                    steps.append(TraceStep(rule.id, False, f"no condition matched: {why}"))
-                    continue
-            elif not rule.cond.test(ctx):
-                continue
-            matched.append(rule)
-            if explain:
-                steps.append(TraceStep(rule.id, True, ""))  # reason filled below
-            if rule.stop:
-                stop_rule = rule
-                if not explain:
-                    break
-        # route
-        decider: Rule | None = stop_rule
-        if decider is None:
-            decider = next((r for r in matched if r.route_to), None)
-        if decider is not None and decider.route_to:
-            route_to = decider.route_to
-            kind = "stop rule" if decider.stop else "first matching rule with route_to"
-            route_reason = f"{kind} '{decider.id}' (line {decider.line})"
-        else:
-            decider = None
-            route_to = self.default_agency
-            route_reason = (
-                "default agency: no rule matched" if not matched
-                else "default agency: no matching rule has route_to"
-            )
+        matched, steps, stop_rule = self._match(ctx, order, explain)
+        decider, route_to, route_reason = self._route(matched, stop_rule)
         cc: list[str] = []
         tags: list[str] = []
         captures: dict[str, Mapping[str, str]] = {}
@@ -281,6 +244,53 @@ class RuleSet:
             rules_sha256=self.sha256,
             route_reason=route_reason,
         )
+
+    def _match(
+        self, ctx: Ctx, order: Iterable[int], explain: bool
+    ) -> tuple[list[Rule], list[TraceStep], Rule | None]:
+        """The rules of ``order`` that match, up to a stop rule (which is returned too).
+
+        With ``explain`` every rule gets a trace step; a matched rule's reason is
+        filled in by ``_run``.
+        """
+        matched: list[Rule] = []
+        steps: list[TraceStep] = []
+        stop_rule: Rule | None = None
+        for pos in order:
+            rule = self.rules[pos]
+            if explain:
+                if stop_rule is not None:
+                    why = f"skipped: after stop rule '{stop_rule.id}'"
+                    steps.append(TraceStep(rule.id, False, why))
+                    continue
+                ok, why = rule.cond.explain(ctx, {})
+                if not ok:
+                    steps.append(TraceStep(rule.id, False, f"no condition matched: {why}"))
+                    continue
+            elif not rule.cond.test(ctx):
+                continue
+            matched.append(rule)
+            if explain:
+                steps.append(TraceStep(rule.id, True, ""))
+            if rule.stop:
+                stop_rule = rule
+                if not explain:
+                    break
+        return matched, steps, stop_rule
+
+    def _route(
+        self, matched: Sequence[Rule], stop_rule: Rule | None
+    ) -> tuple[Rule | None, str, str]:
+        """The deciding rule (None for the default agency), the agency, and why."""
+        decider = stop_rule or next((r for r in matched if r.route_to), None)
+        if decider is not None and decider.route_to:
+            kind = "stop rule" if decider.stop else "first matching rule with route_to"
+            return decider, decider.route_to, f"{kind} '{decider.id}' (line {decider.line})"
+        reason = (
+            "default agency: no rule matched" if not matched
+            else "default agency: no matching rule has route_to"
+        )
+        return None, self.default_agency, reason
 
     # ---------------------------------------------------------------- tests
 

@@ -45,7 +45,6 @@ OPERATORS = ("equals", "in", "contains", "starts_with", "ends_with", "matches", 
 CONTAINS_KEYS = ("any", "word")
 GROUPS = ("all", "any", "not")
 
-_STR = "tag:yaml.org,2002:str"
 _INT = "tag:yaml.org,2002:int"
 _BOOL = "tag:yaml.org,2002:bool"
 _NULL = "tag:yaml.org,2002:null"
@@ -62,13 +61,13 @@ def _suggest(word: str, choices: Sequence[str], cutoff: float = 0.6) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-class _Parser:
+class _NodeReader:
+    """Reads typed values out of composed YAML nodes, collecting every error with its line."""
+
     def __init__(self, filename: str) -> None:
         self.file = filename
         self.errors: list[RuleError] = []
         self.ctx = ""  # "rule 'x': " prefix while inside a rule / agency / test
-
-    # ----------------------------------------------------------- helpers
 
     def err(self, node: Node | int | None, message: str) -> None:
         line = node if isinstance(node, int) else _line(node)
@@ -150,6 +149,196 @@ class _Parser:
         if isinstance(node, MappingNode):
             return {str(k.value): self.plain(v) for k, v in node.value}
         return None  # pragma: no cover
+
+
+class _ConditionParser(_NodeReader):
+    """The grammar of a rule's ``when:``: all/any/not groups over field tests."""
+
+    def cond(self, node: Node) -> Cond | None:
+        if isinstance(node, ScalarNode):
+            hint = " ('always' is only allowed as `when: always`)" if node.value == "always" else ""
+            self.err(node, f"a condition must be a mapping: a field test or all/any/not{hint}")
+            return None
+        if isinstance(node, SequenceNode):
+            self.err(node, "a condition must be a mapping, not a list; "
+                           "use any: or all: for several")
+            return None
+        items = self.items(node, "a condition")
+        if items is None:
+            return None
+        if not items:
+            self.err(node, "empty condition")
+            return None
+        groups = [(k, kn, v) for k, kn, v in items if k in GROUPS]
+        if groups:
+            if len(items) > 1:
+                others = ", ".join(f"'{k}'" for k, _kn, _v in items if k != groups[0][0])
+                first = groups[0][0]
+                self.err(node, f"'{first}' cannot be combined with {others} in one condition")
+                return None
+            key, knode, value = groups[0]
+            if key == "not":
+                if isinstance(value, SequenceNode):
+                    self.err(knode, "'not' takes one condition, not a list; use not: {any: [...]}")
+                    return None
+                child = self.cond(value)
+                return None if child is None else Not(child, line=_line(knode))
+            if not isinstance(value, SequenceNode):
+                self.err(knode, f"'{key}' takes a list of conditions")
+                return None
+            if not value.value:
+                self.err(knode, f"empty '{key}': it needs at least one condition")
+                return None
+            children = [self.cond(c) for c in value.value]
+            if any(c is None for c in children):
+                return None
+            kids = tuple(c for c in children if c is not None)
+            if key == "all":
+                return AllOf(kids, line=_line(knode))
+            return AnyOf(kids, line=_line(knode))
+        return self.leaf(node, items)
+
+    def field_name(self, node: Node) -> str | None:
+        name = self.string(node, "field")
+        if name is None:
+            return None
+        key = name.strip().casefold()
+        if key in BUILTIN_FIELDS:
+            return key
+        close = difflib.get_close_matches(key, BUILTIN_FIELDS, n=1, cutoff=0.8)
+        if close:
+            self.err(node, f"unknown field '{name}' (did you mean '{close[0]}'?); "
+                           "form fields must not look like built-in field names")
+            return None
+        if not re.fullmatch(r"[\w.-]+", key):
+            self.err(node, f"bad field name '{name}'")
+            return None
+        return key
+
+    def leaf(self, node: Node, items: list[tuple[str, Node, Node]]) -> Cond | None:
+        keys = [k for k, _kn, _v in items]
+        if "field" not in keys:
+            if len(items) == 1 and keys[0] in BUILTIN_FIELDS:
+                key, knode, value = items[0]
+                if isinstance(value, SequenceNode):
+                    return self.operator("in", key, knode, value)
+                return self.operator("equals", key, knode, value)
+            bad = False
+            for key, knode, _v in items:
+                if key in OPERATORS:
+                    self.err(knode, f"operator '{key}' needs a field: "
+                                    f"write {{field: ..., {key}: ...}}")
+                    bad = True
+                elif key not in BUILTIN_FIELDS:
+                    hint = _suggest(key, OPERATORS + BUILTIN_FIELDS + GROUPS + ("field",), 0.75)
+                    if not hint:
+                        hint = f" (for a form field write {{field: {key}, equals: ...}})"
+                    self.err(knode, f"unknown key '{key}'{hint}")
+                    bad = True
+            if not bad:
+                self.err(node, "a condition tests one field; use all: to combine "
+                         + ", ".join(f"'{k}'" for k in keys))
+            return None
+        fnode = next(v for k, _kn, v in items if k == "field")
+        fld = self.field_name(fnode)
+        ops: list[tuple[str, Node, Node]] = []
+        ok = fld is not None
+        for key, knode, value in items:
+            if key == "field":
+                continue
+            if key in OPERATORS:
+                ops.append((key, knode, value))
+            else:
+                self.err(knode, f"unknown operator '{key}'{_suggest(key, OPERATORS)}")
+                ok = False
+        if not ok:
+            return None
+        if not ops:
+            choices = ", ".join(OPERATORS)
+            self.err(node, f"condition on field '{fld}' has no operator (one of {choices})")
+            return None
+        if len(ops) > 1:
+            self.err(node, f"condition on field '{fld}' has {len(ops)} operators ("
+                     + ", ".join(f"'{k}'" for k, _kn, _v in ops) + "); use all: to combine them")
+            return None
+        assert fld is not None
+        return self.operator(ops[0][0], fld, ops[0][1], ops[0][2])
+
+    def operator(self, op: str, fld: str, knode: Node, value: Node) -> Cond | None:
+        line = _line(knode)
+        if op == "exists":
+            b = self.boolean(value, "exists")
+            return None if b is None else Exists(fld, b, line=line)
+        if op == "equals":
+            if isinstance(value, SequenceNode):
+                self.err(value, "equals takes one value; use 'in' for a list")
+                return None
+            s = self.string(value, "equals")
+            if s is None:
+                return None
+            return Equals(fld, frozenset({norm(s)}), (s,), "equals", line=line)
+        if op == "in":
+            if not isinstance(value, SequenceNode):
+                self.err(value, "'in' takes a list; use 'equals' for one value")
+                return None
+            vals = self.strings(value, "in")
+            if not vals:
+                return None
+            normed = frozenset(norm(v) for v, _n in vals)
+            return Equals(fld, normed, tuple(v for v, _n in vals), "in", line=line)
+        if op == "matches":
+            pattern = self.string(value, "matches")
+            if pattern is None:
+                return None
+            folded = fold_pattern(pattern)
+            try:
+                rx = re.compile(folded, re.IGNORECASE)
+            except re.error as e:
+                self.err(value, f"bad regular expression '{pattern}': {e}")
+                return None
+            return Matches(fld, pattern, rx, regex_literals(folded), line=line)
+        return self.words_operator(op, fld, value, line)
+
+    def words_operator(self, op: str, fld: str, value: Node, line: int) -> Cond | None:
+        """contains / starts_with / ends_with: words folded and deduplicated, as written shown."""
+        word = True
+        src: Node = value
+        if op == "contains" and isinstance(value, MappingNode):
+            sub = self.items(value, "contains")
+            if sub is None:
+                return None
+            self.check_keys(sub, CONTAINS_KEYS, "contains")
+            subd = {k: v for k, _kn, v in sub}
+            if "word" in subd:
+                w = self.boolean(subd["word"], "contains: word")
+                if w is None:
+                    return None
+                word = w
+            if "any" not in subd:
+                self.err(value, "contains: {...} needs 'any: [words]'")
+                return None
+            src = subd["any"]
+        vals = self.strings(src, op)
+        if not vals:
+            return None
+        words: list[str] = []
+        shown: dict[str, str] = {}
+        for v, vnode in vals:
+            n = norm(v)
+            if not n:
+                self.err(vnode, f"{op}: '{v}' is empty once folded")
+                return None
+            if n not in shown:
+                words.append(n)
+                shown[n] = v
+        if op == "contains":
+            return Contains(fld, tuple(words), shown, word, line=line)
+        return Affix(fld, tuple(words), tuple(shown[w] for w in words),
+                     at_end=op == "ends_with", line=line)
+
+
+class _Parser(_ConditionParser):
+    """The grammar of a rules file: agencies, rules (conditions: see the base class), tests."""
 
     # --------------------------------------------------------- document
 
@@ -357,187 +546,6 @@ class _Parser:
         if rid is None or cond is None or len(self.errors) != n_errors:
             return None
         return Rule(rid, _line(rnode), cond, route_to, tuple(cc), tuple(tags), stop, priority, desc)
-
-    # -------------------------------------------------------- conditions
-
-    def cond(self, node: Node) -> Cond | None:
-        if isinstance(node, ScalarNode):
-            hint = " ('always' is only allowed as `when: always`)" if node.value == "always" else ""
-            self.err(node, f"a condition must be a mapping: a field test or all/any/not{hint}")
-            return None
-        if isinstance(node, SequenceNode):
-            self.err(node, "a condition must be a mapping, not a list; "
-                           "use any: or all: for several")
-            return None
-        items = self.items(node, "a condition")
-        if items is None:
-            return None
-        if not items:
-            self.err(node, "empty condition")
-            return None
-        groups = [(k, kn, v) for k, kn, v in items if k in GROUPS]
-        if groups:
-            if len(items) > 1:
-                others = ", ".join(f"'{k}'" for k, _kn, _v in items if k != groups[0][0])
-                first = groups[0][0]
-                self.err(node, f"'{first}' cannot be combined with {others} in one condition")
-                return None
-            key, knode, value = groups[0]
-            if key == "not":
-                if isinstance(value, SequenceNode):
-                    self.err(knode, "'not' takes one condition, not a list; use not: {any: [...]}")
-                    return None
-                child = self.cond(value)
-                return None if child is None else Not(child, line=_line(knode))
-            if not isinstance(value, SequenceNode):
-                self.err(knode, f"'{key}' takes a list of conditions")
-                return None
-            if not value.value:
-                self.err(knode, f"empty '{key}': it needs at least one condition")
-                return None
-            children = [self.cond(c) for c in value.value]
-            if any(c is None for c in children):
-                return None
-            kids = tuple(c for c in children if c is not None)
-            if key == "all":
-                return AllOf(kids, line=_line(knode))
-            return AnyOf(kids, line=_line(knode))
-        return self.leaf(node, items)
-
-    def field_name(self, node: Node) -> str | None:
-        name = self.string(node, "field")
-        if name is None:
-            return None
-        key = name.strip().casefold()
-        if key in BUILTIN_FIELDS:
-            return key
-        close = difflib.get_close_matches(key, BUILTIN_FIELDS, n=1, cutoff=0.8)
-        if close:
-            self.err(node, f"unknown field '{name}' (did you mean '{close[0]}'?); "
-                           "form fields must not look like built-in field names")
-            return None
-        if not re.fullmatch(r"[\w.-]+", key):
-            self.err(node, f"bad field name '{name}'")
-            return None
-        return key
-
-    def leaf(self, node: Node, items: list[tuple[str, Node, Node]]) -> Cond | None:
-        keys = [k for k, _kn, _v in items]
-        if "field" not in keys:
-            if len(items) == 1 and keys[0] in BUILTIN_FIELDS:
-                key, knode, value = items[0]
-                if isinstance(value, SequenceNode):
-                    return self.operator("in", key, knode, value)
-                return self.operator("equals", key, knode, value)
-            bad = False
-            for key, knode, _v in items:
-                if key in OPERATORS:
-                    self.err(knode, f"operator '{key}' needs a field: "
-                                    f"write {{field: ..., {key}: ...}}")
-                    bad = True
-                elif key not in BUILTIN_FIELDS:
-                    hint = _suggest(key, OPERATORS + BUILTIN_FIELDS + GROUPS + ("field",), 0.75)
-                    if not hint:
-                        hint = f" (for a form field write {{field: {key}, equals: ...}})"
-                    self.err(knode, f"unknown key '{key}'{hint}")
-                    bad = True
-            if not bad:
-                self.err(node, "a condition tests one field; use all: to combine "
-                         + ", ".join(f"'{k}'" for k in keys))
-            return None
-        fnode = next(v for k, _kn, v in items if k == "field")
-        fld = self.field_name(fnode)
-        ops: list[tuple[str, Node, Node]] = []
-        ok = fld is not None
-        for key, knode, value in items:
-            if key == "field":
-                continue
-            if key in OPERATORS:
-                ops.append((key, knode, value))
-            else:
-                self.err(knode, f"unknown operator '{key}'{_suggest(key, OPERATORS)}")
-                ok = False
-        if not ok:
-            return None
-        if not ops:
-            choices = ", ".join(OPERATORS)
-            self.err(node, f"condition on field '{fld}' has no operator (one of {choices})")
-            return None
-        if len(ops) > 1:
-            self.err(node, f"condition on field '{fld}' has {len(ops)} operators ("
-                     + ", ".join(f"'{k}'" for k, _kn, _v in ops) + "); use all: to combine them")
-            return None
-        assert fld is not None
-        return self.operator(ops[0][0], fld, ops[0][1], ops[0][2])
-
-    def operator(self, op: str, fld: str, knode: Node, value: Node) -> Cond | None:
-        line = _line(knode)
-        if op == "exists":
-            b = self.boolean(value, "exists")
-            return None if b is None else Exists(fld, b, line=line)
-        if op == "equals":
-            if isinstance(value, SequenceNode):
-                self.err(value, "equals takes one value; use 'in' for a list")
-                return None
-            s = self.string(value, "equals")
-            if s is None:
-                return None
-            return Equals(fld, frozenset({norm(s)}), (s,), "equals", line=line)
-        if op == "in":
-            if not isinstance(value, SequenceNode):
-                self.err(value, "'in' takes a list; use 'equals' for one value")
-                return None
-            vals = self.strings(value, "in")
-            if not vals:
-                return None
-            normed = frozenset(norm(v) for v, _n in vals)
-            return Equals(fld, normed, tuple(v for v, _n in vals), "in", line=line)
-        if op == "matches":
-            pattern = self.string(value, "matches")
-            if pattern is None:
-                return None
-            folded = fold_pattern(pattern)
-            try:
-                rx = re.compile(folded, re.IGNORECASE)
-            except re.error as e:
-                self.err(value, f"bad regular expression '{pattern}': {e}")
-                return None
-            return Matches(fld, pattern, rx, regex_literals(folded), line=line)
-        # contains / starts_with / ends_with
-        word = True
-        src: Node = value
-        if op == "contains" and isinstance(value, MappingNode):
-            sub = self.items(value, "contains")
-            if sub is None:
-                return None
-            self.check_keys(sub, CONTAINS_KEYS, "contains")
-            subd = {k: v for k, _kn, v in sub}
-            if "word" in subd:
-                w = self.boolean(subd["word"], "contains: word")
-                if w is None:
-                    return None
-                word = w
-            if "any" not in subd:
-                self.err(value, "contains: {...} needs 'any: [words]'")
-                return None
-            src = subd["any"]
-        vals = self.strings(src, op)
-        if not vals:
-            return None
-        words: list[str] = []
-        shown: dict[str, str] = {}
-        for v, vnode in vals:
-            n = norm(v)
-            if not n:
-                self.err(vnode, f"{op}: '{v}' is empty once folded")
-                return None
-            if n not in shown:
-                words.append(n)
-                shown[n] = v
-        if op == "contains":
-            return Contains(fld, tuple(words), shown, word, line=line)
-        return Affix(fld, tuple(words), tuple(shown[w] for w in words),
-                     at_end=op == "ends_with", line=line)
 
     # ------------------------------------------------------------- tests
 
