@@ -1,4 +1,4 @@
-"""Renditions and redaction (P3, P6) and property tests for detect/redact."""
+"""Redaction with markers (P3, P6) and property tests for detect/redact."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from intake.core.pii import (
     Finding,
     RedactedText,
     Redaction,
-    Rendition,
     detect,
     redact,
 )
@@ -45,7 +44,7 @@ def redacted_kinds(r: RedactedText) -> list[str]:
 
 
 def test_public_redacts_everything_with_markers_and_reasons() -> None:
-    r = redact(TEXT, findings(), Rendition.PUBLIC)
+    r = redact(TEXT, findings())
     assert redacted_kinds(r) == ALL_KINDS
     for kind in ALL_KINDS:
         assert value(kind) not in r.text
@@ -60,85 +59,34 @@ def test_public_redacts_everything_with_markers_and_reasons() -> None:
     assert all(x.reason for x in r.redactions)
 
 
-def test_public_also_ignores_share_address() -> None:
-    r = redact(TEXT, findings(), Rendition.PUBLIC, share_address=True)
-    assert redacted_kinds(r) == ALL_KINDS
-
-
 def test_redaction_offsets_refer_to_original_text() -> None:
     found = findings()
-    r = redact(TEXT, found, Rendition.PUBLIC)
+    r = redact(TEXT, found)
     for f, x in zip(found, r.redactions, strict=True):
         assert (x.start, x.end, x.kind) == (f.start, f.end, f.kind)
-
-
-def test_forward_without_share_address() -> None:
-    r = redact(TEXT, findings(), Rendition.FORWARD)
-    assert redacted_kinds(r) == [k for k in ALL_KINDS if k != "medical"]
-    assert "asthma" in r.text  # medical: flag only
-
-
-def test_forward_with_share_address_keeps_contact_data() -> None:
-    r = redact(TEXT, findings(), Rendition.FORWARD, share_address=True)
-    assert redacted_kinds(r) == [
-        "ssn", "card", "aba", "bank_account", "password", "maiden_name", "birth_date",
-    ]  # fmt: skip
-    for kind in ("email", "phone", "street_address", "medical"):
-        assert value(kind) in r.text
-
-
-def test_staff_masks_card_ssn_password_only() -> None:
-    r = redact(TEXT, findings(), Rendition.STAFF)
-    assert redacted_kinds(r) == ["ssn", "card", "password"]
-    assert "SSN •••-••-4137." in r.text
-    assert "Card •••• •••• •••• 1111." in r.text
-    assert "password: ••••••••." in r.text
-    assert "hunter2" not in r.text
-    for kind in ("aba", "bank_account", "maiden_name", "birth_date", "email", "phone"):
-        assert value(kind) in r.text
-    assert {x.reason for x in r.redactions} == {"P6-ssn", "P6-card", "P6-password"}
-
-
-def test_staff_password_mask_hides_length() -> None:
-    short = redact("password: abc", detect("password: abc", key=KEY), Rendition.STAFF)
-    long_ = redact("password: abcdefghijkl", detect("password: abcdefghijkl", key=KEY),
-                   Rendition.STAFF)  # fmt: skip
-    assert short.text == long_.text == "password: ••••••••"
-
-
-def test_sealed_is_unchanged() -> None:
-    r = redact(TEXT, findings(), Rendition.SEALED)
-    assert r == RedactedText(TEXT, ())
 
 
 def test_combination_rendition() -> None:
     text = "DOB 04/15/1988, ZIP 06511, sex: F"
     found = detect(text, key=KEY)
     assert [f.kind for f in found] == ["birth_date", "combination"]
-    pub = redact(text, found, Rendition.PUBLIC)
+    pub = redact(text, found)
     assert pub.text == "DOB [redacted: birth date], ZIP 06511, [redacted: identifying detail]"
     assert pub.redactions[1].reason == "P2-combination"
-    fwd = redact(text, found, Rendition.FORWARD)
-    assert fwd.text == "DOB [redacted: birth date], ZIP 06511, sex: F"
 
 
 def test_caller_supplied_name_finding() -> None:
     text = "From Ana Pérez: hello"
     name = Finding("name", 5, 14, "form.name", "medium", "x")
-    assert redact(text, [name], Rendition.PUBLIC).text == "From [redacted: name]: hello"
-    assert redact(text, [name], Rendition.PUBLIC).redactions == (
+    assert redact(text, [name]).text == "From [redacted: name]: hello"
+    assert redact(text, [name]).redactions == (
         Redaction(5, 14, "name", "P2-name"),
     )
-    assert redact(text, [name], Rendition.FORWARD).text == "From [redacted: name]: hello"
-    assert redact(text, [name], Rendition.FORWARD, share_address=True).text == text
-    assert redact(text, [name], Rendition.STAFF).text == text
 
 
-def test_unknown_kind_is_redacted_in_forward() -> None:
+def test_an_unknown_kind_gets_the_generic_marker() -> None:
     f = Finding("passport", 0, 4, "x", "high", "x")
-    assert redact("ABCD rest", [f], Rendition.FORWARD).text == (
-        "[redacted: personal information] rest"
-    )
+    assert redact("ABCD rest", [f]).text == "[redacted: personal information] rest"
 
 
 def test_overlapping_and_out_of_range_findings() -> None:
@@ -150,7 +98,7 @@ def test_overlapping_and_out_of_range_findings() -> None:
         Finding("phone", 9, 60, "x", "low", "x"),
         Finding("phone", 3, 3, "x", "low", "x"),
     ]
-    r = redact(text, fs, Rendition.PUBLIC)
+    r = redact(text, fs)
     assert r.redactions == (
         Redaction(2, 8, "ssn", "P6-ssn"),
         Redaction(9, 10, "phone", "P2-phone"),
@@ -159,8 +107,7 @@ def test_overlapping_and_out_of_range_findings() -> None:
 
 
 def test_no_findings() -> None:
-    for rendition in Rendition:
-        assert redact("hello", [], rendition) == RedactedText("hello", ())
+    assert redact("hello", []) == RedactedText("hello", ())
 
 
 # --- properties ---------------------------------------------------------------------
@@ -199,12 +146,7 @@ def test_detect_and_redact_never_raise(text: str) -> None:
         assert 0 <= f.start < f.end <= len(text)
     for a, b in zip(found, found[1:], strict=False):
         assert a.end <= b.start
-    for rendition in Rendition:
-        for share in (False, True):
-            r = redact(text, found, rendition, share_address=share)
-            check_offsets(text, r)
-    sealed = redact(text, found, Rendition.SEALED)
-    assert sealed.text == text and sealed.redactions == ()
+    check_offsets(text, redact(text, found))
 
 
 @settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
@@ -214,7 +156,7 @@ def test_detect_and_redact_never_raise(text: str) -> None:
 @example("010.11.0101 010.11.0101\u00b9010.11.0101")
 def test_public_leaves_no_ssn_card_or_email(text: str) -> None:
     found = detect(text, key=KEY)
-    r = redact(text, found, Rendition.PUBLIC)
+    r = redact(text, found)
     assert len(r.redactions) == len(found)
     secret = {(f.kind, f.value_hash) for f in found if f.kind in SECRET_KINDS}
     for f, x in zip(found, r.redactions, strict=True):
@@ -249,8 +191,7 @@ def test_public_leaves_no_ssn_card_or_email(text: str) -> None:
 )
 def test_redact_any_findings(raw: list[tuple[str, int, int]], text: str) -> None:
     fs = [Finding(k, s, e, "x", "low", "x") for k, s, e in raw]
-    for rendition in Rendition:
-        check_offsets(text, redact(text, fs, rendition))
+    check_offsets(text, redact(text, fs))
 
 
 def test_a_detected_ssn_is_redacted_where_it_stands_again_without_a_keyword() -> None:
@@ -260,7 +201,7 @@ def test_a_detected_ssn_is_redacted_where_it_stands_again_without_a_keyword() ->
     found = detect(text, key=KEY)
     assert [(f.kind, text[f.start:f.end]) for f in found] == [
         ("ssn", "001.11.1000"), ("ssn", "001100001"), ("ssn", "001.11.1000")]
-    public = redact(text, found, Rendition.PUBLIC).text
+    public = redact(text, found).text
     assert "001.11.1000" not in public and "001100001" not in public
     # The same characters inside a longer run are not that number.
     longer = "SSN 001.11.1000 and 9001.11.10009"

@@ -5,13 +5,13 @@
   and its validators).  Names of people are not detected.
 * ``warning_kinds(findings)`` lists the P6 kinds (``SENSITIVE_KINDS``) to warn
   the sender about at submission.
-* ``redact(text, findings, rendition)`` produces the PUBLIC / FORWARD / STAFF
-  / SEALED renditions (rules in ``intake.core.pii.redact``).
+* ``redact(text, findings)`` replaces each finding by its marker
+  (``intake.core.pii.redact``; who sees what is ``intake.core.rendition``).
 """
 
 from .detectors import detect
 from .model import KINDS, SENSITIVE_KINDS, Finding, warning_kinds
-from .redact import RedactedText, Redaction, Rendition, redact
+from .redact import RedactedText, Redaction, redact
 
 __all__ = [
     "KINDS",
@@ -19,7 +19,6 @@ __all__ = [
     "Finding",
     "RedactedText",
     "Redaction",
-    "Rendition",
     "detect",
     "redact",
     "warning_kinds",

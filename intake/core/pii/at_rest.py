@@ -14,7 +14,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .model import SENSITIVE_KINDS, Finding
-from .redact import Redaction, Rendition, marker_for, redact
+from .redact import Redaction, marker_for, redact
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ def redact_at_rest(text: str, findings: Sequence[Finding]) -> AtRest:
     if not sensitive:
         return AtRest(text, tuple(findings))
     # The public rendition of the P6 findings alone: the same merging of overlaps.
-    done = redact(text, sensitive, Rendition.PUBLIC)
+    done = redact(text, sensitive)
     spans: list[tuple[Redaction, int, int]] = []  # (old span, new start, new end)
     shift = 0
     for r in done.redactions:
