@@ -25,7 +25,8 @@ from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
 from intake.outbound import webhook
 from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
 from intake.runtime import Runtime
-from intake.services import gate, privacy
+from intake.services import gate
+from intake.services.consent import disclosures_for, ensure_policy_text, record_consent
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from intake.services.work import enqueue, retry_dead
 from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
@@ -99,7 +100,7 @@ def submit(rt: Runtime, body: str = "A pothole on Route 9 is huge.", *,
            email: str | None = CITIZEN, consent: str | None = None,
            fields: dict[str, Any] | None = None) -> tuple[int, str]:
     with rt.db.session() as s:
-        privacy.ensure_policy_text(s, *POLICY)
+        ensure_policy_text(s, *POLICY)
         rec = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=f"{body}|{email}|{consent}".encode(),
             content_type="text/plain", subject=f"Road problem (write to {email})",
@@ -107,7 +108,7 @@ def submit(rt: Runtime, body: str = "A pothole on Route 9 is huge.", *,
             fields=fields or {}, submitter=SubmitterData(name="Maria Lopez", email=email))],
                 record_prefix="EX", pii_key=rt.pii_key, originals_key=ORIGINALS_KEY)[0]
         if consent:
-            privacy.record_consent(s, entry_id=rec.entry_id, action=ConsentAction.GRANT,
+            record_consent(s, entry_id=rec.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
                                    policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
                                    evidence=b"consent=on")
@@ -188,7 +189,7 @@ def test_withdrawal_after_queueing_sends_content_only(rt: Runtime,
     route = items(rt, "route")[0]
     assert rt.jobs.perform(route.id, "test") == "done"  # route now; deliver later
     with rt.db.session() as s:
-        privacy.record_consent(s, entry_id=entry_id, action=ConsentAction.WITHDRAW,
+        record_consent(s, entry_id=entry_id, action=ConsentAction.WITHDRAW,
                                purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
                                policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
                                evidence=b"withdraw")
@@ -198,7 +199,7 @@ def test_withdrawal_after_queueing_sends_content_only(rt: Runtime,
     wait_for(lambda: [i.state for i in items(rt, "deliver")] == ["done"], message="deliver done")
     with rt.db.session() as s:
         ledger = [(d.nature, d.allowed, d.reason, d.include_identity)
-                  for d in privacy.disclosures_for(s, entry_id) if d.nature == "forward"]
+                  for d in disclosures_for(s, entry_id) if d.nature == "forward"]
     assert ledger == [("forward", True, "consent", True),
                       ("forward", False, "consent-withdrawn", False),
                       ("forward", True, "notice", False)]
@@ -325,7 +326,7 @@ def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime,
     assert "518-22-4137" not in to_agency.message.get_content()  # P6: redacted in transit
     assert "Thank you!" in to_agency.message.get_content()
     with rt.db.session() as s:
-        natures = [d.nature for d in privacy.disclosures_for(s, entry_id)]
+        natures = [d.nature for d in disclosures_for(s, entry_id)]
     assert natures.count("relay") == 2
 
 
@@ -413,6 +414,6 @@ def test_mail_to_the_relay_address_is_passed_on_through_the_email_intake(
     # The same bytes again (a re-fetch after a crash) relay nothing twice.
     assert store_messages(rt.db, [ReceivedMail(citizen_reply)], context)[0].outcome == "duplicate"
     with rt.db.session() as s:
-        relays = [d for d in privacy.disclosures_for(s, entry_id) if d.nature == "relay"]
+        relays = [d for d in disclosures_for(s, entry_id) if d.nature == "relay"]
     assert [(d.recipient_kind, d.allowed) for d in relays] == [("submitter", True),
                                                                 ("agency", True)]

@@ -25,7 +25,8 @@ from intake.db.models import (
     WorkItem,
 )
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services.consent import verify_chains
+from intake.services.links import new_access_tokens
 from intake.services.records import open_attachment, open_original
 from tests.conftest import SMALL_RULES, make_settings
 from tests.forms_support import (
@@ -486,7 +487,7 @@ def test_concurrent_posts_each_get_their_own_record_number(app: Flask, rt: Runti
         names = dict(s.execute(select(Entry.subject, Submitter.name)
                                .join(Submitter, Submitter.entry_id == Entry.id)).all())
         # The consent ledger's hash chain stays whole when consents share a commit.
-        assert all(report.verdict.ok for report in privacy.verify_chains(s))
+        assert all(report.verdict.ok for report in verify_chains(s))
     assert names == {f"Person {n} writes": f"Person {n}" for n in range(16)}
 
 
@@ -495,7 +496,7 @@ def test_status_links_are_the_url_for_of_each_host_and_mount_point(app: Flask) -
 
     from intake.web.forms import _status_url
 
-    token = privacy.new_access_tokens(1)[0]
+    token = new_access_tokens(1)[0]
     for base in ["http://localhost/", "https://agency.example.gov/intake/",
                  "https://other.example.org:8443/", "https://agency.example.gov/intake/"]:
         with app.test_request_context("/forms/contact", base_url=base):

@@ -21,7 +21,13 @@ from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
 from intake.runtime import Runtime
-from intake.services import gate, privacy
+from intake.services import gate
+from intake.services.consent import (
+    DISCLOSURE_CHAIN,
+    ensure_policy_text,
+    record_consent,
+    verify_chains,
+)
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import _truncate_postgres, make_settings
 
@@ -32,7 +38,7 @@ POLICY = ("share-identity-2026-01", "I agree that the agency may see my name and
 
 def _entry(rt: Runtime, email: str) -> int:
     with rt.db.session() as s:
-        privacy.ensure_policy_text(s, *POLICY)
+        ensure_policy_text(s, *POLICY)
         return record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=email.encode(), content_type="text/plain",
             subject="Pothole", body="Pothole on Route 9",
@@ -42,7 +48,7 @@ def _entry(rt: Runtime, email: str) -> int:
 
 def _grant(rt: Runtime, entry_id: int, recipient_class: str) -> None:
     with rt.db.session() as s:
-        privacy.record_consent(s, entry_id=entry_id, action=ConsentAction.GRANT,
+        record_consent(s, entry_id=entry_id, action=ConsentAction.GRANT,
                                purpose=Purpose.SHARE_IDENTITY, recipient_class=recipient_class,
                                policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
                                evidence=b"consent_share=on")
@@ -86,9 +92,9 @@ def _written(rt: Runtime) -> tuple[list[Any], ...]:
         events = [(e.id, e.entry_id, e.kind, e.actor, e.detail)
                   for e in s.scalars(select(Event).where(Event.kind.like("disclosure%"))
                                      .order_by(Event.id))]
-        head = s.get(ChainHead, privacy.DISCLOSURE_CHAIN)
+        head = s.get(ChainHead, DISCLOSURE_CHAIN)
         assert head is not None
-        assert all(report.verdict.ok for report in privacy.verify_chains(s))
+        assert all(report.verdict.ok for report in verify_chains(s))
         return ledger, items, events, [(head.seq, head.head_hash)]
 
 

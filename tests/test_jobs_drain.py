@@ -12,7 +12,7 @@ from intake.core.failures import TransientError
 from intake.db.models import Disclosure, Entry, Event, RoutingDecision, WorkItem, WorkState
 from intake.runtime import Runtime
 from intake.services import work as workitems
-from intake.services.privacy import verify_chains
+from intake.services.consent import verify_chains
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import ORIGINALS_KEY
 

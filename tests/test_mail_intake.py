@@ -27,7 +27,7 @@ from intake.db.models import (
     WorkItem,
 )
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services.links import relay_for
 from intake.services.mail_intake import (
     MailContext,
     MailOutcome,
@@ -142,7 +142,7 @@ def test_agency_reply_to_the_relay_address_joins_and_is_relayed(
         runtime: Runtime, first: MailOutcome) -> None:
     assert first.entry_id is not None
     with runtime.db.session() as s:
-        address = privacy.relay_for(s, first.entry_id, runtime.settings.relay_domain)
+        address = relay_for(s, first.entry_id, runtime.settings.relay_domain)
     outcome = ingest(runtime, mail(sender="Jo <jo@dot.examplia.gov>", to=address,
                                    subject="Re: your report", body="Fixed tomorrow.\n"))
     assert (outcome.outcome, outcome.via, outcome.author) == (
@@ -156,7 +156,7 @@ def test_unknown_sender_to_the_relay_address_joins_but_is_not_relayed(
         runtime: Runtime, first: MailOutcome) -> None:
     assert first.entry_id is not None
     with runtime.db.session() as s:
-        address = privacy.relay_for(s, first.entry_id, runtime.settings.relay_domain)
+        address = relay_for(s, first.entry_id, runtime.settings.relay_domain)
     outcome = ingest(runtime, mail(sender="stranger@elsewhere.example", to=f"X <{address}>",
                                    body="Hello?\n"))
     assert (outcome.outcome, outcome.author) == ("thread-reply", "unknown")

@@ -40,7 +40,9 @@ from intake.db.models import (
     WorkItem,
 )
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services.consent import verify_chains
+from intake.services.findings import findings_for
+from intake.services.links import relay_for
 from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
 from intake.services.records import (
     OriginalUnavailable,
@@ -227,7 +229,7 @@ def test_a_confirmed_ssn_and_card_are_nowhere_in_the_database_but_the_sealed_ori
                               "was charged twice.")
         # The findings still point at what is stored (the staff view highlights them).
         for place, stored in (("subject", entry.subject), ("body", entry.body)):
-            for f in privacy.findings_for(s, entry.id, place):
+            for f in findings_for(s, entry.id, place):
                 if f.kind in SENSITIVE_KINDS:
                     assert stored[f.start:f.end] == marker_for(f.kind)
         about = s.scalars(select(Entry.fields).where(Entry.form_slug == "feedback")).one()
@@ -267,7 +269,7 @@ def test_a_deleted_entry_key_destroys_the_original_and_nothing_else(
         assert open_original(s, ids[other], rt.originals_key).startswith(b"_token=")
         entry = s.get(Entry, ids[number])
         assert entry is not None and entry.body == f"SSN {marker_for('ssn')}"
-        assert all(report.verdict.ok for report in privacy.verify_chains(s))
+        assert all(report.verdict.ok for report in verify_chains(s))
     _route_all(rt)
     with rt.db.session() as s:
         assert s.scalars(select(Entry.agency_id).where(Entry.id == ids[number])).one()
@@ -292,7 +294,7 @@ def test_an_emailed_ssn_and_its_reply_are_sealed_and_redacted(runtime: Runtime) 
     stored = store_messages(runtime.db, [ReceivedMail(first)], context)[0]
     assert stored.outcome == "stored" and stored.entry_id is not None
     with runtime.db.session() as s:
-        relay = privacy.relay_for(s, stored.entry_id, runtime.settings.relay_domain)
+        relay = relay_for(s, stored.entry_id, runtime.settings.relay_domain)
     reply = _mail("Re: pothole", f"Sorry, the right one is {CARD} (SSN {SSN}).\n", to=relay)
     joined = store_messages(runtime.db, [ReceivedMail(reply)], context)[0]
     assert joined.outcome == "thread-reply" and joined.thread_message_id is not None

@@ -17,7 +17,15 @@ from intake.core.disclosure import Recipient
 from intake.db import Database
 from intake.db.models import AccessLink, Disclosure, WorkItem, utcnow
 from intake.runtime import Runtime
-from intake.services import gate, privacy
+from intake.services import gate
+from intake.services.consent import (
+    PolicyTextConflict,
+    consent_states,
+    ensure_policy_text,
+    record_consent,
+    verify_chains,
+)
+from intake.services.links import create_access_link, entry_for_relay_token, relay_for
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
 from tests.conftest import ORIGINALS_KEY, REPO, intake_command, subprocess_env
 
@@ -30,7 +38,7 @@ DOT = Recipient(kind="agency", id="dot", name="Department of Transportation",
 
 def _entry(db: Database, email: str = "maria@example.org") -> int:
     with db.session() as s:
-        privacy.ensure_policy_text(s, POLICY_VERSION, POLICY_TEXT)
+        ensure_policy_text(s, POLICY_VERSION, POLICY_TEXT)
         return record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=email.encode(), content_type="text/plain",
             subject="Pothole", body="Pothole on Route 9",
@@ -41,7 +49,7 @@ def _entry(db: Database, email: str = "maria@example.org") -> int:
 def _consent(db: Database, entry_id: int, action: ConsentAction, recipient_class: str = "agency",
              purpose: Purpose = Purpose.SHARE_IDENTITY) -> None:
     with db.session() as s:
-        privacy.record_consent(s, entry_id=entry_id, action=action, purpose=purpose,
+        record_consent(s, entry_id=entry_id, action=action, purpose=purpose,
                                recipient_class=recipient_class, policy_version=POLICY_VERSION,
                                method=ConsentMethod.WEB_CHECKBOX, evidence=b"consent_share=on")
 
@@ -159,10 +167,10 @@ def test_no_ledger_row_no_send(db: Database) -> None:
 
 def test_policy_texts_are_immutable(db: Database) -> None:
     with db.session() as s:
-        privacy.ensure_policy_text(s, "v9", "Exact text.")
-        privacy.ensure_policy_text(s, "v9", "Exact text.")
-    with pytest.raises(privacy.PolicyTextConflict), db.session() as s:
-        privacy.ensure_policy_text(s, "v9", "Exact text, edited.")
+        ensure_policy_text(s, "v9", "Exact text.")
+        ensure_policy_text(s, "v9", "Exact text.")
+    with pytest.raises(PolicyTextConflict), db.session() as s:
+        ensure_policy_text(s, "v9", "Exact text, edited.")
 
 
 # -- tamper evidence ---------------------------------------------------------------
@@ -195,7 +203,7 @@ def _ledger(db: Database, n: int = 4) -> int:
 def _verdicts(db: Database) -> dict[str, tuple[bool, int | None, str]]:
     with db.session() as s:
         return {r.chain: (r.verdict.ok, r.verdict.broken_at_seq, r.verdict.reason)
-                for r in privacy.verify_chains(s)}
+                for r in verify_chains(s)}
 
 
 def test_intact_chains_verify(db: Database) -> None:
@@ -267,12 +275,12 @@ def test_two_deliveries_asking_for_one_entrys_relay_at_once_get_the_same(db: Dat
     def ask() -> None:
         try:
             with db.session() as s:
-                second.append(privacy.relay_for(s, entry_id, "relay.examplia.gov"))
+                second.append(relay_for(s, entry_id, "relay.examplia.gov"))
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
     with db.session() as s:
-        first = privacy.relay_for(s, entry_id, "relay.examplia.gov")  # not committed yet
+        first = relay_for(s, entry_id, "relay.examplia.gov")  # not committed yet
         other = threading.Thread(target=ask)
         other.start()
         other.join(0.5)  # it waits for this transaction (row lock, or SQLite's writer turn)
@@ -284,11 +292,11 @@ def test_two_deliveries_asking_for_one_entrys_relay_at_once_get_the_same(db: Dat
 def test_relay_address_is_stable_per_entry(db: Database) -> None:
     entry_id = _entry(db)
     with db.session() as s:
-        first = privacy.relay_for(s, entry_id, "relay.examplia.gov")
+        first = relay_for(s, entry_id, "relay.examplia.gov")
     with db.session() as s:
-        assert privacy.relay_for(s, entry_id, "relay.examplia.gov") == first
+        assert relay_for(s, entry_id, "relay.examplia.gov") == first
         token = first.split("+", 1)[1].split("@", 1)[0]
-        assert privacy.entry_for_relay_token(s, token) == entry_id
+        assert entry_for_relay_token(s, token) == entry_id
     assert first.startswith("reply+") and first.endswith("@relay.examplia.gov")
 
 
@@ -298,7 +306,7 @@ def test_status_page_shows_status_consents_and_accounting(runtime: Runtime) -> N
     _consent(db, entry_id, ConsentAction.GRANT, "agency")
     _disclose(db, entry_id, Purpose.REDIRECT)
     with db.session() as s:
-        token = privacy.create_access_link(s, entry_id)
+        token = create_access_link(s, entry_id)
         stored = s.scalars(select(AccessLink.token_sha256)).all()
     assert token not in stored  # only the hash is kept
     client = create_app(runtime=runtime).test_client()
@@ -319,7 +327,7 @@ def test_status_page_shows_status_consents_and_accounting(runtime: Runtime) -> N
     assert "Your consent has been withdrawn." in after
     assert "Withdraw this consent" not in after
     with db.session() as s:
-        live = [st for st in privacy.consent_states(s, entry_id) if st.live]
+        live = [st for st in consent_states(s, entry_id) if st.live]
     assert live == []
 
 
@@ -330,7 +338,7 @@ def test_status_page_rejects_unknown_tokens_and_bad_posts(runtime: Runtime) -> N
                        data={"purpose": "share-identity"}).status_code == 404
     entry_id = _entry(runtime.db)
     with runtime.db.session() as s:
-        token = privacy.create_access_link(s, entry_id)
+        token = create_access_link(s, entry_id)
     assert client.post(f"/status/{token}/withdraw", data={"purpose": "nonsense"}).status_code == 400
     # Nothing live to withdraw.
     assert client.post(f"/status/{token}/withdraw",
@@ -341,7 +349,7 @@ def test_status_page_rejects_unknown_tokens_and_bad_posts(runtime: Runtime) -> N
 def test_consent_in_the_future_is_not_live_yet(db: Database) -> None:
     entry_id = _entry(db)
     with db.session() as s:
-        privacy.record_consent(s, entry_id=entry_id, action=ConsentAction.GRANT,
+        record_consent(s, entry_id=entry_id, action=ConsentAction.GRANT,
                                purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
                                policy_version=POLICY_VERSION, method=ConsentMethod.STAFF_RECORDED,
                                evidence=b"phone call", at=utcnow() + timedelta(days=1),

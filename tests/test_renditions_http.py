@@ -29,7 +29,8 @@ from intake.core.routing import Decision
 from intake.db.models import Attachment, Disclosure, Entry, Event
 from intake.db.staff_models import AccessLogEntry
 from intake.runtime import Runtime
-from intake.services import privacy
+from intake.services.consent import ensure_policy_text, record_consent
+from intake.services.links import create_access_link
 from intake.services.records import (
     NewSubmission,
     SubmitterData,
@@ -70,7 +71,7 @@ def leaks(text: str) -> list[str]:
 def submit(runtime: Runtime, *, consent: str | None = None, body: str = BODY,
            route: tuple[str, tuple[str, ...]] | None = ("dot", ("parks",))) -> int:
     with runtime.db.session() as s:
-        privacy.ensure_policy_text(s, *POLICY)
+        ensure_policy_text(s, *POLICY)
         recorded = record_submissions(s, [NewSubmission(
             channel="web", kind="contact", raw=f"{body}|{consent}".encode(),
             content_type="text/plain", subject=f"Pothole, from {NAME}", body=body,
@@ -81,7 +82,7 @@ def submit(runtime: Runtime, *, consent: str | None = None, body: str = BODY,
                                             pii_key=runtime.pii_key,
             originals_key=runtime.originals_key)[0]
         if consent:
-            privacy.record_consent(s, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
+            record_consent(s, entry_id=recorded.entry_id, action=ConsentAction.GRANT,
                                    purpose=Purpose.SHARE_IDENTITY, recipient_class=consent,
                                    policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
                                    evidence=b"consent=on")
@@ -315,7 +316,7 @@ def test_status_page_tells_the_consent_history_after_a_withdrawal(
     try:
         entry_id = submit(rt, consent="agency:dot", route=None)
         with rt.db.session() as s:
-            token = privacy.create_access_link(s, entry_id)
+            token = create_access_link(s, entry_id)
         rt.jobs.start()
         wait_for(lambda: sink.to(DOT), message="forward with identity")
         client = app.test_client()

@@ -17,7 +17,7 @@ def audit() -> None:
 @audit.command("verify")
 def audit_verify() -> None:
     """Verify the hash chains; report the first broken link and exit 1 if any."""
-    from intake.services.privacy import verify_chains
+    from intake.services.consent import verify_chains
 
     with open_runtime(settings_or_fail()) as runtime, runtime.db.session() as session:
         reports = verify_chains(session)

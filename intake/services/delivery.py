@@ -67,7 +67,9 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.services import gate, privacy, records, renditions
+from intake.services import gate, records, renditions
+from intake.services.consent import consent_states
+from intake.services.links import create_access_link, relay_for
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
@@ -246,7 +248,7 @@ class Outbox:
                                 recipient_id=recipient_id))
 
     def relay_address(self, session: Session, entry_id: int) -> str:
-        return privacy.relay_for(session, entry_id, self.settings.relay_domain)
+        return relay_for(session, entry_id, self.settings.relay_domain)
 
     def email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
               from_name: str, auto: str, record_number: str,
@@ -456,10 +458,10 @@ class Acknowledger(_Step):
 
     def _body(self, session: Session, entry: Entry) -> str:
         """The receipt's text, with a new status link and the consents that hold now."""
-        token = privacy.create_access_link(session, entry.id)
+        token = create_access_link(session, entry.id)
         agencies = self.rules.current().agencies
         agency = agencies.get(entry.agency_id or "")
-        live = [s for s in privacy.consent_states(session, entry.id) if s.live]
+        live = [s for s in consent_states(session, entry.id) if s.live]
         consents = ", ".join(
             "any state agency" if s.recipient_class == "agency"
             else agencies[s.recipient_class.split(":", 1)[1]].name

@@ -25,7 +25,7 @@ from intake.core.pii import Finding
 from intake.db import Database, WriterQueue
 from intake.db.models import Channel
 from intake.db.writer import GroupCommit
-from intake.services.privacy import detect_places
+from intake.services.findings import detect_places
 from intake.services.records import (
     GivenConsent,
     NewAttachment,

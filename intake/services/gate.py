@@ -34,7 +34,7 @@ from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
 from intake.outbound.interfaces import MailSender, WebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
-from intake.services.privacy import DISCLOSURE_CHAIN, consent_events, consent_events_of
+from intake.services.consent import DISCLOSURE_CHAIN, consent_events, consent_events_of
 from intake.services.work import enqueue_many
 from intake.settings import Settings
 

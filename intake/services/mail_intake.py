@@ -65,7 +65,8 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.services.privacy import detect_places, entry_for_relay_token, store_findings
+from intake.services.findings import detect_places, store_findings
+from intake.services.links import entry_for_relay_token
 from intake.services.records import (
     ATTACHMENT_INSERT,
     NewAttachment,

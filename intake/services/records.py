@@ -43,13 +43,9 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
-from intake.services.privacy import (
-    create_access_links_in,
-    detect_places,
-    ensure_policy_text,
-    record_consent,
-    store_findings,
-)
+from intake.services.consent import ensure_policy_text, record_consent
+from intake.services.findings import detect_places, store_findings
+from intake.services.links import create_access_links_in
 from intake.services.work import enqueue_many
 
 log = logging.getLogger("intake.records")

@@ -18,7 +18,14 @@ from intake.core.consent import ConsentEvent
 from intake.core.pii import Finding
 from intake.core.rendition import Audience, EntryValues, Rendition, render
 from intake.db.models import Entry, Submitter, ThreadMessage, utcnow
-from intake.services import privacy
+from intake.services.consent import (
+    consent_events,
+    consent_events_of,
+    consent_states,
+    disclosures_for,
+)
+from intake.services.findings import findings_by_place, findings_of
+from intake.services.links import relay_for, relays_for
 
 __all__ = ["Audience", "ConsentLine", "consent_lines", "entry_values", "render_entry",
            "render_many_subjects"]
@@ -44,7 +51,7 @@ def entry_values(session: Session, entry: Entry, *, thread: bool = True,
 
 
 def _stored_findings(session: Session, entry_id: int) -> dict[str, Sequence[Finding]]:
-    found: dict[str, Sequence[Finding]] = dict(privacy.findings_by_place(session, entry_id))
+    found: dict[str, Sequence[Finding]] = dict(findings_by_place(session, entry_id))
     # Subject and body were scanned when the entry was stored: no row means nothing found.
     found.setdefault("subject", [])
     found.setdefault("body", [])
@@ -64,9 +71,9 @@ def render_entry(session: Session, entry: Entry, audience: Audience, *,
     """
     return render(
         entry_values(session, entry, thread=thread, extra=extra), audience,
-        consents=privacy.consent_events(session, entry.id) if consents is None else consents,
+        consents=consent_events(session, entry.id) if consents is None else consents,
         findings=_stored_findings(session, entry.id), agency_id=agency_id,
-        relay_address=privacy.relay_for(session, entry.id, relay_domain),
+        relay_address=relay_for(session, entry.id, relay_domain),
         at=at or utcnow(), reveal=reveal,
     )
 
@@ -81,9 +88,9 @@ def render_many_subjects(session: Session, entries: Sequence[tuple[int, str]],
     # One query a table for the whole page (a page is 50 rows).
     submitters = {s.entry_id: s for s in session.scalars(
         select(Submitter).where(Submitter.entry_id.in_(ids)))}
-    findings = privacy.findings_of(session, ids, "subject")
-    consents = privacy.consent_events_of(session, ids)
-    relays = privacy.relays_for(session, ids, relay_domain)
+    findings = findings_of(session, ids, "subject")
+    consents = consent_events_of(session, ids)
+    relays = relays_for(session, ids, relay_domain)
     now = utcnow()
     subjects: dict[int, str] = {}
     for entry_id, subject in entries:
@@ -119,9 +126,9 @@ def consent_lines(session: Session, entry_id: int, agencies: Mapping[str, str]
     happened ("shared with X on ...; withdrawn on ...; not shared since"),
     not only what is live now.
     """
-    events = privacy.consent_events(session, entry_id)
-    states = privacy.consent_states(session, entry_id)
-    shared = [d for d in privacy.disclosures_for(session, entry_id)
+    events = consent_events(session, entry_id)
+    states = consent_states(session, entry_id)
+    shared = [d for d in disclosures_for(session, entry_id)
               if d.allowed and d.include_identity and d.recipient_kind == "agency"]
     lines: list[ConsentLine] = []
     for state in states:

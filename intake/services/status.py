@@ -9,7 +9,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from intake.db.models import Entry
-from intake.services.privacy import entry_for_access_token
+from intake.services.links import entry_for_access_token
 
 __all__ = ["entry_for_link"]
 

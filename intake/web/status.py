@@ -12,7 +12,9 @@ from flask.typing import ResponseReturnValue
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.runtime import Runtime
-from intake.services import privacy, renditions
+from intake.services import renditions
+from intake.services.consent import consent_states, disclosures_for, record_consent
+from intake.services.links import entry_for_access_token
 from intake.services.status import entry_for_link
 
 bp = Blueprint("status", __name__)
@@ -69,7 +71,7 @@ def view(token: str) -> ResponseReturnValue:
         mine = renditions.render_entry(session, entry, renditions.Audience.SUBMITTER,
                                        agency_id=None, thread=False,
                                        relay_domain=runtime.settings.relay_domain)
-        disclosures = list(privacy.disclosures_for(session, entry_id))
+        disclosures = list(disclosures_for(session, entry_id))
         return render_template(
             "status/entry.html", entry=entry, subject=mine.subject, token=token,
             consents=consents,
@@ -88,16 +90,16 @@ def withdraw(token: str) -> ResponseReturnValue:
         abort(400)
     recipient_class = request.form.get("recipient_class", "")
     with runtime.db.session() as session:
-        entry_id = privacy.entry_for_access_token(session, token)
+        entry_id = entry_for_access_token(session, token)
         if entry_id is None:
             abort(404)
         states = {
-            (s.purpose, s.recipient_class): s for s in privacy.consent_states(session, entry_id)
+            (s.purpose, s.recipient_class): s for s in consent_states(session, entry_id)
         }
         state = states.get((purpose, recipient_class))
         if state is None or state.live is None:
             abort(400)
-        privacy.record_consent(
+        record_consent(
             session, entry_id=entry_id, action=ConsentAction.WITHDRAW, purpose=purpose,
             recipient_class=recipient_class, policy_version=state.live.policy_version,
             method=ConsentMethod.WEB_CHECKBOX, evidence=request.get_data(),

@@ -1,19 +1,15 @@
-"""The privacy service: consent ledger, relay addresses, access links, PII findings.
+"""Consent and the ledgers it is checked against (privacy promises P2, P4).
 
-The decisions are pure (:mod:`intake.core.consent`); this module stores them:
-
-- consent events are appended to a hash chain; current consent is derived
-  from them each time, never updated in place. The disclosure gate
-  (:mod:`intake.services.gate`) reads them and writes the other chain, the
-  disclosure ledger; :func:`verify_chains` checks both;
-- relay tokens stand for the submitter's address; access links give the
-  submitter a private view. Only SHA-256 of an access token is stored.
+The decisions are pure (:mod:`intake.core.consent`); this module stores
+them. Consent events are appended to a hash chain; current consent is
+derived from them each time, never updated in place. The disclosure gate
+(:mod:`intake.services.gate`) reads them and writes the other chain, the
+disclosure ledger; :func:`verify_chains` checks both. The policy texts a
+person agreed to are kept word for word, by version.
 """
 
 from __future__ import annotations
 
-import hashlib
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -32,18 +28,12 @@ from intake.core.consent import (
     current_consent,
     evidence_hash,
 )
-from intake.core.pii import Finding, detect
-from intake.core.relay import new_relay_token, relay_address
-from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import (
-    AccessLink,
     ChainHead,
     ConsentEventRow,
     Disclosure,
     Event,
-    PiiFinding,
     PolicyTextRow,
-    RelayToken,
     utcnow,
 )
 
@@ -251,146 +241,3 @@ def disclosures_for(session: Session, entry_id: int) -> Sequence[Disclosure]:
     return session.scalars(
         select(Disclosure).where(Disclosure.entry_id == entry_id).order_by(Disclosure.seq)
     ).all()
-
-
-# -- relay addresses and access links ---------------------------------------------------
-
-
-def relay_for(session: Session, entry_id: int, domain: str) -> str:
-    """The entry's relay address, created on first use."""
-    token = session.scalar(_RELAY_TOKEN_OF, {"e": entry_id})
-    if token is None:
-        # An entry's forward and its receipt may be sent at the same moment, each asking
-        # for the address: one row wins, the other writer waits for it and reads it.
-        _INSERT_RELAY_TOKEN.run(session.connection(), [
-            {"token": new_relay_token(), "entry_id": entry_id, "created_at": utcnow()}])
-        token = session.scalar(_RELAY_TOKEN_OF, {"e": entry_id})
-    return relay_address(str(token), domain)
-
-
-def relays_for(session: Session, entry_ids: Sequence[int], domain: str) -> dict[int, str]:
-    """:func:`relay_for` of each entry: the existing addresses in one query, the few
-    entries without one yet (not routed so far) one by one."""
-    found = {int(entry_id): relay_address(str(token), domain) for entry_id, token in
-             session.execute(select(RelayToken.entry_id, RelayToken.token)
-                             .where(RelayToken.entry_id.in_(list(entry_ids))))}
-    for entry_id in entry_ids:
-        if entry_id not in found:
-            found[entry_id] = relay_for(session, entry_id, domain)
-    return found
-
-
-def findings_of(session: Session, entry_ids: Sequence[int], place: str
-                ) -> dict[int, list[Finding]]:
-    """:func:`findings_for` of each entry at ``place``, in one query."""
-    found: dict[int, list[Finding]] = {entry_id: [] for entry_id in entry_ids}
-    for r in session.scalars(select(PiiFinding).where(PiiFinding.entry_id.in_(list(entry_ids)),
-                                                      PiiFinding.place == place)
-                             .order_by(PiiFinding.entry_id, PiiFinding.start)):
-        found[r.entry_id].append(Finding(kind=r.kind, start=r.start, end=r.end,
-                                         detector=r.detector, severity=r.severity,
-                                         value_hash=r.value_hash))
-    return found
-
-
-_RELAY_TOKEN_OF = select(RelayToken.token).where(RelayToken.entry_id == bindparam("e"))
-_INSERT_RELAY_TOKEN = PreparedInsert(cast(Table, RelayToken.__table__),
-                                     ("token", "entry_id", "created_at"),
-                                     on_conflict_nothing=("entry_id",))
-
-
-def entry_for_relay_token(session: Session, token: str) -> int | None:
-    return session.scalar(select(RelayToken.entry_id).where(RelayToken.token == token.lower()))
-
-
-def access_token_digest(token: str) -> str:
-    return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-def create_access_link(session: Session, entry_id: int) -> str:
-    """A new private-link token for the submitter; shown once, stored only as a hash."""
-    return create_access_links(session, [entry_id])[0]
-
-
-def create_access_links(session: Session, entry_ids: Sequence[int]) -> list[str]:
-    """:func:`create_access_link` for each entry id, in one INSERT."""
-    batch = InsertBatch()
-    tokens = create_access_links_in(batch, entry_ids)
-    batch.run(session.connection())
-    return tokens
-
-
-def create_access_links_in(batch: InsertBatch, entry_ids: Sequence[int]) -> list[str]:
-    """:func:`create_access_links` as part of ``batch``: the links work once it has run
-    (and its transaction committed)."""
-    tokens = new_access_tokens(len(entry_ids))
-    now = utcnow()
-    # Every confirmation page issues one: a prepared INSERT, no ORM flush.
-    batch.add(ACCESS_LINKS_INSERT, [access_link_row(access_token_digest(token), entry_id, now)
-                                    for token, entry_id in zip(tokens, entry_ids, strict=True)])
-    return tokens
-
-
-def new_access_tokens(count: int) -> list[str]:
-    """Fresh status-link tokens (shown once, stored only as :func:`access_token_digest`)."""
-    return [secrets.token_urlsafe(32) for _ in range(count)]
-
-
-def access_link_row(digest: str, entry_id: int, now: datetime) -> dict[str, Any]:
-    return {"token_sha256": digest, "entry_id": entry_id, "created_at": now}
-
-
-ACCESS_LINKS_INSERT = PreparedInsert(cast(Table, AccessLink.__table__),
-                                     ("token_sha256", "entry_id", "created_at"))
-
-
-def entry_for_access_token(session: Session, token: str) -> int | None:
-    if not token or len(token) > 128:
-        return None
-    return session.scalar(
-        select(AccessLink.entry_id).where(AccessLink.token_sha256 == access_token_digest(token))
-    )
-
-
-# -- PII findings ----------------------------------------------------------------------
-
-
-def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Finding]]:
-    """The PII detector's findings in each named text (``{"subject": ..., "body": ...}``)."""
-    return {place: detect(text, key=key) for place, text in places.items() if text}
-
-
-def store_findings(batch: InsertBatch,
-                   found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
-    """Store where PII was found, as part of ``batch`` (the caller runs it): for each
-    ``(entry id, place -> findings)``, kind, place, detector and keyed hash; never the
-    value. The one writer of ``pii_findings``."""
-    batch.add(FINDINGS_INSERT, [
-        {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
-         "end": f.end, "detector": f.detector, "severity": f.severity,
-         "value_hash": f.value_hash}
-        for entry_id, findings in found for place, places in findings.items() for f in places])
-
-
-FINDINGS_INSERT = PreparedInsert(cast(Table, PiiFinding.__table__), (
-    "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash"))
-
-
-def findings_for(session: Session, entry_id: int, place: str) -> list[Finding]:
-    rows = session.scalars(select(PiiFinding).where(PiiFinding.entry_id == entry_id,
-                                                    PiiFinding.place == place)
-                           .order_by(PiiFinding.start))
-    return [Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
-                    severity=r.severity, value_hash=r.value_hash) for r in rows]
-
-
-def findings_by_place(session: Session, entry_id: int) -> dict[str, list[Finding]]:
-    """All of an entry's findings in one query, grouped by place, in text order."""
-    grouped: dict[str, list[Finding]] = {}
-    rows = session.scalars(select(PiiFinding).where(PiiFinding.entry_id == entry_id)
-                           .order_by(PiiFinding.place, PiiFinding.start))
-    for r in rows:
-        grouped.setdefault(r.place, []).append(
-            Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
-                    severity=r.severity, value_hash=r.value_hash))
-    return grouped
