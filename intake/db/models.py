@@ -25,7 +25,7 @@ Tables and why they exist:
   that decided, so "why did this go there?" always has an answer.
 - ``policy_texts``, ``consent_events``, ``disclosures``, ``chain_heads``,
   ``relay_tokens``, ``access_links``, ``pii_findings``: the privacy core's
-  records (see :mod:`intake.services.privacy`).
+  records (see :mod:`intake.services.consent`).
 - ``record_counters``: one row per (prefix, year), the allocator of
   human-friendly record numbers (``EX-2026-000123``), incremented with a
   single atomic UPDATE ... RETURNING so concurrent writers never collide.
