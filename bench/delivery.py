@@ -39,8 +39,7 @@ from intake.db.models import WorkItem  # noqa: E402
 from intake.runtime import Runtime  # noqa: E402
 from intake.services.records import NewSubmission, record_submissions  # noqa: E402
 from intake.settings import load_settings  # noqa: E402
-from tests.smtp_sink import SmtpSink  # noqa: E402
-from tests.test_delivery import rules_file  # noqa: E402
+from tests.conftest import SmtpSink, rules_file  # noqa: E402
 
 
 class TimedSink(SmtpSink):

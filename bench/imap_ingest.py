@@ -41,7 +41,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.mail_servers import PASSWORD, USER, start_dovecot, start_pymap  # noqa: E402
+from tests.mail.conftest import PASSWORD, USER, start_dovecot, start_pymap  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 CHARSETS = ["iso-8859-1", "windows-1252", "koi8-r", "iso-8859-2", "shift_jis", "gb2312", "utf-8"]

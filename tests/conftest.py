@@ -12,28 +12,57 @@ the test instead of skipping it, so CI cannot pass on SQLite alone.
 
 from __future__ import annotations
 
+import asyncio
+import email
+import email.policy
+import hashlib
 import ipaddress
+import json
 import os
+import re
 import shutil
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from email.message import EmailMessage
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+import pyotp
 import pytest
+import yaml
+from aiosmtpd.controller import Controller
+from flask import Flask
+from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from intake.core.forms import make_form_token
+from intake.core.routing import Decision
 from intake.db.migrate import upgrade
+from intake.db.models import Attachment, Entry, ThreadMessage
+from intake.outbound import webhook
+from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
 from intake.runtime import Runtime
+from intake.services import gate
+from intake.services import staff as accounts
+from intake.services.forms import packaged_forms_path
+from intake.services.records import (
+    NewSubmission,
+    SubmitterData,
+    record_submissions,
+    seal_for_entry,
+)
+from intake.services.routing import apply_decision
+from intake.services.work import enqueue
 from intake.settings import Settings, load_settings
-
-if TYPE_CHECKING:
-    from tests.smtp_sink import SmtpSink
 
 REQUIRE_SERVICES = os.environ.get("INTAKE_TEST_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("INTAKE_TEST_DATABASE_URL",
@@ -291,8 +320,6 @@ def amqp_url() -> Iterator[str]:
 @pytest.fixture
 def sink() -> Iterator[SmtpSink]:
     """A real SMTP server (aiosmtpd) on a free loopback port; what it received is parsed."""
-    from tests.smtp_sink import SmtpSink  # it takes free_port from here
-
     s = SmtpSink().start()
     yield s
     s.stop()
@@ -333,3 +360,306 @@ def server_process(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[st
 
 def output_of(proc: subprocess.Popen[str]) -> str:
     return Path(proc.log_path).read_text(errors="replace")  # type: ignore[attr-defined]
+
+
+# -- an SMTP server on loopback (aiosmtpd) that records what agencies receive ------
+
+
+@dataclass(frozen=True)
+class Received:
+    mail_from: str
+    rcpt_tos: tuple[str, ...]
+    raw: bytes
+
+    @property
+    def message(self) -> EmailMessage:
+        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(msg, EmailMessage)
+        return msg
+
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"])
+
+
+class SmtpSink:
+    """Accepts mail like an MTA: a message counts once its "250" could be sent.
+
+    ``reject`` maps a recipient to an SMTP reply (e.g. "550 5.1.1 unknown");
+    ``delay`` holds each DATA answer for that many seconds (a slow server).
+    """
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.received: list[Received] = []
+        self.reject: dict[str, str] = {}
+        self.delay = 0.0
+        self.data_started = threading.Event()
+        self._lock = threading.Lock()
+        self._controller: Controller | None = None
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        if address in self.reject:
+            return self.reject[address]
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.data_started.set()
+        if self.delay:
+            await asyncio.sleep(self.delay)
+            transport = getattr(server, "transport", None)
+            if transport is None or transport.is_closing():
+                return "451 client went away"  # never accepted: not recorded
+        with self._lock:
+            self.received.append(Received(envelope.mail_from, tuple(envelope.rcpt_tos),
+                                          bytes(envelope.original_content or envelope.content)))
+        return "250 OK queued"
+
+    def start(self) -> SmtpSink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port)
+        self._controller.start()
+        return self
+
+    def stop(self) -> None:
+        if self._controller is not None:
+            self._controller.stop()
+            self._controller = None
+
+    def to(self, address: str) -> list[Received]:
+        with self._lock:
+            return [r for r in self.received if address in r.rcpt_tos]
+
+    def all(self) -> list[Received]:
+        with self._lock:
+            return list(self.received)
+
+
+# -- public forms: a forms file with test origins, form tokens, receipt pages ------
+
+
+AGENCY_ORIGIN = "https://agency.example"
+
+
+def write_forms_file(tmp_path: Path, *origins: str, max_bytes: int = 200_000,
+                     min_fill_seconds: float | None = None) -> Path:
+    """The packaged forms file with these embedding origins and a small attachment cap."""
+    data = yaml.safe_load(packaged_forms_path().read_text())
+    if min_fill_seconds is not None:
+        data["min_fill_seconds"] = min_fill_seconds
+    for form in data["forms"]:
+        form["allowed_origins"] = [AGENCY_ORIGIN, *origins]
+        if form["kind"] == "contact":
+            form["attachments"]["max_bytes"] = max_bytes
+            form["attachments"]["max_files"] = 2
+    folder = tmp_path / "forms"
+    (folder / "surveys").mkdir(parents=True, exist_ok=True)
+    shutil.copy(packaged_forms_path().parent / "surveys" / "service_satisfaction.yaml",
+                folder / "surveys")
+    path = folder / "forms.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    return path
+
+
+def aged_token(app: Flask, slug: str, age: float = 30.0) -> str:
+    """A token as if the page had been open for ``age`` seconds (no sleeping in tests)."""
+    from intake.web.forms import _token_key
+
+    with app.app_context():
+        return make_form_token(_token_key(), slug, time.time() - age)
+
+
+def contact_fields(app: Flask, **overrides: str) -> dict[str, str]:
+    fields = {
+        "_token": aged_token(app, "contact"), "lang": "en", "name": "Ana Ortiz",
+        "email": "ana@example.com", "topic": "parks", "subject": "Trail closed",
+        "message": "The north trail at Lake Park has been closed for a month.",
+    }
+    fields.update(overrides)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def record_number_in(html: str) -> str | None:
+    found = re.search(r'class="record-number">([A-Z]+-\d{4}-\d+)<', html)
+    return found.group(1) if found else None
+
+
+def status_path_in(html: str) -> str | None:
+    found = re.search(r'href="https?://[^/"]+(/status/[A-Za-z0-9_-]+)"', html)
+    return found.group(1) if found else None
+
+
+# -- the staff inbox: accounts, entries, logging in over HTTP ----------------------
+
+
+PASSWORD = "correct horse battery staple"
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Account:
+    id: int
+    email: str
+    agency: str
+    role: str
+    secret: str | None
+    password: str = PASSWORD
+
+    def code(self, offset_steps: int = 0) -> str:
+        assert self.secret is not None
+        totp = pyotp.TOTP(self.secret)
+        return totp.at(datetime.now(UTC) + timedelta(seconds=30 * offset_steps))
+
+
+def make_account(runtime: Runtime, email: str, agency: str, role: str = "agent",
+                 totp: bool = True) -> Account:
+    with runtime.db.session() as s:
+        account, secret = accounts.create_account(s, email=email, agency_id=agency, role=role,
+                                                  password=PASSWORD, with_totp=totp)
+        return Account(account.id, account.email, agency, role, secret)
+
+
+def make_entry(runtime: Runtime, agency: str, *, subject: str = "Pothole on Route 9",
+               body: str = "A pothole on Route 9, write to ada@example.org or call "
+                           "(217) 555-0143.",
+               name: str = "Ada Lovelace", email: str = "ada@example.org",
+               cc: tuple[str, ...] = (), attachment: tuple[str, bytes] | None = None,
+               received_at: datetime | None = None, key: str | None = None) -> int:
+    with runtime.db.session() as s:
+        recorded = record_submissions(s, [NewSubmission(
+            channel="web", kind="contact", raw=(key or subject + body).encode(),
+                             content_type="application/json", subject=subject, body=body,
+                             form_slug="contact", fields={"topic": "roads"},
+                             submitter=SubmitterData(name=name, email=email),
+                             received_at=received_at)],
+                                 record_prefix=runtime.settings.record_prefix,
+                                     pii_key=runtime.pii_key, originals_key=ORIGINALS_KEY)[0]
+        entry = s.get(Entry, recorded.entry_id)
+        assert entry is not None
+        rules = runtime.rules.current()
+        apply_decision(s, entry, Decision(route_to=agency, cc=cc, tags=(), matched_rules=(),
+                                          decided_by=None, captures={}, trace=(),
+                                          rules_sha256=rules.sha256), actor="rules")
+        if attachment is not None:
+            filename, content = attachment
+            digest = hashlib.sha256(content).hexdigest()
+            s.add(Attachment(entry_id=entry.id, filename=filename, declared_type="text/html",
+                             sniffed_type="text/html", size=len(content), sha256=digest,
+                             content=seal_for_entry(s, entry.id, ORIGINALS_KEY, content,
+                                                    digest)))
+        return recorded.entry_id
+
+
+def csrf_from(html: str) -> str:
+    match = _CSRF.search(html)
+    assert match, "no CSRF token on the page"
+    return match.group(1)
+
+
+def login(client: FlaskClient, account: Account, code: str | None = None) -> None:
+    page = client.get("/staff/login")
+    token = csrf_from(page.get_data(as_text=True))
+    response = client.post("/staff/login", data={"email": account.email,
+                                                  "password": account.password,
+                                                  "csrf_token": token})
+    if account.secret is not None:
+        assert response.status_code == 303, response.status_code
+        assert response.headers["Location"].endswith("/staff/login/code")
+        page = client.get("/staff/login/code")
+        token = csrf_from(page.get_data(as_text=True))
+        response = client.post("/staff/login/code",
+                               data={"code": code or account.code(), "csrf_token": token})
+    assert response.status_code == 303, response.get_data(as_text=True)[:500]
+    assert "/staff/login" not in response.headers["Location"]
+
+
+def csrf(client: FlaskClient, path: str = "/staff/inbox") -> str:
+    return csrf_from(client.get(path).get_data(as_text=True))
+
+
+# -- delivery: the rules, runtime and senders the delivery tests share -------------------
+
+
+CITIZEN = "maria.lopez@example.org"
+
+
+DOT = "intake@dot.examplia.gov"
+
+
+POLICY = ("share-identity-2026-01", "I agree that the state agency that handles my message may "
+          "see my name and e-mail address so that it can answer me directly.")
+
+
+def rules_file(tmp_path: Path, webhook_port: int | None = None) -> Path:
+    hook = (f"  - {{id: parks, name: Department of Parks, "
+            f"webhook: 'http://127.0.0.1:{webhook_port}/hook'}}\n") if webhook_port else (
+            "  - {id: parks, name: Department of Parks, email: parks@examplia.gov}\n")
+    path = tmp_path / "rules.yaml"
+    path.write_text(
+        "version: 1\nagencies:\n"
+        "  - {id: governor, name: Office of the Governor, email: governor@examplia.gov}\n"
+        f"  - {{id: dot, name: Department of Transportation, email: {DOT}}}\n"
+        + hook +
+        "default_agency: governor\nrules:\n"
+        "  - {id: roads, when: {field: body, contains: [pothole]}, route_to: dot, stop: true}\n"
+        "  - {id: parks, when: {field: body, contains: [campground]}, route_to: parks, "
+        "stop: true}\n"
+    )
+    return path
+
+
+def memory_senders(outbox: MemoryMailSender,
+                   hooks: MemoryWebhookSender | None = None) -> gate.Senders:
+    return gate.Senders(mail=outbox, webhook=hooks or MemoryWebhookSender())
+
+
+def make_runtime(tmp_path: Path, db_url: str, smtp_port: int | None = None,
+                 webhook_port: int | None = None, *, senders: gate.Senders | None = None,
+                 **env: str) -> Runtime:
+    """A runtime on ``senders``, or (none given) on the real ones its settings describe."""
+    values = {
+        "INTAKE_RULES": str(rules_file(tmp_path, webhook_port)),
+        "INTAKE_MAIL_FROM": "intake@examplia.gov",
+        "INTAKE_RELAY_DOMAIN": "relay.examplia.gov",
+        "INTAKE_PUBLIC_URL": "https://intake.examplia.gov",
+        "INTAKE_RETRY_BASE": "0.05",
+        "INTAKE_SWEEP_INTERVAL": "0.2",
+        "INTAKE_REDELIVER_AFTER": "0.5",
+        "INTAKE_SMTP_TIMEOUT": "5",
+        "INTAKE_WEBHOOK_SECRET": "w" * 40,
+    }
+    if smtp_port is not None:
+        values["INTAKE_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
+    values.update(env)
+    rt = Runtime(make_settings(tmp_path, db_url, **values), senders)
+    rt.rules.load()
+    return rt
+
+
+def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
+    with rt.db.session() as s:
+        tm = ThreadMessage(entry_id=entry_id, direction="in", author_kind=author,
+                           subject="Re: road", body=body, idempotency_key=f"{author}:{body}")
+        s.add(tm)
+        s.flush()
+        enqueue(s, "relay", dedupe_key=f"relay:{tm.id}", entry_id=entry_id,
+                payload={"thread_message_id": tm.id})
+        return tm.id
+
+
+class _Receiver(BaseHTTPRequestHandler):
+    secret = b"w" * 40
+    bodies: list[dict[str, Any]] = []
+    verified: list[bool] = []
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.verified.append(webhook.verify(self.secret, body,
+                                            self.headers.get(webhook.SIGNATURE_HEADER, "")))
+        self.bodies.append(json.loads(body))
+        self.send_response(202)
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        """Keep the test output quiet (http.server logs every request to stderr)."""

@@ -21,9 +21,7 @@ from intake.db.models import PiiFinding, WorkItem
 from intake.runtime import Runtime
 from intake.services import gate
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
-from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
-from tests.smtp_sink import SmtpSink
-from tests.test_delivery import DOT, rules_file
+from tests.conftest import DOT, ORIGINALS_KEY, SmtpSink, make_settings, rules_file, wait_for
 
 ADDRESS = "planted.person@example.org"
 SSN = "518-22-4137"

@@ -4,7 +4,7 @@
 UIDVALIDITY, with or without MOVE; :meth:`MemoryMailServer.open` is the
 :data:`~intake.mail.mailbox.OpenMailbox` factory a poller takes. Tests of the
 poller's logic (leases, crashes, UIDVALIDITY changes, servers without MOVE)
-run on it; tests/test_mail_imap.py runs the real IMAP mailbox.
+run on it; tests/mail/test_imap.py runs the real IMAP mailbox.
 """
 
 from __future__ import annotations

@@ -25,8 +25,7 @@ from sqlalchemy import func, select
 from intake import create_app
 from intake.db.models import ConsentEventRow, Entry
 from intake.runtime import Runtime
-from tests.conftest import free_port, make_settings, service_missing
-from tests.forms_support import write_forms_file
+from tests.conftest import free_port, make_settings, service_missing, write_forms_file
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

@@ -18,8 +18,7 @@ from sqlalchemy import select
 from intake import create_app
 from intake.db.models import Disclosure, Entry, ThreadMessage
 from intake.runtime import Runtime
-from tests.conftest import free_port, make_settings, service_missing
-from tests.staff_helpers import make_account, make_entry
+from tests.conftest import free_port, make_account, make_entry, make_settings, service_missing
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",

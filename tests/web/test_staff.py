@@ -23,7 +23,7 @@ from intake.db.staff_models import AccessLogEntry, StaffAccount, StaffSession
 from intake.runtime import Runtime
 from intake.services import inbox
 from intake.services.work import enqueue
-from tests.staff_helpers import (
+from tests.conftest import (
     Account,
     csrf,
     csrf_from,

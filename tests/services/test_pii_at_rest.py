@@ -50,10 +50,18 @@ from intake.services.records import (
     open_thread_message,
 )
 from intake.settings import load_settings
-from tests.conftest import SMALL_RULES, make_settings
-from tests.forms_support import aged_token, contact_fields, record_number_in, write_forms_file
-from tests.smtp_sink import SmtpSink
-from tests.staff_helpers import csrf, login, make_account
+from tests.conftest import (
+    SMALL_RULES,
+    SmtpSink,
+    aged_token,
+    contact_fields,
+    csrf,
+    login,
+    make_account,
+    make_settings,
+    record_number_in,
+    write_forms_file,
+)
 
 SSN = "536-22-8815"
 CARD = "4539 1488 0343 6467"  # Luhn-valid

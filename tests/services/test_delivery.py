@@ -4,7 +4,7 @@ The services run as in production (in-process workers, a real database); only
 the way out is :class:`~intake.outbound.memory.MemoryMailSender`, which keeps
 the bytes an SMTP server would have received. One test runs the real
 senders end to end (an aiosmtpd sink and a real webhook receiver on loopback);
-tests/test_outbound.py tests the real senders themselves.
+tests/outbound/test_senders.py tests the real senders themselves.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -21,67 +21,25 @@ from sqlalchemy import func, select
 
 from intake import create_app
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
-from intake.db.models import Event, SentMessage, ThreadMessage, WorkItem
+from intake.db.models import Event, SentMessage, WorkItem
 from intake.outbound import webhook
-from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
+from intake.outbound.memory import MemoryMailSender
 from intake.runtime import Runtime
-from intake.services import gate
 from intake.services.consent import disclosures_for, ensure_policy_text, record_consent
 from intake.services.records import NewSubmission, SubmitterData, record_submissions
-from intake.services.work import enqueue, retry_dead
-from tests.conftest import ORIGINALS_KEY, make_settings, wait_for
-from tests.smtp_sink import SmtpSink
-
-CITIZEN = "maria.lopez@example.org"
-DOT = "intake@dot.examplia.gov"
-POLICY = ("share-identity-2026-01", "I agree that the state agency that handles my message may "
-          "see my name and e-mail address so that it can answer me directly.")
-
-
-def rules_file(tmp_path: Path, webhook_port: int | None = None) -> Path:
-    hook = (f"  - {{id: parks, name: Department of Parks, "
-            f"webhook: 'http://127.0.0.1:{webhook_port}/hook'}}\n") if webhook_port else (
-            "  - {id: parks, name: Department of Parks, email: parks@examplia.gov}\n")
-    path = tmp_path / "rules.yaml"
-    path.write_text(
-        "version: 1\nagencies:\n"
-        "  - {id: governor, name: Office of the Governor, email: governor@examplia.gov}\n"
-        f"  - {{id: dot, name: Department of Transportation, email: {DOT}}}\n"
-        + hook +
-        "default_agency: governor\nrules:\n"
-        "  - {id: roads, when: {field: body, contains: [pothole]}, route_to: dot, stop: true}\n"
-        "  - {id: parks, when: {field: body, contains: [campground]}, route_to: parks, "
-        "stop: true}\n"
-    )
-    return path
-
-
-def memory_senders(outbox: MemoryMailSender,
-                   hooks: MemoryWebhookSender | None = None) -> gate.Senders:
-    return gate.Senders(mail=outbox, webhook=hooks or MemoryWebhookSender())
-
-
-def make_runtime(tmp_path: Path, db_url: str, smtp_port: int | None = None,
-                 webhook_port: int | None = None, *, senders: gate.Senders | None = None,
-                 **env: str) -> Runtime:
-    """A runtime on ``senders``, or (none given) on the real ones its settings describe."""
-    values = {
-        "INTAKE_RULES": str(rules_file(tmp_path, webhook_port)),
-        "INTAKE_MAIL_FROM": "intake@examplia.gov",
-        "INTAKE_RELAY_DOMAIN": "relay.examplia.gov",
-        "INTAKE_PUBLIC_URL": "https://intake.examplia.gov",
-        "INTAKE_RETRY_BASE": "0.05",
-        "INTAKE_SWEEP_INTERVAL": "0.2",
-        "INTAKE_REDELIVER_AFTER": "0.5",
-        "INTAKE_SMTP_TIMEOUT": "5",
-        "INTAKE_WEBHOOK_SECRET": "w" * 40,
-    }
-    if smtp_port is not None:
-        values["INTAKE_SMTP_URL"] = f"smtp://127.0.0.1:{smtp_port}"
-    values.update(env)
-    rt = Runtime(make_settings(tmp_path, db_url, **values), senders)
-    rt.rules.load()
-    return rt
+from intake.services.work import retry_dead
+from tests.conftest import (
+    CITIZEN,
+    DOT,
+    ORIGINALS_KEY,
+    POLICY,
+    SmtpSink,
+    _Receiver,
+    _thread_message,
+    make_runtime,
+    memory_senders,
+    wait_for,
+)
 
 
 @pytest.fixture
@@ -293,17 +251,6 @@ def test_auto_replies_are_never_acknowledged(rt: Runtime, outbox: MemoryMailSend
     assert outbox.to(CITIZEN) == []
 
 
-def _thread_message(rt: Runtime, entry_id: int, author: str, body: str) -> int:
-    with rt.db.session() as s:
-        tm = ThreadMessage(entry_id=entry_id, direction="in", author_kind=author,
-                           subject="Re: road", body=body, idempotency_key=f"{author}:{body}")
-        s.add(tm)
-        s.flush()
-        enqueue(s, "relay", dedupe_key=f"relay:{tm.id}", entry_id=entry_id,
-                payload={"thread_message_id": tm.id})
-        return tm.id
-
-
 def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime,
                                                            outbox: MemoryMailSender) -> None:
     rt.jobs.start()
@@ -328,23 +275,6 @@ def test_relay_both_ways_keeps_the_citizens_address_inside(rt: Runtime,
     with rt.db.session() as s:
         natures = [d.nature for d in disclosures_for(s, entry_id)]
     assert natures.count("relay") == 2
-
-
-class _Receiver(BaseHTTPRequestHandler):
-    secret = b"w" * 40
-    bodies: list[dict[str, Any]] = []
-    verified: list[bool] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.verified.append(webhook.verify(self.secret, body,
-                                            self.headers.get(webhook.SIGNATURE_HEADER, "")))
-        self.bodies.append(json.loads(body))
-        self.send_response(202)
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        """Keep the test output quiet (http.server logs every request to stderr)."""
 
 
 def test_webhook_delivery_is_signed_and_keeps_the_address_inside(

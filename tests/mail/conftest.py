@@ -8,6 +8,7 @@ other's mail.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import shutil
 import socket
@@ -18,11 +19,16 @@ import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from email.message import EmailMessage
 from pathlib import Path
 
 from imapclient import IMAPClient
+from sqlalchemy import select
 
+from intake.db.mail_models import QuarantinedMessage
+from intake.db.models import Original
 from intake.mail.config import MailboxConfig
+from intake.runtime import Runtime
 from tests.conftest import free_port, service_missing, wait_for
 
 USER = "intake"
@@ -238,3 +244,34 @@ class DroppingProxy:
     def close(self) -> None:
         self._closing = True
         self.listener.close()
+
+
+# -- messages and what was stored of them ------------------------------------------------
+
+
+def message(n: int, *, subject: str | None = None, body: str | None = None,
+            message_id: str | None = None, attachment_kb: int = 0, sender: str | None = None
+            ) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = sender or f"Citizen {n} <citizen{n}@example.org>"
+    msg["To"] = "info@intake.example.gov"
+    msg["Subject"] = subject or f"Pothole on Elm street number {n}"
+    msg["Message-ID"] = message_id or f"<m{n}.{id(msg)}@example.org>"
+    msg.set_content(body or f"Message {n}: there is a pothole in front of house {n}.\n")
+    if attachment_kb:
+        payload = bytes((n + i) % 251 for i in range(attachment_kb * 1024))
+        msg.add_attachment(payload, maintype="application", subtype="octet-stream",
+                           filename=f"photo-{n}.bin")
+    return msg.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
+
+
+def stored_digests(runtime: Runtime) -> list[str]:
+    """SHA-256 of every stored original plus every quarantined message (with repeats)."""
+    with runtime.db.session() as s:
+        originals = list(s.scalars(select(Original.sha256)))
+        quarantined = list(s.scalars(select(QuarantinedMessage.sha256)))
+    return originals + quarantined
+
+
+def digest(raw: bytes) -> str:
+    return hashlib.sha256(raw).hexdigest()

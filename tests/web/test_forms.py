@@ -28,11 +28,12 @@ from intake.runtime import Runtime
 from intake.services.consent import verify_chains
 from intake.services.links import new_access_tokens
 from intake.services.records import open_attachment, open_original
-from tests.conftest import SMALL_RULES, make_settings
-from tests.forms_support import (
+from tests.conftest import (
     AGENCY_ORIGIN,
+    SMALL_RULES,
     aged_token,
     contact_fields,
+    make_settings,
     record_number_in,
     status_path_in,
     write_forms_file,

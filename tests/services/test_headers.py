@@ -23,10 +23,17 @@ from intake.db.models import Entry, WorkItem
 from intake.outbound.memory import MemoryMailSender, SentMail
 from intake.runtime import Runtime
 from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
-from tests.conftest import wait_for
-from tests.forms_support import contact_fields, write_forms_file
-from tests.smtp_sink import Received, SmtpSink
-from tests.test_delivery import CITIZEN, DOT, make_runtime, memory_senders
+from tests.conftest import (
+    CITIZEN,
+    DOT,
+    Received,
+    SmtpSink,
+    contact_fields,
+    make_runtime,
+    memory_senders,
+    wait_for,
+    write_forms_file,
+)
 
 AUTOMATIC = sorted(["From", "To", "Reply-To", "Subject", "Message-ID", "Date", "Auto-Submitted",
                     "X-Auto-Response-Suppress", "X-Intake-Record", "MIME-Version",

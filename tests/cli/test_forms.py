@@ -7,7 +7,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from intake.cli import cli
-from tests.forms_support import write_forms_file
+from tests.conftest import write_forms_file
 
 
 def test_forms_check_accepts_the_packaged_and_a_custom_file(tmp_path: Path) -> None:

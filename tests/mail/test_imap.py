@@ -4,29 +4,35 @@ Every fault test ends the same way: each message is stored exactly once (its
 exact bytes are an original or in quarantine) and nothing was removed from the
 server (the folder plus the processed folder hold every appended message). The
 poller's logic (leases, crashes, UIDVALIDITY changes, poison messages) is tested
-on the in-memory mail server in tests/test_mail_poller.py; here it runs on
+on the in-memory mail server in tests/mail/test_poller.py; here it runs on
 ImapMailbox against real servers: a pass, a dropped connection, a server without
 MOVE, the `serve` and `poll` commands, and what reaches the logs.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterator
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from intake.db.mail_models import MailboxState, QuarantinedMessage
-from intake.db.models import Attachment, Entry, Original
+from intake.db.mail_models import MailboxState
+from intake.db.models import Attachment, Entry
 from intake.mail.config import MailboxConfig
 from intake.mail.imap import ImapMailbox
 from intake.mail.poller import MailboxPoller
 from intake.runtime import Runtime
 from tests.conftest import wait_for
-from tests.mail_servers import DroppingProxy, ImapServer, start_dovecot, start_pymap
+from tests.mail.conftest import (
+    DroppingProxy,
+    ImapServer,
+    digest,
+    message,
+    start_dovecot,
+    start_pymap,
+    stored_digests,
+)
 
 
 @pytest.fixture(scope="session")
@@ -45,37 +51,9 @@ def imap(request: pytest.FixtureRequest) -> ImapServer:
     return server
 
 
-def message(n: int, *, subject: str | None = None, body: str | None = None,
-            message_id: str | None = None, attachment_kb: int = 0, sender: str | None = None
-            ) -> bytes:
-    msg = EmailMessage()
-    msg["From"] = sender or f"Citizen {n} <citizen{n}@example.org>"
-    msg["To"] = "info@intake.example.gov"
-    msg["Subject"] = subject or f"Pothole on Elm street number {n}"
-    msg["Message-ID"] = message_id or f"<m{n}.{id(msg)}@example.org>"
-    msg.set_content(body or f"Message {n}: there is a pothole in front of house {n}.\n")
-    if attachment_kb:
-        payload = bytes((n + i) % 251 for i in range(attachment_kb * 1024))
-        msg.add_attachment(payload, maintype="application", subtype="octet-stream",
-                           filename=f"photo-{n}.bin")
-    return msg.as_bytes().replace(b"\n", b"\r\n").replace(b"\r\r\n", b"\r\n")
-
-
 def poller(runtime: Runtime, config: MailboxConfig, **kwargs: Any) -> MailboxPoller:
     return MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
                          open_mailbox=ImapMailbox.open, **kwargs)
-
-
-def stored_digests(runtime: Runtime) -> list[str]:
-    """SHA-256 of every stored original plus every quarantined message (with repeats)."""
-    with runtime.db.session() as s:
-        originals = list(s.scalars(select(Original.sha256)))
-        quarantined = list(s.scalars(select(QuarantinedMessage.sha256)))
-    return originals + quarantined
-
-
-def digest(raw: bytes) -> str:
-    return hashlib.sha256(raw).hexdigest()
 
 
 def assert_exactly_once(runtime: Runtime, imap: ImapServer, config: MailboxConfig,

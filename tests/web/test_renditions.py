@@ -38,10 +38,20 @@ from intake.services.records import (
     seal_for_entry,
 )
 from intake.services.routing import apply_decision
-from tests.conftest import wait_for
-from tests.smtp_sink import SmtpSink
-from tests.staff_helpers import Account, csrf, login, make_account
-from tests.test_delivery import CITIZEN, DOT, POLICY, _Receiver, _thread_message, make_runtime
+from tests.conftest import (
+    CITIZEN,
+    DOT,
+    POLICY,
+    Account,
+    SmtpSink,
+    _Receiver,
+    _thread_message,
+    csrf,
+    login,
+    make_account,
+    make_runtime,
+    wait_for,
+)
 
 NAME = "Maria Lopez"
 PHONE = "(217) 555-0143"

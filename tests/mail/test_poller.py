@@ -3,7 +3,7 @@ UIDVALIDITY changes, servers without MOVE, the polling loop.
 
 Every test ends the same way: each message is stored exactly once (its exact bytes
 are an original or in quarantine) and nothing was removed from the server.
-tests/test_mail_imap.py runs the poller against real IMAP servers.
+tests/mail/test_imap.py runs the poller against real IMAP servers.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from intake.runtime import Runtime
 from intake.services.mail_intake import open_quarantined
 from intake.services.mailboxes import acquire_lease
 from tests.conftest import wait_for
-from tests.test_mail_imap import digest, message, stored_digests
+from tests.mail.conftest import digest, message, stored_digests
 
 CONFIG = MailboxConfig(name="default", host="memory.invalid", port=143, security="none",
                        user="intake", password="memory", folder="INBOX",

@@ -20,9 +20,15 @@ from sqlalchemy import func, select
 from intake.db.models import SentMessage, WorkItem
 from intake.runtime import Runtime
 from intake.services.records import NewSubmission, record_submissions
-from tests.conftest import ORIGINALS_KEY, make_settings, subprocess_env, wait_for
-from tests.smtp_sink import SmtpSink
-from tests.test_delivery import DOT, rules_file
+from tests.conftest import (
+    DOT,
+    ORIGINALS_KEY,
+    SmtpSink,
+    make_settings,
+    rules_file,
+    subprocess_env,
+    wait_for,
+)
 
 Start = Callable[..., subprocess.Popen[str]]
 

@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from intake import create_app
 from intake.runtime import Runtime
-from tests.conftest import make_settings
-from tests.forms_support import aged_token, write_forms_file
+from tests.conftest import aged_token, make_settings, write_forms_file
 
 KNOWN = ["name", "email", "phone", "postal_address", "topic", "subject", "message", "rating",
          "about", "comment", "service", "channels", "satisfaction", "ease", "improve", "consent",

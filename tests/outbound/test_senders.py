@@ -17,8 +17,7 @@ from intake.outbound import webhook
 from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
-from tests.conftest import free_port
-from tests.smtp_sink import SmtpSink
+from tests.conftest import SmtpSink, free_port
 
 AGENCY = "intake@dot.examplia.gov"
 SECRET = b"w" * 40
