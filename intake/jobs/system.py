@@ -202,34 +202,78 @@ class JobSystem:
         self.perform(item_id, worker)
 
     def perform(self, item_id: int, worker: str) -> str:
-        """Run one work item if it is due and unclaimed. Returns what happened."""
-        with self.db.session() as session:
-            item = workitems.claim(session, item_id, worker, self.settings.lease_seconds)
-            if item is None:
-                return "not-claimed"
-        return self._run_claimed(item, worker)
+        """Run one work item if it is due and unclaimed (:meth:`perform_batch` of one).
+        Returns what happened: done, failed, lease-lost or not-claimed."""
+        outcomes = self._claim_and_run([item_id], worker)
+        return outcomes[0] if outcomes else "not-claimed"
 
-    def _run_claimed(self, claimed: WorkItem, worker: str) -> str:
-        """Run the handler of an item ``worker`` has claimed; record the outcome."""
-        item_id, kind = claimed.id, claimed.kind
+    def perform_batch(self, item_ids: Sequence[int], worker: str) -> int:
+        """Run several items with two commits in all instead of two each. Returns how many
+        were done.
+
+        The items are claimed in one transaction; their handlers then run in one
+        transaction (a kind's batch handler all or nothing, else each under a
+        savepoint, so one that fails is rolled back alone and its failure
+        recorded beside the others); the "done" marks are set at the end in one
+        UPDATE that checks every claim still holds. Should a claim have been
+        lost, or that transaction fail as a whole, nothing of it is committed and
+        each claimed item is run on its own.
+        """
+        return sum(outcome == "done" for outcome in self._claim_and_run(item_ids, worker))
+
+    def _claim_and_run(self, item_ids: Sequence[int], worker: str) -> list[str]:
+        with self.db.session() as session:
+            claimed = workitems.claim_many(session, item_ids, worker,
+                                            self.settings.lease_seconds)
+        return self._run(claimed, worker) if claimed else []
+
+    def _run(self, claimed: Sequence[WorkItem], worker: str) -> list[str]:
+        """Run the handlers of items ``worker`` has claimed, in one transaction; record the
+        outcomes (see :meth:`perform_batch`). One item runs without a savepoint: its
+        failure fails the transaction, and is recorded in a new one."""
         try:
             with self.db.session() as session:
-                # The row as claimed, attached without reading it again.
-                item = session.merge(claimed, load=False)
-                self._call_handler(session, item)
-                if not workitems.complete(session, item, worker):
-                    # Our lease expired and someone else took the item: undo our effects.
+                outcomes = self._call_handlers(session, claimed, worker)
+                finished = [item.id for item, outcome in zip(claimed, outcomes, strict=True)
+                            if outcome == "done"]
+                if finished and not workitems.complete_many(session, finished, worker):
+                    # A lease expired and someone else took an item: undo our effects.
                     raise _LeaseLost()
         except _LeaseLost:
-            log.warning("work item %s (%s): lease lost; effects rolled back", item_id, kind)
-            return "lease-lost"
+            if len(claimed) == 1:
+                log.warning("work item %s (%s): lease lost; effects rolled back",
+                            claimed[0].id, claimed[0].kind)
+                return ["lease-lost"]
+            return self._one_by_one(claimed, worker, "a lease was lost")
         except Exception as exc:  # noqa: BLE001 - recorded on the row, then retried or dead-lettered
+            if len(claimed) > 1:
+                return self._one_by_one(claimed, worker, type(exc).__name__)
             with self.db.session() as session:
-                self._record_failure(session, item_id, kind, worker, exc)
-            return "failed"
-        self.stats.bump("performed")
-        log.info("work item %s (%s) done", item_id, kind)
-        return "done"
+                self._record_failure(session, claimed[0].id, claimed[0].kind, worker, exc)
+            return ["failed"]
+        for item, outcome in zip(claimed, outcomes, strict=True):
+            if outcome == "done":
+                self.stats.bump("performed")
+                log.info("work item %s (%s) done", item.id, item.kind)
+        return outcomes
+
+    def _call_handlers(self, session: Session, claimed: Sequence[WorkItem],
+                       worker: str) -> list[str]:
+        if len(claimed) == 1:
+            # The row as claimed, attached without reading it again.
+            self._call_handler(session, session.merge(claimed[0], load=False))
+            return ["done"]
+        batch = self.batch_handlers.get(claimed[0].kind)
+        if batch is not None and all(item.kind == claimed[0].kind for item in claimed):
+            # All or nothing: if it raises, each item runs on its own.
+            batch(session, [session.merge(item, load=False) for item in claimed])
+            return ["done"] * len(claimed)
+        return [self._run_in_savepoint(session, item, worker) for item in claimed]
+
+    def _one_by_one(self, claimed: Sequence[WorkItem], worker: str, why: str) -> list[str]:
+        log.warning("batch of %d work items failed as a whole (%s); running them one by one",
+                    len(claimed), why)
+        return [outcome for item in claimed for outcome in self._run([item], worker)]
 
     def _call_handler(self, session: Session, item: WorkItem) -> None:
         handler = self.handlers.get(item.kind)
@@ -249,52 +293,6 @@ class JobSystem:
         )
         log.warning("work item %s (%s) failed with %s; now %s", item_id, kind,
                     type(exc).__name__, failed.state if failed else "unknown")
-
-    def perform_batch(self, item_ids: Sequence[int], worker: str) -> int:
-        """Run several items with two commits in all instead of two each. Returns how many
-        were done.
-
-        The items are claimed in one transaction; their handlers then run in one
-        transaction, each under a savepoint, so one that fails is rolled back
-        alone and its failure recorded beside the others; the "done" marks are
-        set at the end in one UPDATE that checks every claim still holds. Should
-        a claim have been lost, or that transaction fail as a whole, nothing of
-        it is committed and each claimed item is run on its own, as
-        :meth:`perform` would.
-        """
-        with self.db.session() as session:
-            claimed = workitems.claim_many(session, item_ids, worker,
-                                            self.settings.lease_seconds)
-        if not claimed:
-            return 0
-        done = 0
-        try:
-            with self.db.session() as session:
-                batch = self.batch_handlers.get(claimed[0].kind)
-                if batch is not None and len(claimed) > 1 and all(
-                        item.kind == claimed[0].kind for item in claimed):
-                    # All or nothing: if it raises, each item runs on its own below.
-                    batch(session, [session.merge(item, load=False) for item in claimed])
-                    outcomes = ["done"] * len(claimed)
-                else:
-                    outcomes = [self._run_in_savepoint(session, item, worker)
-                                for item in claimed]
-                finished = [item.id for item, outcome in zip(claimed, outcomes, strict=True)
-                            if outcome == "done"]
-                if finished and not workitems.complete_many(session, finished, worker):
-                    # A lease expired and someone else took an item: undo it all, then
-                    # each item on its own (only the lost one is rolled back there).
-                    raise _LeaseLost()
-        except Exception as exc:  # noqa: BLE001 - nothing committed: one by one instead
-            log.warning("batch of %d work items failed as a whole (%s); running them one by one",
-                        len(claimed), type(exc).__name__)
-            return sum(self._run_claimed(item, worker) == "done" for item in claimed)
-        for item, outcome in zip(claimed, outcomes, strict=True):
-            if outcome == "done":
-                done += 1
-                self.stats.bump("performed")
-                log.info("work item %s (%s) done", item.id, item.kind)
-        return done
 
     def _run_in_savepoint(self, session: Session, claimed: WorkItem, worker: str) -> str:
         sends = len(session.info.get(workitems.PENDING_SENDS) or ())
