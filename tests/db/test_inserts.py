@@ -217,11 +217,11 @@ def test_a_failing_insert_fails_the_whole_batch(db: Database) -> None:
 
 def test_a_batch_too_big_for_one_statement_runs_its_inserts_apart(
         db: Database, monkeypatch: pytest.MonkeyPatch) -> None:
-    from intake.db import prepared
+    from intake.db import inserts
 
     entries = PreparedInsert(_ENTRIES, _COLUMNS, returning=("id", "idempotency_key"))
     events = PreparedInsert(cast(Table, Event.__table__), _EVENT_COLUMNS)
-    monkeypatch.setattr(prepared, "_MAX_PARAMETERS", 40)
+    monkeypatch.setattr(inserts, "_MAX_PARAMETERS", 40)
     now = datetime(2026, 12, 1, 12, tzinfo=UTC)
     with db.engine.begin() as conn:
         [(first, _)] = entries.run(conn, [_row(0)])
