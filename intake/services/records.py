@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Connection, Table, bindparam, select
+from sqlalchemy import Connection, Table, bindparam, select, update
 from sqlalchemy.orm import Session
 
 from intake.core import sealing
@@ -259,10 +259,12 @@ def record_submissions(
     submission stored before, or earlier in the list, is answered with that
     entry (``created=False``) and nothing of it is written again but its
     status link. New entries get consecutive record numbers with no gap: the
-    counter row is moved first, which locks it until the transaction ends, so
-    a concurrent writer of the same bytes (who held that lock) has committed
-    by the time the stored duplicates are looked up, and the numbers not
-    needed are given back while the lock is still held.
+    counter row is moved first, which locks it until the transaction ends; the
+    entries are inserted with ``ON CONFLICT DO NOTHING`` (a concurrent writer
+    of the same bytes held that lock, so it has committed by then and its
+    entry is found); only when some were duplicates are they looked up, the
+    new ones renumbered consecutively and the numbers left over given back
+    while the lock is still held.
     """
     prepared = [_Prepared.of(s, pii_key, originals_key) for s in submissions]
     conn = session.connection()
@@ -271,14 +273,18 @@ def record_submissions(
         firsts.setdefault(p.key, p)
     numbers = dict(zip(firsts, allocate_record_numbers(
         conn, record_prefix, [p.received_at for p in firsts.values()]), strict=True))
-    known = {key: Recorded(int(entry_id), number, created=False)
-             for entry_id, number, key in _entries_by_keys(conn, list(firsts))}
-    if known:
-        numbers = _give_back_numbers(conn, record_prefix, numbers, known)
-    fresh = [p for key, p in firsts.items() if key not in known]
-    created = _insert_entries(conn, fresh, numbers)
-    known.update(created)
-    new = [(p, created[p.key].entry_id) for p in fresh if created[p.key].created]
+    inserted = _insert_entries(conn, list(firsts.values()), numbers)
+    known: dict[str, Recorded] = {}
+    if len(inserted) < len(firsts):
+        # Stored before (a double click, a re-fetched message, a concurrent writer, who
+        # held the counter's lock and so has committed): answered with that entry.
+        known = {str(key): Recorded(int(entry_id), str(number), created=False)
+                 for entry_id, number, key in _entries_by_keys(
+                     conn, [key for key in firsts if key not in inserted])}
+        numbers = _close_gaps(conn, record_prefix, numbers, inserted)
+    known.update((key, Recorded(entry_id, numbers[key], created=True))
+                 for key, entry_id in inserted.items())
+    new = [(p, inserted[p.key]) for p in firsts.values() if p.key in inserted]
     batch = InsertBatch()
     _add_dependents(batch, session, new)
     tokens = iter(create_access_links_in(batch, [
@@ -299,45 +305,39 @@ def record_submissions(
     return out
 
 
-def _give_back_numbers(conn: Connection, record_prefix: str, numbers: dict[str, str],
-                       known: Mapping[str, Recorded]) -> dict[str, str]:
-    """The record numbers of the submissions that are new, renumbered consecutively from
-    the first drawn in each year; the rest given back to the (still locked) counter."""
+def _insert_entries(conn: Connection, fresh: Sequence[_Prepared],
+                    numbers: Mapping[str, str]) -> dict[str, int]:
+    """Insert the entries (``INSERT ... ON CONFLICT DO NOTHING``); the ids of those
+    inserted, by idempotency key (the others are stored already)."""
+    return {str(key): int(entry_id) for entry_id, key in ENTRY_INSERT.run(
+        conn, [p.entry_row(numbers[p.key]) for p in fresh])}
+
+
+def _close_gaps(conn: Connection, record_prefix: str, numbers: Mapping[str, str],
+                inserted: Mapping[str, int]) -> dict[str, str]:
+    """The record numbers of the entries inserted, made consecutive again from the first
+    drawn in each year, and the numbers left over given back to the counter, which this
+    transaction still locks: the numbers keep no gap when some were duplicates.
+
+    Each entry moves down to a number that is free by then (never drawn by an entry,
+    or left by one moved before it), so no unique check fails on the way."""
     per_year: dict[int, list[str]] = {}
     for key, number in numbers.items():
         per_year.setdefault(_year_of(number), []).append(key)
     kept: dict[str, str] = {}
     for year, keys in per_year.items():
-        ordered = sorted(numbers[k] for k in keys)
-        fresh = [k for k in keys if k not in known]
-        kept.update(zip(fresh, ordered, strict=False))
-        release_record_numbers(conn, record_prefix, year, len(keys) - len(fresh))
+        drawn = sorted(numbers[k] for k in keys)
+        stored = sorted((k for k in keys if k in inserted), key=lambda k: numbers[k])
+        for key, number in zip(stored, drawn, strict=False):
+            if number != numbers[key]:
+                conn.execute(_RENUMBER, {"entry": inserted[key], "to": number})
+            kept[key] = number
+        release_record_numbers(conn, record_prefix, year, len(keys) - len(stored))
     return kept
 
 
 def _year_of(number: str) -> int:
     return int(number.rpartition("-")[0].rpartition("-")[2])
-
-
-def _insert_entries(conn: Connection, fresh: Sequence[_Prepared],
-                    numbers: Mapping[str, str]) -> dict[str, Recorded]:
-    """Insert the new entries; what was created, by idempotency key.
-
-    ``ON CONFLICT DO NOTHING`` is a safety net: a concurrent writer of the same bytes
-    in another year's counter (a submission sent twice across New Year's midnight) is
-    answered with its entry, and that number stays unused."""
-    if not fresh:
-        return {}
-    inserted = {str(key): int(entry_id) for entry_id, key in ENTRY_INSERT.run(
-        conn, [p.entry_row(numbers[p.key]) for p in fresh])}
-    created = {p.key: Recorded(inserted[p.key], numbers[p.key], created=True)
-               for p in fresh if p.key in inserted}
-    missed = [p.key for p in fresh if p.key not in inserted]
-    for entry_id, number, key in _entries_by_keys(conn, missed):
-        log.warning("entry %s was stored by a concurrent writer; number %s unused",
-                    entry_id, numbers[key])
-        created[str(key)] = Recorded(int(entry_id), str(number), created=False)
-    return created
 
 
 def _add_dependents(batch: InsertBatch, session: Session,
@@ -384,6 +384,8 @@ _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at"
                   "body", "search_text", "fields", "status", "idempotency_key", "tags")
 ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"),
                               on_conflict_nothing=("idempotency_key",))
+_RENUMBER = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry")).values(
+    record_number=bindparam("to"))
 _ENTRIES_BY_KEYS_HEAD = ("SELECT id, record_number, idempotency_key FROM entries "
                          "WHERE idempotency_key IN ")
 
