@@ -30,7 +30,7 @@ from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.pii import Finding
 from intake.core.pii.at_rest import redact_at_rest, redact_values
 from intake.core.rendition import EntryValues, search_text
-from intake.db import allocate_record_numbers, release_record_numbers
+from intake.db import allocate_record_numbers, format_record_number, release_record_numbers
 from intake.db.inserts import InsertBatch, PreparedInsert, execute
 from intake.db.models import (
     Attachment,
@@ -271,9 +271,7 @@ def record_submissions(
     firsts: dict[str, _Prepared] = {}
     for p in prepared:
         firsts.setdefault(p.key, p)
-    numbers = dict(zip(firsts, allocate_record_numbers(
-        conn, record_prefix, [p.received_at for p in firsts.values()]), strict=True))
-    inserted = _insert_entries(conn, list(firsts.values()), numbers)
+    numbers, inserted = _number_and_insert(conn, list(firsts.values()), record_prefix)
     known: dict[str, Recorded] = {}
     if len(inserted) < len(firsts):
         # Stored before (a double click, a re-fetched message, a concurrent writer, who
@@ -305,12 +303,61 @@ def record_submissions(
     return out
 
 
-def _insert_entries(conn: Connection, fresh: Sequence[_Prepared],
-                    numbers: Mapping[str, str]) -> dict[str, int]:
-    """Insert the entries (``INSERT ... ON CONFLICT DO NOTHING``); the ids of those
-    inserted, by idempotency key (the others are stored already)."""
-    return {str(key): int(entry_id) for entry_id, key in ENTRY_INSERT.run(
-        conn, [p.entry_row(numbers[p.key]) for p in fresh])}
+def _number_and_insert(conn: Connection, fresh: Sequence[_Prepared], record_prefix: str
+                       ) -> tuple[dict[str, str], dict[str, int]]:
+    """Draw a record number for each submission and insert the entries with
+    ``ON CONFLICT DO NOTHING``: the numbers drawn and the ids of the entries inserted,
+    by idempotency key (the others are stored already).
+
+    On PostgreSQL, for submissions of one year, both are one statement: the
+    counter's upsert is a data-modifying ``WITH`` query the entries' numbers are
+    computed from (it runs once and locks the counter's row like the UPDATE
+    does); each statement a form submission saves is a round trip and the
+    client's and server's work on it. Elsewhere: the counter's UPDATE, then the
+    INSERT.
+    """
+    years = {p.received_at.year for p in fresh}
+    if conn.dialect.name != "postgresql" or len(years) != 1:
+        numbers = dict(zip((p.key for p in fresh), allocate_record_numbers(
+            conn, record_prefix, [p.received_at for p in fresh]), strict=True))
+        inserted = {str(key): int(entry_id) for entry_id, key in ENTRY_INSERT.run(
+            conn, [p.entry_row(numbers[p.key]) for p in fresh])}
+        return numbers, inserted
+    year = years.pop()
+    count = len(fresh)
+    head = f"{record_prefix}-{year}-"
+    params: list[Any] = [record_prefix, year, count]
+    for p in fresh:
+        params.append(head)
+        params.extend(ENTRY_INSERT.bind(conn.dialect, p.entry_row(""))[1:])  # but the number
+    returned = execute(conn, _numbered_entries_sql(conn, count), params)
+    inserted = {str(key): int(entry_id) for entry_id, key, _ in returned}
+    if returned:
+        _, key, number = returned[0]
+        last = int(number.rpartition("-")[2]) + count - 1 - next(
+            i for i, p in enumerate(fresh) if p.key == key)
+    else:  # all stored before; the counter's row is ours until the transaction ends
+        last = int(execute(conn, _COUNTER_VALUE, [record_prefix, year])[0][0])
+    numbers = {p.key: format_record_number(record_prefix, year, last - count + 1 + i)
+               for i, p in enumerate(fresh)}
+    return numbers, inserted
+
+
+def _numbered_entries_sql(conn: Connection, count: int) -> str:
+    sql = _NUMBERED_SQL.get(count)
+    if sql is None:
+        others = ", ".join(["%s"] * (len(_ENTRY_COLUMNS) - 1))
+        values = ", ".join(
+            f"((SELECT %s || lpad((c.last_value - {k})::text, "
+            f"greatest(6, length((c.last_value - {k})::text)), '0') FROM c), {others})"
+            for k in range(count - 1, -1, -1))
+        columns = ", ".join(f'"{c}"' for c in _ENTRY_COLUMNS)
+        sql = (_NUMBERED_HEAD + f"({columns}) "
+               f"VALUES {values} ON CONFLICT (idempotency_key) DO NOTHING "
+               "RETURNING id, idempotency_key, record_number")
+        if count <= 64:
+            _NUMBERED_SQL[count] = sql
+    return sql
 
 
 def _close_gaps(conn: Connection, record_prefix: str, numbers: Mapping[str, str],
@@ -384,6 +431,14 @@ _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at"
                   "body", "search_text", "fields", "status", "idempotency_key", "tags")
 ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"),
                               on_conflict_nothing=("idempotency_key",))
+# PostgreSQL: the counter's upsert and the entries' INSERT as one statement.
+_NUMBERED_HEAD = (
+    "WITH c AS (INSERT INTO record_counters (prefix, year, last_value) VALUES (%s, %s, %s) "
+    "ON CONFLICT (prefix, year) DO UPDATE "
+    "SET last_value = record_counters.last_value + excluded.last_value "
+    "RETURNING last_value) INSERT INTO entries ")
+_NUMBERED_SQL: dict[int, str] = {}
+_COUNTER_VALUE = "SELECT last_value FROM record_counters WHERE prefix = ? AND year = ?"
 _RENUMBER = update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry")).values(
     record_number=bindparam("to"))
 _ENTRIES_BY_KEYS_HEAD = ("SELECT id, record_number, idempotency_key FROM entries "

@@ -317,6 +317,55 @@ def test_record_submissions_writes_a_batch_like_one_at_a_time(db_url: str) -> No
         db.dispose()
 
 
+def test_duplicates_inside_a_batch_of_one_year_leave_no_gap_in_the_numbers(
+        db_url: str) -> None:
+    """New submissions around stored ones get consecutive numbers; a batch of nothing
+    but stored ones draws none (on PostgreSQL the counter and the entries are one
+    statement, so the numbers are put right afterwards)."""
+    db = Database(db_url)
+    when = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    try:
+        with db.session() as s:
+            [a] = record_submissions(s, [_submission(raw=b"a", received_at=when)],
+                                     record_prefix="EX", originals_key=ORIGINALS_KEY)
+        batch = [_submission(raw=raw, received_at=when) for raw in (b"b", b"a", b"c", b"b")]
+        with db.session() as s:
+            out = record_submissions(s, batch, record_prefix="EX", originals_key=ORIGINALS_KEY)
+        assert [r.created for r in out] == [True, False, True, False]
+        assert (out[1].entry_id, out[3].entry_id) == (a.entry_id, out[0].entry_id)
+        assert [a.record_number, out[0].record_number, out[2].record_number] == [
+            "EX-2026-000001", "EX-2026-000002", "EX-2026-000003"]
+        with db.session() as s:
+            again = record_submissions(s, [_submission(raw=b"c", received_at=when),
+                                           _submission(raw=b"a", received_at=when)],
+                                       record_prefix="EX", originals_key=ORIGINALS_KEY)
+            assert [r.record_number for r in again] == ["EX-2026-000003", "EX-2026-000001"]
+            [d] = record_submissions(s, [_submission(raw=b"d", received_at=when)],
+                                     record_prefix="EX", originals_key=ORIGINALS_KEY)
+        assert d.record_number == "EX-2026-000004"
+        with db.session() as s:
+            numbers = sorted(s.scalars(select(Entry.record_number)))
+        assert numbers == [f"EX-2026-{n:06d}" for n in range(1, 5)]
+    finally:
+        db.dispose()
+
+
+def test_record_numbers_past_a_million_keep_every_digit(db_url: str) -> None:
+    db = Database(db_url)
+    when = datetime(2026, 3, 1, 12, tzinfo=UTC)
+    try:
+        with db.session() as s:
+            allocate_record_numbers(s, "EX", [when])
+            s.execute(text("UPDATE record_counters SET last_value = 999999"))
+        with db.session() as s:
+            out = record_submissions(s, [_submission(raw=b"x", received_at=when),
+                                         _submission(raw=b"y", received_at=when)],
+                                     record_prefix="EX", originals_key=ORIGINALS_KEY)
+        assert [r.record_number for r in out] == ["EX-2026-1000000", "EX-2026-1000001"]
+    finally:
+        db.dispose()
+
+
 def test_what_a_writer_turn_deferred_runs_even_if_its_body_raises(tmp_path: Path) -> None:
     """A session committed inside an outer turn left its job messages for after it: the
     outer body failing later must not lose them (they would wait for the sweeper)."""
