@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
@@ -292,12 +292,18 @@ def record_submissions(
         _record_given_consent(session, entry_id, p.submission.consent)
         log.info("entry %s recorded (%s, %s)", entry_id, p.submission.channel,
                  p.submission.kind)
+    return _answers(prepared, known, tokens)
+
+
+def _answers(prepared: Sequence[_Prepared], stored: Mapping[str, Recorded],
+             tokens: Iterator[str]) -> list[Recorded]:
+    """Each submission's entry, in order: new only for the first of the same bytes."""
     answered: set[str] = set()
     out = []
     for p in prepared:
-        stored = known[p.key]
-        out.append(Recorded(stored.entry_id, stored.record_number,
-                            created=stored.created and p.key not in answered,
+        entry = stored[p.key]
+        out.append(Recorded(entry.entry_id, entry.record_number,
+                            created=entry.created and p.key not in answered,
                             status_token=next(tokens) if p.submission.status_link else None))
         answered.add(p.key)
     return out
