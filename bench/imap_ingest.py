@@ -41,7 +41,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.mail.conftest import PASSWORD, USER, start_dovecot, start_pymap  # noqa: E402
 
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 CHARSETS = ["iso-8859-1", "windows-1252", "koi8-r", "iso-8859-2", "shift_jis", "gb2312", "utf-8"]
@@ -220,7 +219,16 @@ def run_baseline(port: int, folder: str, workdir: Path, name: str) -> tuple[floa
     return seconds, rss
 
 
+#: The test IMAP servers' account (tests/mail/conftest.py).
+USER = "intake"
+PASSWORD = "imap-test-password"  # noqa: S105 - a throw-away account on loopback
+
+
 def main() -> None:
+    # The servers come from the test suite's fixtures; imported here, in the parent only,
+    # so that the bare baseline (a child of this script) starts as light as it should.
+    from tests.mail.conftest import start_dovecot, start_pymap
+
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=2000)
     parser.add_argument("--server", choices=["dovecot", "pymap"], default=None)
