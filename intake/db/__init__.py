@@ -219,15 +219,17 @@ class Database:
         return self.engine.dialect.name
 
     @contextmanager
-    def session(self) -> Iterator[Session]:
-        """A session in a transaction: committed on success, rolled back on error.
+    def session(self, bind: Connection | None = None) -> Iterator[Session]:
+        """A session in a transaction: committed on success, rolled back on error; on
+        ``bind`` (a connection its caller keeps, see :class:`intake.db.writer.GroupCommit`)
+        if given, else on one from the pool.
 
         On SQLite the transaction holds the database's write lock (the writer
         turn) from BEGIN to COMMIT, and only that long: the session is closed,
         and what was left for after the commit (:data:`AFTER_COMMIT`, e.g. the
         job messages) is done, once the next writer may go.
         """
-        with self.sessions() as session:
+        with self.sessions(bind=bind) if bind is not None else self.sessions() as session:
             deferred: list[Callable[[], None]] = []
             session.info[AFTER_COMMIT] = deferred
             if self.writers is None:

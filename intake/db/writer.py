@@ -32,15 +32,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from intake.db import Database
+from intake.db import PING_AFTER_IDLE_SECONDS, Database
 
 log = logging.getLogger("intake.db.writer")
 
@@ -71,8 +73,12 @@ class GroupStats:
 class GroupCommit(Generic[Item, Result]):
     def __init__(self, db: Database, write_batch: WriteBatch[Item, Result], *,
                  max_batch: int = 64,
-                 turn: Callable[[], AbstractContextManager[None]] | None = None) -> None:
+                 turn: Callable[[], AbstractContextManager[None]] | None = None,
+                 keep_connection: bool = False) -> None:
         self.db = db
+        # Write every batch on one connection of its own (the process's long-lived writer
+        # does, and gives it back with close()), instead of one from the pool each time.
+        self.keep_connection = keep_connection
         # Held while a batch is taken and written: the database's writer turn (SQLite),
         # or what the caller gives (see form_writer).
         self.turn = turn or db.writer_turn
@@ -84,6 +90,8 @@ class GroupCommit(Generic[Item, Result]):
         # by the callers whose items are queued or in that batch.
         self._changed = threading.Condition(threading.Lock())
         self._leading = False
+        self._conn: Connection | None = None
+        self._conn_used = 0.0
 
     def write(self, item: Item) -> Result:
         """Write ``item`` (perhaps with others'); returns once it is committed, or raises."""
@@ -165,11 +173,33 @@ class GroupCommit(Generic[Item, Result]):
     def _commit_once(self, batch: list[Job[Item, Result]]) -> None:
         """Write ``batch`` in one transaction and commit it, then :meth:`_done` (a subclass
         may write some batches another way)."""
-        with self.db.session() as session:
+        with self.db.session(bind=self._connection() if self.keep_connection else None
+                             ) as session:
             results = self.write_batch(session, [job.item for job in batch])
             if len(results) != len(batch):
                 raise RuntimeError("write_batch must return one result per item")
         self._done(batch, results)
+
+    def _connection(self) -> Connection:
+        """The writer's own connection, used only by the leader of a batch (taking one
+        from the pool and giving it back for every batch costs more than the batch's
+        rows). One idle for a while goes back to the pool, which tests it before it is
+        used again (see :func:`intake.db.make_engine`); one that failed is replaced."""
+        conn, now = self._conn, time.monotonic()
+        if conn is not None and (conn.invalidated or conn.closed or conn.in_transaction()
+                                 or now - self._conn_used >= PING_AFTER_IDLE_SECONDS):
+            conn.close()
+            conn = None
+        if conn is None:
+            conn = self._conn = self.db.engine.connect()
+        self._conn_used = now
+        return conn
+
+    def close(self) -> None:
+        """Give the writer's connection back to the pool."""
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     def _done(self, batch: list[Job[Item, Result]], results: Sequence[Result]) -> None:
         """``batch`` is committed: hand each caller its result."""

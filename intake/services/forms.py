@@ -143,7 +143,8 @@ def form_writer(db: Database, *, record_prefix: str, originals_key: bytes,
     other on it instead, before each takes its batch, so that batch holds
     everyone who queued meanwhile (SQLite's writer turn does the same).
     Correctness never depends on it: the row lock still serialises writers of
-    other hosts.
+    other hosts. It writes on a connection of its own: :meth:`GroupCommit.close`
+    gives it back.
     """
     queue = None
     if turn_lock is not None and db.writers is None:
@@ -152,4 +153,4 @@ def form_writer(db: Database, *, record_prefix: str, originals_key: bytes,
         queue = WriterQueue(turn_lock)
     return GroupCommit(db, lambda session, batch: record_submissions(
         session, batch, record_prefix=record_prefix, originals_key=originals_key),
-        turn=queue.turn if queue is not None else None)
+        turn=queue.turn if queue is not None else None, keep_connection=True)

@@ -183,9 +183,10 @@ def init_app(app: Flask) -> None:
     limiter.request_filter(lambda: True)
     detach_request_hooks(app, limiter)
     app.extensions[PAGES_KEY] = {}
-    app.extensions[WRITER_KEY] = form_writer(
+    writer = app.extensions[WRITER_KEY] = form_writer(
         runtime.db, record_prefix=settings.record_prefix, originals_key=runtime.originals_key,
         turn_lock=settings.instance_path / "form-writer.lock")
+    runtime.on_close(writer.close)
     try:
         app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
     except ValueError:
