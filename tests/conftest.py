@@ -13,8 +13,6 @@ the test instead of skipping it, so CI cannot pass on SQLite alone.
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
 import hashlib
 import ipaddress
 import json
@@ -30,7 +28,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
@@ -49,7 +46,7 @@ from intake.core.routing import Decision
 from intake.db.migrate import upgrade
 from intake.db.models import Attachment, Entry, ThreadMessage
 from intake.outbound import webhook
-from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender
+from intake.outbound.memory import MemoryMailSender, MemoryWebhookSender, SentMail
 from intake.runtime import Runtime
 from intake.services import gate
 from intake.services import staff as accounts
@@ -365,21 +362,8 @@ def output_of(proc: subprocess.Popen[str]) -> str:
 # -- an SMTP server on loopback (aiosmtpd) that records what agencies receive ------
 
 
-@dataclass(frozen=True)
-class Received:
-    mail_from: str
-    rcpt_tos: tuple[str, ...]
-    raw: bytes
-
-    @property
-    def message(self) -> EmailMessage:
-        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
-        assert isinstance(msg, EmailMessage)
-        return msg
-
-    @property
-    def message_id(self) -> str:
-        return str(self.message["Message-ID"])
+#: What the sink received: the same value the in-memory sender keeps (envelope, bytes).
+Received = SentMail
 
 
 class SmtpSink:
