@@ -160,16 +160,13 @@ class JobSystem:
         # writer need not wait for the broker.
         deferred = session.info.get(AFTER_COMMIT)
         if deferred is not None:
-            deferred.append(lambda: self.committed(pending))
+            deferred.append(lambda: self._committed(pending))
         else:
-            self.committed(pending)
+            self._committed(pending)
 
-    def committed(self, pending: Sequence[tuple[int, datetime]]) -> None:
+    def _committed(self, pending: Sequence[tuple[int, datetime]]) -> None:
         """These new work items (id, due) are committed: send their messages (where no
-        worker could receive one, they wait for the sweeper) and wake :meth:`drain`.
-
-        Called after a session's commit, and by writers that commit without one
-        (:class:`intake.services.forms.FormWriter`)."""
+        worker could receive one, they wait for the sweeper) and wake :meth:`drain`."""
         if not pending:
             return
         if self.send_messages:
