@@ -41,6 +41,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from intake import create_app
 from intake.core.forms import make_form_token
 from intake.core.routing import Decision
 from intake.db.migrate import upgrade
@@ -424,6 +425,28 @@ class SmtpSink:
 
 
 AGENCY_ORIGIN = "https://agency.example"
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
+    """A runtime with the test forms file (test origins, no minimum fill time) and the small
+    rules; a module with its own ``rt`` (delivery, staff) overrides it."""
+    settings = make_settings(tmp_path, db_url, INTAKE_FORMS=str(write_forms_file(tmp_path)),
+                             INTAKE_FORM_RATE_LIMIT="1000/minute", INTAKE_RULES=str(SMALL_RULES))
+    runtime = Runtime(settings)
+    runtime.rules.load()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def app(rt: Runtime) -> Flask:
+    return create_app(runtime=rt)
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
 
 
 def write_forms_file(tmp_path: Path, *origins: str, max_bytes: int = 200_000,

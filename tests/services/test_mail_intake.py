@@ -287,7 +287,7 @@ def test_when_what_is_committed_with_a_batch_fails_nothing_of_it_is_stored(
     """The poller's "last UID done" cannot be moved (its lease was lost): the messages
     are not stored either, and the caller fetches them again later."""
     class LeaseLost(Exception):
-        pass
+        """What the poller's ``also`` raises when another poller took the mailbox."""
 
     def also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
         raise LeaseLost

@@ -193,26 +193,6 @@ def _route_all(rt: Runtime) -> None:
 # -- over HTTP: the form, confirmed "send as is" ---------------------------------------------
 
 
-@pytest.fixture
-def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
-    settings = make_settings(tmp_path, db_url, INTAKE_FORMS=str(write_forms_file(tmp_path)),
-                             INTAKE_FORM_RATE_LIMIT="1000/minute", INTAKE_RULES=str(SMALL_RULES))
-    runtime = Runtime(settings)
-    runtime.rules.load()
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return create_app(runtime=rt)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
-
-
 def test_a_confirmed_ssn_and_card_are_nowhere_in_the_database_but_the_sealed_original(
         app: Flask, client: FlaskClient, rt: Runtime) -> None:
     message = f"My SSN is {SSN} and my card {CARD} was charged twice."

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -30,7 +29,6 @@ from intake.services.links import new_access_tokens
 from intake.services.records import open_attachment, open_original
 from tests.conftest import (
     AGENCY_ORIGIN,
-    SMALL_RULES,
     aged_token,
     contact_fields,
     make_settings,
@@ -41,26 +39,6 @@ from tests.conftest import (
 
 JSON = {"Accept": "application/json"}
 PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\ntrailer << >>\n%%EOF\n"
-
-
-@pytest.fixture
-def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
-    settings = make_settings(tmp_path, db_url, INTAKE_FORMS=str(write_forms_file(tmp_path)),
-                             INTAKE_FORM_RATE_LIMIT="1000/minute", INTAKE_RULES=str(SMALL_RULES))
-    runtime = Runtime(settings)
-    runtime.rules.load()
-    yield runtime
-    runtime.close()
-
-
-@pytest.fixture
-def app(rt: Runtime) -> Flask:
-    return create_app(runtime=rt)
-
-
-@pytest.fixture
-def client(app: Flask) -> FlaskClient:
-    return app.test_client()
 
 
 def _count(rt: Runtime, model: type) -> int:
