@@ -183,7 +183,8 @@ def _refused(template: str, step: accounts.LoginStep, **context: Any) -> Respons
         html = render_template(template, error=error, **context)
         return html, 429, {"Retry-After": str(wait)}
     if step.reason == "code-needed":
-        return render_template(template, error=_(CODE_NEEDED), ask_code=True, **context), 401
+        context["ask_code"] = True
+        return render_template(template, error=_(CODE_NEEDED), **context), 401
     return render_template(template, error=_(LOGIN_FAILED), **context), 401
 
 
