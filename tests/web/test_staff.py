@@ -24,7 +24,6 @@ from intake.runtime import Runtime
 from intake.services import inbox
 from intake.services.work import enqueue
 from tests.conftest import (
-    Account,
     csrf,
     csrf_from,
     login,
