@@ -6,7 +6,7 @@
   way); an accepted time step is remembered, so a code works once. Every
   account has one; only ``INTAKE_ALLOW_STAFF_WITHOUT_TOTP`` (development)
   lets an account be created, or log in, without.
-- Failed logins are throttled, never locked (:func:`throttle_state`): an
+- Failed logins are throttled, never locked (:class:`Throttles`): an
   outsider who knows a staff e-mail cannot keep its owner out. Three keys
   count failures, in the database so that every web worker sees them:
 
@@ -212,26 +212,6 @@ class ThrottleState:
     ceiling: bool  # the account is past its ceiling: password and code together
 
 
-def _live(row: ThrottleRow | None, now: datetime) -> ThrottleRow | None:
-    if row is None or row.last_failure_at < now - FORGET_AFTER:
-        return None
-    return row
-
-
-def throttle_state(session: Session, keys: ThrottleKeys, now: datetime) -> ThrottleState:
-    rows = {row.key: row for row in session.scalars(
-        select(ThrottleRow).where(ThrottleRow.key.in_([keys.pair, keys.client, keys.account])))}
-    refused: datetime | None = None
-    for key in (keys.pair, keys.client):
-        row = _live(rows.get(key), now)
-        if row is not None and row.blocked_until is not None and row.blocked_until > now:
-            refused = max(refused or row.blocked_until, row.blocked_until)
-    account = _live(rows.get(keys.account), now)
-    ceiling = account is not None and account.blocked_until is not None \
-        and account.blocked_until > now
-    return ThrottleState(refused, ceiling)
-
-
 def _insert_if_missing(session: Session, **values: object) -> None:
     if session.get_bind().dialect.name == "postgresql":
         session.execute(pg_insert(ThrottleRow).values(**values)
@@ -241,28 +221,56 @@ def _insert_if_missing(session: Session, **values: object) -> None:
                         .on_conflict_do_nothing(index_elements=["key"]))
 
 
-def record_failure(session: Session, keys: ThrottleKeys, now: datetime) -> None:
-    """Count a failed password or code under each key; workers share the rows."""
-    # Keys of unknown e-mails pile up too: drop those that are forgotten anyway.
-    session.execute(delete(ThrottleRow).where(ThrottleRow.last_failure_at < now - FORGET_AFTER))
-    for key, scope, account in keys.rows():
-        _insert_if_missing(session, key=key, scope=scope, account_key=account, failures=0,
-                           last_failure_at=now)
-        row = session.scalar(select(ThrottleRow).where(ThrottleRow.key == key)
-                             .with_for_update())
-        assert row is not None
-        if row.last_failure_at < now - FORGET_AFTER:
-            row.failures = 0
-        row.failures += 1
-        row.last_failure_at = now
-        delay = POLICIES[scope].delay_after(row.failures)
-        row.blocked_until = now + delay if delay is not None else None
-    session.flush()
+class Throttles:
+    """The three rows of one attempt, locked until its transaction ends.
 
+    Concurrent attempts on the same key wait for each other (PostgreSQL row locks;
+    SQLite's write lock), so a burst of parallel requests cannot all pass a key that the
+    first of them is about to block. Rows are made on first use and locked in key order
+    (no deadlock between two attempts); the row of a key idle for :data:`FORGET_AFTER` is
+    dropped by a later attempt, so keys of made-up e-mails do not pile up.
+    """
 
-def _clear_pair(session: Session, keys: ThrottleKeys) -> None:
-    # A success forgives the owner's own client only: an attacker's counts stay.
-    session.execute(delete(ThrottleRow).where(ThrottleRow.key == keys.pair))
+    def __init__(self, session: Session, keys: ThrottleKeys, now: datetime) -> None:
+        self.session, self.keys, self.now = session, keys, now
+        stale = (select(ThrottleRow.key).where(ThrottleRow.last_failure_at < now - FORGET_AFTER)
+                 .limit(100).with_for_update(skip_locked=True).scalar_subquery())
+        session.execute(delete(ThrottleRow).where(ThrottleRow.key.in_(stale)))
+        for key, scope, account in keys.rows():
+            _insert_if_missing(session, key=key, scope=scope, account_key=account,
+                               failures=0, last_failure_at=now)
+        self.rows = {row.key: row for row in session.scalars(
+            select(ThrottleRow).where(ThrottleRow.key.in_([keys.pair, keys.client,
+                                                           keys.account]))
+            .order_by(ThrottleRow.key).with_for_update()
+            .execution_options(populate_existing=True))}
+        for row in self.rows.values():
+            if row.last_failure_at < now - FORGET_AFTER:  # forgotten
+                row.failures, row.blocked_until = 0, None
+
+    def _blocked(self, key: str) -> datetime | None:
+        until = self.rows[key].blocked_until
+        return until if until is not None and until > self.now else None
+
+    def state(self) -> ThrottleState:
+        refused = [t for t in (self._blocked(self.keys.pair), self._blocked(self.keys.client))
+                   if t is not None]
+        return ThrottleState(max(refused) if refused else None,
+                             self._blocked(self.keys.account) is not None)
+
+    def failed(self) -> None:
+        """Count a failed password or code under each key; block a key past its free ones."""
+        for row in self.rows.values():
+            row.failures += 1
+            row.last_failure_at = self.now
+            delay = POLICIES[row.scope].delay_after(row.failures)
+            row.blocked_until = self.now + delay if delay is not None else None
+        self.session.flush()
+
+    def succeeded(self) -> None:
+        """A success forgives the owner's own client only: an attacker's counts stay."""
+        pair = self.rows[self.keys.pair]
+        pair.failures, pair.blocked_until = 0, None
 
 
 # -- login -------------------------------------------------------------------------
@@ -309,8 +317,8 @@ def check_password(session: Session, email: str, password: str, attempt: Attempt
                    code: str | None = None, now: datetime | None = None) -> LoginStep:
     """First step: the password (with the code too when the account is past its ceiling)."""
     now = now or utcnow()
-    keys = ThrottleKeys.of(attempt.secret, email, attempt.client)
-    state = throttle_state(session, keys, now)
+    throttles = Throttles(session, ThrottleKeys.of(attempt.secret, email, attempt.client), now)
+    state = throttles.state()
     if state.refused_until is not None:
         return LoginStep(False, "throttled", retry_at=state.refused_until)
     if state.ceiling and not code:
@@ -322,21 +330,21 @@ def check_password(session: Session, email: str, password: str, attempt: Attempt
     )
     password_ok = _verify(account, password)
     if account is None or not password_ok:
-        record_failure(session, keys, now)
+        throttles.failed()
         return LoginStep(False, "bad-credentials")
     if account.disabled:
         return LoginStep(False, "disabled")
     if not account.totp_secret:
         if account.role in ADMIN_ROLES or not attempt.allow_without_totp or state.ceiling:
             return LoginStep(False, "totp-missing")
-        _login_succeeded(session, account, keys, now)
+        _login_succeeded(account, throttles, now)
         return LoginStep(True, "ok", account.id)
     if state.ceiling:
         assert code is not None
         if not _accept_code(account, code, now):
-            record_failure(session, keys, now)
+            throttles.failed()
             return LoginStep(False, "bad-code")
-        _login_succeeded(session, account, keys, now)
+        _login_succeeded(account, throttles, now)
         return LoginStep(True, "ok", account.id)
     return LoginStep(False, "totp-required", account.id)
 
@@ -367,27 +375,30 @@ def check_totp(session: Session, account_id: int, code: str, attempt: Attempt,
                now: datetime | None = None) -> LoginStep:
     """Second step: the TOTP code. A code (time step) is accepted once."""
     now = now or utcnow()
+    email = session.scalar(select(StaffAccount.email).where(StaffAccount.id == account_id))
+    if email is None:
+        return LoginStep(False, "bad-code")
+    # The throttle rows first, then the account: the order of check_password.
+    throttles = Throttles(session, ThrottleKeys.of(attempt.secret, email, attempt.client), now)
+    state = throttles.state()
+    if state.refused_until is not None:
+        return LoginStep(False, "throttled", account_id, retry_at=state.refused_until)
     account = session.scalar(
         select(StaffAccount).where(StaffAccount.id == account_id).with_for_update()
     )
     if account is None or not account.totp_secret:
         return LoginStep(False, "bad-code")
-    keys = ThrottleKeys.of(attempt.secret, account.email, attempt.client)
-    state = throttle_state(session, keys, now)
-    if state.refused_until is not None:
-        return LoginStep(False, "throttled", account.id, retry_at=state.refused_until)
     if account.disabled:
         return LoginStep(False, "disabled")
     if not _accept_code(account, code, now):
-        record_failure(session, keys, now)
+        throttles.failed()
         return LoginStep(False, "bad-code", account.id)
-    _login_succeeded(session, account, keys, now)
+    _login_succeeded(account, throttles, now)
     return LoginStep(True, "ok", account.id)
 
 
-def _login_succeeded(session: Session, account: StaffAccount, keys: ThrottleKeys,
-                     now: datetime) -> None:
-    _clear_pair(session, keys)
+def _login_succeeded(account: StaffAccount, throttles: Throttles, now: datetime) -> None:
+    throttles.succeeded()
     account.last_login_at = now
 
 
@@ -502,9 +513,12 @@ def reset_totp(session: Session, account_id: int, actor: Actor) -> str:
 
 def unlock(session: Session, account_id: int, secret: bytes, actor: Actor) -> None:
     """Lift every throttle of the account (all its clients, and its ceiling)."""
-    account = _target(session, account_id)
+    email = session.scalar(select(StaffAccount.email).where(StaffAccount.id == account_id))
+    if email is None:
+        raise AccountError(f"no staff account {account_id}")
+    # The throttle rows before the account row, in the order a login locks them.
     session.execute(delete(ThrottleRow).where(
-        ThrottleRow.account_key == account_key(secret, account.email)))
+        ThrottleRow.account_key == account_key(secret, email)))
     _event(session, actor, account_id, "unlocked")
 
 

@@ -128,6 +128,31 @@ def test_the_throttle_grows_with_each_failure(app: Flask, runtime: Runtime) -> N
                         for k, a in keys)
 
 
+def test_parallel_attempts_through_two_workers_share_one_throttle(
+        runtime: Runtime, settings: object) -> None:
+    """Two web workers (two apps, each with its own runtime and connection pool, like two
+    gunicorn processes) take a burst of parallel wrong passwords for one account from one
+    client: exactly the free five are checked, the rest are refused."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    agent = make_account(runtime, "burst@dot.examplia.gov", "dot")
+    second = Runtime(runtime.settings)
+    try:
+        apps = [create_app(runtime=runtime), create_app(runtime=second)]
+        clients = [client_at(apps[i % 2], ATTACKER_ADDRESS) for i in range(12)]
+        tokens = [csrf_from(c.get("/staff/login").get_data(as_text=True)) for c in clients]
+
+        def post(i: int) -> int:
+            return clients[i].post("/staff/login", data={
+                "email": agent.email, "password": WRONG, "csrf_token": tokens[i]}).status_code
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            answers = sorted(pool.map(post, range(12)))
+    finally:
+        second.close()
+    assert answers == [401] * 5 + [429] * 7
+
+
 def test_delays_double_up_to_an_hour(runtime: Runtime) -> None:
     assert [accounts.PAIR_POLICY.delay_after(n) for n in (4, 5, 6, 10, 11, 40)] == [
         None, timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=32),
@@ -344,9 +369,12 @@ def test_unlock_from_the_admin_page(app: Flask, runtime: Runtime,
     browser = client_at(app, "192.0.2.10")
     login(browser, staff["dot_admin"])
     assert _do(browser, agent.id, "unlock").status_code == 303
+    agents_key = accounts.account_key(runtime.settings.derived_key(
+        accounts.THROTTLE_KEY_PURPOSE), agent.email)
     with runtime.db.session() as s:
         assert s.scalars(select(LoginThrottle).where(
-            LoginThrottle.scope != "client")).all() == []
+            LoginThrottle.account_key == agents_key)).all() == []
+    assert attempt(client_at(app, ATTACKER_ADDRESS), agent.email, WRONG).status_code == 401
     assert events_of(runtime, agent.id)[-1][2] == "unlocked"
 
 
