@@ -1,8 +1,9 @@
 """Tables of the staff inbox: accounts, sessions, the access log, read markers, assignments.
 
 - ``staff_accounts``: one row per employee: agency, role, argon2 password
-  hash, TOTP secret, disabled flag. (``failed_logins`` and ``locked_until``
-  are no longer used: the lockout became ``login_throttles``, migration 0013.)
+  hash, TOTP secret, disabled flag, whether the password must be changed.
+  (``failed_logins`` and ``locked_until`` are no longer used: the lockout
+  became ``login_throttles``, migration 0013.)
 - ``staff_sessions``: server-side half of a login. The signed cookie carries a
   random token; only its SHA-256 is stored, so logout and the idle and
   absolute timeouts are enforced here, not by trusting the cookie.
@@ -30,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, BigID, UTCDateTime, utcnow
@@ -56,6 +57,9 @@ class StaffAccount(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(nullable=False, default=False)
+    # Set by an administrator's password reset: the next login must choose a new one.
+    password_must_change: Mapped[bool] = mapped_column(nullable=False, default=False,
+                                                       server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 

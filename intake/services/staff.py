@@ -420,7 +420,8 @@ def emails_of(session: Session, account_ids: Collection[int]) -> dict[int, str]:
 # -- account management -------------------------------------------------------------
 
 
-ACTIONS = ("created", "disabled", "enabled", "password-reset", "totp-reset", "unlocked")
+ACTIONS = ("created", "disabled", "enabled", "password-reset", "totp-reset", "unlocked",
+           "password-changed")
 
 
 @dataclass(frozen=True)
@@ -492,12 +493,32 @@ def set_disabled(session: Session, account_id: int, disabled: bool, actor: Actor
 
 
 def reset_password(session: Session, account_id: int, password: str, actor: Actor) -> None:
-    """Set a new password; the account's sessions end."""
+    """Set a new password chosen by an administrator; the account's sessions end, and its
+    next login must choose a password of its own (the administrator knows this one)."""
     _check_password_rules(password)
     account = _target(session, account_id)
     account.password_hash = _hasher.hash(password)
+    account.password_must_change = True
     _end_sessions(session, account_id)
     _event(session, actor, account_id, "password-reset")
+
+
+def change_own_password(session: Session, account_id: int, current: str, new: str,
+                        keep_session: str) -> None:
+    """The employee's own change: the current password, then a new, different one; every
+    other session of the account ends."""
+    account = _target(session, account_id)
+    if not _verify(account, current):
+        raise AccountError("the current password is not right")
+    _check_password_rules(new)
+    if hmac.compare_digest(current.encode(), new.encode()):
+        raise AccountError("the new password must differ from the current one")
+    account.password_hash = _hasher.hash(new)
+    account.password_must_change = False
+    session.execute(update(StaffSession).where(
+        StaffSession.staff_id == account_id, StaffSession.ended_at.is_(None),
+        StaffSession.token_sha256 != _digest(keep_session)).values(ended_at=utcnow()))
+    _event(session, Actor.staff(account), account_id, "password-changed")
 
 
 def reset_totp(session: Session, account_id: int, actor: Actor) -> str:

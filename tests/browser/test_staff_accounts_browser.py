@@ -98,6 +98,9 @@ def test_account_pages_in_english_and_spanish(served: tuple[str, Runtime]) -> No
                 press(page, "button", words["yes"])
                 page.get_by_text(words["secret"], exact=True).wait_for()  # the answer came
                 check(page, f"{lang} new secret")
+                page.goto(f"{base}/staff/account/password")
+                assert page.get_attribute("html", "lang") == lang
+                check(page, f"{lang} change password")
                 context.close()
         finally:
             browser.close()

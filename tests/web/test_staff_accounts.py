@@ -422,3 +422,50 @@ def test_the_accounts_pages_speak_spanish(app: Flask, runtime: Runtime,
     inbox = browser.get("/staff/inbox", headers={"Accept-Language": "es"}).get_data(
         as_text=True)
     assert '<html lang="en">' in inbox
+
+
+def test_after_a_reset_the_employee_must_choose_a_password_of_their_own(
+        app: Flask, runtime: Runtime, staff: dict[str, Account]) -> None:
+    agent = staff["agent"]
+    admin = client_at(app, "192.0.2.10")
+    login(admin, staff["root"])
+    shown = _do(admin, agent.id, "reset-password").get_data(as_text=True)
+    match = re.search(r"<dt>New password</dt><dd><code>([^<]+)</code>", shown)
+    assert match is not None
+    given = Account(agent.id, agent.email, "dot", "agent", agent.secret, match.group(1))
+
+    elsewhere = client_at(app, "192.0.2.20")
+    login(elsewhere, given)
+    browser = client_at(app, OWNER_ADDRESS)
+    login(browser, given, code=agent.code(1))
+    # Nothing but the password page until the employee has chosen one.
+    for url in ("/staff/inbox", f"/staff/entries/{1}"):
+        held = browser.get(url)
+        assert held.status_code == 303 and held.headers["Location"].endswith(
+            "/staff/account/password")
+    page = browser.get("/staff/account/password").get_data(as_text=True)
+    assert "reset by an administrator" in page
+    token = csrf_from(page)
+
+    def change(current: str, new: str, again: str | None = None) -> TestResponse:
+        return browser.post("/staff/account/password", data={
+            "csrf_token": token, "current_password": current, "new_password": new,
+            "new_password_again": new if again is None else again})
+
+    mine = "my own long passphrase"
+    assert "not right" in change(agent.password, mine).get_data(as_text=True)
+    assert "not the same" in change(given.password, mine, mine + "!").get_data(as_text=True)
+    assert "differ" in change(given.password, given.password).get_data(as_text=True)
+    assert "at least 12" in change(given.password, "short").get_data(as_text=True)
+    assert browser.get("/staff/inbox").status_code == 303  # still held
+    done = change(given.password, mine)
+    assert done.status_code == 303
+    assert browser.get("/staff/inbox").status_code == 200  # this session goes on
+    assert elsewhere.get("/staff/inbox").status_code == 302  # the other one ended
+    # The new password is the one that works now (both usable codes are spent: the service).
+    with runtime.db.session() as s:
+        assert accounts.check_password(s, agent.email, mine, accounts.Attempt(
+            client="192.0.2.21", secret=b"k" * 32)).reason == "totp-required"
+    assert events_of(runtime, agent.id)[-2:] == [
+        (staff["root"].id, f"staff:{staff['root'].id}", "password-reset"),
+        (agent.id, f"staff:{agent.id}", "password-changed")]

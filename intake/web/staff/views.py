@@ -94,7 +94,7 @@ def _load_user() -> None:
 
 # The pages translated in full (English and Spanish); the others stay in English.
 TRANSLATED = frozenset({"staff.login", "staff.login_code", "staff.accounts_view",
-                        "staff.account_view", "staff.account_action"})
+                        "staff.account_view", "staff.account_action", "staff.own_password"})
 LANGUAGES = ("en", "es")
 
 
@@ -124,6 +124,13 @@ def _is_admin(user: StaffAccount | None) -> bool:
     return user is not None and user.role in ADMIN_ROLES
 
 
+def _password_change_due() -> ResponseReturnValue | None:
+    # After an administrator's reset, nothing but choosing a new password (or logging out).
+    if g.staff_user.password_must_change and request.endpoint != "staff.own_password":
+        return redirect(url_for("staff.own_password"), code=303)
+    return None
+
+
 def login_required(view: View) -> View:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any) -> ResponseReturnValue:
@@ -131,7 +138,7 @@ def login_required(view: View) -> View:
             if request.method == "GET":
                 return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
             abort(403)
-        return view(*args, **kwargs)
+        return _password_change_due() or view(*args, **kwargs)
 
     return cast(View, wrapper)
 
@@ -145,7 +152,7 @@ def admin_required(view: View) -> View:
             abort(403)
         if not _is_admin(g.staff_user):
             abort(403)
-        return view(*args, **kwargs)
+        return _password_change_due() or view(*args, **kwargs)
 
     return cast(View, wrapper)
 
@@ -670,7 +677,8 @@ ACTION_EFFECTS = {
     "disable": "The account can no longer log in, and every session it has open ends now.",
     "enable": "The account can log in again with its password and second factor.",
     "reset-password": "A new random password is made and shown to you once; the old one "
-                      "stops working and the account's sessions end.",
+                      "stops working, the account's sessions end, and the employee must "
+                      "choose a password of their own at the next login.",
     "reset-totp": "A new TOTP secret is made and shown to you once; codes from the old one "
                   "stop working and the account's sessions end.",
     "unlock": "Failed logins counted against this account, from every address, are "
@@ -683,6 +691,7 @@ EVENT_LABELS = {
     "password-reset": "Password reset",
     "totp-reset": "Second factor reset",
     "unlocked": "Login throttles lifted",
+    "password-changed": "Password changed by the employee",
 }
 ACTION_DONE = {
     "disable": "The account is disabled and its sessions have ended.",
@@ -763,3 +772,26 @@ def account_action(account_id: int, action: str) -> ResponseReturnValue:
     flash(_(ACTION_DONE[action]), "status")
     return redirect(url_for("staff.account_view", account_id=account_id, **_lang_args()),
                     code=303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def own_password() -> ResponseReturnValue:
+    """The employee changes their own password (required after an administrator's reset)."""
+    user = _user()
+    if request.method == "GET":
+        return render_template("staff/account_password.html")
+    form = request.form
+    new = form.get("new_password", "")[:2048]
+    if new != form.get("new_password_again", "")[:2048]:
+        return render_template("staff/account_password.html",
+                               error=_("The two new passwords are not the same.")), 400
+    try:
+        with _runtime().db.session() as s:
+            accounts.change_own_password(s, user.id, form.get("current_password", "")[:2048],
+                                         new, keep_session=str(session.get(SESSION_KEY)))
+    except accounts.AccountError as exc:
+        # The service's messages are fixed sentences, each in the catalogue.
+        return render_template("staff/account_password.html", error=_(str(exc))), 400
+    flash(_("Your password is changed. Your other sessions have ended."), "status")
+    return redirect(url_for("staff.inbox_view"), code=303)

@@ -4,6 +4,8 @@
   account, keyed by keyed hashes, with growing delays, shared by every web
   worker. They replace the lockout of ``staff_accounts.failed_logins`` and
   ``locked_until`` (left in place, unused, so an older release still starts).
+- ``staff_accounts.password_must_change``: an administrator's password reset
+  makes the next login choose a new password.
 - ``staff_account_events``: who created, disabled, enabled, reset the password
   or the second factor of, or lifted the throttles of which account, and when.
   Append-only, like ``access_log``.
@@ -29,6 +31,8 @@ APPEND_ONLY = ("staff_account_events",)
 
 
 def upgrade() -> None:
+    op.add_column("staff_accounts", sa.Column("password_must_change", sa.Boolean(),
+                                              server_default=sa.false(), nullable=False))
     op.create_table(
         "login_throttles",
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -84,3 +88,5 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_login_throttles_last_failure_at"))
         batch_op.drop_index(batch_op.f("ix_login_throttles_account_key"))
     op.drop_table("login_throttles")
+    with op.batch_alter_table("staff_accounts", schema=None) as batch_op:
+        batch_op.drop_column("password_must_change")
