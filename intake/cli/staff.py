@@ -164,7 +164,7 @@ def enable(email: str) -> None:
               help="Read the new password from the first line of this file "
                    "(default: prompt, or the first line of standard input).")
 def reset_password(email: str, password_file: Path | None) -> None:
-    """Set a new password; the account's sessions end."""
+    """Set a new password; the sessions end, and the next login must choose a new one."""
     from intake.services import staff as accounts
 
     password = _read_password(password_file)
