@@ -153,7 +153,7 @@ def test_parallel_attempts_through_two_workers_share_one_throttle(
     assert answers == [401] * 5 + [429] * 7
 
 
-def test_delays_double_up_to_an_hour(runtime: Runtime) -> None:
+def test_delays_double_up_to_an_hour() -> None:
     assert [accounts.PAIR_POLICY.delay_after(n) for n in (4, 5, 6, 10, 11, 40)] == [
         None, timedelta(minutes=1), timedelta(minutes=2), timedelta(minutes=32),
         timedelta(hours=1), timedelta(hours=1)]
