@@ -202,7 +202,9 @@ def main() -> None:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
         env.update(INTAKE_DATABASE_URL=url, INTAKE_SECRET_KEY=SECRET,
-                   INTAKE_LOG_LEVEL="WARNING", INTAKE_INSTANCE_PATH=f"/tmp/{name}")
+                   INTAKE_LOG_LEVEL="WARNING", INTAKE_INSTANCE_PATH=f"/tmp/{name}",
+                   # A benchmark account logs in with its password alone (development only).
+                   INTAKE_ALLOW_STAFF_WITHOUT_TOTP="1")
         add = subprocess.run(
             [sys.executable, "-m", "intake", "staff", "add", "--email", "bench@dot.example",
              "--agency", "dot", "--role", "agent", "--no-totp"],

@@ -76,6 +76,9 @@ class Settings:
     # rate limit of form submissions (Flask-Limiter notation).
     forms_path: Path | None = None
     form_rate_limit: str = "10/minute;100/hour"
+    # INTAKE_ALLOW_STAFF_WITHOUT_TOTP: development only. Staff accounts without a second
+    # factor may be created and may log in; the service warns at start while any exists.
+    allow_staff_without_totp: bool = False
 
     @property
     def broker_kind(self) -> str:
@@ -219,6 +222,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
     forms_path = _optional_file(env, "INTAKE_FORMS")
     form_rate_limit = _form_rate_limit(env)
+    allow_staff_without_totp = _flag(env, "INTAKE_ALLOW_STAFF_WITHOUT_TOTP")
     secret_key, ephemeral = _secret_key(env, instance_path)
 
     return Settings(
@@ -250,7 +254,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
+        allow_staff_without_totp=allow_staff_without_totp,
     )
+
+
+def _flag(env: Mapping[str, str], name: str) -> bool:
+    raw = env.get(name, "").strip().lower()
+    if raw in ("", "0", "false", "no"):
+        return False
+    if raw in ("1", "true", "yes"):
+        return True
+    raise SettingsError(f"{name}: expected 1 or 0")
 
 
 def _database_url(env: Mapping[str, str], instance_path: Path) -> str:

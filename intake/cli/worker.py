@@ -40,6 +40,9 @@ def worker(threads: int | None, processes: int) -> None:
         settings = settings.with_overrides(worker_threads=threads)
     with open_runtime(settings) as runtime:
         load_rules_or_fail(runtime)
+        from intake.services.staff import warn_about_missing_second_factors
+
+        warn_about_missing_second_factors(runtime.db)
         try:
             check_broker(runtime.jobs.broker, settings)
         except BrokerUnavailable as exc:

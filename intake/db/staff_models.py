@@ -1,12 +1,20 @@
 """Tables of the staff inbox: accounts, sessions, the access log, read markers, assignments.
 
 - ``staff_accounts``: one row per employee: agency, role, argon2 password
-  hash, TOTP secret, failed-login counter and lockout.
+  hash, TOTP secret, disabled flag, whether the password must be changed.
+  (``failed_logins`` and ``locked_until`` are no longer used: the lockout
+  became ``login_throttles``, migration 0013.)
 - ``staff_sessions``: server-side half of a login. The signed cookie carries a
   random token; only its SHA-256 is stored, so logout and the idle and
   absolute timeouts are enforced here, not by trusting the cookie.
 - ``access_log``: every view of personal information (who, when, which
   entry, what). Append-only (database triggers, migration 0005).
+- ``login_throttles``: failed logins per key (account and client, client,
+  account), each key a keyed hash (no address or e-mail stored), with the
+  time until which the key is slowed down (shared by every web worker).
+- ``staff_account_events``: who did what to which staff account and when
+  (created, disabled, enabled, password reset, second factor reset,
+  throttles lifted): the account part of the access log. Append-only.
 - ``read_markers``: which entries a user has opened (unread markers).
 - ``entry_assignments``: who an entry is assigned to (one row per entry).
 
@@ -23,7 +31,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from intake.db.base import Base, BigID, UTCDateTime, utcnow
@@ -49,6 +57,9 @@ class StaffAccount(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     disabled: Mapped[bool] = mapped_column(nullable=False, default=False)
+    # Set by an administrator's password reset: the next login must choose a new one.
+    password_must_change: Mapped[bool] = mapped_column(nullable=False, default=False,
+                                                       server_default=false())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
@@ -84,6 +95,42 @@ class AccessLogEntry(Base):
     detail: Mapped[dict[str, str] | None] = mapped_column(JSON)
 
 
+class LoginThrottle(Base):
+    """Failed logins counted under one key; the key is slowed down until ``blocked_until``."""
+
+    __tablename__ = "login_throttles"
+
+    # HMAC-SHA256 of the scope and its parts (account e-mail, client address), hex.
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    scope: Mapped[str] = mapped_column(String(16), nullable=False)  # pair, client, account
+    # HMAC of the normalised e-mail for the pair and account scopes: lifts an account's
+    # throttles (intake staff unlock) without storing the address or the client.
+    account_key: Mapped[str | None] = mapped_column(String(64), index=True)
+    failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    last_failure_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False,
+                                                      index=True)
+    blocked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class StaffAccountEvent(Base):
+    """One change to a staff account: who (an account, or the command line), what, when."""
+
+    __tablename__ = "staff_account_events"
+
+    id: Mapped[int] = mapped_column(BigID, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
+    # The administrator's account; None when the change came from the command line.
+    actor_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="RESTRICT"), index=True
+    )
+    # "staff:<id>" or "cli:<operating-system user>": readable even without a join.
+    actor: Mapped[str] = mapped_column(String(128), nullable=False)
+    target_id: Mapped[int] = mapped_column(
+        ForeignKey("staff_accounts.id", ondelete="RESTRICT"), nullable=False, index=True
+    )
+    action: Mapped[str] = mapped_column(String(32), nullable=False)
+
+
 class ReadMarker(Base):
     __tablename__ = "read_markers"
 
@@ -111,7 +158,7 @@ class EntryAssignment(Base):
 # The inbox's keyset order within one agency (all statuses): newest first.
 Index("ix_entries_agency_received_id", Entry.agency_id, Entry.received_at, Entry.id)
 
-APPEND_ONLY_STAFF_TABLES = ("access_log",)
+APPEND_ONLY_STAFF_TABLES = ("access_log", "staff_account_events")
 
 
 # -- keep the search objects out of autogenerate and the models-vs-migrations test ---------

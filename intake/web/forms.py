@@ -133,8 +133,11 @@ def client_key() -> str:
 
 
 def select_locale() -> str:
-    # Only the public forms are translated; other pages (status, staff) stay in English
-    # so their `lang` attribute is always true.
+    # Only the public forms, and the staff pages that set g.page_lang (translated in full),
+    # are translated; other pages stay in English so their `lang` attribute is always true.
+    page_lang = g.get("page_lang")
+    if page_lang in LANGUAGES:
+        return str(page_lang)
     if request.blueprint != "forms":
         return "en"
     lang = g.get("forms_lang")

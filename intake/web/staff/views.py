@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
@@ -24,6 +25,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
+from flask_babel import gettext as _
 from flask_wtf.csrf import generate_csrf, validate_csrf
 from wtforms.validators import ValidationError
 
@@ -41,7 +43,10 @@ bp = Blueprint("staff", __name__, url_prefix="/staff")
 SESSION_KEY = "staff_session"
 PENDING = "staff_pending"
 PENDING_SECONDS = 300
-LOGIN_FAILED = "The e-mail address, password or code is not right, or the account is locked."
+# Translated where shown (flask_babel.gettext); the same words for every wrong answer.
+LOGIN_FAILED = "The e-mail address, password or code is not right, or the account is disabled."
+CODE_NEEDED = ("This account has had many failed logins. Enter your password together with "
+               "the 6-digit code from your authenticator app.")
 
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
@@ -51,14 +56,6 @@ STATUS_LABELS = {"new": "New", "open": "Open", "waiting": "Waiting", "closed": "
 def _runtime() -> Runtime:
     runtime: Runtime = current_app.extensions["intake"]
     return runtime
-
-
-def _throttle() -> accounts.LoginThrottle:
-    throttle = current_app.extensions.get("intake.staff.throttle")
-    if throttle is None:
-        throttle = current_app.extensions.setdefault("intake.staff.throttle",
-                                                      accounts.LoginThrottle())
-    return cast(accounts.LoginThrottle, throttle)
 
 
 # -- every request ---------------------------------------------------------------------
@@ -95,15 +92,43 @@ def _load_user() -> None:
     g.staff_user = user
 
 
+# The pages translated in full (English and Spanish); the others stay in English.
+TRANSLATED = frozenset({"staff.login", "staff.login_code", "staff.accounts_view",
+                        "staff.account_view", "staff.account_action", "staff.own_password"})
+LANGUAGES = ("en", "es")
+
+
+@bp.before_request
+def _choose_language() -> None:
+    if request.endpoint not in TRANSLATED:
+        return
+    asked = request.args.get("lang", "")
+    g.page_lang = asked if asked in LANGUAGES else (
+        request.accept_languages.best_match(LANGUAGES, default="en") or "en")
+
+
+def _lang_args() -> dict[str, Any]:
+    """``lang`` for the links of a page whose language was asked for in its address."""
+    asked = request.args.get("lang", "")
+    return {"lang": asked} if asked in LANGUAGES else {}
+
+
 @bp.context_processor
 def _template_globals() -> dict[str, Any]:
-    return {"csrf_token": generate_csrf, "user": g.get("staff_user"),
+    return {"lang_args": _lang_args(), "csrf_token": generate_csrf, "user": g.get("staff_user"),
             "status_labels": STATUS_LABELS, "role_labels": accounts.ROLE_LABELS,
             "is_admin": _is_admin(g.get("staff_user")), "pii_labels": PII_LABELS}
 
 
 def _is_admin(user: StaffAccount | None) -> bool:
     return user is not None and user.role in ADMIN_ROLES
+
+
+def _password_change_due() -> ResponseReturnValue | None:
+    # After an administrator's reset, nothing but choosing a new password (or logging out).
+    if g.staff_user.password_must_change and request.endpoint != "staff.own_password":
+        return redirect(url_for("staff.own_password"), code=303)
+    return None
 
 
 def login_required(view: View) -> View:
@@ -113,7 +138,7 @@ def login_required(view: View) -> View:
             if request.method == "GET":
                 return redirect(url_for("staff.login", next=request.full_path.rstrip("?")))
             abort(403)
-        return view(*args, **kwargs)
+        return _password_change_due() or view(*args, **kwargs)
 
     return cast(View, wrapper)
 
@@ -127,7 +152,7 @@ def admin_required(view: View) -> View:
             abort(403)
         if not _is_admin(g.staff_user):
             abort(403)
-        return view(*args, **kwargs)
+        return _password_change_due() or view(*args, **kwargs)
 
     return cast(View, wrapper)
 
@@ -148,8 +173,26 @@ def _safe_next(target: str | None) -> str:
 # -- login and logout ----------------------------------------------------------------------
 
 
-def _client_key() -> str:
-    return request.remote_addr or "unknown"
+def _attempt() -> accounts.Attempt:
+    settings = _runtime().settings
+    return accounts.Attempt(client=request.remote_addr or "unknown",
+                            secret=settings.derived_key(accounts.THROTTLE_KEY_PURPOSE),
+                            allow_without_totp=settings.allow_staff_without_totp)
+
+
+def _refused(template: str, step: accounts.LoginStep, **context: Any) -> ResponseReturnValue:
+    """The answer to a refused step: the same words whatever was wrong, except a throttle."""
+    log.info("staff login step refused (%s)", step.reason)
+    if step.reason == "throttled" and step.retry_at is not None:
+        wait = max(1, int((step.retry_at - datetime.now(UTC)).total_seconds()) + 1)
+        error = _("Too many failed attempts. Try again after %(time)s UTC.",
+                  time=step.retry_at.strftime("%H:%M"))
+        html = render_template(template, error=error, **context)
+        return html, 429, {"Retry-After": str(wait)}
+    if step.reason == "code-needed":
+        context["ask_code"] = True
+        return render_template(template, error=_(CODE_NEEDED), **context), 401
+    return render_template(template, error=_(LOGIN_FAILED), **context), 401
 
 
 @bp.route("/login", methods=["GET", "POST"])
@@ -158,22 +201,20 @@ def login() -> ResponseReturnValue:
         if g.get("staff_user") is not None:
             return redirect(url_for("staff.inbox_view"))
         return render_template("staff/login.html", next=request.args.get("next", ""))
-    if not _throttle().allow(_client_key()):
-        return render_template("staff/login.html", error="Too many attempts. Please wait "
-                               "a few minutes.", next=""), 429
     email = request.form.get("email", "")[:320]
     password = request.form.get("password", "")[:1024]
-    with _runtime().db.session() as s:
-        step = accounts.check_password(s, email, password)
+    code = request.form.get("code", "")[:20] or None
     next_url = _safe_next(request.form.get("next"))
+    with _runtime().db.session() as s:
+        step = accounts.check_password(s, email, password, _attempt(), code=code)
     if step.reason == "totp-required" and step.account_id is not None:
         session.clear()
         session[PENDING] = {"id": step.account_id, "at": time.time(), "next": next_url}
         return redirect(url_for("staff.login_code"), code=303)
     if step.ok and step.account_id is not None:
         return _finish_login(step.account_id, next_url)
-    log.info("staff login refused (%s)", step.reason)
-    return render_template("staff/login.html", error=LOGIN_FAILED, next=next_url), 401
+    return _refused("staff/login.html", step, next=next_url,
+                    ask_code=bool(code))
 
 
 @bp.route("/login/code", methods=["GET", "POST"])
@@ -185,17 +226,14 @@ def login_code() -> ResponseReturnValue:
         return redirect(url_for("staff.login"))
     if request.method == "GET":
         return render_template("staff/login_code.html")
-    if not _throttle().allow(_client_key()):
-        return render_template("staff/login_code.html", error="Too many attempts. Please "
-                               "wait a few minutes."), 429
     with _runtime().db.session() as s:
-        step = accounts.check_totp(s, int(pending["id"]), request.form.get("code", "")[:20])
+        step = accounts.check_totp(s, int(pending["id"]), request.form.get("code", "")[:20],
+                                   _attempt())
     if step.ok and step.account_id is not None:
         return _finish_login(step.account_id, str(pending.get("next") or ""))
-    log.info("staff login code refused (%s)", step.reason)
-    if step.reason == "locked":
+    if step.reason in ("throttled", "disabled"):
         session.pop(PENDING, None)
-    return render_template("staff/login_code.html", error=LOGIN_FAILED), 401
+    return _refused("staff/login_code.html", step)
 
 
 def _finish_login(account_id: int, next_url: str) -> ResponseReturnValue:
@@ -619,3 +657,141 @@ def dismiss_quarantined(quarantine_id: int) -> ResponseReturnValue:
         mail_admin.dismiss(row, f"staff:{user.id}")
     flash("The message was dismissed; its bytes stay on record.", "status")
     return redirect(url_for("staff.admin"), code=303)
+
+
+# -- staff accounts ------------------------------------------------------------------------
+#
+# A system administrator manages every account but its own; an agency administrator the
+# agents and records officers of its own agency (accounts.may_manage). Any other account is
+# a 404, the same answer as a missing one. Every action is confirmed on a page of its own
+# (GET), then done by a POST with the CSRF token; each is a staff_account_events row.
+
+ACTION_LABELS = {
+    "disable": "Disable the account",
+    "enable": "Enable the account again",
+    "reset-password": "Reset the password",
+    "reset-totp": "Reset the second factor",
+    "unlock": "Lift the login throttles",
+}
+ACTION_EFFECTS = {
+    "disable": "The account can no longer log in, and every session it has open ends now.",
+    "enable": "The account can log in again with its password and second factor.",
+    "reset-password": "A new random password is made and shown to you once; the old one "
+                      "stops working, the account's sessions end, and the employee must "
+                      "choose a password of their own at the next login.",
+    "reset-totp": "A new TOTP secret is made and shown to you once; codes from the old one "
+                  "stop working and the account's sessions end.",
+    "unlock": "Failed logins counted against this account, from every address, are "
+              "forgotten.",
+}
+EVENT_LABELS = {
+    "created": "Created",
+    "disabled": "Disabled",
+    "enabled": "Enabled",
+    "password-reset": "Password reset",
+    "totp-reset": "Second factor reset",
+    "unlocked": "Login throttles lifted",
+    "password-changed": "Password changed by the employee",
+}
+ACTION_DONE = {
+    "disable": "The account is disabled and its sessions have ended.",
+    "enable": "The account is enabled.",
+    "unlock": "The login throttles of the account are lifted.",
+}
+
+
+def _managed(s: Any, account_id: int) -> StaffAccount:
+    target = s.get(StaffAccount, account_id)
+    if target is None or not accounts.may_manage(_user(), target):
+        abort(404)
+    managed: StaffAccount = target
+    return managed
+
+
+def _actions_for(target: StaffAccount) -> list[str]:
+    return ["enable" if target.disabled else "disable", "reset-password", "reset-totp",
+            "unlock"]
+
+
+@bp.get("/admin/accounts")
+@admin_required
+def accounts_view() -> ResponseReturnValue:
+    user = _user()
+    system = user.role == "system_admin"
+    with _runtime().db.session() as s:
+        rows = accounts.list_accounts(s, None if system else user.agency_id)
+        manageable = {row.id for row in rows
+                      if (target := s.get(StaffAccount, row.id)) is not None
+                      and accounts.may_manage(user, target)}
+    return render_template("staff/accounts.html", rows=rows, manageable=manageable,
+                           system=system)
+
+
+@bp.get("/admin/accounts/<int:account_id>")
+@admin_required
+def account_view(account_id: int) -> ResponseReturnValue:
+    with _runtime().db.session() as s:
+        target = _managed(s, account_id)
+        events = accounts.account_events(s, [account_id])
+        actor_names = accounts.emails_of(s, {e.actor_id for e in events if e.actor_id})
+        return render_template("staff/account.html", account=target,
+                               actions=_actions_for(target), events=events,
+                               actor_names=actor_names, action_labels=ACTION_LABELS,
+                               event_labels=EVENT_LABELS)
+
+
+@bp.route("/admin/accounts/<int:account_id>/<action>", methods=["GET", "POST"])
+@admin_required
+def account_action(account_id: int, action: str) -> ResponseReturnValue:
+    if action not in ACTION_LABELS:
+        abort(404)
+    user = _user()
+    actor = accounts.Actor.staff(user)
+    runtime = _runtime()
+    with runtime.db.session() as s:
+        target = _managed(s, account_id)
+        if request.method == "GET":
+            return render_template("staff/account_confirm.html", account=target,
+                                   action=action, action_labels=ACTION_LABELS,
+                                   action_effects=ACTION_EFFECTS)
+        if action in ("disable", "enable"):
+            accounts.set_disabled(s, account_id, action == "disable", actor)
+        elif action == "unlock":
+            accounts.unlock(s, account_id, runtime.settings.derived_key(
+                accounts.THROTTLE_KEY_PURPOSE), actor)
+        elif action == "reset-password":
+            password = secrets.token_urlsafe(15)  # 20 characters, 120 random bits
+            accounts.reset_password(s, account_id, password, actor)
+            return render_template("staff/account_secret.html", account=target,
+                                   title=_("New password"), password=password)
+        else:
+            secret = accounts.reset_totp(s, account_id, actor)
+            return render_template("staff/account_secret.html", account=target,
+                                   title=_("New second factor"), secret=secret,
+                                   uri=accounts.provisioning_uri(secret, target.email))
+    flash(_(ACTION_DONE[action]), "status")
+    return redirect(url_for("staff.account_view", account_id=account_id, **_lang_args()),
+                    code=303)
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def own_password() -> ResponseReturnValue:
+    """The employee changes their own password (required after an administrator's reset)."""
+    user = _user()
+    if request.method == "GET":
+        return render_template("staff/account_password.html")
+    form = request.form
+    new = form.get("new_password", "")[:2048]
+    if new != form.get("new_password_again", "")[:2048]:
+        return render_template("staff/account_password.html",
+                               error=_("The two new passwords are not the same.")), 400
+    try:
+        with _runtime().db.session() as s:
+            accounts.change_own_password(s, user.id, form.get("current_password", "")[:2048],
+                                         new, keep_session=str(session.get(SESSION_KEY)))
+    except accounts.AccountError as exc:
+        # The service's messages are fixed sentences, each in the catalogue.
+        return render_template("staff/account_password.html", error=_(str(exc))), 400
+    flash(_("Your password is changed. Your other sessions have ended."), "status")
+    return redirect(url_for("staff.inbox_view"), code=303)
