@@ -41,6 +41,11 @@ def packaged_rules_path() -> Path:
     return Path(str(resources.files("intake") / "defaults" / "routing_rules.yaml"))
 
 
+def packaged_retention_path() -> Path:
+    """The example retention schedule shipped with the package."""
+    return Path(str(resources.files("intake") / "defaults" / "retention.yaml"))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, frozen configuration. Build with :func:`load_settings`."""
@@ -76,6 +81,9 @@ class Settings:
     # rate limit of form submissions (Flask-Limiter notation).
     forms_path: Path | None = None
     form_rate_limit: str = "10/minute;100/hour"
+    # Retention: INTAKE_RETENTION, the schedule file (None = the packaged example, which a
+    # dry run reads but `intake retention run --apply` refuses to dispose of records under).
+    retention_path: Path | None = None
 
     @property
     def broker_kind(self) -> str:
@@ -106,6 +114,11 @@ class Settings:
         if self.secret_key_is_ephemeral:
             return _instance_key(self.instance_path / ORIGINALS_KEY_FILE)
         return _hkdf(self.secret_key, "originals key-encryption key")
+
+    @property
+    def retention_schedule_path(self) -> Path:
+        """The retention schedule in force: INTAKE_RETENTION, else the packaged example."""
+        return self.retention_path or packaged_retention_path()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -219,6 +232,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
     forms_path = _optional_file(env, "INTAKE_FORMS")
     form_rate_limit = _form_rate_limit(env)
+    retention_path = _optional_file(env, "INTAKE_RETENTION")
     secret_key, ephemeral = _secret_key(env, instance_path)
 
     return Settings(
@@ -250,6 +264,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
+        retention_path=retention_path,
     )
 
 
@@ -336,7 +351,7 @@ VARIABLES = (
     "INTAKE_SMTP_TIMEOUT",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
-    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
+    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION",
 )
 
 
