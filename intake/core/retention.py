@@ -24,7 +24,7 @@ import calendar
 import hashlib
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -36,7 +36,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 __all__ = [
     "DISPOSITIONS", "Disposition", "EntryFacts", "Keep", "RetentionDecision",
     "RetentionError", "ScheduleError", "Schedule", "Series", "Trigger", "decide",
-    "load_schedule", "load_schedule_file",
+    "latest_start", "load_schedule", "load_schedule_file", "unknown_references",
 ]
 
 
@@ -189,6 +189,24 @@ def latest_start(series: Series, now: datetime) -> datetime:
     database's search; :func:`decide` then says exactly."""
     days = {"d": 1, "w": 7, "m": 28, "y": 365}[series.keep.unit] * series.keep.count
     return now - timedelta(days=days)
+
+
+def unknown_references(schedule: Schedule, agencies: Iterable[str], forms: Iterable[str]
+                       ) -> list[ScheduleError]:
+    """Series that name an agency the routing rules or a form the forms file does not
+    know: they would silently match nothing."""
+    known_agencies, known_forms = set(agencies), set(forms)
+    errors = []
+    for series in schedule.series:
+        for agency in sorted(series.agencies - known_agencies):
+            errors.append(ScheduleError(schedule.source, series.line,
+                                        f"series '{series.id}': unknown agency '{agency}' "
+                                        "(not in the routing rules)"))
+        for form in sorted(series.forms - known_forms):
+            errors.append(ScheduleError(schedule.source, series.line,
+                                        f"series '{series.id}': unknown form '{form}' "
+                                        "(not in the forms file)"))
+    return errors
 
 
 # -- loading ------------------------------------------------------------------------------

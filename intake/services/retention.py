@@ -244,14 +244,15 @@ def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: st
                    ) -> RunReport:
     """Do what :func:`plan` says, ``batch`` entries a transaction (see the module)."""
     with db.session() as session:
-        due = plan(session, schedule, now).due
+        planned = plan(session, schedule, now)
+        due = planned.due
         run = DispositionRun(actor=actor[:128], as_of=now, schedule_sha256=schedule.sha256,
                              started_at=utcnow())
         session.add(run)
         session.flush()
         run_id = run.id
     done: dict[str, int] = {s.id: 0 for s in schedule.series}
-    held = unsealed = handled = 0
+    held, unsealed, handled = planned.held, 0, 0
     for start in range(0, len(due), batch):
         chunk = due[start:start + batch]
         with db.session() as session:
@@ -396,7 +397,8 @@ def _unsealed(session: Session, entry_ids: Iterable[int]) -> set[int]:
             (Attachment.entry_id, Attachment.content, Attachment.sha256)):
         for entry_id, raw, sha in session.execute(
                 select(entry_col, data, digest).where(entry_col.in_(ids), data.is_not(None))):
-            if sha is not None and hashlib.sha256(bytes(raw)).hexdigest() == sha:
+            if raw is not None and sha is not None \
+                    and hashlib.sha256(bytes(raw)).hexdigest() == sha:
                 found.add(entry_id)
     if found:
         log.warning("%d entries due for destruction were stored before sealing; run "
