@@ -99,7 +99,14 @@ DESTROYED_FILENAME = "attachment"
 
 
 class RetentionActionError(ValueError):
-    """A hold, release or review decision that cannot be done as asked (shown to the user)."""
+    """A hold, release or review decision that cannot be done as asked (shown to the user).
+
+    ``template`` with ``params`` (``%(name)s``) is the message, so a page can translate it.
+    """
+
+    def __init__(self, template: str, **params: Any) -> None:
+        self.template, self.params = template, params
+        super().__init__(template % params if params else template)
 
 
 # -- what the schedule asks for -----------------------------------------------------------
@@ -409,13 +416,21 @@ def _unsealed(session: Session, entry_ids: Iterable[int]) -> set[int]:
 # -- what is done: the log, the review list, the portal's exclusion -----------------------
 
 
-def disposition_log(session: Session, limit: int = 200, before_id: int | None = None
-                    ) -> list[DispositionLogEntry]:
-    """The newest ``limit`` rows of the disposition log (before ``before_id``)."""
+def _of_agency(query: Any, agency_id: str | None) -> Any:
+    if agency_id is None:
+        return query
+    return query.join(Entry, Entry.id == DispositionLogEntry.entry_id).where(
+        Entry.agency_id == agency_id)
+
+
+def disposition_log(session: Session, limit: int = 200, before_id: int | None = None, *,
+                    agency_id: str | None = None) -> list[DispositionLogEntry]:
+    """The newest ``limit`` rows of the disposition log (before ``before_id``; of the
+    entries of ``agency_id`` when given)."""
     query = select(DispositionLogEntry).order_by(DispositionLogEntry.id.desc()).limit(limit)
     if before_id is not None:
         query = query.where(DispositionLogEntry.id < before_id)
-    return list(session.scalars(query))
+    return list(session.scalars(_of_agency(query, agency_id)))
 
 
 def runs(session: Session, limit: int = 20) -> list[DispositionRun]:
@@ -436,15 +451,17 @@ def disposed_entry_ids(session: Session) -> set[int]:
         DispositionLogEntry.action == ACTION_OF[Disposition.DESTROY])))
 
 
-def awaiting_review(session: Session, limit: int = 200) -> list[DispositionLogEntry]:
-    """Entries a ``review`` series listed and no officer has decided on yet, oldest first."""
+def awaiting_review(session: Session, limit: int = 200, *, agency_id: str | None = None
+                    ) -> list[DispositionLogEntry]:
+    """Entries a ``review`` series listed and no officer has decided on yet, oldest first
+    (of the entries of ``agency_id`` when given)."""
     decided = (select(DispositionLogEntry.entry_id)
                .where(DispositionLogEntry.action.in_(("destroyed", KEPT))))
-    return list(session.scalars(
+    return list(session.scalars(_of_agency(
         select(DispositionLogEntry)
         .where(DispositionLogEntry.action == "review",
                DispositionLogEntry.entry_id.not_in(decided))
-        .order_by(DispositionLogEntry.id).limit(limit)))
+        .order_by(DispositionLogEntry.id).limit(limit), agency_id)))
 
 
 def decide_review(session: Session, user: StaffAccount, log_id: int, decision: str) -> str:
@@ -504,10 +521,10 @@ def _require_officer(user: StaffAccount) -> None:
         raise RetentionActionError("Only records officers manage retention and legal holds.")
 
 
-def _clean(text: str, limit: int, what: str) -> str:
+def _clean(text: str, limit: int, missing: str) -> str:
     value = " ".join(text.split())[:limit]
     if not value:
-        raise RetentionActionError(f"Give the {what}.")
+        raise RetentionActionError(missing)
     return value
 
 
@@ -519,7 +536,8 @@ def entry_ids_for_numbers(session: Session, user: StaffAccount | None,
     if not wanted:
         raise RetentionActionError("Give at least one record number.")
     if len(wanted) > MAX_HOLD_ENTRIES:
-        raise RetentionActionError(f"At most {MAX_HOLD_ENTRIES} record numbers at once.")
+        raise RetentionActionError("At most %(max)s record numbers at once.",
+                                   max=MAX_HOLD_ENTRIES)
     found = {row[0]: row[1] for row in session.execute(
         select(Entry.record_number, Entry.id).where(Entry.record_number.in_(wanted)))}
     if user is not None:
@@ -527,7 +545,7 @@ def entry_ids_for_numbers(session: Session, user: StaffAccount | None,
     missing = [n for n in wanted if n not in found]
     if missing:
         shown = ", ".join(missing[:5]) + (" …" if len(missing) > 5 else "")
-        raise RetentionActionError(f"Unknown record number(s): {shown}")
+        raise RetentionActionError("Unknown record number(s): %(numbers)s", numbers=shown)
     return [found[n] for n in wanted]
 
 
@@ -538,8 +556,8 @@ def entry_ids_for_search(session: Session, user: StaffAccount, filters: InboxFil
     if not ids:
         raise RetentionActionError("The search finds no entries.")
     if len(ids) > MAX_HOLD_ENTRIES:
-        raise RetentionActionError(f"The search finds more than {MAX_HOLD_ENTRIES} entries; "
-                                   "narrow it.")
+        raise RetentionActionError("The search finds more than %(max)s entries; narrow it.",
+                                   max=MAX_HOLD_ENTRIES)
     return ids
 
 
@@ -548,8 +566,8 @@ def place_hold(session: Session, user: StaffAccount, *, reason: str, case_refere
     """Put a legal hold on ``entry_ids`` (fixed now); an event and an access-log row for
     each. Returns the hold's id."""
     _require_officer(user)
-    reason = _clean(reason, MAX_REASON, "reason for the hold")
-    case = _clean(case_reference, MAX_CASE, "case reference")
+    reason = _clean(reason, MAX_REASON, "Give the reason for the hold.")
+    case = _clean(case_reference, MAX_CASE, "Give the case reference.")
     ids = list(dict.fromkeys(entry_ids))
     if not ids:
         raise RetentionActionError("The hold names no entries.")
@@ -570,7 +588,7 @@ def release_hold(session: Session, user: StaffAccount, hold_id: int, reason: str
     """Release a hold (its entries may be disposed of again unless another hold holds
     them); an event and an access-log row for each. Returns how many entries it held."""
     _require_officer(user)
-    why = _clean(reason, MAX_REASON, "reason for the release")
+    why = _clean(reason, MAX_REASON, "Give the reason for the release.")
     hold = session.get(LegalHold, hold_id, with_for_update=True)
     if hold is None:
         raise RetentionActionError("No such hold.")
@@ -627,6 +645,6 @@ def officer_by_email(session: Session, email: str) -> StaffAccount:
     account = session.scalar(select(StaffAccount).where(
         func.lower(StaffAccount.email) == email.strip().lower()))
     if account is None or account.disabled:
-        raise RetentionActionError(f"No active staff account {email!r}.")
+        raise RetentionActionError("No active staff account %(email)s.", email=repr(email))
     _require_officer(account)
     return account

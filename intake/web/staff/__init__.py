@@ -20,12 +20,14 @@ from __future__ import annotations
 from flask import Flask
 
 from intake.web.csrf import csrf
+from intake.web.staff import retention  # nested in the staff blueprint at import
 from intake.web.staff.views import bp
 
 
 def init_app(app: Flask) -> None:
     """Register the blueprint (one call in create_app)."""
     csrf.exempt(bp)
+    csrf.exempt(retention.bp)
     app.register_blueprint(bp)
 
 
