@@ -113,8 +113,11 @@ def retention_run(do_apply: bool, batch: int) -> None:
     for series in schedule.series:
         click.echo(f"series {series.id} ({_describe(series)}): "
                    f"{report.done.get(series.id, 0)} done")
-    click.echo(f"run {report.run_id}: {report.total} entries handled"
-               + (f", {report.held} held (kept)" if report.held else ""))
+    held = f", {report.held} held (kept)" if report.held else ""
+    if report.run_id is None:
+        click.echo(f"nothing is due{held}; nothing changed")
+    else:
+        click.echo(f"run {report.run_id}: {report.total} entries handled{held}")
     if report.unsealed:
         click.echo(f"intake: {report.unsealed} entries stored before sealing were not "
                    "destroyed; run `intake db seal --apply`, then run this again", err=True)

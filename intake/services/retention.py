@@ -236,7 +236,7 @@ def held_entry_ids(session: Session, ids: Sequence[int]) -> set[int]:
 
 @dataclass(frozen=True)
 class RunReport:
-    run_id: int
+    run_id: int | None  # None: nothing was due, so no run was recorded
     done: dict[str, int]  # series id -> entries handled
     held: int  # due but held, left alone
     unsealed: int  # due for destruction but stored before sealing: left, see destroy_entries
@@ -249,16 +249,19 @@ class RunReport:
 def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: str,
                    batch: int = BATCH, progress: Callable[[int, int], None] | None = None
                    ) -> RunReport:
-    """Do what :func:`plan` says, ``batch`` entries a transaction (see the module)."""
+    """Do what :func:`plan` says, ``batch`` entries a transaction (see the module). With
+    nothing due it writes nothing at all (no run is recorded)."""
+    done: dict[str, int] = {s.id: 0 for s in schedule.series}
     with db.session() as session:
         planned = plan(session, schedule, now)
         due = planned.due
+        if not due:
+            return RunReport(None, done, planned.held, 0)
         run = DispositionRun(actor=actor[:128], as_of=now, schedule_sha256=schedule.sha256,
                              started_at=utcnow())
         session.add(run)
         session.flush()
         run_id = run.id
-    done: dict[str, int] = {s.id: 0 for s in schedule.series}
     held, unsealed, handled = planned.held, 0, 0
     for start in range(0, len(due), batch):
         chunk = due[start:start + batch]
@@ -622,15 +625,25 @@ def _log_access(session: Session, user: StaffAccount, ids: Sequence[int], what: 
 
 def holds(session: Session, *, active_only: bool = False) -> list[HoldSummary]:
     """The legal holds, newest first, with how many entries each names."""
+    return _hold_summaries(session, LegalHold.released_at.is_(None) if active_only else None)
+
+
+def _hold_summaries(session: Session, condition: ColumnElement[bool] | None
+                    ) -> list[HoldSummary]:
     counts = (select(LegalHoldEntry.hold_id, func.count().label("n"))
               .group_by(LegalHoldEntry.hold_id).subquery())
     query = (select(LegalHold, counts.c.n).outerjoin(counts, counts.c.hold_id == LegalHold.id)
              .order_by(LegalHold.id.desc()))
-    if active_only:
-        query = query.where(LegalHold.released_at.is_(None))
+    if condition is not None:
+        query = query.where(condition)
     return [HoldSummary(h.id, h.reason, h.case_reference, dict(h.scope or {}), h.created_at,
                         h.created_by, h.released_at, h.released_by, h.release_reason, n or 0)
             for h, n in session.execute(query)]
+
+
+def hold(session: Session, hold_id: int) -> HoldSummary | None:
+    """One legal hold, or None."""
+    return next((h for h in _hold_summaries(session, LegalHold.id == hold_id)), None)
 
 
 def hold_record_numbers(session: Session, hold_id: int, limit: int = 500) -> list[str]:

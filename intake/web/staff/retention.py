@@ -203,7 +203,7 @@ def hold_detail(hold_id: int) -> ResponseReturnValue:
     _officer()
     lang = _lang()
     with _runtime().db.session() as s:
-        hold = next((h for h in retention.holds(s) if h.id == hold_id), None)
+        hold = retention.hold(s, hold_id)
         if hold is None:
             abort(404)
         numbers = retention.hold_record_numbers(s, hold_id)
