@@ -166,6 +166,10 @@ def plan(session: Session, schedule: Schedule, now: datetime, *, page: int = PAG
     return Plan(now, schedule.sha256, list(per_series.values()))
 
 
+_FACTS = (Entry.id, Entry.record_number, Entry.agency_id, Entry.form_slug, Entry.channel,
+          Entry.tags, Entry.received_at, Entry.status)
+
+
 def _decided_pages(session: Session, schedule: Schedule, now: datetime, page: int
                    ) -> Iterator[list[tuple[EntryFacts, str, RetentionDecision]]]:
     """The not yet handled entries that may be due, ``page`` at a time, each decided."""
@@ -174,13 +178,13 @@ def _decided_pages(session: Session, schedule: Schedule, now: datetime, page: in
     bound = max(latest_start(s, now) for s in schedule.series)
     after = 0
     while True:
-        ids = list(session.scalars(
-            select(Entry.id).where(Entry.id > after, Entry.received_at <= bound, ~_HANDLED)
-            .order_by(Entry.id).limit(page)))
-        if not ids:
+        rows = session.execute(
+            select(*_FACTS).where(Entry.id > after, Entry.received_at <= bound, ~_HANDLED)
+            .order_by(Entry.id).limit(page)).all()
+        if not rows:
             return
-        after = ids[-1]
-        yield _decide_entries(session, schedule, now, ids)
+        after = rows[-1].id
+        yield _decide_rows(session, schedule, now, rows)
 
 
 def _decide_entries(session: Session, schedule: Schedule, now: datetime,
@@ -189,12 +193,14 @@ def _decide_entries(session: Session, schedule: Schedule, now: datetime,
     """Decide ``ids`` (those not handled yet) from their facts as stored now; with ``lock``
     their entry rows are locked first (PostgreSQL), so no hold can be added to them
     until the transaction ends: a hold's row references the entry's, which waits."""
-    query = (select(Entry.id, Entry.record_number, Entry.agency_id, Entry.form_slug,
-                    Entry.channel, Entry.tags, Entry.received_at, Entry.status)
-             .where(Entry.id.in_(ids), ~_HANDLED).order_by(Entry.id))
+    query = select(*_FACTS).where(Entry.id.in_(ids), ~_HANDLED).order_by(Entry.id)
     if lock and session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(of=Entry)
-    rows = session.execute(query).all()
+    return _decide_rows(session, schedule, now, session.execute(query).all())
+
+
+def _decide_rows(session: Session, schedule: Schedule, now: datetime, rows: Sequence[Any]
+                 ) -> list[tuple[EntryFacts, str, RetentionDecision]]:
     closed = _closed_at(session, [r.id for r in rows if r.status == EntryStatus.CLOSED])
     held = held_entry_ids(session, [r.id for r in rows])
     out = []
@@ -226,9 +232,11 @@ def held_entry_ids(session: Session, ids: Sequence[int]) -> set[int]:
     """Which of ``ids`` are under an active legal hold."""
     if not ids:
         return set()
-    return set(session.scalars(
+    # By range, not a long IN list: a page of a run is a range of ids, and holds are few.
+    wanted = set(ids)
+    return wanted & set(session.scalars(
         select(LegalHoldEntry.entry_id).join(LegalHold, _ACTIVE_HOLD)
-        .where(LegalHoldEntry.entry_id.in_(ids)).distinct()))
+        .where(LegalHoldEntry.entry_id.between(min(wanted), max(wanted))).distinct()))
 
 
 # -- running it ---------------------------------------------------------------------------
