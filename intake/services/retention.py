@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -135,6 +136,7 @@ class Plan:
     as_of: datetime
     schedule_sha256: str
     series: list[SeriesPlan]
+    complete: bool = True  # False: the time budget ran out; the counts are a lower bound
 
     @property
     def due(self) -> list[Due]:
@@ -149,21 +151,32 @@ _HANDLED = exists().where(DispositionLogEntry.entry_id == Entry.id)
 _ACTIVE_HOLD = and_(LegalHoldEntry.hold_id == LegalHold.id, LegalHold.released_at.is_(None))
 
 
-def plan(session: Session, schedule: Schedule, now: datetime, *, page: int = PAGE) -> Plan:
-    """What a run at ``now`` would do, series by series; writes nothing."""
+def plan(session: Session, schedule: Schedule, now: datetime, *, page: int = PAGE,
+         budget_seconds: float | None = None) -> Plan:
+    """What a run at ``now`` would do, series by series; writes nothing. With a
+    ``budget_seconds`` (a web page) it stops after the first page that ends past it,
+    and says the plan is not ``complete`` (its counts are then a lower bound)."""
     per_series = {s.id: SeriesPlan(s) for s in schedule.series}
+    started = time.monotonic()
     for decisions in _decided_pages(session, schedule, now, page):
-        for facts, number, decision in decisions:
-            if decision.series is None:
-                continue
-            if decision.due:
-                assert decision.due_at is not None
-                per_series[decision.series.id].due.append(Due(
-                    facts.entry_id, number, decision.series.id, decision.series.disposition,
-                    decision.due_at))
-            elif decision.reason == "held":
-                per_series[decision.series.id].held += 1
+        _add(per_series, decisions)
+        if budget_seconds is not None and time.monotonic() - started > budget_seconds:
+            return Plan(now, schedule.sha256, list(per_series.values()), complete=False)
     return Plan(now, schedule.sha256, list(per_series.values()))
+
+
+def _add(per_series: dict[str, SeriesPlan],
+         decisions: Sequence[tuple[EntryFacts, str, RetentionDecision]]) -> None:
+    for facts, number, decision in decisions:
+        if decision.series is None:
+            continue
+        if decision.due:
+            assert decision.due_at is not None
+            per_series[decision.series.id].due.append(Due(
+                facts.entry_id, number, decision.series.id, decision.series.disposition,
+                decision.due_at))
+        elif decision.reason == "held":
+            per_series[decision.series.id].held += 1
 
 
 _FACTS = (Entry.id, Entry.record_number, Entry.agency_id, Entry.form_slug, Entry.channel,

@@ -378,3 +378,14 @@ class TestReview:
                 retention.decide_review(s, user, listed[1].id, "destroy")
         # A later run does not list them again.
         assert retention.apply_schedule(rt.db, schedule, later, actor="test").total == 0
+
+
+def test_a_plan_with_a_time_budget_says_it_is_incomplete(rt: Runtime,
+                                                          schedule: Schedule) -> None:
+    for n in range(3):
+        make_entry(rt, "dot", received_at=LONG_AGO, key=f"old-{n}")
+    with rt.db.session() as s:
+        whole = retention.plan(s, schedule, NOW, page=1)
+        cut = retention.plan(s, schedule, NOW, page=1, budget_seconds=0)
+    assert whole.complete and len(whole.due) == 3
+    assert not cut.complete and len(cut.due) == 1
