@@ -8,6 +8,7 @@ PostgreSQL.
 from __future__ import annotations
 
 import hashlib
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -161,8 +162,9 @@ class TestDryRun:
 
 
 class TestApply:
-    def test_apply_destroys_only_what_the_series_says(self, rt: Runtime,
-                                                      schedule: Schedule) -> None:
+    def test_apply_destroys_only_what_the_series_says(self, rt: Runtime, schedule: Schedule,
+                                                      caplog: pytest.LogCaptureFixture) -> None:
+        caplog.set_level(logging.DEBUG)
         doomed = doomed_entry(rt)
         parks = make_entry(rt, "parks", received_at=LONG_AGO, key="parks")
         recent = make_entry(rt, "dot", received_at=NOW - timedelta(days=10), key="recent")
@@ -202,6 +204,7 @@ class TestApply:
             # Nothing of the person is left anywhere in the database's text.
             for secret in ("Hopper", "grace@example.net", "555-0199", "Birch Lane", SSN):
                 assert secret not in everything, secret
+                assert secret not in caplog.text, secret
             # The record number, dates, agency, ledger and chains stay.
             after = {e.id: (e.record_number, e.received_at, e.agency_id, e.status)
                      for e in s.scalars(select(Entry))}
