@@ -297,8 +297,7 @@ def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: st
                 todo.setdefault(decision.series.disposition, []).append(
                     (facts.entry_id, number, decision.series.id, decision.due_at))
             for disposition, items in todo.items():
-                kept = _dispose(session, disposition, items, run_id=run_id, actor=actor,
-                                now=now)
+                kept = _dispose(session, disposition, items, run_id=run_id, actor=actor)
                 unsealed += len(items) - len(kept)
                 for series_id in kept:
                     done[series_id] += 1
@@ -315,21 +314,24 @@ def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: st
 
 def _dispose(session: Session, disposition: Disposition,
              items: Sequence[tuple[int, str, str, datetime | None]], *, run_id: int | None,
-             actor: str, now: datetime) -> list[str]:
+             actor: str) -> list[str]:
     """Dispose of ``items`` (entry id, record number, series id, due at) and log it; the
     series ids of those done (an unsealed entry is not destroyed)."""
     ids = [i[0] for i in items]
     if disposition is Disposition.DESTROY:
         destroyed = set(destroy_entries(session, ids))
         items = [i for i in items if i[0] in destroyed]
-    _log(session, items, ACTION_OF[disposition], run_id=run_id, actor=actor, now=now)
+    _log(session, items, ACTION_OF[disposition], run_id=run_id, actor=actor)
     return [i[2] for i in items]
 
 
 def _log(session: Session, items: Sequence[tuple[int, str, str, datetime | None]],
-         action: str, *, run_id: int | None, actor: str, now: datetime) -> None:
+         action: str, *, run_id: int | None, actor: str) -> None:
+    """A log row and a timeline event for each item, stamped with the real time (the
+    run keeps the moment it went by, ``as_of``)."""
     if not items:
         return
+    now = utcnow()
     session.add_all(DispositionLogEntry(entry_id=entry_id, record_number=number, series=series,
                                         action=action, run_id=run_id, actor=actor[:128],
                                         due_at=due_at, at=now)
@@ -509,9 +511,9 @@ def decide_review(session: Session, user: StaffAccount, log_id: int, decision: s
         if not destroy_entries(session, [listed.entry_id]):
             raise RetentionActionError("The entry was stored before sealing; run "
                                        "`intake db seal --apply` first.")
-        _log(session, item, "destroyed", run_id=None, actor=actor, now=utcnow())
+        _log(session, item, "destroyed", run_id=None, actor=actor)
     elif decision == "keep":
-        _log(session, item, KEPT, run_id=None, actor=actor, now=utcnow())
+        _log(session, item, KEPT, run_id=None, actor=actor)
     else:
         raise RetentionActionError("Choose to destroy or to keep the entry.")
     _log_access(session, user, [listed.entry_id], f"retention-{decision}",
