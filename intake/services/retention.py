@@ -287,6 +287,7 @@ def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: st
     for start in range(0, len(due), batch):
         chunk = due[start:start + batch]
         with db.session() as session:
+            _take_turn(session)
             decided = _decide_entries(session, schedule, now, [d.entry_id for d in chunk],
                                       lock=True)
             todo: dict[Disposition, list[tuple[int, str, str, datetime | None]]] = {}
@@ -310,6 +311,18 @@ def apply_schedule(db: Database, schedule: Schedule, now: datetime, *, actor: st
     log.info("retention run %s: %d entries handled, %d held, %d unsealed", run_id,
              sum(done.values()), held, unsealed)
     return RunReport(run_id, done, held, unsealed)
+
+
+#: The PostgreSQL advisory lock the batches of concurrent runs (and review decisions) take
+#: turns on; any constant, used by nothing else.
+_RUN_LOCK = 0x1D5_0016
+
+
+def _take_turn(session: Session) -> None:
+    """Wait for any other run's batch to commit, so this one sees what it did (its log
+    rows) and leaves those entries alone. SQLite's transactions take turns already."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(func.pg_advisory_xact_lock(_RUN_LOCK)))
 
 
 def _dispose(session: Session, disposition: Disposition,
@@ -494,6 +507,7 @@ def decide_review(session: Session, user: StaffAccount, log_id: int, decision: s
     """A records officer's decision on an entry listed for review: ``destroy`` (never a
     held one) or ``keep``. Returns the entry's record number."""
     _require_officer(user)
+    _take_turn(session)
     listed = session.get(DispositionLogEntry, log_id)
     if listed is None or listed.action != "review" or access_for(
             session, user, listed.entry_id) is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -258,6 +259,31 @@ class TestApply:
         with rt.db.session() as s:
             assert retention.disposed_entry_ids(s) == set(ids)
             assert len(s.scalars(select(DispositionLogEntry)).all()) == 5
+
+    def test_two_runs_at_once_handle_each_entry_once(self, rt: Runtime,
+                                                     schedule: Schedule) -> None:
+        ids = [make_entry(rt, "dot" if n % 2 else "parks", received_at=LONG_AGO, key=f"c{n}")
+               for n in range(8)]
+        reports: list[retention.RunReport] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                reports.append(retention.apply_schedule(rt.db, schedule, NOW, actor="test",
+                                                        batch=1))
+            except BaseException as exc:  # noqa: BLE001 - reported by the assertion below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=120)
+        assert errors == []
+        assert sum(r.total for r in reports) == 8
+        with rt.db.session() as s:
+            logged = s.scalars(select(DispositionLogEntry.entry_id)).all()
+        assert sorted(logged) == sorted(ids)
 
     def test_an_entry_stored_before_sealing_is_not_destroyed(self, rt: Runtime,
                                                             schedule: Schedule) -> None:
