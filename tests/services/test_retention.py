@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
 
 from intake.core.retention import Schedule, load_schedule
 from intake.db.metadata import metadata
@@ -418,3 +419,15 @@ def test_a_plan_with_a_time_budget_says_it_is_incomplete(rt: Runtime,
         cut = retention.plan(s, schedule, NOW, page=1, budget_seconds=0)
     assert whole.complete and len(whole.due) == 3
     assert not cut.complete and len(cut.due) == 1
+
+
+@pytest.mark.parametrize("statement", ["UPDATE disposition_log SET action = 'kept'",
+                                       "DELETE FROM disposition_log"])
+def test_the_disposition_log_is_append_only(rt: Runtime, schedule: Schedule,
+                                            statement: str) -> None:
+    make_entry(rt, "dot", received_at=LONG_AGO, key="old")
+    assert retention.apply_schedule(rt.db, schedule, NOW, actor="test").total == 1
+    with pytest.raises(DBAPIError, match="append-only"), rt.db.session() as s:
+        s.execute(text(statement))
+    with rt.db.session() as s:
+        assert s.scalars(select(DispositionLogEntry.action)).all() == ["destroyed"]
