@@ -41,6 +41,11 @@ def packaged_rules_path() -> Path:
     return Path(str(resources.files("intake") / "defaults" / "routing_rules.yaml"))
 
 
+def packaged_retention_path() -> Path:
+    """The example retention schedule shipped with the package."""
+    return Path(str(resources.files("intake") / "defaults" / "retention.yaml"))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Typed, frozen configuration. Build with :func:`load_settings`."""
@@ -79,6 +84,9 @@ class Settings:
     # INTAKE_ALLOW_STAFF_WITHOUT_TOTP: development only. Staff accounts without a second
     # factor may be created and may log in; the service warns at start while any exists.
     allow_staff_without_totp: bool = False
+    # Retention: INTAKE_RETENTION, the schedule file (None = the packaged example, which a
+    # dry run reads but `intake retention run --apply` refuses to dispose of records under).
+    retention_path: Path | None = None
 
     @property
     def broker_kind(self) -> str:
@@ -109,6 +117,11 @@ class Settings:
         if self.secret_key_is_ephemeral:
             return _instance_key(self.instance_path / ORIGINALS_KEY_FILE)
         return _hkdf(self.secret_key, "originals key-encryption key")
+
+    @property
+    def retention_schedule_path(self) -> Path:
+        """The retention schedule in force: INTAKE_RETENTION, else the packaged example."""
+        return self.retention_path or packaged_retention_path()
 
     def with_overrides(self, **changes: object) -> Settings:
         return replace(self, **changes)  # type: ignore[arg-type]
@@ -223,6 +236,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     forms_path = _optional_file(env, "INTAKE_FORMS")
     form_rate_limit = _form_rate_limit(env)
     allow_staff_without_totp = _flag(env, "INTAKE_ALLOW_STAFF_WITHOUT_TOTP")
+    retention_path = _optional_file(env, "INTAKE_RETENTION")
     secret_key, ephemeral = _secret_key(env, instance_path)
 
     return Settings(
@@ -255,6 +269,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
         allow_staff_without_totp=allow_staff_without_totp,
+        retention_path=retention_path,
     )
 
 
@@ -350,7 +365,7 @@ VARIABLES = (
     "INTAKE_SMTP_TIMEOUT",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
-    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
+    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION",
 )
 
 

@@ -613,3 +613,16 @@ def may_retry(session: Session, user: StaffAccount, item_id: int) -> bool:
 def access_log_count(session: Session, entry_id: int) -> int:
     return session.scalar(select(func.count()).select_from(AccessLogEntry)
                           .where(AccessLogEntry.entry_id == entry_id)) or 0
+
+
+def search_entry_ids(session: Session, user: StaffAccount, filters: InboxFilter,
+                     limit: int) -> list[int]:
+    """The ids of up to ``limit`` entries of the user's inbox matching ``filters`` (the
+    inbox's own search, all pages), newest first: what a legal hold on a search holds."""
+    conditions = _inbox_conditions(session, user, filters)
+    if conditions is None:
+        return []
+    query = (select(Entry.id).where(and_(*conditions))
+             .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
+             .order_by(Entry.received_at.desc(), Entry.id.desc()).limit(limit))
+    return list(session.scalars(query))

@@ -21,12 +21,14 @@ from flask import Flask
 
 from intake.services import staff as accounts
 from intake.web.csrf import csrf
+from intake.web.staff import retention  # nested in the staff blueprint at import
 from intake.web.staff.views import bp
 
 
 def init_app(app: Flask) -> None:
     """Register the blueprint (one call in create_app); warn of accounts without TOTP."""
     csrf.exempt(bp)
+    csrf.exempt(retention.bp)
     app.register_blueprint(bp)
     # Every web process (intake serve, gunicorn's wsgi:app) says so at start.
     accounts.warn_about_missing_second_factors(app.extensions["intake"].db)
