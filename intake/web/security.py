@@ -113,7 +113,7 @@ def trust_proxies(app: Flask, settings: Settings) -> None:
         app.wsgi_app = ProxyFix(  # type: ignore[method-assign]
             app.wsgi_app, x_for=hops, x_proto=hops, x_host=0, x_port=0, x_prefix=0)
     elif settings.trusted_proxy_networks:
-        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign]
+        app.wsgi_app = TrustedProxies(  # type: ignore[method-assign,assignment]
             app.wsgi_app, settings.trusted_proxy_networks)
 
 
@@ -135,23 +135,23 @@ class TrustedProxies:
         ip = _ip(address)
         return ip is not None and any(ip in network for network in self.networks)
 
-    def __call__(self, environ: WSGIEnvironment,
+    def __call__(self, env: WSGIEnvironment,
                  start_response: StartResponse) -> Iterable[bytes]:
-        peer = environ.get("REMOTE_ADDR", "")
+        peer = env.get("REMOTE_ADDR", "")
         if self.trusted(peer):
             client = peer
-            forwarded = environ.get("HTTP_X_FORWARDED_FOR", "").split(",")
+            forwarded = env.get("HTTP_X_FORWARDED_FOR", "").split(",")
             for hop in reversed([h.strip() for h in forwarded if h.strip()]):
                 if _ip(hop) is None:
                     break  # not an address: nothing left of it can be believed either
                 client = hop
                 if not self.trusted(hop):
                     break
-            environ["REMOTE_ADDR"] = client
-            scheme = environ.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
+            env["REMOTE_ADDR"] = client
+            scheme = env.get("HTTP_X_FORWARDED_PROTO", "").split(",")[-1].strip().lower()
             if scheme in ("http", "https"):
-                environ["wsgi.url_scheme"] = scheme
-        return self.app(environ, start_response)
+                env["wsgi.url_scheme"] = scheme
+        return self.app(env, start_response)
 
 
 def _ip(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
