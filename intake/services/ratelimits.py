@@ -12,6 +12,14 @@ the hit comes back in the same statement, so two processes can never both
 see the last free hit. Rows whose window has ended are deleted at most once
 every :data:`PURGE_SECONDS` per process, in the transaction of a hit.
 
+On SQLite the counters are written on connections of their own with
+``PRAGMA synchronous=NORMAL``: in WAL mode a commit then waits for no fsync
+(about 0.25 ms a hit instead of 5 ms on this machine), and a power cut can
+lose at most the last counts of a window, never corrupt the file. On
+PostgreSQL the hit's transaction sets ``synchronous_commit`` off for itself
+(``SET LOCAL``), with the same trade (about 0.3 ms a hit instead of 5 ms). The
+records themselves keep their durable commits.
+
 Keys are those of ``limits`` (``LIMITER/<prefix>/<scope>/<client key>/...``);
 the client key is a keyed hash of the address (``intake.web.forms.client_key``),
 never the address.
@@ -25,7 +33,7 @@ from functools import cache
 from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import Table, bindparam, case, delete, func, select
+from sqlalchemy import Table, bindparam, case, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.sql.dml import Insert
@@ -53,6 +61,9 @@ def _upsert(dialect: str) -> Insert:
     ).returning(COUNTERS.c.hits)
 
 
+_NO_WAIT_FOR_FLUSH = text("SET LOCAL synchronous_commit TO OFF")
+
+
 class DatabaseCounters(Storage):
     """Fixed-window counters in ``rate_limit_counters`` (see the module docstring)."""
 
@@ -60,6 +71,15 @@ class DatabaseCounters(Storage):
 
     def __init__(self, db: Database, **options: Any) -> None:
         self.db = db
+        self._own: Database | None = None
+        if db.dialect == "sqlite":
+            # Its own pool (same file, same writer lock) whose commits skip the fsync.
+            self.db = self._own = Database(db.url)
+
+            @event.listens_for(self._own.engine, "connect")
+            def _no_fsync(dbapi_connection: Any, _record: Any) -> None:
+                dbapi_connection.execute("PRAGMA synchronous=NORMAL")
+
         self._next_purge = 0.0
         self._purge_lock = threading.Lock()
         super().__init__(None, wrap_exceptions=False)
@@ -80,6 +100,8 @@ class DatabaseCounters(Storage):
         now = time.time()
         purge = self._purge_due()
         with self.db.session() as session:
+            if self.db.dialect == "postgresql":
+                session.execute(_NO_WAIT_FOR_FLUSH)
             if purge:
                 session.execute(delete(COUNTERS).where(COUNTERS.c.expires_at <= now))
             hits = session.execute(_upsert(self.db.dialect), {
@@ -115,6 +137,11 @@ class DatabaseCounters(Storage):
     def clear(self, key: str) -> None:
         with self.db.session() as session:
             session.execute(delete(COUNTERS).where(COUNTERS.c.key == key))
+
+    def close(self) -> None:
+        """Close the connections of its own (SQLite), if any."""
+        if self._own is not None:
+            self._own.dispose()
 
     def __len__(self) -> int:
         """Rows held (ended windows linger until the next purge)."""

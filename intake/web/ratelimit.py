@@ -152,7 +152,9 @@ def counter_storage(runtime: Runtime) -> Storage:
     or ``memory`` (this process only; for a single process)."""
     url = runtime.settings.rate_limit_url
     if url == "database":
-        return DatabaseCounters(runtime.db)
+        counters = DatabaseCounters(runtime.db)
+        runtime.on_close(counters.close)
+        return counters
     if url == "memory":
         return FixedWindowMemoryStorage()
     storage = storage_from_string(url)  # redis:// or rediss://

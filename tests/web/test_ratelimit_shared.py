@@ -11,6 +11,7 @@ from __future__ import annotations
 import http.client
 import subprocess
 import sys
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -46,13 +47,21 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
+@pytest.fixture
+def counters(runtime: Runtime) -> Iterator[DatabaseCounters]:
+    storage = DatabaseCounters(runtime.db)
+    yield storage
+    storage.close()
+
+
 def _rows(rt: Runtime) -> int:
     with rt.db.session() as s:
         return int(s.scalar(select(func.count()).select_from(RateLimitCounter)) or 0)
 
 
-def test_database_counters_count_fixed_windows_that_expire(runtime: Runtime, clock: Clock) -> None:
-    limiter = FixedWindowRateLimiter(DatabaseCounters(runtime.db))
+def test_database_counters_count_fixed_windows_that_expire(
+        counters: DatabaseCounters, clock: Clock) -> None:
+    limiter = FixedWindowRateLimiter(counters)
     per_minute = parse("3/minute")
     assert [limiter.hit(per_minute, "a") for _ in range(4)] == [True, True, True, False]
     assert limiter.hit(per_minute, "b")  # another key has its own window
@@ -62,8 +71,9 @@ def test_database_counters_count_fixed_windows_that_expire(runtime: Runtime, clo
     assert limiter.get_window_stats(per_minute, "a").remaining == 2
 
 
-def test_ended_windows_are_purged(runtime: Runtime, clock: Clock) -> None:
-    storage = DatabaseCounters(runtime.db)
+def test_ended_windows_are_purged(runtime: Runtime, counters: DatabaseCounters,
+                                  clock: Clock) -> None:
+    storage = counters
     limiter = FixedWindowRateLimiter(storage)
     for n in range(50):
         limiter.hit(parse("5/second"), f"client-{n}")
@@ -83,8 +93,8 @@ def test_two_instances_share_the_counts_as_two_processes_would(runtime: Runtime)
     assert second.hit("another client")
 
 
-def test_concurrent_hits_are_all_counted(runtime: Runtime) -> None:
-    limiter = FixedWindowRateLimiter(DatabaseCounters(runtime.db))
+def test_concurrent_hits_are_all_counted(counters: DatabaseCounters) -> None:
+    limiter = FixedWindowRateLimiter(counters)
     limit = parse("25/hour")
     with ThreadPoolExecutor(8) as pool:
         results = list(pool.map(lambda _: limiter.hit(limit, "shared"), range(40)))
@@ -180,3 +190,18 @@ def test_gunicorn_with_three_workers_lets_exactly_the_limit_through(
     refused = statuses.count(429)
     assert 60 - refused == 10, sorted(statuses)
     assert all(s < 500 for s in statuses), sorted(statuses)
+
+
+def test_counters_skip_the_fsync_and_the_records_keep_it(tmp_path: Path, sqlite_url: str) -> None:
+    from sqlalchemy import text
+
+    runtime = Runtime(make_settings(tmp_path, sqlite_url))
+    counters = DatabaseCounters(runtime.db)
+    try:
+        with counters.db.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
+        with runtime.db.engine.connect() as conn:
+            assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
+    finally:
+        counters.close()
+        runtime.close()

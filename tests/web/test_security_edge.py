@@ -12,6 +12,7 @@ from flask import Flask, request
 from flask.testing import FlaskClient
 
 from intake import create_app
+from intake.outbound.memory import MemoryMailSender
 from intake.runtime import Runtime
 from intake.settings import SettingsError, load_settings
 from intake.web.security import HSTS, SESSION_COOKIE_NAME, trust_proxies
@@ -21,7 +22,10 @@ from tests.conftest import (
     login,
     make_account,
     make_entry,
+    make_runtime,
     make_settings,
+    memory_senders,
+    wait_for,
     write_forms_file,
 )
 
@@ -77,6 +81,28 @@ def test_a_forged_host_never_reaches_the_status_link(public_app: Flask) -> None:
     # The link works where it points.
     path = answer.get_json()["status_url"].removeprefix(PUBLIC)
     assert client.get(path).status_code == 200
+
+
+def test_the_acknowledgement_links_ignore_a_forged_host(tmp_path: Path, db_url: str) -> None:
+    outbox = MemoryMailSender()
+    rt = make_runtime(tmp_path, db_url, senders=memory_senders(outbox),
+                      INTAKE_FORMS=str(write_forms_file(tmp_path)))
+    try:
+        app = create_app(runtime=rt)
+        rt.jobs.start()
+        public = rt.settings.public_url
+        answer = app.test_client().post(
+            "/forms/contact", json=contact_fields(app), headers={
+                **JSON, "Host": "evil.example.org", "X-Forwarded-Host": "evil.example.org"})
+        assert answer.status_code == 201
+        assert answer.get_json()["status_url"].startswith(f"{public}/status/")
+        wait_for(lambda: outbox.to("ana@example.com"), message="the acknowledgement")
+        raw = outbox.to("ana@example.com")[0].message.as_string()
+        assert "evil.example" not in raw
+        links = re.findall(r"https?://[^\s<>\"]+/status/[A-Za-z0-9_-]+", raw)
+        assert links and all(link.startswith(f"{public}/status/") for link in links)
+    finally:
+        rt.close()
 
 
 # -- HSTS and the session cookie -------------------------------------------------------------
