@@ -61,9 +61,10 @@ def _upsert(dialect: str) -> Insert:
     ).returning(COUNTERS.c.hits)
 
 
-#: The counters' own connections, per process: a hit holds one for one statement.
-POOL_SIZE = 2
-POOL_OVERFLOW = 6
+#: The counters' own connections, per process, opened as needed: a hit holds one for one
+#: statement. As many as a worker has threads, so none is opened and closed per hit.
+POOL_SIZE = 8
+POOL_OVERFLOW = 8
 
 
 def _counters_database(db: Database) -> Database:
