@@ -16,6 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
 from sqlalchemy import func, select
@@ -205,3 +206,8 @@ def test_counters_skip_the_fsync_and_the_records_keep_it(tmp_path: Path, sqlite_
     finally:
         counters.close()
         runtime.close()
+
+
+def test_healthz_says_where_the_counters_live(client: FlaskClient) -> None:
+    assert client.get("/healthz").get_json()["rate_limits"] == {
+        "kind": "database", "shared_by_processes": True}
