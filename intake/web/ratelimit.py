@@ -156,6 +156,8 @@ def counter_storage(runtime: Runtime) -> Storage:
         runtime.on_close(counters.close)
         return counters
     if url == "memory":
+        log.warning("INTAKE_RATE_LIMIT_URL=memory: rate limits are counted in each process; "
+                    "with several processes each one lets the whole limit through")
         return FixedWindowMemoryStorage()
     storage = storage_from_string(url)  # redis:// or rediss://
     assert isinstance(storage, Storage)  # the synchronous one (not limits.aio)

@@ -116,7 +116,8 @@ def test_redis_counters_are_shared_too(tmp_path: Path, sqlite_url: str, redis_ur
         runtime.close()
 
 
-def test_where_the_counters_live_follows_the_settings(tmp_path: Path, sqlite_url: str) -> None:
+def test_where_the_counters_live_follows_the_settings(
+        tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture) -> None:
     base = {"INTAKE_INSTANCE_PATH": str(tmp_path), "INTAKE_DATABASE_URL": sqlite_url}
     assert load_settings(base).rate_limit_url == "database"
     assert load_settings({**base, "INTAKE_BROKER_URL": "amqp://guest:guest@127.0.0.1/"}) \
@@ -128,7 +129,9 @@ def test_where_the_counters_live_follows_the_settings(tmp_path: Path, sqlite_url
     memory = make_settings(tmp_path, sqlite_url, INTAKE_RATE_LIMIT_URL="memory")
     runtime = Runtime(memory)
     try:
-        assert isinstance(counter_storage(runtime), FixedWindowMemoryStorage)
+        with caplog.at_level("WARNING", logger="intake.web.ratelimit"):
+            assert isinstance(counter_storage(runtime), FixedWindowMemoryStorage)
+        assert "counted in each process" in caplog.text  # said at start, not silent
     finally:
         runtime.close()
     with pytest.raises(SettingsError, match="INTAKE_RATE_LIMIT_URL"):
