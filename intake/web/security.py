@@ -14,7 +14,8 @@ SameSite=Lax, Path=/ and no Domain (set in :func:`init_app`).
 Behind a load balancer the client's address is in ``X-Forwarded-For``, which
 anyone can also send: it is read only from the proxies ``INTAKE_TRUSTED_PROXIES``
 names (:func:`trust_proxies`), so rate limits and logs see the real client
-and a client on the open internet cannot choose the address it is counted as.
+and a client on the open internet cannot choose the address it is counted as
+(ASVS 5.0 V4.1.3: headers an intermediary sets cannot be overridden by the end user).
 """
 
 from __future__ import annotations

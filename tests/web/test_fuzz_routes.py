@@ -77,10 +77,21 @@ json_values = st.recursive(
 @dataclass
 class Site:
     app: Flask
+    runtime: Runtime
     anonymous: FlaskClient
     staff: FlaskClient
-    account: Account
     rules: list[Rule]
+    accounts: int = 0
+
+    def log_in(self) -> None:
+        """A new logged-in client, as a new system administrator: an example may have
+        logged the last one out, disabled it, or used the current TOTP code (which is
+        refused a second time)."""
+        self.accounts += 1
+        account: Account = make_account(self.runtime, f"admin{self.accounts}@dot.examplia.gov",
+                                        "dot", role="system_admin")
+        self.staff = self.app.test_client()
+        login(self.staff, account)
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -103,12 +114,11 @@ def site(request: pytest.FixtureRequest,
     runtime.rules.load()
     try:
         app = create_app(runtime=runtime)
-        account = make_account(runtime, "admin@dot.examplia.gov", "dot", role="system_admin")
         make_entry(runtime, "dot")  # entry 1: id-taking routes reach their views
-        staff = app.test_client()
-        login(staff, account)
         rules = sorted(app.url_map.iter_rules(), key=lambda r: r.rule)
-        yield Site(app, app.test_client(), staff, account, rules)
+        site = Site(app, runtime, app.test_client(), app.test_client(), rules)
+        site.log_in()
+        yield site
     finally:
         runtime.close()
 
@@ -172,10 +182,9 @@ def requests(draw: st.DrawFn, rules: list[Rule]) -> dict[str, Any]:
 
 
 def _staff_client(site: Site) -> FlaskClient:
-    """The logged-in client, logged in again if an example logged it out."""
+    """The logged-in client; a new one if an example logged it out."""
     if site.staff.get("/staff/inbox").status_code != 200:
-        site.staff = site.app.test_client()
-        login(site.staff, site.account)
+        site.log_in()
     return site.staff
 
 
