@@ -10,8 +10,10 @@ from pathlib import Path
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
+from sqlalchemy import select
 
 from intake import create_app
+from intake.db.edge_models import RateLimitCounter
 from intake.outbound.memory import MemoryMailSender
 from intake.runtime import Runtime
 from intake.settings import SettingsError, load_settings
@@ -210,6 +212,12 @@ def test_rate_limits_count_the_real_client_behind_a_trusted_proxy(
     # A client forging X-Forwarded-For still ends in the address the proxy appended.
     forged = [f"{n}.1.1.1, 203.0.113.77" for n in range(1, 4)]
     assert _statuses(behind, forged)[-1] == 429
+    # What is stored is a keyed hash of each client, never its address.
+    runtime: Runtime = behind.extensions["intake"]
+    with runtime.db.session() as s:
+        keys = list(s.scalars(select(RateLimitCounter.key)))
+    assert len(keys) == 4  # 3 clients and the forger
+    assert not [k for k in keys if "203.0.113" in k or "1.1.1" in k or "10.0.0" in k]
 
 
 def test_without_trusted_proxies_forged_addresses_do_not_escape_the_limit(
