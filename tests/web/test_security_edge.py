@@ -21,6 +21,7 @@ from intake.web.security import HSTS, SESSION_COOKIE_NAME, trust_proxies
 from tests.conftest import (
     SMALL_RULES,
     contact_fields,
+    csrf,
     login,
     make_account,
     make_entry,
@@ -239,6 +240,19 @@ def test_huge_integer_ids_answer_404(app: Flask, rt: Runtime, entry_id: str) -> 
     for path in (f"/staff/entries/{entry_id}", f"/staff/entries/1/attachments/{entry_id}"):
         assert client.get(path).status_code == 404, path
     assert client.get("/staff/entries/1").status_code == 200  # an id that fits still works
+
+
+@pytest.mark.parametrize("origin", ["https://[::1", "http://[", "https://evil.example"])
+def test_a_malformed_origin_on_a_staff_post_is_refused_not_a_500(
+        app: Flask, rt: Runtime, origin: str) -> None:
+    agent = make_account(rt, "agent@dot.examplia.gov", "dot")
+    make_entry(rt, "dot")
+    client = app.test_client()
+    login(client, agent)
+    token = csrf(client)
+    response = client.post("/staff/entries/1/unread", data={"csrf_token": token},
+                           headers={"Origin": origin})
+    assert response.status_code == 403
 
 
 @pytest.mark.parametrize("body", ["[" * 100_000 + "]" * 100_000,
