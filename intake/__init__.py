@@ -46,13 +46,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.config.update(
         SECRET_KEY=settings.secret_key,
         MAX_CONTENT_LENGTH=30 * 1024 * 1024,
-        SESSION_COOKIE_SECURE=True,
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
         JSON_SORT_KEYS=False,
     )
     app.extensions["intake"] = runtime
-    security.init_app(app)
+    # Headers, the __Host- session cookie, trusted proxies; then bad input answered as
+    # 4xx (before any blueprint: the bounded int converter must be in place for their rules).
+    security.init_app(app, settings)
     errors.init_app(app)
     app.register_blueprint(health.bp)
     app.register_blueprint(status.bp)

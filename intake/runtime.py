@@ -14,6 +14,7 @@ from collections.abc import Callable
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
+from intake.logsafe import OneLineFormatter
 from intake.services import gate
 from intake.services.delivery import Delivery
 from intake.services.routing import RulesProvider, make_route_handlers
@@ -91,7 +92,8 @@ def configure_logging(level: str) -> None:
         root.setLevel(level)
         return
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # One line per record, control characters from input escaped (intake.logsafe).
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler._intake = True  # type: ignore[attr-defined]
     root.addHandler(handler)
     root.setLevel(level)

@@ -87,6 +87,18 @@ class Settings:
     # Retention: INTAKE_RETENTION, the schedule file (None = the packaged example, which a
     # dry run reads but `intake retention run --apply` refuses to dispose of records under).
     retention_path: Path | None = None
+    # The web edge (issue 23): where rate-limit counters live, which proxies are trusted.
+    # rate_limit_url: a redis:// URL, "database" (the shared table) or "memory" (this
+    # process only: one process). trusted_proxy_hops / trusted_proxy_networks: at most one
+    # of them is set (INTAKE_TRUSTED_PROXIES); neither = X-Forwarded-* is ignored.
+    rate_limit_url: str = "database"
+    trusted_proxy_hops: int = 0
+    trusted_proxy_networks: tuple[str, ...] = ()
+
+    @property
+    def served_over_https(self) -> bool:
+        """The public base URL is https: every page is reached over TLS (HSTS is sent)."""
+        return self.public_url.startswith("https://")
 
     @property
     def broker_kind(self) -> str:
@@ -238,6 +250,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     allow_staff_without_totp = _flag(env, "INTAKE_ALLOW_STAFF_WITHOUT_TOTP")
     retention_path = _optional_file(env, "INTAKE_RETENTION")
     secret_key, ephemeral = _secret_key(env, instance_path)
+    proxies = _trusted_proxies(env.get("INTAKE_TRUSTED_PROXIES", ""))
 
     return Settings(
         instance_path=instance_path,
@@ -270,6 +283,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         form_rate_limit=form_rate_limit,
         allow_staff_without_totp=allow_staff_without_totp,
         retention_path=retention_path,
+        rate_limit_url=_rate_limit_url(env, broker_url),
+        trusted_proxy_hops=proxies[0],
+        trusted_proxy_networks=proxies[1],
     )
 
 
@@ -356,6 +372,48 @@ def _form_rate_limit(env: Mapping[str, str]) -> str:
     return form_rate_limit
 
 
+# -- the web edge: rate-limit storage and trusted proxies (issue 23) ---------------
+
+RATE_LIMIT_SCHEMES = ("redis", "rediss")
+
+
+def _rate_limit_url(env: Mapping[str, str], broker_url: str | None) -> str:
+    """INTAKE_RATE_LIMIT_URL, else the broker's Redis, else "database"."""
+    raw = env.get("INTAKE_RATE_LIMIT_URL", "").strip()
+    if raw.lower() in ("database", "memory"):
+        rate_limit_url = raw.lower()
+    elif raw:
+        rate_limit_url = _check_url("INTAKE_RATE_LIMIT_URL", raw, RATE_LIMIT_SCHEMES)
+    elif broker_url is not None and _scheme(broker_url) in RATE_LIMIT_SCHEMES:
+        rate_limit_url = broker_url  # the broker's Redis: every process sees it
+    else:
+        rate_limit_url = "database"  # the shared table: every worker process sees it
+    return rate_limit_url
+
+
+def _trusted_proxies(raw: str) -> tuple[int, tuple[str, ...]]:
+    """A hop count (``1``: one load balancer in front) or addresses/CIDRs, comma-separated."""
+    import ipaddress
+
+    raw = raw.strip()
+    if not raw or raw == "0":
+        return 0, ()
+    if raw.isdigit():
+        hops = int(raw)
+        if hops > 10:
+            raise SettingsError(f"INTAKE_TRUSTED_PROXIES: at most 10 hops, got {raw}")
+        return hops, ()
+    networks = []
+    for part in raw.split(","):
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError(
+                "INTAKE_TRUSTED_PROXIES: expected a hop count or addresses/CIDRs separated "
+                f"by commas, got {part.strip()!r}") from None
+    return 0, tuple(networks)
+
+
 # Every variable this module reads, for the README table and a test that keeps them in step.
 VARIABLES = (
     "INTAKE_INSTANCE_PATH", "INTAKE_DATABASE_URL", "INTAKE_BROKER_URL", "INTAKE_RULES",
@@ -366,6 +424,7 @@ VARIABLES = (
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION",
+    "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES",
 )
 
 

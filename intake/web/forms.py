@@ -24,7 +24,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from flask import (
     Blueprint,
@@ -42,7 +42,6 @@ from flask import (
 from flask.typing import ResponseReturnValue
 from flask_babel import Babel, get_translations, refresh
 from flask_babel import gettext as _
-from flask_limiter import Limiter
 from markupsafe import escape
 from werkzeug.datastructures import FileStorage, MultiDict
 from werkzeug.utils import secure_filename
@@ -83,7 +82,7 @@ from intake.web.forms_fields import (
 )
 from intake.web.ratelimit import (  # also registers intake-memory://
     FormRateLimit,
-    detach_request_hooks,
+    form_rate_limit,
 )
 from intake.web.security import DEFAULT_CSP
 
@@ -169,29 +168,14 @@ def init_app(app: Flask) -> None:
             npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
             newstyle=True,
         )
-    redis_broker = settings.broker_url is not None and settings.broker_url.startswith("redis")
-    limiter = Limiter(
-        key_func=client_key, app=app, default_limits=[],
-        # Without Redis, counters live in this process (intake.web.ratelimit: no timer thread).
-        storage_uri=settings.broker_url if redis_broker else "intake-memory://",
-        key_prefix="intake-forms",
-        # Fixed windows cost O(1) per request; a moving window keeps every hit's time.
-        strategy="fixed-window",
-    )
-    # The forms' limit is counted in `submit` on this limiter's storage and strategy
-    # (FormRateLimit). Flask-Limiter's own hooks, which would resolve limits on every
-    # request, are taken off; were one left (another Flask-Limiter), the filter tells it
-    # that no request is its to check. The limiter declares no other limit: one added
-    # later must be counted the same way, or the hooks and this filter kept.
-    limiter.request_filter(lambda: True)
-    detach_request_hooks(app, limiter)
     app.extensions[PAGES_KEY] = {}
     writer = app.extensions[WRITER_KEY] = form_writer(
         runtime.db, record_prefix=settings.record_prefix, originals_key=runtime.originals_key,
         turn_lock=settings.instance_path / "form-writer.lock")
     runtime.on_close(writer.close)
     try:
-        app.extensions[RATE_KEY] = FormRateLimit(limiter, settings.form_rate_limit)
+        # Counted in `submit`, on counters every worker process shares (Redis or the database).
+        app.extensions[RATE_KEY] = form_rate_limit(runtime)
     except ValueError:
         raise StartupError(f"INTAKE_FORM_RATE_LIMIT: not a rate limit "
                            f"({settings.form_rate_limit!r}; e.g. 10/minute)") from None
@@ -405,7 +389,7 @@ def _read_input() -> tuple[bytes, MultiDict[str, Any], list[FileStorage]]:
     if mimetype == "application/json":
         try:
             data = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
+        except (UnicodeDecodeError, ValueError, RecursionError):  # RecursionError: nested too deep
             raise BadInput("not UTF-8 JSON") from None
         if not isinstance(data, dict):
             raise BadInput("not a JSON object")
@@ -489,28 +473,24 @@ def _fake_success(form: FormConfig, lang: str, embed: bool,
 
 
 _LINK_MARK = "__intake_token__"
-STATUS_URLS_KEY = "intake.forms.status_urls"
+STATUS_URLS_KEY = "intake.forms.status_url"
 
 
 def _status_url(token: str) -> str:
-    """``url_for("status.view", token=token, _external=True)``, built once per host.
+    """The submitter's status link, on ``INTAKE_PUBLIC_URL``: never built from the
+    request's Host header, which whoever sends the request chooses.
 
-    Building a URL is a good part of a submission's time; only the token differs
-    between two of a host's status links, and a token is URL-safe base64 (nothing
-    to quote): the link is built once with a stand-in, which is then replaced.
+    The path is built once, with a stand-in for the token (a token is URL-safe
+    base64: nothing to quote), then only the token changes.
     """
     if not _URLSAFE_TOKEN.fullmatch(token):
-        return url_for("status.view", token=token, _external=True)
-    urls: dict[tuple[Any, ...], str] = current_app.extensions.setdefault(STATUS_URLS_KEY, {})
-    # What url_for builds the link from (request.host_url would cost as much as url_for).
-    environ = request.environ
-    key = (environ.get("wsgi.url_scheme"), environ.get("HTTP_HOST"),
-           environ.get("SERVER_NAME"), environ.get("SERVER_PORT"), environ.get("SCRIPT_NAME"))
-    template = urls.get(key)
+        token = quote(token, safe="")
+    template: str | None = current_app.extensions.get(STATUS_URLS_KEY)
     if template is None:
-        template = url_for("status.view", token=_LINK_MARK, _external=True)
-        if len(urls) < 64:  # a few host names per deployment; never a memory sink
-            urls[key] = template
+        path = current_app.url_map.bind("intake.invalid", script_name="/").build(
+            "status.view", {"token": _LINK_MARK})
+        template = current_app.extensions[STATUS_URLS_KEY] = \
+            f"{_runtime().settings.public_url}{path}"
     return template.replace(_LINK_MARK, token)
 
 

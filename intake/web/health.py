@@ -57,6 +57,10 @@ def healthz() -> ResponseReturnValue:
         "last_sweep_at": stats.last_sweep_at.isoformat() if stats.last_sweep_at else None,
     }
     body["rules"] = runtime.rules.status()
+    # Where the rate-limit counters live (the kind only: a Redis URL may hold a password).
+    limits_at = settings.rate_limit_url
+    body["rate_limits"] = {"kind": limits_at if limits_at in ("database", "memory") else "redis",
+                           "shared_by_processes": limits_at != "memory"}
     body["secret_key"] = "ephemeral" if settings.secret_key_is_ephemeral else "configured"
     body["status"] = "ok" if healthy else "unavailable"
     return jsonify(body), 200 if healthy else 503

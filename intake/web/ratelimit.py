@@ -7,16 +7,17 @@ thread about every 10 ms, and thread starts and GIL hand-offs cost more than
 the counting. Fixed windows need no timer: a counter past its expiry counts
 as zero when read, and expired counters are swept inline, at most once per
 ``SWEEP_SECONDS``, so memory stays bounded by the addresses seen in one
-window. Used as ``intake-memory://`` when no Redis is configured.
+window. Used with ``INTAKE_RATE_LIMIT_URL=memory`` (one process only) and as the
+fallback while the configured storage is down.
 
 :class:`FormRateLimit` checks the public forms' limit in the submission view,
-on the storage and strategy Flask-Limiter built from the settings (Redis or
-``intake-memory://``, fixed windows). Flask-Limiter's own per-request hook
-resolves the limits of the endpoint, its blueprint and the application on
-every request, about 80-110 microseconds a submission on this code's
-benchmark, for one counter increment of about 3; with its response and
-teardown hooks, about 3.5% of a submission's time in the process, for no
-limit (it declares none). :func:`detach_request_hooks` takes them off.
+with a ``limits`` fixed-window strategy on the counters the settings name
+(:func:`counter_storage`): Redis, or without Redis the database table every
+worker process shares (:class:`intake.services.ratelimits.DatabaseCounters`).
+Counters kept per process would multiply the limit by the number of gunicorn
+workers. Flask-Limiter's per-request hooks are not used: they would resolve
+limits on every request (about 80-110 microseconds a submission on this
+code's benchmark) for the one counter the submission view increments itself.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
-from flask_limiter import Limiter
 from limits import RateLimitItem, parse_many
-from limits.storage import Storage
+from limits.storage import Storage, storage_from_string
 from limits.strategies import FixedWindowRateLimiter, RateLimiter
+
+from intake.services.ratelimits import DatabaseCounters
+
+if TYPE_CHECKING:
+    from intake.runtime import Runtime
 
 log = logging.getLogger("intake.web.ratelimit")
 
@@ -109,57 +113,58 @@ class FormRateLimit:
 
     A hit counts against every limit given, and is refused if one is exceeded.
     A limiter outage must never lose a submission: when the storage fails
-    (Redis down) the hit is counted in this process instead, and the failure
-    logged at most once a minute.
+    (Redis or the database down) the hit is counted in this process instead,
+    and the failure logged at most once a minute.
     """
 
+    PREFIX = "intake-forms"
     SCOPE = "forms-post"
 
-    def __init__(self, limiter: Limiter, limit: str) -> None:
+    def __init__(self, strategy: RateLimiter, limit: str) -> None:
         self.items: list[RateLimitItem] = parse_many(limit)
-        self._strategy: RateLimiter = limiter.limiter
+        self._strategy = strategy
         self._fallback = FixedWindowRateLimiter(FixedWindowMemoryStorage())
         self._warned_at = float("-inf")
+
+    @property
+    def storage(self) -> Storage:
+        return self._strategy.storage
 
     def hit(self, key: str) -> bool:
         """Count a request of ``key``; False if it is over a limit."""
         allowed = True
         for item in self.items:
             try:
-                allowed = self._strategy.hit(item, self.SCOPE, key) and allowed
+                allowed = self._strategy.hit(item, self.PREFIX, self.SCOPE, key) and allowed
             except Exception as exc:  # noqa: BLE001 - any storage failure: count in memory
                 now = time.monotonic()
                 if now - self._warned_at >= 60:
                     self._warned_at = now
                     log.warning("rate-limit storage failed (%s); counting in this process",
                                 type(exc).__name__)
-                allowed = self._fallback.hit(item, self.SCOPE, key) and allowed
+                allowed = self._fallback.hit(item, self.PREFIX, self.SCOPE, key) and allowed
         return allowed
 
 
-def detach_request_hooks(app: Flask, limiter: Limiter) -> int:
-    """Take ``limiter``'s before-request, after-request and teardown hooks off ``app``;
-    the number taken off (3 with the Flask-Limiter this was written for).
+def counter_storage(runtime: Runtime) -> Storage:
+    """Where the counters live, as ``INTAKE_RATE_LIMIT_URL`` says: Redis (every process
+    on every host sees it), ``database`` (the shared table: every worker process sees it)
+    or ``memory`` (this process only; for a single process)."""
+    url = runtime.settings.rate_limit_url
+    if url == "database":
+        counters = DatabaseCounters(runtime.db)
+        runtime.on_close(counters.close)
+        return counters
+    if url == "memory":
+        log.warning("INTAKE_RATE_LIMIT_URL=memory: rate limits are counted in each process; "
+                    "with several processes each one lets the whole limit through")
+        return FixedWindowMemoryStorage()
+    storage = storage_from_string(url)  # redis:// or rediss://
+    assert isinstance(storage, Storage)  # the synchronous one (not limits.aio)
+    return storage
 
-    For a limiter whose storage and strategy only :class:`FormRateLimit` uses, with a
-    request filter that excuses every request (see :func:`intake.web.forms.init_app`):
-    its hooks would look for limits on every request and count none.
-    """
 
-    def ours(hook: Any) -> bool:
-        if getattr(hook, "__self__", None) is limiter:  # a bound method of the limiter
-            return True
-        # The after-request hook is a partial(f, limiter).
-        args: tuple[Any, ...] = getattr(hook, "args", ())
-        return bool(args) and args[0] is limiter
-
-    registries: tuple[dict[Any, list[Any]], ...] = (
-        app.before_request_funcs, app.after_request_funcs, app.teardown_request_funcs)
-    taken = 0
-    for registry in registries:
-        hooks = registry.get(None, [])
-        kept = [hook for hook in hooks if not ours(hook)]
-        if len(kept) != len(hooks):
-            registry[None] = kept
-            taken += len(hooks) - len(kept)
-    return taken
+def form_rate_limit(runtime: Runtime) -> FormRateLimit:
+    """The forms' limit (``INTAKE_FORM_RATE_LIMIT``) on the configured counters."""
+    return FormRateLimit(FixedWindowRateLimiter(counter_storage(runtime)),
+                         runtime.settings.form_rate_limit)

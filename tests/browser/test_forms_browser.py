@@ -90,7 +90,8 @@ def sites(tmp_path: Path, sqlite_url: str) -> Iterator[Sites]:
     agency = f"http://127.0.0.1:{agency_port}"
     forms_file = write_forms_file(tmp_path, agency, min_fill_seconds=0)
     runtime = Runtime(make_settings(tmp_path, sqlite_url, INTAKE_FORMS=str(forms_file),
-                                    INTAKE_FORM_RATE_LIMIT="1000/minute"))
+                                    INTAKE_FORM_RATE_LIMIT="1000/minute",
+                                    INTAKE_PUBLIC_URL=app_base))  # where the status links point
     runtime.rules.load()
     server = create_server(create_app(runtime=runtime), host="127.0.0.1", port=app_port)
     others = [ThreadingHTTPServer(("127.0.0.1", port), _agency_handler(app_base))

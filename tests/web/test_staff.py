@@ -23,6 +23,7 @@ from intake.db.staff_models import AccessLogEntry, StaffAccount, StaffSession
 from intake.runtime import Runtime
 from intake.services import inbox
 from intake.services.work import enqueue
+from intake.web.security import SESSION_COOKIE_NAME
 from tests.conftest import (
     csrf,
     csrf_from,
@@ -56,10 +57,10 @@ def test_login_with_totp_rotates_the_session_and_logout_ends_it(
     assert response.status_code == 302 and "/staff/login" in response.headers["Location"]
 
     client.get("/staff/login")
-    before = client.get_cookie("session")
+    before = client.get_cookie(SESSION_COOKIE_NAME)
     assert before is not None and before.secure and before.http_only
     login(client, agent)
-    after = client.get_cookie("session")
+    after = client.get_cookie(SESSION_COOKIE_NAME)
     assert after is not None and after.value != before.value
 
     page = client.get("/staff/inbox")
@@ -73,12 +74,12 @@ def test_login_with_totp_rotates_the_session_and_logout_ends_it(
 
     # Logging out ends the server-side session: the old cookie no longer works.
     token = csrf(client)
-    stolen = client.get_cookie("session")
+    stolen = client.get_cookie(SESSION_COOKIE_NAME)
     assert stolen is not None
     assert client.post("/staff/logout", data={"csrf_token": token}).status_code == 303
     assert client.get("/staff/inbox").status_code == 302
     replay = client_for(app)
-    replay.set_cookie("session", stolen.value, domain="localhost")
+    replay.set_cookie(SESSION_COOKIE_NAME, stolen.value, domain="localhost")
     assert replay.get("/staff/inbox").status_code == 302
     with runtime.db.session() as s:
         assert s.scalar(select(func.count()).select_from(StaffSession)

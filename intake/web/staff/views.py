@@ -67,8 +67,11 @@ def _check_post() -> ResponseReturnValue | None:
         return None
     origin = request.headers.get("Origin")
     if origin and origin != "null":
-        parts = urlsplit(origin)
-        if parts.netloc != request.host:
+        try:
+            netloc = urlsplit(origin).netloc
+        except ValueError:  # not a URL at all ("https://[::1"): not this site either
+            abort(403)
+        if netloc != request.host:
             abort(403)
     token = request.form.get("csrf_token") or request.headers.get("X-CSRFToken")
     try:
