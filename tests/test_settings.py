@@ -99,6 +99,12 @@ def test_readme_documents_every_variable() -> None:
     assert missing == []
 
 
+def test_every_variable_read_is_listed() -> None:
+    source = Path(settings_module.__file__).read_text(encoding="utf-8")
+    read = set(re.findall(r'"(INTAKE_[A-Z0-9_]+[A-Z0-9])"', source))
+    assert read - set(settings_module.VARIABLES) == set()
+
+
 def test_derived_keys_differ_per_purpose_and_from_the_secret() -> None:
     s = load_settings({"INTAKE_SECRET_KEY": "k" * 40})
     keys = {p: s.derived_key(p) for p in ("pii finding hashes", "form token",
