@@ -8,7 +8,7 @@ search objects).
 
 from __future__ import annotations
 
-from intake.db import mail_models, models, staff_models  # noqa: F401 - for their tables
+from intake.db import delivery_models, mail_models, models, staff_models  # noqa: F401 - for their tables
 from intake.db.base import Base
 
 metadata = Base.metadata
