@@ -71,7 +71,7 @@ class MemoryMailSender:
             refused = [self.reject[r] for r in recipients if r in self.reject]
             if refused:
                 code, _, text = min(refused).partition(" ")
-                raise classify_reply(int(code), text, server="memory")
+                raise classify_reply(int(code), text)
             raw = checked_wire_bytes(message)
             self._sent.append(SentMail(envelope_from, tuple(recipients), raw))
 

@@ -128,15 +128,15 @@ def _plain_network_error(exc: BaseException) -> str:
     return type(exc).__name__
 
 
-def classify_reply(code: int, text: str, *, server: str = "the mail server"
+def classify_reply(code: int, text: str, *, server: str = ""
                    ) -> PermanentError | TransientError:
     """An SMTP error reply as the failure it is (RFC 5321 section 4.2.1): 5xx permanent,
     anything else transient; 421 ("service not available") says the server itself is
     unavailable, other 4xx concern this message only."""
     text = " ".join(text.split())[:200]
     summary = f"SMTP {code}: {text}"
+    server = f"the mail server {server}" if server else "the mail server"
     if 500 <= code < 600:
-        return PermanentError(summary, reason=f"the mail server {server} refused the "
-                                              f"message: {code} {text}")
-    return TransientError(summary, reason=f"the mail server {server} deferred the message: "
-                                          f"{code} {text}", unreachable=code == 421)
+        return PermanentError(summary, reason=f"{server} refused the message: {code} {text}")
+    return TransientError(summary, reason=f"{server} deferred the message: {code} {text}",
+                          unreachable=code == 421)
