@@ -72,7 +72,8 @@ class MemoryMailSender:
             if refused:
                 code, _, text = min(refused).partition(" ")
                 raise classify_reply(int(code), text)
-            raw = checked_wire_bytes(message)
+            raw = checked_wire_bytes(message, utf8=any(
+                not a.isascii() for a in (envelope_from, *recipients)))
             self._sent.append(SentMail(envelope_from, tuple(recipients), raw))
 
     def fail_next(self, count: int = 1, *, permanent: bool = False,

@@ -59,7 +59,9 @@ class SmtpMailSender:
         """
         config = self.config
         where = f"{config.host}:{config.port}"
-        raw = checked_wire_bytes(message)
+        # As smtplib's send_message: addresses beyond ASCII need SMTPUTF8 (RFC 6531).
+        international = any(not a.isascii() for a in (envelope_from, *recipients))
+        raw = checked_wire_bytes(message, utf8=international)
         eight_bit = any(b > 0x7F for b in raw)
         try:
             client: smtplib.SMTP
@@ -75,8 +77,8 @@ class SmtpMailSender:
                     client.ehlo()
                 if config.username:
                     client.login(config.username, config.password or "")
-                options = ["BODY=8BITMIME"] if eight_bit and client.has_extn("8bitmime") \
-                    else []
+                options = _mail_options(client, where, international=international,
+                                        eight_bit=eight_bit)
                 refused = client.sendmail(envelope_from, list(recipients), raw,
                                           mail_options=options)
             finally:
@@ -101,10 +103,23 @@ class SmtpMailSender:
                                  server=where)
 
 
-def checked_wire_bytes(message: EmailMessage) -> bytes:
+def _mail_options(client: smtplib.SMTP, where: str, *, international: bool,
+                  eight_bit: bool) -> list[str]:
+    """MAIL FROM parameters: SMTPUTF8 for international addresses (refused for good by a
+    server without it), BODY=8BITMIME for 8-bit content where the server offers it."""
+    if international:
+        if not client.has_extn("smtputf8"):
+            raise PermanentError("SMTPUTF8 not offered",
+                                 reason=f"the mail server {where} does not accept "
+                                        f"international (non-ASCII) addresses (no SMTPUTF8)")
+        return ["SMTPUTF8", "BODY=8BITMIME"]
+    return ["BODY=8BITMIME"] if eight_bit and client.has_extn("8bitmime") else []
+
+
+def checked_wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
     """:func:`wire_bytes`, or a permanent failure: a message that breaks SMTP is never sent."""
     try:
-        return wire_bytes(message)
+        return wire_bytes(message, utf8=utf8)
     except NotWireSafe as exc:
         raise PermanentError(str(exc), reason=f"intake built a message no mail server may "
                                               f"accept ({exc}); this is a fault in intake, "

@@ -17,7 +17,7 @@ import io
 import re
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, SMTPUTF8
 
 __all__ = ["MAX_LINE_OCTETS", "NotWireSafe", "attach", "wire_bytes", "wire_problems"]
 
@@ -44,8 +44,10 @@ def wire_problems(raw: bytes) -> list[str]:
     return problems
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The bytes an SMTP server receives for ``message``: no Bcc, CRLF lines.
+def wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
+    """The bytes an SMTP server receives for ``message``: no Bcc, CRLF lines; with
+    ``utf8`` (an SMTPUTF8 transaction, RFC 6531) headers in UTF-8 rather than encoded
+    words.
 
     Raises:
         NotWireSafe: if they would break SMTP (a bug in how the message was built,
@@ -55,7 +57,8 @@ def wire_bytes(message: EmailMessage) -> bytes:
     del outgoing["Bcc"]
     del outgoing["Resent-Bcc"]
     buffer = io.BytesIO()
-    BytesGenerator(buffer, False, policy=SMTP).flatten(outgoing, linesep="\r\n")
+    policy = SMTPUTF8 if utf8 else SMTP
+    BytesGenerator(buffer, False, policy=policy).flatten(outgoing, linesep="\r\n")
     raw = buffer.getvalue()
     problems = wire_problems(raw)
     if problems:
