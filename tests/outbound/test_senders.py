@@ -250,4 +250,4 @@ def test_8bit_mail_is_declared_8bitmime() -> None:
     finally:
         sink.stop()
     assert ["BODY=8BITMIME" in options for options in sink.mail_options] == [False, True]
-    assert sink.all()[1].message.get_content() == "Señal caída en la Ruta 9\n"
+    assert sink.all()[1].message.get_content().rstrip() == "Señal caída en la Ruta 9"
