@@ -11,7 +11,9 @@ enforces it):
 - :func:`recheck` decides again at send time with the consent events of that
   moment, so a withdrawal stops messages already queued;
 - :func:`send_email` and :func:`post_webhook` hand a message to a sender
-  only under an allowed decision; :func:`senders_from` builds the real
+  only under an allowed decision, through the destination's circuit breaker
+  (:mod:`intake.services.circuits`: paused while the server is down, one probe
+  at a time, closed by a success); :func:`senders_from` builds the real
   senders from the settings (tests pass in-memory ones instead).
 """
 
@@ -207,7 +209,7 @@ def send_email(decision: Decision, sender: MailSender | None, message: EmailMess
     _require_allowed(decision)
     if sender is None:
         raise mail_waits()
-    with _through(breaker, getattr(sender, "destination", "mail")):
+    with _through(breaker, sender.destination):
         sender.send(message, envelope_from=envelope_from, recipients=recipients)
 
 
