@@ -49,7 +49,9 @@ def outbox() -> MemoryMailSender:
 
 @pytest.fixture
 def rt(tmp_path: Path, db_url: str, outbox: MemoryMailSender) -> Iterator[Runtime]:
-    runtime = make_runtime(tmp_path, db_url, senders=memory_senders(outbox))
+    # A mail server that is down is paused and probed again within a second or two.
+    runtime = make_runtime(tmp_path, db_url, senders=memory_senders(outbox),
+                           INTAKE_CIRCUIT_COOLDOWN="0.5", INTAKE_RETRY_CAP="1")
     yield runtime
     runtime.close()
 
