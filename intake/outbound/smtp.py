@@ -63,6 +63,9 @@ class SmtpMailSender:
         international = any(not a.isascii() for a in (envelope_from, *recipients))
         raw = checked_wire_bytes(message, utf8=international)
         eight_bit = any(b > 0x7F for b in raw)
+        # Until MAIL FROM, a refusal is about the server or its configuration (greeting,
+        # STARTTLS, AUTH), not this message: the destination waits, the message is kept.
+        session_ready = False
         try:
             client: smtplib.SMTP
             if config.security == "tls":
@@ -79,6 +82,7 @@ class SmtpMailSender:
                     client.login(config.username, config.password or "")
                 options = _mail_options(client, where, international=international,
                                         eight_bit=eight_bit)
+                session_ready = True
                 refused = client.sendmail(envelope_from, list(recipients), raw,
                                           mail_options=options)
             finally:
@@ -89,13 +93,24 @@ class SmtpMailSender:
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = min((code, _text(reply)) for code, reply in exc.recipients.values())
             raise classify_reply(code, text, server=where) from None
-        except smtplib.SMTPResponseException as exc:  # includes authentication failures
-            raise classify_reply(exc.smtp_code, _text(exc.smtp_error), server=where) from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
-                ConnectionError, OSError) as exc:
+        except smtplib.SMTPResponseException as exc:
+            text = " ".join(_text(exc.smtp_error).split())[:200]
+            if not session_ready:  # the greeting, STARTTLS or AUTH refused
+                raise TransientError(
+                    f"SMTP {exc.smtp_code}: {text}", unreachable=True,
+                    reason=f"the mail server {where} refused the session: {exc.smtp_code} "
+                           f"{text} (check INTAKE_SMTP_URL)") from None
+            raise classify_reply(exc.smtp_code, text, server=where) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
             raise TransientError(f"SMTP unavailable: {type(exc).__name__}",
                                  reason=f"could not reach the mail server {where} "
                                         f"({_plain_network_error(exc)})",
+                                 unreachable=True) from None
+        except smtplib.SMTPException as exc:  # STARTTLS or AUTH not offered
+            raise TransientError(f"SMTP session failed: {type(exc).__name__}",
+                                 reason=f"the mail server {where} could not be used: "
+                                        f"{' '.join(str(exc).split())[:200]} "
+                                        f"(check INTAKE_SMTP_URL)",
                                  unreachable=True) from None
         if refused:
             code, text = min((code, _text(reply)) for code, reply in refused.values())

@@ -4,6 +4,7 @@ sink, an http.server receiver), and the in-memory ones against the same expectat
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -251,3 +252,43 @@ def test_8bit_mail_is_declared_8bitmime() -> None:
         sink.stop()
     assert ["BODY=8BITMIME" in options for options in sink.mail_options] == [False, True]
     assert sink.all()[1].message.get_content().rstrip() == "Señal caída en la Ruta 9"
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[int]:
+    """A server that greets with "554 no service" and hangs up (a policy block, a
+    misconfigured relay): its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    done = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"554 5.3.2 no SMTP service here\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    done.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_refused_session_pauses_the_server_instead_of_killing_the_message(
+        refusing_server: int) -> None:
+    """A 5xx before MAIL FROM (greeting, STARTTLS, AUTH) is about the server or its
+    configuration, not this message: transient, the destination's circuit counts it."""
+    with pytest.raises(TransientError) as raised:
+        _smtp(refusing_server).send(_message(), envelope_from="intake@examplia.gov",
+                                    recipients=[AGENCY])
+    assert raised.value.unreachable
+    assert raised.value.reason == (f"the mail server 127.0.0.1:{refusing_server} refused the "
+                                   "session: 554 5.3.2 no SMTP service here (check "
+                                   "INTAKE_SMTP_URL)")
