@@ -64,7 +64,8 @@ def _circuit(rt: Runtime, destination: str) -> DeliveryCircuit | None:
 
 def test_smtp_down_longer_than_the_retry_schedule_then_all_200_arrive_once(
         tmp_path: Path, db_url: str) -> None:
-    sink = SmtpSink()  # its port is chosen, nothing listens on it yet: the server is down
+    sink = SmtpSink().start()
+    sink.stop()  # the server goes down
     rt = make_runtime(tmp_path, db_url, sink.port, **OUTAGE_ENV)
     destination = f"smtp://127.0.0.1:{sink.port}"
     opened: list[bool] = []
