@@ -75,6 +75,14 @@ class Settings:
     lease_seconds: float = 300.0
     max_attempts: int = 8
     retry_base_seconds: float = 5.0
+    # Delivery (mail, webhooks): transient failures back off per destination up to
+    # retry_cap_seconds; a destination failing circuit_failures times in a row is paused
+    # (circuit open) and probed after a cool-down; an item still undelivered after
+    # delivery_max_age_seconds (GOV.UK Notify's 72 hours) becomes a dead letter.
+    retry_cap_seconds: float = 600.0
+    circuit_failures: int = 5
+    circuit_cooldown_seconds: float = 30.0
+    delivery_max_age_seconds: float = 3 * 24 * 3600.0
     worker_threads: int = 4
     log_level: str = "INFO"
     # Public forms: INTAKE_FORMS (None = the packaged forms.yaml) and the per-address
@@ -277,6 +285,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         lease_seconds=_float(env, "INTAKE_LEASE_SECONDS", 300.0, 1.0),
         max_attempts=_int(env, "INTAKE_MAX_ATTEMPTS", 8, 1),
         retry_base_seconds=_float(env, "INTAKE_RETRY_BASE", 5.0, 0.01),
+        retry_cap_seconds=_float(env, "INTAKE_RETRY_CAP", 600.0, 0.01),
+        circuit_failures=_int(env, "INTAKE_CIRCUIT_FAILURES", 5, 1),
+        circuit_cooldown_seconds=_float(env, "INTAKE_CIRCUIT_COOLDOWN", 30.0, 0.01),
+        delivery_max_age_seconds=_float(env, "INTAKE_DELIVERY_MAX_AGE", 3 * 24 * 3600.0, 1.0),
         worker_threads=_int(env, "INTAKE_WORKER_THREADS", 4, 1),
         log_level=log_level,
         forms_path=forms_path,
@@ -425,6 +437,8 @@ VARIABLES = (
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION",
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
+    "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
+    "INTAKE_DELIVERY_MAX_AGE",
 )
 
 

@@ -16,14 +16,46 @@ def jobs() -> None:
 
 @jobs.command("status")
 @click.option("--json", "as_json", is_flag=True)
-def jobs_status(as_json: bool) -> None:
-    """Count work items by state."""
+@click.option("--dead", "dead_limit", type=click.IntRange(0, 1000), default=20, show_default=True,
+              help="How many of the latest dead letters to list, with why they failed.")
+def jobs_status(as_json: bool, dead_limit: int) -> None:
+    """Count work items by state; list the latest dead letters (and why) and the
+    destinations that are failing or paused."""
+    from intake.services.circuits import circuits
+    from intake.services.work import dead_letters
+
     with open_runtime(settings_or_fail()) as runtime:
         counts = runtime.jobs.counts()
+        with runtime.db.session() as session:
+            dead = [{"id": item.id, "kind": item.kind, "entry_id": item.entry_id,
+                     "attempts": item.attempts, "deferrals": item.deferrals,
+                     "since": item.updated_at.isoformat(), "reason": item.last_error or ""}
+                    for item in dead_letters(session, dead_limit)] if dead_limit else []
+            failing = [{"destination": c.destination, "state": c.state,
+                        "failures": c.failures,
+                        "failing_since": c.failing_since.isoformat() if c.failing_since
+                        else None,
+                        "retry_at": c.retry_at.isoformat() if c.retry_at else None,
+                        "last_error": c.last_error or ""} for c in circuits(session)]
     if as_json:
-        click.echo(json.dumps(counts))
-    else:
-        click.echo(", ".join(f"{state}: {n}" for state, n in counts.items()))
+        click.echo(json.dumps({**counts, "dead_letters": dead, "destinations": failing}))
+        return
+    click.echo(", ".join(f"{state}: {n}" for state, n in counts.items()))
+    if dead:
+        click.echo(f"latest dead letters ({len(dead)}):")
+        for d in dead:
+            click.echo(_one_line(f"  #{d['id']} {d['kind']} (entry {d['entry_id']}, "
+                                 f"{str(d['since'])[:16]}): {d['reason']}"))
+    for c in failing:
+        pause = f", paused until {str(c['retry_at'])[:19]}" if c["state"] == "open" else ""
+        click.echo(_one_line(f"destination {c['destination']}: {c['failures']} failure(s) "
+                             f"in a row since {str(c['failing_since'])[:19]}{pause}: "
+                             f"{c['last_error']}"))
+
+
+def _one_line(text: str) -> str:
+    """A line for the terminal: what a server answered may hold control characters."""
+    return "".join(c if c.isprintable() else " " for c in text)
 
 
 @jobs.command("retry")

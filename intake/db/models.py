@@ -242,6 +242,10 @@ class WorkItem(Base):
     dedupe_key: Mapped[str] = mapped_column(String(200), nullable=False)
     state: Mapped[str] = mapped_column(String(16), nullable=False, default=WorkState.PENDING)
     attempts: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    # Transient failures (destination down, 4xx, timeouts): they never use up attempts.
+    deferrals: Mapped[int] = mapped_column(Integer, nullable=False, server_default="0")
+    # The first of them (since it was created or retried by hand): the age limit's start.
+    deferred_since: Mapped[datetime | None] = mapped_column(UTCDateTime)
     next_attempt_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, default=utcnow)
     # When a broker message was last sent for it; the sweeper re-sends stale ones.
     enqueued_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -32,7 +32,7 @@ from dramatiq.brokers.stub import StubBroker
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from intake.core.failures import PermanentError
+from intake.core.failures import PermanentError, TransientError
 from intake.services import work as workitems
 from intake.services.work import (
     AFTER_COMMIT,
@@ -112,6 +112,7 @@ class JobSystem:
     def __init__(self, settings: Settings, db: Database) -> None:
         self.settings = settings
         self.db = db
+        self.retry_policy = workitems.RetryPolicy.from_settings(settings)
         self.broker = make_broker(settings)
         self.handlers: dict[str, Handler] = {}
         self.batch_handlers: dict[str, BatchHandler] = {}
@@ -282,14 +283,14 @@ class JobSystem:
                         exc: Exception) -> None:
         """After a failed attempt: the retry or dead letter on the row, a count, a log line."""
         self.stats.bump("failed")
-        failed = workitems.record_failure(
-            session, item_id, worker, exc,
-            permanent=isinstance(exc, PermanentError),
-            max_attempts=self.settings.max_attempts,
-            retry_base_seconds=self.settings.retry_base_seconds,
-        )
-        log.warning("work item %s (%s) failed with %s; now %s", item_id, kind,
-                    type(exc).__name__, failed.state if failed else "unknown")
+        failed = workitems.record_failure(session, item_id, worker, exc, self.retry_policy)
+        if isinstance(exc, TransientError):
+            # Expected while a destination is down: not a warning per item.
+            log.info("work item %s (%s) deferred (%s); now %s", item_id, kind,
+                     type(exc).__name__, failed.state if failed else "unknown")
+        else:
+            log.warning("work item %s (%s) failed with %s; now %s", item_id, kind,
+                        type(exc).__name__, failed.state if failed else "unknown")
 
     def _run_in_savepoint(self, session: Session, claimed: WorkItem, worker: str) -> str:
         sends = len(session.info.get(workitems.PENDING_SENDS) or ())

@@ -12,8 +12,11 @@ class MailSender(Protocol):
 
     Raises :class:`~intake.core.failures.TransientError` when a retry may
     succeed (server down, 4xx) and :class:`~intake.core.failures.PermanentError`
-    when it cannot (5xx, every recipient refused).
+    when it cannot (5xx, every recipient refused). ``destination`` names the server
+    (``smtp://host:port``): what the gate's circuit breaker pauses when it is down.
     """
+
+    destination: str
 
     def send(self, message: EmailMessage, *, envelope_from: str,
              recipients: Sequence[str]) -> None: ...

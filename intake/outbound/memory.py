@@ -8,32 +8,18 @@ purpose: :meth:`MemoryMailSender.fail_next`, :attr:`MemoryMailSender.reject`.
 
 from __future__ import annotations
 
-import copy
 import email
 import email.policy
-import io
 import json
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from email.generator import BytesGenerator
 from email.message import EmailMessage
 from typing import Any
 
 from intake.core.failures import PermanentError, TransientError
-from intake.outbound.smtp import classify_reply
+from intake.outbound.smtp import checked_wire_bytes, classify_reply
 from intake.outbound.webhook import encode_payload
-
-
-def wire_bytes(message: EmailMessage) -> bytes:
-    """The bytes :meth:`smtplib.SMTP.send_message` puts on the wire: no Bcc, CRLF lines."""
-    outgoing = copy.copy(message)
-    del outgoing["Bcc"]
-    del outgoing["Resent-Bcc"]
-    buffer = io.BytesIO()
-    BytesGenerator(buffer, False, policy=message.policy.clone(linesep="\r\n")).flatten(
-        outgoing, linesep="\r\n")
-    return buffer.getvalue()
 
 
 @dataclass(frozen=True)
@@ -66,6 +52,8 @@ class MemoryMailSender:
     send from several threads.
     """
 
+    destination = "memory://mail"
+
     def __init__(self) -> None:
         self.reject: dict[str, str] = {}
         self._sent: list[SentMail] = []
@@ -84,19 +72,22 @@ class MemoryMailSender:
             if refused:
                 code, _, text = min(refused).partition(" ")
                 raise classify_reply(int(code), text)
-            self._sent.append(SentMail(envelope_from, tuple(recipients), wire_bytes(message)))
+            raw = checked_wire_bytes(message, utf8=any(
+                not a.isascii() for a in (envelope_from, *recipients)))
+            self._sent.append(SentMail(envelope_from, tuple(recipients), raw))
 
     def fail_next(self, count: int = 1, *, permanent: bool = False,
                   reason: str = "SMTP unavailable: ConnectionRefusedError") -> None:
         """Make the next ``count`` sends fail (transiently unless ``permanent``)."""
-        error = PermanentError(reason) if permanent else TransientError(reason)
+        error = (PermanentError(reason) if permanent
+                 else TransientError(reason, unreachable=True))
         with self._lock:
             self._failures.extend([error] * count)
 
     def go_down(self, reason: str = "SMTP unavailable: ConnectionRefusedError") -> None:
         """Fail every send transiently, as an unreachable server would, until :meth:`come_back`."""
         with self._lock:
-            self._failing = TransientError(reason)
+            self._failing = TransientError(reason, unreachable=True)
 
     def come_back(self) -> None:
         with self._lock:
@@ -148,7 +139,8 @@ class MemoryWebhookSender:
 
     def fail_next(self, count: int = 1, *, permanent: bool = False,
                   reason: str = "webhook unreachable: ConnectionRefusedError") -> None:
-        error = PermanentError(reason) if permanent else TransientError(reason)
+        error = (PermanentError(reason) if permanent
+                 else TransientError(reason, unreachable=True))
         with self._lock:
             self._failures.extend([error] * count)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from email.message import EmailMessage
 from urllib.parse import unquote, urlsplit
 
 from intake.core.failures import PermanentError, TransientError
+from intake.core.mail.wire import NotWireSafe, wire_bytes
 
 
 @dataclass(frozen=True)
@@ -45,11 +47,25 @@ class SmtpMailSender:
 
     def __init__(self, config: SmtpConfig) -> None:
         self.config = config
+        #: What the circuit breaker pauses when this server is down (never the password).
+        self.destination = f"smtp://{config.host}:{config.port}"
 
     def send(self, message: EmailMessage, *, envelope_from: str,
              recipients: Sequence[str]) -> None:
-        """Send one message; classify failures as transient (retry) or permanent (dead letter)."""
+        """Send one message; classify failures as transient (retry) or permanent (dead letter).
+
+        The bytes are :func:`intake.core.mail.wire.wire_bytes` (CRLF, no line over 998
+        octets: refused otherwise); 8-bit content is declared with ``BODY=8BITMIME``.
+        """
         config = self.config
+        where = f"{config.host}:{config.port}"
+        # As smtplib's send_message: addresses beyond ASCII need SMTPUTF8 (RFC 6531).
+        international = any(not a.isascii() for a in (envelope_from, *recipients))
+        raw = checked_wire_bytes(message, utf8=international)
+        eight_bit = any(b > 0x7F for b in raw)
+        # Until MAIL FROM, a refusal is about the server or its configuration (greeting,
+        # STARTTLS, AUTH), not this message: the destination waits, the message is kept.
+        session_ready = False
         try:
             client: smtplib.SMTP
             if config.security == "tls":
@@ -64,31 +80,93 @@ class SmtpMailSender:
                     client.ehlo()
                 if config.username:
                     client.login(config.username, config.password or "")
-                refused = client.send_message(message, from_addr=envelope_from,
-                                              to_addrs=list(recipients))
+                options = _mail_options(client, where, international=international,
+                                        eight_bit=eight_bit)
+                session_ready = True
+                refused = client.sendmail(envelope_from, list(recipients), raw,
+                                          mail_options=options)
             finally:
                 try:
                     client.quit()
                 except (smtplib.SMTPException, OSError):
                     client.close()
         except smtplib.SMTPRecipientsRefused as exc:
-            codes = [code for code, _ in exc.recipients.values()]
-            raise classify_reply(min(codes), "all recipients refused") from None
-        except smtplib.SMTPResponseException as exc:  # includes authentication failures
-            error = exc.smtp_error
-            text = error.decode("utf-8", "replace") if isinstance(error, bytes) else str(error)
-            raise classify_reply(exc.smtp_code, text) from None
-        except (TimeoutError, smtplib.SMTPServerDisconnected, smtplib.SMTPConnectError,
-                ConnectionError, OSError) as exc:
-            raise TransientError(f"SMTP unavailable: {type(exc).__name__}") from None
+            code, text = min((code, _text(reply)) for code, reply in exc.recipients.values())
+            raise classify_reply(code, text, server=where) from None
+        except smtplib.SMTPResponseException as exc:
+            text = " ".join(_text(exc.smtp_error).split())[:200]
+            if not session_ready:  # the greeting, STARTTLS or AUTH refused
+                raise TransientError(
+                    f"SMTP {exc.smtp_code}: {text}", unreachable=True,
+                    reason=f"the mail server {where} refused the session: {exc.smtp_code} "
+                           f"{text} (check INTAKE_SMTP_URL)") from None
+            raise classify_reply(exc.smtp_code, text, server=where) from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+            raise TransientError(f"SMTP unavailable: {type(exc).__name__}",
+                                 reason=f"could not reach the mail server {where} "
+                                        f"({_plain_network_error(exc)})",
+                                 unreachable=True) from None
+        except smtplib.SMTPException as exc:  # STARTTLS or AUTH not offered
+            raise TransientError(f"SMTP session failed: {type(exc).__name__}",
+                                 reason=f"the mail server {where} could not be used: "
+                                        f"{' '.join(str(exc).split())[:200]} "
+                                        f"(check INTAKE_SMTP_URL)",
+                                 unreachable=True) from None
         if refused:
-            codes = [code for code, _ in refused.values()]
-            raise classify_reply(min(codes), f"{len(refused)} recipient(s) refused")
+            code, text = min((code, _text(reply)) for code, reply in refused.values())
+            raise classify_reply(code, f"{len(refused)} recipient(s) refused: {text}",
+                                 server=where)
 
 
-def classify_reply(code: int, text: str) -> PermanentError | TransientError:
-    """An SMTP error reply as the failure it is: 5xx permanent, anything else transient."""
-    summary = f"SMTP {code}: {text[:200]}"
+def _mail_options(client: smtplib.SMTP, where: str, *, international: bool,
+                  eight_bit: bool) -> list[str]:
+    """MAIL FROM parameters: SMTPUTF8 for international addresses (refused for good by a
+    server without it), BODY=8BITMIME for 8-bit content where the server offers it."""
+    if international:
+        if not client.has_extn("smtputf8"):
+            raise PermanentError("SMTPUTF8 not offered",
+                                 reason=f"the mail server {where} does not accept "
+                                        f"international (non-ASCII) addresses (no SMTPUTF8)")
+        return ["SMTPUTF8", "BODY=8BITMIME"]
+    return ["BODY=8BITMIME"] if eight_bit and client.has_extn("8bitmime") else []
+
+
+def checked_wire_bytes(message: EmailMessage, *, utf8: bool = False) -> bytes:
+    """:func:`wire_bytes`, or a permanent failure: a message that breaks SMTP is never sent."""
+    try:
+        return wire_bytes(message, utf8=utf8)
+    except NotWireSafe as exc:
+        raise PermanentError(str(exc), reason=f"intake built a message no mail server may "
+                                              f"accept ({exc}); this is a fault in intake, "
+                                              f"please report it") from None
+
+
+def _text(reply: bytes | str) -> str:
+    return reply.decode("utf-8", "replace") if isinstance(reply, bytes) else str(reply)
+
+
+def _plain_network_error(exc: BaseException) -> str:
+    """A network failure in a few plain words (no addresses or payload)."""
+    if isinstance(exc, TimeoutError):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError | smtplib.SMTPServerDisconnected):
+        return "connection closed by the server"
+    if isinstance(exc, socket.gaierror):
+        return "the name does not resolve"
+    return type(exc).__name__
+
+
+def classify_reply(code: int, text: str, *, server: str = ""
+                   ) -> PermanentError | TransientError:
+    """An SMTP error reply as the failure it is (RFC 5321 section 4.2.1): 5xx permanent,
+    anything else transient; 421 ("service not available") says the server itself is
+    unavailable, other 4xx concern this message only."""
+    text = " ".join(text.split())[:200]
+    summary = f"SMTP {code}: {text}"
+    server = f"the mail server {server}" if server else "the mail server"
     if 500 <= code < 600:
-        return PermanentError(summary)
-    return TransientError(summary)
+        return PermanentError(summary, reason=f"{server} refused the message: {code} {text}")
+    return TransientError(summary, reason=f"{server} deferred the message: {code} {text}",
+                          unreachable=code == 421)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import socket
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from typing import Any
 
@@ -73,11 +75,48 @@ class HttpWebhookSender:
             with opener.open(request, timeout=self.timeout) as response:
                 return int(response.status)
         except urllib.error.HTTPError as exc:
-            if 300 <= exc.code < 500 and exc.code not in (408, 429):
-                raise PermanentError(f"webhook answered {exc.code}") from None
-            raise TransientError(f"webhook answered {exc.code}") from None
+            raise classify_status(exc.code, origin(url)) from None
         except (TimeoutError, urllib.error.URLError, ConnectionError, OSError) as exc:
-            raise TransientError(f"webhook unreachable: {type(exc).__name__}") from None
+            why = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+            raise TransientError(f"webhook unreachable: {type(why).__name__}",
+                                 reason=f"could not reach the webhook at {origin(url)} "
+                                        f"({_plain_network_error(why)})",
+                                 unreachable=True) from None
+
+
+#: Answers worth trying again (as GOV.UK Notify retries its callbacks on 429 and 5xx):
+#: the receiver is busy, down or timed out, and says nothing about this payload.
+TRANSIENT_STATUSES = frozenset({408, 429})
+
+
+def classify_status(status: int, where: str) -> PermanentError | TransientError:
+    """A non-2xx answer as the failure it is: 408, 429 and 5xx transient (the receiver is
+    unavailable), any other (3xx: redirects are never followed; 4xx) permanent."""
+    summary = f"webhook answered {status}"
+    if status >= 500 or status in TRANSIENT_STATUSES:
+        return TransientError(summary, reason=f"the webhook at {where} answered {status} "
+                                              f"(unavailable)", unreachable=True)
+    return PermanentError(summary, reason=f"the webhook at {where} refused the delivery: "
+                                          f"it answered {status}")
+
+
+def origin(url: str) -> str:
+    """``scheme://host:port`` of ``url``: what a webhook's circuit breaker pauses."""
+    parts = urllib.parse.urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    return f"{parts.scheme}://{parts.hostname or ''}:{port}"
+
+
+def _plain_network_error(exc: object) -> str:
+    if isinstance(exc, TimeoutError | socket.timeout):
+        return "no answer in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset"
+    if isinstance(exc, socket.gaierror):
+        return "the name does not resolve"
+    return type(exc).__name__
 
 
 class _NoRedirect(urllib.request.HTTPRedirectHandler):

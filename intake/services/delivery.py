@@ -54,6 +54,7 @@ from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
 from intake.core.failures import PermanentError
 from intake.core.mail.headers import header_text, mailbox, new_message
+from intake.core.mail.wire import attach
 from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
 from intake.db.models import (
@@ -68,6 +69,7 @@ from intake.db.models import (
     utcnow,
 )
 from intake.services import gate, records, renditions
+from intake.services.circuits import CircuitPolicy
 from intake.services.consent import consent_states
 from intake.services.links import create_access_link, relay_for
 from intake.services.routing import RoutedEntry, RulesProvider
@@ -186,6 +188,7 @@ class Outbox:
     def __init__(self, settings: Settings, senders: gate.Senders) -> None:
         self.settings = settings
         self.senders = senders
+        self.circuit = CircuitPolicy.from_settings(settings)
 
     def ledger(self, session: Session, item: WorkItem, *, fallback: bool = False
                ) -> tuple[Disclosure, GateDecision] | None:
@@ -278,15 +281,17 @@ class Outbox:
         if self.senders.mail is None:
             raise gate.mail_waits()
 
-    def send(self, decision: GateDecision, msg: EmailMessage, recipients: list[str],
-             sender: str | None = None) -> None:
+    def send(self, session: Session, decision: GateDecision, msg: EmailMessage,
+             recipients: list[str], sender: str | None = None) -> None:
         gate.send_email(decision, self.senders.mail, msg,
-                        envelope_from=sender or self.settings.mail_from, recipients=recipients)
+                        envelope_from=sender or self.settings.mail_from, recipients=recipients,
+                        breaker=gate.Breaker(session, self.circuit))
 
-    def post(self, decision: GateDecision, url: str, payload: dict[str, Any],
-             message_id: str) -> None:
+    def post(self, session: Session, decision: GateDecision, url: str,
+             payload: dict[str, Any], message_id: str) -> None:
         gate.post_webhook(decision, self.senders.webhook, url, payload,
-                          idempotency_key=message_id.strip("<>"))
+                          idempotency_key=message_id.strip("<>"),
+                          breaker=gate.Breaker(session, self.circuit))
 
 
 class _Step:
@@ -325,7 +330,7 @@ class Forwarder(_Step):
             session, entry, _submitter(session, entry.id), decision, relay, row,
             tuple(f[0] for f in files))
         if agency.webhook:
-            self.outbox.post(decision, agency.webhook,
+            self.outbox.post(session, decision, agency.webhook,
                              _webhook_payload(entry, outgoing, rendition, message_id), message_id)
         else:
             msg = self.outbox.email(
@@ -337,10 +342,8 @@ class Forwarder(_Step):
             # outgoing.attachment_names is the rendition of the stored names, in order.
             for (_, content_type, content), name in zip(files, outgoing.attachment_names,
                                                        strict=True):
-                maintype, _, subtype = content_type.partition("/")
-                msg.add_attachment(content, maintype=maintype or "application",
-                                   subtype=subtype or "octet-stream", filename=header_text(name))
-            self.outbox.send(decision, msg, [agency.email or ""])
+                attach(msg, content, content_type, header_text(name))
+            self.outbox.send(session, decision, msg, [agency.email or ""])
         self.outbox.record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
         session.add(Event(entry_id=entry.id, kind="forwarded",
                           detail={"agency": agency.id, "via": "webhook" if agency.webhook
@@ -449,7 +452,7 @@ class Acknowledger(_Step):
             from_name="State of Examplia", auto="auto-replied",
             record_number=entry.record_number,
         )
-        self.outbox.send(decision, msg, [row.recipient_address])
+        self.outbox.send(session, decision, msg, [row.recipient_address])
         self.outbox.record_sent(session, item, entry, message_id, "acknowledge", "submitter",
                                 row.recipient_id)
         session.add(Event(entry_id=entry.id, kind="acknowledged",
@@ -564,7 +567,7 @@ class ThreadRelay(_Step):
             message_id=message_id, reply_to=outgoing.reply_to, from_name=from_name,
             auto="auto-generated" if kind == "relay" else "no",
             record_number=entry.record_number, sender=sender)
-        self.outbox.send(decision, msg, [row.recipient_address], sender=sender)
+        self.outbox.send(session, decision, msg, [row.recipient_address], sender=sender)
         self.outbox.record_sent(session, item, entry, message_id, kind, row.recipient_kind,
                                 row.recipient_id)
         session.add(Event(entry_id=entry.id, kind="relayed" if kind == "relay" else "replied",

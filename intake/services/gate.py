@@ -11,13 +11,16 @@ enforces it):
 - :func:`recheck` decides again at send time with the consent events of that
   moment, so a withdrawal stops messages already queued;
 - :func:`send_email` and :func:`post_webhook` hand a message to a sender
-  only under an allowed decision; :func:`senders_from` builds the real
+  only under an allowed decision, through the destination's circuit breaker
+  (:mod:`intake.services.circuits`: paused while the server is down, one probe
+  at a time, closed by a success); :func:`senders_from` builds the real
   senders from the settings (tests pass in-memory ones instead).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
@@ -29,11 +32,14 @@ from sqlalchemy.orm import Session
 from intake.core import hashchain
 from intake.core.consent import Basis, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
-from intake.core.failures import TransientError
+from intake.core.failures import DeliveryFailure, TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
 from intake.outbound.interfaces import MailSender, WebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
+from intake.outbound.webhook import origin as webhook_origin
+from intake.services import circuits
+from intake.services.circuits import CircuitPolicy
 from intake.services.consent import DISCLOSURE_CHAIN, consent_events, consent_events_of
 from intake.services.work import enqueue_many
 from intake.settings import Settings
@@ -168,7 +174,9 @@ class Senders:
 
 def mail_waits() -> TransientError:
     """The failure of mail while no SMTP server is configured: retried until one is."""
-    return TransientError("INTAKE_SMTP_URL is not set; mail waits until it is")
+    return TransientError("INTAKE_SMTP_URL is not set; mail waits until it is",
+                          reason="no mail server is configured yet (INTAKE_SMTP_URL); "
+                                 "the mail waits until there is one")
 
 
 def senders_from(settings: Settings) -> Senders:
@@ -181,23 +189,53 @@ def senders_from(settings: Settings) -> Senders:
     return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
 
 
+@dataclass(frozen=True)
+class Breaker:
+    """The circuit breakers a send goes through: the send's session and the policy."""
+
+    session: Session
+    policy: CircuitPolicy
+
+
 def send_email(decision: Decision, sender: MailSender | None, message: EmailMessage, *,
-               envelope_from: str, recipients: Sequence[str]) -> None:
+               envelope_from: str, recipients: Sequence[str],
+               breaker: Breaker | None = None) -> None:
     """Hand ``message`` to ``sender``, only under an allowed decision of the gate.
 
     No sender (no SMTP server configured) is a transient failure: the mail waits.
+    With ``breaker`` (every delivery), the send goes through the SMTP server's
+    circuit (:mod:`intake.services.circuits`): refused at once while it is open.
     """
     _require_allowed(decision)
     if sender is None:
         raise mail_waits()
-    sender.send(message, envelope_from=envelope_from, recipients=recipients)
+    with _through(breaker, sender.destination):
+        sender.send(message, envelope_from=envelope_from, recipients=recipients)
 
 
 def post_webhook(decision: Decision, sender: WebhookSender, url: str,
-                 payload: dict[str, Any], *, idempotency_key: str) -> None:
-    """POST ``payload`` to an agency's webhook, only under an allowed decision of the gate."""
+                 payload: dict[str, Any], *, idempotency_key: str,
+                 breaker: Breaker | None = None) -> None:
+    """POST ``payload`` to an agency's webhook, only under an allowed decision of the gate;
+    through the circuit of the URL's origin with ``breaker``."""
     _require_allowed(decision)
-    sender.post(url, payload, idempotency_key=idempotency_key)
+    with _through(breaker, webhook_origin(url)):
+        sender.post(url, payload, idempotency_key=idempotency_key)
+
+
+@contextmanager
+def _through(breaker: Breaker | None, destination: str) -> Iterator[None]:
+    """Admit the send to ``destination`` (or raise DestinationPaused), name the destination
+    on its failure, close the circuit on its success."""
+    if breaker is not None:
+        circuits.admit(breaker.session, destination, breaker.policy)
+    try:
+        yield
+    except DeliveryFailure as failure:
+        failure.destination = failure.destination or destination
+        raise
+    if breaker is not None:
+        circuits.succeeded(breaker.session, destination)
 
 
 def _require_allowed(decision: Decision) -> None:

@@ -17,15 +17,20 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from intake.core.failures import DestinationPaused, PermanentError, TransientError
 from intake.db import AFTER_COMMIT, Database
 from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import WorkItem, WorkState, utcnow
+from intake.services import circuits
+from intake.services.circuits import CircuitPolicy
+from intake.settings import Settings
 
 __all__ = [
     # What the job runner (intake.jobs) binds to: the session factory and its after-commit
@@ -33,7 +38,8 @@ __all__ = [
     "AFTER_COMMIT", "Database", "WorkItem", "WorkState",
     "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "complete", "complete_many",
     "counts_by_state", "due_item_ids", "enqueue", "enqueue_many", "pending_sends",
-    "record_failure", "retry_dead", "stale_items", "unfinished_count",
+    "RetryPolicy", "dead_letters", "record_failure", "retry_dead", "stale_items",
+    "unfinished_count",
 ]
 
 # Session.info key listing work-item ids to send once the transaction commits.
@@ -195,35 +201,107 @@ def backoff_seconds(attempts: int, base: float, cap: float = 3600.0) -> float:
     return base + random.uniform(0, ceiling)
 
 
-def record_failure(
-    session: Session,
-    item_id: int,
-    worker: str,
-    error: BaseException,
-    *,
-    permanent: bool,
-    max_attempts: int,
-    retry_base_seconds: float,
-) -> WorkItem | None:
-    """After a failed attempt: schedule a retry or move to the dead-letter state."""
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When a failed item is tried again, and when it becomes a dead letter.
+
+    - :class:`~intake.core.failures.PermanentError` (SMTP 5xx, a refusing
+      webhook): a dead letter at once, with the reason in plain words;
+    - :class:`~intake.core.failures.TransientError` (destination down, SMTP 4xx,
+      HTTP 408/429/5xx, timeouts, no SMTP server configured): the attempt is
+      given back (``deferrals`` counts it instead); the item waits for its
+      destination's backoff or circuit (:mod:`intake.services.circuits`), or for its
+      own backoff when the answer concerned this message only; a dead letter only
+      once it is older than ``max_age_seconds``;
+    - anything else (a fault of intake's own, a database error): retried with
+      backoff until it has used ``max_attempts`` attempts.
+    """
+
+    max_attempts: int = 8
+    retry_base_seconds: float = 5.0
+    retry_cap_seconds: float = 3600.0
+    max_age_seconds: float = 3 * 24 * 3600.0
+    circuit: CircuitPolicy = field(default_factory=CircuitPolicy)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
+        return cls(max_attempts=settings.max_attempts,
+                   retry_base_seconds=settings.retry_base_seconds,
+                   retry_cap_seconds=settings.retry_cap_seconds,
+                   max_age_seconds=settings.delivery_max_age_seconds,
+                   circuit=CircuitPolicy.from_settings(settings))
+
+
+def record_failure(session: Session, item_id: int, worker: str, error: BaseException,
+                   policy: RetryPolicy) -> WorkItem | None:
+    """After a failed attempt: schedule a retry or move to the dead-letter state.
+
+    ``last_error`` says why in plain words (the failure's ``reason``); never the
+    payload or a body.
+    """
     item = session.get(WorkItem, item_id, populate_existing=True)
     if item is None or item.state != WorkState.RUNNING or item.claimed_by != worker:
         return None
     now = utcnow()
-    # Only the exception class and its message: never the payload or a body.
-    item.last_error = f"{type(error).__name__}: {str(error)[:500]}"
     item.locked_until = None
     item.updated_at = now
-    if permanent or item.attempts >= max_attempts:
+    due: datetime | None = None
+    if isinstance(error, PermanentError):
+        item.last_error = error.reason[:1000]
+    elif isinstance(error, TransientError):
+        item.attempts = max(0, item.attempts - 1)  # a transient failure uses no attempt
+        item.deferrals += 1
+        item.deferred_since = item.deferred_since or now
+        due = _transient_due(session, item, error, policy, now)
+        age = now - item.deferred_since
+        if age.total_seconds() >= policy.max_age_seconds:
+            item.last_error = (f"not delivered in {_duration(age)}, the age limit: "
+                               f"{error.reason}")[:1000]
+            due = None
+        else:
+            item.last_error = error.reason[:1000]
+    else:
+        item.last_error = f"{type(error).__name__}: {str(error)[:500]}"
+        if item.attempts < policy.max_attempts:
+            due = now + timedelta(seconds=backoff_seconds(
+                item.attempts, policy.retry_base_seconds, policy.retry_cap_seconds))
+        else:
+            item.last_error = (f"failed {item.attempts} times (INTAKE_MAX_ATTEMPTS): "
+                               f"{item.last_error}")[:1000]
+    if due is None:
         item.state = WorkState.DEAD
     else:
         item.state = WorkState.PENDING
-        due = now + timedelta(seconds=backoff_seconds(item.attempts, retry_base_seconds))
         item.next_attempt_at = due
         item.enqueued_at = due
         item.resends, item.resend_after = 0, None
         session.info.setdefault(PENDING_SENDS, []).append((item.id, due))
     return item
+
+
+def _transient_due(session: Session, item: WorkItem, error: TransientError,
+                   policy: RetryPolicy, now: datetime) -> datetime:
+    """When an item that failed transiently is due again."""
+    if isinstance(error, DestinationPaused):
+        # Not tried: wait for the cool-down to end (spread, so they don't all come at once).
+        return max(error.retry_at, now) + timedelta(
+            seconds=random.uniform(0, policy.retry_base_seconds))
+    if error.unreachable and error.destination:
+        due, _ = circuits.failed(session, error.destination, error, policy.circuit, now)
+        return due
+    # About this message only (e.g. SMTP 451 for one recipient): its own backoff.
+    return now + timedelta(seconds=backoff_seconds(item.deferrals, policy.retry_base_seconds,
+                                                   policy.retry_cap_seconds))
+
+
+def _duration(age: timedelta) -> str:
+    """An age in plain words: "3 days", "5 hours", "12 minutes", "40 seconds"."""
+    seconds = int(age.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            n = seconds // size
+            return f"{n} {unit}{'s' if n != 1 else ''}"
+    return f"{seconds} second{'s' if seconds != 1 else ''}"
 
 
 def stale_items(
@@ -277,6 +355,7 @@ def retry_dead(session: Session, item_ids: Sequence[int] | None = None) -> list[
     for item in session.scalars(query):
         item.state = WorkState.PENDING
         item.attempts = 0
+        item.deferrals, item.deferred_since = 0, None
         item.next_attempt_at = now
         item.enqueued_at = now
         item.resends, item.resend_after = 0, None
@@ -314,3 +393,10 @@ def counts_by_state(session: Session) -> dict[str, int]:
     counts = {state.value: 0 for state in WorkState}
     counts.update({str(state): int(n) for state, n in rows})
     return counts
+
+
+def dead_letters(session: Session, limit: int = 50) -> list[WorkItem]:
+    """The latest dead-letter items (``intake jobs status``): their ``last_error`` says why."""
+    return list(session.scalars(select(WorkItem).where(WorkItem.state == WorkState.DEAD)
+                                .order_by(WorkItem.updated_at.desc(), WorkItem.id.desc())
+                                .limit(limit)))

@@ -4,6 +4,7 @@ sink, an http.server receiver), and the in-memory ones against the same expectat
 from __future__ import annotations
 
 import json
+import socket
 import threading
 from collections.abc import Iterator
 from email.message import EmailMessage
@@ -164,3 +165,130 @@ class TestHttpWebhookSender:
     def test_only_http_urls_are_posted_to(self) -> None:
         with pytest.raises(PermanentError):
             HttpWebhookSender(SECRET).post("file:///etc/passwd", {}, idempotency_key="k")
+
+
+class TestFailureClasses:
+    """What each failure says: transient or permanent, the destination's fault or this
+    message's, and the reason in plain words for a dead letter."""
+
+    @pytest.mark.parametrize(("status", "error", "unreachable"), [
+        (301, PermanentError, False), (400, PermanentError, False),
+        (404, PermanentError, False), (408, TransientError, True),
+        (429, TransientError, True), (500, TransientError, True),
+        (502, TransientError, True), (503, TransientError, True)])
+    def test_webhook_answers(self, receiver: str, status: int, error: type[Exception],
+                             unreachable: bool) -> None:
+        _Receiver.status = status
+        with pytest.raises(error) as raised:
+            HttpWebhookSender(SECRET, timeout=5).post(receiver, {}, idempotency_key="k")
+        failure = raised.value
+        assert isinstance(failure, PermanentError | TransientError)
+        assert failure.unreachable is unreachable
+        origin = receiver.rsplit("/", 1)[0]
+        assert failure.reason == (
+            f"the webhook at {origin} refused the delivery: it answered {status}"
+            if error is PermanentError else
+            f"the webhook at {origin} answered {status} (unavailable)")
+
+    def test_an_unreachable_webhook_says_so(self) -> None:
+        port = free_port()
+        with pytest.raises(TransientError) as raised:
+            HttpWebhookSender(SECRET, timeout=5).post(f"http://127.0.0.1:{port}/hook", {},
+                                                      idempotency_key="k")
+        assert raised.value.unreachable
+        assert raised.value.reason == (f"could not reach the webhook at "
+                                       f"http://127.0.0.1:{port} (connection refused)")
+
+    @pytest.mark.parametrize(("reply", "error", "unreachable", "reason"), [
+        ("550 5.1.1 mailbox unavailable", PermanentError, False,
+         "refused the message: 550 5.1.1 mailbox unavailable"),
+        ("451 4.7.1 greylisted, try later", TransientError, False,
+         "deferred the message: 451 4.7.1 greylisted, try later"),
+        ("421 4.3.2 service not available", TransientError, True,
+         "deferred the message: 421 4.3.2 service not available"),
+    ])
+    def test_smtp_replies(self, sink: SmtpSink, reply: str, error: type[Exception],
+                          unreachable: bool, reason: str) -> None:
+        sink.reject[AGENCY] = reply
+        with pytest.raises(error) as raised:
+            _smtp(sink.port).send(_message(), envelope_from="intake@examplia.gov",
+                                  recipients=[AGENCY])
+        failure = raised.value
+        assert isinstance(failure, PermanentError | TransientError)
+        assert failure.unreachable is unreachable
+        assert failure.reason == f"the mail server 127.0.0.1:{sink.port} {reason}"
+
+    def test_a_server_that_is_down_says_so(self) -> None:
+        port = free_port()
+        with pytest.raises(TransientError) as raised:
+            _smtp(port).send(_message(), envelope_from="intake@examplia.gov",
+                             recipients=[AGENCY])
+        assert raised.value.unreachable
+        assert raised.value.reason == (f"could not reach the mail server 127.0.0.1:{port} "
+                                       "(connection refused)")
+
+
+class _OptionSink(SmtpSink):
+    """Keeps the MAIL FROM parameters of each message it accepts."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.mail_options: list[list[str]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.mail_options.append(list(envelope.mail_options))
+        return await super().handle_DATA(server, session, envelope)
+
+
+def test_8bit_mail_is_declared_8bitmime() -> None:
+    sink = _OptionSink().start()
+    try:
+        plain, eight_bit = _message(), _message()
+        eight_bit.set_content("Señal caída en la Ruta 9\n", cte="8bit")
+        for msg in (plain, eight_bit):
+            _smtp(sink.port).send(msg, envelope_from="intake@examplia.gov",
+                                  recipients=[AGENCY])
+    finally:
+        sink.stop()
+    assert ["BODY=8BITMIME" in options for options in sink.mail_options] == [False, True]
+    assert sink.all()[1].message.get_content().rstrip() == "Señal caída en la Ruta 9"
+
+
+@pytest.fixture
+def refusing_server() -> Iterator[int]:
+    """A server that greets with "554 no service" and hangs up (a policy block, a
+    misconfigured relay): its port."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    done = threading.Event()
+
+    def serve() -> None:
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+            except TimeoutError:
+                continue
+            with conn:
+                conn.sendall(b"554 5.3.2 no SMTP service here\r\n")
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield int(listener.getsockname()[1])
+    done.set()
+    thread.join(5)
+    listener.close()
+
+
+def test_a_refused_session_pauses_the_server_instead_of_killing_the_message(
+        refusing_server: int) -> None:
+    """A 5xx before MAIL FROM (greeting, STARTTLS, AUTH) is about the server or its
+    configuration, not this message: transient, the destination's circuit counts it."""
+    with pytest.raises(TransientError) as raised:
+        _smtp(refusing_server).send(_message(), envelope_from="intake@examplia.gov",
+                                    recipients=[AGENCY])
+    assert raised.value.unreachable
+    assert raised.value.reason == (f"the mail server 127.0.0.1:{refusing_server} refused the "
+                                   "session: 554 5.3.2 no SMTP service here (check "
+                                   "INTAKE_SMTP_URL)")

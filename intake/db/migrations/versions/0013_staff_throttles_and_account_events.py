@@ -11,7 +11,7 @@
   Append-only, like ``access_log``.
 
 Revision ID: 0013
-Revises: 0011
+Revises: 0012
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from alembic import op
 from intake.db import append_only
 
 revision = "0013"
-down_revision = "0011"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 

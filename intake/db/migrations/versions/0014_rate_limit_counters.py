@@ -5,7 +5,7 @@ memory: with three workers, a 10/minute limit let about 30 through. The
 counters now live in the database (see ``intake.db.edge_models``).
 
 Revision ID: 0014
-Revises: 0011
+Revises: 0013
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0011"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
