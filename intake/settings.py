@@ -76,6 +76,9 @@ class Settings:
     # rate limit of form submissions (Flask-Limiter notation).
     forms_path: Path | None = None
     form_rate_limit: str = "10/minute;100/hour"
+    # The public records: INTAKE_RECORDS (None = the packaged records.yaml): publish rules
+    # and the reason codes with their citations.
+    records_path: Path | None = None
 
     @property
     def broker_kind(self) -> str:
@@ -218,6 +221,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
     forms_path = _optional_file(env, "INTAKE_FORMS")
+    records_path = _optional_file(env, "INTAKE_RECORDS")
     form_rate_limit = _form_rate_limit(env)
     secret_key, ephemeral = _secret_key(env, instance_path)
 
@@ -250,6 +254,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         log_level=log_level,
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
+        records_path=records_path,
     )
 
 
@@ -336,7 +341,7 @@ VARIABLES = (
     "INTAKE_SMTP_TIMEOUT",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
-    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT",
+    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RECORDS",
 )
 
 

@@ -8,7 +8,12 @@ search objects).
 
 from __future__ import annotations
 
-from intake.db import mail_models, models, staff_models  # noqa: F401 - for their tables
+from intake.db import (  # noqa: F401 - for their tables
+    mail_models,
+    models,
+    publication_models,
+    staff_models,
+)
 from intake.db.base import Base
 
 metadata = Base.metadata

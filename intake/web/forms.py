@@ -133,8 +133,13 @@ def client_key() -> str:
 
 
 def select_locale() -> str:
-    # Only the public forms are translated; other pages (status, staff) stay in English
-    # so their `lang` attribute is always true.
+    # Only the public forms and records are translated; other pages (status, staff) stay in
+    # English so their `lang` attribute is always true.
+    if request.blueprint == "records":
+        asked = request.args.get("lang", "")
+        if asked in LANGUAGES:
+            return asked
+        return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
     if request.blueprint != "forms":
         return "en"
     lang = g.get("forms_lang")

@@ -20,6 +20,7 @@ from __future__ import annotations
 from flask import Flask
 
 from intake.web.csrf import csrf
+from intake.web.staff import review  # noqa: F401 - the records officers' routes on bp
 from intake.web.staff.views import bp
 
 
