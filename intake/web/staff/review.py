@@ -14,6 +14,7 @@ it (the first by default), or the start and end offsets in the stored text.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -41,6 +42,13 @@ REFUSALS = {
     "reviewed": "May be published.",
     "auto-after": "May be published.",
 }
+
+
+@dataclass(frozen=True)
+class Refused:
+    """An action the gate refused; what was written (the access log) is kept."""
+
+    message: str
 
 
 def _runtime() -> Runtime:
@@ -108,8 +116,10 @@ def review_entry(entry_id: int) -> ResponseReturnValue:
         return render_template("staff/review_entry.html", **context)
 
 
-def _action(entry_id: int, act: Callable[[Session, StaffAccount, Entry], str]
+def _action(entry_id: int, act: Callable[[Session, StaffAccount, Entry], str | Refused]
             ) -> ResponseReturnValue:
+    """Run ``act`` in one transaction: a :class:`ReviewError` rolls it back, a
+    :class:`Refused` answer commits (the refusal is logged) and shows as an error."""
     user = _user()
     try:
         with _runtime().db.session() as s:
@@ -118,19 +128,21 @@ def _action(entry_id: int, act: Callable[[Session, StaffAccount, Entry], str]
     except publication.ReviewError as exc:
         flash(str(exc), "error")
     else:
-        flash(message, "status")
+        if isinstance(message, Refused):
+            flash(message.message, "error")
+        else:
+            flash(message, "status")
     return redirect(url_for("staff.review_entry", entry_id=entry_id), code=303)
 
 
 @bp.post("/review/<int:entry_id>/publish")
 @records_officer_required
 def review_publish(entry_id: int) -> ResponseReturnValue:
-    def act(s: Session, user: StaffAccount, entry: Entry) -> str:
+    def act(s: Session, user: StaffAccount, entry: Entry) -> str | Refused:
         decision = publication.approve(s, user, entry, _config(),
                                        _runtime().settings.relay_domain)
         if not decision.allowed:
-            raise publication.ReviewError("Not published: " + REFUSALS.get(decision.reason,
-                                                                          decision.reason))
+            return Refused("Not published: " + REFUSALS.get(decision.reason, decision.reason))
         return "Reviewed and published."
 
     return _action(entry_id, act)
