@@ -21,13 +21,12 @@ from intake.db.publication_models import RedactionMark
 from intake.db.staff_models import AccessLogEntry
 from intake.runtime import Runtime
 from tests.conftest import Account, csrf, login, make_account, make_entry, make_settings
-from tests.web.test_records import (  # noqa: F401 - the fixtures
-    app,
-    officer,
-    officer_client,
-    publish,
-    record_number_of,
-)
+from tests.web import test_records
+from tests.web.test_records import officer_client, publish, record_number_of
+
+# The portal tests' fixtures: the app on the parametrised runtime, a records officer of dot.
+app = test_records.app
+officer = test_records.officer
 
 
 def post(client: FlaskClient, entry_id: int, action: str, **data: str) -> str:
