@@ -227,12 +227,6 @@ def public_export(session: Session, query: PublicQuery, limit: int = EXPORT_LIMI
     return rows
 
 
-def agencies_published(session: Session) -> list[str]:
-    """The agencies with published entries (the filter's choices)."""
-    stmt = published_entries().with_only_columns(Publication.agency_id).distinct()
-    return sorted(a for a in session.scalars(stmt) if a)
-
-
 # -- one public record ----------------------------------------------------------------------
 
 

@@ -103,10 +103,11 @@ def listing() -> ResponseReturnValue:
         if fmt != "html":
             abort(400)
         rows, cursor = publication.public_page(session, query)
-        agencies = publication.agencies_published(session)
     return render_template(
         "records/list.html", lang=lang, rows=rows, query=query, errors=errors,
-        agencies=[(a, names.get(a, a)) for a in agencies], agency_names=names,
+        # The agencies of the rules (a DISTINCT over the published entries would read them
+        # all on every page).
+        agencies=sorted(names.items(), key=lambda item: item[1]), agency_names=names,
         channels=[(c, _channel_label(c)) for c in CHANNELS], channel_label=_channel_label,
         next_url=url_for("records.listing", **_args(query, lang, cursor=cursor))
         if cursor else None,
