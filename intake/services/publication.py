@@ -219,12 +219,9 @@ def public_page(session: Session, query: PublicQuery, limit: int = PAGE_SIZE
 
 
 def public_export(session: Session, query: PublicQuery, limit: int = EXPORT_LIMIT
-                  ) -> list[PublicRow]:
-    """What :func:`public_page` lists, up to ``limit`` rows (the exports)."""
-    rows, _ = public_page(session, PublicQuery(query.q, query.agency, query.channel,
-                                               query.date_from, query.date_to, query.cursor),
-                          limit)
-    return rows
+                  ) -> tuple[list[PublicRow], str | None]:
+    """What :func:`public_page` lists, ``limit`` rows at a time (the exports)."""
+    return public_page(session, query, limit)
 
 
 # -- one public record ----------------------------------------------------------------------

@@ -88,6 +88,14 @@ def _args(query: PublicQuery, lang: str, **more: str) -> dict[str, Any]:
     return {k: v for k, v in args.items() if v}
 
 
+def _limit() -> int:
+    """An export's rows per request: ``?limit=`` from 1 to 1000 (the default)."""
+    raw = request.args.get("limit", "")
+    if raw.isdigit() and 1 <= int(raw) <= publication.EXPORT_LIMIT:
+        return int(raw)
+    return publication.EXPORT_LIMIT
+
+
 @bp.get("/records")
 def listing() -> ResponseReturnValue:
     """Published entries, newest first; search, filters, and the CSV and JSON exports."""
@@ -98,8 +106,12 @@ def listing() -> ResponseReturnValue:
     names = _agency_names()
     with _runtime().db.session() as session:
         if fmt in ("csv", "json"):
-            rows = publication.public_export(session, query)
-            return _export(fmt, rows, names)
+            limit = _limit()
+            rows, cursor = publication.public_export(session, query, limit)
+            more = url_for("records.listing", _external=True, **_args(
+                query, "", format=fmt, cursor=cursor or "", limit=str(limit))) \
+                if cursor else None
+            return _export(fmt, rows, names, more)
         if fmt != "html":
             abort(400)
         rows, cursor = publication.public_page(session, query)
@@ -128,23 +140,30 @@ def _safe_cell(value: str) -> str:
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 
-def _export(fmt: str, rows: list[PublicRow], names: dict[str, str]) -> Response:
+def _export(fmt: str, rows: list[PublicRow], names: dict[str, str], more: str | None
+            ) -> Response:
+    """The rows as JSON or CSV; ``more``: the URL of the next rows (JSON ``next``, and a
+    ``Link: <...>; rel="next"`` header on both)."""
     items = [{"record_number": r.record_number, "received_at": r.received_at.isoformat(),
               "channel": r.channel, "agency": names.get(r.agency_id or "", r.agency_id or ""),
               "subject": r.subject,
               "url": url_for("records.record", record_number=r.record_number,
                              _external=True)} for r in rows]
     if fmt == "json":
-        body = json.dumps({"records": items, "count": len(items),
-                           "limit": publication.EXPORT_LIMIT}, ensure_ascii=False)
-        return Response(body, mimetype="application/json")
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(["record_number", "received_at", "channel", "agency", "subject", "url"])
-    for item in items:
-        writer.writerow([_safe_cell(str(v)) for v in item.values()])
-    response = Response(out.getvalue(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = 'attachment; filename="records.csv"'
+        body = json.dumps({"records": items, "count": len(items), "next": more},
+                          ensure_ascii=False)
+        response = Response(body, mimetype="application/json")
+    else:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(["record_number", "received_at", "channel", "agency", "subject",
+                         "url"])
+        for item in items:
+            writer.writerow([_safe_cell(str(v)) for v in item.values()])
+        response = Response(out.getvalue(), mimetype="text/csv")
+        response.headers["Content-Disposition"] = 'attachment; filename="records.csv"'
+    if more:
+        response.headers["Link"] = f'<{more}>; rel="next"'
     return response
 
 

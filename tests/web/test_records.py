@@ -198,6 +198,20 @@ def test_pages_are_newest_first_and_follow_the_next_link_without_overlap(
     assert len(found(agency="dot")) == 25
     assert found(**{"from": "2026-03-02", "to": "2026-03-02"}) == expected[:13]  # 00:00-12:00
     assert found(**{"to": "2026-03-01"}) == expected[13:]
+    # The exports page too: ?limit= rows at a time, the next page in "next" and Link.
+    exported: list[str] = []
+    url: str | None = "/records?format=json&limit=10&q=pothole"
+    while url is not None:
+        response = public.get(url)
+        data = json.loads(response.get_data(as_text=True))
+        exported += [r["record_number"] for r in data["records"]]
+        url = data["next"]
+        assert (response.headers.get("Link") is None) == (url is None)
+    assert exported == expected
+    csv_page = public.get("/records?format=csv&limit=20")
+    assert len(list(csv.reader(io.StringIO(csv_page.get_data(as_text=True))))) == 21
+    assert 'rel="next"' in csv_page.headers["Link"]
+
     # Hostile search syntax is words, never an error.
     for hostile in ('"', 'NEAR(', "a AND OR NOT", "pothole*", "-", "'; DROP TABLE x; --",
                     "\x00", "é" * 300):
