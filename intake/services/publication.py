@@ -47,7 +47,7 @@ from intake.db.models import Attachment, Entry, Event, PiiFinding, WorkItem, utc
 from intake.db.publication_models import AttachmentRelease, Publication, RedactionMark
 from intake.db.staff_models import StaffAccount
 from intake.services.inbox import actor_of, log_access
-from intake.services.renditions import Audience, render_entry
+from intake.services.renditions import Audience, render_entry, render_many_subjects
 from intake.services.work import enqueue
 from intake.settings import Settings
 
@@ -564,18 +564,24 @@ class QueueRow:
 
 
 def review_queue(session: Session, user: StaffAccount, config: RecordsConfig,
-                 limit: int = 50) -> list[QueueRow]:
+                 relay_domain: str, limit: int = 50) -> list[QueueRow]:
     """Entries of the officer's agency with no publication decision yet, newest first,
     each with what the gate would say on approval."""
     stmt = (select(Entry).outerjoin(Publication, Publication.entry_id == Entry.id)
             .where(Publication.entry_id.is_(None), Entry.agency_id == user.agency_id)
             .order_by(Entry.received_at.desc(), Entry.id.desc()).limit(limit))
     now = utcnow()
+    entries = list(session.scalars(stmt))
+    # The subjects as a records officer sees them (contact data withheld), one query a table.
+    subjects = render_many_subjects(
+        session, [(e.id, e.subject) for e in entries],
+        {e.id: (Audience.RECORDS_OFFICER, None) for e in entries}, relay_domain)
     rows: list[QueueRow] = []
-    for entry in session.scalars(stmt):
+    for entry in entries:
         facts = facts_for(session, entry, config, reviewed=True)
-        rows.append(QueueRow(entry.id, entry.record_number, entry.received_at, "",
-                             facts.rule.describe(), publish_decision(facts, now)))
+        rows.append(QueueRow(entry.id, entry.record_number, entry.received_at,
+                             subjects[entry.id], facts.rule.describe(),
+                             publish_decision(facts, now)))
     return rows
 
 

@@ -85,7 +85,7 @@ def test_records_pages_in_chromium(served: tuple[str, Runtime]) -> None:
             check(page, "review entry")
             page.get_by_label("Text, expression or phrase").fill("Quimbly")
             page.get_by_label("Reason", exact=True).select_option("preliminary")
-            page.get_by_label("Comment", exact=True).nth(1).fill("a private business")
+            page.get_by_label("Comment on the mark").fill("a private business")
             page.get_by_role("button", name="Add the mark").click()
             page.wait_for_load_state()
             assert page.get_by_role("status").filter(has_text="Redaction mark added").count()

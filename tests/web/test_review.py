@@ -85,8 +85,11 @@ def test_only_records_officers_of_the_owning_agency_reach_the_review(
     client = officer_client(app, officer)
     assert client.post(f"/staff/review/{entry_id}/publish").status_code == 400
     assert public_json(app) == []
+    make_entry(runtime, "dot", subject="Call me at (217) 555-0143", key="phone")
     queue = client.get("/staff/review").get_data(as_text=True)
     assert record_number_of(runtime, entry_id) in queue
+    assert "Pothole on Route 9" in queue  # the subject, as a records officer sees it
+    assert "555-0143" not in queue
 
 
 def test_a_literal_mark_hides_its_text_from_the_page_and_search_and_logs_no_text(

@@ -82,7 +82,8 @@ def _own_entry(s: Session, user: StaffAccount, entry_id: int) -> Entry:
 def review_queue() -> ResponseReturnValue:
     user = _user()
     with _runtime().db.session() as s:
-        queue = publication.review_queue(s, user, _config())
+        queue = publication.review_queue(s, user, _config(),
+                                         _runtime().settings.relay_domain)
         decided = publication.decided(s, user)
         return render_template("staff/review_queue.html", queue=queue, decided=decided,
                                refusals=REFUSALS)
