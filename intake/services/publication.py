@@ -173,7 +173,7 @@ def _filtered(session: Session, query: PublicQuery) -> Select[Publication] | Non
     if query.date_from:
         stmt = stmt.where(Publication.received_at >= datetime.combine(query.date_from, time.min,
                                                                       tzinfo=UTC))
-    if query.date_to:
+    if query.date_to and query.date_to < date.max:
         stmt = stmt.where(Publication.received_at < datetime.combine(
             query.date_to + timedelta(days=1), time.min, tzinfo=UTC))
     q = query.q.strip()[:MAX_QUERY]

@@ -212,6 +212,16 @@ def test_pages_are_newest_first_and_follow_the_next_link_without_overlap(
     assert len(list(csv.reader(io.StringIO(csv_page.get_data(as_text=True))))) == 21
     assert 'rel="next"' in csv_page.headers["Link"]
 
+    # Hostile parameters are ignored or explained, never an error.
+    for args in ({"from": "9999-12-31", "to": "9999-12-31"}, {"from": "0001-01-01"},
+                 {"cursor": "garbage"}, {"cursor": "MjAyNi0wMy0wMXx4"}, {"limit": "-1"},
+                 {"agency": "x" * 5000}, {"channel": "fax"}, {"to": "2026-02-30"}):
+        assert public.get("/records", query_string=args).status_code == 200, args
+        assert public.get("/records", query_string={**args, "format": "json"}
+                          ).status_code == 200, args
+    assert "Enter dates as year-month-day" in public.get(
+        "/records?to=2026-02-30").get_data(as_text=True)
+    assert public.get("/records?format=xml").status_code == 400
     # Hostile search syntax is words, never an error.
     for hostile in ('"', 'NEAR(', "a AND OR NOT", "pothole*", "-", "'; DROP TABLE x; --",
                     "\x00", "é" * 300):
