@@ -106,18 +106,29 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--admin-url", default="postgresql://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
+    parser.add_argument("--reuse", metavar="DATABASE",
+                        help="measure a database a --keep run loaded (same --seed); kept")
     args = parser.parse_args()
-    name = f"intake_bench_{uuid.uuid4().hex[:8]}"
+    name = args.reuse or f"intake_bench_{uuid.uuid4().hex[:8]}"
+    keep = args.keep or args.reuse is not None
     admin = psycopg.connect(args.admin_url, autocommit=True)
-    admin.execute(f'CREATE DATABASE "{name}"')
+    if not args.reuse:
+        admin.execute(f'CREATE DATABASE "{name}"')
     url = f"{args.admin_url.rsplit('/', 1)[0]}/{name}"
     server: subprocess.Popen[bytes] | None = None
     try:
         upgrade(url.replace("postgresql://", "postgresql+psycopg://", 1))
         with psycopg.connect(url) as conn:
-            print(f"loading {args.entries:,} published entries ...", flush=True)
-            load_seconds, vocab = load(conn, args.entries, args.seed)
-            print(f"load: {load_seconds:.1f} s (generate_series + tsvector + GIN + ANALYZE)")
+            if args.reuse:
+                load_seconds, vocab = 0.0, vocabulary(random.Random(args.seed))
+                row = conn.execute("SELECT count(*) FROM publications").fetchone()
+                args.entries = int(row[0]) if row else 0
+                print(f"reusing {name}: {args.entries:,} published entries")
+            else:
+                print(f"loading {args.entries:,} published entries ...", flush=True)
+                load_seconds, vocab = load(conn, args.entries, args.seed)
+                print(f"load: {load_seconds:.1f} s (generate_series + tsvector + GIN + "
+                      "ANALYZE)")
             word, hits = search_word(conn, vocab, args.entries)
             deep = conn.execute(
                 "SELECT received_at, entry_id FROM publications WHERE state = 'published' "
@@ -171,7 +182,7 @@ def main() -> None:
         if server is not None:
             server.terminate()
             server.wait(timeout=30)
-        if not args.keep:
+        if not keep:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         else:
             print(f"kept database {name}")

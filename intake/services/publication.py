@@ -27,7 +27,7 @@ from importlib import resources
 from pathlib import Path
 
 import yaml
-from sqlalchemy import Select, func, literal_column, select, text
+from sqlalchemy import Select, func, literal, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session
 
 from intake.core.pii import SENSITIVE_KINDS
@@ -43,6 +43,7 @@ from intake.core.publication import (
     publish_decision,
 )
 from intake.core.rendition import Rendition
+from intake.db.base import UTCDateTime
 from intake.db.models import Attachment, Entry, Event, PiiFinding, WorkItem, utcnow
 from intake.db.publication_models import AttachmentRelease, Publication, RedactionMark
 from intake.db.staff_models import StaffAccount
@@ -207,8 +208,10 @@ def public_page(session: Session, query: PublicQuery, limit: int = PAGE_SIZE
         after = _decode_cursor(query.cursor)
         if after is not None:
             when, ident = after
-            stmt = stmt.where((Publication.received_at < when) | (
-                (Publication.received_at == when) & (Publication.entry_id < ident)))
+            # A row comparison: PostgreSQL seeks the index with it (an OR of the two
+            # columns is a filter, read from the top of the index down to the cursor).
+            stmt = stmt.where(tuple_(Publication.received_at, Publication.entry_id)
+                              < tuple_(literal(when, UTCDateTime()), literal(ident)))
     stmt = stmt.order_by(Publication.state, Publication.received_at.desc(),
                          Publication.entry_id.desc()).limit(limit + 1)
     found = list(session.scalars(stmt))
