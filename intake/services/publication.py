@@ -314,7 +314,7 @@ def public_record(session: Session, record_number: str, relay_domain: str
     attachments = tuple((a.id, rendition.text(f"attachment:{a.id}") or "attachment", a.size)
                         for a, _ in released)
     return PublicRecord(entry.record_number, entry.received_at, entry.channel,
-                        publication.agency_id, rendition, _public_timeline(session, entry),
+                        entry.agency_id, rendition, _public_timeline(session, entry),
                         attachments)
 
 
