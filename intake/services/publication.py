@@ -402,6 +402,7 @@ def _refresh(session: Session, entry: Entry, relay_domain: str) -> None:
     rendition = public_rendition(session, entry, relay_domain)
     publication.public_subject = rendition.subject
     publication.public_text = _public_words(rendition)
+    publication.agency_id = entry.agency_id
     publication.updated_at = utcnow()
 
 
