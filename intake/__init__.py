@@ -61,4 +61,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     forms.init_app(app)
     from intake.web import staff  # the staff inbox at /staff/ (checks its own CSRF tokens)
     staff.init_app(app)
+    from intake.web import records  # the public records at /records (after the forms' Babel)
+    records.init_app(app)
     return app

@@ -11,13 +11,17 @@ import logging
 import sys
 from collections.abc import Callable
 
+from sqlalchemy.orm import Session
+
+from intake.core.publication import RecordsConfigError
+from intake.core.routing import Decision
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
 from intake.jobs.system import JobSystem
 from intake.logsafe import OneLineFormatter
-from intake.services import gate
+from intake.services import gate, publication
 from intake.services.delivery import Delivery
-from intake.services.routing import RulesProvider, make_route_handlers
+from intake.services.routing import RoutedEntry, RulesProvider, make_route_handlers
 from intake.settings import Settings
 
 log = logging.getLogger("intake")
@@ -42,9 +46,26 @@ class Runtime:
         self.rules = RulesProvider(settings.rules_path)
         self.jobs = JobSystem(settings, self.db)
         self.delivery = Delivery(settings, self.rules, self.senders)
-        route, route_many = make_route_handlers(self.rules, after=self.delivery.plan,
-                                                after_many=self.delivery.plan_many)
+        try:
+            self.records = publication.load_records(settings)
+        except RecordsConfigError as exc:
+            raise StartupError(f"INTAKE_RECORDS: {exc.errors[0]} "
+                               f"({len(exc.errors)} problem(s))") from None
+
+        def after_many(session: Session, routed: list[tuple[RoutedEntry, Decision, int]]
+                       ) -> None:
+            self.delivery.plan_many(session, routed)
+            publication.schedule_auto_publish(session, self.records,
+                                              [entry.id for entry, _, _ in routed])
+
+        def after(session: Session, entry: RoutedEntry, decision: Decision,
+                  decision_id: int) -> None:
+            after_many(session, [(entry, decision, decision_id)])
+
+        route, route_many = make_route_handlers(self.rules, after=after, after_many=after_many)
         self.jobs.register("route", route, many=route_many)
+        self.jobs.register(publication.PUBLISH_WORK, publication.make_publish_handler(
+            self.records, settings.relay_domain))
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
         self._closers: list[Callable[[], None]] = []

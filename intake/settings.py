@@ -107,6 +107,9 @@ class Settings:
     def served_over_https(self) -> bool:
         """The public base URL is https: every page is reached over TLS (HSTS is sent)."""
         return self.public_url.startswith("https://")
+    # The public records: INTAKE_RECORDS (None = the packaged records.yaml): publish rules
+    # and the reason codes with their citations.
+    records_path: Path | None = None
 
     @property
     def broker_kind(self) -> str:
@@ -254,6 +257,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if log_level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         raise SettingsError("INTAKE_LOG_LEVEL: expected DEBUG, INFO, WARNING or ERROR")
     forms_path = _optional_file(env, "INTAKE_FORMS")
+    records_path = _optional_file(env, "INTAKE_RECORDS")
     form_rate_limit = _form_rate_limit(env)
     allow_staff_without_totp = _flag(env, "INTAKE_ALLOW_STAFF_WITHOUT_TOTP")
     retention_path = _optional_file(env, "INTAKE_RETENTION")
@@ -298,6 +302,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         rate_limit_url=_rate_limit_url(env, broker_url),
         trusted_proxy_hops=proxies[0],
         trusted_proxy_networks=proxies[1],
+        records_path=records_path,
     )
 
 
@@ -435,7 +440,7 @@ VARIABLES = (
     "INTAKE_SMTP_TIMEOUT",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
-    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION",
+    "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION", "INTAKE_RECORDS",
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
     "INTAKE_DELIVERY_MAX_AGE",

@@ -32,7 +32,12 @@ without a live consent), ``not-in-consent`` (contact data the consent does
 not name), ``reveal-required`` (records officers see contact data only
 through a reveal), ``public-record`` (the public never sees contact data),
 ``redaction-failed`` (a trace survived scrubbing: the text is withheld),
-``invalid-input``.
+``invalid-input``, ``mark:<code>`` (a records officer's redaction mark with
+reason code ``<code>``, :mod:`intake.core.publication`).
+
+Marks apply in the ``public`` and ``records_officer`` renditions only, at
+render time: the stored texts never change. Every removed segment carries its
+reason, so a page can show each redaction with its reason and citation.
 
 Pure standard library plus :mod:`intake.core`: no I/O.
 """
@@ -48,6 +53,7 @@ from enum import StrEnum
 from intake.core.consent import ConsentEvent, Purpose, current_consent
 from intake.core.pii import SENSITIVE_KINDS, Finding, detect
 from intake.core.pii.redact import marker_for, reason_for
+from intake.core.publication import Mark, mark_reason, mark_spans
 
 __all__ = [
     "ANONYMOUS_NAME",
@@ -115,6 +121,7 @@ class Segment:
     text: str
     kind: str | None = None  # the PII kind of a kept or removed span, None for plain text
     removed: bool = False
+    reason: str | None = None  # a removed segment's reason
 
 
 @dataclass(frozen=True)
@@ -283,7 +290,7 @@ def scrub(text: str, spans: Sequence[tuple[int, int, str, str | None, str]]
         if s.replacement is None:
             segments.append(Segment(text[s.start:s.end], s.kind))
         else:
-            segments.append(Segment(s.replacement, s.kind, removed=True))
+            segments.append(Segment(s.replacement, s.kind, removed=True, reason=s.reason))
             removals.append((s.start, s.end, s.kind, s.reason))
         pos = s.end
     if pos < n:
@@ -299,6 +306,7 @@ class _Policy:
     audience: Audience
     consented: bool
     relay: str
+    marks: tuple[Mark, ...] = ()
 
     def contact_rule(self, kind: str) -> tuple[str | None, str] | None:
         """None: the submitter's own value of ``kind`` is kept; else (replacement, reason)."""
@@ -335,7 +343,7 @@ class _Policy:
 
 
 def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
-                 patterns: _Patterns
+                 patterns: _Patterns, place: str
                  ) -> tuple[str, tuple[Segment, ...], list[tuple[int, int, str, str]]]:
     if findings is None:
         findings = detect(text, key=_DETECT_KEY)  # never looked at: fail closed, look now
@@ -356,9 +364,13 @@ def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
         rule = policy.finding_rule(f.kind)
         spans.append((f.start, f.end, f.kind, None, "") if rule is None
                      else (f.start, f.end, f.kind, rule[0], rule[1]))
+    for mark in policy.marks:
+        spans.extend((start, end, "marked", WITHHELD_TEXT, mark_reason(mark.reason_code))
+                     for start, end in mark_spans(mark, place, text))
     rendered, segments, removals = scrub(text, spans)
     if policy.hides_contact and _trace_left(rendered, policy, patterns):
-        return (WITHHELD_TEXT, (Segment(WITHHELD_TEXT, "personal", removed=True),),
+        return (WITHHELD_TEXT, (Segment(WITHHELD_TEXT, "personal", removed=True,
+                                        reason="redaction-failed"),),
                 [(0, len(text), "personal", "redaction-failed")])
     return rendered, segments, list(removals)
 
@@ -424,7 +436,7 @@ def _withheld(audience: object, relay: str, reason: str) -> Rendition:
     return Rendition(
         audience=str(audience) if isinstance(audience, Audience) else "invalid",
         texts={"subject": WITHHELD_TEXT, "body": WITHHELD_TEXT},
-        segments={p: (Segment(WITHHELD_TEXT, "personal", removed=True),)
+        segments={p: (Segment(WITHHELD_TEXT, "personal", removed=True, reason=reason),)
                   for p in ("subject", "body")},
         fields=(), name=nothing, email=nothing, phone=nothing, postal_address=nothing,
         reply_to=relay if isinstance(relay, str) else "", identity_shared=False,
@@ -440,12 +452,15 @@ def _valid_relay(relay: object) -> bool:
 
 def render(values: EntryValues, audience: Audience, *, consents: Sequence[ConsentEvent],
            findings: Mapping[str, Sequence[Finding]], agency_id: str | None,
-           relay_address: str, at: datetime, reveal: bool = False) -> Rendition:
+           relay_address: str, at: datetime, reveal: bool = False,
+           marks: Sequence[Mark] = ()) -> Rendition:
     """What ``audience`` may see of an entry (rules in the module docstring).
 
     ``agency_id`` is the agency the rendition is for (``agency``,
     ``cc_agency``). Places without findings are scanned here. ``reveal``
-    shows a records officer the contact data (the caller logs it). Never
+    shows a records officer the contact data (the caller logs it). ``marks``
+    (records officers' redactions) apply to ``public`` and
+    ``records_officer`` only. Never
     raises: unknown or broken input yields a rendition with everything
     withheld (reason ``invalid-input``).
     """
@@ -455,7 +470,7 @@ def render(values: EntryValues, audience: Audience, *, consents: Sequence[Consen
         return _withheld(audience, relay_address, "invalid-input")
     try:
         return _render(values, a, consents, findings, agency_id, relay_address, at,
-                       reveal is True)
+                       reveal is True, tuple(marks))
     except Exception:  # noqa: BLE001 - fail closed, by design
         return _withheld(a, relay_address, "invalid-input")
 
@@ -472,7 +487,7 @@ def _live_consent(consents: Sequence[ConsentEvent], agency_id: str | None,
 
 def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentEvent],
             findings: Mapping[str, Sequence[Finding]], agency_id: str | None, relay: str,
-            at: datetime, reveal: bool) -> Rendition:
+            at: datetime, reveal: bool, marks: tuple[Mark, ...]) -> Rendition:
     if not isinstance(values, EntryValues) or not _valid_relay(relay) \
             or not isinstance(findings, Mapping):
         return _withheld(audience, relay, "invalid-input")
@@ -485,7 +500,10 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
     grant = None
     if audience in (Audience.AGENCY, Audience.CC_AGENCY):
         grant = _live_consent(consents, agency_id, at)
-    policy = _Policy(audience, grant is not None, relay)
+    if not all(isinstance(m, Mark) for m in marks):
+        return _withheld(audience, relay, "invalid-input")
+    policy = _Policy(audience, grant is not None, relay,
+                     marks if audience in (Audience.PUBLIC, Audience.RECORDS_OFFICER) else ())
     patterns = contact_patterns(values)
     texts = _rendered_texts(values, findings, policy, patterns)
     if texts is None:
@@ -517,7 +535,7 @@ def _rendered_texts(values: EntryValues, findings: Mapping[str, Sequence[Finding
         if not isinstance(place, str) or not isinstance(text, str):
             return None
         found = findings.get(place)
-        rendered, segs, removed = _render_text(text, found, policy, patterns)
+        rendered, segs, removed = _render_text(text, found, policy, patterns, place)
         texts[place], segments[place] = rendered, segs
         removals.extend(Removal(place, k, why, s, e) for s, e, k, why in removed)
     texts.setdefault("subject", "")
@@ -538,7 +556,8 @@ def _rendered_fields(values: EntryValues, findings: Mapping[str, Sequence[Findin
         if shown is None:
             continue
         place = f"field:{name}"
-        rendered, _segs, removed = _render_text(shown, findings.get(place), policy, patterns)
+        rendered, _segs, removed = _render_text(shown, findings.get(place), policy, patterns,
+                                                place)
         fields.append((name, rendered))
         removals.extend(Removal(place, k, why, s, e) for s, e, k, why in removed)
     return fields, removals

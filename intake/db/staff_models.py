@@ -166,11 +166,12 @@ APPEND_ONLY_STAFF_TABLES = ("access_log", "staff_account_events")
 
 def _is_search_object(op: Any) -> bool:
     name = getattr(op, "table_name", None) or ""
-    if name.startswith(FTS_TABLE_PREFIX):
+    # The public records' search objects too (intake.db.publication_models, migration 0015).
+    if name.startswith((FTS_TABLE_PREFIX, "publications_fts")):
         return True
     if getattr(op, "column_name", None) == SEARCH_COLUMN:
         return True
-    return getattr(op, "index_name", None) == SEARCH_INDEX
+    return getattr(op, "index_name", None) in (SEARCH_INDEX, "ix_publications_search_vector")
 
 
 def _register_search_filter() -> None:

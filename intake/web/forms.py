@@ -132,11 +132,16 @@ def client_key() -> str:
 
 
 def select_locale() -> str:
-    # Only the public forms, and the staff pages that set g.page_lang (translated in full),
-    # are translated; other pages stay in English so their `lang` attribute is always true.
+    # The public forms and records, and the staff pages that set g.page_lang (translated in
+    # full), are translated; other pages stay in English so their `lang` attribute is true.
     page_lang = g.get("page_lang")
     if page_lang in LANGUAGES:
         return str(page_lang)
+    if request.blueprint == "records":
+        asked = request.args.get("lang", "")
+        if asked in LANGUAGES:
+            return asked
+        return request.accept_languages.best_match(LANGUAGES, default="en") or "en"
     if request.blueprint != "forms":
         return "en"
     lang = g.get("forms_lang")

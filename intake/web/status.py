@@ -15,6 +15,7 @@ from intake.runtime import Runtime
 from intake.services import renditions
 from intake.services.consent import consent_states, disclosures_for, record_consent
 from intake.services.links import entry_for_access_token
+from intake.services.publication import PUBLISHED, publication_state
 from intake.services.status import entry_for_link
 
 bp = Blueprint("status", __name__)
@@ -72,11 +73,12 @@ def view(token: str) -> ResponseReturnValue:
                                        agency_id=None, thread=False,
                                        relay_domain=runtime.settings.relay_domain)
         disclosures = list(disclosures_for(session, entry_id))
+        published = publication_state(session, entry_id) == PUBLISHED
         return render_template(
             "status/entry.html", entry=entry, subject=mine.subject, token=token,
             consents=consents,
             disclosures=disclosures, status_label=STATUS_LABELS.get(entry.status, entry.status),
-            agency_name=agencies.get(entry.agency_id or ""),
+            agency_name=agencies.get(entry.agency_id or ""), published=published,
             notice="Your consent has been withdrawn." if request.args.get("withdrawn") else None,
         )
 

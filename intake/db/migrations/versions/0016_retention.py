@@ -5,7 +5,7 @@ tables): it is the record that an entry's personal data was destroyed, or
 that it was archived, listed for review or kept.
 
 Revision ID: 0016
-Revises: 0014
+Revises: 0015
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from alembic import op
 from intake.db import append_only
 
 revision = "0016"
-down_revision = "0014"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,257 @@
+"""The records officers' review over HTTP: who may, marks, withholds, releases, the rule.
+
+Each action is checked where a user would notice it (the public pages and
+search) and where the records office reads it (timeline events, access log).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import select
+
+from intake import create_app
+from intake.db.models import Entry, Event
+from intake.db.publication_models import RedactionMark
+from intake.db.staff_models import AccessLogEntry
+from intake.runtime import Runtime
+from tests.conftest import Account, csrf, login, make_account, make_entry, make_settings
+from tests.web import test_records
+from tests.web.test_records import officer_client, publish, record_number_of
+
+# The portal tests' fixtures: the app on the parametrised runtime, a records officer of dot.
+app = test_records.app
+officer = test_records.officer
+
+
+def post(client: FlaskClient, entry_id: int, action: str, **data: str) -> str:
+    """POST an action on the review page; the page it leads to (with its flash message)."""
+    token = csrf(client, f"/staff/review/{entry_id}")
+    response = client.post(f"/staff/review/{entry_id}/{action}",
+                           data={"csrf_token": token, **data})
+    assert response.status_code == 303, response.status_code
+    return client.get(response.headers["Location"]).get_data(as_text=True)
+
+
+def events(runtime: Runtime, entry_id: int, kind: str) -> list[Event]:
+    with runtime.db.session() as s:
+        found = list(s.scalars(select(Event).where(Event.entry_id == entry_id,
+                                                   Event.kind == kind)))
+        s.expunge_all()
+        return found
+
+
+def access_rows(runtime: Runtime, entry_id: int, what: str) -> list[AccessLogEntry]:
+    with runtime.db.session() as s:
+        found = list(s.scalars(select(AccessLogEntry).where(
+            AccessLogEntry.entry_id == entry_id, AccessLogEntry.what == what)))
+        s.expunge_all()
+        return found
+
+
+def public_json(app: Flask, **args: str) -> list[str]:
+    data = app.test_client().get("/records", query_string={**args, "format": "json"})
+    return [r["record_number"] for r in json.loads(data.get_data(as_text=True))["records"]]
+
+
+def test_only_records_officers_of_the_owning_agency_reach_the_review(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = make_entry(runtime, "dot")
+    anonymous = app.test_client()
+    assert anonymous.get("/staff/review").status_code == 302
+    agent = make_account(runtime, "agent@dot.examplia.gov", "dot")
+    agent_client = app.test_client()
+    login(agent_client, agent)
+    assert agent_client.get("/staff/review").status_code == 403
+    assert agent_client.get(f"/staff/review/{entry_id}").status_code == 403
+    token = csrf(agent_client)
+    assert agent_client.post(f"/staff/review/{entry_id}/publish",
+                             data={"csrf_token": token}).status_code == 403
+    other = make_account(runtime, "records@parks.examplia.gov", "parks", role="records_officer")
+    other_client = app.test_client()
+    login(other_client, other)
+    assert other_client.get(f"/staff/review/{entry_id}").status_code == 404
+    token = csrf(other_client, "/staff/review")
+    assert other_client.post(f"/staff/review/{entry_id}/publish",
+                             data={"csrf_token": token}).status_code == 404
+    assert record_number_of(runtime, entry_id) not in other_client.get(
+        "/staff/review").get_data(as_text=True)
+    # Without the CSRF token nothing happens.
+    client = officer_client(app, officer)
+    assert client.post(f"/staff/review/{entry_id}/publish").status_code == 400
+    assert public_json(app) == []
+    make_entry(runtime, "dot", subject="Call me at (217) 555-0143", key="phone")
+    queue = client.get("/staff/review").get_data(as_text=True)
+    assert record_number_of(runtime, entry_id) in queue
+    assert "Pothole on Route 9" in queue  # the subject, as a records officer sees it
+    assert "555-0143" not in queue
+
+
+def test_a_literal_mark_hides_its_text_from_the_page_and_search_and_logs_no_text(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = make_entry(runtime, "dot", body="The pothole near the Quimbly bakery is deep.")
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    assert public_json(app, q="quimbly") == [number]
+
+    page = post(client, entry_id, "marks", how="literal", pattern="quimbly",
+                reason_code="preliminary", comment="names a private business")
+    assert "Redaction mark added." in page
+
+    public = app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert "Quimbly" not in public and "quimbly" not in public
+    assert ("[preliminary draft or recommendation withheld — KRS 61.878(1)(i)]"
+            in public)
+    assert "bakery is deep" in public
+    assert public_json(app, q="quimbly") == []
+    assert public_json(app, q="bakery") == [number]
+    with runtime.db.session() as s:
+        entry = s.get(Entry, entry_id)
+        assert entry is not None and "Quimbly" in entry.body  # the stored text is unchanged
+    [event] = events(runtime, entry_id, "redaction-marked")
+    assert event.detail["reason_code"] == "preliminary"
+    assert "quimbly" not in json.dumps(event.detail).lower()
+    [logged] = access_rows(runtime, entry_id, "review:mark")
+    assert logged.detail is not None and logged.detail["comment"] == "names a private business"
+
+
+def test_a_span_is_chosen_without_javascript_by_phrase_and_occurrence_or_offsets(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    body = "Bridge one is fine. Bridge two is broken. Bridge three is closed."
+    entry_id = make_entry(runtime, "dot", subject="Highway bridges", body=body)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    post(client, entry_id, "marks", how="span", pattern="bridge", occurrence="2",
+         place="body", reason_code="preliminary", comment="second one only")
+    start = body.index("three")
+    post(client, entry_id, "marks", how="span", place="body", start=str(start),
+         end=str(start + len("three")), reason_code="law-enforcement", comment="offsets")
+    public = app.test_client().get(f"/records/{record_number_of(runtime, entry_id)}")
+    text = public.get_data(as_text=True)
+    body_html = re.search(r'class="record-text record-body">(.*?)</div>', text, re.S)
+    assert body_html is not None
+    shown = re.sub(r"<mark[^>]*>\[([^\]]*)\]</mark>", r"<\1>", body_html.group(1))
+    assert shown == ("Bridge one is fine. <preliminary draft or recommendation withheld — "
+                     "KRS 61.878(1)(i)> two is broken. Bridge <law enforcement record "
+                     "withheld — KRS 61.878(1)(h)> is closed.")
+
+
+@pytest.mark.parametrize(("form", "problem"), [
+    ({"how": "literal", "pattern": "pothole", "reason_code": "preliminary", "comment": " "},
+     "A comment is required."),
+    ({"how": "literal", "pattern": "pothole", "reason_code": "made-up", "comment": "x"},
+     "Choose a reason."),
+    ({"how": "regex", "pattern": "(unclosed", "reason_code": "preliminary", "comment": "x"},
+     "That regular expression is not valid."),
+    ({"how": "regex", "pattern": "a*", "reason_code": "preliminary", "comment": "x"},
+     "That regular expression matches empty text."),
+    ({"how": "literal", "pattern": "zeppelin", "reason_code": "preliminary", "comment": "x"},
+     "Nothing in the entry matches; no mark added."),
+    ({"how": "span", "place": "body", "start": "5", "end": "500", "reason_code": "preliminary",
+      "comment": "x"}, "The span&#39;s start and end must lie inside that text"),
+    ({"how": "span", "place": "body", "pattern": "pothole", "occurrence": "9",
+      "reason_code": "preliminary", "comment": "x"}, "does not occur that often"),
+    ({"how": "literal", "pattern": "pothole", "place": "field:nope",
+      "reason_code": "preliminary", "comment": "x"}, "That part of the entry does not exist."),
+])
+def test_a_mark_the_officer_cannot_make_is_refused_with_a_reason(
+        app: Flask, runtime: Runtime, officer: Account, form: dict[str, str],
+        problem: str) -> None:
+    entry_id = make_entry(runtime, "dot", body="A pothole on the highway.")
+    page = post(officer_client(app, officer), entry_id, "marks", **form)
+    assert problem in page
+    with runtime.db.session() as s:
+        assert s.scalars(select(RedactionMark)).all() == []
+    assert events(runtime, entry_id, "redaction-marked") == []
+
+
+def test_a_withheld_entry_is_gone_from_the_public_until_lifted_and_published_again(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = make_entry(runtime, "dot")
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    assert public_json(app) == [number]
+
+    page = post(client, entry_id, "withhold", reason_code="law-enforcement", comment="")
+    assert "A comment is required." in page
+    assert public_json(app) == [number]
+    post(client, entry_id, "withhold", reason_code="law-enforcement",
+         comment="open investigation")
+    assert public_json(app) == []
+    assert app.test_client().get(f"/records/{number}").status_code == 404
+    [event] = events(runtime, entry_id, "withheld")
+    assert event.detail == {"reason_code": "law-enforcement", "citation": "KRS 61.878(1)(h)"}
+    assert access_rows(runtime, entry_id, "review:withhold")[0].detail == {
+        "reason_code": "law-enforcement", "citation": "KRS 61.878(1)(h)",
+        "comment": "open investigation"}
+    assert "KRS 61.878(1)(h)" in client.get("/staff/review").get_data(as_text=True)
+
+    page = post(client, entry_id, "publish")
+    assert "lift the withhold first" in page
+    assert public_json(app) == []
+    post(client, entry_id, "lift", comment="investigation closed")
+    assert public_json(app) == []  # lifting does not publish
+    publish(client, entry_id)
+    assert public_json(app) == [number]
+    kinds = [e.kind for e in events(runtime, entry_id, "published")]
+    assert kinds == ["published", "published"]
+    assert len(access_rows(runtime, entry_id, "review:lift-withhold")) == 1
+
+
+def test_an_entry_whose_rule_is_never_cannot_be_published(
+        tmp_path: Path, db_url: str, officer: Account) -> None:
+    records = tmp_path / "records.yaml"
+    records.write_text(
+        "version: 1\npublish: {default: after_review, agencies: {dot: never}}\n"
+        "reasons:\n  personal-information: {label: withheld, citation: 'CGS § 1-210(b)(2)'}\n")
+    runtime = Runtime(make_settings(tmp_path, db_url, INTAKE_RECORDS=str(records)))
+    runtime.rules.load()
+    try:
+        app_never = create_app(runtime=runtime)
+        account = make_account(runtime, "records2@dot.examplia.gov", "dot",
+                               role="records_officer")
+        client = app_never.test_client()
+        login(client, account)
+        entry_id = make_entry(runtime, "dot")
+        page = post(client, entry_id, "publish")
+        assert "it cannot be published" in page
+        assert public_json(app_never) == []
+        assert access_rows(runtime, entry_id, "review:publish")[0].detail == {
+            "allowed": "False", "reason": "rule-never"}
+    finally:
+        runtime.close()
+
+
+def test_a_released_attachment_is_offered_under_its_public_name(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = make_entry(runtime, "dot", name="Ada Lovelace",
+                          attachment=("Ada Lovelace photo.txt", b"the pothole, seen close"))
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    public = app.test_client()
+    assert "/attachments/" not in public.get(f"/records/{number}").get_data(as_text=True)
+    with runtime.db.session() as s:
+        from intake.db.models import Attachment
+
+        attachment_id = s.scalars(select(Attachment.id)).one()
+    assert public.get(f"/records/{number}/attachments/{attachment_id}").status_code == 404
+
+    post(client, entry_id, f"attachments/{attachment_id}/release", comment="shows the road")
+    page = public.get(f"/records/{number}").get_data(as_text=True)
+    assert f"/records/{number}/attachments/{attachment_id}" in page
+    assert "Lovelace" not in page
+    download = public.get(f"/records/{number}/attachments/{attachment_id}")
+    assert download.status_code == 200
+    assert download.get_data() == b"the pothole, seen close"
+    assert "Lovelace" not in download.headers["Content-Disposition"]
+    assert download.headers["Content-Type"] == "application/octet-stream"
+    [event] = events(runtime, entry_id, "attachment-released")
+    assert event.detail == {"attachment_id": attachment_id}
