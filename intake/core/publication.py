@@ -231,6 +231,7 @@ class PublishFacts:
     withheld: bool
     high_findings: int  # high-severity PII findings (a review clears them)
     attachments: int  # attachments are not scanned for publication: a review looks at them
+    destroyed: bool = False  # retention destroyed its personal data: never public again
 
 
 @dataclass(frozen=True)
@@ -241,6 +242,8 @@ class PublishDecision:
 
 def publish_decision(facts: PublishFacts, now: datetime) -> PublishDecision:
     """May the entry be public now? A refusal names why (see the module docstring)."""
+    if facts.destroyed:
+        return PublishDecision(False, "destroyed")
     if facts.withheld:
         return PublishDecision(False, "withheld")
     if facts.rule.mode is PublishMode.NEVER:

@@ -77,6 +77,7 @@ __all__ = [
 PUBLISHED = "published"
 WITHHELD = "withheld"
 UNPUBLISHED = "unpublished"
+DESTROYED = "destroyed"  # retention destroyed the entry's personal data (services/retention)
 PUBLISH_WORK = "publish"
 PAGE_SIZE = 20
 EXPORT_LIMIT = 1000
@@ -357,7 +358,32 @@ def facts_for(session: Session, entry: Entry, config: RecordsConfig, *,
         reviewed=reviewed or (publication is not None and publication.reviewed_at is not None
                               and publication.state == PUBLISHED),
         withheld=publication is not None and publication.state == WITHHELD,
+        destroyed=publication is not None and publication.state == DESTROYED,
         high_findings=int(high), attachments=int(attachments))
+
+
+def forget(session: Session, entry_ids: Sequence[int], now: datetime | None = None) -> None:
+    """Retention destroyed these entries' personal data: take them off the portal for good.
+
+    The public copy (subject and words, and with them the search index), the marks'
+    patterns and comments (a literal mark may be a name) and the attachment releases go;
+    the state becomes ``destroyed``, which the publish gate refuses, so neither an officer
+    nor an ``auto_after`` item can publish the blanked entry again.
+    """
+    ids = sorted(set(entry_ids))
+    if not ids:
+        return
+    now = now or utcnow()
+    for entry in session.scalars(select(Entry).where(Entry.id.in_(ids))):
+        publication = _upsert(session, entry, DESTROYED, now)
+        publication.public_subject = publication.public_text = ""
+        publication.published_at = None
+    for mark in session.scalars(select(RedactionMark).where(RedactionMark.entry_id.in_(ids))):
+        mark.pattern = mark.comment = ""
+    for release in session.scalars(select(AttachmentRelease)
+                                   .where(AttachmentRelease.entry_id.in_(ids))):
+        session.delete(release)
+    session.flush()
 
 
 def _public_words(rendition: Rendition) -> str:

@@ -78,6 +78,7 @@ from intake.db.retention_models import (
     LegalHoldEntry,
 )
 from intake.db.staff_models import AccessLogEntry, StaffAccount
+from intake.services import publication
 from intake.services.inbox import RECORDS_ROLES, InboxFilter, access_for, search_entry_ids
 
 log = logging.getLogger("intake.retention")
@@ -412,6 +413,7 @@ def destroy_entries(session: Session, entry_ids: Sequence[int]) -> list[int]:
                          [{"rid": rid, "blank": [{k: v for k, v in step.items() if k != "reason"}
                                                  for step in (trace or [])]}
                           for rid, trace in traces])
+    publication.forget(session, ids)
     session.expire_all()
     log.info("destroyed the personal data of %d entries", len(ids))
     return ids

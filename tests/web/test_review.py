@@ -255,3 +255,44 @@ def test_a_released_attachment_is_offered_under_its_public_name(
     assert download.headers["Content-Type"] == "application/octet-stream"
     [event] = events(runtime, entry_id, "attachment-released")
     assert event.detail == {"attachment_id": attachment_id}
+
+
+def test_an_entry_retention_destroyed_leaves_the_portal_for_good(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    """Retention's destroy takes a published entry off every public answer, blanks the
+    public copy and the marks (a literal mark may be a name), and the gate refuses to
+    publish it again."""
+    from intake.db.publication_models import Publication
+    from intake.services import retention
+
+    entry_id = make_entry(runtime, "dot", body="The pothole near the Quimbly bakery is deep.")
+    kept_id = make_entry(runtime, "dot", body="The pothole near the Zorvex garage is deep.")
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    publish(client, kept_id)
+    post(client, entry_id, "marks", how="literal", pattern="quimbly",
+         reason_code="preliminary", comment="names Quimbly's business")
+    number, kept = record_number_of(runtime, entry_id), record_number_of(runtime, kept_id)
+    assert public_json(app, q="bakery") == [number]
+
+    with runtime.db.session() as s:
+        assert retention.destroy_entries(s, [entry_id]) == [entry_id]
+        s.commit()
+
+    public = app.test_client()
+    missing = public.get("/records/EX-1999-999999")
+    gone = public.get(f"/records/{number}")
+    assert gone.status_code == 404 and gone.get_data() == missing.get_data()
+    assert public_json(app) == [kept]
+    assert public_json(app, q="bakery") == []
+    assert number not in public.get("/records", query_string={"format": "csv"}).get_data(
+        as_text=True)
+    with runtime.db.session() as s:
+        row = s.get(Publication, entry_id)
+        assert row is not None and row.state == "destroyed"
+        assert (row.public_subject, row.public_text) == ("", "")
+        marks = s.scalars(select(RedactionMark).where(RedactionMark.entry_id == entry_id)).all()
+        assert marks and all(m.pattern == "" and m.comment == "" for m in marks)
+    page = post(client, entry_id, "publish")
+    assert "destroyed under its retention schedule" in page
+    assert public.get(f"/records/{number}").status_code == 404

@@ -32,6 +32,8 @@ from intake.web.staff.views import _user, bp, login_required
 View = TypeVar("View", bound=Callable[..., ResponseReturnValue])
 
 REFUSALS = {
+    "destroyed": "Its personal data was destroyed under its retention schedule: it can never "
+                 "be published.",
     "withheld": "The entry is withheld: lift the withhold first.",
     "rule-never": "The publish rule for this form, agency or channel is never: it cannot be "
                   "published.",
