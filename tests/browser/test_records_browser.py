@@ -8,40 +8,15 @@ A/AA violations; the page's CSP stays on.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from intake import create_app
 from intake.runtime import Runtime
-from tests.browser.test_staff_browser import ARGS, CHROMIUM, WCAG
-from tests.conftest import free_port, make_account, make_entry, make_settings, service_missing
+from tests.browser.conftest import ARGS, CHROMIUM, WCAG
+from tests.conftest import make_account, make_entry
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]]:
-    if not CHROMIUM.exists():
-        service_missing("Chromium", f"{CHROMIUM} not installed")
-    from waitress.server import create_server
-
-    runtime = Runtime(make_settings(tmp_path, sqlite_url))
-    runtime.rules.load()
-    app = create_app(runtime=runtime)
-    port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{port}", runtime
-    finally:
-        server.close()
-        thread.join(timeout=5)
-        runtime.close()
 
 
 def test_records_pages_in_chromium(served: tuple[str, Runtime]) -> None:

@@ -4,7 +4,6 @@ keyboard alone, and works with JavaScript off."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,25 +12,17 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from intake import create_app
 from intake.core.retention import load_schedule_file
 from intake.db.models import Entry
 from intake.runtime import Runtime
 from intake.services import retention
+from tests.browser.conftest import ARGS, CHROMIUM, serve, violations
 from tests.conftest import (
     Account,
-    free_port,
     make_account,
     make_entry,
-    make_settings,
-    service_missing,
 )
 
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
-                                               "wcag22aa"]}}
 SCHEDULE = """\
 version: 1
 series:
@@ -54,31 +45,10 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]]:
-    if not CHROMIUM.exists():
-        service_missing("Chromium", f"{CHROMIUM} not installed")
-    from waitress.server import create_server
-
     schedule = tmp_path / "retention.yaml"
     schedule.write_text(SCHEDULE)
-    runtime = Runtime(make_settings(tmp_path, sqlite_url, INTAKE_RETENTION=str(schedule)))
-    runtime.rules.load()
-    app = create_app(runtime=runtime)
-    port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        yield f"http://localhost:{port}", runtime
-    finally:
-        server.close()
-        thread.join(timeout=5)
-        runtime.close()
-
-
-def _violations(axe: Any, page: Any) -> list[str]:
-    results = axe.run(page, options=WCAG)
-    return [f"{v['id']}: {v['help']} ({[n['target'] for n in v['nodes']][:3]})"
-            for v in results.response["violations"]]
+    with serve(tmp_path, sqlite_url, INTAKE_RETENTION=str(schedule)) as served:
+        yield served
 
 
 def _log_in(page: Any, base: str, account: Account) -> None:
@@ -113,7 +83,7 @@ def test_retention_pages_in_chromium(served: tuple[str, Runtime]) -> None:
     problems: dict[str, list[str]] = {}
 
     def check(page: Any, name: str) -> None:
-        found = _violations(axe, page)
+        found = violations(axe, page)
         if found:
             problems[name] = found
 

@@ -11,13 +11,10 @@ from sqlalchemy import select
 
 from intake.db.staff_models import StaffAccount, StaffAccountEvent
 from intake.runtime import Runtime
-from tests.browser.test_staff_browser import ARGS, CHROMIUM, served  # noqa: F401 - fixture
+from tests.browser.conftest import ARGS, CHROMIUM, WCAG
 from tests.conftest import make_account
 
 pytestmark = pytest.mark.slow
-
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa",
-                                              "wcag22aa"]}}
 
 WORDS = {
     "en": {"email": "E-mail address", "password": "Password", "continue": "Continue",
@@ -34,7 +31,7 @@ WORDS = {
 }
 
 
-def test_account_pages_in_english_and_spanish(served: tuple[str, Runtime]) -> None:  # noqa: F811
+def test_account_pages_in_english_and_spanish(served: tuple[str, Runtime]) -> None:
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
 

@@ -7,23 +7,15 @@ render inert (no dialog opens, no script runs). The page's CSP stays on.
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
-from intake import create_app
 from intake.db.models import Disclosure, Entry, ThreadMessage
 from intake.runtime import Runtime
-from tests.conftest import free_port, make_account, make_entry, make_settings, service_missing
-
-CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync", "--no-first-run"]
-WCAG = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
+from tests.browser.conftest import ARGS, CHROMIUM, violations
+from tests.conftest import make_account, make_entry
 
 XSS_SUBJECT = "<script>alert('subject')</script>"
 XSS_BODY = "<img src=x onerror=alert('body')> </textarea><script>alert('body2')</script>"
@@ -31,35 +23,6 @@ XSS_NAME = '"><svg onload=alert("name")>'
 XSS_FILE = "<img src=x onerror=alert('file')>.html"
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]]:
-    if not CHROMIUM.exists():
-        service_missing("Chromium", f"{CHROMIUM} not installed")
-    from waitress.server import create_server
-
-    runtime = Runtime(make_settings(tmp_path, sqlite_url))
-    runtime.rules.load()
-    app = create_app(runtime=runtime)
-    port = free_port()
-    server = create_server(app, host="127.0.0.1", port=port)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        # "localhost": browsers keep Secure cookies for it over plain http.
-        yield f"http://localhost:{port}", runtime
-    finally:
-        server.close()
-        thread.join(timeout=5)
-        runtime.close()
-
-
-def _violations(axe: Any, page: Any) -> list[str]:
-    results = axe.run(page, options=WCAG)
-    return [f"{v['id']}: {v['help']} ({len(v['nodes'])} nodes: "
-            f"{[n['target'] for n in v['nodes']][:3]})"
-            for v in results.response["violations"]]
 
 
 def test_staff_flow_in_chromium(served: tuple[str, Runtime]) -> None:
@@ -81,7 +44,7 @@ def test_staff_flow_in_chromium(served: tuple[str, Runtime]) -> None:
     problems: dict[str, list[str]] = {}
 
     def check(page: Any, name: str) -> None:
-        found = _violations(axe, page)
+        found = violations(axe, page)
         if found:
             problems[name] = found
 
@@ -153,7 +116,7 @@ def test_staff_flow_in_chromium(served: tuple[str, Runtime]) -> None:
             # The checker itself can fail: an unlabelled field is a violation.
             page.evaluate("document.querySelector('main').appendChild("
                           "document.createElement('input'))")
-            assert any(v.startswith("label:") for v in _violations(axe, page))
+            assert any(v.startswith("label:") for v in violations(axe, page))
             page.goto(f"{base}/staff/inbox")
             assert "/staff/login" in page.url
             context.close()
