@@ -109,20 +109,19 @@ class Runtime:
 def configure_logging(level: str) -> None:
     """Plain one-line logs on stderr. Messages carry ids, never personal data."""
     root = logging.getLogger()
+    # Libraries that log message contents or arguments at INFO/DEBUG stay quiet, whatever
+    # INTAKE_LOG_LEVEL says, on every call (a second call must not leave them as they were):
+    # IMAPClient logs the whole IMAP conversation at DEBUG, the fetched mail included.
+    for noisy in QUIET_LIBRARIES:
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
+    root.setLevel(level)
     if any(getattr(h, "_intake", False) for h in root.handlers):
-        root.setLevel(level)
         return
     handler = logging.StreamHandler(sys.stderr)
     # One line per record, control characters from input escaped (intake.logsafe).
     handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     handler._intake = True  # type: ignore[attr-defined]
     root.addHandler(handler)
-    root.setLevel(level)
-    # Libraries that log message contents or arguments at INFO/DEBUG stay quiet, whatever
-    # INTAKE_LOG_LEVEL says: IMAPClient logs the whole IMAP conversation at DEBUG, the
-    # fetched mail included.
-    for noisy in QUIET_LIBRARIES:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLevelName(level)))
 
 
 QUIET_LIBRARIES = ("dramatiq", "pika", "waitress", "alembic", "imapclient")
