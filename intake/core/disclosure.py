@@ -72,9 +72,11 @@ _ALLOWED_KINDS: dict[Purpose, frozenset[str]] = {
     Purpose.RESPOND: frozenset({"submitter"}),
     Purpose.REDIRECT: frozenset({"agency"}),
     Purpose.SHARE_IDENTITY: frozenset({"agency"}),
-    # A court order or statute may name an agency or an outside body
-    # (a court, law enforcement); never "the public" or a statistics sink.
-    Purpose.LEGAL: frozenset({"agency", "third-party"}),
+    # A court order or statute may name an agency or an outside body (a court,
+    # law enforcement), or make a value public: a records officer's release of
+    # personal information on the public records portal under a cited law (P3,
+    # P9). Like every legal disclosure it needs a citation; never a statistics sink.
+    Purpose.LEGAL: frozenset({"agency", "third-party", "public"}),
     Purpose.STATISTICS: frozenset({"statistics"}),
 }
 
