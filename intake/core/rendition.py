@@ -38,12 +38,12 @@ reason code ``<code>``, :mod:`intake.core.publication`).
 Releases (:class:`Release`) undo ONE automatic removal each in the ``public``
 and ``records_officer`` renditions: a records officer released that value to
 the public under law, through the disclosure gate (P9). A release names the
-place, the offsets and a digest of the exact text there; it applies only
-while the stored text still holds that text at that place, only where every
-automatic removal of exactly that span is of a releasable kind (a name, a
-phone number, a street address, an e-mail address that is not the
-submitter's: never a P6 value, never the submitter's own address, P5), and a
-removal that overlaps it only partly (a mark, a longer finding) still wins.
+place, the offsets into the stored text (which never changes) and the kind
+released; it applies only where every automatic removal of exactly that span
+is of that kind and the kind is releasable (a name, a phone number, a street
+address, an e-mail address that is not the submitter's: never a P6 value,
+never the submitter's own address, P5), and a removal that overlaps it only
+partly (a mark, a longer finding) still wins.
 The released segment is kept with reason ``released-under-law``; every
 other occurrence of the same value stays removed.
 
@@ -56,7 +56,6 @@ Pure standard library plus :mod:`intake.core`: no I/O.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -80,7 +79,6 @@ __all__ = [
     "contact_patterns",
     "email_pattern",
     "name_pattern",
-    "release_digest",
     "render",
     "scrub",
     "search_text",
@@ -184,29 +182,13 @@ class Rendition:
 
 @dataclass(frozen=True)
 class Release:
-    """One automatic removal a records officer released to the public under law.
-
-    ``digest`` is :func:`release_digest` of the released text with ``salt``:
-    the release names the exact text without holding it.
-    """
+    """One automatic removal (``kind`` at ``place[start:end]`` of the stored text) that a
+    records officer released to the public under law. It holds no value."""
 
     place: str
     start: int
     end: int
-    salt: str
-    digest: str
-
-
-def release_digest(salt: str, place: str, start: int, end: int, value: str) -> str:
-    """The digest binding a release to the exact text at ``place[start:end]``."""
-    raw = "\0".join((salt, place, str(start), str(end), value))
-    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _released_here(release: Release, place: str, text: str) -> bool:
-    return (release.place == place and 0 <= release.start < release.end <= len(text)
-            and release_digest(release.salt, place, release.start, release.end,
-                               text[release.start:release.end]) == release.digest)
+    kind: str
 
 
 # -- patterns for the submitter's own contact values -----------------------------------
@@ -437,12 +419,13 @@ def _apply_releases(spans: list[tuple[int, int, str, str | None, str]], policy: 
                     place: str, text: str) -> list[tuple[int, int, str, str | None, str]]:
     """Keep each released span whose removals (of exactly that span) are all releasable."""
     for release in policy.releases:
-        if not _released_here(release, place, text):
+        if release.place != place or release.kind not in RELEASABLE_KINDS \
+                or not 0 <= release.start < release.end <= len(text):
             continue
         exact = [s for s in spans if (s[0], s[1]) == (release.start, release.end)
                  and s[3] is not None]
-        if not exact or any(s[2] not in RELEASABLE_KINDS for s in exact):
-            continue  # nothing removed there, or the submitter's address / a P6 value
+        if not exact or any(s[2] != release.kind for s in exact):
+            continue  # nothing removed there, another kind, the submitter's address (P5)
         spans = [s for s in spans if s not in exact]
         spans.append((release.start, release.end, exact[0][2], None, RELEASED))
     return spans

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import base64
 import re
-import secrets
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -55,7 +54,6 @@ from intake.core.rendition import (
     Rendition,
     Segment,
     email_pattern,
-    release_digest,
 )
 from intake.db.base import UTCDateTime
 from intake.db.models import (
@@ -304,9 +302,9 @@ def public_recipient(record_number: str) -> Recipient:
 
 
 def _releases(session: Session, entry_id: int) -> list[Release]:
-    """The values released under law for this entry: each a ``value-released`` event whose
-    ledger row is an allowed legal-obligation disclosure to the public. The ledger row
-    holds the digest of the exact text released; the event where it is and the salt."""
+    """The values released under law for this entry: each a ``value-released`` event (where,
+    which kind; never the value) whose ledger row is an allowed legal-obligation
+    disclosure to the public."""
     found = {int(e.detail["disclosure_id"]): e.detail for e in session.scalars(
         select(Event).where(Event.entry_id == entry_id, Event.kind == RELEASE_EVENT)
         .order_by(Event.id)) if isinstance(e.detail.get("disclosure_id"), int)}
@@ -319,14 +317,12 @@ def _releases(session: Session, entry_id: int) -> list[Release]:
     releases: list[Release] = []
     for disclosure_id, detail in found.items():
         row = ledger.get(disclosure_id)
-        salt, place = detail.get("salt"), detail.get("place")
+        place, kind = detail.get("place"), detail.get("kind")
         start, end = detail.get("start"), detail.get("end")
-        # Retention's destroy drops the salt: the release then never applies again.
-        if row is None or row.payload_sha256 is None or not isinstance(salt, str) \
-                or not isinstance(place, str) or not isinstance(start, int) \
-                or not isinstance(end, int):
+        if row is None or not isinstance(place, str) or not isinstance(kind, str) \
+                or not isinstance(start, int) or not isinstance(end, int):
             continue
-        releases.append(Release(place, start, end, salt, row.payload_sha256))
+        releases.append(Release(place, start, end, kind))
     return releases
 
 
@@ -454,11 +450,6 @@ def forget(session: Session, entry_ids: Sequence[int], now: datetime | None = No
     for release in session.scalars(select(AttachmentRelease)
                                    .where(AttachmentRelease.entry_id.in_(ids))):
         session.delete(release)
-    # Without its salt a release's digest in the (immutable) ledger can no longer be
-    # checked against a guessed value, and the release never applies again.
-    for event in session.scalars(select(Event).where(Event.entry_id.in_(ids),
-                                                     Event.kind == RELEASE_EVENT)):
-        event.detail = {k: v for k, v in event.detail.items() if k != "salt"}
     session.flush()
 
 
@@ -739,9 +730,7 @@ def release_value(session: Session, user: StaffAccount, entry: Entry, relay_doma
             and submitter_email.search(value):
         raise ReviewError("The submitter's own e-mail address is never released to the "
                           "public.")
-    salt = secrets.token_hex(16)
-    trial = [*releases, Release(place, start, end, salt,
-                                release_digest(salt, place, start, end, value))]
+    trial = [*releases, Release(place, start, end, removal.kind)]
     if _released_count(public_rendition(session, entry, relay_domain, releases=trial),
                        place) != _released_count(current, place) + 1:
         raise ReviewError("That redaction overlaps another one or is not one the public "
@@ -749,7 +738,7 @@ def release_value(session: Session, user: StaffAccount, entry: Entry, relay_doma
     [result] = disclose(session, [DisclosureRequest(
         entry_id=entry.id, recipient=public_recipient(entry.record_number),
         purpose=Purpose.LEGAL, nature=RELEASE_NATURE, citation=citation,
-        payload_sha256=trial[-1].digest, actor=actor_of(user))])
+        actor=actor_of(user))])
     decision = result.decision
     log_access(session, user, entry.id, "review:release-value", {
         "allowed": str(decision.allowed), "reason": decision.reason, "place": place,
@@ -762,7 +751,7 @@ def release_value(session: Session, user: StaffAccount, entry: Entry, relay_doma
                       detail={"disclosure_id": result.disclosure_id,
                               "disclosure_seq": result.seq, "place": place, "start": start,
                               "end": end, "kind": removal.kind,
-                              "citation": decision.citation, "salt": salt}))
+                              "citation": decision.citation}))
     session.flush()
     _refresh(session, entry, relay_domain)
     return decision

@@ -449,3 +449,33 @@ def test_another_agencys_officer_cannot_release(
     assert ledger_releases(runtime, entry_id) == []
     assert "Quade" not in app.test_client().get(
         f"/records/{record_number_of(runtime, entry_id)}").get_data(as_text=True)
+
+
+def test_a_release_ends_with_retentions_destroy(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    """Destroy blanks the stored texts: the release (offsets into them) shows nothing,
+    the entry is off the portal for good, the ledger chain still verifies."""
+    from intake.services import publication, retention
+
+    entry_id = release_entry(runtime)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    start = stored_body(runtime, entry_id).index("Hollis Quade")
+    page = post(client, entry_id, "release-value", span=f"body:{start}:{start + 12}",
+                citation="KRS 61.870(2)", comment="an official acting in office")
+    assert "Released to the public" in page
+    with runtime.db.session() as s:
+        assert retention.destroy_entries(s, [entry_id]) == [entry_id]
+        s.commit()
+    assert app.test_client().get(f"/records/{number}").status_code == 404
+    with runtime.db.session() as s:
+        entry = s.get(Entry, entry_id)
+        assert entry is not None
+        shown = publication.public_rendition(s, entry, runtime.settings.relay_domain)
+        assert "Quade" not in shown.body
+        assert all(r.verdict.ok for r in verify_chains(s))
+    page = post(client, entry_id, "release-value", span=f"body:{start}:{start + 12}",
+                citation="KRS 61.870(2)", comment="again")
+    assert "destroyed under its retention schedule" in page
+    assert len(ledger_releases(runtime, entry_id)) == 1
