@@ -69,6 +69,8 @@ from intake.core.publication import Mark, mark_reason, mark_spans
 
 __all__ = [
     "ANONYMOUS_NAME",
+    "RELEASABLE_KINDS",
+    "RELEASED",
     "Audience",
     "ContactItem",
     "EntryValues",

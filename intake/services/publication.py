@@ -49,6 +49,7 @@ from intake.core.publication import (
     publish_decision,
 )
 from intake.core.rendition import (
+    RELEASABLE_KINDS,
     RELEASED,
     Release,
     Rendition,
@@ -723,6 +724,9 @@ def release_value(session: Session, user: StaffAccount, entry: Entry, relay_doma
         raise ReviewError("That value (a Social Security, card or bank number, or other "
                           "information people are asked not to send) is kept only as a "
                           "marker, never in clear: it cannot be released.")
+    if removal.kind not in RELEASABLE_KINDS:
+        raise ReviewError("Only a name, a phone number, a street address or an e-mail "
+                          "address can be released.")
     values = entry_values(session, entry, thread=False)
     value = values.texts.get(place, "")[start:end]
     submitter_email = email_pattern(values.email)
