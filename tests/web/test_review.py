@@ -479,3 +479,26 @@ def test_a_release_ends_with_retentions_destroy(
                 citation="KRS 61.870(2)", comment="again")
     assert "destroyed under its retention schedule" in page
     assert len(ledger_releases(runtime, entry_id)) == 1
+
+
+def test_an_officials_office_address_can_be_released_the_submitters_never(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    body = ("The county clerk (clerk.office@county.examplia.gov) closed the lane. "
+            "Reply to me at hquade@example.org.")
+    entry_id = make_entry(runtime, "dot", subject="Lane closure", body=body,
+                          name="Hollis Quade", email="hquade@example.org")
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    choices = redactions(client.get(f"/staff/review/{entry_id}").get_data(as_text=True))
+    office, own = choices["e-mail address"]
+    page = post(client, entry_id, "release-value", span=own, citation="KRS 61.870(2)",
+                comment="try")
+    assert "The submitter&#39;s own e-mail address is never released" in page
+    page = post(client, entry_id, "release-value", span=office, citation="KRS 61.870(2)",
+                comment="the office's published address")
+    assert "Released to the public under KRS 61.870(2)." in page
+    public = app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert "clerk.office@county.examplia.gov" in public
+    assert "hquade" not in public
+    assert [r.allowed for r in ledger_releases(runtime, entry_id)] == [True]
