@@ -255,7 +255,10 @@ def _decide(
         cited = valid_citation(citation)
         if cited is None:
             return _refuse("citation-required", purpose)
-        return _allow("law", purpose, Basis.LAW, include_identity=True, citation=cited)
+        # A release to the public is one value the public rendition shows (never the
+        # submitter's address, P5): the submitter's identity does not travel with it.
+        return _allow("law", purpose, Basis.LAW, include_identity=recipient.kind != "public",
+                      citation=cited)
 
     if purpose is Purpose.STATISTICS:
         if personal is not False:

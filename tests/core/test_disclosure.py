@@ -191,6 +191,8 @@ def test_legal_release_to_the_public_needs_a_citation() -> None:
     dec = d(Purpose.LEGAL, PUBLIC, citation="  KRS 61.878(1)(a) ")
     assert (dec.allowed, dec.reason, dec.basis, dec.citation) == (
         True, "law", Basis.LAW, "KRS 61.878(1)(a)")
+    # One released value, shown by the public rendition: the identity does not travel.
+    assert dec.include_identity is False
     for citation in (None, "", "   ", "the law", "61.878", "KRS 61\n878", "K1" * 101):
         refused = d(Purpose.LEGAL, PUBLIC, citation=citation)
         assert (refused.allowed, refused.reason, refused.citation) == (

@@ -369,6 +369,7 @@ def test_an_officer_releases_one_name_under_law_and_the_portal_shows_it_and_noth
         True, "legal-obligation", "law", "law", "KRS 61.870(2)")
     assert (row.recipient_kind, row.recipient_address) == ("public", f"/records/{number}")
     assert row.actor == f"staff:{officer.id}" and row.work_item_id is None
+    assert row.include_identity is False  # the accounting says: your address not shared
     with runtime.db.session() as s:
         assert all(r.verdict.ok for r in verify_chains(s))
     [event] = events(runtime, entry_id, "value-released")
