@@ -72,9 +72,11 @@ _ALLOWED_KINDS: dict[Purpose, frozenset[str]] = {
     Purpose.RESPOND: frozenset({"submitter"}),
     Purpose.REDIRECT: frozenset({"agency"}),
     Purpose.SHARE_IDENTITY: frozenset({"agency"}),
-    # A court order or statute may name an agency or an outside body
-    # (a court, law enforcement); never "the public" or a statistics sink.
-    Purpose.LEGAL: frozenset({"agency", "third-party"}),
+    # A court order or statute may name an agency or an outside body (a court,
+    # law enforcement), or make a value public: a records officer's release of
+    # personal information on the public records portal under a cited law (P3,
+    # P9). Like every legal disclosure it needs a citation; never a statistics sink.
+    Purpose.LEGAL: frozenset({"agency", "third-party", "public"}),
     Purpose.STATISTICS: frozenset({"statistics"}),
 }
 
@@ -253,7 +255,10 @@ def _decide(
         cited = valid_citation(citation)
         if cited is None:
             return _refuse("citation-required", purpose)
-        return _allow("law", purpose, Basis.LAW, include_identity=True, citation=cited)
+        # A release to the public is one value the public rendition shows (never the
+        # submitter's address, P5): the submitter's identity does not travel with it.
+        return _allow("law", purpose, Basis.LAW, include_identity=recipient.kind != "public",
+                      citation=cited)
 
     if purpose is Purpose.STATISTICS:
         if personal is not False:

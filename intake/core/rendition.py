@@ -35,6 +35,18 @@ through a reveal), ``public-record`` (the public never sees contact data),
 ``invalid-input``, ``mark:<code>`` (a records officer's redaction mark with
 reason code ``<code>``, :mod:`intake.core.publication`).
 
+Releases (:class:`Release`) undo ONE automatic removal each in the ``public``
+and ``records_officer`` renditions: a records officer released that value to
+the public under law, through the disclosure gate (P9). A release names the
+place, the offsets into the stored text (which never changes) and the kind
+released; it applies only where every automatic removal of exactly that span
+is of that kind and the kind is releasable (a name, a phone number, a street
+address, an e-mail address that is not the submitter's: never a P6 value,
+never the submitter's own address, P5), and a removal that overlaps it only
+partly (a mark, a longer finding) still wins.
+The released segment is kept with reason ``released-under-law``; every
+other occurrence of the same value stays removed.
+
 Marks apply in the ``public`` and ``records_officer`` renditions only, at
 render time: the stored texts never change. Every removed segment carries its
 reason, so a page can show each redaction with its reason and citation.
@@ -57,9 +69,12 @@ from intake.core.publication import Mark, mark_reason, mark_spans
 
 __all__ = [
     "ANONYMOUS_NAME",
+    "RELEASABLE_KINDS",
+    "RELEASED",
     "Audience",
     "ContactItem",
     "EntryValues",
+    "Release",
     "Removal",
     "Rendition",
     "Segment",
@@ -77,6 +92,12 @@ WITHHELD_TEXT = "[withheld]"
 _DETECT_KEY = b"rendition: hashes are not kept"
 
 CONTACT_KINDS = frozenset({"email", "phone", "street_address", "name"})
+#: The reason of a segment kept because a records officer released it under law.
+RELEASED = "released-under-law"
+#: What a release may undo: contact kinds (P2). P6 kinds are markers at rest, and the
+#: submitter's own address is never released (P5), whatever span it is found in.
+RELEASABLE_KINDS = CONTACT_KINDS
+_SUBMITTER_EMAIL = "submitter-email"  # internal tag of the submitter's address spans
 #: Kept for agencies as a flag (the birth date that makes it identifying is P6).
 _AGENCY_FLAGS = frozenset({"combination"})
 
@@ -159,6 +180,17 @@ class Rendition:
 
     def text(self, place: str) -> str:
         return self.texts.get(place, "")
+
+
+@dataclass(frozen=True)
+class Release:
+    """One automatic removal (``kind`` at ``place[start:end]`` of the stored text) that a
+    records officer released to the public under law. It holds no value."""
+
+    place: str
+    start: int
+    end: int
+    kind: str
 
 
 # -- patterns for the submitter's own contact values -----------------------------------
@@ -288,7 +320,7 @@ def scrub(text: str, spans: Sequence[tuple[int, int, str, str | None, str]]
         if s.start > pos:
             segments.append(Segment(text[pos:s.start]))
         if s.replacement is None:
-            segments.append(Segment(text[s.start:s.end], s.kind))
+            segments.append(Segment(text[s.start:s.end], s.kind, reason=s.reason or None))
         else:
             segments.append(Segment(s.replacement, s.kind, removed=True, reason=s.reason))
             removals.append((s.start, s.end, s.kind, s.reason))
@@ -307,6 +339,7 @@ class _Policy:
     consented: bool
     relay: str
     marks: tuple[Mark, ...] = ()
+    releases: tuple[Release, ...] = ()
 
     def contact_rule(self, kind: str) -> tuple[str | None, str] | None:
         """None: the submitter's own value of ``kind`` is kept; else (replacement, reason)."""
@@ -354,8 +387,9 @@ def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
         rule = policy.contact_rule(kind)
         if rule is None:
             continue
+        tag = _SUBMITTER_EMAIL if kind == "email" else kind
         for pattern in kind_patterns:
-            spans.extend((m.start(), m.end(), kind, rule[0], rule[1])
+            spans.extend((m.start(), m.end(), tag, rule[0], rule[1])
                          for m in pattern.finditer(text))
     for f in findings:
         if not isinstance(f, Finding) or not isinstance(f.start, int) \
@@ -364,15 +398,39 @@ def _render_text(text: str, findings: Sequence[Finding] | None, policy: _Policy,
         rule = policy.finding_rule(f.kind)
         spans.append((f.start, f.end, f.kind, None, "") if rule is None
                      else (f.start, f.end, f.kind, rule[0], rule[1]))
+    spans = _apply_releases(spans, policy, place, text)
     for mark in policy.marks:
         spans.extend((start, end, "marked", WITHHELD_TEXT, mark_reason(mark.reason_code))
                      for start, end in mark_spans(mark, place, text))
     rendered, segments, removals = scrub(text, spans)
-    if policy.hides_contact and _trace_left(rendered, policy, patterns):
+    segments = tuple(Segment(seg.text, "email", seg.removed, seg.reason)
+                     if seg.kind == _SUBMITTER_EMAIL else seg for seg in segments)
+    removals = tuple((s, e, "email" if k == _SUBMITTER_EMAIL else k, why)
+                     for s, e, k, why in removals)
+    # A released value may be the submitter's own name: it is not a trace left behind.
+    checked = "\0".join(seg.text for seg in segments if seg.reason != RELEASED) \
+        if policy.releases else rendered
+    if policy.hides_contact and _trace_left(checked, policy, patterns):
         return (WITHHELD_TEXT, (Segment(WITHHELD_TEXT, "personal", removed=True,
                                         reason="redaction-failed"),),
                 [(0, len(text), "personal", "redaction-failed")])
     return rendered, segments, list(removals)
+
+
+def _apply_releases(spans: list[tuple[int, int, str, str | None, str]], policy: _Policy,
+                    place: str, text: str) -> list[tuple[int, int, str, str | None, str]]:
+    """Keep each released span whose removals (of exactly that span) are all releasable."""
+    for release in policy.releases:
+        if release.place != place or release.kind not in RELEASABLE_KINDS \
+                or not 0 <= release.start < release.end <= len(text):
+            continue
+        exact = [s for s in spans if (s[0], s[1]) == (release.start, release.end)
+                 and s[3] is not None]
+        if not exact or any(s[2] != release.kind for s in exact):
+            continue  # nothing removed there, another kind, the submitter's address (P5)
+        spans = [s for s in spans if s not in exact]
+        spans.append((release.start, release.end, exact[0][2], None, RELEASED))
+    return spans
 
 
 def _trace_left(rendered: str, policy: _Policy, patterns: _Patterns) -> bool:
@@ -453,14 +511,14 @@ def _valid_relay(relay: object) -> bool:
 def render(values: EntryValues, audience: Audience, *, consents: Sequence[ConsentEvent],
            findings: Mapping[str, Sequence[Finding]], agency_id: str | None,
            relay_address: str, at: datetime, reveal: bool = False,
-           marks: Sequence[Mark] = ()) -> Rendition:
+           marks: Sequence[Mark] = (), releases: Sequence[Release] = ()) -> Rendition:
     """What ``audience`` may see of an entry (rules in the module docstring).
 
     ``agency_id`` is the agency the rendition is for (``agency``,
     ``cc_agency``). Places without findings are scanned here. ``reveal``
     shows a records officer the contact data (the caller logs it). ``marks``
     (records officers' redactions) apply to ``public`` and
-    ``records_officer`` only. Never
+    ``records_officer`` only, and so do ``releases`` (values released under law). Never
     raises: unknown or broken input yields a rendition with everything
     withheld (reason ``invalid-input``).
     """
@@ -470,7 +528,7 @@ def render(values: EntryValues, audience: Audience, *, consents: Sequence[Consen
         return _withheld(audience, relay_address, "invalid-input")
     try:
         return _render(values, a, consents, findings, agency_id, relay_address, at,
-                       reveal is True, tuple(marks))
+                       reveal is True, tuple(marks), tuple(releases))
     except Exception:  # noqa: BLE001 - fail closed, by design
         return _withheld(a, relay_address, "invalid-input")
 
@@ -487,7 +545,8 @@ def _live_consent(consents: Sequence[ConsentEvent], agency_id: str | None,
 
 def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentEvent],
             findings: Mapping[str, Sequence[Finding]], agency_id: str | None, relay: str,
-            at: datetime, reveal: bool, marks: tuple[Mark, ...]) -> Rendition:
+            at: datetime, reveal: bool, marks: tuple[Mark, ...],
+            releases: tuple[Release, ...] = ()) -> Rendition:
     if not isinstance(values, EntryValues) or not _valid_relay(relay) \
             or not isinstance(findings, Mapping):
         return _withheld(audience, relay, "invalid-input")
@@ -500,10 +559,13 @@ def _render(values: EntryValues, audience: Audience, consents: Sequence[ConsentE
     grant = None
     if audience in (Audience.AGENCY, Audience.CC_AGENCY):
         grant = _live_consent(consents, agency_id, at)
-    if not all(isinstance(m, Mark) for m in marks):
+    if not all(isinstance(m, Mark) for m in marks) \
+            or not all(isinstance(r, Release) for r in releases):
         return _withheld(audience, relay, "invalid-input")
+    officer_or_public = audience in (Audience.PUBLIC, Audience.RECORDS_OFFICER)
     policy = _Policy(audience, grant is not None, relay,
-                     marks if audience in (Audience.PUBLIC, Audience.RECORDS_OFFICER) else ())
+                     marks if officer_or_public else (),
+                     releases if officer_or_public else ())
     patterns = contact_patterns(values)
     texts = _rendered_texts(values, findings, policy, patterns)
     if texts is None:

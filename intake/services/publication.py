@@ -5,9 +5,13 @@
   public only while its ``publications`` row says ``published``.
 - :func:`public_page` / :func:`public_record` answer the portal.
 - :func:`approve`, :func:`withhold`, :func:`lift_withhold`, :func:`unpublish`,
-  :func:`add_mark` and :func:`release_attachment` are the records officer's
-  actions; each writes an event on the entry's timeline and a row in the
-  access log (never the marked text itself: it may be personal data).
+  :func:`add_mark`, :func:`release_attachment` and :func:`release_value` are the
+  records officer's actions; each writes an event on the entry's timeline and a
+  row in the access log (never the marked or released text itself: it may be
+  personal data).
+- :func:`release_value` releases ONE automatic redaction of the public rendition
+  under a cited law: through the disclosure gate (``legal-obligation`` to the
+  public, P9), so the ledger records it; only an allowed decision releases.
 - :func:`schedule_auto_publish` (after routing) queues a ``publish`` work item
   for the day an ``auto_after`` rule allows publication; :func:`publish_due`
   performs it through the same decision (:func:`intake.core.publication.
@@ -30,6 +34,8 @@ import yaml
 from sqlalchemy import Select, func, literal, literal_column, select, text, tuple_
 from sqlalchemy.orm import Session
 
+from intake.core.consent import Purpose
+from intake.core.disclosure import Decision, Recipient
 from intake.core.pii import SENSITIVE_KINDS
 from intake.core.publication import (
     Mark,
@@ -42,13 +48,34 @@ from intake.core.publication import (
     load_records_config,
     publish_decision,
 )
-from intake.core.rendition import Rendition
+from intake.core.rendition import (
+    RELEASABLE_KINDS,
+    RELEASED,
+    Release,
+    Rendition,
+    Segment,
+    email_pattern,
+)
 from intake.db.base import UTCDateTime
-from intake.db.models import Attachment, Entry, Event, PiiFinding, WorkItem, utcnow
+from intake.db.models import (
+    Attachment,
+    Disclosure,
+    Entry,
+    Event,
+    PiiFinding,
+    WorkItem,
+    utcnow,
+)
 from intake.db.publication_models import AttachmentRelease, Publication, RedactionMark
 from intake.db.staff_models import StaffAccount
+from intake.services.gate import DisclosureRequest, disclose
 from intake.services.inbox import actor_of, log_access
-from intake.services.renditions import Audience, render_entry, render_many_subjects
+from intake.services.renditions import (
+    Audience,
+    entry_values,
+    render_entry,
+    render_many_subjects,
+)
 from intake.services.work import enqueue
 from intake.settings import Settings
 
@@ -68,6 +95,7 @@ __all__ = [
     "public_record",
     "published_entries",
     "release_attachment",
+    "release_value",
     "review_queue",
     "schedule_auto_publish",
     "unpublish",
@@ -263,13 +291,53 @@ def _attachment_names(session: Session, entry_id: int, released_only: bool
     return {f"attachment:{a}": name for a, name in session.execute(stmt.order_by(Attachment.id))}
 
 
+RELEASE_EVENT = "value-released"
+RELEASE_NATURE = "records-release"
+
+
+def public_recipient(record_number: str) -> Recipient:
+    """The recipient of a release under law: the public, on the record's portal page."""
+    return Recipient(kind="public", id="public-records-portal",
+                     name="The public (public records portal)",
+                     address=f"/records/{record_number}")
+
+
+def _releases(session: Session, entry_id: int) -> list[Release]:
+    """The values released under law for this entry: each a ``value-released`` event (where,
+    which kind; never the value) whose ledger row is an allowed legal-obligation
+    disclosure to the public."""
+    found = {int(e.detail["disclosure_id"]): e.detail for e in session.scalars(
+        select(Event).where(Event.entry_id == entry_id, Event.kind == RELEASE_EVENT)
+        .order_by(Event.id)) if isinstance(e.detail.get("disclosure_id"), int)}
+    if not found:
+        return []
+    ledger = {row.id: row for row in session.scalars(select(Disclosure).where(
+        Disclosure.id.in_(list(found)), Disclosure.entry_id == entry_id,
+        Disclosure.allowed.is_(True), Disclosure.purpose == Purpose.LEGAL.value,
+        Disclosure.recipient_kind == "public", Disclosure.nature == RELEASE_NATURE))}
+    releases: list[Release] = []
+    for disclosure_id, detail in found.items():
+        row = ledger.get(disclosure_id)
+        place, kind = detail.get("place"), detail.get("kind")
+        start, end = detail.get("start"), detail.get("end")
+        if row is None or not isinstance(place, str) or not isinstance(kind, str) \
+                or not isinstance(start, int) or not isinstance(end, int):
+            continue
+        releases.append(Release(place, start, end, kind))
+    return releases
+
+
 def public_rendition(session: Session, entry: Entry, relay_domain: str,
-                     extra: Mapping[str, str] | None = None) -> Rendition:
-    """The entry as the public sees it: every finding, contact trace and mark removed.
-    ``extra``: more texts by place (the released attachments' names)."""
+                     extra: Mapping[str, str] | None = None,
+                     releases: Sequence[Release] | None = None) -> Rendition:
+    """The entry as the public sees it: every finding, contact trace and mark removed,
+    but the values released under law. ``extra``: more texts by place (the released
+    attachments' names); ``releases``: instead of the recorded ones (a trial)."""
     return render_entry(session, entry, Audience.PUBLIC, agency_id=None,
                         relay_domain=relay_domain, thread=False, extra=extra,
-                        marks=_marks(session, entry.id))
+                        marks=_marks(session, entry.id),
+                        releases=_releases(session, entry.id) if releases is None
+                        else releases)
 
 
 def _public_timeline(session: Session, entry: Entry) -> tuple[TimelineStep, ...]:
@@ -501,8 +569,6 @@ def unpublish(session: Session, user: StaffAccount, entry: Entry, comment: str) 
 
 def entry_places(session: Session, entry: Entry) -> dict[str, str]:
     """The texts a mark may cover, by place (as stored: span offsets refer to them)."""
-    from intake.services.renditions import entry_values
-
     values = entry_values(session, entry, thread=False)
     places = dict(values.texts)
     places.update(_attachment_names(session, entry.id, released_only=False))
@@ -580,6 +646,121 @@ def release_attachment(session: Session, user: StaffAccount, entry: Entry,
                                                             "comment": comment})
 
 
+# -- a release of personal information under law (P9) ---------------------------------------
+
+
+@dataclass(frozen=True)
+class ReleaseCandidate:
+    """One automatic removal of the public texts, with the public words around it."""
+
+    place: str
+    start: int
+    end: int
+    kind: str
+    reason: str
+    before: str
+    marker: str
+    after: str
+
+    @property
+    def key(self) -> str:
+        return f"{self.place}:{self.start}:{self.end}"
+
+
+def release_candidates(session: Session, entry: Entry, relay_domain: str
+                       ) -> list[ReleaseCandidate]:
+    """The automatic removals of the public subject and body (not the officers' marks),
+    each with the public text around it (no value: the officer reviews without a reveal)."""
+    rendition = public_rendition(session, entry, relay_domain)
+    found: list[ReleaseCandidate] = []
+    for place in ("subject", "body"):
+        segments: tuple[Segment, ...] = tuple(rendition.segments.get(place, ()))
+        removals = iter([r for r in rendition.removals if r.place == place])
+        for i, seg in enumerate(segments):
+            if not seg.removed:
+                continue
+            removal = next(removals, None)
+            if removal is None or removal.start < 0 or removal.reason.startswith("mark:") \
+                    or removal.reason == "redaction-failed":
+                continue
+            before = "".join(s.text for s in segments[:i])[-40:]
+            after = "".join(s.text for s in segments[i + 1:])[:40]
+            found.append(ReleaseCandidate(place, removal.start, removal.end, removal.kind,
+                                          removal.reason, before, seg.text, after))
+    return found
+
+
+def _released_count(rendition: Rendition, place: str) -> int:
+    return sum(1 for seg in rendition.segments.get(place, ()) if seg.reason == RELEASED)
+
+
+def release_value(session: Session, user: StaffAccount, entry: Entry, relay_domain: str, *,
+                  place: str, start: int, end: int, citation: str, comment: str) -> Decision:
+    """Release ONE automatic redaction of the public rendition under a cited law.
+
+    The disclosure gate decides (``legal-obligation`` to the public: allowed only
+    with a valid citation) and writes the ledger row, allowed or refused; only an
+    allowed decision adds the ``value-released`` event (where, which kind, the
+    citation; never the value) and refreshes the stored public words. The access log
+    has the attempt either way. :class:`ReviewError` (nothing written) for what can
+    never be released: a P6 value (a marker at rest), the submitter's own e-mail
+    address (P5), an officer's mark, a span that is not one automatic removal.
+    """
+    comment = _comment(comment)
+    publication = publication_of(session, entry.id)
+    if publication is not None and publication.state == DESTROYED:
+        raise ReviewError("Its personal data was destroyed under its retention schedule.")
+    releases = _releases(session, entry.id)
+    if any((r.place, r.start, r.end) == (place, start, end) for r in releases):
+        raise ReviewError("That value is already released.")
+    current = public_rendition(session, entry, relay_domain, releases=releases)
+    removal = next((r for r in current.removals
+                    if (r.place, r.start, r.end) == (place, start, end)), None)
+    if removal is None or place not in ("subject", "body"):
+        raise ReviewError("Choose one of the automatic redactions of the subject or message.")
+    if removal.reason.startswith("mark:"):
+        raise ReviewError("That is a records officer's mark, not an automatic redaction.")
+    if removal.kind in SENSITIVE_KINDS:
+        raise ReviewError("That value (a Social Security, card or bank number, or other "
+                          "information people are asked not to send) is kept only as a "
+                          "marker, never in clear: it cannot be released.")
+    if removal.kind not in RELEASABLE_KINDS:
+        raise ReviewError("Only a name, a phone number, a street address or an e-mail "
+                          "address can be released.")
+    values = entry_values(session, entry, thread=False)
+    value = values.texts.get(place, "")[start:end]
+    submitter_email = email_pattern(values.email)
+    if removal.kind == "email" and submitter_email is not None \
+            and submitter_email.search(value):
+        raise ReviewError("The submitter's own e-mail address is never released to the "
+                          "public.")
+    trial = [*releases, Release(place, start, end, removal.kind)]
+    if _released_count(public_rendition(session, entry, relay_domain, releases=trial),
+                       place) != _released_count(current, place) + 1:
+        raise ReviewError("That redaction overlaps another one or is not one the public "
+                          "rendition can release on its own.")
+    [result] = disclose(session, [DisclosureRequest(
+        entry_id=entry.id, recipient=public_recipient(entry.record_number),
+        purpose=Purpose.LEGAL, nature=RELEASE_NATURE, citation=citation,
+        actor=actor_of(user))])
+    decision = result.decision
+    log_access(session, user, entry.id, "review:release-value", {
+        "allowed": str(decision.allowed), "reason": decision.reason, "place": place,
+        "start": str(start), "end": str(end), "kind": removal.kind,
+        "citation": decision.citation or "", "comment": comment,
+        "disclosure_seq": str(result.seq)})
+    if not decision.allowed:
+        return decision
+    session.add(Event(entry_id=entry.id, kind=RELEASE_EVENT, actor=actor_of(user),
+                      detail={"disclosure_id": result.disclosure_id,
+                              "disclosure_seq": result.seq, "place": place, "start": start,
+                              "end": end, "kind": removal.kind,
+                              "citation": decision.citation}))
+    session.flush()
+    _refresh(session, entry, relay_domain)
+    return decision
+
+
 # -- the records officer's queue and entry ----------------------------------------------------
 
 
@@ -638,7 +819,8 @@ def officer_rendition(session: Session, entry: Entry, relay_domain: str) -> Rend
     """What the records officer reviews: the public texts with every removal and its reason."""
     return render_entry(session, entry, Audience.RECORDS_OFFICER, agency_id=None,
                         relay_domain=relay_domain, thread=False,
-                        marks=_marks(session, entry.id))
+                        marks=_marks(session, entry.id),
+                        releases=_releases(session, entry.id))
 
 
 def high_findings(session: Session, entry_id: int) -> dict[str, int]:

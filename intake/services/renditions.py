@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from intake.core.consent import ConsentEvent
 from intake.core.pii import Finding
 from intake.core.publication import Mark
-from intake.core.rendition import Audience, EntryValues, Rendition, render
+from intake.core.rendition import Audience, EntryValues, Release, Rendition, render
 from intake.db.models import Entry, Submitter, ThreadMessage, utcnow
 from intake.services.consent import (
     consent_events,
@@ -63,20 +63,22 @@ def render_entry(session: Session, entry: Entry, audience: Audience, *,
                  agency_id: str | None, relay_domain: str, reveal: bool = False,
                  thread: bool = True, consents: Sequence[ConsentEvent] | None = None,
                  extra: Mapping[str, str] | None = None,
-                 at: datetime | None = None, marks: Sequence[Mark] = ()) -> Rendition:
+                 at: datetime | None = None, marks: Sequence[Mark] = (),
+                 releases: Sequence[Release] = ()) -> Rendition:
     """The rendition of ``entry`` for ``audience`` (``agency_id``: the agency it is for).
 
     ``consents`` overrides the recorded consent events (a send-time decision
     without identity passes none); ``extra`` adds texts by place (a relayed
     reply's body is scanned by the renderer itself); ``marks`` are the records
-    officers' redaction marks (``public`` and ``records_officer`` renditions).
+    officers' redaction marks and ``releases`` the values they released under law
+    (``public`` and ``records_officer`` renditions).
     """
     return render(
         entry_values(session, entry, thread=thread, extra=extra), audience,
         consents=consent_events(session, entry.id) if consents is None else consents,
         findings=_stored_findings(session, entry.id), agency_id=agency_id,
         relay_address=relay_for(session, entry.id, relay_domain),
-        at=at or utcnow(), reveal=reveal, marks=marks,
+        at=at or utcnow(), reveal=reveal, marks=marks, releases=releases,
     )
 
 

@@ -177,10 +177,26 @@ def test_citation_length_limit_is_200() -> None:
     assert not d(Purpose.LEGAL, DOT, citation="a" + "1" * 200).allowed
 
 
-@pytest.mark.parametrize("recipient", [SUBMITTER, PUBLIC, STATS])
+@pytest.mark.parametrize("recipient", [SUBMITTER, STATS])
 def test_legal_recipient_not_allowed(recipient: Recipient) -> None:
+    """A legal obligation never goes to the submitter (that is a response) or to a
+    statistics sink. The public is allowed since issue 22: a records officer releases a
+    value on the public records portal under a cited law (P3, P9); see the next test."""
     dec = d(Purpose.LEGAL, recipient, citation="Gov. Code 6254")
     assert (dec.allowed, dec.reason) == (False, "recipient-not-allowed")
+
+
+def test_legal_release_to_the_public_needs_a_citation() -> None:
+    """P9: the gate allows a release to the public under law only with a citation."""
+    dec = d(Purpose.LEGAL, PUBLIC, citation="  KRS 61.878(1)(a) ")
+    assert (dec.allowed, dec.reason, dec.basis, dec.citation) == (
+        True, "law", Basis.LAW, "KRS 61.878(1)(a)")
+    # One released value, shown by the public rendition: the identity does not travel.
+    assert dec.include_identity is False
+    for citation in (None, "", "   ", "the law", "61.878", "KRS 61\n878", "K1" * 101):
+        refused = d(Purpose.LEGAL, PUBLIC, citation=citation)
+        assert (refused.allowed, refused.reason, refused.citation) == (
+            False, "citation-required", None), citation
 
 
 def test_statistics_aggregate_only() -> None:

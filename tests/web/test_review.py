@@ -16,10 +16,11 @@ from flask.testing import FlaskClient
 from sqlalchemy import select
 
 from intake import create_app
-from intake.db.models import Entry, Event
+from intake.db.models import Disclosure, Entry, Event
 from intake.db.publication_models import RedactionMark
 from intake.db.staff_models import AccessLogEntry
 from intake.runtime import Runtime
+from intake.services.consent import verify_chains
 from tests.conftest import Account, csrf, login, make_account, make_entry, make_settings
 from tests.web import test_records
 from tests.web.test_records import officer_client, publish, record_number_of
@@ -296,3 +297,209 @@ def test_an_entry_retention_destroyed_leaves_the_portal_for_good(
     page = post(client, entry_id, "publish")
     assert "destroyed under its retention schedule" in page
     assert public.get(f"/records/{number}").status_code == 404
+
+
+# -- a release of personal information under law (P9) -----------------------------------------
+
+RELEASE_BODY = ("Commissioner Hollis Quade approved the lane closure. Reach me at "
+                "hquade@example.org or (217) 555-0143; my SSN is 219-45-6781. "
+                "Thank you, Hollis Quade")
+
+
+def release_entry(runtime: Runtime) -> int:
+    return make_entry(runtime, "dot", subject="Lane closure on Route 9", body=RELEASE_BODY,
+                      name="Hollis Quade", email="hquade@example.org")
+
+
+def redactions(page: str) -> dict[str, list[str]]:
+    """The review page's list of redactions a release may choose: label -> span keys."""
+    found: dict[str, list[str]] = {}
+    for key, label in re.findall(r'name="span" value="([^"]+)"[^>]*><label[^>]*>'
+                                 r'(?:Subject|Message), characters \d+–\d+, ([^(]+) \(', page):
+        found.setdefault(label.strip(), []).append(key)
+    return found
+
+
+def ledger_releases(runtime: Runtime, entry_id: int) -> list[Disclosure]:
+    with runtime.db.session() as s:
+        found = list(s.scalars(select(Disclosure).where(
+            Disclosure.entry_id == entry_id, Disclosure.nature == "records-release")
+            .order_by(Disclosure.seq)))
+        s.expunge_all()
+        return found
+
+
+def stored_body(runtime: Runtime, entry_id: int) -> str:
+    with runtime.db.session() as s:
+        entry = s.get(Entry, entry_id)
+        assert entry is not None
+        return entry.body
+
+
+def test_an_officer_releases_one_name_under_law_and_the_portal_shows_it_and_nothing_else(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = release_entry(runtime)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    assert "Quade" not in app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert public_json(app, q="quade") == []
+
+    body = stored_body(runtime, entry_id)
+    start = body.index("Hollis Quade")
+    key = f"body:{start}:{start + len('Hollis Quade')}"
+    review = client.get(f"/staff/review/{entry_id}").get_data(as_text=True)
+    assert key in redactions(review)["name"]
+    assert "Hollis" not in review  # the list shows the public words around it, not the value
+
+    page = post(client, entry_id, "release-value", span=key, citation=" KRS 61.870(2) ",
+                comment="an official acting in office")
+    assert "Released to the public under KRS 61.870(2)." in page
+
+    public = app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert public.count("Hollis Quade") == 1  # that occurrence; the signature stays redacted
+    assert "Commissioner Hollis Quade approved" in public
+    for planted in ("hquade", "555-0143", "219-45-6781", "6781"):
+        assert planted not in public
+    assert public_json(app, q="quade") == [number]
+    assert public_json(app, q="hquade") == []
+
+    [row] = ledger_releases(runtime, entry_id)
+    assert (row.allowed, row.purpose, row.basis, row.reason, row.citation) == (
+        True, "legal-obligation", "law", "law", "KRS 61.870(2)")
+    assert (row.recipient_kind, row.recipient_address) == ("public", f"/records/{number}")
+    assert row.actor == f"staff:{officer.id}" and row.work_item_id is None
+    assert row.include_identity is False  # the accounting says: your address not shared
+    with runtime.db.session() as s:
+        assert all(r.verdict.ok for r in verify_chains(s))
+    [event] = events(runtime, entry_id, "value-released")
+    assert event.detail["place"] == "body" and event.detail["kind"] == "name"
+    assert event.detail["citation"] == "KRS 61.870(2)"
+    assert "quade" not in json.dumps(event.detail).lower()
+    [logged] = access_rows(runtime, entry_id, "review:release-value")
+    assert logged.detail is not None and logged.detail["allowed"] == "True"
+    assert logged.detail["comment"] == "an official acting in office"
+    page = post(client, entry_id, "release-value", span=key, citation="KRS 61.870(2)",
+                comment="again")
+    assert "That value is already released." in page
+    assert len(ledger_releases(runtime, entry_id)) == 1
+
+
+@pytest.mark.parametrize("citation", ["", "   ", "because the law says so", "61.870"])
+def test_a_release_without_a_citation_is_refused_by_the_gate_and_shows_nothing(
+        app: Flask, runtime: Runtime, officer: Account, citation: str) -> None:
+    entry_id = release_entry(runtime)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    body = stored_body(runtime, entry_id)
+    start = body.index("Hollis Quade")
+    page = post(client, entry_id, "release-value", span=f"body:{start}:{start + 12}",
+                citation=citation, comment="an official acting in office")
+    assert "Not released: Give the legal citation" in page
+    assert "Quade" not in app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert public_json(app, q="quade") == []
+    [row] = ledger_releases(runtime, entry_id)  # the refusal is in the ledger too
+    assert (row.allowed, row.reason, row.citation) == (False, "citation-required", None)
+    assert events(runtime, entry_id, "value-released") == []
+    assert [e.detail["reason"] for e in events(runtime, entry_id, "disclosure-refused")] == [
+        "citation-required"]
+
+
+def test_an_ssn_marker_the_submitters_address_a_mark_or_no_redaction_cannot_be_released(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = release_entry(runtime)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    post(client, entry_id, "marks", how="literal", pattern="lane closure",
+         reason_code="preliminary", comment="draft plan")
+    choices = redactions(client.get(f"/staff/review/{entry_id}").get_data(as_text=True))
+    [ssn] = choices["Social Security number"]
+    [address] = choices["e-mail address"]
+    body = stored_body(runtime, entry_id)
+    mark = body.index("lane closure")
+    for span, problem in [
+            (ssn, "is kept only as a marker, never in clear: it cannot be released."),
+            (address, "The submitter&#39;s own e-mail address is never released"),
+            (f"body:{mark}:{mark + 12}", "That is a records officer&#39;s mark"),
+            ("body:0:12", "Choose one of the automatic redactions"),
+            ("subject:x:3", "Choose one of the automatic redactions."),
+            ("field:topic:0:5", "Choose one of the automatic redactions")]:
+        page = post(client, entry_id, "release-value", span=span, citation="KRS 61.870(2)",
+                    comment="try")
+        assert problem in page, span
+    assert ledger_releases(runtime, entry_id) == []
+    assert events(runtime, entry_id, "value-released") == []
+    public = app.test_client().get(f"/records/{record_number_of(runtime, entry_id)}")
+    assert "hquade" not in public.get_data(as_text=True)
+
+
+def test_another_agencys_officer_cannot_release(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    entry_id = release_entry(runtime)
+    publish(officer_client(app, officer), entry_id)
+    other = make_account(runtime, "records@parks.examplia.gov", "parks", role="records_officer")
+    other_client = app.test_client()
+    login(other_client, other)
+    start = stored_body(runtime, entry_id).index("Hollis Quade")
+    token = csrf(other_client, "/staff/review")
+    response = other_client.post(f"/staff/review/{entry_id}/release-value", data={
+        "csrf_token": token, "span": f"body:{start}:{start + 12}",
+        "citation": "KRS 61.870(2)", "comment": "not mine"})
+    assert response.status_code == 404
+    assert ledger_releases(runtime, entry_id) == []
+    assert "Quade" not in app.test_client().get(
+        f"/records/{record_number_of(runtime, entry_id)}").get_data(as_text=True)
+
+
+def test_a_release_ends_with_retentions_destroy(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    """Destroy blanks the stored texts: the release (offsets into them) shows nothing,
+    the entry is off the portal for good, the ledger chain still verifies."""
+    from intake.services import publication, retention
+
+    entry_id = release_entry(runtime)
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    start = stored_body(runtime, entry_id).index("Hollis Quade")
+    page = post(client, entry_id, "release-value", span=f"body:{start}:{start + 12}",
+                citation="KRS 61.870(2)", comment="an official acting in office")
+    assert "Released to the public" in page
+    with runtime.db.session() as s:
+        assert retention.destroy_entries(s, [entry_id]) == [entry_id]
+        s.commit()
+    assert app.test_client().get(f"/records/{number}").status_code == 404
+    with runtime.db.session() as s:
+        entry = s.get(Entry, entry_id)
+        assert entry is not None
+        shown = publication.public_rendition(s, entry, runtime.settings.relay_domain)
+        assert "Quade" not in shown.body
+        assert all(r.verdict.ok for r in verify_chains(s))
+    page = post(client, entry_id, "release-value", span=f"body:{start}:{start + 12}",
+                citation="KRS 61.870(2)", comment="again")
+    assert "destroyed under its retention schedule" in page
+    assert len(ledger_releases(runtime, entry_id)) == 1
+
+
+def test_an_officials_office_address_can_be_released_the_submitters_never(
+        app: Flask, runtime: Runtime, officer: Account) -> None:
+    body = ("The county clerk (clerk.office@county.examplia.gov) closed the lane. "
+            "Reply to me at hquade@example.org.")
+    entry_id = make_entry(runtime, "dot", subject="Lane closure", body=body,
+                          name="Hollis Quade", email="hquade@example.org")
+    client = officer_client(app, officer)
+    publish(client, entry_id)
+    number = record_number_of(runtime, entry_id)
+    choices = redactions(client.get(f"/staff/review/{entry_id}").get_data(as_text=True))
+    office, own = choices["e-mail address"]
+    page = post(client, entry_id, "release-value", span=own, citation="KRS 61.870(2)",
+                comment="try")
+    assert "The submitter&#39;s own e-mail address is never released" in page
+    page = post(client, entry_id, "release-value", span=office, citation="KRS 61.870(2)",
+                comment="the office's published address")
+    assert "Released to the public under KRS 61.870(2)." in page
+    public = app.test_client().get(f"/records/{number}").get_data(as_text=True)
+    assert "clerk.office@county.examplia.gov" in public
+    assert "hquade" not in public
+    assert [r.allowed for r in ledger_releases(runtime, entry_id)] == [True]

@@ -110,6 +110,8 @@ def review_entry(entry_id: int) -> ResponseReturnValue:
             "decision": publish_decision(facts, utcnow()),
             "findings": publication.high_findings(s, entry.id),
             "marks": publication.marks_of(s, entry.id),
+            "candidates": publication.release_candidates(s, entry,
+                                                         runtime.settings.relay_domain),
             "attachments": publication.attachments_of(s, entry.id),
             "places": [p for p in places if not p.startswith("attachment:")],
             "reasons": list(config.reasons.values()),
@@ -236,5 +238,39 @@ def review_release(entry_id: int, attachment_id: int) -> ResponseReturnValue:
         publication.release_attachment(s, user, entry, attachment_id,
                                        request.form.get("comment", ""))
         return "Attachment released."
+
+    return _action(entry_id, act)
+
+
+RELEASE_REFUSALS = {
+    "citation-required": "Give the legal citation that makes the value public (letters and "
+                         "digits, at most 200 characters, e.g. KRS 61.878(1)(a)).",
+}
+
+
+def _span(raw: str) -> tuple[str, int, int]:
+    """``place:start:end`` as chosen in the list of redactions."""
+    place, _, rest = raw.partition(":")
+    start, _, end = rest.partition(":")
+    if not place or not start.isdigit() or not end.isdigit():
+        raise publication.ReviewError("Choose one of the automatic redactions.")
+    return place, int(start), int(end)
+
+
+@bp.post("/review/<int:entry_id>/release-value")
+@records_officer_required
+def review_release_value(entry_id: int) -> ResponseReturnValue:
+    """Release one automatic redaction to the public under law, through the gate (P9)."""
+
+    def act(s: Session, user: StaffAccount, entry: Entry) -> str | Refused:
+        place, start, end = _span(request.form.get("span", ""))
+        decision = publication.release_value(
+            s, user, entry, _runtime().settings.relay_domain, place=place, start=start,
+            end=end, citation=request.form.get("citation", ""),
+            comment=request.form.get("comment", ""))
+        if not decision.allowed:
+            return Refused("Not released: " + RELEASE_REFUSALS.get(decision.reason,
+                                                                    decision.reason))
+        return f"Released to the public under {decision.citation}."
 
     return _action(entry_id, act)
