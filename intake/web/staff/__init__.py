@@ -21,8 +21,10 @@ from flask import Flask
 
 from intake.services import staff as accounts
 from intake.web.csrf import csrf
-from intake.web.staff import retention  # nested in the staff blueprint at import
-from intake.web.staff import review  # noqa: F401 - the records officers' routes on bp
+from intake.web.staff import (
+    retention,  # nested in the staff blueprint at import
+    review,  # noqa: F401 - the records officers' routes on bp
+)
 from intake.web.staff.views import bp
 
 
