@@ -358,7 +358,10 @@ def test_an_officer_releases_one_name_under_law_and_the_portal_shows_it_and_noth
 
     public = app.test_client().get(f"/records/{number}").get_data(as_text=True)
     assert public.count("Hollis Quade") == 1  # that occurrence; the signature stays redacted
-    assert "Commissioner Hollis Quade approved" in public
+    assert ('Commissioner <span class="released">Hollis Quade [released under law]</span> '
+            'approved') in public  # the page says so
+    spanish = app.test_client().get(f"/records/{number}?lang=es").get_data(as_text=True)
+    assert "Hollis Quade [divulgado conforme a la ley]</span>" in spanish
     for planted in ("hquade", "555-0143", "219-45-6781", "6781"):
         assert planted not in public
     assert public_json(app, q="quade") == [number]
