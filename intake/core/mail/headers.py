@@ -14,9 +14,10 @@ header value and parsing the serialised message gives back the same text.
 from __future__ import annotations
 
 import unicodedata
+from email import message_from_bytes
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP
+from email.policy import SMTP, default
 
 # Decoding shrinks the text (an encoded word is longer than what it decodes to),
 # so a few rounds reach the fixed point; the bound only guards against surprises.
@@ -78,26 +79,33 @@ def mailbox(display_name: str, addr_spec: str) -> Address:
     """Return an address object with a clean display name for From, To or Reply-To.
 
     An ``Address`` object, unlike a ``formataddr`` string, keeps the name and the
-    address apart. The message still re-parses ``str(address)`` to fold it; should
-    that ever read another name or address (no input found so far does), the name
-    is left out rather than sent as something else.
+    address apart. The message still re-parses and folds it on the way out; should
+    the receiving side read another name (beyond the whitespace CPython's folder
+    moves) or another address, the name is left out rather than sent as something
+    else. Long names with quotes and backslashes did: folded, ``"0…:;\\" 0…"``
+    came back as a group, two addresses, or the address inside the name.
 
     Raises:
         ValueError: if ``addr_spec`` is not one bare address.
     """
     address = Address(display_name=header_text(display_name, 200), addr_spec=addr_spec)
-    if _reread(address) != (address.display_name, address.addr_spec):
+    read = _reread(address)
+    if read is None or read[1] != address.addr_spec \
+            or read[0].split() != address.display_name.split():
         return Address(addr_spec=addr_spec)
     return address
 
 
 def _reread(address: Address) -> tuple[str, str] | None:
-    """The (display name, address) the outgoing message will see in ``str(address)``."""
+    """The (display name, address) a receiver reads from the header as sent: folded by
+    the SMTP policy, flattened, and parsed again; None if it is not one address."""
     try:
-        header = SMTP.header_factory("to", str(address))
-    except ValueError:  # e.g. a decoded CR/LF: the parser's Address refuses it
+        message = EmailMessage(policy=SMTP)
+        message["To"] = address
+        sent = message.as_bytes()
+        found = message_from_bytes(sent, policy=default)["To"].addresses
+    except Exception:  # noqa: BLE001 - the stdlib's errors on hostile names are no closed set
         return None
-    found = header.addresses  # "to" makes an AddressHeader
     if len(found) != 1:
         return None
     return found[0].display_name, found[0].addr_spec
