@@ -28,6 +28,7 @@ import pytest
 
 from intake.outbound import webhook
 from intake.outbound.webhook import HttpWebhookSender
+from tests.conftest import service_missing
 
 SECRET = "agency-shared-secret-0123456789-abcdefghij"
 TOLERANCE = 300
@@ -132,7 +133,7 @@ def test_openssl_computes_the_same_signature(receiver: str) -> None:
     """A second implementation: ``openssl dgst -sha256 -hmac <secret>`` over the string."""
     openssl = shutil.which("openssl")
     if openssl is None:
-        pytest.skip("the openssl command line is not installed")
+        service_missing("openssl", "the openssl command line is not installed")
     headers, body = _post(receiver)
     timestamp, mac = parse_signature(headers["x-intake-signature"])
     done = subprocess.run([openssl, "dgst", "-sha256", "-hmac", SECRET],

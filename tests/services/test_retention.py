@@ -244,7 +244,7 @@ class TestApply:
         ids = [make_entry(rt, "dot", received_at=LONG_AGO, key=f"old-{n}") for n in range(5)]
 
         class Interrupted(Exception):
-            pass
+            """Stands for a process killed in the middle of a run."""
 
         def stop_after_two(done: int, total: int) -> None:
             if done >= 2:

@@ -12,24 +12,7 @@ from limits.strategies import FixedWindowRateLimiter
 
 from intake.web import ratelimit
 from intake.web.ratelimit import FixedWindowMemoryStorage
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.wall = 1_800_000_000.0
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(ratelimit.time, "time", lambda: c.wall)
-    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: c.mono)
-    return c
+from tests.web.conftest import Clock
 
 
 def test_scheme_is_registered() -> None:

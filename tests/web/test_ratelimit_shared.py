@@ -28,24 +28,7 @@ from intake.services.ratelimits import DatabaseCounters
 from intake.settings import SettingsError, load_settings
 from intake.web.ratelimit import FixedWindowMemoryStorage, counter_storage, form_rate_limit
 from tests.conftest import REPO, free_port, make_settings, subprocess_env, wait_for
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.wall = 1_800_000_000.0
-        self.mono = 1000.0
-
-    def advance(self, seconds: float) -> None:
-        self.wall += seconds
-        self.mono += seconds
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    c = Clock()
-    monkeypatch.setattr(ratelimits.time, "time", lambda: c.wall)
-    monkeypatch.setattr(ratelimits.time, "monotonic", lambda: c.mono)
-    return c
+from tests.web.conftest import Clock
 
 
 @pytest.fixture
