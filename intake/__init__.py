@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     app = Flask(
         __name__,
-        template_folder=str(resources.files("intake.templates")),
+        template_folder=str(resources.files("intake") / "templates"),
         static_folder=str(resources.files("intake") / "static"),
         instance_path=str(settings.instance_path),
     )

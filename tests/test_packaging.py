@@ -21,7 +21,6 @@ def test_every_package_is_listed() -> None:
         if "__pycache__" not in path.parts
     }
     assert found - listed == set(), "add these to [tool.setuptools] packages"
-    assert "intake.templates" in listed
 
 
 def test_data_files_are_covered_by_package_data() -> None:

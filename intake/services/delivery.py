@@ -80,7 +80,7 @@ log = logging.getLogger("intake.delivery")
 Handler = Callable[[Session, WorkItem], None]
 
 _templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(str(resources.files("intake.templates") / "email")),
+    loader=jinja2.FileSystemLoader(str(resources.files("intake") / "templates" / "email")),
     autoescape=False,  # noqa: S701 - plain-text e-mail, never rendered as HTML
     undefined=jinja2.StrictUndefined,
     keep_trailing_newline=True,

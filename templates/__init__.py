@@ -1,1 +1,0 @@
-"""Makes the top-level templates/ folder installable as the package ``intake.templates``."""
