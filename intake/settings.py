@@ -20,6 +20,7 @@ from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
@@ -102,6 +103,9 @@ class Settings:
     rate_limit_url: str = "database"
     trusted_proxy_hops: int = 0
     trusted_proxy_networks: tuple[str, ...] = ()
+    # INTAKE_TIMEZONE: the state's time zone (IANA name); the citizen's pages and messages
+    # show times in it.
+    timezone: str = "America/New_York"
 
     @property
     def served_over_https(self) -> bool:
@@ -263,6 +267,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     retention_path = _optional_file(env, "INTAKE_RETENTION")
     secret_key, ephemeral = _secret_key(env, instance_path)
     proxies = _trusted_proxies(env.get("INTAKE_TRUSTED_PROXIES", ""))
+    timezone = _timezone(env)
 
     return Settings(
         instance_path=instance_path,
@@ -298,6 +303,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
         allow_staff_without_totp=allow_staff_without_totp,
+        timezone=timezone,
         retention_path=retention_path,
         rate_limit_url=_rate_limit_url(env, broker_url),
         trusted_proxy_hops=proxies[0],
@@ -364,6 +370,16 @@ def _mail_from(env: Mapping[str, str]) -> str:
             or not mail_from.split("@")[0] or "." not in mail_from.split("@")[1]):
         raise SettingsError(f"INTAKE_MAIL_FROM: not a plain e-mail address: {mail_from!r}")
     return mail_from
+
+
+def _timezone(env: Mapping[str, str]) -> str:
+    name = env.get("INTAKE_TIMEZONE", "").strip() or "America/New_York"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise SettingsError(f"INTAKE_TIMEZONE: not a known time zone ({name!r}; "
+                            "e.g. America/New_York)") from None
+    return name
 
 
 def _public_url(env: Mapping[str, str]) -> str:
@@ -443,7 +459,7 @@ VARIABLES = (
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION", "INTAKE_RECORDS",
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
-    "INTAKE_DELIVERY_MAX_AGE",
+    "INTAKE_DELIVERY_MAX_AGE", "INTAKE_TIMEZONE",
 )
 
 

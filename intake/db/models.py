@@ -128,6 +128,9 @@ class Entry(Base):
     # Makes a repeated ingest of the same bytes (or a re-posted form token) harmless.
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
     tags: Mapped[list[str]] = mapped_column(JSON, nullable=False, default=list)
+    # The submitter's language ("en" or "es"), chosen once when the entry came in: every
+    # page and message to the citizen uses it (migration 0017).
+    language: Mapped[str] = mapped_column(String(8), nullable=False, server_default="en")
 
     submitter: Mapped[Submitter | None] = relationship(back_populates="entry", uselist=False)
     original: Mapped[Original | None] = relationship(back_populates="entry", uselist=False)

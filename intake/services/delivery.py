@@ -70,12 +70,18 @@ from intake.db.models import (
 )
 from intake.services import gate, records, renditions
 from intake.services.circuits import CircuitPolicy
+from intake.services.citizen_mail import N_, CitizenMail, render_citizen, translate
 from intake.services.consent import consent_states
 from intake.services.links import create_access_link, relay_for
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
 log = logging.getLogger("intake.delivery")
+
+# What the citizen's messages say outside their templates (translated when sent).
+ACK_SUBJECT = N_("We received your message")
+STATE_NAME = N_("State of Examplia")
+ANY_AGENCY = N_("any state agency")
 
 Handler = Callable[[Session, WorkItem], None]
 
@@ -255,7 +261,8 @@ class Outbox:
 
     def email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
               from_name: str, auto: str, record_number: str,
-              sender: str | None = None, to_name: str = "") -> EmailMessage:
+              sender: str | None = None, to_name: str = "",
+              html: str | None = None) -> EmailMessage:
         """A message whose headers are address objects and :func:`header_text` lines.
 
         ``to``, ``reply_to`` and ``sender`` are bare addresses: anything else is refused
@@ -274,6 +281,9 @@ class Outbox:
             msg["X-Auto-Response-Suppress"] = "All"
         msg["X-Intake-Record"] = header_text(record_number)
         msg.set_content(body)
+        if html is not None:
+            # multipart/alternative: the citizen's mail program shows the part it prefers.
+            msg.add_alternative(html, subtype="html")
         return msg
 
     def require_mail(self) -> None:
@@ -363,12 +373,15 @@ class Forwarder(_Step):
             consents=None if decision.include_identity else (),
             extra={f"attachment:{i}": n for i, n in enumerate(names)})
         identity = decision.include_identity and rendition.identity_shared
-        contact = f"{rendition.name.value or ANONYMOUS_NAME} <{rendition.email.value or relay}>"
+        # Feedback and survey answers come without contact details: nobody can be answered.
+        anonymous = submitter is None or not submitter.email
+        contact = ("anonymous: no reply possible" if anonymous else
+                   f"{rendition.name.value or ANONYMOUS_NAME} <{rendition.email.value or relay}>")
         text = _templates.get_template("forward.txt").render(
             record_number=entry.record_number, received_at=entry.received_at.strftime(
                 "%Y-%m-%d %H:%M UTC"), channel=entry.channel, form=entry.form_slug,
             subject=rendition.subject, fields=list(rendition.fields), contact=contact,
-            body=rendition.body, identity=identity, rule=row.rule_id,
+            body=rendition.body, identity=identity, rule=row.rule_id, anonymous=anonymous,
         )
         message = OutgoingMessage(
             from_name=rendition.name.value or ANONYMOUS_NAME,
@@ -444,12 +457,14 @@ class Acknowledger(_Step):
             log.info("entry %s: acknowledgement skipped (rate limit)", entry.id)
             return
         self.outbox.require_mail()
+        lang = entry.language
+        mail = self._body(session, entry)
         msg = self.outbox.email(
             to=row.recipient_address, subject=tagged_subject(
-                entry.record_number, "We received your message"),
-            body=self._body(session, entry), message_id=message_id,
+                entry.record_number, translate(ACK_SUBJECT, lang)),
+            body=mail.text, html=mail.html, message_id=message_id,
             reply_to=self.outbox.relay_address(session, entry.id),
-            from_name="State of Examplia", auto="auto-replied",
+            from_name=translate(STATE_NAME, lang), auto="auto-replied",
             record_number=entry.record_number,
         )
         self.outbox.send(session, decision, msg, [row.recipient_address])
@@ -459,19 +474,21 @@ class Acknowledger(_Step):
                           detail={"message_id": message_id}))
         log.info("entry %s acknowledged (work item %s)", entry.id, item.id)
 
-    def _body(self, session: Session, entry: Entry) -> str:
-        """The receipt's text, with a new status link and the consents that hold now."""
+    def _body(self, session: Session, entry: Entry) -> CitizenMail:
+        """The receipt (text and HTML, in the entry's language), with a new status link and
+        the consents that hold now."""
         token = create_access_link(session, entry.id)
         agencies = self.rules.current().agencies
         agency = agencies.get(entry.agency_id or "")
         live = [s for s in consent_states(session, entry.id) if s.live]
         consents = ", ".join(
-            "any state agency" if s.recipient_class == "agency"
+            translate(ANY_AGENCY, entry.language) if s.recipient_class == "agency"
             else agencies[s.recipient_class.split(":", 1)[1]].name
             if s.recipient_class.split(":", 1)[1] in agencies else s.recipient_class
             for s in live
         )
-        return _templates.get_template("acknowledge.txt").render(
+        return render_citizen(
+            "acknowledge", entry.language,
             record_number=entry.record_number, agency_name=agency.name if agency else None,
             status_url=f"{self.settings.public_url}/status/{token}", consents=consents,
             limit=self.settings.ack_limit_per_hour,
@@ -556,17 +573,18 @@ class ThreadRelay(_Step):
             return
         self.outbox.require_mail()
         relay = self.outbox.relay_address(session, entry.id)
+        html: str | None = None
         if row.recipient_kind == "agency":
             outgoing = self._to_agency(session, entry, message, row, decision, relay)
             sender, from_name = relay, f"{outgoing.from_name} via intake"
         else:
-            outgoing = self._to_submitter(entry, message, relay)
+            outgoing, html = self._to_submitter(session, entry, message, relay)
             sender, from_name = self.settings.mail_from, outgoing.from_name
         msg = self.outbox.email(
             to=row.recipient_address, subject=outgoing.subject, body=outgoing.body,
             message_id=message_id, reply_to=outgoing.reply_to, from_name=from_name,
             auto="auto-generated" if kind == "relay" else "no",
-            record_number=entry.record_number, sender=sender)
+            record_number=entry.record_number, sender=sender, html=html)
         self.outbox.send(session, decision, msg, [row.recipient_address], sender=sender)
         self.outbox.record_sent(session, item, entry, message_id, kind, row.recipient_kind,
                                 row.recipient_id)
@@ -598,19 +616,23 @@ class ThreadRelay(_Step):
         return render_for_recipient(outgoing, _submitter_view(_submitter(session, entry.id)),
                                     decision, relay)
 
-    def _to_submitter(self, entry: Entry, message: ThreadMessage, relay: str
-                      ) -> OutgoingMessage:
-        """The agency's (or staff's) message to the submitter, from the system address."""
+    def _to_submitter(self, session: Session, entry: Entry, message: ThreadMessage,
+                      relay: str) -> tuple[OutgoingMessage, str]:
+        """The agency's (or staff's) message to the submitter, from the system address, in
+        the submitter's language: its text part and its HTML part, each with the record
+        number and a private status link."""
         agency = self.rules.current().agencies.get(entry.agency_id or "")
-        sender_name = agency.name if agency else "State of Examplia"
-        body = _templates.get_template("relay.txt").render(
-            body=message.body, to_agency=False, record_number=entry.record_number,
-            sender_name=sender_name, status_url_hint="the link in your acknowledgement")
+        sender_name = agency.name if agency else translate(STATE_NAME, entry.language)
+        token = create_access_link(session, entry.id)
+        mail = render_citizen(
+            "to_citizen", entry.language, body=message.body,
+            record_number=entry.record_number, sender_name=sender_name,
+            status_url=f"{self.settings.public_url}/status/{token}")
         return OutgoingMessage(
             from_name=sender_name, from_address=self.settings.mail_from, reply_to=relay,
             subject=tagged_subject(entry.record_number, message.subject or entry.subject),
-            body=body, quoted_text="", attachment_names=(),
-        )
+            body=mail.text, quoted_text="", attachment_names=(),
+        ), mail.html
 
 
 # -- the whole ------------------------------------------------------------------------------

@@ -10,9 +10,10 @@ record store, the one way in; the page answers only once it is committed.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,9 @@ import yaml
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
+from intake.core.pii.at_rest import redact_values
+from intake.core.pii.model import SENSITIVE_KINDS
+from intake.core.pii.redact import redact
 from intake.db import Database, WriterQueue
 from intake.db.models import Channel
 from intake.db.writer import GroupCommit
@@ -46,6 +50,7 @@ __all__ = [
     "new_submission",
     "packaged_forms_path",
     "scan",
+    "without_sensitive",
 ]
 
 
@@ -93,6 +98,8 @@ class FormSubmission:
     # The consent the person ticked (None: not ticked), with the bytes that prove it.
     consent: ConsentText | None = None
     consent_evidence: bytes = b""
+    # The language the person used the form in: every later page and message uses it.
+    language: str = "en"
 
 
 def new_submission(submission: FormSubmission,
@@ -119,6 +126,7 @@ def new_submission(submission: FormSubmission,
             consent.version, consent.text, submission.consent_evidence),
         findings=findings,
         status_link=True,
+        language=submission.language,
     )
 
 
@@ -127,6 +135,43 @@ def scan(submission: FormSubmission, pii_key: bytes) -> dict[str, list[Finding]]
     sensitive-data warning and the stored findings (re-based once the P6 values are
     replaced by their markers: :func:`intake.services.records.record_submissions`)."""
     return detect_places(stored_texts(new_submission(submission)), pii_key)
+
+
+#: What stands where a removed number was ("remove the numbers and send"), by language.
+REMOVED_MARK = {"en": "[removed]", "es": "[eliminado]"}
+
+
+def without_sensitive(submission: FormSubmission, findings: Mapping[str, Sequence[Finding]]
+                      ) -> FormSubmission:
+    """The submission with what people are asked not to send (the P6 findings) removed,
+    for the person who chose "remove the numbers and send".
+
+    Removed everywhere, the sealed original included: the texts hold a "[removed]" mark
+    where each value was, the form answers likewise, and what is sealed as the original
+    (and as the consent's evidence) is the submission as confirmed (a JSON document of
+    the cleaned subject, body and answers), not the request's bytes, which held them.
+    """
+    mark = REMOVED_MARK.get(submission.language, REMOVED_MARK["en"])
+    texts = stored_texts(new_submission(submission))
+    cleaned: dict[str, str] = {}
+    removed: list[tuple[str, str]] = []
+    for place, text in texts.items():
+        sensitive = [f for f in findings.get(place, ()) if f.kind in SENSITIVE_KINDS]
+        out, last = [], 0
+        for r in redact(text, sensitive).redactions:
+            out.append(text[last:r.start])
+            out.append(mark)
+            removed.append((text[r.start:r.end], r.kind))
+            last = r.end
+        out.append(text[last:])
+        cleaned[place] = "".join(out)
+    fields = redact_values(submission.fields, removed)
+    raw = json.dumps({"subject": cleaned["subject"], "body": cleaned["body"],
+                      "fields": fields, "sensitive": "removed"},
+                     ensure_ascii=False, sort_keys=True).encode("utf-8")
+    return replace(submission, subject=cleaned["subject"], body=cleaned["body"],
+                   fields=fields, raw=raw, content_type="application/json",
+                   consent_evidence=raw if submission.consent is not None else b"")
 
 
 #: The process's one writer of form submissions (see :func:`form_writer`).

@@ -51,6 +51,7 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.orm import Session
 
 from intake.core import sealing
+from intake.core.language import written_language
 from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_message
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
@@ -445,6 +446,7 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         subject=parsed.subject, body=parsed.text, form_slug=context.form, fields=fields,
         submitter=submitter, idempotency_key=f"sha256:{digest}",
         attachments=_attachments(parsed), scanned_too=_attachment_texts(parsed, ""),
+        language=written_language(parsed.subject, parsed.text),
     )], record_prefix=context.record_prefix, pii_key=context.pii_key,
         originals_key=context.originals_key)[0]
     if recorded.created:

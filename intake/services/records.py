@@ -124,6 +124,8 @@ class NewSubmission:
     scanned_too: Mapping[str, str] = field(default_factory=dict)
     # Issue the submitter a private status link (shown once: ``Recorded.status_token``).
     status_link: bool = False
+    # The submitter's language ("en" or "es"): every later page and message uses it.
+    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,7 @@ class _Prepared:
                 "subject": self.texts["subject"], "body": self.texts["body"],
                 "search_text": self.search_text,
                 "fields": self.fields, "status": EntryStatus.NEW, "idempotency_key": self.key,
-                "tags": []}
+                "tags": [], "language": s.language}
 
     def submitter_row(self, entry_id: int) -> dict[str, Any] | None:
         who = self.submission.submitter

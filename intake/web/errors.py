@@ -11,22 +11,42 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from flask import Flask, jsonify, render_template, request
+from flask import Flask, g, jsonify, render_template, request
 from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
 from werkzeug.routing import IntegerConverter
 
 from intake.logsafe import describe
+from intake.web.language import request_language, use_language
 
 log = logging.getLogger("intake.web")
 
+# Titles and messages, marked for translation (babel.cfg): the page is in the request's
+# language (intake.web.language.request_language).
+TITLES = {
+    400: _l("Bad request"),
+    403: _l("Not allowed"),
+    404: _l("Page not found"),
+    405: _l("Not possible here"),
+    413: _l("Too large"),
+    415: _l("Not a form we can read"),
+    422: _l("Please check what you sent"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong on our side"),
+}
 MESSAGES = {
-    400: "The request could not be understood.",
-    404: "There is nothing here. If you followed a link, it may be mistyped or expired.",
-    405: "That action is not possible here.",
-    413: "What you sent is too large.",
-    429: "Too many requests. Please wait a little and try again.",
+    400: _l("The request could not be understood."),
+    403: _l("This request is not allowed here."),
+    404: _l("There is nothing here. If you followed a link, it may be mistyped or expired."),
+    405: _l("That action is not possible here."),
+    413: _l("What you sent is too large."),
+    415: _l("What was sent is not in a form we can read."),
+    422: _l("What you sent could not be accepted. Please check it and try again."),
+    429: _l("Too many requests. Please wait a little and try again."),
+    500: _l("Your request could not be completed. Nothing you sent was lost: please try "
+            "again in a few minutes."),
 }
 
 
@@ -63,11 +83,18 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def _http_error(error: HTTPException) -> ResponseReturnValue:
         code = error.code or 500
-        title = error.name
-        message = MESSAGES.get(code, error.description or title)
         if request.accept_mimetypes.best == "application/json":
-            return jsonify({"error": title, "message": message}), code
-        return render_template("error.html", title=title, message=message), code
+            return jsonify({"error": error.name,
+                             "message": str(MESSAGES.get(code, error.description or error.name))
+                             }), code
+        # The staff pages are in English unless they chose a language (g.page_lang).
+        staff = request.blueprint in ("staff", "retention") or request.path.startswith(
+            ("/staff", "/retention"))
+        lang = use_language("en" if staff and not g.get("page_lang")
+                            else request_language())
+        title = str(TITLES.get(code, error.name))
+        message = str(MESSAGES.get(code, error.description or title))
+        return render_template("error.html", title=title, message=message, lang=lang), code
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> ResponseReturnValue:

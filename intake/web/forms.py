@@ -22,7 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -40,7 +40,7 @@ from flask import (
     url_for,
 )
 from flask.typing import ResponseReturnValue
-from flask_babel import Babel, get_translations, refresh
+from flask_babel import Babel, refresh
 from flask_babel import gettext as _
 from markupsafe import escape
 from werkzeug.datastructures import FileStorage, MultiDict
@@ -71,6 +71,7 @@ from intake.services.forms import (
     load_forms,
     new_submission,
     scan,
+    without_sensitive,
 )
 from intake.services.records import NewAttachment, Recorded, SubmitterData
 from intake.web.forms_fields import (
@@ -80,6 +81,7 @@ from intake.web.forms_fields import (
     survey_form,
     survey_hints,
 )
+from intake.web.language import TRANSLATIONS_KEY, page_translations
 from intake.web.ratelimit import (  # also registers intake-memory://
     FormRateLimit,
     form_rate_limit,
@@ -94,13 +96,15 @@ CONFIG_KEY = "intake.forms"
 WRITER_KEY = "intake.forms.writer"
 PAGES_KEY = "intake.forms.confirmation_pages"
 RATE_KEY = "intake.forms.rate_limit"
-TRANSLATIONS_KEY = "intake_translations"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data", "application/json")
 # A form without attachments never needs more than this (10 000 characters
 # of message, percent-encoded, plus the other fields).
 TEXT_BODY_CAP = 256 * 1024
 MULTIPART_OVERHEAD = 64 * 1024
 # Field names the server reads besides the form's own fields.
+#: The answers to the sensitive-data warning: what each one does ("1": the API's older
+#: spelling of "seal").
+SENSITIVE_CHOICES = {"remove": "remove", "seal": "seal", "1": "seal"}
 CONTROL_FIELDS = ("_token", "_gotcha", "_next", "_embed", "_confirm_sensitive", "lang",
                   "consent")
 
@@ -132,8 +136,9 @@ def client_key() -> str:
 
 
 def select_locale() -> str:
-    # The public forms and records, and the staff pages that set g.page_lang (translated in
-    # full), are translated; other pages stay in English so their `lang` attribute is true.
+    # The public forms and records, the submitter's status and error pages and the staff
+    # pages that set g.page_lang (translated in full), are translated; other pages stay in
+    # English so their `lang` attribute is true.
     page_lang = g.get("page_lang")
     if page_lang in LANGUAGES:
         return str(page_lang)
@@ -167,10 +172,10 @@ def init_app(app: Flask) -> None:
         # Templates call gettext a dozen times a page; Flask-Babel looks the
         # request's translations up again on every call. Look them up once.
         app.jinja_env.install_gettext_callables(  # type: ignore[attr-defined]
-            gettext=lambda s: _page_translations().ugettext(s),
-            ngettext=lambda s, p, n: _page_translations().ungettext(s, p, n),
-            pgettext=lambda c, s: _page_translations().upgettext(c, s),
-            npgettext=lambda c, s, p, n: _page_translations().unpgettext(c, s, p, n),
+            gettext=lambda s: page_translations().ugettext(s),
+            ngettext=lambda s, p, n: page_translations().ungettext(s, p, n),
+            pgettext=lambda c, s: page_translations().upgettext(c, s),
+            npgettext=lambda c, s, p, n: page_translations().unpgettext(c, s, p, n),
             newstyle=True,
         )
     app.extensions[PAGES_KEY] = {}
@@ -195,15 +200,6 @@ def _form_or_404(slug: str) -> FormConfig:
     if form is None:
         abort(404)
     return form
-
-
-def _page_translations() -> Any:
-    """This request's translations, looked up on first use (``_set_lang`` forgets them)."""
-    translations = g.get(TRANSLATIONS_KEY)
-    if translations is None:
-        translations = get_translations()
-        setattr(g, TRANSLATIONS_KEY, translations)
-    return translations
 
 
 def _set_lang(lang: str | None) -> str:
@@ -274,6 +270,8 @@ class PageState:
     notice: str | None = None
     consent_checked: bool = False
     next_url: str = ""
+    # The sensitive-data choice already made ("remove" or "seal"), kept on a re-shown page.
+    sensitive_choice: str = ""
 
 
 def _wtform(form: FormConfig, lang: str, formdata: Any = None) -> Form:
@@ -286,7 +284,11 @@ def _wtform(form: FormConfig, lang: str, formdata: Any = None) -> Form:
 
 
 def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
-            state: PageState | None = None, status: int = 200) -> Response:
+            state: PageState | None = None, status: int = 200,
+            token: str | None = None) -> Response:
+    """The form page. ``token``: the token the person's first page carried, once it has
+    passed (a re-shown page keeps it, so the minimum fill time applies to the first page
+    only); else a new one."""
     state = state or PageState(errors={}, sensitive=[])
     consent = _config().consent_for(lang) if form.kind == "contact" else None
     survey_meta = []
@@ -298,7 +300,7 @@ def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
     intro = pick(form.survey.intro if form.survey and form.survey.intro else form.intro, lang)
     html = render_template(
         "forms/form.html", form_config=form, form=wtform, lang=lang, title=title, intro=intro,
-        token=make_form_token(_token_key(), form.slug, time.time()), consent=consent,
+        token=token or make_form_token(_token_key(), form.slug, time.time()), consent=consent,
         state=state, embed=embed, survey=survey_meta,
         sensitive_labels=[_sensitive_label(k) for k in state.sensitive],
         switch=_language_switch(form.slug, lang, embed),
@@ -543,7 +545,7 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
             submitter=SubmitterData(name=data["name"], email=data["email"],
                                     phone=data["phone"] or None,
                                     postal_address=data["postal_address"] or None),
-            uploads=tuple(uploads), consent=consent, consent_evidence=raw,
+            uploads=tuple(uploads), consent=consent, consent_evidence=raw, language=lang,
         )
     if form.kind == "feedback":
         data = wtform.data
@@ -553,6 +555,7 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
             form=form, raw=raw, content_type=content_type, subject=subject,
             body=data["comment"] or "",
             fields={"rating": int(data["rating"]), "about": about, "lang": lang},
+            language=lang,
         )
     assert form.survey is not None
     result = validate_survey_answers(
@@ -566,6 +569,7 @@ def _build_submission(form: FormConfig, wtform: Form, raw: bytes, lang: str,
         form=form, raw=raw, content_type=content_type, subject=pick(form.survey.title, "en"),
         body="\n\n".join(lines),
         fields={"survey": form.survey.id, "answers": result.answers, "lang": lang},
+        language=lang,
     )
 
 
@@ -598,6 +602,9 @@ def submit(slug: str) -> ResponseReturnValue:
     refused = _refuse_token(page, controls["_token"])
     if refused is not None:
         return refused
+    # From here on a re-shown page (corrections, the sensitive-data warning) carries the
+    # token that passed: the minimum fill time applies to the first page only.
+    page = replace(page, token=controls["_token"])
     checked = _check_answers(page, files, controls["consent"])
     if not isinstance(checked, _Accepted):
         return checked
@@ -606,8 +613,15 @@ def submit(slug: str) -> ResponseReturnValue:
                                    formdata)
     # One scan of the texts as they will be stored: it warns now and is stored later.
     findings = scan(submission, _runtime().pii_key)
-    if not controls["_confirm_sensitive"]:
-        warning = _warn_sensitive(page, findings, consent is not None)
+    choice = SENSITIVE_CHOICES.get(controls["_confirm_sensitive"] or "")
+    if choice == "remove" and warning_kinds(
+            [f for found in findings.values() for f in found]):
+        # "Remove the numbers and send": gone from everything stored, the original too.
+        submission = without_sensitive(submission, findings)
+        findings = scan(submission, _runtime().pii_key)
+    elif choice is None:
+        warning = _warn_sensitive(page, findings, consent is not None,
+                                  controls["_confirm_sensitive"] or "")
         if warning is not None:
             return warning
     # Shares a transaction with the submissions arriving at the same moment (group commit).
@@ -629,6 +643,7 @@ class _Posted:
     next_url: str
     wtform: Form
     consent_ticked: bool
+    token: str | None = None  # the posted form token, once it has passed
 
 
 def _refuse_token(page: _Posted, token_text: str | None) -> ResponseReturnValue | None:
@@ -684,11 +699,11 @@ def _check_answers(page: _Posted, files: list[FileStorage], ticked: str | None
         return _cors(jsonify({"error": "invalid", "errors": errors}), form), 422
     return _render(form, page.lang, page.wtform, embed=page.embed, status=422, state=PageState(
         errors=errors, sensitive=[], consent_checked=consent is not None,
-        next_url=page.next_url))
+        next_url=page.next_url), token=page.token)
 
 
 def _warn_sensitive(page: _Posted, findings: Mapping[str, Sequence[Finding]],
-                    consent_checked: bool) -> ResponseReturnValue | None:
+                    consent_checked: bool, asked: str = "") -> ResponseReturnValue | None:
     """The warning about what people are asked not to send, if the texts hold any."""
     kinds = warning_kinds([f for found in findings.values() for f in found])
     if not kinds:
@@ -697,11 +712,21 @@ def _warn_sensitive(page: _Posted, findings: Mapping[str, Sequence[Finding]],
     if page.wants_json:
         return _cors(jsonify({
             "error": "sensitive-data", "kinds": kinds, "confirm_field": "_confirm_sensitive",
-            "message": "The text seems to contain information people are asked not "
-                       "to send. Remove it, or send again with _confirm_sensitive=1.",
+            "choices": {"remove": "the numbers are removed from everything stored, the "
+                                  "sealed original included, then the message is sent",
+                        "seal": "the message is sent; the numbers are hidden from everyone "
+                                "and kept only in the sealed original record"},
+            "message": "The text seems to contain information people are asked not to "
+                       "send. Send again with _confirm_sensitive=remove or "
+                       "_confirm_sensitive=seal (1 means seal).",
         }), form), 422
-    return _render(form, page.lang, page.wtform, embed=page.embed, status=200, state=PageState(
-        errors={}, sensitive=kinds, consent_checked=consent_checked, next_url=page.next_url))
+    state = PageState(errors={}, sensitive=kinds, consent_checked=consent_checked,
+                      next_url=page.next_url)
+    if asked:
+        # A value that is not one of the choices: ask again, saying so.
+        state.errors["_confirm_sensitive"] = _("Choose one of the two ways to send.")
+    return _render(form, page.lang, page.wtform, embed=page.embed, status=200, state=state,
+                   token=page.token)
 
 
 def _received(page: _Posted, recorded: Recorded) -> ResponseReturnValue:

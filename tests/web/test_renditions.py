@@ -337,7 +337,7 @@ def test_status_page_tells_the_consent_history_after_a_withdrawal(
                                      "recipient_class": "agency:dot"})
         assert response.status_code == 303
         page = client.get(f"/status/{token}").get_data(as_text=True)
-        state = re.search(r'<td class="consent-state">(.*?)</td>', page, re.S)
+        state = re.search(r'<p class="consent-state">(.*?)</p>', page, re.S)
         assert state is not None
         text = " ".join(re.sub(r"<[^>]+>", "", state.group(1)).split())
         assert re.search(r"Given on .+; Shared with Department of Transportation on .+; "
