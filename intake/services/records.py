@@ -436,7 +436,8 @@ def attachment_rows(entry_id: int, thread_message_id: int | None,
 # Built once: constructing a statement per call costs more than running it.
 _ENTRIES = cast(Table, Entry.__table__)
 _ENTRY_COLUMNS = ("record_number", "channel", "kind", "form_slug", "received_at", "subject",
-                  "body", "search_text", "fields", "status", "idempotency_key", "tags")
+                  "body", "search_text", "fields", "status", "idempotency_key", "tags",
+                  "language")
 ENTRY_INSERT = PreparedInsert(_ENTRIES, _ENTRY_COLUMNS, returning=("id", "idempotency_key"),
                               on_conflict_nothing=("idempotency_key",))
 # PostgreSQL: the counter's upsert and the entries' INSERT as one statement.

@@ -371,6 +371,8 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
             "has_submitter": submitter is not None,
             # Replies go out through the relay: staff need not see the address.
             "can_reply": submitter is not None and bool(submitter.email),
+            # Feedback and survey answers without contact details: nobody to answer.
+            "anonymous": submitter is None or not submitter.email,
             "subject_segments": rendition.segments.get("subject", ()),
             "body_segments": rendition.segments.get("body", ()),
             "attachments": attachments,
