@@ -357,10 +357,10 @@ def test_spanish_by_accept_language_and_switch(app: Flask, client: FlaskClient,
     with rt.db.session() as s:
         assert s.scalar(select(ConsentEventRow.policy_version)) == "share-identity-2026-01-es"
         assert s.scalar(select(Event.kind).where(Event.kind == "consent-grant"))
-    # Other pages stay English whatever the browser asks.
+    # The status page speaks the language the person wrote in, whatever the browser asks.
     status = client.get(status_path_in(done.get_data(as_text=True)),
-                        headers={"Accept-Language": "es"}).get_data(as_text=True)
-    assert '<html lang="en">' in status and "Skip to main content" in status
+                        headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="es">' in status and "Saltar al contenido principal" in status
 
 
 def test_csrf_stays_on_outside_the_public_pages(app: Flask) -> None:
