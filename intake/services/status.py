@@ -86,11 +86,13 @@ def timeline(session: Session, entry: Entry, agencies: Mapping[str, str]) -> lis
                    ((ThreadMessage.direction == "out") & (ThreadMessage.author_kind == "staff"))
                    | ((ThreadMessage.direction == "in") & (ThreadMessage.author_kind == "agency")))
             .order_by(ThreadMessage.at, ThreadMessage.id)):
-        agency_id = entry.agency_id
+        answered_by: str | None = entry.agency_id
         if author_kind == "staff" and author_id and author_id.isdigit():
-            agency_id = session.scalar(select(StaffAccount.agency_id)
-                                       .where(StaffAccount.id == int(author_id))) or agency_id
-        steps.append(Step(ANSWERED, at, name(agency_id), body))
+            answered_by = session.scalar(select(StaffAccount.agency_id)
+                                         .where(StaffAccount.id == int(author_id))) or answered_by
+        elif author_kind == "agency" and author_id in agencies:
+            answered_by = author_id
+        steps.append(Step(ANSWERED, at, name(answered_by), body))
     for at, detail in session.execute(
             select(Event.at, Event.detail)
             .where(Event.entry_id == entry.id, Event.kind == "status-changed")

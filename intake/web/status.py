@@ -115,7 +115,7 @@ def view(token: str) -> ResponseReturnValue:
             received=when(entry.received_at),
             agency_name=agencies.get(entry.agency_id or ""), published=published,
             record_url=url_for("records.record", record_number=entry.record_number,
-                               **({} if lang == "en" else {"lang": lang})),
+                               lang=None if lang == "en" else lang),
             notice=_("Your consent has been withdrawn.") if request.args.get("withdrawn")
             else None,
         )

@@ -21,7 +21,6 @@ from intake.runtime import Runtime
 from intake.services.records import open_original
 from tests.conftest import (
     SMALL_RULES,
-    aged_token,
     csrf,
     login,
     make_account,
