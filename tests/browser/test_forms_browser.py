@@ -161,7 +161,8 @@ def test_public_forms_in_chromium(sites: Sites) -> None:
             consent = page.locator("#consent")
             assert not consent.is_checked()
             consent.check()
-            page.get_by_label("I understand: send my message as it is").check()
+            page.get_by_label("Send; the numbers are hidden from everyone except the sealed "
+                              "record", exact=False).check()
             page.get_by_role("button", name="Send").click()
             page.wait_for_selector(".record-number")
             assert re.fullmatch(r"EX-\d{4}-\d{6}", page.inner_text(".record-number"))
