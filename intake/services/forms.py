@@ -23,7 +23,6 @@ import yaml
 from intake.core.forms import ConsentText, FormConfig, FormsConfig, FormsConfigError
 from intake.core.forms import load_forms_config as parse_forms_config
 from intake.core.pii import Finding
-from intake.core.pii.at_rest import redact_values
 from intake.core.pii.model import SENSITIVE_KINDS
 from intake.core.pii.redact import redact
 from intake.db import Database, WriterQueue
@@ -165,13 +164,27 @@ def without_sensitive(submission: FormSubmission, findings: Mapping[str, Sequenc
             last = r.end
         out.append(text[last:])
         cleaned[place] = "".join(out)
-    fields = redact_values(submission.fields, removed)
+    fields = _without(submission.fields, [value for value, _ in removed], mark)
     raw = json.dumps({"subject": cleaned["subject"], "body": cleaned["body"],
                       "fields": fields, "sensitive": "removed"},
                      ensure_ascii=False, sort_keys=True).encode("utf-8")
     return replace(submission, subject=cleaned["subject"], body=cleaned["body"],
                    fields=fields, raw=raw, content_type="application/json",
                    consent_evidence=raw if submission.consent is not None else b"")
+
+
+def _without(value: Any, found: Sequence[str], mark: str) -> Any:
+    """``value`` (form answers, a JSON document) with each of ``found`` replaced by ``mark``."""
+    if isinstance(value, str):
+        for text in sorted(found, key=len, reverse=True):
+            if text:
+                value = value.replace(text, mark)
+        return value
+    if isinstance(value, Mapping):
+        return {k: _without(v, found, mark) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_without(v, found, mark) for v in value]
+    return value
 
 
 #: The process's one writer of form submissions (see :func:`form_writer`).

@@ -238,3 +238,28 @@ def test_staff_cannot_reply_to_an_anonymous_feedback(app: Flask, rt: Runtime,
         assert s.scalars(select(ThreadMessage).where(ThreadMessage.entry_id == entry_id)
                          ).all() == []
         assert s.scalars(select(WorkItem).where(WorkItem.kind == "reply")).all() == []
+
+
+def test_removing_the_numbers_removes_them_from_the_answers_too(app: Flask, rt: Runtime,
+                                                               clock: Clock) -> None:
+    client = app.test_client()
+    page = client.get("/forms/feedback").get_data(as_text=True)
+    token = TOKEN.search(page)
+    assert token
+    clock.advance(10)
+    answers = {"_token": token.group(1), "rating": "3", "about": f"refund for {SSN}",
+               "comment": f"My SSN {SSN} is on the page."}
+    warned = client.post("/forms/feedback", data=answers).get_data(as_text=True)
+    assert 'id="sensitive-warning"' in warned
+    again = TOKEN.search(warned)
+    assert again
+    clock.advance(1)
+    sent = client.post("/forms/feedback", data={**answers, "_token": again.group(1),
+                                                "_confirm_sensitive": "remove"})
+    number = record_number_in(sent.get_data(as_text=True))
+    assert number
+    entry, original = _stored(rt, number)
+    assert entry.fields["about"] == "refund for [removed]"
+    assert entry.subject == "Feedback: 3/5 about refund for [removed]"
+    assert entry.body == "My SSN [removed] is on the page."
+    assert SSN.encode() not in original
