@@ -263,3 +263,24 @@ def test_removing_the_numbers_removes_them_from_the_answers_too(app: Flask, rt: 
     assert entry.subject == "Feedback: 3/5 about refund for [removed]"
     assert entry.body == "My SSN [removed] is on the page."
     assert SSN.encode() not in original
+
+
+def test_without_a_lang_field_the_browser_language_is_stored(app: Flask, rt: Runtime,
+                                                            clock: Clock) -> None:
+    client = app.test_client()
+    page = client.get("/forms/contact", headers={"Accept-Language": "es-MX,es;q=0.9"})
+    token = TOKEN.search(page.get_data(as_text=True))
+    assert token
+    clock.advance(10)
+    answers = {k: v for k, v in _answers(token.group(1)).items() if k != "lang"}
+    answers["message"] = "The trail at Lake Park is closed."
+    sent = client.post("/forms/contact", json=answers,
+                       headers={"Accept-Language": "es-MX,es;q=0.9", "Accept":
+                                "application/json"})
+    assert sent.status_code == 201
+    body = sent.get_json()
+    entry, _ = _stored(rt, body["record_number"])
+    assert entry.language == "es"
+    status = client.get(re.sub(r"^https?://[^/]+", "", body["status_url"]),
+                        headers={"Accept-Language": "en"}).get_data(as_text=True)
+    assert '<html lang="es">' in status and "Lo que ha pasado hasta ahora" in status
