@@ -606,8 +606,7 @@ class ThreadRelay(_Step):
             extra={"reply:subject": message.subject or entry.subject,
                    "reply:body": message.body})
         body = _templates.get_template("relay.txt").render(
-            body=rendition.text("reply:body"), to_agency=True,
-            record_number=entry.record_number, sender_name="", status_url_hint="")
+            body=rendition.text("reply:body"), record_number=entry.record_number)
         outgoing = OutgoingMessage(
             from_name=ANONYMOUS_NAME, from_address=relay, reply_to=relay,
             subject=tagged_subject(entry.record_number, rendition.text("reply:subject")),
