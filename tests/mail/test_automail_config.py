@@ -3,8 +3,13 @@ the poller (a mailbox's own relay senders and spam header, not only the defaults
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select
 
 from intake.core.mail.automatic import DEFAULT_RELAY_SENDERS, DEFAULT_SPAM_HEADERS
 from intake.db.automail_models import AutomaticEntry
@@ -13,6 +18,7 @@ from intake.mail.config import MailboxConfigError, parse_mailboxes
 from intake.mail.memory import MemoryMailServer
 from intake.mail.poller import MailboxPoller
 from intake.runtime import Runtime
+from tests.conftest import REPO, SMALL_RULES, subprocess_env
 
 BASE = """\
 mailboxes:
@@ -21,6 +27,12 @@ mailboxes:
     user: contact@example.gov
     password: secret
 """
+RELAYED = (b"From: Site <robot@cms.example>\r\nReply-To: Bo Diaz <bo.diaz@example.org>\r\n"
+           b"To: contact@example.gov\r\nSubject: Contact form\r\n"
+           b"Message-ID: <form-1@cms.example>\r\n\r\nThe bridge railing is loose.\r\n")
+BARRACUDA = (b"From: Deals <deals@shop.example>\r\nTo: contact@example.gov\r\n"
+             b"Subject: Offer\r\nX-Barracuda-Spam-Flag: YES\r\n"
+             b"Message-ID: <offer-1@shop.example>\r\n\r\nBuy now.\r\n")
 
 
 def test_defaults_and_own_lists() -> None:
@@ -55,16 +67,10 @@ def test_the_poller_uses_the_mailboxs_lists(runtime: Runtime) -> None:
         BASE + '    relay_senders: ["@cms.example"]\n'
                '    spam_headers: ["X-Barracuda-Spam-Flag: YES"]\n', {})
     server = MemoryMailServer()
-    relayed = (b"From: Site <robot@cms.example>\r\nReply-To: Bo Diaz <bo.diaz@example.org>\r\n"
-               b"To: contact@example.gov\r\nSubject: Contact form\r\n"
-               b"Message-ID: <form-1@cms.example>\r\n\r\nThe bridge railing is loose.\r\n")
-    barracuda = (b"From: Deals <deals@shop.example>\r\nTo: contact@example.gov\r\n"
-                 b"Subject: Offer\r\nX-Barracuda-Spam-Flag: YES\r\n"
-                 b"Message-ID: <offer-1@shop.example>\r\n\r\nBuy now.\r\n")
     wordpress = (b"From: WordPress <wordpress@blog.example>\r\nReply-To: ann@example.org\r\n"
                  b"To: contact@example.gov\r\nSubject: Contact form\r\n"
                  b"Message-ID: <wp-1@blog.example>\r\n\r\nHello.\r\n")
-    server.append(config.folder, relayed, barracuda, wordpress)
+    server.append(config.folder, RELAYED, BARRACUDA, wordpress)
     poller = MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
                            open_mailbox=server.open)
     assert poller.poll_once().stored == 3
@@ -74,3 +80,30 @@ def test_the_poller_uses_the_mailboxs_lists(runtime: Runtime) -> None:
     # Only this mailbox's relay senders count: wordpress@ is not one of them here.
     assert submitters == ["bo.diaz@example.org", "deals@shop.example", "wordpress@blog.example"]
     assert categories == ["spam"]
+
+
+def test_ingest_takes_the_lists_of_the_mailbox_it_names(tmp_path: Path, sqlite_url: str) -> None:
+    """``intake ingest --mailbox contact`` classifies like the poller of "contact" would."""
+    mailboxes = tmp_path / "mailboxes.yaml"
+    mailboxes.write_text(BASE + '    relay_senders: ["@cms.example"]\n'
+                                '    spam_headers: ["X-Barracuda-Spam-Flag: YES"]\n')
+    files = []
+    for n, raw in enumerate((RELAYED, BARRACUDA)):
+        files.append(tmp_path / f"{n}.eml")
+        files[-1].write_bytes(raw)
+    env = subprocess_env(INTAKE_DATABASE_URL=sqlite_url, INTAKE_RULES=str(SMALL_RULES),
+                         INTAKE_INSTANCE_PATH=str(tmp_path / "instance"),
+                         INTAKE_MAILBOXES_FILE=str(mailboxes))
+    done = subprocess.run([sys.executable, "-m", "intake", "ingest", "--mailbox", "contact",
+                           "--json", *map(str, files)], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    outcomes = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [o.get("auto_category") for o in outcomes] == [None, "spam"]
+    engine = create_engine(sqlite_url)
+    try:
+        with engine.connect() as conn:
+            emails = sorted(conn.execute(select(Submitter.email)).scalars())
+    finally:
+        engine.dispose()
+    assert emails == ["bo.diaz@example.org", "deals@shop.example"]
