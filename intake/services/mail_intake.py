@@ -425,7 +425,7 @@ def store_message(session: Session, raw: bytes, context: MailContext) -> MailOut
         return known
     parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
     _check_storable(parsed)
-    headers = header_map(raw)
+    headers = header_map(raw, context.automatic.header_names())
     verdict = classify(parsed, headers, context.automatic)
     person = relay_person(parsed, context.automatic) if verdict is None else None
     if verdict is not None and verdict.category == BOUNCE and context.undeliverable_key:
