@@ -142,13 +142,11 @@ class AutomaticPage:
 
 def automatic_page(session: Session, user: StaffAccount, category: str | None, *,
                    relay_domain: str, limit: int = PAGE_SIZE) -> AutomaticPage:
-    """The automatic mail the user may see, newest first: their agency's entries (records
-    officers and administrators: every entry), optionally of one category."""
+    """The automatic mail routed to the user's agency (the inbox's isolation: nobody sees
+    another agency's entries), newest first, optionally of one category."""
     if category not in CATEGORIES:
         category = None
-    scope: list[ColumnElement[bool]] = []
-    if user.role not in _RECORDS_ROLES:
-        scope.append(Entry.agency_id == user.agency_id)
+    scope: list[ColumnElement[bool]] = [Entry.agency_id == user.agency_id]
     counts = dict.fromkeys(CATEGORIES, 0)
     for name, n in session.execute(
         select(AutomaticEntry.category, func.count())

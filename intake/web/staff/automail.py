@@ -1,9 +1,9 @@
 """Automatic mail at ``/staff/automatic``: auto-replies, bounces, bulk and list mail, spam and
 challenge-response requests, kept as records but out of the inbox list.
 
-A route of the staff blueprint (its login, session and CSRF checks apply). Agency staff
-see their agency's automatic mail, records officers and administrators all of it;
-each record number links to the entry page, whose access check decides as usual.
+A route of the staff blueprint (its login, session and CSRF checks apply). Like the inbox,
+it lists the entries routed to the user's agency only; each record number links to the
+entry page, whose access check decides as usual.
 """
 
 from __future__ import annotations
