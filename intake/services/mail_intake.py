@@ -66,6 +66,7 @@ from intake.core.mail.automatic import (
     Verdict,
     bounce_facts,
     classify,
+    from_relay,
     header_map,
     relay_person,
 )
@@ -470,8 +471,11 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         fields["_auto_category"] = verdict.category
     if parsed.is_bounce or (verdict is not None and verdict.category == BOUNCE):
         fields["_bounce"] = True
-    if person is not None and parsed.from_ is not None:
-        # The relay's domain only: the person is the submitter (their Reply-To).
+    relay_only = (person is None and verdict is None
+                  and from_relay(parsed, context.automatic))
+    if (person is not None or relay_only) and parsed.from_ is not None:
+        # The relay's domain only: the person is the submitter (their Reply-To) or, with
+        # no Reply-To, unknown (nobody to acknowledge: never the relay's own address).
         fields["_web_form_relay"] = _domain(parsed.from_.address)[:200]
     if related:
         fields["_related_record"] = related
@@ -481,7 +485,7 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         fields["_defects"] = [d[:200] for d in parsed.defects[:20]]
     if parsed.truncated:
         fields["_truncated"] = True
-    sender = person or parsed.from_
+    sender = person or (None if relay_only else parsed.from_)
     submitter = SubmitterData(
         name=(sender.name[:200] or None) if sender else None,
         email=(sender.address[:320] or None) if sender else None,

@@ -20,7 +20,14 @@ import pytest
 from sqlalchemy import select
 
 from intake.core.mail import parse_message
-from intake.core.mail.automatic import CATEGORIES, AutoConfig, classify, header_map, relay_person
+from intake.core.mail.automatic import (
+    CATEGORIES,
+    AutoConfig,
+    classify,
+    from_relay,
+    header_map,
+    relay_person,
+)
 from intake.db.automail_models import AutomaticEntry
 from intake.db.models import Entry, Event, Submitter, WorkItem
 from intake.mail.imap import ImapMailbox
@@ -33,6 +40,8 @@ AUTOMATIC = sorted(CORPUS.glob("*--*.eml"))
 HUMAN = sorted((CORPUS / "human").glob("*.eml"))
 RELAYED = {"web-form-relay-wordpress.eml": "sofia.reyes@example.com",
            "web-form-relay-noreply-auto-generated.eml": "omar.haddad@example.org"}
+# From a relay without a Reply-To: forwarded, but nobody to acknowledge (not the relay).
+UNKNOWN_PERSON = "web-form-relay-without-reply-to.eml"
 AGENCIES = {"governor@examplia.gov", "intake@dot.examplia.gov", "parks@examplia.gov"}
 
 
@@ -54,6 +63,7 @@ def test_each_message_gets_its_category(path: Path) -> None:
         assert verdict is None, f"a person's message caught as {verdict}"
         person = relay_person(parsed, AutoConfig())
         assert (person.address if person else None) == RELAYED.get(path.name)
+        assert from_relay(parsed, AutoConfig()) == (path.name in (*RELAYED, UNKNOWN_PERSON))
     else:
         assert verdict is not None and verdict.category == expected(path), verdict
 
@@ -121,7 +131,10 @@ def test_automatic_mail_over_imap_is_stored_but_nobody_is_sent_anything(
             forwards = [r for r in sent if r & AGENCIES]
             acks = [r for r in sent if not r & AGENCIES]
             assert len(forwards) == 1, f"{entry.subject!r} forwarded once"
-            assert acks == [{submitters[entry_id]}], f"{entry.subject!r} acknowledged once"
+            if submitters.get(entry_id):
+                assert acks == [{submitters[entry_id]}], f"{entry.subject!r} acknowledged once"
+            else:
+                assert acks == [] and entry.fields["_web_form_relay"] == "villagepark.example"
         # Nothing at all reached an automatic sender, a relay or a list.
         everyone = {a for mail in received for a in mail.rcpt_tos}
         for path in AUTOMATIC:
@@ -132,8 +145,9 @@ def test_automatic_mail_over_imap_is_stored_but_nobody_is_sent_anything(
         for person in RELAYED.values():
             assert person in submitters.values()
             assert len(sink.to(person)) == 1
-        assert not {"wordpress@smalltown.example", "noreply@forms.example.net"} & everyone
-        assert len(received) == 2 * len(HUMAN)
+        assert not {"wordpress@smalltown.example", "noreply@forms.example.net",
+                    "wordpress@villagepark.example"} & everyone
+        assert len(received) == 2 * len(HUMAN) - 1
         assert skipped == set(automatic), "each automatic entry says why nothing was sent"
     finally:
         rt.close()

@@ -31,7 +31,9 @@ categories, in the order they are tried:
 A message from a configured **web-form relay** (``noreply@``, ``wordpress@`` ... with a
 ``Reply-To``) is a person's message sent through a form: :func:`relay_person` gives that
 person (the Reply-To), and the relays' own machine markers (``Auto-Submitted:
-auto-generated``, ``X-Auto-Response-Suppress``) do not make it automatic.
+auto-generated``, ``X-Auto-Response-Suppress``) do not make it automatic. From a relay
+sender without a Reply-To (:func:`from_relay`), the person is unknown: the caller stores
+no submitter address rather than the relay's.
 
 :func:`bounce_facts` reads what a bounce says failed: ``X-Failed-Recipients`` (Exim,
 Gmail), the report's ``Final-Recipient`` (with ``Action: failed``) and the Message-IDs of
@@ -69,6 +71,7 @@ __all__ = [
     "Verdict",
     "bounce_facts",
     "classify",
+    "from_relay",
     "header_map",
     "relay_person",
 ]
@@ -220,6 +223,12 @@ def _matches_relay(address: str, patterns: Iterable[str]) -> bool:
         elif address == p:
             return True
     return False
+
+
+def from_relay(parsed: ParsedMessage, config: AutoConfig) -> bool:
+    """Whether the message's From is one of the configured web-form relay senders."""
+    return bool(parsed.from_) and _matches_relay(parsed.from_.address if parsed.from_ else "",
+                                                 config.relay_senders)
 
 
 def relay_person(parsed: ParsedMessage, config: AutoConfig) -> Address | None:
