@@ -24,12 +24,27 @@ from intake.cli.common import (
     open_runtime,
     settings_or_fail,
 )
+from intake.core.mail.automatic import AutoConfig
 
 # In embedded mode (no broker) the command routes what it stored before it exits.
 ROUTE_WAIT_SECONDS = 300.0
 # `intake ingest` stores a file's messages this many to a transaction, as the poller does
 # with a fetched batch.
 INGEST_BATCH = 100
+
+
+def _automatic_of(settings: Any, name: str) -> AutoConfig | None:
+    """The relay senders and spam headers of the configured mailbox called ``name``
+    (``intake ingest --mailbox``), or None (the defaults) when there is none."""
+    from intake.mail.config import MailboxConfigError, load_mailboxes
+
+    if settings.mailboxes_file is None and not settings.imap_url:
+        return None
+    try:
+        configs = load_mailboxes(settings)
+    except MailboxConfigError as exc:
+        fail(str(exc), EXIT_CONFIG)
+    return next((c.automatic() for c in configs if c.name == name), None)
 
 
 def _agency_addresses(runtime: Any) -> list[str]:
@@ -185,7 +200,8 @@ def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
 @click.argument("files", nargs=-1, required=True,
                 type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--mailbox", "mailbox_name", default="ingest", show_default=True,
-              help="Mailbox name recorded on the entries (the routing 'recipient').")
+              help="Mailbox name recorded on the entries (the routing 'recipient'); a "
+                   "configured mailbox of that name lends its relay_senders and spam_headers.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
     """Ingest .eml and mbox files exactly like polled mail."""
@@ -198,7 +214,8 @@ def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
         routing = _start_embedded_routing(runtime)
         try:
             context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,
-                                                agency_addresses=_agency_addresses(runtime))
+                                                agency_addresses=_agency_addresses(runtime),
+                                                automatic=_automatic_of(settings, mailbox_name))
             for path in files:
                 try:
                     messages = list(_messages(path))

@@ -10,7 +10,8 @@ Three things live here, each values in and decisions out:
   61.878(1)(a)``). :func:`load_records_config` lists every problem.
 - **The publish decision** (:func:`publish_decision`): allowed, or refused with
   a reason (``withheld``, ``rule-never``, ``unreviewed-findings``,
-  ``unscanned-attachments``, ``review-required``, ``not-yet``).
+  ``unscanned-attachments``, ``review-required``, ``not-yet``, ``automatic-mail``: an
+  auto-reply, bounce, bulk or spam message is never published, even when reviewed).
 - **Marks** (:class:`Mark`): literal text, a regular expression, or a span of
   one place; :func:`mark_spans` finds what a mark covers in a text, which
   :func:`intake.core.rendition.render` then removes (the stored text never
@@ -232,6 +233,7 @@ class PublishFacts:
     high_findings: int  # high-severity PII findings (a review clears them)
     attachments: int  # attachments are not scanned for publication: a review looks at them
     destroyed: bool = False  # retention destroyed its personal data: never public again
+    automatic: bool = False  # stored from automatic mail (auto-reply, bounce, bulk, spam ...)
 
 
 @dataclass(frozen=True)
@@ -246,6 +248,8 @@ def publish_decision(facts: PublishFacts, now: datetime) -> PublishDecision:
         return PublishDecision(False, "destroyed")
     if facts.withheld:
         return PublishDecision(False, "withheld")
+    if facts.automatic:
+        return PublishDecision(False, "automatic-mail")
     if facts.rule.mode is PublishMode.NEVER:
         return PublishDecision(False, "rule-never")
     if facts.reviewed:

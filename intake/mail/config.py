@@ -17,6 +17,11 @@ The mailboxes file (YAML)::
         agency: transport               # optional default agency hint (fields._mailbox_agency)
         form: contact                   # optional form kind (stored as the entry's form slug)
         poll_interval: 60               # seconds between passes when IDLE is not offered
+        relay_senders: [noreply@, wordpress@, forms@example.org, "@forms.example.net"]
+                                        # web-form relays (default: DEFAULT_RELAY_SENDERS):
+                                        # mail from them with a Reply-To is the Reply-To's
+        spam_headers: ["X-Spam-Flag: YES"]   # "Header: value" marking spam (default:
+                                        # X-Spam-Flag: YES and X-Spam-Status: Yes)
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
+from intake.core.mail.automatic import DEFAULT_RELAY_SENDERS, DEFAULT_SPAM_HEADERS, AutoConfig
 from intake.settings import Settings
 
 
@@ -61,10 +67,17 @@ class MailboxConfig:
     poll_interval: float = 60.0
     # Servers without MOVE get COPY + this keyword (never a delete).
     done_keyword: str = "IntakeProcessed"
+    # Web-form relay senders and spam headers (see intake.core.mail.automatic).
+    relay_senders: tuple[str, ...] = DEFAULT_RELAY_SENDERS
+    spam_headers: tuple[str, ...] = DEFAULT_SPAM_HEADERS
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name):
             raise MailboxConfigError(f"mailbox {NAME_RULE}")  # not echoed: it may be anything
+
+    def automatic(self) -> AutoConfig:
+        """What the intake needs to know about automatic mail and web-form relays."""
+        return AutoConfig(relay_senders=self.relay_senders, spam_headers=self.spam_headers)
 
     def __repr__(self) -> str:  # never show the password
         return (f"MailboxConfig(name={self.name!r}, host={self.host!r}, port={self.port}, "
@@ -124,7 +137,7 @@ def _text(item: Mapping[str, Any], key: str, where: str, default: str | None = N
 
 _KNOWN_KEYS = {"name", "host", "port", "security", "user", "password", "password_file",
                "password_env", "folder", "processed_folder", "agency", "form",
-               "poll_interval"}
+               "poll_interval", "relay_senders", "spam_headers"}
 
 
 def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
@@ -197,7 +210,30 @@ def _mailbox(item: Mapping[str, Any], name: str, where: str,
         agency=str(agency) if agency else None,
         form=str(form) if form else None,
         poll_interval=float(interval),
+        relay_senders=_strings(item, "relay_senders", where, DEFAULT_RELAY_SENDERS,
+                               _RELAY_SENDER_RE, "'local@', 'local@domain' or '@domain'"),
+        spam_headers=_strings(item, "spam_headers", where, DEFAULT_SPAM_HEADERS,
+                              _SPAM_HEADER_RE, "'Header-Name: value'"),
     )
+
+
+_RELAY_SENDER_RE = re.compile(r"[^\s@]*@[^\s@]*")
+_SPAM_HEADER_RE = re.compile(r"[!-9;-~]+:\s*\S.{0,200}")
+
+
+def _strings(item: Mapping[str, Any], key: str, where: str, default: tuple[str, ...],
+             shape: re.Pattern[str], what: str) -> tuple[str, ...]:
+    """A list of strings of one shape (an empty list is allowed: none at all)."""
+    if key not in item:
+        return default
+    values = item[key]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise MailboxConfigError(f"{where}: '{key}' must be a list of strings")
+    result = tuple(v.strip() for v in values)
+    for value in result:
+        if not shape.fullmatch(value) or value == "@":
+            raise MailboxConfigError(f"{where}: each of '{key}' must look like {what}")
+    return result
 
 
 def _password(item: Mapping[str, Any], where: str, passwords: Mapping[str, str] | None,

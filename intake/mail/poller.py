@@ -220,7 +220,7 @@ class MailboxPoller:
         context = MailContext.from_settings(
             self.settings, c.name, pii_key=self.pii_key,
             agency_addresses=tuple(self.agency_addresses()), form=c.form,
-            agency_hint=c.agency)
+            agency_hint=c.agency, automatic=c.automatic())
         for batch in self._batches(mailbox, todo):
             fetched = mailbox.fetch(batch)
             raws: list[tuple[int, bytes]] = []

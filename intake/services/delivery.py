@@ -68,7 +68,7 @@ from intake.db.models import (
     WorkItem,
     utcnow,
 )
-from intake.services import gate, records, renditions
+from intake.services import automail, gate, records, renditions
 from intake.services.circuits import CircuitPolicy
 from intake.services.citizen_mail import N_, CitizenMail, render_citizen, translate
 from intake.services.consent import consent_states
@@ -142,6 +142,15 @@ class DeliveryPlanner:
 
     def _requests(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
                   decision_id: int) -> list[gate.DisclosureRequest]:
+        category = entry.fields.get("_auto_category")
+        if category:
+            # Automatic mail (auto-reply, bounce, bulk, spam, challenge) is kept as a
+            # record and shown to staff; nobody is sent anything about it.
+            session.add(Event(entry_id=entry.id, kind="delivery-skipped",
+                              detail={"reason": "automatic-mail", "category": str(category)}))
+            session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
+                              detail={"reason": "auto-submitted"}))
+            return []
         agencies = self.rules.current().agencies
         requests: list[gate.DisclosureRequest] = []
         for agency_id in (decision.route_to, *decision.cc):
@@ -450,6 +459,13 @@ class Acknowledger(_Step):
         entry = self.outbox.entry(session, item)
         message_id = self.outbox.message_id("ack", item, entry)
         if self.outbox.already_sent(session, message_id):
+            return
+        if automail.is_undeliverable(session, self.settings.derived_key(automail.KEY_PURPOSE),
+                                     row.recipient_address):
+            # An earlier acknowledgement to this address bounced.
+            session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",
+                              detail={"reason": "undeliverable", "work_item": item.id}))
+            log.info("entry %s: acknowledgement skipped (address undeliverable)", entry.id)
             return
         if self._limit_reached(session, row.recipient_address):
             session.add(Event(entry_id=entry.id, kind="acknowledgement-skipped",

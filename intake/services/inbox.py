@@ -57,7 +57,7 @@ from intake.db.staff_models import (
     ReadMarker,
     StaffAccount,
 )
-from intake.services import gate, renditions
+from intake.services import automail, gate, renditions
 from intake.services.renditions import Audience
 from intake.services.routing import apply_decision
 
@@ -234,7 +234,8 @@ def _inbox_conditions(session: Session, user: StaffAccount,
                       filters: InboxFilter) -> list[Condition] | None:
     """The WHERE conditions of the user's agency inbox under ``filters``; None when the
     filters can match nothing (a search without words, an assignee that is no number)."""
-    conditions: list[Condition] = [Entry.agency_id == user.agency_id]
+    # Automatic mail (auto-replies, bounces, bulk, spam) is listed at /staff/automatic.
+    conditions: list[Condition] = [Entry.agency_id == user.agency_id, automail.not_automatic()]
     if filters.status:
         conditions.append(Entry.status == filters.status)
     if filters.channel:
@@ -305,7 +306,8 @@ def _int_or_none(value: str) -> int | None:
 def status_counts(session: Session, agency_id: str) -> dict[str, int]:
     counts = dict.fromkeys(STATUSES, 0)
     for status, n in session.execute(
-        select(Entry.status, func.count()).where(Entry.agency_id == agency_id)
+        select(Entry.status, func.count())
+        .where(Entry.agency_id == agency_id, automail.not_automatic())
         .group_by(Entry.status)
     ):
         counts[status] = n
@@ -324,6 +326,7 @@ def unread_count(session: Session, user: StaffAccount) -> int:
     unread = (
         select(Entry.id).where(
             Entry.agency_id == user.agency_id, Entry.status.in_(("new", "open")),
+            automail.not_automatic(),
             ~exists(select(ReadMarker.entry_id).where(ReadMarker.entry_id == Entry.id,
                                                      ReadMarker.staff_id == user.id)))
         .limit(UNREAD_CAP).subquery()

@@ -18,7 +18,15 @@ one transaction, it either
 together with whatever the caller must commit with it (the poller's "last
 UID done" marker). Auto-replies and bounces are stored like the rest and
 marked (``fields._auto_submitted``, author "auto"), so nothing acknowledges or
-relays them: that is what breaks mail loops.
+relays them: that is what breaks mail loops. Each message is classified once
+(:func:`intake.core.mail.automatic.classify`: auto-reply, bounce, bulk, spam,
+challenge); a new entry from automatic mail gets its category
+(``fields._auto_category`` and an ``automatic_entries`` row), so it is neither
+forwarded nor acknowledged nor published and stays out of the inbox list. A
+bounce of our own mail to a submitter marks that address undeliverable
+(:func:`intake.services.automail.mark_undeliverable`). Mail from a web-form relay
+(``noreply@``... with a ``Reply-To``) is the Reply-To person's: they are the
+entry's submitter.
 
 Threading, in order: a relay token in any recipient address; In-Reply-To,
 References or a bounce's original Message-ID against ``sent_messages``; a
@@ -52,7 +60,17 @@ from sqlalchemy.orm import Session
 
 from intake.core import sealing
 from intake.core.language import written_language
-from intake.core.mail import ParsedMessage, all_recipient_addresses, parse_message
+from intake.core.mail import Address, ParsedMessage, all_recipient_addresses, parse_message
+from intake.core.mail.automatic import (
+    BOUNCE,
+    AutoConfig,
+    Verdict,
+    bounce_facts,
+    classify,
+    from_relay,
+    header_map,
+    relay_person,
+)
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
 from intake.db import Database
@@ -66,6 +84,7 @@ from intake.db.models import (
     ThreadMessage,
     utcnow,
 )
+from intake.services import automail
 from intake.services.findings import detect_places, store_findings
 from intake.services.links import entry_for_relay_token
 from intake.services.records import (
@@ -109,6 +128,7 @@ class MailOutcome:
     via: str | None = None  # relay-token | in-reply-to | record-tag (thread replies)
     author: str | None = None  # submitter | agency | auto | unknown (thread replies)
     auto_submitted: str | None = None
+    auto_category: str | None = None  # auto-reply | bounce | bulk | spam | challenge
     quarantine_id: int | None = None
     error_class: str | None = None
 
@@ -129,15 +149,22 @@ class MailContext:
     agency_hint: str | None = None
     # The key-encryption key of the entries' data keys (see :mod:`intake.core.sealing`).
     originals_key: bytes = field(kw_only=True, repr=False)
+    # Web-form relay senders and spam headers of the mailbox (intake.mail.config).
+    automatic: AutoConfig = field(default_factory=AutoConfig, kw_only=True)
+    # The key of undeliverable addresses' hashes (services.automail.KEY_PURPOSE).
+    undeliverable_key: bytes | None = field(default=None, kw_only=True, repr=False)
 
     @classmethod
     def from_settings(cls, settings: Settings, mailbox: str, *, pii_key: bytes | None,
                       agency_addresses: Collection[str] = (), form: str | None = None,
-                      agency_hint: str | None = None) -> MailContext:
+                      agency_hint: str | None = None,
+                      automatic: AutoConfig | None = None) -> MailContext:
         return cls(mailbox=mailbox, record_prefix=settings.record_prefix,
                    relay_domain=settings.relay_domain, pii_key=pii_key,
                    agency_addresses=tuple(agency_addresses), form=form,
-                   agency_hint=agency_hint, originals_key=settings.originals_key())
+                   agency_hint=agency_hint, originals_key=settings.originals_key(),
+                   automatic=automatic or AutoConfig(),
+                   undeliverable_key=settings.derived_key(automail.KEY_PURPOSE))
 
 
 @dataclass(frozen=True)
@@ -344,10 +371,13 @@ def _domain(address: str) -> str:
 
 
 def _author(session: Session, entry_id: int, parsed: ParsedMessage,
-            agency_addresses: Collection[str]) -> str:
-    if parsed.auto_submitted or parsed.is_bounce:
+            agency_addresses: Collection[str], verdict: Verdict | None = None,
+            person: Address | None = None) -> str:
+    # A relayed person's message is theirs, whatever machine markers the relay added.
+    if verdict is not None or parsed.is_bounce or (parsed.auto_submitted and person is None):
         return "auto"
-    sender = (parsed.from_.address if parsed.from_ else "").strip().lower()
+    who = person or parsed.from_
+    sender = (who.address if who else "").strip().lower()
     if not sender or "@" not in sender:
         return "unknown"
     submitter_email = session.scalar(select(Submitter.email).where(Submitter.entry_id == entry_id))
@@ -397,18 +427,27 @@ def store_message(session: Session, raw: bytes, context: MailContext) -> MailOut
         return known
     parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
     _check_storable(parsed)
+    headers = header_map(raw, context.automatic.header_names())
+    verdict = classify(parsed, headers, context.automatic)
+    person = relay_person(parsed, context.automatic) if verdict is None else None
+    if verdict is not None and verdict.category == BOUNCE and context.undeliverable_key:
+        marked = automail.mark_undeliverable(session, context.undeliverable_key,
+                                             bounce_facts(raw, parsed, headers))
+        if marked:
+            log.info("bounce marks the submitter address of entries %s undeliverable", marked)
 
     target = _thread_target(session, parsed, context.relay_domain)
     related: str | None = None
     if target is not None:
         entry_id, via = target
-        author = _author(session, entry_id, parsed, context.agency_addresses)
+        author = _author(session, entry_id, parsed, context.agency_addresses, verdict, person)
         if author != "unknown" or via == "relay-token":
-            outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context)
+            outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context,
+                                   verdict)
             _resolve_quarantine(session, digest)
             return outcome
         related = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
-    outcome = _store_entry(session, raw, digest, parsed, context, related)
+    outcome = _store_entry(session, raw, digest, parsed, context, related, verdict, person)
     _resolve_quarantine(session, digest)
     return outcome
 
@@ -419,15 +458,26 @@ def _resolve_quarantine(session: Session, digest: str) -> None:
 
 
 def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
-                 context: MailContext, related: str | None) -> MailOutcome:
+                 context: MailContext, related: str | None, verdict: Verdict | None = None,
+                 person: Address | None = None) -> MailOutcome:
     fields: dict[str, Any] = {
         "_mailbox": context.mailbox,
         "_attachments": [a.filename for a in parsed.attachments],
     }
-    if parsed.auto_submitted:
-        fields["_auto_submitted"] = parsed.auto_submitted
-    if parsed.is_bounce:
+    auto_submitted = (parsed.auto_submitted if person is None else None) or (
+        f"{verdict.category}: {verdict.reason}" if verdict is not None else None)
+    if auto_submitted:
+        fields["_auto_submitted"] = auto_submitted
+    if verdict is not None:
+        fields["_auto_category"] = verdict.category
+    if parsed.is_bounce or (verdict is not None and verdict.category == BOUNCE):
         fields["_bounce"] = True
+    relay_only = (person is None and verdict is None
+                  and from_relay(parsed, context.automatic))
+    if (person is not None or relay_only) and parsed.from_ is not None:
+        # The relay's domain only: the person is the submitter (their Reply-To) or, with
+        # no Reply-To, unknown (nobody to acknowledge: never the relay's own address).
+        fields["_web_form_relay"] = _domain(parsed.from_.address)[:200]
     if related:
         fields["_related_record"] = related
     if context.agency_hint:
@@ -436,7 +486,7 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         fields["_defects"] = [d[:200] for d in parsed.defects[:20]]
     if parsed.truncated:
         fields["_truncated"] = True
-    sender = parsed.from_
+    sender = person or (None if relay_only else parsed.from_)
     submitter = SubmitterData(
         name=(sender.name[:200] or None) if sender else None,
         email=(sender.address[:320] or None) if sender else None,
@@ -450,14 +500,19 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
     )], record_prefix=context.record_prefix, pii_key=context.pii_key,
         originals_key=context.originals_key)[0]
     if recorded.created:
-        log.info("mail stored as entry %s (mailbox %s)", recorded.entry_id, context.mailbox)
+        if verdict is not None:
+            automail.record_automatic(session, recorded.entry_id, verdict)
+        log.info("mail stored as entry %s (mailbox %s)%s", recorded.entry_id, context.mailbox,
+                 f", automatic ({verdict.category})" if verdict is not None else "")
     return MailOutcome(STORED if recorded.created else DUPLICATE, digest,
                        entry_id=recorded.entry_id, record_number=recorded.record_number,
-                       auto_submitted=parsed.auto_submitted)
+                       auto_submitted=auto_submitted,
+                       auto_category=verdict.category if verdict is not None else None)
 
 
 def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
-                 entry_id: int, via: str, author: str, context: MailContext) -> MailOutcome:
+                 entry_id: int, via: str, author: str, context: MailContext,
+                 verdict: Verdict | None = None) -> MailOutcome:
     record_number = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
     key = f"sha256:{digest}"
     # Like an entry's: the P6 values only in the raw bytes, sealed under the entry's key.
@@ -493,6 +548,7 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         "thread_message_id": message.id, "via": via, "author": author,
         "mailbox": context.mailbox, "sha256": digest, "relayed": relayed,
         **({"auto_submitted": parsed.auto_submitted} if parsed.auto_submitted else {}),
+        **({"auto_category": verdict.category} if verdict is not None else {}),
     }))
     if context.pii_key is not None:
         findings = {f"thread:{message.id}:{place}": list(at_rest[place].findings)
@@ -508,4 +564,5 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
              author)
     return MailOutcome(THREAD_REPLY, digest, entry_id=entry_id, record_number=record_number,
                        thread_message_id=message.id, via=via, author=author,
-                       auto_submitted=parsed.auto_submitted)
+                       auto_submitted=parsed.auto_submitted,
+                       auto_category=verdict.category if verdict is not None else None)

@@ -68,6 +68,7 @@ from intake.db.models import (
 )
 from intake.db.publication_models import AttachmentRelease, Publication, RedactionMark
 from intake.db.staff_models import StaffAccount
+from intake.services import automail
 from intake.services.gate import DisclosureRequest, disclose
 from intake.services.inbox import actor_of, log_access
 from intake.services.renditions import (
@@ -427,7 +428,8 @@ def facts_for(session: Session, entry: Entry, config: RecordsConfig, *,
                               and publication.state == PUBLISHED),
         withheld=publication is not None and publication.state == WITHHELD,
         destroyed=publication is not None and publication.state == DESTROYED,
-        high_findings=int(high), attachments=int(attachments))
+        high_findings=int(high), attachments=int(attachments),
+        automatic=automail.is_automatic(session, entry.id))
 
 
 def forget(session: Session, entry_ids: Sequence[int], now: datetime | None = None) -> None:

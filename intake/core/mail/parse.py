@@ -923,8 +923,11 @@ _AUTO_REPLY_HEADERS = (
     "precedence",
     "x-auto-response-suppress",
     "x-loop",
+    "x-ms-exchange-inbox-rules-loop",
+    "x-apple-action",
     "list-id",
     "list-unsubscribe",
+    "list-post",
     "return-path",
 )
 

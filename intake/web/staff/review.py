@@ -41,6 +41,8 @@ REFUSALS = {
     "unscanned-attachments": "It has attachments a records officer has not looked at.",
     "review-required": "A records officer must review it first.",
     "not-yet": "Its publish rule's waiting time has not passed yet.",
+    "automatic-mail": "It is automatic mail (an auto-reply, bounce, bulk or list mail, spam or "
+                      "a challenge): it is kept as a record but never published.",
     "reviewed": "May be published.",
     "auto-after": "May be published.",
 }
