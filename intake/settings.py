@@ -110,6 +110,12 @@ class Settings:
     # The public records: INTAKE_RECORDS (None = the packaged records.yaml): publish rules
     # and the reason codes with their citations.
     records_path: Path | None = None
+    # Operations (issue 26): a worker process whose heartbeat is older than
+    # heartbeat_stale_seconds counts as gone for /readyz; /metrics answers only to
+    # metrics_allow (addresses/CIDRs) or a bearer metrics_token; neither set = 404.
+    heartbeat_stale_seconds: float = 60.0
+    metrics_allow: tuple[str, ...] = ()
+    metrics_token: str = field(default="", repr=False)
 
     @property
     def broker_kind(self) -> str:
@@ -303,7 +309,33 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_hops=proxies[0],
         trusted_proxy_networks=proxies[1],
         records_path=records_path,
+        heartbeat_stale_seconds=_float(env, "INTAKE_HEARTBEAT_STALE", 60.0, 1.0),
+        metrics_allow=_metrics_allow(env.get("INTAKE_METRICS_ALLOW", "")),
+        metrics_token=_metrics_token(env),
     )
+
+
+def _metrics_allow(raw: str) -> tuple[str, ...]:
+    """INTAKE_METRICS_ALLOW: addresses/CIDRs, comma-separated, that may read /metrics."""
+    import ipaddress
+
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError("INTAKE_METRICS_ALLOW: expected addresses/CIDRs separated by "
+                                f"commas, got {part.strip()!r}") from None
+    return tuple(networks)
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = env.get("INTAKE_METRICS_TOKEN", "").strip()
+    if token and len(token) < 16:
+        raise SettingsError("INTAKE_METRICS_TOKEN: must be at least 16 characters")
+    return token
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -444,6 +476,7 @@ VARIABLES = (
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
     "INTAKE_DELIVERY_MAX_AGE",
+    "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
 )
 
 
