@@ -116,6 +116,10 @@ class Settings:
     heartbeat_stale_seconds: float = 60.0
     metrics_allow: tuple[str, ...] = ()
     metrics_token: str = field(default="", repr=False)
+    # gunicorn (intake/gunicorn_conf.py): where to listen, processes, threads per process.
+    web_bind: str = "127.0.0.1:8000"
+    web_workers: int = 2
+    web_threads: int = 4
 
     @property
     def broker_kind(self) -> str:
@@ -312,7 +316,21 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         heartbeat_stale_seconds=_float(env, "INTAKE_HEARTBEAT_STALE", 60.0, 1.0),
         metrics_allow=_metrics_allow(env.get("INTAKE_METRICS_ALLOW", "")),
         metrics_token=_metrics_token(env),
+        web_bind=_web_bind(env),
+        web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
+        web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
     )
+
+
+def _web_bind(env: Mapping[str, str]) -> str:
+    """INTAKE_BIND: HOST:PORT (or unix:PATH) for gunicorn."""
+    raw = env.get("INTAKE_BIND", "").strip() or "127.0.0.1:8000"
+    if raw.startswith("unix:"):
+        return raw
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"INTAKE_BIND: expected HOST:PORT or unix:PATH, got {raw!r}")
+    return raw
 
 
 def _metrics_allow(raw: str) -> tuple[str, ...]:
@@ -477,6 +495,7 @@ VARIABLES = (
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
     "INTAKE_DELIVERY_MAX_AGE",
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
+    "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
 )
 
 
