@@ -9,16 +9,15 @@ rather than counting in each process, gives every gunicorn worker and every
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Text, cast, func, select
+from sqlalchemy import func, select
 
 from intake.db import Database
 from intake.db.mail_models import MailboxState, QuarantinedMessage
-from intake.db.models import Entry, RoutingDecision, WorkItem, WorkState, utcnow
+from intake.db.models import Entry, Event, RoutingDecision, WorkItem, WorkState, utcnow
 from intake.services import heartbeats
 
 # The work kinds that carry something out of intake (services/delivery.py's handlers).
@@ -31,7 +30,8 @@ _RESULT = {WorkState.DONE: "delivered", WorkState.DEAD: "dead_letter",
 @dataclass
 class Figures:
     submissions: dict[str, int] = field(default_factory=dict)            # channel
-    routing: dict[tuple[str, str, str], int] = field(default_factory=dict)  # rule, agency, by
+    routing: dict[tuple[str, str], int] = field(default_factory=dict)  # rule, agency
+    reroutes: int = 0
     deliveries: dict[tuple[str, str], int] = field(default_factory=dict)  # kind, result
     retrying: dict[str, int] = field(default_factory=dict)               # kind (deferred)
     work_items: dict[tuple[str, str], int] = field(default_factory=dict)  # kind, state
@@ -59,17 +59,15 @@ def figures(db: Database, heartbeat_stale_seconds: float) -> Figures:
         for channel, n in session.execute(
                 select(Entry.channel, func.count()).group_by(Entry.channel)):
             out.submissions[str(channel)] = int(n)
-        # Routing outcomes: the first matched rule decided (none: the default route);
-        # a staff reroute is counted apart.
-        routing: Counter[tuple[str, str, str]] = Counter()
-        for rules_text, route_to, decided_by, n in session.execute(
-                select(cast(RoutingDecision.matched_rules, Text), RoutingDecision.route_to,
-                       RoutingDecision.decided_by.is_not(None), func.count())
-                .group_by(cast(RoutingDecision.matched_rules, Text), RoutingDecision.route_to,
-                          RoutingDecision.decided_by.is_not(None))):
-            matched = json.loads(rules_text) if rules_text else []
-            rule = str(matched[0]) if matched else "(default)"
-            routing[(rule, str(route_to), "staff" if decided_by else "rules")] += int(n)
+        # Routing outcomes: the rule that decided; "(none)" when no rule did (the default
+        # route, or a staff reroute: those are counted apart from their events too).
+        routing: Counter[tuple[str, str]] = Counter()
+        for decided_by, route_to, n in session.execute(
+                select(RoutingDecision.decided_by, RoutingDecision.route_to, func.count())
+                .group_by(RoutingDecision.decided_by, RoutingDecision.route_to)):
+            routing[(str(decided_by or "(none)"), str(route_to))] += int(n)
+        out.reroutes = int(session.scalar(select(func.count()).select_from(Event)
+                                          .where(Event.kind == "rerouted")) or 0)
         out.routing = dict(routing)
         for kind, state, n in session.execute(
                 select(WorkItem.kind, WorkItem.state, func.count())

@@ -68,12 +68,13 @@ class _Collector:
         yield submissions
         routing = CounterMetricFamily(
             "intake_routing_decisions",
-            "Routing decisions by the first matching rule ((default) when none matched), "
-            "the agency routed to, and who decided (rules or a staff reroute).",
-            labels=["rule", "agency", "decided_by"])
-        for (rule, agency, by), n in sorted(d.routing.items()):
-            routing.add_metric([rule, agency, by], n)
+            "Routing decisions by the rule that decided ((none): the default route or a staff "
+            "reroute) and the agency routed to.", labels=["rule", "agency"])
+        for (rule, agency), n in sorted(d.routing.items()):
+            routing.add_metric([rule, agency], n)
         yield routing
+        yield CounterMetricFamily("intake_staff_reroutes",
+                                  "Entries staff sent to another agency.", value=d.reroutes)
         deliveries = GaugeMetricFamily(
             "intake_deliveries",
             "Delivery work items (forwards, acknowledgements, relays) by result: delivered, "
