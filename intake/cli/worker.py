@@ -36,8 +36,6 @@ from intake.cli.common import (
 def worker(threads: int | None, processes: int, max_restarts: int,
            restart_window: float) -> None:
     """Run dramatiq workers for the configured broker (redis:// or amqp://)."""
-    from intake.jobs.system import BrokerUnavailable, check_broker
-
     settings = settings_or_fail()
     if settings.broker_url is None:
         fail("INTAKE_BROKER_URL is not set: the embedded broker runs inside `intake serve`; "
@@ -47,6 +45,8 @@ def worker(threads: int | None, processes: int, max_restarts: int,
         if code:
             sys.exit(code)
         return
+    from intake.jobs.system import BrokerUnavailable, check_broker
+
     if threads is not None:
         settings = settings.with_overrides(worker_threads=threads)
     with open_runtime(settings) as runtime:
