@@ -266,8 +266,8 @@ def _aged(explanation: Explanation, aged: bool) -> Explanation:
 #: Why an e-mail was quarantined (``quarantined_messages.error_class``).
 QUARANTINE_REASONS: dict[str, tuple[str, str]] = {
     "UnstorableMessage": ("the e-mail could not be read as a message (empty, or not in "
-                          "e-mail format)", "open the raw message; if it is junk, dismiss "
-                          "it, else report it as a fault in intake"),
+                          "e-mail format)", "if it is not a real message, dismiss it; "
+                          "else report it as a fault in intake"),
     "UnicodeDecodeError": ("the e-mail's text is in an encoding intake could not read",
                            "report it as a fault in intake with the quarantine id; then "
                            "retry after the upgrade, or dismiss it"),
