@@ -44,8 +44,14 @@ _SECRET_PATHS = re.compile(r"^(/status/)[^/]+")
 
 
 def redact_path(path: str) -> str:
-    """The path as the access log shows it: the status link's token replaced."""
-    return _SECRET_PATHS.sub(r"\1[token]", path)
+    """The path as the logs show it: no query string, the status link's token replaced."""
+    return _SECRET_PATHS.sub(r"\1[token]", path.split("?", 1)[0])
+
+
+def _redacted(args: tuple[Any, ...]) -> tuple[Any, ...]:
+    """Log arguments with request URIs redacted (gunicorn's "Error handling request %s")."""
+    return tuple(redact_path(a) if isinstance(a, str) and a.startswith("/") else a
+                 for a in args)
 
 
 class RedactingLogger(Logger):
@@ -66,6 +72,15 @@ class RedactingLogger(Logger):
                                            ("uri", "path", "query", "referer")):
                 atoms[key] = "-"
         return atoms
+
+    def error(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().error(msg, *_redacted(args), **kwargs)
+
+    def exception(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().exception(msg, *_redacted(args), **kwargs)
+
+    def warning(self, msg: str, *args: Any, **kwargs: Any) -> None:
+        super().warning(msg, *_redacted(args), **kwargs)
 
 
 logger_class = RedactingLogger
