@@ -1,14 +1,8 @@
-"""The WSGI application for gunicorn (``gunicorn wsgi:app``): settings, logging, the app.
+"""``gunicorn wsgi:app`` from a clone: the packaged :mod:`intake.wsgi` application.
 
-Logging is set up as ``intake serve`` sets it up (one line per record, control
-characters escaped); without it, intake's log lines would reach gunicorn's
-stderr unformatted.
+An installed intake serves the same app as ``gunicorn intake.wsgi:app``.
 """
 
-from intake import create_app
-from intake.runtime import configure_logging
-from intake.settings import load_settings
+from intake.wsgi import app
 
-settings = load_settings()
-configure_logging(settings.log_level)
-app = create_app(settings)
+__all__ = ["app"]

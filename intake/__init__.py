@@ -26,7 +26,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     from intake.runtime import Runtime
     from intake.settings import load_settings
-    from intake.web import errors, health, security, status
+    from intake.web import errors, health, metrics, security, status
 
     if runtime is None:
         runtime = Runtime(settings or load_settings())
@@ -54,6 +54,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     security.init_app(app, settings)
     errors.init_app(app)
     app.register_blueprint(health.bp)
+    app.register_blueprint(metrics.bp)
     app.register_blueprint(status.bp)
     # Each area registers its blueprint here (one call per area).
     from intake.web import csrf, forms  # Flask-WTF CSRF (public forms exempt); public forms

@@ -114,6 +114,16 @@ class Settings:
     # The public records: INTAKE_RECORDS (None = the packaged records.yaml): publish rules
     # and the reason codes with their citations.
     records_path: Path | None = None
+    # Operations (issue 26): a worker process whose heartbeat is older than
+    # heartbeat_stale_seconds counts as gone for /readyz; /metrics answers only to
+    # metrics_allow (addresses/CIDRs) or a bearer metrics_token; neither set = 404.
+    heartbeat_stale_seconds: float = 60.0
+    metrics_allow: tuple[str, ...] = ()
+    metrics_token: str = field(default="", repr=False)
+    # gunicorn (intake/gunicorn_conf.py): where to listen, processes, threads per process.
+    web_bind: str = "127.0.0.1:8000"
+    web_workers: int = 2
+    web_threads: int = 4
 
     @property
     def broker_kind(self) -> str:
@@ -309,7 +319,47 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         trusted_proxy_hops=proxies[0],
         trusted_proxy_networks=proxies[1],
         records_path=records_path,
+        heartbeat_stale_seconds=_float(env, "INTAKE_HEARTBEAT_STALE", 60.0, 1.0),
+        metrics_allow=_metrics_allow(env.get("INTAKE_METRICS_ALLOW", "")),
+        metrics_token=_metrics_token(env),
+        web_bind=_web_bind(env),
+        web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
+        web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
     )
+
+
+def _web_bind(env: Mapping[str, str]) -> str:
+    """INTAKE_BIND: HOST:PORT (or unix:PATH) for gunicorn."""
+    raw = env.get("INTAKE_BIND", "").strip() or "127.0.0.1:8000"
+    if raw.startswith("unix:"):
+        return raw
+    host, sep, port = raw.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"INTAKE_BIND: expected HOST:PORT or unix:PATH, got {raw!r}")
+    return raw
+
+
+def _metrics_allow(raw: str) -> tuple[str, ...]:
+    """INTAKE_METRICS_ALLOW: addresses/CIDRs, comma-separated, that may read /metrics."""
+    import ipaddress
+
+    networks = []
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+        except ValueError:
+            raise SettingsError("INTAKE_METRICS_ALLOW: expected addresses/CIDRs separated by "
+                                f"commas, got {part.strip()!r}") from None
+    return tuple(networks)
+
+
+def _metrics_token(env: Mapping[str, str]) -> str:
+    token = env.get("INTAKE_METRICS_TOKEN", "").strip()
+    if token and len(token) < 16:
+        raise SettingsError("INTAKE_METRICS_TOKEN: must be at least 16 characters")
+    return token
 
 
 def _flag(env: Mapping[str, str], name: str) -> bool:
@@ -460,6 +510,8 @@ VARIABLES = (
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",
     "INTAKE_DELIVERY_MAX_AGE", "INTAKE_TIMEZONE",
+    "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
+    "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
 )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -21,7 +22,9 @@ def jobs() -> None:
 def jobs_status(as_json: bool, dead_limit: int) -> None:
     """Count work items by state; list the latest dead letters (and why) and the
     destinations that are failing or paused."""
+    from intake.core.failures import explain, explain_quarantine
     from intake.services.circuits import circuits
+    from intake.services.mail_admin import open_quarantine
     from intake.services.work import dead_letters
 
     with open_runtime(settings_or_fail()) as runtime:
@@ -29,8 +32,14 @@ def jobs_status(as_json: bool, dead_limit: int) -> None:
         with runtime.db.session() as session:
             dead = [{"id": item.id, "kind": item.kind, "entry_id": item.entry_id,
                      "attempts": item.attempts, "deferrals": item.deferrals,
-                     "since": item.updated_at.isoformat(), "reason": item.last_error or ""}
+                     "since": item.updated_at.isoformat(), "reason": item.last_error or "",
+                     **_plain(explain(item.last_error or "", item.kind))}
                     for item in dead_letters(session, dead_limit)] if dead_limit else []
+            quarantined = [{"id": q.id, "mailbox": q.mailbox,
+                            "since": q.quarantined_at.isoformat(),
+                            "reason": f"{q.error_class}: {q.error_message or ''}".strip(": "),
+                            **_plain(explain_quarantine(q.error_class, q.error_message))}
+                           for q in open_quarantine(session, dead_limit)] if dead_limit else []
             failing = [{"destination": c.destination, "state": c.state,
                         "failures": c.failures,
                         "failing_since": c.failing_since.isoformat() if c.failing_since
@@ -38,19 +47,31 @@ def jobs_status(as_json: bool, dead_limit: int) -> None:
                         "retry_at": c.retry_at.isoformat() if c.retry_at else None,
                         "last_error": c.last_error or ""} for c in circuits(session)]
     if as_json:
-        click.echo(json.dumps({**counts, "dead_letters": dead, "destinations": failing}))
+        click.echo(json.dumps({**counts, "dead_letters": dead, "quarantined": quarantined,
+                               "destinations": failing}))
         return
     click.echo(", ".join(f"{state}: {n}" for state, n in counts.items()))
     if dead:
         click.echo(f"latest dead letters ({len(dead)}):")
         for d in dead:
             click.echo(_one_line(f"  #{d['id']} {d['kind']} (entry {d['entry_id']}, "
-                                 f"{str(d['since'])[:16]}): {d['reason']}"))
+                                 f"{str(d['since'])[:16]}): {d['what']}: {d['reason']}"))
+            click.echo(_one_line(f"    next step: {d['next_step']}"))
+    if quarantined:
+        click.echo(f"quarantined e-mails ({len(quarantined)}):")
+        for q in quarantined:
+            click.echo(_one_line(f"  quarantine #{q['id']} (mailbox {q['mailbox'] or '-'}, "
+                                 f"{str(q['since'])[:16]}): {q['what']}: {q['reason']}"))
+            click.echo(_one_line(f"    next step: {q['next_step']}"))
     for c in failing:
         pause = f", paused until {str(c['retry_at'])[:19]}" if c["state"] == "open" else ""
         click.echo(_one_line(f"destination {c['destination']}: {c['failures']} failure(s) "
                              f"in a row since {str(c['failing_since'])[:19]}{pause}: "
                              f"{c['last_error']}"))
+
+
+def _plain(explanation: Any) -> dict[str, str]:
+    return {"what": explanation.what, "next_step": explanation.next_step}
 
 
 def _one_line(text: str) -> str:

@@ -14,6 +14,7 @@ from intake.db import (  # noqa: F401 - for their tables
     edge_models,
     mail_models,
     models,
+    ops_models,
     publication_models,
     retention_models,
     staff_models,

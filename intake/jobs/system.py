@@ -33,6 +33,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from intake.core.failures import PermanentError, TransientError
+from intake.services import heartbeats
 from intake.services import work as workitems
 from intake.services.work import (
     AFTER_COMMIT,
@@ -123,6 +124,7 @@ class JobSystem:
         self.identity = f"{socket.gethostname()}:{os.getpid()}"
         self._worker: dramatiq.Worker | None = None
         self.sweeper = Sweeper(settings, db, self.send, self.stats)
+        self.heartbeat = Heartbeat(settings, db, self.identity)
         # Set after every commit that created work: wakes :meth:`drain`.
         self._work_committed = threading.Event()
         self.actor: dramatiq.Actor[[int], None] = dramatiq.actor(
@@ -359,10 +361,31 @@ class JobSystem:
                 worker_timeout=250,
             )
             self._worker.start()
+            self.heartbeat.start()
         if sweep:
             self.sweeper.start()
 
+    @property
+    def consuming(self) -> bool:
+        """Worker threads of this process take work from the broker."""
+        return self._worker is not None
+
+    def worker_died(self) -> str | None:
+        """Why this process's dramatiq worker can no longer work (a consumer or worker
+        thread that ended), or None while it is whole. ``intake worker`` exits on it."""
+        worker = self._worker
+        if worker is None:
+            return None
+        for consumer in worker.consumers.values():
+            if not consumer.is_alive():
+                return f"the consumer of queue {consumer.queue_name!r} stopped"
+        dead = sum(not thread.is_alive() for thread in worker.workers)
+        if dead:
+            return f"{dead} of {len(worker.workers)} worker thread(s) stopped"
+        return None
+
     def stop(self) -> None:
+        self.heartbeat.stop()
         if self._worker is not None:
             self._worker.stop(timeout=10_000)
             self._worker = None
@@ -428,6 +451,47 @@ class Sweeper:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+class Heartbeat:
+    """Writes this process's ``worker_heartbeats`` row every third of
+    ``INTAKE_HEARTBEAT_STALE`` while its worker threads consume (``/readyz`` reads it)."""
+
+    def __init__(self, settings: Settings, db: Database, identity: str) -> None:
+        self.db = db
+        self.identity = identity
+        self.stale_seconds = settings.heartbeat_stale_seconds
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+
+    def beat(self) -> None:
+        try:
+            heartbeats.beat(self.db, self.identity, "worker", self.stale_seconds)
+        except Exception as exc:  # noqa: BLE001 - a database outage must not stop the loop
+            log.warning("heartbeat not written (%s); will try again", type(exc).__name__)
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.beat()
+        self._thread = threading.Thread(target=self._loop, name="intake-heartbeat", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.stale_seconds / 3):
+            self.beat()
+
+    def stop(self) -> None:
+        if self._thread is None:
+            return
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._thread = None
+        try:
+            heartbeats.remove(self.db, self.identity)
+        except Exception as exc:  # noqa: BLE001 - it goes stale on its own
+            log.warning("heartbeat row not removed (%s)", type(exc).__name__)
 
 
 class _LeaseLost(Exception):

@@ -207,6 +207,9 @@ def test_every_route_answers_hostile_input_without_a_server_error(site: Site) ->
         method = request.pop("method")
         path = request.pop("path")
         response = client.open(path, method=method, **request)
+        if path == "/readyz" and response.status_code == 503:  # not ready: by design
+            assert method == "HEAD" or response.get_json()["status"] == "unavailable"
+            return
         assert response.status_code < 500, (method, path, request, response.status_code)
 
     probe()

@@ -604,9 +604,12 @@ def admin() -> ResponseReturnValue:
         if system:
             mailboxes = mail_admin.mailbox_states(s)
             quarantined = mail_admin.open_quarantine(s)
+    from intake.core.failures import explain, explain_quarantine  # plain words, next step
+
     return render_template("staff/admin.html", dead=dead, rules=runtime.rules.status(),
                            mailboxes=mailboxes, quarantined=quarantined, system=system,
-                           now=datetime.now(UTC))
+                           now=datetime.now(UTC), explain=explain,
+                           explain_quarantine=explain_quarantine)
 
 
 @bp.post("/admin/dead-letters/<int:item_id>/retry")
