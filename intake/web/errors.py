@@ -3,7 +3,8 @@
 Bad input is the client's error, never the server's (OWASP ASVS 5.0 V2.2, V16.5):
 an integer in a URL beyond what the database holds (64-bit) matches no route
 (404) instead of overflowing a query; JSON nested deeper than Python's parser
-recurses answers 400 instead of a RecursionError.
+recurses answers 400 instead of a RecursionError; a NUL in a URL's text part (which
+PostgreSQL refuses in a parameter) matches no route (404).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from flask.json.provider import DefaultJSONProvider
 from flask.typing import ResponseReturnValue
 from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import HTTPException, InternalServerError
-from werkzeug.routing import IntegerConverter
+from werkzeug.routing import IntegerConverter, UnicodeConverter
 
 from intake.logsafe import describe
 from intake.web.language import request_language, use_language
@@ -63,6 +64,16 @@ class BoundedIntegerConverter(IntegerConverter):
         super().__init__(map, fixed_digits=fixed_digits, min=min, max=max, signed=signed)
 
 
+class NulFreeConverter(UnicodeConverter):
+    """``<name>`` and ``<string:name>`` that never match a NUL character:
+    ``/records/%00`` is a 404, not a database error."""
+
+    def __init__(self, map: Any, minlength: int = 1, maxlength: int | None = None,  # noqa: A002
+                 length: int | None = None) -> None:
+        super().__init__(map, minlength=minlength, maxlength=maxlength, length=length)
+        self.regex = self.regex.replace("[^/]", "[^/\\x00]")
+
+
 class SafeJSONProvider(DefaultJSONProvider):
     """Flask's JSON, where a document nested too deeply to parse is invalid JSON (a
     ``ValueError``: ``request.get_json`` answers 400) rather than a RecursionError."""
@@ -78,6 +89,8 @@ def init_app(app: Flask) -> None:
     """Error pages, and bad input answered as 4xx. Call before registering blueprints:
     their ``<int:>`` rules take the converter in place when they are added."""
     app.url_map.converters["int"] = BoundedIntegerConverter
+    app.url_map.converters["default"] = NulFreeConverter
+    app.url_map.converters["string"] = NulFreeConverter
     app.json = SafeJSONProvider(app)
 
     @app.errorhandler(HTTPException)
