@@ -9,6 +9,7 @@ search objects).
 from __future__ import annotations
 
 from intake.db import (  # noqa: F401 - for their tables
+    copy_models,
     delivery_models,
     edge_models,
     mail_models,
