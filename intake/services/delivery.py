@@ -691,8 +691,8 @@ class Notices(_Step):
             return
         self.outbox.require_mail()
         ids = [i for i in payload.get("entry_ids", []) if isinstance(i, int)]
-        numbers = dict(session.execute(select(Entry.id, Entry.record_number)
-                                       .where(Entry.id.in_(ids))).tuples())
+        numbers = {r.id: r.record_number for r in session.execute(
+            select(Entry.id, Entry.record_number).where(Entry.id.in_(ids)))}
         total = int(payload.get("total", len(ids)))
         agency = self.rules.current().agencies.get(agency_id)
         agency_name = agency.name if agency else agency_id
