@@ -742,12 +742,14 @@ def plan_digests(session: Session, settings: Settings, rules: RulesProvider, day
         agency = agencies[agency_id]
         recipient_of = Recipient(kind="agency", id=agency_id, name=f"{agency.name} digest",
                                  address=recipient)
+        payload = {"agency": agency_id, "day": day.isoformat(), "entry_ids": ids,
+                   "total": total}
         gate.disclose(session, [gate.DisclosureRequest(
             entry_id=entry_id, recipient=recipient_of, purpose=Purpose.REDIRECT,
             nature="digest", personal=False, actor="digest",
-            **({"work_kind": DIGEST, "dedupe_key": key,
-                "work_payload": {"agency": agency_id, "day": day.isoformat(),
-                                 "entry_ids": ids, "total": total}} if n == 0 else {}))
+            # The first row carries the one mail; the others record the entries it lists.
+            work_kind=DIGEST if n == 0 else None, dedupe_key=key if n == 0 else None,
+            work_payload=payload if n == 0 else None)
             for n, entry_id in enumerate(ids)])
         plans.append(DigestPlan(agency_id, recipient, total, True))
     return plans
