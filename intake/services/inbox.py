@@ -30,6 +30,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     exists,
     func,
@@ -38,6 +39,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import TextClause
@@ -194,7 +196,7 @@ Condition = ColumnElement[bool] | TextClause
 
 
 def _search_condition(session: Session, user: StaffAccount, query: str,
-                      visible: Condition, relay_domain: str | None) -> Condition | None:
+                      scope: str | None, relay_domain: str | None) -> Condition | None:
     """Entries matching ``query`` by record number, by stemmed words, or by the citizen's
     name or address where the user may see them; None when it can match nothing."""
     parts: list[Condition] = []
@@ -205,7 +207,7 @@ def _search_condition(session: Session, user: StaffAccount, query: str,
     words = _words_condition(session, query)
     if words is not None:
         parts.append(words)
-    found = _contact_matches(session, user, query, visible, relay_domain) \
+    found = _contact_matches(session, user, query, scope, relay_domain) \
         if relay_domain else []
     if found:
         parts.append(Entry.id.in_(found))
@@ -231,7 +233,7 @@ def _words_condition(session: Session, query: str) -> Condition | None:
 
 
 def _contact_matches(session: Session, user: StaffAccount, query: str,
-                     visible: Condition, relay_domain: str) -> list[int]:
+                     scope: str | None, relay_domain: str) -> list[int]:
     """The user's entries whose citizen's e-mail address is ``query`` (any case) or whose
     name holds every word of it, kept only where the user's rendition SHOWS that address
     or name (the consent the citizen gave the user's agency). Anything else would let
@@ -250,9 +252,16 @@ def _contact_matches(session: Session, user: StaffAccount, query: str,
         kind, condition = "name", and_(*[
             func.lower(Submitter.name).like(f"%{w.replace('_', '!_')}%", escape="!")
             for w in words])
-    rows = session.execute(
-        select(Entry.id, Entry.agency_id).join(Submitter, Submitter.entry_id == Entry.id)
-        .where(visible, condition).order_by(Entry.id.desc()).limit(CONTACT_CANDIDATES)).all()
+    # The agency's own entries and its copies, each by its own index (as _page_ids).
+    own = (select(Entry.id, Entry.agency_id).join(Submitter, Submitter.entry_id == Entry.id)
+           .where(Entry.agency_id == user.agency_id, condition))
+    copies = (select(Entry.id, Entry.agency_id)
+              .join(EntryCopy, and_(EntryCopy.entry_id == Entry.id,
+                                    EntryCopy.agency_id == user.agency_id))
+              .join(Submitter, Submitter.entry_id == Entry.id).where(condition))
+    parts = [own] if scope == "own" else [copies] if scope == "copies" else [own, copies]
+    rows = [row for part in parts
+            for row in session.execute(part.order_by(Entry.id.desc()).limit(CONTACT_CANDIDATES))]
     if not rows:
         return []
     shown = renditions.render_many(
@@ -290,13 +299,12 @@ def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
     Subjects (and a search's snippets, from the body) are the user's rendition of
     each row: the agency's own for its entries, the copy agency's for copies.
     """
-    conditions = _inbox_conditions(session, user, filters, relay_domain=relay_domain)
+    conditions = _filter_conditions(session, user, filters, relay_domain=relay_domain)
     if conditions is None:
         return InboxPage([], None)
     after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        conditions.append(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
-    rows = _inbox_rows(session, user, conditions, limit + 1)
+    rows = _inbox_rows(session, user,
+                       _page_ids(user, filters.scope, conditions, after, limit + 1), limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
@@ -323,7 +331,8 @@ def _bodies(session: Session, ids: list[int]) -> dict[int, str]:
 def _visible(user: StaffAccount, scope: str | None) -> Condition:
     """The entries of the user's agency inbox: its own, its copies, or (no scope) both."""
     own = Entry.agency_id == user.agency_id
-    copies = Entry.id.in_(select(EntryCopy.entry_id).where(EntryCopy.agency_id == user.agency_id))
+    copies = exists(select(EntryCopy.entry_id).where(EntryCopy.entry_id == Entry.id,
+                                                     EntryCopy.agency_id == user.agency_id))
     if scope == "own":
         return own
     if scope == "copies":
@@ -331,13 +340,46 @@ def _visible(user: StaffAccount, scope: str | None) -> Condition:
     return or_(own, copies)
 
 
+def _page_ids(user: StaffAccount, scope: str | None, conditions: list[Condition],
+              after: tuple[datetime, int] | None, limit: int) -> Select[tuple[int]]:
+    """The ids of the first ``limit`` entries of the user's inbox matching ``conditions``
+    after the keyset ``after``, newest first: the agency's own entries and its copies,
+    each taken in the order of its own index (``ix_entries_agency_received_id``,
+    ``ix_entry_copies_agency_received``) and merged, so a page costs the same with
+    copies as without (an OR of the two would read and sort every entry of the agency)."""
+    own = (select(Entry.id, Entry.received_at)
+           .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
+           .where(Entry.agency_id == user.agency_id, *conditions)
+           .order_by(Entry.received_at.desc(), Entry.id.desc()).limit(limit))
+    copies = (select(EntryCopy.entry_id.label("id"), EntryCopy.received_at)
+              .join(Entry, Entry.id == EntryCopy.entry_id)
+              .outerjoin(EntryAssignment, EntryAssignment.entry_id == EntryCopy.entry_id)
+              .where(EntryCopy.agency_id == user.agency_id, *conditions)
+              .order_by(EntryCopy.received_at.desc(), EntryCopy.entry_id.desc()).limit(limit))
+    if after is not None:
+        own = own.where(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
+        copies = copies.where(tuple_(EntryCopy.received_at, EntryCopy.entry_id)
+                              < tuple_(after[0], after[1]))
+    parts = [own] if scope == "own" else [copies] if scope == "copies" else [own, copies]
+    merged = union_all(*(select(part.subquery()) for part in parts)).subquery()
+    return select(merged.c.id)
+
+
 def _inbox_conditions(session: Session, user: StaffAccount, filters: InboxFilter, *,
                       relay_domain: str | None) -> list[Condition] | None:
-    """The WHERE conditions of the user's agency inbox under ``filters``; None when the
-    filters can match nothing (a search without words, an assignee that is no number).
-    Without ``relay_domain`` a search does not look at names and addresses."""
-    visible = _visible(user, filters.scope)
-    conditions: list[Condition] = [visible]
+    """The WHERE conditions of the user's agency inbox under ``filters`` (see
+    :func:`_filter_conditions`), with the inbox itself (:func:`_visible`)."""
+    conditions = _filter_conditions(session, user, filters, relay_domain=relay_domain)
+    return None if conditions is None else [_visible(user, filters.scope), *conditions]
+
+
+def _filter_conditions(session: Session, user: StaffAccount, filters: InboxFilter, *,
+                       relay_domain: str | None) -> list[Condition] | None:
+    """The WHERE conditions of ``filters`` on the user's inbox (whose entries they are is
+    not among them); None when the filters can match nothing (a search without words, an
+    assignee that is no number). Without ``relay_domain`` a search does not look at
+    names and addresses."""
+    conditions: list[Condition] = []
     if filters.status:
         conditions.append(Entry.status == filters.status)
     if filters.channel:
@@ -351,7 +393,7 @@ def _inbox_conditions(session: Session, user: StaffAccount, filters: InboxFilter
     if filters.date_to:
         conditions.append(Entry.received_at < _as_utc_start(filters.date_to + timedelta(days=1)))
     if filters.query:
-        search = _search_condition(session, user, filters.query, visible, relay_domain)
+        search = _search_condition(session, user, filters.query, filters.scope, relay_domain)
         if search is None:
             return None
         conditions.append(search)
@@ -368,16 +410,17 @@ def _inbox_conditions(session: Session, user: StaffAccount, filters: InboxFilter
     return conditions
 
 
-def _inbox_rows(session: Session, user: StaffAccount, conditions: list[Condition],
+def _inbox_rows(session: Session, user: StaffAccount, ids: Select[tuple[int]],
                 limit: int) -> list[InboxRow]:
-    """Up to ``limit`` inbox rows matching ``conditions``, newest first, with the assignee
-    and whether ``user`` has read each (subjects as stored, not yet rendered)."""
+    """The inbox rows of the entries ``ids`` selects (up to ``limit``), newest first, with
+    the assignee and whether ``user`` has read each (subjects as stored, not yet
+    rendered)."""
     assignee = aliased(StaffAccount)
     query = (
         select(Entry.id, Entry.record_number, Entry.subject, Entry.received_at, Entry.status,
                Entry.channel, Entry.form_slug, Entry.tags, assignee.email.label("assignee"),
                ReadMarker.read_at, Entry.agency_id)
-        .where(and_(*conditions))
+        .where(Entry.id.in_(ids))
         .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
         .outerjoin(assignee, assignee.id == EntryAssignment.staff_id)
         .outerjoin(ReadMarker, and_(ReadMarker.entry_id == Entry.id,

@@ -161,7 +161,7 @@ def store_decisions(session: Session,
         "trace": [step.to_dict() for step in decision.trace], "actor": actor,
     } for entry_id, _, _, decision in decided]).scalars()]
     conn.execute(_DELETE_COPIES, {"ids": [entry_id for entry_id, _, _, _ in decided]})
-    copies = [{"entry_id": entry_id, "agency_id": agency, "since": now}
+    copies = [{"copy_entry": entry_id, "copy_agency": agency, "copy_since": now}
               for entry_id, _, _, decision in decided
               for agency in dict.fromkeys(decision.cc) if agency != decision.route_to]
     if copies:
@@ -208,7 +208,12 @@ _UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
 _COPIES = cast(Table, EntryCopy.__table__)
 _DELETE_COPIES = delete(_COPIES).where(_COPIES.c.entry_id.in_(bindparam("ids", expanding=True)))
-_INSERT_COPIES = insert(_COPIES)
+# The copy repeats the entry's received_at (the copy agency's inbox order).
+_INSERT_COPIES = insert(_COPIES).from_select(
+    ["entry_id", "agency_id", "since", "received_at"],
+    select(_ENTRIES.c.id, bindparam("copy_agency", type_=_COPIES.c.agency_id.type),
+           bindparam("copy_since", type_=_COPIES.c.since.type), _ENTRIES.c.received_at)
+    .where(_ENTRIES.c.id == bindparam("copy_entry")))
 
 
 def make_route_handlers(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
@@ -14,8 +15,9 @@ from sqlalchemy import func, select
 from intake import create_app
 from intake.db.copy_models import EntryCopy
 from intake.db.models import Entry, ThreadMessage
-from intake.db.staff_models import EntryAssignment
+from intake.db.staff_models import EntryAssignment, StaffAccount
 from intake.runtime import Runtime
+from intake.services import inbox
 from tests.conftest import csrf, login, make_account, make_entry
 from tests.web.test_staff_search import consent, found, record_number
 
@@ -121,3 +123,26 @@ def test_a_kept_copy_follows_the_reroute(app: Flask, runtime: Runtime) -> None:
     with runtime.db.session() as s:
         assert list(s.scalars(select(EntryCopy.agency_id)
                               .where(EntryCopy.entry_id == entry_id))) == ["dot"]
+
+
+def test_pages_merge_own_entries_and_copies_newest_first(app: Flask, runtime: Runtime) -> None:
+    start = datetime(2026, 5, 1, tzinfo=UTC)
+    ids = [make_entry(runtime, "parks" if i % 3 else "dot", cc=("parks",) if i % 3 == 0 else (),
+                      received_at=start + timedelta(hours=i), key=f"m{i}") for i in range(8)]
+    reader = make_account(runtime, "pages@parks.examplia.gov", "parks")
+    with runtime.db.session() as s:
+        user = s.get(StaffAccount, reader.id)
+        assert user is not None
+        for scope, expected in ((None, ids), ("copies", ids[::3]),
+                                ("own", [i for n, i in enumerate(ids) if n % 3])):
+            seen: list[int] = []
+            cursor = None
+            while True:
+                page = inbox.inbox_page(s, user, inbox.InboxFilter(scope=scope), cursor=cursor,
+                                        limit=2, relay_domain=runtime.settings.relay_domain)
+                seen.extend(r.id for r in page.rows)
+                assert all(r.copy == (r.id in ids[::3]) for r in page.rows)
+                if page.next_cursor is None:
+                    break
+                cursor = page.next_cursor
+            assert seen == list(reversed(expected)), scope

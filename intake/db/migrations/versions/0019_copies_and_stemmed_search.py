@@ -41,9 +41,11 @@ def upgrade() -> None:
                   nullable=False, autoincrement=False),
         sa.Column("agency_id", sa.String(64), nullable=False),
         sa.Column("since", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("received_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("entry_id", "agency_id", name=op.f("pk_entry_copies")),
     )
-    op.create_index("ix_entry_copies_agency_entry", "entry_copies", ["agency_id", "entry_id"])
+    op.create_index("ix_entry_copies_agency_received", "entry_copies",
+                    ["agency_id", "received_at", "entry_id"])
     _backfill_copies()
     with op.batch_alter_table("routing_decisions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("actor", sa.String(128), nullable=True))
@@ -59,14 +61,15 @@ def downgrade() -> None:
     _search_index(*_PLAIN)
     with op.batch_alter_table("routing_decisions", schema=None) as batch_op:
         batch_op.drop_column("actor")
-    op.drop_index("ix_entry_copies_agency_entry", table_name="entry_copies")
+    op.drop_index("ix_entry_copies_agency_received", table_name="entry_copies")
     op.drop_table("entry_copies")
 
 
 def _backfill_copies() -> None:
     conn = op.get_bind()
     rows = conn.execute(sa.text(
-        "SELECT d.entry_id, d.cc, d.decided_at, e.agency_id FROM routing_decisions d "
+        "SELECT d.entry_id, d.cc, d.decided_at, e.agency_id, e.received_at "
+        "FROM routing_decisions d "
         "JOIN entries e ON e.id = d.entry_id "
         "WHERE d.id = (SELECT max(l.id) FROM routing_decisions l "
         "WHERE l.entry_id = d.entry_id)")).all()
@@ -75,10 +78,11 @@ def _backfill_copies() -> None:
         cc = json.loads(row.cc) if isinstance(row.cc, str) else (row.cc or [])
         for agency in dict.fromkeys(a for a in cc if isinstance(a, str)):
             if agency != row.agency_id:
-                copies.append({"e": row.entry_id, "a": agency, "t": row.decided_at})
+                copies.append({"e": row.entry_id, "a": agency, "t": row.decided_at,
+                               "r": row.received_at})
     if copies:
-        conn.execute(sa.text("INSERT INTO entry_copies (entry_id, agency_id, since) "
-                             "VALUES (:e, :a, :t)"), copies)
+        conn.execute(sa.text("INSERT INTO entry_copies (entry_id, agency_id, since, received_at) "
+                             "VALUES (:e, :a, :t, :r)"), copies)
 
 
 def _search_index(config: str, tokenizer: str) -> None:
