@@ -23,6 +23,8 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
+from intake.db.append_only import create_guard, drop_guard, guard_lifted
+
 revision = "0019"
 down_revision = "0016"
 branch_labels = None
@@ -50,17 +52,25 @@ def upgrade() -> None:
     with op.batch_alter_table("routing_decisions", schema=None) as batch_op:
         batch_op.add_column(sa.Column("actor", sa.String(128), nullable=True))
     # Each decision's event was written with it, with the same time (store_decisions).
-    op.execute("UPDATE routing_decisions SET actor = (SELECT ev.actor FROM events ev "
-               "WHERE ev.entry_id = routing_decisions.entry_id "
-               "AND ev.kind IN ('routed', 'rerouted') "
-               "AND ev.at = routing_decisions.decided_at ORDER BY ev.id LIMIT 1)")
+    # routing_decisions is append-only: its guard is lifted for this one UPDATE.
+    with guard_lifted(op.get_bind(), ("routing_decisions",)):
+        op.execute("UPDATE routing_decisions SET actor = (SELECT ev.actor FROM events ev "
+                   "WHERE ev.entry_id = routing_decisions.entry_id "
+                   "AND ev.kind IN ('routed', 'rerouted') "
+                   "AND ev.at = routing_decisions.decided_at ORDER BY ev.id LIMIT 1)")
     _search_index(*_STEMMED)
 
 
 def downgrade() -> None:
     _search_index(*_PLAIN)
+    # SQLite drops a column by copying the table, which loses its append-only triggers.
+    dialect = op.get_bind().dialect.name
+    for statement in drop_guard(dialect, "routing_decisions"):
+        op.execute(statement)
     with op.batch_alter_table("routing_decisions", schema=None) as batch_op:
         batch_op.drop_column("actor")
+    for statement in create_guard(dialect, "routing_decisions"):
+        op.execute(statement)
     op.drop_index("ix_entry_copies_agency_received", table_name="entry_copies")
     op.drop_table("entry_copies")
 
