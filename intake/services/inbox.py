@@ -393,7 +393,9 @@ def _filter_conditions(session: Session, user: StaffAccount, filters: InboxFilte
     if filters.date_to:
         conditions.append(Entry.received_at < _as_utc_start(filters.date_to + timedelta(days=1)))
     if filters.query:
-        search = _search_condition(session, user, filters.query, filters.scope, relay_domain)
+        # PostgreSQL refuses a NUL character in any text parameter (a 500, not "no hit").
+        query = filters.query.replace("\x00", " ")
+        search = _search_condition(session, user, query, filters.scope, relay_domain)
         if search is None:
             return None
         conditions.append(search)

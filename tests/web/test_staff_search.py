@@ -142,3 +142,14 @@ def test_names_and_addresses_are_found_only_by_staff_who_may_see_them(
     # The same people find the entries by their words.
     assert sorted(found(parks, q="potholes")) == sorted([number, record_number(runtime, hidden)])
     assert len(found(officer, q="potholes")) == 2
+
+
+def test_hostile_search_input_is_data(app: Flask, runtime: Runtime) -> None:
+    number = record_number(runtime, make_entry(runtime, "dot", body="A pothole here."))
+    client = logged_in(app, make_account(runtime, "fuzz@dot.examplia.gov", "dot"))
+    for query in ("pot\x00holes", "a\x00@example.org", "\x00", "%", "_", "'%' OR 1=1 --",
+                  '"', "NEAR(", "[#", "#", "x" * 300, "@", "maria@", "EX-2026-"):
+        response = client.get("/staff/inbox", query_string={"q": query})
+        assert response.status_code == 200, query
+    assert found(client, q="pot\x00holes") == []  # two words, neither in the entry
+    assert found(client, q="potholes\x00") == [number]
