@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import re
 import secrets
 from collections.abc import Mapping
 from contextlib import suppress
@@ -124,6 +125,9 @@ class Settings:
     web_bind: str = "127.0.0.1:8000"
     web_workers: int = 2
     web_threads: int = 4
+    # INTAKE_DIGEST_RECIPIENTS: the agencies that get the daily "new entries" digest
+    # (`intake notices digest`), each with the address it goes to; others: off.
+    digest_recipients: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def broker_kind(self) -> str:
@@ -278,6 +282,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     secret_key, ephemeral = _secret_key(env, instance_path)
     proxies = _trusted_proxies(env.get("INTAKE_TRUSTED_PROXIES", ""))
     timezone = _timezone(env)
+    digest_recipients = _digest_recipients(env.get("INTAKE_DIGEST_RECIPIENTS", ""))
 
     return Settings(
         instance_path=instance_path,
@@ -314,6 +319,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         form_rate_limit=form_rate_limit,
         allow_staff_without_totp=allow_staff_without_totp,
         timezone=timezone,
+        digest_recipients=digest_recipients,
         retention_path=retention_path,
         rate_limit_url=_rate_limit_url(env, broker_url),
         trusted_proxy_hops=proxies[0],
@@ -497,6 +503,27 @@ def _trusted_proxies(raw: str) -> tuple[int, tuple[str, ...]]:
     return 0, tuple(networks)
 
 
+_DIGEST_AGENCY = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+_DIGEST_ADDRESS = re.compile(r"^[^@\s<>,;\"()\\]{1,64}@[A-Za-z0-9.-]{1,253}$")
+
+
+def _digest_recipients(raw: str) -> dict[str, str]:
+    """``agency=address,agency=address`` (INTAKE_DIGEST_RECIPIENTS) as a mapping."""
+    recipients: dict[str, str] = {}
+    for part in raw.split(","):
+        if not part.strip():
+            continue
+        agency, sep, address = (p.strip() for p in part.partition("="))
+        if not sep or not _DIGEST_AGENCY.match(agency) or not _DIGEST_ADDRESS.match(address):
+            raise SettingsError(
+                "INTAKE_DIGEST_RECIPIENTS: expected agency=address pairs separated by commas "
+                f"(e.g. dot=chief@dot.example.gov), got {part.strip()!r}")
+        if agency in recipients:
+            raise SettingsError(f"INTAKE_DIGEST_RECIPIENTS: agency {agency!r} given twice")
+        recipients[agency] = address
+    return recipients
+
+
 # Every variable this module reads, for the README table and a test that keeps them in step.
 VARIABLES = (
     "INTAKE_INSTANCE_PATH", "INTAKE_DATABASE_URL", "INTAKE_BROKER_URL", "INTAKE_RULES",
@@ -512,6 +539,7 @@ VARIABLES = (
     "INTAKE_DELIVERY_MAX_AGE", "INTAKE_TIMEZONE",
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
+    "INTAKE_DIGEST_RECIPIENTS",
 )
 
 

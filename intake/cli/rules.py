@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,16 @@ from typing import Any
 
 import click
 
-from intake.cli.common import EXIT_FAILURE, open_runtime, progress_line, settings_or_fail
+from intake.cli.common import (
+    EXIT_FAILURE,
+    fail,
+    open_runtime,
+    progress_line,
+    settings_or_fail,
+)
+
+# A record number as the app shows it (PREFIX-YEAR-NUMBER), with or without "#" or "[#...]".
+_RECORD_NUMBER = re.compile(r"^\[?#?([A-Za-z0-9]{1,16}-\d{4}-\d{1,12})\]?$")
 
 
 @click.group()
@@ -67,17 +77,32 @@ def rules_check(file: str | None) -> None:
 @click.option("--recipient", default=None, help="Mailbox the message arrived at.")
 @click.option("--attachment", "attachments", multiple=True, help="An attachment file name.")
 @click.option("--json", "as_json", is_flag=True, help="Print the decision as JSON.")
-@click.argument("eml_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.argument("target", required=False)
 def rules_explain(rules_path: str | None, eml: str | None, channel: str, form: str | None,
                   fields: tuple[str, ...], subject: str, body: str, sender: str | None,
                   recipient: str | None, attachments: tuple[str, ...], as_json: bool,
-                  eml_file: str | None) -> None:
-    """Show which rule routes a submission (given as options or an .eml file) and why."""
+                  target: str | None) -> None:
+    """Show which rule routes a submission and why.
+
+    TARGET is a stored entry's record number (e.g. EX-2026-000123: the rules are
+    replayed on the stored entry and shown beside what was stored for it) or an .eml
+    file; without it the submission is given as options.
+    """
     from intake.core.routing import Submission
 
     path = _rules_file(rules_path)
     ruleset = _rules_or_exit(path)
-    source = eml or eml_file
+    source = eml
+    if target is not None:
+        number = _RECORD_NUMBER.match(target.strip())
+        if number is not None and not Path(target).is_file():
+            _explain_record(ruleset, path, number.group(1).upper(), as_json)
+            return
+        if not Path(target).is_file():
+            raise click.BadParameter(
+                f"neither a record number (like EX-2026-000123) nor a file: {target!r}",
+                param_hint="TARGET")
+        source = target
     if source:
         submission = Submission.from_email_bytes(Path(source).read_bytes(), recipient=recipient)
     else:
@@ -96,6 +121,41 @@ def rules_explain(rules_path: str | None, eml: str | None, channel: str, form: s
         click.echo(json.dumps(decision.to_dict(), indent=2, ensure_ascii=False))
     else:
         click.echo(decision.explain())
+
+
+def _explain_record(ruleset: Any, path: Path, record_number: str, as_json: bool) -> None:
+    """``rules explain RECORD_NUMBER``: the rules replayed on the stored entry, beside the
+    decisions stored for it."""
+    from intake.services.routing import StoredDecision, explain_entry
+
+    settings = settings_or_fail()
+    with open_runtime(settings) as runtime, runtime.db.session() as session:
+        found = explain_entry(session, ruleset, record_number)
+    if found is None:
+        fail(f"no entry with record number {record_number}")
+    if as_json:
+        click.echo(json.dumps({"rules_file": str(path), **found.to_dict()}, indent=2,
+                              ensure_ascii=False))
+        return
+
+    def line(what: str, d: StoredDecision) -> str:
+        by = f"staff member {d.actor.split(':', 1)[1]}" if d.by_staff and d.actor else (
+            f"rule '{d.decided_by}'" if d.decided_by else "the default agency")
+        cc = f", cc {', '.join(d.cc)}" if d.cc else ""
+        return (f"{what}: {d.route_to}{cc} (by {by}, {d.decided_at:%Y-%m-%d %H:%M} UTC, "
+                f"rules sha256 {d.rules_sha256[:12]})")
+
+    click.echo(f"{found.record_number}: now with {found.agency_now or '(not routed)'}")
+    if found.rules_decision is not None:
+        click.echo(line("stored rules decision", found.rules_decision))
+    else:
+        click.echo("stored rules decision: none")
+    if found.latest is not None and found.latest.by_staff:
+        click.echo(line("rerouted by staff", found.latest))
+    click.echo(f"replayed with {path} (sha256 {ruleset.sha256[:12]}):")
+    click.echo("  " + found.replayed.explain().replace("\n", "\n  "))
+    verdict = "agrees with" if found.agrees else "differs from"
+    click.echo(f"the replayed decision {verdict} the stored rules decision")
 
 
 def _parse_since(value: str | None) -> datetime | None:
@@ -131,8 +191,16 @@ def rules_replay(rules_path: str | None, since: str | None, examples: int,
         click.echo(json.dumps(report.to_dict(), indent=2))
         return
     click.echo(f"{report.total} entries replayed with {path} (sha256 {ruleset.sha256[:12]}): "
-               f"{report.moved} would move, {report.unchanged} unchanged")
+               f"{report.moved} would move, {report.unchanged} unchanged "
+               "(compared with what the rules decided)")
     for move in report.to_dict()["moves"]:
         shown = ", ".join(move["examples"])
         click.echo(f"  {move['from']} -> {move['to']}: {move['count']}"
                    + (f" (e.g. {shown})" if shown else ""))
+    click.echo(f"{report.rerouted} entries rerouted by staff (not counted as moves)"
+               + (":" if report.rerouted else ""))
+    for item in report.rerouted_entries:
+        click.echo(f"  {item['record_number']}: rules decided {item['rules_decided']}, "
+                   f"now with {item['agency_now']}, rules now say {item['rules_now']}")
+    if report.rerouted > len(report.rerouted_entries):
+        click.echo(f"  ... and {report.rerouted - len(report.rerouted_entries)} more")

@@ -225,6 +225,8 @@ class RoutingDecision(Base):
     decided_by: Mapped[str | None] = mapped_column(String(128))
     rules_sha256: Mapped[str] = mapped_column(String(64), nullable=False)
     trace: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False, default=list)
+    # Who decided: "rules" (the route work) or "staff:<id>" (a reroute); migration 0019.
+    actor: Mapped[str | None] = mapped_column(String(128))
 
 
 class WorkItem(Base):

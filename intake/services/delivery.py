@@ -17,6 +17,10 @@ The steps, one class each, wired together by :class:`Delivery`:
 - :class:`Acknowledger` sends the submitter's receipt (rate-limited);
 - :class:`ThreadRelay` passes the conversation on: decides a relayed message
   through the gate, then sends it (or a staff reply) to the other side;
+- :class:`Notices` tells staff about their work, with no personal data of the
+  citizen: the assignment notice (the record number and a link to the staff
+  page) and each agency's daily "new entries" digest (record numbers and links;
+  :func:`plan_digests` queues it);
 - :class:`Outbox` holds what they share: the send-time check, "already
   sent?", building and sending a message, recording it.
 
@@ -33,7 +37,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from importlib import resources
@@ -288,7 +293,8 @@ class Outbox:
         if auto != "no":
             msg["Auto-Submitted"] = auto
             msg["X-Auto-Response-Suppress"] = "All"
-        msg["X-Intake-Record"] = header_text(record_number)
+        if record_number:
+            msg["X-Intake-Record"] = header_text(record_number)
         msg.set_content(body)
         if html is not None:
             # multipart/alternative: the citizen's mail program shows the part it prefers.
@@ -650,6 +656,142 @@ class ThreadRelay(_Step):
         ), mail.html
 
 
+# -- notices to staff: assignment, daily digest ----------------------------------------------
+
+ASSIGNMENT_NOTICE = "assignment-notice"
+DIGEST = "digest"
+#: Record numbers listed in one digest; the rest are counted.
+DIGEST_LISTED = 200
+
+
+def _staff_link(settings: Settings, entry_id: int) -> str:
+    return f"{settings.public_url}/staff/entries/{entry_id}"
+
+
+class Notices(_Step):
+    """Mail to staff about their work: never a citizen's name, address or words.
+
+    Each is queued through the gate (:func:`gate.disclose`: a ledger row naming the
+    entry and the staff address) and sent under the send-time decision, like every
+    other message (without identity, as it never carries one: a withdrawn consent
+    does not stop it).
+    """
+
+    def assignment_notice(self, session: Session, item: WorkItem) -> None:
+        """Tell a staff member an entry is assigned to them: record number and link."""
+        from intake.db.staff_models import EntryAssignment, StaffAccount
+
+        ledger = self.outbox.ledger(session, item, fallback=True)
+        if ledger is None:
+            return
+        row, decision = ledger
+        entry = self.outbox.entry(session, item)
+        staff_id = item.payload.get("staff_id")
+        account = session.get(StaffAccount, staff_id) if isinstance(staff_id, int) else None
+        assignment = session.get(EntryAssignment, entry.id)
+        if account is None or account.disabled or assignment is None \
+                or assignment.staff_id != account.id or entry.agency_id != account.agency_id:
+            session.add(Event(entry_id=entry.id, kind="assignment-notice-skipped",
+                              detail={"work_item": item.id, "reason": "no-longer-assigned"}))
+            return
+        message_id = self.outbox.message_id("assigned", item, entry)
+        if self.outbox.already_sent(session, message_id):
+            return
+        self.outbox.require_mail()
+        agency = self.rules.current().agencies.get(entry.agency_id or "")
+        body = _templates.get_template("assigned.txt").render(
+            record_number=entry.record_number,
+            agency_name=agency.name if agency else entry.agency_id,
+            link=_staff_link(self.settings, entry.id))
+        msg = self.outbox.email(
+            to=row.recipient_address, subject=f"[#{entry.record_number}] Assigned to you",
+            body=body, message_id=message_id, reply_to=self.settings.mail_from,
+            from_name="intake", auto="auto-generated", record_number=entry.record_number)
+        self.outbox.send(session, decision, msg, [row.recipient_address])
+        self.outbox.record_sent(session, item, entry, message_id, ASSIGNMENT_NOTICE, "staff",
+                                str(account.id))
+        session.add(Event(entry_id=entry.id, kind="assignment-notice-sent",
+                          detail={"staff_id": account.id, "message_id": message_id}))
+
+    def digest(self, session: Session, item: WorkItem) -> None:
+        """An agency's "new entries" digest for one day: record numbers and links."""
+        ledger = self.outbox.ledger(session, item, fallback=True)
+        if ledger is None:
+            return
+        row, decision = ledger
+        entry = self.outbox.entry(session, item)  # the first entry of the digest
+        payload = item.payload
+        agency_id, day = str(payload.get("agency")), str(payload.get("day"))
+        message_id = message_id_for("digest", item.id, f"{agency_id}.{day}",
+                                    self.settings.relay_domain)
+        if self.outbox.already_sent(session, message_id):
+            return
+        self.outbox.require_mail()
+        ids = [i for i in payload.get("entry_ids", []) if isinstance(i, int)]
+        numbers = {r.id: r.record_number for r in session.execute(
+            select(Entry.id, Entry.record_number).where(Entry.id.in_(ids)))}
+        total = int(payload.get("total", len(ids)))
+        agency = self.rules.current().agencies.get(agency_id)
+        agency_name = agency.name if agency else agency_id
+        body = _templates.get_template("digest.txt").render(
+            agency_name=agency_name, day=day, total=total,
+            entries=[(numbers[i], _staff_link(self.settings, i)) for i in ids if i in numbers],
+            more=max(0, total - len(ids)), inbox=f"{self.settings.public_url}/staff/inbox",
+            recipient=row.recipient_address)
+        msg = self.outbox.email(
+            to=row.recipient_address, subject=f"New entries for {agency_name} on {day}: {total}",
+            body=body, message_id=message_id, reply_to=self.settings.mail_from,
+            from_name="intake", auto="auto-generated", record_number="")
+        self.outbox.send(session, decision, msg, [row.recipient_address])
+        self.outbox.record_sent(session, item, entry, message_id, DIGEST, "digest", agency_id)
+
+
+@dataclass(frozen=True)
+class DigestPlan:
+    agency_id: str
+    recipient: str
+    entries: int
+    queued: bool  # False: nothing new that day, or that day's digest was queued before
+
+
+def plan_digests(session: Session, settings: Settings, rules: RulesProvider, day: date
+                 ) -> list[DigestPlan]:
+    """Queue the "new entries" digest of ``day`` (UTC) for every agency in
+    ``INTAKE_DIGEST_RECIPIENTS`` that received entries that day, once per agency and day.
+
+    Through the gate: a ledger row for each entry listed (the record number and link
+    reach the digest's address), the first with the work item that sends the mail.
+    """
+    start = datetime.combine(day, time.min, tzinfo=UTC)
+    agencies = rules.current().agencies
+    plans: list[DigestPlan] = []
+    for agency_id, recipient in sorted(settings.digest_recipients.items()):
+        key = f"{DIGEST}:{agency_id}:{day.isoformat()}"
+        window = (Entry.agency_id == agency_id, Entry.received_at >= start,
+                  Entry.received_at < start + timedelta(days=1))
+        total = session.scalar(select(func.count()).select_from(Entry).where(*window)) or 0
+        if total == 0 or agency_id not in agencies or session.scalar(
+                select(WorkItem.id).where(WorkItem.dedupe_key == key)) is not None:
+            plans.append(DigestPlan(agency_id, recipient, total, False))
+            continue
+        ids = list(session.scalars(select(Entry.id).where(*window)
+                                   .order_by(Entry.received_at, Entry.id).limit(DIGEST_LISTED)))
+        agency = agencies[agency_id]
+        recipient_of = Recipient(kind="agency", id=agency_id, name=f"{agency.name} digest",
+                                 address=recipient)
+        payload = {"agency": agency_id, "day": day.isoformat(), "entry_ids": ids,
+                   "total": total}
+        gate.disclose(session, [gate.DisclosureRequest(
+            entry_id=entry_id, recipient=recipient_of, purpose=Purpose.REDIRECT,
+            nature="digest", personal=False, actor="digest",
+            # The first row carries the one mail; the others record the entries it lists.
+            work_kind=DIGEST if n == 0 else None, dedupe_key=key if n == 0 else None,
+            work_payload=payload if n == 0 else None)
+            for n, entry_id in enumerate(ids)])
+        plans.append(DigestPlan(agency_id, recipient, total, True))
+    return plans
+
+
 # -- the whole ------------------------------------------------------------------------------
 
 
@@ -662,6 +804,7 @@ class Delivery:
         self.forwarder = Forwarder(outbox, rules)
         self.acknowledger = Acknowledger(outbox, rules)
         self.thread_relay = ThreadRelay(outbox, rules)
+        self.notices = Notices(outbox, rules)
 
     def plan(self, session: Session, entry: RoutedEntry, decision: RoutingOutcome,
              decision_id: int) -> None:
@@ -681,4 +824,6 @@ class Delivery:
             "relay": self.thread_relay.relay,
             "relay-send": self.thread_relay.relay_send,
             "reply": self.thread_relay.reply,
+            ASSIGNMENT_NOTICE: self.notices.assignment_notice,
+            DIGEST: self.notices.digest,
         }

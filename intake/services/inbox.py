@@ -1,13 +1,18 @@
 """The staff inbox: per-agency queries, the entry view, and the actions staff take.
 
 Isolation is decided here, once: an entry is visible to a user when it is
-routed to the user's agency, or when that agency is in the cc of the entry's
-latest routing decision (read only). Everything else is "not found".
+routed to the user's agency, or when that agency holds a copy of it (``entry_copies``:
+the cc of the entry's latest routing decision, or a reroute's "keep a copy"), read
+only but for notes. Everything else is "not found".
 
-The inbox pages with a keyset (``received_at``, ``id``), newest first, so a
-deep page costs the same as the first one. Full-text search uses SQLite FTS5
-or PostgreSQL's ``tsvector`` over ``entries.search_text`` (migrations 0005, 0011): no
-personal data, so a search cannot test for a citizen's name or address.
+The inbox (the agency's entries and its copies, marked) pages with a keyset
+(``received_at``, ``id``), newest first, so a deep page costs the same as the first
+one. A search finds an entry by its record number (exact), by words with stemming
+(PostgreSQL ``english`` ``tsvector``, SQLite FTS5 ``porter``, over
+``entries.search_text``: no personal data, migrations 0011, 0019), and by the
+citizen's name or e-mail address only where the searcher's rendition shows that
+name or address (:func:`_contact_matches`): otherwise a search would be an oracle
+for data the searcher may not see. Snippets are cut from the searcher's rendition.
 
 Actions write the entry, an event on its timeline (ids and codes only, never
 text people typed), and, when something leaves the system (reroute, reply),
@@ -25,13 +30,16 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
     and_,
     exists,
     func,
     literal_column,
+    or_,
     select,
     text,
     tuple_,
+    union_all,
 )
 from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql.elements import TextClause
@@ -39,6 +47,8 @@ from sqlalchemy.sql.elements import TextClause
 from intake.core.consent import Purpose
 from intake.core.disclosure import Recipient, valid_citation
 from intake.core.routing import Decision, RuleSet
+from intake.core.snippets import snippet
+from intake.db.copy_models import EntryCopy
 from intake.db.models import (
     Attachment,
     Entry,
@@ -58,6 +68,7 @@ from intake.db.staff_models import (
     StaffAccount,
 )
 from intake.services import automail, gate, renditions
+from intake.services.delivery import ASSIGNMENT_NOTICE
 from intake.services.renditions import Audience
 from intake.services.routing import apply_decision
 
@@ -68,6 +79,10 @@ MAX_NOTE = 20_000
 MAX_TAGS = 20
 _TAG = re.compile(r"^[\w][\w .:/-]{0,39}$")
 _WORD = re.compile(r"\w+")
+# A record number as the app shows it (PREFIX-YEAR-NUMBER), also as "#..." or "[#...]".
+_RECORD_NUMBER = re.compile(r"^\[?#?([A-Za-z0-9]{1,16}-\d{4}-\d{1,12})\]?$")
+#: How many entries a name or address search looks at before the rendition check.
+CONTACT_CANDIDATES = 500
 
 
 class ActionError(ValueError):
@@ -101,10 +116,16 @@ def access_for(session: Session, user: StaffAccount, entry_id: int) -> Access | 
         return None
     if entry.agency_id is not None and entry.agency_id == user.agency_id:
         return Access(entry, True)
-    decision = latest_decision(session, entry_id)
-    if decision is not None and user.agency_id in (decision.cc or []):
+    if session.get(EntryCopy, (entry_id, user.agency_id)) is not None:
         return Access(entry, False)
     return None
+
+
+def copies_of(session: Session, entry_id: int) -> list[str]:
+    """The agencies that hold a read-only copy of the entry (ids, in order)."""
+    return list(session.scalars(select(EntryCopy.agency_id)
+                                .where(EntryCopy.entry_id == entry_id)
+                                .order_by(EntryCopy.agency_id)))
 
 
 # -- the inbox list ---------------------------------------------------------------------
@@ -120,6 +141,7 @@ class InboxFilter:
     date_from: date | None = None
     date_to: date | None = None
     query: str | None = None
+    scope: str | None = None  # "own": the agency's own entries, "copies": its copies
 
 
 @dataclass(frozen=True)
@@ -134,6 +156,8 @@ class InboxRow:
     tags: list[str]
     assignee: str | None
     unread: bool
+    copy: bool = False  # a copy (cc or kept copy) of another agency's entry: read only
+    snippet: tuple[tuple[str, bool], ...] = ()  # (text, marked) from the viewer's rendition
 
 
 @dataclass
@@ -171,19 +195,81 @@ def fts5_query(query: str) -> str | None:
 Condition = ColumnElement[bool] | TextClause
 
 
-def _search_condition(session: Session, query: str) -> Condition | None:
+def _search_condition(session: Session, user: StaffAccount, query: str,
+                      scope: str | None, relay_domain: str | None) -> Condition | None:
+    """Entries matching ``query`` by record number, by stemmed words, or by the citizen's
+    name or address where the user may see them; None when it can match nothing."""
+    parts: list[Condition] = []
+    number = _RECORD_NUMBER.match(query.strip())
+    if number is not None:
+        value = number.group(1)
+        parts.append(Entry.record_number.in_(sorted({value, value.upper()})))
+    words = _words_condition(session, query)
+    if words is not None:
+        parts.append(words)
+    found = _contact_matches(session, user, query, scope, relay_domain) \
+        if relay_domain else []
+    if found:
+        parts.append(Entry.id.in_(found))
+    if not parts:
+        return None
+    return or_(*parts) if len(parts) > 1 else parts[0]
+
+
+def _words_condition(session: Session, query: str) -> Condition | None:
+    """The full-text match (English stemming) over the index of ``search_text``."""
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         if not _WORD.search(query):
             return None
         return literal_column("entries.search_vector").op("@@")(
-            func.websearch_to_tsquery("simple", query[:500])
+            func.websearch_to_tsquery("english", query[:500])
         )
     match = fts5_query(query)
     if match is None:
         return None
     return text("entries.id IN (SELECT rowid FROM entries_fts WHERE entries_fts MATCH :fts)"
                 ).bindparams(fts=match)
+
+
+def _contact_matches(session: Session, user: StaffAccount, query: str,
+                     scope: str | None, relay_domain: str) -> list[int]:
+    """The user's entries whose citizen's e-mail address is ``query`` (any case) or whose
+    name holds every word of it, kept only where the user's rendition SHOWS that address
+    or name (the consent the citizen gave the user's agency). Anything else would let
+    the search tell whether a hidden name or address belongs to an entry."""
+    if user.role in RECORDS_ROLES:
+        return []  # records officers see contact data only by a logged reveal
+    wanted = " ".join(query.split()).lower()
+    if "@" in wanted:
+        if " " in wanted or len(wanted) > 320:
+            return []
+        kind, condition = "email", func.lower(Submitter.email) == wanted
+    else:
+        words = [w for w in _WORD.findall(wanted)[:6] if len(w) > 1]
+        if not words:
+            return []
+        kind, condition = "name", and_(*[
+            func.lower(Submitter.name).like(f"%{w.replace('_', '!_')}%", escape="!")
+            for w in words])
+    # The agency's own entries and its copies, each by its own index (as _page_ids).
+    own = (select(Entry.id, Entry.agency_id).join(Submitter, Submitter.entry_id == Entry.id)
+           .where(Entry.agency_id == user.agency_id, condition))
+    copies = (select(Entry.id, Entry.agency_id)
+              .join(EntryCopy, and_(EntryCopy.entry_id == Entry.id,
+                                    EntryCopy.agency_id == user.agency_id))
+              .join(Submitter, Submitter.entry_id == Entry.id).where(condition))
+    parts = [own] if scope == "own" else [copies] if scope == "copies" else [own, copies]
+    rows = [row for part in parts
+            for row in session.execute(part.order_by(Entry.id.desc()).limit(CONTACT_CANDIDATES))]
+    if not rows:
+        return []
+    shown = renditions.render_many(
+        session, [(r.id, {}) for r in rows],
+        {r.id: (audience_of(user, r.agency_id == user.agency_id), user.agency_id)
+         for r in rows}, relay_domain)
+    return [r.id for r in rows
+            if getattr(shown[r.id], kind).state == "shown"]
 
 
 def _tag_condition(session: Session, tag: str) -> Condition:
@@ -207,35 +293,94 @@ def audience_of(user: StaffAccount, owner: bool) -> Audience:
 def inbox_page(session: Session, user: StaffAccount, filters: InboxFilter,
                cursor: str | None = None, limit: int = PAGE_SIZE, *,
                relay_domain: str) -> InboxPage:
-    """One page of the user's agency inbox, newest first, after ``cursor``.
+    """One page of the user's agency inbox (its entries and its copies), newest first,
+    after ``cursor``.
 
-    Subjects are the user's rendition (the list shows the agency's own entries).
+    Subjects (and a search's snippets, from the body) are the user's rendition of
+    each row: the agency's own for its entries, the copy agency's for copies.
     """
-    conditions = _inbox_conditions(session, user, filters)
+    conditions = _filter_conditions(session, user, filters, relay_domain=relay_domain)
     if conditions is None:
         return InboxPage([], None)
     after = decode_cursor(cursor) if cursor else None
-    if after is not None:
-        conditions.append(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
-    rows = _inbox_rows(session, user, conditions, limit + 1)
+    rows = _inbox_rows(session, user,
+                       _page_ids(user, filters.scope, conditions, after, limit + 1), limit + 1)
     next_cursor = None
     if len(rows) > limit:
         rows = rows[:limit]
         last = rows[-1]
         next_cursor = encode_cursor(last.received_at, last.id)
-    audience = audience_of(user, owner=True)
-    subjects = renditions.render_many_subjects(
-        session, [(r.id, r.subject) for r in rows],
-        {r.id: (audience, user.agency_id) for r in rows}, relay_domain)
-    return InboxPage([replace(r, subject=subjects[r.id]) for r in rows], next_cursor)
+    query = filters.query or ""
+    bodies = _bodies(session, [r.id for r in rows]) if query else {}
+    rendered = renditions.render_many(
+        session, [(r.id, {"subject": r.subject, **({"body": bodies[r.id]} if query else {})})
+                  for r in rows],
+        {r.id: (audience_of(user, not r.copy), user.agency_id) for r in rows}, relay_domain)
+    return InboxPage([replace(r, subject=rendered[r.id].subject,
+                              snippet=snippet(rendered[r.id].body, query) if query else ())
+                      for r in rows], next_cursor)
 
 
-def _inbox_conditions(session: Session, user: StaffAccount,
-                      filters: InboxFilter) -> list[Condition] | None:
-    """The WHERE conditions of the user's agency inbox under ``filters``; None when the
-    filters can match nothing (a search without words, an assignee that is no number)."""
+def _bodies(session: Session, ids: list[int]) -> dict[int, str]:
+    if not ids:
+        return {}
+    return {row.id: row.body for row in session.execute(
+        select(Entry.id, Entry.body).where(Entry.id.in_(ids)))}
+
+
+def _visible(user: StaffAccount, scope: str | None) -> Condition:
+    """The entries of the user's agency inbox: its own, its copies, or (no scope) both."""
+    own = Entry.agency_id == user.agency_id
+    copies = exists(select(EntryCopy.entry_id).where(EntryCopy.entry_id == Entry.id,
+                                                     EntryCopy.agency_id == user.agency_id))
+    if scope == "own":
+        return own
+    if scope == "copies":
+        return copies
+    return or_(own, copies)
+
+
+def _page_ids(user: StaffAccount, scope: str | None, conditions: list[Condition],
+              after: tuple[datetime, int] | None, limit: int) -> Select[tuple[int]]:
+    """The ids of the first ``limit`` entries of the user's inbox matching ``conditions``
+    after the keyset ``after``, newest first: the agency's own entries and its copies,
+    each taken in the order of its own index (``ix_entries_agency_received_id``,
+    ``ix_entry_copies_agency_received``) and merged, so a page costs the same with
+    copies as without (an OR of the two would read and sort every entry of the agency)."""
+    own = (select(Entry.id, Entry.received_at)
+           .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
+           .where(Entry.agency_id == user.agency_id, *conditions)
+           .order_by(Entry.received_at.desc(), Entry.id.desc()).limit(limit))
+    copies = (select(EntryCopy.entry_id.label("id"), EntryCopy.received_at)
+              .join(Entry, Entry.id == EntryCopy.entry_id)
+              .outerjoin(EntryAssignment, EntryAssignment.entry_id == EntryCopy.entry_id)
+              .where(EntryCopy.agency_id == user.agency_id, *conditions)
+              .order_by(EntryCopy.received_at.desc(), EntryCopy.entry_id.desc()).limit(limit))
+    if after is not None:
+        own = own.where(tuple_(Entry.received_at, Entry.id) < tuple_(after[0], after[1]))
+        copies = copies.where(tuple_(EntryCopy.received_at, EntryCopy.entry_id)
+                              < tuple_(after[0], after[1]))
+    parts = [own] if scope == "own" else [copies] if scope == "copies" else [own, copies]
+    merged = union_all(*(select(part.subquery()) for part in parts)).subquery()
+    return select(merged.c.id)
+
+
+def _inbox_conditions(session: Session, user: StaffAccount, filters: InboxFilter, *,
+                      relay_domain: str | None) -> list[Condition] | None:
+    """The WHERE conditions of the user's agency inbox under ``filters`` (see
+    :func:`_filter_conditions`), with the inbox itself (:func:`_visible`)."""
+    conditions = _filter_conditions(session, user, filters, relay_domain=relay_domain)
+    return None if conditions is None else [_visible(user, filters.scope), *conditions]
+
+
+def _filter_conditions(session: Session, user: StaffAccount, filters: InboxFilter, *,
+                       relay_domain: str | None) -> list[Condition] | None:
+    """The WHERE conditions of ``filters`` on the user's inbox (whose entries they are is
+    not among them); None when the filters can match nothing (a search without words, an
+    assignee that is no number). Without ``relay_domain`` a search does not look at
+    names and addresses."""
     # Automatic mail (auto-replies, bounces, bulk, spam) is listed at /staff/automatic.
-    conditions: list[Condition] = [Entry.agency_id == user.agency_id, automail.not_automatic()]
+    conditions: list[Condition] = [automail.not_automatic()]
     if filters.status:
         conditions.append(Entry.status == filters.status)
     if filters.channel:
@@ -249,7 +394,9 @@ def _inbox_conditions(session: Session, user: StaffAccount,
     if filters.date_to:
         conditions.append(Entry.received_at < _as_utc_start(filters.date_to + timedelta(days=1)))
     if filters.query:
-        search = _search_condition(session, filters.query)
+        # PostgreSQL refuses a NUL character in any text parameter (a 500, not "no hit").
+        query = filters.query.replace("\x00", " ")
+        search = _search_condition(session, user, query, filters.scope, relay_domain)
         if search is None:
             return None
         conditions.append(search)
@@ -266,16 +413,17 @@ def _inbox_conditions(session: Session, user: StaffAccount,
     return conditions
 
 
-def _inbox_rows(session: Session, user: StaffAccount, conditions: list[Condition],
+def _inbox_rows(session: Session, user: StaffAccount, ids: Select[tuple[int]],
                 limit: int) -> list[InboxRow]:
-    """Up to ``limit`` inbox rows matching ``conditions``, newest first, with the assignee
-    and whether ``user`` has read each (subjects as stored, not yet rendered)."""
+    """The inbox rows of the entries ``ids`` selects (up to ``limit``), newest first, with
+    the assignee and whether ``user`` has read each (subjects as stored, not yet
+    rendered)."""
     assignee = aliased(StaffAccount)
     query = (
         select(Entry.id, Entry.record_number, Entry.subject, Entry.received_at, Entry.status,
                Entry.channel, Entry.form_slug, Entry.tags, assignee.email.label("assignee"),
-               ReadMarker.read_at)
-        .where(and_(*conditions))
+               ReadMarker.read_at, Entry.agency_id)
+        .where(Entry.id.in_(ids))
         .outerjoin(EntryAssignment, EntryAssignment.entry_id == Entry.id)
         .outerjoin(assignee, assignee.id == EntryAssignment.staff_id)
         .outerjoin(ReadMarker, and_(ReadMarker.entry_id == Entry.id,
@@ -287,7 +435,7 @@ def _inbox_rows(session: Session, user: StaffAccount, conditions: list[Condition
         InboxRow(id=r.id, record_number=r.record_number, subject=r.subject,
                  received_at=_utc(r.received_at), status=r.status, channel=r.channel,
                  form_slug=r.form_slug, tags=list(r.tags or []), assignee=r.assignee,
-                 unread=r.read_at is None)
+                 unread=r.read_at is None, copy=r.agency_id != user.agency_id)
         for r in session.execute(query)
     ]
 
@@ -449,17 +597,38 @@ def assignment_of(session: Session, entry_id: int) -> StaffAccount | None:
 
 
 def assign(session: Session, user: StaffAccount, entry: Entry, staff_id: int | None) -> None:
+    """Assign the entry (or no one); a colleague who is newly assigned gets a notice."""
+    target = None
     if staff_id is not None:
         target = session.get(StaffAccount, staff_id)
         if target is None or target.agency_id != entry.agency_id or target.disabled:
             raise ActionError("That person cannot be assigned to this entry.")
     row = session.get(EntryAssignment, entry.id)
+    if target is not None and target.id != user.id and (row is None or row.staff_id != target.id):
+        _assignment_notice(session, user, entry, target)
     if row is None:
         session.add(EntryAssignment(entry_id=entry.id, staff_id=staff_id, assigned_at=utcnow()))
     else:
         row.staff_id, row.assigned_at = staff_id, utcnow()
     session.add(Event(entry_id=entry.id, kind="assigned", actor=actor_of(user),
                       detail={"staff_id": staff_id}))
+
+
+def _assignment_notice(session: Session, user: StaffAccount, entry: Entry,
+                       target: StaffAccount) -> None:
+    """Queue the e-mail that tells ``target`` an entry is theirs, through the gate.
+
+    The mail (:class:`intake.services.delivery.Notices`) holds the record number and a
+    link to the staff page, nothing of the citizen: no name, address or subject.
+    """
+    gate.disclose(session, [gate.DisclosureRequest(
+        entry_id=entry.id,
+        recipient=Recipient(kind="agency", id=str(entry.agency_id),
+                            name=f"staff account {target.id}", address=target.email),
+        purpose=Purpose.REDIRECT, nature="assignment-notice", personal=False,
+        work_kind=ASSIGNMENT_NOTICE, work_payload={"staff_id": target.id},
+        dedupe_key=f"{ASSIGNMENT_NOTICE}:{entry.id}:{uuid.uuid4().hex}",
+        actor=actor_of(user))])
 
 
 def set_status(session: Session, user: StaffAccount, entry: Entry, status: str) -> None:
@@ -621,8 +790,11 @@ def access_log_count(session: Session, entry_id: int) -> int:
 def search_entry_ids(session: Session, user: StaffAccount, filters: InboxFilter,
                      limit: int) -> list[int]:
     """The ids of up to ``limit`` entries of the user's inbox matching ``filters`` (the
-    inbox's own search, all pages), newest first: what a legal hold on a search holds."""
-    conditions = _inbox_conditions(session, user, filters)
+    inbox's own search, all pages), newest first: what a legal hold on a search holds.
+    Only the agency's own entries (a copy is held by its owner agency), and no name or
+    address search."""
+    conditions = _inbox_conditions(session, user, replace(filters, scope="own"),
+                                   relay_domain=None)
     if conditions is None:
         return []
     query = (select(Entry.id).where(and_(*conditions))

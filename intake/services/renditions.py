@@ -29,7 +29,7 @@ from intake.services.findings import findings_by_place, findings_of
 from intake.services.links import relay_for, relays_for
 
 __all__ = ["Audience", "ConsentLine", "consent_lines", "entry_values", "render_entry",
-           "render_many_subjects"]
+           "render_many", "render_many_subjects"]
 
 
 def entry_values(session: Session, entry: Entry, *, thread: bool = True,
@@ -108,6 +108,35 @@ def render_many_subjects(session: Session, entries: Sequence[tuple[int, str]],
             agency_id=agency_id, relay_address=relays[entry_id], at=now)
         subjects[entry_id] = rendition.subject
     return subjects
+
+
+def render_many(session: Session, entries: Sequence[tuple[int, Mapping[str, str]]],
+                audience_of: Mapping[int, tuple[Audience, str | None]],
+                relay_domain: str) -> dict[int, Rendition]:
+    """The rendition of each ``(entry id, its texts by place)`` (stored subject, body:
+    places with stored findings) for its viewer's audience; one query a table."""
+    ids = [entry_id for entry_id, _ in entries]
+    if not ids:
+        return {}
+    places = sorted({place for _, texts in entries for place in texts})
+    submitters = {s.entry_id: s for s in session.scalars(
+        select(Submitter).where(Submitter.entry_id.in_(ids)))}
+    findings = {place: findings_of(session, ids, place) for place in places}
+    consents = consent_events_of(session, ids)
+    relays = relays_for(session, ids, relay_domain)
+    now = utcnow()
+    out: dict[int, Rendition] = {}
+    for entry_id, texts in entries:
+        s = submitters.get(entry_id)
+        audience, agency_id = audience_of[entry_id]
+        out[entry_id] = render(
+            EntryValues(texts=dict(texts), name=s.name if s else None,
+                        email=s.email if s else None, phone=s.phone if s else None,
+                        postal_address=s.postal_address if s else None),
+            audience, consents=consents[entry_id],
+            findings={place: findings[place][entry_id] for place in texts},
+            agency_id=agency_id, relay_address=relays[entry_id], at=now)
+    return out
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@
 The rule engine is pure (``intake.core.routing``); this module loads the
 rules file (reloading it when it changes, never replacing the last good rules
 with a broken file), turns an entry into the engine's ``Submission``, stores
-each decision with the SHA-256 of the file that made it, and replays stored
-entries against a candidate file.
+each decision with the SHA-256 of the file that made it (and, with it, the
+agencies that hold a copy: ``entry_copies``), explains the routing of one
+stored entry, and replays stored entries against a candidate file.
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-from sqlalchemy import Table, bindparam, func, insert, select, update
+from sqlalchemy import Table, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from intake.core.routing import Decision, RulesError, RuleSet, Submission, load_rules_file
+from intake.db.copy_models import EntryCopy
 from intake.db.models import Entry, Event, RoutingDecision, Submitter, WorkItem, utcnow
 
 log = logging.getLogger("intake.routing")
@@ -144,7 +146,11 @@ def store_decisions(session: Session,
                     actor: str, event_kind: str = "routed") -> list[int]:
     """The one writer of routing decisions: for each ``(entry id, its agency, its tags,
     decision)``, the decision, the entry's new agency and tags and the event on its
-    timeline, one statement a table. The decisions' ids, in order."""
+    timeline, one statement a table. The decisions' ids, in order.
+
+    The agencies in a decision's ``cc`` (other than the one it routes to) hold a
+    read-only copy from now on (``entry_copies``); the copies of an earlier decision
+    that this one does not repeat end."""
     conn = session.connection()
     now = utcnow()
     decision_ids = [int(i) for i in conn.execute(_INSERT_DECISIONS, [{
@@ -152,8 +158,14 @@ def store_decisions(session: Session,
         "cc": list(decision.cc), "tags": list(decision.tags),
         "matched_rules": list(decision.matched_rules), "decided_by": decision.decided_by,
         "rules_sha256": decision.rules_sha256,
-        "trace": [step.to_dict() for step in decision.trace],
+        "trace": [step.to_dict() for step in decision.trace], "actor": actor,
     } for entry_id, _, _, decision in decided]).scalars()]
+    conn.execute(_DELETE_COPIES, {"ids": [entry_id for entry_id, _, _, _ in decided]})
+    copies = [{"copy_entry": entry_id, "copy_agency": agency, "copy_since": now}
+              for entry_id, _, _, decision in decided
+              for agency in dict.fromkeys(decision.cc) if agency != decision.route_to]
+    if copies:
+        conn.execute(_INSERT_COPIES, copies)
     conn.execute(_UPDATE_ENTRY, [{
         "entry_id": entry_id, "agency": decision.route_to,
         "new_tags": sorted(set(tags) | set(decision.tags))}
@@ -194,6 +206,14 @@ _INSERT_DECISIONS = insert(cast(Table, RoutingDecision.__table__)).returning(
 _UPDATE_ENTRY = (update(_ENTRIES).where(_ENTRIES.c.id == bindparam("entry_id"))
                  .values(agency_id=bindparam("agency"), tags=bindparam("new_tags")))
 _INSERT_EVENT = insert(cast(Table, Event.__table__))
+_COPIES = cast(Table, EntryCopy.__table__)
+_DELETE_COPIES = delete(_COPIES).where(_COPIES.c.entry_id.in_(bindparam("ids", expanding=True)))
+# The copy repeats the entry's received_at (the copy agency's inbox order).
+_INSERT_COPIES = insert(_COPIES).from_select(
+    ["entry_id", "agency_id", "since", "received_at"],
+    select(_ENTRIES.c.id, bindparam("copy_agency", type_=_COPIES.c.agency_id.type),
+           bindparam("copy_since", type_=_COPIES.c.since.type), _ENTRIES.c.received_at)
+    .where(_ENTRIES.c.id == bindparam("copy_entry")))
 
 
 def make_route_handlers(
@@ -268,16 +288,120 @@ def _routed_detail(decision: Decision, previous: str | None) -> dict[str, Any]:
     }
 
 
-# -- replay ------------------------------------------------------------------
+# -- explain and replay --------------------------------------------------------
+
+
+def _is_staff(actor: str | None) -> bool:
+    return actor is not None and actor.startswith("staff:")
+
+
+def _by_rules() -> Any:
+    """Decisions the rules made (rows from before migration 0019 without an actor too)."""
+    return or_(RoutingDecision.actor.is_(None), ~RoutingDecision.actor.like("staff:%"))
+
+
+@dataclass(frozen=True)
+class StoredDecision:
+    """A routing decision as stored: where, who decided (rules or a staff member), why."""
+
+    route_to: str
+    cc: list[str]
+    matched_rules: list[str]
+    decided_by: str | None
+    rules_sha256: str
+    decided_at: datetime
+    actor: str | None
+
+    @classmethod
+    def of(cls, row: RoutingDecision) -> StoredDecision:
+        return cls(route_to=row.route_to, cc=list(row.cc or []),
+                   matched_rules=list(row.matched_rules or []), decided_by=row.decided_by,
+                   rules_sha256=row.rules_sha256, decided_at=row.decided_at, actor=row.actor)
+
+    @property
+    def by_staff(self) -> bool:
+        return _is_staff(self.actor)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"route_to": self.route_to, "cc": self.cc, "matched_rules": self.matched_rules,
+                "decided_by": self.decided_by, "rules_sha256": self.rules_sha256,
+                "decided_at": self.decided_at.isoformat(), "actor": self.actor,
+                "by_staff": self.by_staff}
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """The rules replayed on one stored entry, beside what was stored for it."""
+
+    entry_id: int
+    record_number: str
+    agency_now: str | None
+    replayed: Decision
+    rules_decision: StoredDecision | None  # the latest decision the rules made
+    latest: StoredDecision | None  # the latest decision of all (a staff reroute, maybe)
+
+    @property
+    def agrees(self) -> bool:
+        """Whether the rules now decide what the rules decided then (route and cc)."""
+        stored = self.rules_decision
+        return stored is not None and stored.route_to == self.replayed.route_to \
+            and sorted(stored.cc) == sorted(self.replayed.cc)
+
+    @property
+    def rerouted_by_staff(self) -> bool:
+        return self.latest is not None and self.latest.by_staff
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "record_number": self.record_number,
+            "agency_now": self.agency_now,
+            "replayed": self.replayed.to_dict(),
+            "stored_rules_decision": self.rules_decision.to_dict()
+            if self.rules_decision else None,
+            "latest_decision": self.latest.to_dict() if self.latest else None,
+            "agrees_with_stored_rules_decision": self.agrees,
+            "rerouted_by_staff": self.rerouted_by_staff,
+        }
+
+
+def explain_entry(session: Session, ruleset: RuleSet, record_number: str
+                  ) -> Explanation | None:
+    """Replay ``ruleset`` on the stored entry ``record_number`` (None: no such entry):
+    which rule matches and why (the engine's trace), with the decisions stored for it."""
+    entry = session.scalar(select(Entry).where(Entry.record_number == record_number))
+    if entry is None:
+        return None
+    sender = session.scalar(select(Submitter.email).where(Submitter.entry_id == entry.id))
+    replayed = ruleset.decide(submission_for_entry(entry, sender))
+    decisions = select(RoutingDecision).where(RoutingDecision.entry_id == entry.id) \
+        .order_by(RoutingDecision.id.desc()).limit(1)
+    latest = session.scalar(decisions)
+    by_rules = session.scalar(decisions.where(_by_rules()))
+    return Explanation(entry_id=entry.id, record_number=entry.record_number,
+                       agency_now=entry.agency_id, replayed=replayed,
+                       rules_decision=StoredDecision.of(by_rules) if by_rules else None,
+                       latest=StoredDecision.of(latest) if latest else None)
+
+
+REROUTED_LISTED = 1000
 
 
 @dataclass
 class ReplayReport:
+    """What a candidate rules file would change of what the rules decided.
+
+    An entry's old route is the latest decision the *rules* made for it; an entry a
+    staff member rerouted since is counted in ``rerouted`` (and listed), not as a
+    disagreement: the rules never decided its current agency.
+    """
+
     total: int = 0
     unchanged: int = 0
     moves: Counter[tuple[str, str]] = field(default_factory=Counter)
     examples: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     never_routed: int = 0
+    rerouted: int = 0
+    rerouted_entries: list[dict[str, str | None]] = field(default_factory=list)
 
     @property
     def moved(self) -> int:
@@ -293,6 +417,8 @@ class ReplayReport:
                 {"from": a, "to": b, "count": n, "examples": self.examples.get((a, b), [])}
                 for (a, b), n in self.moves.most_common()
             ],
+            "rerouted_by_staff": {"count": self.rerouted, "entries": self.rerouted_entries,
+                                  "listed_up_to": REROUTED_LISTED},
         }
 
 
@@ -304,7 +430,8 @@ def replay(
     examples_per_move: int = 5,
     progress: Callable[[int, int], None] | None = None,
 ) -> ReplayReport:
-    """Re-route stored entries with ``ruleset`` without changing anything."""
+    """Re-route stored entries with ``ruleset`` without changing anything, and compare
+    with what the rules decided for each (never with a staff reroute)."""
     query = select(Entry)
     count_query = select(func.count()).select_from(Entry)
     if since is not None:
@@ -313,12 +440,21 @@ def replay(
     total = session.scalar(count_query) or 0
     report = ReplayReport()
     senders = _senders(session, since)
+    by_rules = _latest_decisions(session, since, rules_only=True)
+    latest = _latest_decisions(session, since, rules_only=False)
     for entry in _stream(session, query.order_by(Entry.id)):
         report.total += 1
         new = ruleset.decide(submission_for_entry(entry, senders.get(entry.id)))
-        old = entry.agency_id
-        if old is None:
+        old = by_rules.get(entry.id, (None, None))[0]
+        last_to, last_actor = latest.get(entry.id, (None, None))
+        if last_to is None:
             report.never_routed += 1
+        if _is_staff(last_actor):
+            report.rerouted += 1
+            if len(report.rerouted_entries) < REROUTED_LISTED:
+                report.rerouted_entries.append({
+                    "record_number": entry.record_number, "rules_decided": old,
+                    "agency_now": entry.agency_id, "rules_now": new.route_to})
         if old == new.route_to:
             report.unchanged += 1
         else:
@@ -330,6 +466,20 @@ def replay(
         if progress is not None and (report.total % 1000 == 0 or report.total == total):
             progress(report.total, total)
     return report
+
+
+def _latest_decisions(session: Session, since: datetime | None, *, rules_only: bool
+                      ) -> dict[int, tuple[str, str | None]]:
+    """Each entry's latest routing decision (of the rules only, if asked): (route, actor)."""
+    latest = select(func.max(RoutingDecision.id)).group_by(RoutingDecision.entry_id)
+    if rules_only:
+        latest = latest.where(_by_rules())
+    query = select(RoutingDecision.entry_id, RoutingDecision.route_to, RoutingDecision.actor) \
+        .where(RoutingDecision.id.in_(latest))
+    if since is not None:
+        query = query.join(Entry, Entry.id == RoutingDecision.entry_id) \
+            .where(Entry.received_at >= since)
+    return {row.entry_id: (row.route_to, row.actor) for row in session.execute(query)}
 
 
 def _senders(session: Session, since: datetime | None) -> dict[int, str]:

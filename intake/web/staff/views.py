@@ -295,6 +295,7 @@ def inbox_view() -> ResponseReturnValue:
         assignee=(args.get("assignee", "").strip()[:20] or None),
         date_from=_date_arg("from"), date_to=_date_arg("to"),
         query=(args.get("q", "").strip()[:200] or None),
+        scope=args.get("scope") if args.get("scope") in ("own", "copies") else None,
     )
     with _runtime().db.session() as s:
         page = inbox.inbox_page(s, user, filters, cursor=args.get("after") or None,
@@ -384,6 +385,8 @@ def _entry_page(entry_id: int, reveal: inbox.RevealRequest | None = None
             "agencies": sorted(runtime.rules.current().agencies.values(),
                                key=lambda a: a.name),
             "agency_name": _agency_name(entry.agency_id),
+            # Who holds a read-only copy (the owner agency sees it; a copy agency too).
+            "copy_holders": [_agency_name(a) for a in inbox.copies_of(s, entry.id)],
             "fields": rendition.fields,
             "statuses": inbox.STATUSES,
             **_timeline_context(s, entry.id, records_view),
@@ -459,9 +462,10 @@ def attachment(entry_id: int, attachment_id: int) -> ResponseReturnValue:
     return response
 
 
-def _entry_action(entry_id: int, action: Callable[[Any, StaffAccount, Entry], str | None]
-                  ) -> ResponseReturnValue:
-    """Run an action on an entry the user's agency owns; cc readers may not act."""
+def _entry_action(entry_id: int, action: Callable[[Any, StaffAccount, Entry], str | None],
+                  *, on_copy: bool = False) -> ResponseReturnValue:
+    """Run an action on an entry the user's agency owns; an agency with a copy (cc or
+    kept copy) may not act (403), but for the actions allowed ``on_copy`` (notes)."""
     user = _user()
     message: str | None
     try:
@@ -469,7 +473,7 @@ def _entry_action(entry_id: int, action: Callable[[Any, StaffAccount, Entry], st
             access = inbox.access_for(s, user, entry_id)
             if access is None:
                 abort(404)
-            if not access.owner:
+            if not access.owner and not on_copy:
                 abort(403)
             message = action(s, user, access.entry)
     except inbox.ActionError as exc:
@@ -535,7 +539,7 @@ def add_note(entry_id: int) -> ResponseReturnValue:
         inbox.add_note(s, user, entry, body)
         return "Note added."
 
-    return _entry_action(entry_id, act)
+    return _entry_action(entry_id, act, on_copy=True)
 
 
 @bp.post("/entries/<int:entry_id>/reply")
