@@ -22,5 +22,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("entries") as batch:
-        batch.drop_column("language")
+    # Not a batch: on SQLite a batch rebuilds ``entries``, whose DROP fails while other
+    # tables' foreign keys point at it; SQLite (3.35+) drops a plain column in place.
+    op.drop_column("entries", "language")
