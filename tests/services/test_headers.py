@@ -92,7 +92,15 @@ def client(rt: Runtime) -> FlaskClient:
 def assert_clean(received: SentMail | Received, recipient: str) -> None:
     """Exactly intake's headers, each on one line, and only the intended envelope recipient."""
     msg = received.message
-    assert sorted(msg.keys()) == AUTOMATIC
+    # What the citizen receives is multipart/alternative (text and HTML): its parts carry
+    # their own Content-Transfer-Encoding, the message none.
+    expected = [h for h in AUTOMATIC
+                if not (msg.is_multipart() and h == "Content-Transfer-Encoding")]
+    assert sorted(msg.keys()) == expected
+    for part in msg.walk():
+        if part is not msg:
+            assert set(part.keys()) <= {"Content-Type", "Content-Transfer-Encoding",
+                                        "MIME-Version"}, part.keys()
     assert received.rcpt_tos == (recipient,)
     assert [a.addr_spec for a in msg["To"].addresses] == [recipient]
     assert len(msg["From"].addresses) == len(msg["Reply-To"].addresses) == 1
