@@ -328,7 +328,7 @@ def find_cards(text: str) -> Iterator[_Raw]:
             digits = _digits(text[s:e])
             # Only a reference word before the number rejects a valid card number.
             boosted, rejected = _context(text, s, e, lexicon.CARD_KEYWORDS,
-                                         lexicon.REFERENCE_KEYWORDS, reject_after=False)
+                                         lexicon.CARD_REJECT_KEYWORDS, reject_after=False)
             evidence: tuple[str, ...] = ("luhn:valid", f"issuer:{card_issuer(digits)}")
             if boosted:
                 confidence, evidence = 0.99, (*evidence, "context:+card")
@@ -645,7 +645,8 @@ def _find_phones(text: str) -> Iterator[_Raw]:
     blocked = _Intervals(
         [(r.start(), r.end()) for r in lexicon.RECORD_NUMBER.finditer(text)]
         + [(s, e) for s, e, _ in find_dates(text)]
-        + [(u.start(), u.end()) for u in _URL.finditer(text)]
+        + ([(u.start(), u.end()) for u in _URL.finditer(text)]
+           if "/" in text or "www" in text.lower() else [])
     )
     for start, end, number in matches:
         if blocked.overlaps(start, end):
@@ -722,8 +723,12 @@ _ES_STREET = re.compile(
     + _ES_UNIT + "?" + _ES_CITY_ZIP + "?"
     + r"|(?i:\bapartado(?:\s+postal)?)\s+[0-9]{1,6}" + _ES_CITY_ZIP
 )
-_ADDRESS_STEMS = re.compile(r"(?i:calle|c/|avenida|avda|carretera|camino|paseo|callej|apartado"
-                            r"|esquina|corner|box|rr|rural|hc|h\.c|star\s+route)")
+# Each pattern below needs one of its stems (a PO box and a rural route need "box"): a
+# text without them skips it. ASCII texts by a substring test of their lower case.
+_BOX_STEMS = (re.compile(r"(?i:box)"), ("box",))
+_CORNER_STEMS = (re.compile(r"(?i:corner|esquina)"), ("corner", "esquina"))
+_ES_STREET_STEMS = (re.compile(r"(?i:calle|c/|avenida|avda|carretera|camino|paseo|apartado)"),
+                    ("calle", "c/", "avenida", "avda", "carretera", "camino", "paseo", "apartado"))
 
 _ZIP_IN = re.compile(r"(?<![0-9-])[0-9]{5}(?:-[0-9]{4})?(?![\w-])")
 
@@ -755,20 +760,27 @@ def find_addresses(text: str) -> Iterator[_Raw]:
                 evidence = (*evidence, "usaddress:OccupancyIdentifier")
             yield _Raw("street_address", m.start(), m.end(), "street_address.usaddress",
                        "medium", value, 0.9, evidence)
-    if not _ADDRESS_STEMS.search(text):
+    if not _may_hold(text, *_BOX_STEMS):
+        yield from _other_addresses(text, box=False)
         return
-    for m in _PO_BOX.finditer(text):
+    yield from _other_addresses(text, box=True)
+
+
+def _other_addresses(text: str, *, box: bool) -> Iterator[_Raw]:
+    for m in _PO_BOX.finditer(text) if box else ():
         labels = _usaddress_labels(m.group(0))
         if "USPSBoxType" in labels:
             value = " ".join(m.group(0).split()).casefold()
             yield _Raw("street_address", m.start(), m.end(), "street_address.po_box", "medium",
                        value, 0.9, ("usaddress:USPSBoxType",))
-    for pattern, detector, confidence, evidence in (
-        (_RURAL_ROUTE, "street_address.rural_route", 0.85, "pattern:rural_route"),
-        (_CORNER, "street_address.corner", 0.75, "pattern:corner_of"),
-        (_ES_STREET, "street_address.es", 0.85, "pattern:calle"),
+    for pattern, detector, confidence, evidence, wanted in (
+        (_RURAL_ROUTE, "street_address.rural_route", 0.85, "pattern:rural_route", box),
+        (_CORNER, "street_address.corner", 0.75, "pattern:corner_of",
+         _may_hold(text, *_CORNER_STEMS)),
+        (_ES_STREET, "street_address.es", 0.85, "pattern:calle",
+         _may_hold(text, *_ES_STREET_STEMS)),
     ):
-        for m in pattern.finditer(text):
+        for m in pattern.finditer(text) if wanted else ():
             if pattern is _ES_STREET and m.group("name") is not None and any(
                     w.casefold() in lexicon.NOT_A_STREET_WORD for w in m.group("name").split()):
                 continue
@@ -846,8 +858,20 @@ def find_passwords(text: str) -> Iterator[_Raw]:
     yield from _find_passwords(text)
 
 
+_PIN_STEMS = (re.compile(r"(?i:pin|nip|clave)"), ("pin", "nip", "clave"))
+_LOGIN_STEMS = (re.compile(r"(?i:log|user|usuario)"), ("log", "user", "usuario"))
+
+
 def _find_passwords(text: str) -> Iterator[_Raw]:
     """:func:`find_passwords` without the prefilter (the tests compare the two)."""
+    yield from _find_secrets(text)
+    if _may_hold(text, *_PIN_STEMS):
+        yield from _find_pins(text)
+    if _may_hold(text, *_LOGIN_STEMS):
+        yield from _find_logins(text)
+
+
+def _find_secrets(text: str) -> Iterator[_Raw]:
     for m in _PASSWORD.finditer(text):
         group = "quoted" if m.group("quoted") is not None else "bare"
         start, end = m.start(group), m.end(group)
@@ -866,9 +890,15 @@ def _find_passwords(text: str) -> Iterator[_Raw]:
         evidence = ("lexicon:password", "context:assigned" if assigned else "shape:secret")
         yield _Raw("password", start, end, "password.keyword", "high", value,
                    0.9 if assigned else 0.8, evidence)
+
+
+def _find_pins(text: str) -> Iterator[_Raw]:
     for m in _PIN.finditer(text):
         yield _Raw("password", m.start("pin"), m.end("pin"), "password.pin", "high",
                    m.group("pin"), 0.9, ("lexicon:pin",))
+
+
+def _find_logins(text: str) -> Iterator[_Raw]:
     for m in _LOGIN.finditer(text):
         value = m.group("secret").rstrip(".,;:)")
         if value.casefold() in lexicon.NOT_A_SECRET or not _looks_secret(value):

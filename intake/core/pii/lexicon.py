@@ -49,6 +49,16 @@ REFERENCE_KEYWORDS = re.compile(
     r"(?:\s*(?:number|no\.?|num\.?|n[uú]m\.?|#|id|n[uú]mero))?(?![\w]))"
 )
 
+# Identifiers that a Luhn-valid card-shaped number can be ("tracking number", "serial"):
+# the reference words without "account" (a card number is an account number).
+CARD_REJECT_KEYWORDS = re.compile(
+    r"(?i:\b(?:case|order|ticket|invoice|confirmation|tracking|reference|ref|claim|receipt"
+    r"|permit|policy|docket|transaction|serial|model|sku|product|lot|batch|meter|parcel"
+    r"|citation|expediente|caso|pedido|factura|orden|folio|permiso|referencia|reclamaci[oó]n"
+    r"|seguimiento|rastreo|recibo|p[oó]liza|serie|medidor)"
+    r"(?:\s*(?:number|no\.?|num\.?|n[uú]m\.?|#|id|n[uú]mero))?(?![\w]))"
+)
+
 # Words that make a card-shaped number a card.
 CARD_KEYWORDS = re.compile(
     r"(?i:\b(?:card|visa|mastercard|master\s+card|amex|american\s+express|discover|jcb"
