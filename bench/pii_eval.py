@@ -2,9 +2,11 @@
 
 Usage: python bench/pii_eval.py [--set PATH]... [--rounds N] [--no-speed]
 
-By default both labelled sets are scored: the issue-27 set
-``tests/data/pii/labelled.yaml`` (EN + ES, hard negatives) and the older,
-independent ``tests/data/pii_labelled.yaml``. For each: per kind and micro
+By default three labelled sets are scored: the issue-27 set
+``tests/data/pii/labelled.yaml`` (EN + ES, hard negatives, built from templates by
+``tests/data/pii/build_set.py``), the hand-written hold-out
+``tests/data/pii/holdout.yaml`` (written after tuning, scored as written) and the
+older, independent ``tests/data/pii_labelled.yaml``. For each: per kind and micro
 precision, recall and F1 of ``detect``, beside a plain-regex baseline (one
 regular expression per kind, no validation, no context) measured in the same run.
 
@@ -43,6 +45,7 @@ if str(ROOT) not in sys.path:
 from intake.core.pii import KINDS, detect  # noqa: E402
 
 NEW_PATH = ROOT / "tests" / "data" / "pii" / "labelled.yaml"
+HOLDOUT_PATH = ROOT / "tests" / "data" / "pii" / "holdout.yaml"
 DEFAULT_PATH = ROOT / "tests" / "data" / "pii_labelled.yaml"
 EVAL_KEY = b"pii-eval-key"
 PII_FILES = ("__init__", "at_rest", "detectors", "lexicon", "model", "redact")
@@ -215,7 +218,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-speed", action="store_true")
     parser.add_argument("--mistakes", action="store_true", help="list the items that differ")
     args = parser.parse_args(argv[1:])
-    paths = args.sets or [NEW_PATH, DEFAULT_PATH]
+    paths = args.sets or [NEW_PATH, HOLDOUT_PATH, DEFAULT_PATH]
     texts: list[str] = []
     for path in paths:
         items = load_items(path)
