@@ -136,12 +136,14 @@ BASELINE: dict[str, re.Pattern[str]] = {
     "bank_account": re.compile(r"(?i:account|acct|cuenta|iban)\D{0,20}[0-9]{6,17}\b"),
     "email": re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b"),
     "phone": re.compile(r"(?:\+1[ -.]?)?\(?\b[0-9]{3}\)?[ -.]?[0-9]{3}[ -.]?[0-9]{4}\b"),
-    "birth_date": re.compile(r"(?i:born|birth|dob|nacimiento|naci)\D{0,20}[0-9]{1,4}[/-][0-9]{1,2}"),
+    "birth_date": re.compile(
+        r"(?i:born|birth|dob|nacimiento|naci)\D{0,20}[0-9]{1,4}[/-][0-9]{1,2}"),
     "street_address": re.compile(
         r"\b[0-9]{1,6}\s+(?:[A-Z][a-z]+\s+){1,3}(?:St|Street|Ave|Avenue|Rd|Road|Blvd|Dr|Drive"
         r"|Ln|Lane|Ct|Pl|Way)\b|(?i:p\.?o\.?\s*box\s+[0-9]+)"),
     "password": re.compile(r"(?i:password|contraseña)\s*(?:is|es|:)\s*\S+"),
-    "maiden_name": re.compile(r"(?i:maiden\s+name|apellido\s+de\s+soltera)\s*(?:is|es|:)?\s*[A-Z]\w+"),
+    "maiden_name": re.compile(
+        r"(?i:maiden\s+name|apellido\s+de\s+soltera)\s*(?:is|es|:)?\s*[A-Z]\w+"),
     "medical": re.compile(r"(?i:\b(?:hiv|cancer|diabetes|dialysis|diagnosed|medication"
                           r"|pregnant|depression|cáncer|diálisis|embarazada)\b)"),
 }
@@ -227,8 +229,9 @@ def main(argv: list[str]) -> int:
         base, _ = evaluate(items, baseline_kinds)
         n_pos = sum(1 for i in items if i.expect)
         n_es = sum(1 for i in items if i.lang == "es")
+        shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
         print(f"\n{len(items)} items ({n_pos} positive, {len(items) - n_pos} negative, "
-              f"{n_es} Spanish) from {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}")
+              f"{n_es} Spanish) from {shown}")
         print(format_table(counts, base))
         if mistakes and args.mistakes:
             print(f"\n{len(mistakes)} item(s) with differences:")

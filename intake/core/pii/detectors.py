@@ -367,7 +367,8 @@ def find_aba(text: str) -> Iterator[_Raw]:
 _ACCOUNT_CANDIDATE = re.compile(_LB + r"[0-9](?:-?[0-9]){5,16}" + _LA)
 
 
-_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?(?![A-Za-z0-9])")
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?"
+                   r"(?![A-Za-z0-9])")
 _IBAN_HINT = re.compile(r"[A-Z]{2}[0-9]{2}")
 
 
@@ -383,6 +384,7 @@ def find_bank_accounts(text: str) -> Iterator[_Raw]:
     for m in _ACCOUNT_CANDIDATE.finditer(text):
         if _keyword_near(text, m.start(), m.end(), lexicon.BANK_KEYWORDS, before=40):
             digits = _digits(m.group(0))
+            evidence: tuple[str, ...]
             if _non_bank(text, m.start(), m.end()):
                 confidence, evidence = 0.3, ("context:+account", "context:-non_bank")
             else:
@@ -702,7 +704,8 @@ _RURAL_ROUTE = re.compile(
 )
 # "the corner of Main and 5th", "corner of Oak Rd & Elm St", "esquina de la calle Luna y
 # la calle Sol": two street names (capitalised words, ordinals, street suffixes).
-_STREET_WORDS = r"(?:(?:(?i:de|del)\s+(?:(?i:la|las|los)\s+)?)?[A-Z0-9][\w'.-]*(?:\s+(?:[A-Z0-9][\w'.-]*|de|del|la|las|los)){0,4})"
+_STREET_WORDS = (r"(?:(?:(?i:de|del)\s+(?:(?i:la|las|los)\s+)?)?[A-Z0-9][\w'.-]*"
+                 r"(?:\s+(?:[A-Z0-9][\w'.-]*|de|del|la|las|los)){0,4})")
 _CORNER = re.compile(
     r"(?i:\bcorner\s+of)\s+(?:the\s+)?" + _STREET_WORDS + r"\s+(?:and|&)\s+" + _STREET_WORDS
     + r"|(?i:\besquina\s+(?:de\s+)?(?:la\s+)?(?:calle|avenida|ave\.?|c/)?)\s*" + _STREET_WORDS
@@ -710,7 +713,8 @@ _CORNER = re.compile(
 )
 # Spanish forms: "Calle Luna 45, apto 3B", "Calle Sol núm. 25", "Avenida Ponce de León
 # 1500", "1204 Calle San Francisco", "Apartado 1234, Ponce, PR 00730".
-_ES_STREET_TYPE = r"(?:[Cc]alle|CALLE|C/|[Aa]venida|AVENIDA|[Aa]vda\.?|[Cc]arretera|[Cc]amino|[Pp]aseo|[Cc]alle[jJ][oó]n)"
+_ES_STREET_TYPE = (r"(?:[Cc]alle|CALLE|C/|[Aa]venida|AVENIDA|[Aa]vda\.?|[Cc]arretera|[Cc]amino"
+                   r"|[Pp]aseo|[Cc]alle[jJ][oó]n)")
 _ES_UNIT = (r"(?:,?\s*(?i:apto|apt|apartamento|depto|departamento|piso|int|interior|suite)\.?"
             r"\s*#?\s*[A-Za-z0-9-]{1,6}(?![\w]))")
 _ES_CITY_ZIP = (r"(?:,?\s+[A-ZÁÉÍÓÚ][\w.'-]*(?:\s+[A-ZÁÉÍÓÚ][\w.'-]*){0,3}(?:,?\s+(?:" + _STATE_RE
@@ -755,7 +759,8 @@ def find_addresses(text: str) -> Iterator[_Raw]:
         labels = _usaddress_labels(m.group(0))
         if {"AddressNumber", "StreetName", "StreetNamePostType"} <= labels:
             value = " ".join(m.group(0).split()).casefold()
-            evidence = ("usaddress:AddressNumber+StreetName+StreetNamePostType",)
+            evidence: tuple[str, ...] = (
+                "usaddress:AddressNumber+StreetName+StreetNamePostType",)
             if "OccupancyIdentifier" in labels:
                 evidence = (*evidence, "usaddress:OccupancyIdentifier")
             yield _Raw("street_address", m.start(), m.end(), "street_address.usaddress",
@@ -968,6 +973,7 @@ def _find_medical(text: str) -> Iterator[_Raw]:
                        0.85, ("lexicon:medical",))
             continue
         around = text[max(0, m.start() - 40):m.start()] + " " + text[m.end():m.end() + 30]
+        evidence: tuple[str, ...]
         if lexicon.PERSONAL_CONTEXT.search(around):
             confidence, evidence = 0.75, ("lexicon:medical:ambiguous", "context:+personal")
         else:

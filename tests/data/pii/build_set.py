@@ -52,17 +52,41 @@ def ssn() -> str:
 
 
 def invalid_ssn() -> str:
-    d = R.choice(["078-05-1120", "219-09-9999", "000-{g:02d}-{s:04d}", "666-{g:02d}-{s:04d}",
-                  "9{a:02d}-{g:02d}-{s:04d}", "{A:03d}-00-{s:04d}", "{A:03d}-{g:02d}-0000"])
-    return d.format(a=R.randint(0, 99), g=R.randint(1, 99), s=R.randint(1, 9999),
-                    A=R.randint(1, 665))
+    d = R.choice(
+        [
+            "078-05-1120",
+            "219-09-9999",
+            "000-{g:02d}-{s:04d}",
+            "666-{g:02d}-{s:04d}",
+            "9{a:02d}-{g:02d}-{s:04d}",
+            "{A:03d}-00-{s:04d}",
+            "{A:03d}-{g:02d}-0000",
+        ]
+    )
+    return d.format(
+        a=R.randint(0, 99), g=R.randint(1, 99), s=R.randint(1, 9999), A=R.randint(1, 665)
+    )
 
 
-CARDS = ["4111111111111111", "4012888888881881", "4242424242424242", "4000056655665556",
-         "5555555555554444", "5105105105105100", "2223003122003222", "5200828282828210",
-         "378282246310005", "371449635398431", "6011111111111117", "6011000990139424",
-         "3530111333300000", "3566002020360505", "30569309025904", "38520000023237",
-         "4222222222222"]
+CARDS = [
+    "4111111111111111",
+    "4012888888881881",
+    "4242424242424242",
+    "4000056655665556",
+    "5555555555554444",
+    "5105105105105100",
+    "2223003122003222",
+    "5200828282828210",
+    "378282246310005",
+    "371449635398431",
+    "6011111111111117",
+    "6011000990139424",
+    "3530111333300000",
+    "3566002020360505",
+    "30569309025904",
+    "38520000023237",
+    "4222222222222",
+]
 
 
 def card() -> str:
@@ -75,16 +99,31 @@ def card() -> str:
         return sep.join([c[:4], c[4:10], c[10:]])
     if len(c) == 14:
         return sep.join([c[:4], c[4:10], c[10:]])
-    return sep.join(c[i:i + 4] for i in range(0, len(c), 4))
+    return sep.join(c[i : i + 4] for i in range(0, len(c), 4))
 
 
-ABAS = ["011000015", "021000021", "026009593", "011401533", "091000019", "121000358",
-        "322271627", "111000025", "061000052", "071000013", "081000032", "044000037",
-        "063100277", "122000661", "211370545", "021200339"]
+ABAS = [
+    "011000015",
+    "021000021",
+    "026009593",
+    "011401533",
+    "091000019",
+    "121000358",
+    "322271627",
+    "111000025",
+    "061000052",
+    "071000013",
+    "081000032",
+    "044000037",
+    "063100277",
+    "122000661",
+    "211370545",
+    "021200339",
+]
 
 
 def aba_ok(d: str) -> bool:
-    return sum(w * int(x) for w, x in zip((3, 7, 1) * 3, d)) % 10 == 0
+    return sum(w * int(x) for w, x in zip((3, 7, 1) * 3, d, strict=True)) % 10 == 0
 
 
 ABAS = [a for a in ABAS if aba_ok(a)]
@@ -99,21 +138,61 @@ def acct() -> str:
     return str(R.randint(1, 9)) + "".join(str(R.randint(0, 9)) for _ in range(n - 1))
 
 
-IBANS = ["GB82 WEST 1234 5698 7654 32", "DE89 3704 0044 0532 0130 00",
-         "ES91 2100 0418 4502 0005 1332", "FR14 2004 1010 0505 0001 3M02 606",
-         "GB82WEST12345698765432", "ES9121000418450200051332"]
+IBANS = [
+    "GB82 WEST 1234 5698 7654 32",
+    "DE89 3704 0044 0532 0130 00",
+    "ES91 2100 0418 4502 0005 1332",
+    "FR14 2004 1010 0505 0001 3M02 606",
+    "GB82WEST12345698765432",
+    "ES9121000418450200051332",
+]
 
-FIRST = ["maria", "jose", "ana", "luis", "carmen", "james", "linda", "robert", "tanya",
-         "deshawn", "mei", "olga", "pat", "rosa", "kevin", "aisha", "tom", "elena"]
-LAST = ["garcia", "smith", "nguyen", "rivera", "johnson", "okafor", "kowalski", "lopez",
-        "brown", "martinez", "chen", "hernandez", "murphy", "diaz", "patel", "cruz"]
+FIRST = [
+    "maria",
+    "jose",
+    "ana",
+    "luis",
+    "carmen",
+    "james",
+    "linda",
+    "robert",
+    "tanya",
+    "deshawn",
+    "mei",
+    "olga",
+    "pat",
+    "rosa",
+    "kevin",
+    "aisha",
+    "tom",
+    "elena",
+]
+LAST = [
+    "garcia",
+    "smith",
+    "nguyen",
+    "rivera",
+    "johnson",
+    "okafor",
+    "kowalski",
+    "lopez",
+    "brown",
+    "martinez",
+    "chen",
+    "hernandez",
+    "murphy",
+    "diaz",
+    "patel",
+    "cruz",
+]
 
 
 def email() -> str:
-    f, l = R.choice(FIRST), R.choice(LAST)
-    local = R.choice([f"{f}.{l}", f"{f}{l}{R.randint(1, 99)}", f"{f[0]}{l}", f"{l}_{f}"])
-    return f"{local}@" + R.choice(["example.com", "example.org", "example.net",
-                                   "mail.example.com"])
+    f, last = R.choice(FIRST), R.choice(LAST)
+    local = R.choice(
+        [f"{f}.{last}", f"{f}{last}{R.randint(1, 99)}", f"{f[0]}{last}", f"{last}_{f}"]
+    )
+    return f"{local}@" + R.choice(["example.com", "example.org", "example.net", "mail.example.com"])
 
 
 AREAS = ["860", "203", "212", "787", "305", "617", "773", "213", "512", "404", "602", "959"]
@@ -122,21 +201,60 @@ AREAS = ["860", "203", "212", "787", "305", "617", "773", "213", "512", "404", "
 def phone() -> str:
     a, x = R.choice(AREAS), f"555-01{R.randint(0, 99):02d}"
     line = x[4:]
-    return R.choice([f"({a}) 555-{line}", f"{a}-555-{line}", f"{a}.555.{line}",
-                     f"{a} 555 {line}", f"+1 {a} 555 {line}", f"1-{a}-555-{line}",
-                     f"{a}555{line}"])
+    return R.choice(
+        [
+            f"({a}) 555-{line}",
+            f"{a}-555-{line}",
+            f"{a}.555.{line}",
+            f"{a} 555 {line}",
+            f"+1 {a} 555 {line}",
+            f"1-{a}-555-{line}",
+            f"{a}555{line}",
+        ]
+    )
 
 
-EN_MON = ["January", "February", "March", "April", "May", "June", "July", "August",
-          "September", "October", "November", "December"]
-ES_MON = ["enero", "febrero", "marzo", "abril", "mayo", "junio", "julio", "agosto",
-          "septiembre", "octubre", "noviembre", "diciembre"]
+EN_MON = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+ES_MON = [
+    "enero",
+    "febrero",
+    "marzo",
+    "abril",
+    "mayo",
+    "junio",
+    "julio",
+    "agosto",
+    "septiembre",
+    "octubre",
+    "noviembre",
+    "diciembre",
+]
 
 
 def date_en(lo: int = 1940, hi: int = 2006) -> str:
     y, m, d = R.randint(lo, hi), R.randint(1, 12), R.randint(1, 28)
-    return R.choice([f"{m}/{d}/{y}", f"{m:02d}/{d:02d}/{y}", f"{EN_MON[m - 1]} {d}, {y}",
-                     f"{y}-{m:02d}-{d:02d}", f"{d} {EN_MON[m - 1][:3]} {y}"])
+    return R.choice(
+        [
+            f"{m}/{d}/{y}",
+            f"{m:02d}/{d:02d}/{y}",
+            f"{EN_MON[m - 1]} {d}, {y}",
+            f"{y}-{m:02d}-{d:02d}",
+            f"{d} {EN_MON[m - 1][:3]} {y}",
+        ]
+    )
 
 
 def date_es(lo: int = 1940, hi: int = 2006) -> str:
@@ -144,24 +262,83 @@ def date_es(lo: int = 1940, hi: int = 2006) -> str:
     return R.choice([f"{d}/{m}/{y}", f"{d:02d}/{m:02d}/{y}", f"{d} de {ES_MON[m - 1]} de {y}"])
 
 
-STREETS = ["Main", "Oak", "Maple", "Washington", "Park", "Elm", "Cedar", "Lincoln",
-           "Martin Luther King Jr", "Franklin", "Prospect", "Hillside", "Wethersfield",
-           "Farmington", "Albany", "Lake"]
-SUFFIX = ["St", "Street", "Ave", "Avenue", "Rd", "Road", "Blvd", "Dr", "Drive", "Ln",
-          "Lane", "Ct", "Pl", "Way", "Terrace"]
-CITIES = [("Hartford", "CT", "06105"), ("New Haven", "CT", "06511"), ("Austin", "TX", "78701"),
-          ("Bridgeport", "CT", "06604"), ("Phoenix", "AZ", "85004"), ("Albany", "NY", "12207"),
-          ("Springfield", "IL", "62701"), ("Miami", "FL", "33130")]
-ES_STREETS = ["Luna", "Sol", "Loíza", "San Francisco", "de la Cruz", "Las Flores",
-              "Betances", "Principal", "Colón", "Hidalgo"]
-PR_CITIES = [("San Juan", "PR", "00901"), ("Ponce", "PR", "00730"), ("Caguas", "PR", "00725"),
-             ("Bayamón", "PR", "00961")]
+STREETS = [
+    "Main",
+    "Oak",
+    "Maple",
+    "Washington",
+    "Park",
+    "Elm",
+    "Cedar",
+    "Lincoln",
+    "Martin Luther King Jr",
+    "Franklin",
+    "Prospect",
+    "Hillside",
+    "Wethersfield",
+    "Farmington",
+    "Albany",
+    "Lake",
+]
+SUFFIX = [
+    "St",
+    "Street",
+    "Ave",
+    "Avenue",
+    "Rd",
+    "Road",
+    "Blvd",
+    "Dr",
+    "Drive",
+    "Ln",
+    "Lane",
+    "Ct",
+    "Pl",
+    "Way",
+    "Terrace",
+]
+CITIES = [
+    ("Hartford", "CT", "06105"),
+    ("New Haven", "CT", "06511"),
+    ("Austin", "TX", "78701"),
+    ("Bridgeport", "CT", "06604"),
+    ("Phoenix", "AZ", "85004"),
+    ("Albany", "NY", "12207"),
+    ("Springfield", "IL", "62701"),
+    ("Miami", "FL", "33130"),
+]
+ES_STREETS = [
+    "Luna",
+    "Sol",
+    "Loíza",
+    "San Francisco",
+    "de la Cruz",
+    "Las Flores",
+    "Betances",
+    "Principal",
+    "Colón",
+    "Hidalgo",
+]
+PR_CITIES = [
+    ("San Juan", "PR", "00901"),
+    ("Ponce", "PR", "00730"),
+    ("Caguas", "PR", "00725"),
+    ("Bayamón", "PR", "00961"),
+]
 
 
 def unit() -> str:
-    return R.choice([f", Apt {R.randint(1, 40)}{R.choice('ABCD')}", f" Apt. {R.randint(1, 9)}",
-                     f", Unit {R.randint(1, 300)}", f" #{R.randint(1, 30)}",
-                     f", Suite {R.randint(100, 900)}", f", Fl {R.randint(2, 9)}", ""])
+    return R.choice(
+        [
+            f", Apt {R.randint(1, 40)}{R.choice('ABCD')}",
+            f" Apt. {R.randint(1, 9)}",
+            f", Unit {R.randint(1, 300)}",
+            f" #{R.randint(1, 30)}",
+            f", Suite {R.randint(100, 900)}",
+            f", Fl {R.randint(2, 9)}",
+            "",
+        ]
+    )
 
 
 def city() -> str:
@@ -176,14 +353,28 @@ def address() -> str:
         d = R.choice(["", "", "", "N ", "West ", "S. "])
         return f"{n} {d}{R.choice(STREETS)} {R.choice(SUFFIX)}{unit()}{city()}"
     if kind < 0.68:
-        return R.choice(["PO Box", "P.O. Box", "Post Office Box"]) + f" {R.randint(2, 9999)}" + city()
+        return (
+            R.choice(["PO Box", "P.O. Box", "Post Office Box"]) + f" {R.randint(2, 9999)}" + city()
+        )
     if kind < 0.80:
-        return R.choice([f"RR {R.randint(1, 9)} Box {R.randint(1, 400)}",
-                         f"Rural Route {R.randint(1, 9)}, Box {R.randint(1, 400)}",
-                         f"HC {R.randint(1, 9)} Box {R.randint(1, 400)}"]) + city()
+        return (
+            R.choice(
+                [
+                    f"RR {R.randint(1, 9)} Box {R.randint(1, 400)}",
+                    f"Rural Route {R.randint(1, 9)}, Box {R.randint(1, 400)}",
+                    f"HC {R.randint(1, 9)} Box {R.randint(1, 400)}",
+                ]
+            )
+            + city()
+        )
     a, b = R.sample(STREETS, 2)
-    return R.choice([f"the corner of {a} and {b}", f"corner of {a} {R.choice(SUFFIX)} and {b} {R.choice(SUFFIX)}",
-                     f"the corner of {a} & {b} Street"])
+    return R.choice(
+        [
+            f"the corner of {a} and {b}",
+            f"corner of {a} {R.choice(SUFFIX)} and {b} {R.choice(SUFFIX)}",
+            f"the corner of {a} & {b} Street",
+        ]
+    )
 
 
 def address_es() -> str:
@@ -192,11 +383,21 @@ def address_es() -> str:
     cz = R.choice([f", {c}, {s} {z}", f", {c} {z}", ""])
     k = R.random()
     if k < 0.35:
-        return f"Calle {R.choice(ES_STREETS)} {n}" + R.choice(["", f", Apto {R.randint(1, 20)}{R.choice('ABC')}", f" apto. {R.randint(1, 9)}"]) + cz
+        return (
+            f"Calle {R.choice(ES_STREETS)} {n}"
+            + R.choice(
+                ["", f", Apto {R.randint(1, 20)}{R.choice('ABC')}", f" apto. {R.randint(1, 9)}"]
+            )
+            + cz
+        )
     if k < 0.55:
         return f"Calle {R.choice(ES_STREETS)} núm. {n}" + cz
     if k < 0.72:
-        return f"Avenida {R.choice(ES_STREETS)} {n}" + R.choice(["", f", apto {R.randint(1, 30)}"]) + cz
+        return (
+            f"Avenida {R.choice(ES_STREETS)} {n}"
+            + R.choice(["", f", apto {R.randint(1, 30)}"])
+            + cz
+        )
     if k < 0.84:
         return f"{n} Calle {R.choice(ES_STREETS)}" + cz
     if k < 0.92:
@@ -206,9 +407,24 @@ def address_es() -> str:
 
 
 def pw() -> str:
-    return R.choice(["Tulip2024!", "bluecar77", "Sunny#1990", "casa.roja55", "Rocky2019",
-                     "p4ssW0rd!x", "Mariposa#8", "qwerty123$", "Gatito.2023", "Lakers24!",
-                     "Dragon_77", "hunter2go", "Verano2025*", "mango-tango9"])
+    return R.choice(
+        [
+            "Tulip2024!",
+            "bluecar77",
+            "Sunny#1990",
+            "casa.roja55",
+            "Rocky2019",
+            "p4ssW0rd!x",
+            "Mariposa#8",
+            "qwerty123$",
+            "Gatito.2023",
+            "Lakers24!",
+            "Dragon_77",
+            "hunter2go",
+            "Verano2025*",
+            "mango-tango9",
+        ]
+    )
 
 
 def pin() -> str:
@@ -219,15 +435,58 @@ def surname() -> str:
     return R.choice(LAST).title()
 
 
-MED_EN = ["diabetes", "HIV", "breast cancer", "epilepsy", "bipolar disorder", "schizophrenia",
-          "PTSD", "multiple sclerosis", "kidney failure", "hepatitis C", "lupus",
-          "Crohn's disease", "COPD", "seizure disorder", "major depression", "dementia",
-          "Parkinson's", "sickle cell anemia", "cerebral palsy", "opioid addiction"]
-MEDS_EN = ["insulin", "metformin", "methadone", "Suboxone", "lithium", "Adderall",
-           "oxycodone", "Xanax", "sertraline", "chemotherapy", "antiretrovirals", "prednisone"]
-MED_ES = ["diabetes", "VIH", "cáncer de mama", "epilepsia", "trastorno bipolar", "esquizofrenia",
-          "insuficiencia renal", "hepatitis C", "lupus", "depresión mayor", "demencia",
-          "asma crónica", "Alzheimer", "una adicción a los opioides"]
+MED_EN = [
+    "diabetes",
+    "HIV",
+    "breast cancer",
+    "epilepsy",
+    "bipolar disorder",
+    "schizophrenia",
+    "PTSD",
+    "multiple sclerosis",
+    "kidney failure",
+    "hepatitis C",
+    "lupus",
+    "Crohn's disease",
+    "COPD",
+    "seizure disorder",
+    "major depression",
+    "dementia",
+    "Parkinson's",
+    "sickle cell anemia",
+    "cerebral palsy",
+    "opioid addiction",
+]
+MEDS_EN = [
+    "insulin",
+    "metformin",
+    "methadone",
+    "Suboxone",
+    "lithium",
+    "Adderall",
+    "oxycodone",
+    "Xanax",
+    "sertraline",
+    "chemotherapy",
+    "antiretrovirals",
+    "prednisone",
+]
+MED_ES = [
+    "diabetes",
+    "VIH",
+    "cáncer de mama",
+    "epilepsia",
+    "trastorno bipolar",
+    "esquizofrenia",
+    "insuficiencia renal",
+    "hepatitis C",
+    "lupus",
+    "depresión mayor",
+    "demencia",
+    "asma crónica",
+    "Alzheimer",
+    "una adicción a los opioides",
+]
 MEDS_ES = ["insulina", "metformina", "metadona", "quimioterapia", "litio", "antirretrovirales"]
 
 # --- positives: (template, kinds, lang) ------------------------------------------
@@ -243,7 +502,11 @@ POS = [
     ("The tax refund letter shows the last four but my full SSN {ssn} is correct.", ["ssn"], "en"),
     ("Hi, for the Medicaid renewal, soc sec no. {ssn}, thanks", ["ssn"], "en"),
     ("Re: overpayment notice\nSSN: {ssn}\nI never worked for that employer.", ["ssn"], "en"),
-    ("Someone filed a return under my social security number {ssn}. Identity theft!", ["ssn"], "en"),
+    (
+        "Someone filed a return under my social security number {ssn}. Identity theft!",
+        ["ssn"],
+        "en",
+    ),
     ("{ssn} is my SSN, the caseworker asked me to email it.", ["ssn"], "en"),
     ("Applicant SSN {ssn}; date of application last Monday.", ["ssn"], "en"),
     ("I was told to include my social security # ({ssn}) for the name change.", ["ssn"], "en"),
@@ -272,19 +535,39 @@ POS = [
     ("Número de tarjeta: {card}. Quiero un reembolso por la multa.", ["card"], "es"),
     ("Usé la tarjeta de débito {card} en el quiosco del DMV.", ["card"], "es"),
     # ABA + account
-    ("For direct deposit: routing number {aba}, account number {acct}.", ["aba", "bank_account"], "en"),
+    (
+        "For direct deposit: routing number {aba}, account number {acct}.",
+        ["aba", "bank_account"],
+        "en",
+    ),
     ("ABA {aba} acct {acct} checking", ["aba", "bank_account"], "en"),
-    ("Please send the refund to my checking account {acct}, routing {aba}.", ["aba", "bank_account"], "en"),
+    (
+        "Please send the refund to my checking account {acct}, routing {aba}.",
+        ["aba", "bank_account"],
+        "en",
+    ),
     ("Bank routing #: {aba}\nAccount #: {acct}", ["aba", "bank_account"], "en"),
     ("Routing/transit number {aba} is my credit union.", ["aba"], "en"),
-    ("The bank says the routing number {aba} is right, why was the deposit rejected?", ["aba"], "en"),
-    ("Número de ruta {aba}, número de cuenta {acct}, para el depósito directo.", ["aba", "bank_account"], "es"),
+    (
+        "The bank says the routing number {aba} is right, why was the deposit rejected?",
+        ["aba"],
+        "en",
+    ),
+    (
+        "Número de ruta {aba}, número de cuenta {acct}, para el depósito directo.",
+        ["aba", "bank_account"],
+        "es",
+    ),
     ("Ruta bancaria: {aba}. Cuenta de cheques: {acct}.", ["aba", "bank_account"], "es"),
     ("Mi número de ruta es {aba}.", ["aba"], "es"),
     ("My savings account number is {acct} at the credit union.", ["bank_account"], "en"),
     ("Deposit it in bank account {acct} please.", ["bank_account"], "en"),
     ("Acct no. {acct} — that is where my benefits should go.", ["bank_account"], "en"),
-    ("My checking account {acct} was overdrawn because you withdrew the fee twice.", ["bank_account"], "en"),
+    (
+        "My checking account {acct} was overdrawn because you withdrew the fee twice.",
+        ["bank_account"],
+        "en",
+    ),
     ("Número de cuenta: {acct}, para el reembolso.", ["bank_account"], "es"),
     ("Mi cuenta bancaria es {acct} en el Banco Popular.", ["bank_account"], "es"),
     ("Cuenta de ahorros {acct}, por favor depositen allí.", ["bank_account"], "es"),
@@ -382,7 +665,11 @@ POS = [
     ("Soy VIH positivo y no quiero que se publique.", ["medical"], "es"),
     # mixed
     ("SSN {ssn}, DOB {date_en}, phone {phone}.", ["ssn", "birth_date", "phone"], "en"),
-    ("Name: {user}\nEmail: {email}\nPhone: {phone}\nAddress: {addr}", ["email", "phone", "street_address"], "en"),
+    (
+        "Name: {user}\nEmail: {email}\nPhone: {phone}\nAddress: {addr}",
+        ["email", "phone", "street_address"],
+        "en",
+    ),
     ("Card {card} was charged; call me at {phone}.", ["card", "phone"], "en"),
     ("Seguro social {ssn}, teléfono {phone}.", ["ssn", "phone"], "es"),
     ("Correo: {email}. Dirección: {addr_es}.", ["email", "street_address"], "es"),
@@ -417,7 +704,11 @@ NEG = [
     ("Mi número de reclamación es {ssn}.", "reference", "es"),
     ("Número de seguimiento {ssn}, el paquete no llegó.", "reference", "es"),
     # known-invalid SSNs
-    ("The sample card in the brochure shows {bad_ssn}; is that a real number?", "invalid_ssn", "en"),
+    (
+        "The sample card in the brochure shows {bad_ssn}; is that a real number?",
+        "invalid_ssn",
+        "en",
+    ),
     ("Your form example uses {bad_ssn} as the SSN placeholder.", "invalid_ssn", "en"),
     ("El formulario de ejemplo dice seguro social {bad_ssn}.", "invalid_ssn", "es"),
     ("Test data: SSN {bad_ssn}", "invalid_ssn", "en"),
@@ -511,23 +802,49 @@ def digits(n: int) -> str:
 
 def fill(template: str) -> str:
     values = {
-        "ssn": ssn, "bad_ssn": invalid_ssn, "card": card, "aba": aba, "acct": acct,
-        "iban": lambda: R.choice(IBANS), "email": email, "phone": phone,
-        "date_en": date_en, "date_es": date_es, "addr": address, "addr_es": address_es,
-        "pw": pw, "pin": pin, "surname": surname,
-        "user": lambda: R.choice(FIRST) + R.choice(["", "_", "."]) + R.choice(LAST)[:4] + str(R.randint(1, 99)),
-        "med": lambda: R.choice(MED_EN), "meds": lambda: R.choice(MEDS_EN),
-        "med_es": lambda: R.choice(MED_ES), "meds_es": lambda: R.choice(MEDS_ES),
-        "digits10": lambda: digits(10), "digits12": lambda: digits(12),
-        "digits13": lambda: digits(13), "digits16": lambda: digits(16),
-        "d4": lambda: digits(4), "d2": lambda: digits(2), "d6": lambda: digits(6),
-        "date_recent": lambda: date_en(2024, 2026), "date_recent_es": lambda: date_es(2024, 2026),
+        "ssn": ssn,
+        "bad_ssn": invalid_ssn,
+        "card": card,
+        "aba": aba,
+        "acct": acct,
+        "iban": lambda: R.choice(IBANS),
+        "email": email,
+        "phone": phone,
+        "date_en": date_en,
+        "date_es": date_es,
+        "addr": address,
+        "addr_es": address_es,
+        "pw": pw,
+        "pin": pin,
+        "surname": surname,
+        "user": lambda: (
+            R.choice(FIRST) + R.choice(["", "_", "."]) + R.choice(LAST)[:4] + str(R.randint(1, 99))
+        ),
+        "med": lambda: R.choice(MED_EN),
+        "meds": lambda: R.choice(MEDS_EN),
+        "med_es": lambda: R.choice(MED_ES),
+        "meds_es": lambda: R.choice(MEDS_ES),
+        "digits10": lambda: digits(10),
+        "digits12": lambda: digits(12),
+        "digits13": lambda: digits(13),
+        "digits16": lambda: digits(16),
+        "d4": lambda: digits(4),
+        "d2": lambda: digits(2),
+        "d6": lambda: digits(6),
+        "date_recent": lambda: date_en(2024, 2026),
+        "date_recent_es": lambda: date_es(2024, 2026),
         "price": lambda: f"{R.randint(1, 9999):,}.{R.randint(0, 99):02d}",
         "price2": lambda: f"{R.randint(1, 999)}.{R.randint(0, 99):02d}",
-        "zip4": lambda: f"{R.choice(['06105', '06511', '78701', '00901', '85004'])}-{R.randint(1000, 9999)}",
-        "docket": lambda: R.choice([f"HHD-CV-{R.randint(20, 26)}-{digits(7)}-S",
-                                    f"{R.randint(1, 9)}:{R.randint(20, 26)}-cv-{digits(5)}",
-                                    f"FST-FA{R.randint(20, 26)}-{digits(7)}"]),
+        "zip4": lambda: (
+            f"{R.choice(['06105', '06511', '78701', '00901', '85004'])}-{R.randint(1000, 9999)}"
+        ),
+        "docket": lambda: R.choice(
+            [
+                f"HHD-CV-{R.randint(20, 26)}-{digits(7)}-S",
+                f"{R.randint(1, 9)}:{R.randint(20, 26)}-cv-{digits(5)}",
+                f"FST-FA{R.randint(20, 26)}-{digits(7)}",
+            ]
+        ),
         "statute": lambda: f"{R.randint(1, 54)}-{R.randint(100, 999)}",
         "pa": lambda: f"{R.randint(19, 26)}-{R.randint(1, 250)}",
     }
@@ -535,8 +852,8 @@ def fill(template: str) -> str:
     while "{" in out:
         start = out.index("{")
         end = out.index("}", start)
-        name = out[start + 1:end]
-        out = out[:start] + values[name]() + out[end + 1:]
+        name = out[start + 1 : end]
+        out = out[:start] + values[name]() + out[end + 1 :]
     return out
 
 
@@ -552,7 +869,9 @@ def build() -> list[dict[str, object]]:
                     continue
                 seen.add(text)
                 if positive:
-                    items.append({"text": text, "expect": list(label), "lang": lang, "group": "pos"})
+                    items.append(
+                        {"text": text, "expect": list(label), "lang": lang, "group": "pos"}
+                    )
                 else:
                     items.append({"text": text, "expect": [], "lang": lang, "group": label})
     return items
