@@ -76,8 +76,9 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import phonenumbers
 import usaddress
@@ -107,6 +108,71 @@ _LA = r"(?![0-9A-Za-z_])(?![-./][0-9])"
 
 def _digits(s: str) -> str:
     return _NOT_DIGIT.sub("", s)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _fold(word: str) -> str:
+    return "".join(c.casefold()[:1] or c for c in word)
+
+
+def _first_words(phrases: Iterable[str]) -> frozenset[str]:
+    """The folded first word of each phrase (see :func:`_anchored`)."""
+    return frozenset(_fold(m.group(0)) for p in phrases if (m := _WORD.match(p)))
+
+
+@functools.lru_cache(maxsize=8)
+def _ascii_lower(text: str) -> str | None:
+    """The lower case of an ASCII *text* (same offsets, and the key IGNORECASE matching
+    uses), or None for any other text; cached for the detectors of one ``detect`` call."""
+    return text.lower() if text.isascii() else None
+
+
+@functools.lru_cache(maxsize=8)
+def _ascii_words(text: str) -> frozenset[str]:
+    """The words (``\\w+`` runs) of an ASCII *text*, lower-cased; cached for the few
+    detectors of one ``detect`` call that look words up."""
+    return frozenset(_WORD.findall(_ascii_lower(text) or text.lower()))
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _anchored(pattern: re.Pattern[str], text: str, first_words: frozenset[str]
+              ) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose every match begins at the start
+    of a word of *text* that folds to one of *first_words* (a keyword list matched
+    case-insensitively after ``\\b`` or ``(?<!\\w)``). In an ASCII text the pattern is
+    tried only where those words stand (found with ``str.find``), instead of at every
+    character: a long alternation is slow to scan. Other texts are scanned as they are.
+    Matches do not overlap, as with ``finditer``."""
+    low = _ascii_lower(text)
+    if low is None:
+        yield from pattern.finditer(text)
+        return
+    present = first_words.intersection(_ascii_words(text))
+    if not present:
+        return
+    n = len(low)
+    positions: list[int] = []
+    for word in present:
+        i = low.find(word)
+        while i >= 0:
+            j = i + len(word)
+            if (i == 0 or not _is_word_char(low[i - 1])) and (j == n or not _is_word_char(low[j])):
+                positions.append(i)
+            i = low.find(word, j)
+    positions.sort()
+    last = 0
+    for pos in positions:
+        if pos < last:
+            continue
+        m = pattern.match(text, pos)
+        if m:
+            last = m.end()
+            yield m
 
 
 def _keyword_near(
@@ -167,6 +233,9 @@ class _Raw:
     evidence: tuple[str, ...] = ()
 
 
+_LAST_DIGIT = re.compile(r"[0-9](?=[^0-9]*\Z)")
+
+
 def _last_match(pattern: re.Pattern[str], window: str) -> int:
     """End offset of the last match of *pattern* in *window*, or -1."""
     last = -1
@@ -190,9 +259,9 @@ def _context(
     """
     lo = max(0, start - before)
     window = text[lo:start]
-    last_digit = _last_match(_DIGIT, window)
-    if last_digit >= 0:
-        window = window[last_digit:]
+    digit = _LAST_DIGIT.search(window)
+    if digit:
+        window = window[digit.end():]
     b = _last_match(boost, window)
     r = _last_match(reject, window)
     if b > r:
@@ -523,8 +592,8 @@ _ASCII_BIRTH_STEMS = ("born", "birth", "bday", "b-day", "dob", "d.o.b", "nac")
 def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -> bool:
     """Whether ``text`` holds one of the ``stems`` (an IGNORECASE pattern); for an ASCII
     text, by a substring test of its lower case against ``ascii_stems``, the same stems."""
-    if text.isascii():
-        low = text.lower()
+    low = _ascii_lower(text)
+    if low is not None:
         return any(stem in low for stem in ascii_stems)
     return stems.search(text) is not None
 
@@ -554,11 +623,18 @@ _REFERENCE_BEFORE = re.compile(
 )
 
 
-# Web addresses: digits in a path or query are never a phone number.
-_URL = re.compile(
-    r"(?i:\b(?:https?://|www\.)[^\s<>\"]+"
-    r"|\b[a-z0-9-]+(?:\.[a-z0-9-]+)*\.(?:gov|com|org|net|edu|us|io|info)/[^\s<>\"]*)"
+# Web addresses: digits in a path or query are never a phone number. A match is in a
+# URL when the run of non-space characters it ends (or continues) looks like one.
+_URL_TOKEN = re.compile(
+    r"(?i:(?:[a-z][a-z0-9+.-]*://|www\.)|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/|[?&=/])"
 )
+
+
+def _in_url(text: str, start: int) -> bool:
+    lo = start
+    while lo > 0 and not text[lo - 1].isspace() and start - lo < 2048:
+        lo -= 1
+    return lo < start and bool(_URL_TOKEN.search(text, lo, start))
 
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*[0-9]+\s*$")
 _NANP_GROUPS = frozenset({(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7), (1, 10)})
@@ -647,11 +723,9 @@ def _find_phones(text: str) -> Iterator[_Raw]:
     blocked = _Intervals(
         [(r.start(), r.end()) for r in lexicon.RECORD_NUMBER.finditer(text)]
         + [(s, e) for s, e, _ in find_dates(text)]
-        + ([(u.start(), u.end()) for u in _URL.finditer(text)]
-           if "/" in text or "www" in text.lower() else [])
     )
     for start, end, number in matches:
-        if blocked.overlaps(start, end):
+        if blocked.overlaps(start, end) or _in_url(text, start):
             continue
         if _REFERENCE_BEFORE.search(text[max(0, start - 40) : start]):
             continue
@@ -765,13 +839,15 @@ def find_addresses(text: str) -> Iterator[_Raw]:
                 evidence = (*evidence, "usaddress:OccupancyIdentifier")
             yield _Raw("street_address", m.start(), m.end(), "street_address.usaddress",
                        "medium", value, 0.9, evidence)
-    if not _may_hold(text, *_BOX_STEMS):
-        yield from _other_addresses(text, box=False)
-        return
-    yield from _other_addresses(text, box=True)
-
-
-def _other_addresses(text: str, *, box: bool) -> Iterator[_Raw]:
+    low = _ascii_lower(text)
+    if low is not None:
+        box = "box" in low
+        corner = "corner" in low or "esquina" in low
+        spanish = any(stem in low for stem in _ES_STREET_STEMS[1])
+    else:
+        box = _BOX_STEMS[0].search(text) is not None
+        corner = _CORNER_STEMS[0].search(text) is not None
+        spanish = _ES_STREET_STEMS[0].search(text) is not None
     for m in _PO_BOX.finditer(text) if box else ():
         labels = _usaddress_labels(m.group(0))
         if "USPSBoxType" in labels:
@@ -780,10 +856,8 @@ def _other_addresses(text: str, *, box: bool) -> Iterator[_Raw]:
                        value, 0.9, ("usaddress:USPSBoxType",))
     for pattern, detector, confidence, evidence, wanted in (
         (_RURAL_ROUTE, "street_address.rural_route", 0.85, "pattern:rural_route", box),
-        (_CORNER, "street_address.corner", 0.75, "pattern:corner_of",
-         _may_hold(text, *_CORNER_STEMS)),
-        (_ES_STREET, "street_address.es", 0.85, "pattern:calle",
-         _may_hold(text, *_ES_STREET_STEMS)),
+        (_CORNER, "street_address.corner", 0.75, "pattern:corner_of", corner),
+        (_ES_STREET, "street_address.es", 0.85, "pattern:calle", spanish),
     ):
         for m in pattern.finditer(text) if wanted else ():
             if pattern is _ES_STREET and m.group("name") is not None and any(
@@ -876,8 +950,14 @@ def _find_passwords(text: str) -> Iterator[_Raw]:
         yield from _find_logins(text)
 
 
+_SECRET_FIRST = _first_words(lexicon.SECRET_PHRASES)
+_PIN_FIRST = _first_words(lexicon.PIN_PHRASES)
+_LOGIN_FIRST = _first_words(lexicon.LOGIN_PHRASES)
+_MAIDEN_FIRST = _first_words(lexicon.MAIDEN_PHRASES)
+
+
 def _find_secrets(text: str) -> Iterator[_Raw]:
-    for m in _PASSWORD.finditer(text):
+    for m in _anchored(_PASSWORD, text, _SECRET_FIRST):
         group = "quoted" if m.group("quoted") is not None else "bare"
         start, end = m.start(group), m.end(group)
         value = text[start:end]
@@ -898,13 +978,13 @@ def _find_secrets(text: str) -> Iterator[_Raw]:
 
 
 def _find_pins(text: str) -> Iterator[_Raw]:
-    for m in _PIN.finditer(text):
+    for m in _anchored(_PIN, text, _PIN_FIRST):
         yield _Raw("password", m.start("pin"), m.end("pin"), "password.pin", "high",
                    m.group("pin"), 0.9, ("lexicon:pin",))
 
 
 def _find_logins(text: str) -> Iterator[_Raw]:
-    for m in _LOGIN.finditer(text):
+    for m in _anchored(_LOGIN, text, _LOGIN_FIRST):
         value = m.group("secret").rstrip(".,;:)")
         if value.casefold() in lexicon.NOT_A_SECRET or not _looks_secret(value):
             continue
@@ -921,7 +1001,7 @@ def find_maiden_names(text: str) -> Iterator[_Raw]:
 
 def _find_maiden_names(text: str) -> Iterator[_Raw]:
     """:func:`find_maiden_names` without the prefilter (the tests compare the two)."""
-    for m in _MAIDEN.finditer(text):
+    for m in _anchored(_MAIDEN, text, _MAIDEN_FIRST):
         name = m.group("name")
         first = name.split()[0].split("-")[0]
         if first.casefold() in lexicon.NOT_A_NAME:
@@ -940,21 +1020,14 @@ def _find_maiden_names(text: str) -> Iterator[_Raw]:
 # are compared by a key that every IGNORECASE match shares (the pattern matches letter
 # by letter: the first letter of each one's case-folding, which maps "İ" and "i", "ſ"
 # and "s", "K" (Kelvin) and "k" alike). It may let through more than matches.
-_WORD = re.compile(r"\w+")
-
-
-def _fold(word: str) -> str:
-    return "".join(c.casefold()[:1] or c for c in word)
-
-
 _MEDICAL_FIRST_WORDS = frozenset(
     _fold(_WORD.match(term).group(0))  # type: ignore[union-attr]
     for term in lexicon.MEDICAL_TERMS)
 
 
 def _may_hold_medical(text: str) -> bool:
-    if text.isascii():  # the usual case: one lower() is the same key
-        return not _MEDICAL_FIRST_WORDS.isdisjoint(_WORD.findall(text.lower()))
+    if _ascii_lower(text) is not None:  # the usual case: one lower() is the same key
+        return not _MEDICAL_FIRST_WORDS.isdisjoint(_ascii_words(text))
     return any(_fold(w) in _MEDICAL_FIRST_WORDS for w in _WORD.findall(text))
 
 
@@ -966,7 +1039,7 @@ def find_medical(text: str) -> Iterator[_Raw]:
 
 def _find_medical(text: str) -> Iterator[_Raw]:
     """:func:`find_medical` without the prefilter (the tests compare the two)."""
-    for m in lexicon.MEDICAL.finditer(text):
+    for m in _anchored(lexicon.MEDICAL, text, _MEDICAL_FIRST_WORDS):
         value = " ".join(m.group(0).split()).casefold()
         if value.replace("’", "'") not in lexicon.AMBIGUOUS_MEDICAL:
             yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value,

@@ -196,10 +196,14 @@ def _alternation(phrases: tuple[str, ...]) -> str:
 
 
 _SECRET_PHRASING = _phrasing(("password_en.txt", "password_es.txt"))
-SECRET_WORDS = _alternation(_SECRET_PHRASING["secret"])
-PIN_WORDS = _alternation(_SECRET_PHRASING["pin"])
-LOGIN_WORDS = _alternation(_SECRET_PHRASING["login"])
-MAIDEN_WORDS = _alternation(load_list("maiden_en.txt") + load_list("maiden_es.txt"))
+SECRET_PHRASES = _SECRET_PHRASING["secret"]
+PIN_PHRASES = _SECRET_PHRASING["pin"]
+LOGIN_PHRASES = _SECRET_PHRASING["login"]
+MAIDEN_PHRASES = load_list("maiden_en.txt") + load_list("maiden_es.txt")
+SECRET_WORDS = _alternation(SECRET_PHRASES)
+PIN_WORDS = _alternation(PIN_PHRASES)
+LOGIN_WORDS = _alternation(LOGIN_PHRASES)
+MAIDEN_WORDS = _alternation(MAIDEN_PHRASES)
 
 # Words that follow "password is" / "PIN is" but are not the secret itself.
 NOT_A_SECRET = frozenset(
