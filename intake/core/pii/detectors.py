@@ -854,7 +854,7 @@ def find_addresses(text: str) -> Iterator[_Raw]:
             value = " ".join(m.group(0).split()).casefold()
             yield _Raw("street_address", m.start(), m.end(), "street_address.po_box", "medium",
                        value, 0.9, ("usaddress:USPSBoxType",))
-    for pattern, detector, confidence, evidence, wanted in (
+    for pattern, detector, confidence, fired, wanted in (
         (_RURAL_ROUTE, "street_address.rural_route", 0.85, "pattern:rural_route", box),
         (_CORNER, "street_address.corner", 0.75, "pattern:corner_of", corner),
         (_ES_STREET, "street_address.es", 0.85, "pattern:calle", spanish),
@@ -865,7 +865,7 @@ def find_addresses(text: str) -> Iterator[_Raw]:
                 continue
             value = " ".join(m.group(0).split()).casefold()
             yield _Raw("street_address", m.start(), m.end(), detector, "medium", value,
-                       confidence, (evidence,))
+                       confidence, (fired,))
 
 
 def find_zip_spans(text: str, addresses: list[_Raw]) -> list[tuple[int, int]]:
