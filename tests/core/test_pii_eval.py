@@ -8,8 +8,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from intake.core.pii import detect, lexicon
+from intake.core.pii import detectors as d
 from intake.core.pii.model import THRESHOLDS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -178,3 +181,41 @@ def test_bench_prints_metrics(capsys: pytest.CaptureFixture[str]) -> None:
     assert bench.main(["pii_eval.py", "--no-speed", "--set", str(bench.NEW_PATH)]) == 0
     out = capsys.readouterr().out
     assert "precision" in out and "F1" in out and "regex P" in out and "ALL (micro)" in out
+
+
+# --- keyword patterns tried only at their first words give finditer's matches -------
+
+ANCHORED = [
+    (d._PASSWORD, d._SECRET_FIRST, lexicon.SECRET_PHRASES),
+    (d._PIN, d._PIN_FIRST, lexicon.PIN_PHRASES),
+    (d._LOGIN, d._LOGIN_FIRST, lexicon.LOGIN_PHRASES),
+    (d._MAIDEN, d._MAIDEN_FIRST, lexicon.MAIDEN_PHRASES),
+    (lexicon.MEDICAL, d._MEDICAL_FIRST_WORDS, lexicon.MEDICAL_TERMS),
+]
+
+
+@st.composite
+def keyword_texts(draw: st.DrawFn) -> tuple[int, str]:
+    which = draw(st.integers(0, len(ANCHORED) - 1))
+    phrases = ANCHORED[which][2]
+    parts = []
+    for _ in range(draw(st.integers(1, 3))):
+        phrase = draw(st.sampled_from(phrases))
+        phrase = draw(st.sampled_from([phrase, phrase.upper(), phrase.lower(), phrase.title(),
+                                       phrase.replace("'", ""), phrase.replace("-", ""),
+                                       phrase.replace(" ", "\n "), phrase[:-1], "x" + phrase,
+                                       phrase + "s", phrase.replace("s", "\u017f")]))
+        before = draw(st.sampled_from(["", " ", "my ", "(", "_", "é", "1"]))
+        after = draw(st.sampled_from(["", " is Tulip2024!", ": 4821", " / Secret#9 ",
+                                      " Garcia", ", it is Lopez", "s", " es Rivera."]))
+        parts.append(before + phrase + after)
+    return which, draw(st.sampled_from([" ", "\n", ". "])).join(parts)
+
+
+@settings(max_examples=400, deadline=None)
+@given(keyword_texts())
+def test_anchored_matching_equals_finditer(case: tuple[int, str]) -> None:
+    which, text = case
+    pattern, first, _ = ANCHORED[which]
+    got = [(m.start(), m.end()) for m in d._anchored(pattern, text, first)]
+    assert got == [(m.start(), m.end()) for m in pattern.finditer(text)]

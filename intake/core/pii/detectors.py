@@ -118,8 +118,12 @@ def _fold(word: str) -> str:
 
 
 def _first_words(phrases: Iterable[str]) -> frozenset[str]:
-    """The folded first word of each phrase (see :func:`_anchored`)."""
-    return frozenset(_fold(m.group(0)) for p in phrases if (m := _WORD.match(p)))
+    """The folded first word of each phrase (see :func:`_anchored`), also as the keyword
+    patterns let it be written: without its apostrophe ("moms", "crohns") or hyphen
+    ("login" for "log-in")."""
+    variants = (v for p in phrases
+                for v in (p, p.replace("'", ""), p.replace("’", ""), p.replace("-", "")))
+    return frozenset(_fold(m.group(0)) for v in variants if (m := _WORD.match(v)))
 
 
 @functools.lru_cache(maxsize=8)
@@ -1020,9 +1024,7 @@ def _find_maiden_names(text: str) -> Iterator[_Raw]:
 # are compared by a key that every IGNORECASE match shares (the pattern matches letter
 # by letter: the first letter of each one's case-folding, which maps "İ" and "i", "ſ"
 # and "s", "K" (Kelvin) and "k" alike). It may let through more than matches.
-_MEDICAL_FIRST_WORDS = frozenset(
-    _fold(_WORD.match(term).group(0))  # type: ignore[union-attr]
-    for term in lexicon.MEDICAL_TERMS)
+_MEDICAL_FIRST_WORDS = _first_words(lexicon.MEDICAL_TERMS)
 
 
 def _may_hold_medical(text: str) -> bool:
