@@ -107,6 +107,8 @@ def test_card_needs_luhn_and_no_reference_word() -> None:
     assert kinds("Visa 4111 1111 1111 1112") == []
     assert kinds("serial number 4111111111111111 on the meter") == []
     assert kinds("tracking 4111111111111111 but my card number is the same") == ["card"]
+    assert kinds("Order 5555555555554444 ... sorry, that is my card number") == ["card"]
+    assert kinds("Order 5555555555554444. Tracking 4410.") == []
 
 
 def test_phones_not_in_urls_dates_or_references() -> None:

@@ -93,6 +93,7 @@ from .model import DEFAULT_THRESHOLD, THRESHOLDS, Finding, value_hash
 _DIGIT = re.compile(r"[0-9]")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _CLAUSE_END = re.compile(r"[0-9.;\n]")
+_NUMBER_OR_LINE = re.compile(r"[0-9\n]")
 _NUMBER_KEYWORDS = (
     lexicon.SSN_KEYWORDS,
     lexicon.ABA_KEYWORDS,
@@ -251,6 +252,7 @@ def _last_match(pattern: re.Pattern[str], window: str) -> int:
 def _context(
     text: str, start: int, end: int, boost: re.Pattern[str], reject: re.Pattern[str],
     before: int = 40, after: int = 45, reject_after: bool = True,
+    clause_end: re.Pattern[str] = _CLAUSE_END,
 ) -> tuple[bool, bool]:
     """(boosted, rejected): context words on both sides of text[start:end].
 
@@ -271,7 +273,7 @@ def _context(
     if b > r:
         return (True, False)
     tail = text[end : end + after]
-    m2 = _CLAUSE_END.search(tail)
+    m2 = clause_end.search(tail)
     if m2:
         tail = tail[: m2.start()]
     if boost.search(tail):  # "order 4111... sorry, that's my card number"
@@ -399,9 +401,12 @@ def find_cards(text: str) -> Iterator[_Raw]:
                 continue
             s, e = base + groups[i][0], base + groups[best][1]
             digits = _digits(text[s:e])
-            # Only a reference word before the number rejects a valid card number.
+            # Only a reference word before the number rejects a valid card number, and a
+            # card word after it, up to the next number or line, outweighs it ("order
+            # 4111... sorry, that's my card number").
             boosted, rejected = _context(text, s, e, lexicon.CARD_KEYWORDS,
-                                         lexicon.CARD_REJECT_KEYWORDS, reject_after=False)
+                                         lexicon.CARD_REJECT_KEYWORDS, after=60,
+                                         reject_after=False, clause_end=_NUMBER_OR_LINE)
             evidence: tuple[str, ...] = ("luhn:valid", f"issuer:{card_issuer(digits)}")
             if boosted:
                 confidence, evidence = 0.99, (*evidence, "context:+card")
