@@ -241,12 +241,17 @@ class _Raw:
 _LAST_DIGIT = re.compile(r"[0-9](?=[^0-9]*\Z)")
 
 
+_LAST: dict[re.Pattern[str], re.Pattern[str]] = {}
+
+
 def _last_match(pattern: re.Pattern[str], window: str) -> int:
-    """End offset of the last match of *pattern* in *window*, or -1."""
-    last = -1
-    for m in pattern.finditer(window):
-        last = m.end()
-    return last
+    """End offset of the rightmost match of *pattern* in *window*, or -1 (one call: a
+    greedy ``.*`` before the pattern, compiled once per pattern)."""
+    last = _LAST.get(pattern)
+    if last is None:
+        last = _LAST[pattern] = re.compile(r"(?s:.*)(?:" + pattern.pattern + ")", pattern.flags)
+    m = last.match(window)
+    return m.end() if m else -1
 
 
 def _context(
