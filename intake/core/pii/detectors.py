@@ -135,10 +135,10 @@ def _ascii_lower(text: str) -> str | None:
 
 
 @functools.lru_cache(maxsize=8)
-def _ascii_words(text: str) -> frozenset[str]:
+def _ascii_words(text: str) -> list[str]:
     """The words (``\\w+`` runs) of an ASCII *text*, lower-cased; cached for the few
-    detectors of one ``detect`` call that look words up."""
-    return frozenset(_WORD.findall(_ascii_lower(text) or text.lower()))
+    detectors of one ``detect`` call that look words up (not to be changed)."""
+    return _WORD.findall(_ascii_lower(text) or text.lower())
 
 
 def _is_word_char(c: str) -> bool:
@@ -608,8 +608,14 @@ def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -
     text, by a substring test of its lower case against ``ascii_stems``, the same stems."""
     low = _ascii_lower(text)
     if low is not None:
-        return any(stem in low for stem in ascii_stems)
+        return _ascii_stems(ascii_stems).search(low) is not None
     return stems.search(text) is not None
+
+
+@functools.lru_cache(maxsize=None)
+def _ascii_stems(stems: tuple[str, ...]) -> re.Pattern[str]:
+    """The stems as one pattern over a lower-cased ASCII text (one C-level search)."""
+    return re.compile("|".join(re.escape(stem) for stem in stems))
 
 
 def _may_hold_a_birth_keyword(text: str) -> bool:
@@ -857,7 +863,7 @@ def find_addresses(text: str) -> Iterator[_Raw]:
     if low is not None:
         box = "box" in low
         corner = "corner" in low or "esquina" in low
-        spanish = any(stem in low for stem in _ES_STREET_STEMS[1])
+        spanish = _ascii_stems(_ES_STREET_STEMS[1]).search(low) is not None
     else:
         box = _BOX_STEMS[0].search(text) is not None
         corner = _CORNER_STEMS[0].search(text) is not None
