@@ -612,7 +612,7 @@ def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -
     return stems.search(text) is not None
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _ascii_stems(stems: tuple[str, ...]) -> re.Pattern[str]:
     """The stems as one pattern over a lower-cased ASCII text (one C-level search)."""
     return re.compile("|".join(re.escape(stem) for stem in stems))
