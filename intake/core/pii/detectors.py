@@ -127,11 +127,21 @@ def _first_words(phrases: Iterable[str]) -> frozenset[str]:
     return frozenset(_fold(m.group(0)) for v in variants if (m := _WORD.match(v)))
 
 
-@functools.lru_cache(maxsize=8)
+_LOWER_MEMO: tuple[str, str | None] = ("", "")
+
+
 def _ascii_lower(text: str) -> str | None:
     """The lower case of an ASCII *text* (same offsets, and the key IGNORECASE matching
-    uses), or None for any other text; cached for the detectors of one ``detect`` call."""
-    return text.lower() if text.isascii() else None
+    uses), or None for any other text; remembered for the last text (the detectors of
+    one ``detect`` call ask in turn). The memo is one tuple, replaced whole: threads
+    that share it never see one text's key with another's value."""
+    global _LOWER_MEMO
+    memo = _LOWER_MEMO
+    if memo[0] is text:
+        return memo[1]
+    low = text.lower() if text.isascii() else None
+    _LOWER_MEMO = (text, low)
+    return low
 
 
 @functools.lru_cache(maxsize=8)
@@ -238,7 +248,7 @@ class _Raw:
     evidence: tuple[str, ...] = ()
 
 
-_LAST_DIGIT = re.compile(r"[0-9](?=[^0-9]*\Z)")
+_LAST_DIGIT = re.compile(r"(?s:.*)[0-9]")
 
 
 _LAST: dict[re.Pattern[str], re.Pattern[str]] = {}
@@ -270,7 +280,7 @@ def _context(
     """
     lo = max(0, start - before)
     window = text[lo:start]
-    digit = _LAST_DIGIT.search(window)
+    digit = _LAST_DIGIT.match(window)
     if digit:
         window = window[digit.end():]
     b = _last_match(boost, window)
@@ -639,7 +649,7 @@ def _find_birth_dates(text: str) -> Iterator[_Raw]:
 # --- phone numbers ------------------------------------------------------------
 
 _REFERENCE_BEFORE = re.compile(
-    lexicon.REFERENCE_KEYWORDS.pattern + r"(?:\s+(?:is|was|es))?[\s:#.,()-]*$"
+    lexicon.PHONE_REFERENCE_KEYWORDS.pattern + r"(?:\s+(?:is|was|es))?[\s:#.,()-]*$"
 )
 
 

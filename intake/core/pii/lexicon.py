@@ -59,6 +59,16 @@ CARD_REJECT_KEYWORDS = re.compile(
     r"(?:\s*(?:number|no\.?|num\.?|n[uú]m\.?|#|id|n[uú]mero))?(?![\w]))"
 )
 
+# The words right before a phone-shaped number that make it an identifier (the phone
+# detector's shorter list: it is searched at every phone match).
+PHONE_REFERENCE_KEYWORDS = re.compile(
+    r"(?i:\b(?:case|order|ticket|invoice|inv|confirmation|conf|tracking|reference|ref"
+    r"|claim|receipt|permit|license|licence|policy|file|record|docket|po|transaction"
+    r"|part|item|serial|model|sku|product|lot|batch|account|acct|expediente|caso|pedido"
+    r"|factura|orden|folio|seguimiento|referencia|n[uú]mero\s+de\s+caso)"
+    r"(?:\s*(?:number|no\.?|num\.?|#|id))?(?![\w]))"
+)
+
 # Words that make a card-shaped number a card.
 CARD_KEYWORDS = re.compile(
     r"(?i:\b(?:card|visa|mastercard|master\s+card|amex|american\s+express|discover|jcb"
