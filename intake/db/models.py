@@ -40,6 +40,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -47,6 +48,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -402,6 +404,10 @@ class PiiFinding(Base):
     detector: Mapped[str] = mapped_column(String(64), nullable=False)
     severity: Mapped[str] = mapped_column(String(16), nullable=False)
     value_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    # Why (issue 27): the detector's confidence and the evidence that fired, space-separated
+    # ("stdnum:valid context:+ssn"); never a value.
+    confidence: Mapped[float] = mapped_column(Float, nullable=False, server_default=text("1.0"))
+    evidence: Mapped[str] = mapped_column(String(255), nullable=False, server_default="")
 
 
 # -- attachments and the conversation ---------------------------------------------

@@ -28,25 +28,32 @@ def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Findi
 def store_findings(batch: InsertBatch,
                    found: Sequence[tuple[int, Mapping[str, Sequence[Finding]]]]) -> None:
     """Store where PII was found, as part of ``batch`` (the caller runs it): for each
-    ``(entry id, place -> findings)``, kind, place, detector and keyed hash; never the
-    value. The one writer of ``pii_findings``."""
+    ``(entry id, place -> findings)``, kind, place, detector, keyed hash, confidence and
+    evidence; never the value. The one writer of ``pii_findings``."""
     batch.add(FINDINGS_INSERT, [
         {"entry_id": entry_id, "place": place, "kind": f.kind, "start": f.start,
          "end": f.end, "detector": f.detector, "severity": f.severity,
-         "value_hash": f.value_hash}
+         "value_hash": f.value_hash, "confidence": f.confidence,
+         "evidence": " ".join(f.evidence)[:255]}
         for entry_id, findings in found for place, places in findings.items() for f in places])
 
 
 FINDINGS_INSERT = PreparedInsert(cast(Table, PiiFinding.__table__), (
-    "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash"))
+    "entry_id", "place", "kind", "start", "end", "detector", "severity", "value_hash",
+    "confidence", "evidence"))
+
+
+def _finding(r: PiiFinding) -> Finding:
+    return Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
+                   severity=r.severity, value_hash=r.value_hash, confidence=r.confidence,
+                   evidence=tuple(r.evidence.split()))
 
 
 def findings_for(session: Session, entry_id: int, place: str) -> list[Finding]:
     rows = session.scalars(select(PiiFinding).where(PiiFinding.entry_id == entry_id,
                                                     PiiFinding.place == place)
                            .order_by(PiiFinding.start))
-    return [Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
-                    severity=r.severity, value_hash=r.value_hash) for r in rows]
+    return [_finding(r) for r in rows]
 
 
 def findings_by_place(session: Session, entry_id: int) -> dict[str, list[Finding]]:
@@ -55,9 +62,7 @@ def findings_by_place(session: Session, entry_id: int) -> dict[str, list[Finding
     rows = session.scalars(select(PiiFinding).where(PiiFinding.entry_id == entry_id)
                            .order_by(PiiFinding.place, PiiFinding.start))
     for r in rows:
-        grouped.setdefault(r.place, []).append(
-            Finding(kind=r.kind, start=r.start, end=r.end, detector=r.detector,
-                    severity=r.severity, value_hash=r.value_hash))
+        grouped.setdefault(r.place, []).append(_finding(r))
     return grouped
 
 
@@ -68,7 +73,5 @@ def findings_of(session: Session, entry_ids: Sequence[int], place: str
     for r in session.scalars(select(PiiFinding).where(PiiFinding.entry_id.in_(list(entry_ids)),
                                                       PiiFinding.place == place)
                              .order_by(PiiFinding.entry_id, PiiFinding.start)):
-        found[r.entry_id].append(Finding(kind=r.kind, start=r.start, end=r.end,
-                                         detector=r.detector, severity=r.severity,
-                                         value_hash=r.value_hash))
+        found[r.entry_id].append(_finding(r))
     return found

@@ -532,6 +532,7 @@ def test_finding_carries_hmac_not_value() -> None:
     assert f.to_dict() == {
         "kind": "ssn", "start": 4, "end": 15, "detector": "ssn.delimited",
         "severity": "high", "value_hash": expected,
+        "confidence": 0.99, "evidence": ["stdnum:valid", "context:+ssn"],
     }  # fmt: skip
     assert "518" not in repr(f) and "4137" not in repr(f)
     assert detect(text, key=b"other")[0].value_hash != expected

@@ -65,12 +65,14 @@ def test_no_finding_carries_the_raw_value() -> None:
                     assert v not in shown, (f, raw)
             assert set(f.to_dict()) == {
                 "kind", "start", "end", "detector", "severity", "value_hash",
+                "confidence", "evidence",
             }  # fmt: skip
+            assert 0 < f.confidence <= 1 and f.evidence
             checked += 1
     assert checked >= 60
 
 
 def test_bench_prints_table(capsys: pytest.CaptureFixture[str]) -> None:
-    assert bench.main(["pii_eval.py"]) == 0
+    assert bench.main(["pii_eval.py", "--no-speed", "--set", str(bench.DEFAULT_PATH)]) == 0
     out = capsys.readouterr().out
     assert "precision" in out and "recall" in out and "ssn" in out

@@ -76,21 +76,24 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import datetime
+import functools
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 import phonenumbers
 import usaddress
+from stdnum import iban as stdnum_iban
 from stdnum.us import ssn as stdnum_ssn
 
 from . import lexicon
-from .model import Finding, value_hash
+from .model import DEFAULT_THRESHOLD, THRESHOLDS, Finding, value_hash
 
 # --- helpers -----------------------------------------------------------------
 
 _DIGIT = re.compile(r"[0-9]")
 _NOT_DIGIT = re.compile(r"[^0-9]")
 _CLAUSE_END = re.compile(r"[0-9.;\n]")
+_NUMBER_OR_LINE = re.compile(r"[0-9\n]")
 _NUMBER_KEYWORDS = (
     lexicon.SSN_KEYWORDS,
     lexicon.ABA_KEYWORDS,
@@ -106,6 +109,85 @@ _LA = r"(?![0-9A-Za-z_])(?![-./][0-9])"
 
 def _digits(s: str) -> str:
     return _NOT_DIGIT.sub("", s)
+
+
+_WORD = re.compile(r"\w+")
+
+
+def _fold(word: str) -> str:
+    return "".join(c.casefold()[:1] or c for c in word)
+
+
+def _first_words(phrases: Iterable[str]) -> frozenset[str]:
+    """The folded first word of each phrase (see :func:`_anchored`), also as the keyword
+    patterns let it be written: without its apostrophe ("moms", "crohns") or hyphen
+    ("login" for "log-in")."""
+    variants = (v for p in phrases
+                for v in (p, p.replace("'", ""), p.replace("’", ""), p.replace("-", "")))
+    return frozenset(_fold(m.group(0)) for v in variants if (m := _WORD.match(v)))
+
+
+_LOWER_MEMO: tuple[str, str | None] = ("", "")
+
+
+def _ascii_lower(text: str) -> str | None:
+    """The lower case of an ASCII *text* (same offsets, and the key IGNORECASE matching
+    uses), or None for any other text; remembered for the last text (the detectors of
+    one ``detect`` call ask in turn). The memo is one tuple, replaced whole: threads
+    that share it never see one text's key with another's value."""
+    global _LOWER_MEMO
+    memo = _LOWER_MEMO
+    if memo[0] is text:
+        return memo[1]
+    low = text.lower() if text.isascii() else None
+    _LOWER_MEMO = (text, low)
+    return low
+
+
+@functools.lru_cache(maxsize=8)
+def _ascii_words(text: str) -> list[str]:
+    """The words (``\\w+`` runs) of an ASCII *text*, lower-cased; cached for the few
+    detectors of one ``detect`` call that look words up (not to be changed)."""
+    return _WORD.findall(_ascii_lower(text) or text.lower())
+
+
+def _is_word_char(c: str) -> bool:
+    return c.isalnum() or c == "_"
+
+
+def _anchored(pattern: re.Pattern[str], text: str, first_words: frozenset[str]
+              ) -> Iterator[re.Match[str]]:
+    """``pattern.finditer(text)`` for a pattern whose every match begins at the start
+    of a word of *text* that folds to one of *first_words* (a keyword list matched
+    case-insensitively after ``\\b`` or ``(?<!\\w)``). In an ASCII text the pattern is
+    tried only where those words stand (found with ``str.find``), instead of at every
+    character: a long alternation is slow to scan. Other texts are scanned as they are.
+    Matches do not overlap, as with ``finditer``."""
+    low = _ascii_lower(text)
+    if low is None:
+        yield from pattern.finditer(text)
+        return
+    present = first_words.intersection(_ascii_words(text))
+    if not present:
+        return
+    n = len(low)
+    positions: list[int] = []
+    for word in present:
+        i = low.find(word)
+        while i >= 0:
+            j = i + len(word)
+            if (i == 0 or not _is_word_char(low[i - 1])) and (j == n or not _is_word_char(low[j])):
+                positions.append(i)
+            i = low.find(word, j)
+    positions.sort()
+    last = 0
+    for pos in positions:
+        if pos < last:
+            continue
+        m = pattern.match(text, pos)
+        if m:
+            last = m.end()
+            yield m
 
 
 def _keyword_near(
@@ -162,6 +244,58 @@ class _Raw:
     detector: str
     severity: str
     normalised: str
+    confidence: float = 0.9
+    evidence: tuple[str, ...] = ()
+
+
+_LAST_DIGIT = re.compile(r"(?s:.*)[0-9]")
+
+
+_LAST: dict[re.Pattern[str], re.Pattern[str]] = {}
+
+
+def _last_match(pattern: re.Pattern[str], window: str) -> int:
+    """End offset of the rightmost match of *pattern* in *window*, or -1 (one call: a
+    greedy ``.*`` before the pattern, compiled once per pattern)."""
+    last = _LAST.get(pattern)
+    if last is None:
+        last = _LAST[pattern] = re.compile(r"(?s:.*)(?:" + pattern.pattern + ")", pattern.flags)
+    m = last.match(window)
+    return m.end() if m else -1
+
+
+def _context(
+    text: str, start: int, end: int, boost: re.Pattern[str], reject: re.Pattern[str],
+    before: int = 40, after: int = 45, reject_after: bool = True,
+    clause_end: re.Pattern[str] = _CLAUSE_END,
+) -> tuple[bool, bool]:
+    """(boosted, rejected): context words on both sides of text[start:end].
+
+    Before the candidate, the window is clipped at the nearest other digit (a word
+    reaches only the first number after it) and the nearer of a boosting and a
+    rejecting word wins ("claim 2026-11 and my SSN is ..." is boosted, "SSN form,
+    case no. ..." rejected). After it, up to the end of the clause, a boosting word
+    outweighs a rejecting word before it ("order 4111... sorry, that's my card number"),
+    and a rejecting word after it counts when nothing boosted.
+    """
+    lo = max(0, start - before)
+    window = text[lo:start]
+    digit = _LAST_DIGIT.match(window)
+    if digit:
+        window = window[digit.end():]
+    b = _last_match(boost, window)
+    r = _last_match(reject, window)
+    if b > r:
+        return (True, False)
+    tail = text[end : end + after]
+    m2 = clause_end.search(tail)
+    if m2:
+        tail = tail[: m2.start()]
+    if boost.search(tail):  # "order 4111... sorry, that's my card number"
+        return (True, False)
+    if r >= 0:
+        return (False, True)
+    return (False, reject_after and bool(reject.search(tail)))
 
 
 # --- SSN -----------------------------------------------------------------------
@@ -176,28 +310,47 @@ def _ssn_valid(digits: str) -> bool:
     return len(digits) == 9 and bool(stdnum_ssn.is_valid(digits))
 
 
+def _ssn_context(text: str, start: int, end: int) -> tuple[bool, bool]:
+    return _context(text, start, end, lexicon.SSN_KEYWORDS, lexicon.REFERENCE_KEYWORDS)
+
+
 def find_ssn(text: str) -> Iterator[_Raw]:
+    """SSN-shaped numbers that python-stdnum accepts (it rejects area 000/666/9xx,
+    group 00, serial 0000 and the advertised 078-05-1120, 219-09-9999, 457-55-5462),
+    scored by context: an SSN word nearby raises the confidence, a reference word
+    (case, claim, docket, order, permit, tracking, expediente, factura ...) lowers a
+    delimited one below the threshold; a bare nine-digit number needs an SSN word."""
     found: set[str] = set()
     for m in _SSN_DELIMITED.finditer(text):
         digits = m.group(1) + m.group(3) + m.group(4)
-        if _ssn_valid(digits):
+        if not _ssn_valid(digits):
+            continue
+        boosted, rejected = _ssn_context(text, m.start(), m.end())
+        if boosted:
+            confidence, evidence = 0.99, ("stdnum:valid", "context:+ssn")
+        elif rejected:
+            confidence, evidence = 0.2, ("stdnum:valid", "context:-reference")
+        else:
+            confidence, evidence = 0.8, ("stdnum:valid", "shape:ddd-dd-dddd")
+        if confidence >= THRESHOLDS["ssn"]:
             found.add(digits)
-            yield _Raw("ssn", m.start(), m.end(), "ssn.delimited", "high", digits)
+        yield _Raw("ssn", m.start(), m.end(), "ssn.delimited", "high", digits,
+                   confidence, evidence)
     bare = []
     for m in _NINE_DIGITS.finditer(text):
         digits = m.group(0)
-        if _ssn_valid(digits) and _keyword_near(
-            text, m.start(), m.end(), lexicon.SSN_KEYWORDS, before=40, after=45
-        ):
+        if _ssn_valid(digits) and _ssn_context(text, m.start(), m.end())[0]:
             found.add(digits)
-            yield _Raw("ssn", m.start(), m.end(), "ssn.keyword", "high", digits)
+            yield _Raw("ssn", m.start(), m.end(), "ssn.keyword", "high", digits,
+                       0.95, ("stdnum:valid", "context:+ssn"))
         else:
             bare.append(m)
     # The same number again, further from its keyword ("SSN: 518224137, again
     # 518224137") is the same SSN: once one occurrence is known, all are.
     for m in bare:
         if m.group(0) in found:
-            yield _Raw("ssn", m.start(), m.end(), "ssn.repeated", "high", m.group(0))
+            yield _Raw("ssn", m.start(), m.end(), "ssn.repeated", "high", m.group(0),
+                       0.95, ("stdnum:valid", "repeated"))
 
 
 # --- payment cards ------------------------------------------------------------
@@ -262,7 +415,21 @@ def find_cards(text: str) -> Iterator[_Raw]:
                 i += 1
                 continue
             s, e = base + groups[i][0], base + groups[best][1]
-            yield _Raw("card", s, e, "card.luhn", "high", _digits(text[s:e]))
+            digits = _digits(text[s:e])
+            # Only a reference word before the number rejects a valid card number, and a
+            # card word after it, up to the next number or line, outweighs it ("order
+            # 4111... sorry, that's my card number").
+            boosted, rejected = _context(text, s, e, lexicon.CARD_KEYWORDS,
+                                         lexicon.CARD_REJECT_KEYWORDS, after=60,
+                                         reject_after=False, clause_end=_NUMBER_OR_LINE)
+            evidence: tuple[str, ...] = ("luhn:valid", f"issuer:{card_issuer(digits)}")
+            if boosted:
+                confidence, evidence = 0.99, (*evidence, "context:+card")
+            elif rejected:
+                confidence, evidence = 0.3, (*evidence, "context:-reference")
+            else:
+                confidence = 0.9
+            yield _Raw("card", s, e, "card.luhn", "high", digits, confidence, evidence)
             i = best + 1
 
 
@@ -286,17 +453,44 @@ def find_aba(text: str) -> Iterator[_Raw]:
         if aba_valid(digits) and _keyword_near(
             text, m.start(), m.end(), lexicon.ABA_KEYWORDS, before=40, after=20
         ):
-            yield _Raw("aba", m.start(), m.end(), "aba.checksum", "high", digits)
+            yield _Raw("aba", m.start(), m.end(), "aba.checksum", "high", digits,
+                       0.97, ("aba:checksum", "context:+routing"))
 
 
 _ACCOUNT_CANDIDATE = re.compile(_LB + r"[0-9](?:-?[0-9]){5,16}" + _LA)
+
+
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?"
+                   r"(?![A-Za-z0-9])")
+_IBAN_HINT = re.compile(r"[A-Z]{2}[0-9]{2}")
+
+
+def _non_bank(text: str, start: int, end: int) -> bool:
+    """A customer / utility / library account ("customer account number", "account no.
+    ... on my water bill", "cuenta de cliente"): the qualifier stands in the keyword's
+    window before the number or in the rest of its clause."""
+    return _context(text, start, end, lexicon.BANK_KEYWORDS_STRONG, lexicon.NON_BANK_ACCOUNT,
+                    before=40)[1]
 
 
 def find_bank_accounts(text: str) -> Iterator[_Raw]:
     for m in _ACCOUNT_CANDIDATE.finditer(text):
         if _keyword_near(text, m.start(), m.end(), lexicon.BANK_KEYWORDS, before=40):
             digits = _digits(m.group(0))
-            yield _Raw("bank_account", m.start(), m.end(), "bank_account.keyword", "high", digits)
+            evidence: tuple[str, ...]
+            if _non_bank(text, m.start(), m.end()):
+                confidence, evidence = 0.3, ("context:+account", "context:-non_bank")
+            else:
+                confidence, evidence = 0.85, ("context:+account",)
+            yield _Raw("bank_account", m.start(), m.end(), "bank_account.keyword", "high",
+                       digits, confidence, evidence)
+    if not _IBAN_HINT.search(text):
+        return
+    for m in _IBAN.finditer(text):
+        compact = m.group(0).replace(" ", "")
+        if stdnum_iban.is_valid(compact):
+            yield _Raw("bank_account", m.start(), m.end(), "bank_account.iban", "high",
+                       compact, 0.97, ("stdnum:iban",))
 
 
 # --- e-mail ---------------------------------------------------------------------
@@ -314,7 +508,8 @@ def find_emails(text: str) -> Iterator[_Raw]:
         value = m.group(0)
         if ".." in value:
             continue
-        yield _Raw("email", m.start(), m.end(), "email.regex", "low", value.lower())
+        yield _Raw("email", m.start(), m.end(), "email.regex", "low", value.lower(),
+                   0.95, ("shape:email",))
 
 
 # --- dates ---------------------------------------------------------------------
@@ -421,10 +616,16 @@ _ASCII_BIRTH_STEMS = ("born", "birth", "bday", "b-day", "dob", "d.o.b", "nac")
 def _may_hold(text: str, stems: re.Pattern[str], ascii_stems: tuple[str, ...]) -> bool:
     """Whether ``text`` holds one of the ``stems`` (an IGNORECASE pattern); for an ASCII
     text, by a substring test of its lower case against ``ascii_stems``, the same stems."""
-    if text.isascii():
-        low = text.lower()
-        return any(stem in low for stem in ascii_stems)
+    low = _ascii_lower(text)
+    if low is not None:
+        return _ascii_stems(ascii_stems).search(low) is not None
     return stems.search(text) is not None
+
+
+@functools.cache
+def _ascii_stems(stems: tuple[str, ...]) -> re.Pattern[str]:
+    """The stems as one pattern over a lower-cased ASCII text (one C-level search)."""
+    return re.compile("|".join(re.escape(stem) for stem in stems))
 
 
 def _may_hold_a_birth_keyword(text: str) -> bool:
@@ -441,15 +642,29 @@ def _find_birth_dates(text: str) -> Iterator[_Raw]:
     """:func:`find_birth_dates` without the prefilter (the tests compare the two)."""
     for start, end, date in find_dates(text):
         if _keyword_near(text, start, end, lexicon.BIRTH_KEYWORDS, before=45, after=30):
-            yield _Raw("birth_date", start, end, "birth_date.keyword", "medium", date.isoformat())
+            yield _Raw("birth_date", start, end, "birth_date.keyword", "medium",
+                       date.isoformat(), 0.9, ("date:valid", "context:+birth"))
 
 
 # --- phone numbers ------------------------------------------------------------
 
 _REFERENCE_BEFORE = re.compile(
-    lexicon.REFERENCE_KEYWORDS.pattern + r"(?:\s+(?:is|was|es))?[\s:#.,()-]*$"
+    lexicon.PHONE_REFERENCE_KEYWORDS.pattern + r"(?:\s+(?:is|was|es))?[\s:#.,()-]*$"
 )
 
+
+# Web addresses: digits in a path or query are never a phone number. A match is in a
+# URL when the run of non-space characters it ends (or continues) looks like one.
+_URL_TOKEN = re.compile(
+    r"(?i:(?:[a-z][a-z0-9+.-]*://|www\.)|[a-z0-9-]+(?:\.[a-z0-9-]+)*\.[a-z]{2,24}/|[?&=/])"
+)
+
+
+def _in_url(text: str, start: int) -> bool:
+    lo = start
+    while lo > 0 and not text[lo - 1].isspace() and start - lo < 2048:
+        lo -= 1
+    return lo < start and bool(_URL_TOKEN.search(text, lo, start))
 
 _EXTENSION = re.compile(r"(?i)\s*(?:ext\.?|extension|x|#)\s*[0-9]+\s*$")
 _NANP_GROUPS = frozenset({(10,), (11,), (3, 3, 4), (1, 3, 3, 4), (3, 7), (1, 3, 7), (1, 10)})
@@ -540,14 +755,15 @@ def _find_phones(text: str) -> Iterator[_Raw]:
         + [(s, e) for s, e, _ in find_dates(text)]
     )
     for start, end, number in matches:
-        if blocked.overlaps(start, end):
+        if blocked.overlaps(start, end) or _in_url(text, start):
             continue
         if _REFERENCE_BEFORE.search(text[max(0, start - 40) : start]):
             continue
         if not _nanp_grouping(text[start:end]):
             continue
         normalised = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-        yield _Raw("phone", start, end, "phone.phonenumbers", "low", normalised)
+        yield _Raw("phone", start, end, "phone.phonenumbers", "low", normalised,
+                   0.9, ("phonenumbers:valid",))
 
 
 # --- street addresses ----------------------------------------------------------
@@ -585,6 +801,43 @@ _PO_BOX = re.compile(
     + _CITY_STATE_ZIP
     + "?"
 )
+_RURAL_ROUTE = re.compile(
+    r"(?i:\b(?:rr|r\.r\.|rural\s+route|rural\s+rte\.?|hc|h\.c\.|highway\s+contract(?:\s+route)?"
+    r"|star\s+route)\s*#?\s*[0-9]{1,3},?\s+box\s+#?\s*[0-9]{1,5})(?![\w])"
+    + _CITY_STATE_ZIP + "?"
+)
+# "the corner of Main and 5th", "corner of Oak Rd & Elm St", "esquina de la calle Luna y
+# la calle Sol": two street names (capitalised words, ordinals, street suffixes).
+_STREET_WORDS = (r"(?:(?:(?i:de|del)\s+(?:(?i:la|las|los)\s+)?)?[A-Z0-9][\w'.-]*"
+                 r"(?:\s+(?:[A-Z0-9][\w'.-]*|de|del|la|las|los)){0,4})")
+_CORNER = re.compile(
+    r"(?i:\bcorner\s+of)\s+(?:the\s+)?" + _STREET_WORDS + r"\s+(?:and|&)\s+" + _STREET_WORDS
+    + r"|(?i:\besquina\s+(?:de\s+)?(?:la\s+)?(?:calle|avenida|ave\.?|c/)?)\s*" + _STREET_WORDS
+    + r"\s+(?i:y|con|e)\s+(?i:(?:la\s+)?(?:calle|avenida|ave\.?|c/)\s+)?" + _STREET_WORDS
+)
+# Spanish forms: "Calle Luna 45, apto 3B", "Calle Sol núm. 25", "Avenida Ponce de León
+# 1500", "1204 Calle San Francisco", "Apartado 1234, Ponce, PR 00730".
+_ES_STREET_TYPE = (r"(?:[Cc]alle|CALLE|C/|[Aa]venida|AVENIDA|[Aa]vda\.?|[Cc]arretera|[Cc]amino"
+                   r"|[Pp]aseo|[Cc]alle[jJ][oó]n)")
+_ES_UNIT = (r"(?:,?\s*(?i:apto|apt|apartamento|depto|departamento|piso|int|interior|suite)\.?"
+            r"\s*#?\s*[A-Za-z0-9-]{1,6}(?![\w]))")
+_ES_CITY_ZIP = (r"(?:,?\s+[A-ZÁÉÍÓÚ][\w.'-]*(?:\s+[A-ZÁÉÍÓÚ][\w.'-]*){0,3}(?:,?\s+(?:" + _STATE_RE
+                + r"))?,?\s+[0-9]{5}(?:-[0-9]{4})?(?![\w-]))")
+_ES_STREET = re.compile(
+    r"(?<![\w])" + _ES_STREET_TYPE + r"\s+(?P<name>" + _STREET_WORDS + r")\s*,?\s+"
+    r"(?:(?i:n[uú]m\.?|n[uú]mero|no\.|#)\s*)?[0-9]{1,5}[A-Za-z]?(?![\w])"
+    + _ES_UNIT + "?" + _ES_CITY_ZIP + "?"
+    + r"|(?<![\w#/.-])[0-9]{1,5}[A-Za-z]?\s+" + _ES_STREET_TYPE + r"\s+" + _STREET_WORDS
+    + _ES_UNIT + "?" + _ES_CITY_ZIP + "?"
+    + r"|(?i:\bapartado(?:\s+postal)?)\s+[0-9]{1,6}" + _ES_CITY_ZIP
+)
+# Each pattern below needs one of its stems (a PO box and a rural route need "box"): a
+# text without them skips it. ASCII texts by a substring test of their lower case.
+_BOX_STEMS = (re.compile(r"(?i:box)"), ("box",))
+_CORNER_STEMS = (re.compile(r"(?i:corner|esquina)"), ("corner", "esquina"))
+_ES_STREET_STEMS = (re.compile(r"(?i:calle|c/|avenida|avda|carretera|camino|paseo|apartado)"),
+                    ("calle", "c/", "avenida", "avda", "carretera", "camino", "paseo", "apartado"))
+
 _ZIP_IN = re.compile(r"(?<![0-9-])[0-9]{5}(?:-[0-9]{4})?(?![\w-])")
 
 
@@ -610,16 +863,39 @@ def find_addresses(text: str) -> Iterator[_Raw]:
         labels = _usaddress_labels(m.group(0))
         if {"AddressNumber", "StreetName", "StreetNamePostType"} <= labels:
             value = " ".join(m.group(0).split()).casefold()
-            yield _Raw(
-                "street_address", m.start(), m.end(), "street_address.usaddress", "medium", value
-            )
-    for m in _PO_BOX.finditer(text):
+            evidence: tuple[str, ...] = (
+                "usaddress:AddressNumber+StreetName+StreetNamePostType",)
+            if "OccupancyIdentifier" in labels:
+                evidence = (*evidence, "usaddress:OccupancyIdentifier")
+            yield _Raw("street_address", m.start(), m.end(), "street_address.usaddress",
+                       "medium", value, 0.9, evidence)
+    low = _ascii_lower(text)
+    if low is not None:
+        box = "box" in low
+        corner = "corner" in low or "esquina" in low
+        spanish = _ascii_stems(_ES_STREET_STEMS[1]).search(low) is not None
+    else:
+        box = _BOX_STEMS[0].search(text) is not None
+        corner = _CORNER_STEMS[0].search(text) is not None
+        spanish = _ES_STREET_STEMS[0].search(text) is not None
+    for m in _PO_BOX.finditer(text) if box else ():
         labels = _usaddress_labels(m.group(0))
         if "USPSBoxType" in labels:
             value = " ".join(m.group(0).split()).casefold()
-            yield _Raw(
-                "street_address", m.start(), m.end(), "street_address.po_box", "medium", value
-            )
+            yield _Raw("street_address", m.start(), m.end(), "street_address.po_box", "medium",
+                       value, 0.9, ("usaddress:USPSBoxType",))
+    for pattern, detector, confidence, fired, wanted in (
+        (_RURAL_ROUTE, "street_address.rural_route", 0.85, "pattern:rural_route", box),
+        (_CORNER, "street_address.corner", 0.75, "pattern:corner_of", corner),
+        (_ES_STREET, "street_address.es", 0.85, "pattern:calle", spanish),
+    ):
+        for m in pattern.finditer(text) if wanted else ():
+            if pattern is _ES_STREET and m.group("name") is not None and any(
+                    w.casefold() in lexicon.NOT_A_STREET_WORD for w in m.group("name").split()):
+                continue
+            value = " ".join(m.group(0).split()).casefold()
+            yield _Raw("street_address", m.start(), m.end(), detector, "medium", value,
+                       confidence, (fired,))
 
 
 def find_zip_spans(text: str, addresses: list[_Raw]) -> list[tuple[int, int]]:
@@ -638,18 +914,37 @@ def find_zip_spans(text: str, addresses: list[_Raw]) -> list[tuple[int, int]]:
 
 _ASSIGN_SEP = r"(?:\s*[:=]\s*|\s+(?:is|was|es|era)\s*[:=]?\s*)"
 _PASSWORD = re.compile(
-    r"(?i:\b(?:password|passwd|passcode|pass\s+code|pwd|contraseña|contrasena"
-    r"|clave(?:\s+de\s+acceso)?)(?![\w]))"
-    + _ASSIGN_SEP
+    r"(?i:\b(?:" + lexicon.SECRET_WORDS + r")(?![\w]))"
+    + r"(?P<sep>" + _ASSIGN_SEP + r"|\s+)"
     + r"(?:[\"'“‘](?P<quoted>[^\"'”’\n]{1,64})[\"'”’]|(?P<bare>[^\s\"'“”]{3,64}))"
 )
+# "PIN: 1234", "my PIN is 1234", "the PIN for my EBT card is 1234", "el NIP de mi tarjeta es 1234".
 _PIN = re.compile(
-    r"(?i:\bpin(?:\s*(?:number|code|no\.?|#))?)" + _ASSIGN_SEP + r"(?P<pin>[0-9]{4,12})(?![\w])"
+    r"(?i:\b(?:" + lexicon.PIN_WORDS + r")(?:\s*(?:number|no\.?|#))?)"
+    r"(?:[^0-9.\n]{0,30}?(?<![\w])(?i:is|was|es|era)\s*[:=]?\s*|\s*[:=#]\s*)"
+    r"(?P<pin>[0-9]{4,12})(?![\w])"
 )
+# "login jdoe / Secret123", "username: jdoe, Secret123": a user name, a slash or comma,
+# then something shaped like a secret.
+_LOGIN = re.compile(
+    r"(?i:\b(?:" + lexicon.LOGIN_WORDS + r")(?![\w]))\s*[:=]?\s*[\w.@+-]{2,64}\s*(?:/|,|\|)\s*"
+    r"(?P<secret>[^\s\"'“”]{4,64})"
+)
+
+
+def _looks_secret(value: str) -> bool:
+    """A token written without "is" or ":" counts only if shaped like a secret: a digit
+    or a symbol in it, or a capital letter after the first character."""
+    core = value.rstrip(".,;:)!?")
+    if len(core) < 4:
+        return False
+    return (any(c.isdigit() for c in core) or any(not c.isalnum() for c in core)
+            or any(c.isupper() for c in core[1:]))
+
+
 _MAIDEN = re.compile(
-    r"(?i:\b(?:(?:mother|mom|mum)['’]?s\s+maiden\s+name|maiden\s+name"
-    r"|apellido\s+de\s+soltera(?:\s+de\s+(?:mi|su)\s+madre)?)(?![\w]))"
-    r"(?P<sep>\s*[:=]\s*|\s+(?i:is|was|es|era)\s*[:=]?\s*|\s+)"
+    r"(?i:\b(?:" + lexicon.MAIDEN_WORDS + r")(?![\w]))\)?"
+    r"(?P<sep>\s*[:=]\s*|,?\s+(?i:(?:it|that)\s+)?(?i:is|was|es|era)\s*[:=]?\s*|,\s*|\s+)"
     r"(?P<name>[^\W\d_][\w'’-]{0,40}(?:[ -][A-Z][\w'’-]{0,40})?)"
 )
 
@@ -658,10 +953,12 @@ _MAIDEN = re.compile(
 # patterns holds one of these pieces of it, letter for letter under the same IGNORECASE
 # matching: a text with none of them holds no such finding. For an ASCII text (whose
 # letters match as their lower case does) a substring test of its lower case says the same.
-_SECRET_STEMS = re.compile(r"(?i:pass|pwd|contrase|clave|pin)")
-_ASCII_SECRET_STEMS = ("pass", "pwd", "contrase", "clave", "pin")
-_MAIDEN_STEMS = re.compile(r"(?i:maiden|soltera)")
-_ASCII_MAIDEN_STEMS = ("maiden", "soltera")
+_SECRET_STEMS = re.compile(r"(?i:pass|pw|contrase|clave|pin|nip|c[oó]digo|code|secret|log|user"
+                           r"|usuario)")
+_ASCII_SECRET_STEMS = ("pass", "pw", "contrase", "clave", "pin", "nip", "codigo", "code",
+                       "secret", "log", "user", "usuario")
+_MAIDEN_STEMS = re.compile(r"(?i:maiden|soltera|apellido|marriage|surname)")
+_ASCII_MAIDEN_STEMS = ("maiden", "soltera", "apellido", "marriage", "surname")
 
 
 def find_passwords(text: str) -> Iterator[_Raw]:
@@ -670,23 +967,60 @@ def find_passwords(text: str) -> Iterator[_Raw]:
     yield from _find_passwords(text)
 
 
+_PIN_STEMS = (re.compile(r"(?i:pin|nip|clave)"), ("pin", "nip", "clave"))
+_LOGIN_STEMS = (re.compile(r"(?i:log|user|usuario)"), ("log", "user", "usuario"))
+
+
 def _find_passwords(text: str) -> Iterator[_Raw]:
     """:func:`find_passwords` without the prefilter (the tests compare the two)."""
-    for m in _PASSWORD.finditer(text):
+    yield from _find_secrets(text)
+    if _may_hold(text, *_PIN_STEMS):
+        yield from _find_pins(text)
+    if _may_hold(text, *_LOGIN_STEMS):
+        yield from _find_logins(text)
+
+
+_SECRET_FIRST = _first_words(lexicon.SECRET_PHRASES)
+_PIN_FIRST = _first_words(lexicon.PIN_PHRASES)
+_LOGIN_FIRST = _first_words(lexicon.LOGIN_PHRASES)
+_MAIDEN_FIRST = _first_words(lexicon.MAIDEN_PHRASES)
+
+
+def _find_secrets(text: str) -> Iterator[_Raw]:
+    for m in _anchored(_PASSWORD, text, _SECRET_FIRST):
         group = "quoted" if m.group("quoted") is not None else "bare"
         start, end = m.start(group), m.end(group)
         value = text[start:end]
+        assigned = bool(m.group("sep").strip())
         if group == "bare":
             stripped = value.rstrip(".,;:)")
             end -= len(value) - len(stripped)
             value = stripped
             if len(value) < 3 or value.casefold() in lexicon.NOT_A_SECRET:
                 continue
+            if not assigned and not _looks_secret(value):
+                continue
         if not value.strip():
             continue
-        yield _Raw("password", start, end, "password.keyword", "high", value)
-    for m in _PIN.finditer(text):
-        yield _Raw("password", m.start("pin"), m.end("pin"), "password.pin", "high", m.group("pin"))
+        evidence = ("lexicon:password", "context:assigned" if assigned else "shape:secret")
+        yield _Raw("password", start, end, "password.keyword", "high", value,
+                   0.9 if assigned else 0.8, evidence)
+
+
+def _find_pins(text: str) -> Iterator[_Raw]:
+    for m in _anchored(_PIN, text, _PIN_FIRST):
+        yield _Raw("password", m.start("pin"), m.end("pin"), "password.pin", "high",
+                   m.group("pin"), 0.9, ("lexicon:pin",))
+
+
+def _find_logins(text: str) -> Iterator[_Raw]:
+    for m in _anchored(_LOGIN, text, _LOGIN_FIRST):
+        value = m.group("secret").rstrip(".,;:)")
+        if value.casefold() in lexicon.NOT_A_SECRET or not _looks_secret(value):
+            continue
+        start = m.start("secret")
+        yield _Raw("password", start, start + len(value), "password.login", "high", value,
+                   0.8, ("lexicon:login", "shape:secret"))
 
 
 def find_maiden_names(text: str) -> Iterator[_Raw]:
@@ -697,16 +1031,17 @@ def find_maiden_names(text: str) -> Iterator[_Raw]:
 
 def _find_maiden_names(text: str) -> Iterator[_Raw]:
     """:func:`find_maiden_names` without the prefilter (the tests compare the two)."""
-    for m in _MAIDEN.finditer(text):
+    for m in _anchored(_MAIDEN, text, _MAIDEN_FIRST):
         name = m.group("name")
         first = name.split()[0].split("-")[0]
         if first.casefold() in lexicon.NOT_A_NAME:
             continue
-        if not m.group("sep").strip() and not name[:1].isupper():
+        sep = m.group("sep").strip()
+        if sep in ("", ",") and not name[:1].isupper():
             continue
         yield _Raw(
             "maiden_name", m.start("name"), m.end("name"), "maiden_name.keyword", "high",
-            " ".join(name.split()).casefold(),
+            " ".join(name.split()).casefold(), 0.9, ("lexicon:maiden_name",),
         )  # fmt: skip
 
 
@@ -715,21 +1050,12 @@ def _find_maiden_names(text: str) -> Iterator[_Raw]:
 # are compared by a key that every IGNORECASE match shares (the pattern matches letter
 # by letter: the first letter of each one's case-folding, which maps "İ" and "i", "ſ"
 # and "s", "K" (Kelvin) and "k" alike). It may let through more than matches.
-_WORD = re.compile(r"\w+")
-
-
-def _fold(word: str) -> str:
-    return "".join(c.casefold()[:1] or c for c in word)
-
-
-_MEDICAL_FIRST_WORDS = frozenset(
-    _fold(_WORD.match(term).group(0))  # type: ignore[union-attr]
-    for term in lexicon.MEDICAL_TERMS)
+_MEDICAL_FIRST_WORDS = _first_words(lexicon.MEDICAL_TERMS)
 
 
 def _may_hold_medical(text: str) -> bool:
-    if text.isascii():  # the usual case: one lower() is the same key
-        return not _MEDICAL_FIRST_WORDS.isdisjoint(_WORD.findall(text.lower()))
+    if _ascii_lower(text) is not None:  # the usual case: one lower() is the same key
+        return not _MEDICAL_FIRST_WORDS.isdisjoint(_ascii_words(text))
     return any(_fold(w) in _MEDICAL_FIRST_WORDS for w in _WORD.findall(text))
 
 
@@ -741,9 +1067,20 @@ def find_medical(text: str) -> Iterator[_Raw]:
 
 def _find_medical(text: str) -> Iterator[_Raw]:
     """:func:`find_medical` without the prefilter (the tests compare the two)."""
-    for m in lexicon.MEDICAL.finditer(text):
+    for m in _anchored(lexicon.MEDICAL, text, _MEDICAL_FIRST_WORDS):
         value = " ".join(m.group(0).split()).casefold()
-        yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value)
+        if value.replace("’", "'") not in lexicon.AMBIGUOUS_MEDICAL:
+            yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value,
+                       0.85, ("lexicon:medical",))
+            continue
+        around = text[max(0, m.start() - 40):m.start()] + " " + text[m.end():m.end() + 30]
+        evidence: tuple[str, ...]
+        if lexicon.PERSONAL_CONTEXT.search(around):
+            confidence, evidence = 0.75, ("lexicon:medical:ambiguous", "context:+personal")
+        else:
+            confidence, evidence = 0.4, ("lexicon:medical:ambiguous",)
+        yield _Raw("medical", m.start(), m.end(), "medical.lexicon", "review", value,
+                   confidence, evidence)
 
 
 # --- combination -------------------------------------------------------------------
@@ -772,7 +1109,7 @@ def _combination(text: str, kept: list[_Raw], addresses: list[_Raw]) -> list[_Ra
     out.append(
         _Raw(
             "combination", g.start(), g.end(), "combination.dob_zip_gender", "high",
-            g.group(group).casefold(),
+            g.group(group).casefold(), 0.9, ("birth_date+zip+gender",),
         )
     )  # fmt: skip
     return out
@@ -831,7 +1168,8 @@ def _repeats(text: str, kept: Sequence[_Raw]) -> list[_Raw]:
         for m in re.finditer(_LB + re.escape(text[r.start:r.end]) + _LA, text):
             if m.start() == r.start:
                 continue
-            out.append(_Raw(r.kind, m.start(), m.end(), r.detector, r.severity, r.normalised))
+            out.append(_Raw(r.kind, m.start(), m.end(), r.detector, r.severity, r.normalised,
+                            r.confidence, (*r.evidence, "repeated")))
     return out
 
 
@@ -852,10 +1190,12 @@ def detect(text: str, *, key: bytes) -> list[Finding]:
     raws.extend(find_passwords(text))
     raws.extend(find_maiden_names(text))
     raws.extend(find_medical(text))
+    raws = [r for r in raws if r.confidence >= THRESHOLDS.get(r.kind, DEFAULT_THRESHOLD)]
     kept = _resolve(raws)
     kept = _resolve(_combination(text, kept, addresses))
     kept = _resolve(kept + _repeats(text, kept))
     return [
-        Finding(r.kind, r.start, r.end, r.detector, r.severity, value_hash(key, r.normalised))
+        Finding(r.kind, r.start, r.end, r.detector, r.severity, value_hash(key, r.normalised),
+                r.confidence, r.evidence)
         for r in kept
     ]

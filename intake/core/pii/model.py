@@ -22,6 +22,26 @@ KINDS: tuple[str, ...] = (
     "combination",
 )
 
+# The one place that says how sure a finding must be to count, per kind. Each detector
+# gives its finding a confidence from what fired (validation, context words, lexicon
+# entry; see ``Finding.evidence``); ``detect`` keeps the findings at or above their kind's
+# threshold. A kind not listed here (a caller's own "name" finding) uses DEFAULT_THRESHOLD.
+THRESHOLDS: dict[str, float] = {
+    "ssn": 0.5,
+    "card": 0.5,
+    "aba": 0.5,
+    "bank_account": 0.5,
+    "email": 0.5,
+    "phone": 0.5,
+    "birth_date": 0.5,
+    "street_address": 0.5,
+    "password": 0.5,
+    "maiden_name": 0.5,
+    "medical": 0.6,
+    "combination": 0.5,
+}
+DEFAULT_THRESHOLD = 0.5
+
 SEVERITIES: tuple[str, ...] = ("low", "medium", "high", "review")
 
 # P6: what people are asked not to send; warned about at submission.  Order is
@@ -44,7 +64,9 @@ class Finding:
     """One piece of personal data found in a text.
 
     Carries offsets and a keyed hash of the normalised value, never the value
-    itself, so findings can be logged, stored and compared safely.
+    itself, so findings can be logged, stored and compared safely. ``confidence``
+    (0..1) and ``evidence`` (what fired, e.g. ``("stdnum:valid", "context:+ssn")``;
+    never a value) say why: a records officer sees them beside a redaction.
     """
 
     kind: str
@@ -53,6 +75,8 @@ class Finding:
     detector: str
     severity: str
     value_hash: str
+    confidence: float = 1.0
+    evidence: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -62,6 +86,8 @@ class Finding:
             "detector": self.detector,
             "severity": self.severity,
             "value_hash": self.value_hash,
+            "confidence": self.confidence,
+            "evidence": list(self.evidence),
         }
 
 

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from intake.core.publication import MARK_HOWS, RecordsConfig, publish_decision
 from intake.runtime import Runtime
+from intake.services import findings as pii_findings
 from intake.services import inbox, publication
 from intake.services.inbox import Entry, utcnow
 from intake.services.staff import StaffAccount
@@ -111,6 +112,10 @@ def review_entry(entry_id: int) -> ResponseReturnValue:
             "rule": facts.rule.describe(),
             "decision": publish_decision(facts, utcnow()),
             "findings": publication.high_findings(s, entry.id),
+            # Why each part was redacted: kind, confidence and the evidence that fired.
+            "why_redacted": [(place, f) for place, found
+                             in pii_findings.findings_by_place(s, entry.id).items()
+                             for f in found],
             "marks": publication.marks_of(s, entry.id),
             "candidates": publication.release_candidates(s, entry,
                                                          runtime.settings.relay_domain),
