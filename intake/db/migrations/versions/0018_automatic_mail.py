@@ -1,7 +1,7 @@
 """Automatic mail: the entries a machine sent (category, reason) and undeliverable addresses.
 
 Revision ID: 0018
-Revises: 0016
+Revises: 0017
 """
 
 from __future__ import annotations

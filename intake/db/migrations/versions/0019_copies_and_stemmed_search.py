@@ -13,7 +13,7 @@
   ``porter`` tokenizer over ``unicode61``, so "potholes" finds "pothole".
 
 Revision ID: 0019
-Revises: 0016
+Revises: 0018
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A records officer sees why something was redacted: kind, confidence and evidence
 confidence 1 and no evidence.
 
 Revision ID: 0020
-Revises: 0016
+Revises: 0019
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Operations: a heartbeat row per worker process (for /readyz).
 
 Revision ID: 0021
-Revises: 0016
+Revises: 0020
 """
 
 from __future__ import annotations
