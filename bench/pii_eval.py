@@ -15,10 +15,11 @@ one finding of that kind and the item's ``expect`` lists it; a false positive
 when it is reported but not expected; a false negative when expected but not
 reported.
 
-Speed: microseconds per KB of text for this tree's ``detect`` and for ``main``'s
-(its ``intake/core/pii`` read with ``git show main:...`` into a temporary package),
-in alternating rounds over the texts of both sets; the median round is printed with
-the ratio (the detector must not be more than 20 % slower than main's). Time is this
+Speed: microseconds per KB of text for this tree's ``detect`` and for a baseline's
+(``--baseline REF``, default ``8fd16aa``: the detector before issue 27; its
+``intake/core/pii`` read with ``git show REF:...`` into a temporary package), in
+alternating rounds over the texts of both sets; the median round is printed with the
+ratio (the detector must not be more than 20 % slower than the baseline's). Time is this
 process's CPU time (``time.process_time``): on a shared machine the other processes
 weigh less on it than on wall-clock time. Both the snippets one by one and message
 bodies of eight snippets each are timed.
@@ -176,13 +177,13 @@ def format_table(counts: dict[str, Counts], baseline: dict[str, Counts] | None =
 # --- speed ----------------------------------------------------------------------------
 
 
-def load_main_detect(tmp: Path) -> Callable[..., Any]:
-    """``detect`` of the ``main`` branch, imported from a temporary package."""
+def load_main_detect(tmp: Path, ref: str) -> Callable[..., Any]:
+    """``detect`` of the commit ``ref``, imported from a temporary package."""
     package = tmp / "_pii_main"
     package.mkdir()
     for name in PII_FILES:
         source = subprocess.run(
-            ["git", "-C", str(ROOT), "show", f"main:intake/core/pii/{name}.py"],
+            ["git", "-C", str(ROOT), "show", f"{ref}:intake/core/pii/{name}.py"],
             check=True, capture_output=True, text=True).stdout
         (package / f"{name}.py").write_text(source, encoding="utf-8")
     sys.path.insert(0, str(tmp))
@@ -201,11 +202,11 @@ def time_per_kb(fn: Callable[..., Any], texts: list[str]) -> float:
     return (time.process_time() - start) * 1e6 / size_kb
 
 
-def speed(texts: list[str], rounds: int) -> tuple[float, float, float, float]:
+def speed(texts: list[str], rounds: int, ref: str) -> tuple[float, float, float, float]:
     """Median and fastest µs/KB of this tree and of main over alternating rounds:
     (median new, median main, fastest new, fastest main)."""
     with tempfile.TemporaryDirectory() as tmp:
-        main_detect = load_main_detect(Path(tmp))
+        main_detect = load_main_detect(Path(tmp), ref)
         for fn in (detect, main_detect):  # warm caches and compiled patterns
             time_per_kb(fn, texts)
         new: list[float] = []
@@ -222,6 +223,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--set", action="append", type=Path, dest="sets")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--no-speed", action="store_true")
+    parser.add_argument("--baseline", default="8fd16aa",
+                        help="the commit whose detector the speed is compared with")
     parser.add_argument("--mistakes", action="store_true", help="list the items that differ")
     args = parser.parse_args(argv[1:])
     paths = args.sets or [NEW_PATH, HOLDOUT_PATH, DEFAULT_PATH]
@@ -246,11 +249,11 @@ def main(argv: list[str]) -> int:
         # The snippets one by one, and as message bodies of eight snippets each (~0.6 KB).
         bodies = ["\n\n".join(texts[i:i + 8]) for i in range(0, len(texts), 8)]
         for label, corpus in (("snippets", texts), ("bodies", bodies)):
-            new, old, new_min, old_min = speed(corpus, args.rounds)
+            new, old, new_min, old_min = speed(corpus, args.rounds, args.baseline)
             print(f"\nspeed over {len(corpus)} {label}, {args.rounds} alternating rounds"
                   f" (median / fastest):")
             print(f"  this tree {new:9.1f} / {new_min:9.1f} µs/KB\n"
-                  f"  main      {old:9.1f} / {old_min:9.1f} µs/KB\n"
+                  f"  {args.baseline[:9]:<9} {old:9.1f} / {old_min:9.1f} µs/KB\n"
                   f"  ratio     {new / old:9.3f} / {new_min / old_min:9.3f}")
     return 0
 
