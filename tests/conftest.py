@@ -122,6 +122,22 @@ def pytest_configure(config: pytest.Config) -> None:
     socket.socket.connect_ex = _guarded_connect_ex  # type: ignore[method-assign]
 
 
+# Tests that share one outside resource by name run on one xdist worker, one after another
+# (`--dist loadgroup`): the Redis databases 13 (`redis_url`) and 11 (the scale-out test)
+# and RabbitMQ's queues `intake*` (`amqp_url`). Everything else a test uses is its own: a
+# SQLite copy in its tmp_path, a PostgreSQL database per worker process
+# (`postgres_database`), servers on free ports.
+SHARED_BROKER_FIXTURES = frozenset({"redis_url", "amqp_url"})
+SHARED_BROKER_MODULES = ("tests/deploy/test_scaleout.py",)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if (SHARED_BROKER_FIXTURES & set(getattr(item, "fixturenames", ()))
+                or item.nodeid.startswith(SHARED_BROKER_MODULES)):
+            item.add_marker(pytest.mark.xdist_group("shared-broker"))
+
+
 # -- helpers ---------------------------------------------------------------------
 
 
