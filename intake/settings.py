@@ -128,6 +128,12 @@ class Settings:
     # INTAKE_DIGEST_RECIPIENTS: the agencies that get the daily "new entries" digest
     # (`intake notices digest`), each with the address it goes to; others: off.
     digest_recipients: Mapping[str, str] = field(default_factory=dict)
+    # Visit statistics (issue 29): the public pages' counters are written every
+    # stats_flush_seconds (INTAKE_STATS_FLUSH_SECONDS) and at shutdown; reports show any
+    # count below stats_min_cell (INTAKE_STATS_MIN_CELL) as "< N". The day's key of the
+    # unique-visitor hashes lives in this process, or in rate_limit_url's Redis when it is one.
+    stats_flush_seconds: float = 60.0
+    stats_min_cell: int = 10
 
     @property
     def broker_kind(self) -> str:
@@ -331,6 +337,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_bind=_web_bind(env),
         web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
         web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
+        stats_flush_seconds=_float(env, "INTAKE_STATS_FLUSH_SECONDS", 60.0, 0.1),
+        stats_min_cell=_int(env, "INTAKE_STATS_MIN_CELL", 10, 1),
     )
 
 
