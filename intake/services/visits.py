@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from functools import cache
-from typing import cast
+from typing import Any, cast
 
 from sqlalchemy import Table, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -57,7 +57,7 @@ class Batch:
         return bool(self.counts or self.unique_adds or self.unique_totals)
 
 
-def _insert(dialect: str, table: Table) -> Insert:
+def _insert(dialect: str, table: Table) -> Any:  # the dialect's Insert (ON CONFLICT)
     return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
 
 
