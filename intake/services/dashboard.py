@@ -151,7 +151,7 @@ def dead_letters(session: Session, scope: Scope) -> Chart:
              .group_by(WorkItem.kind))
     if scope.agency is not None:
         query = query.join(Entry, Entry.id == WorkItem.entry_id).where(_mine(scope))
-    counts = dict(session.execute(query).tuples().all())
+    counts = {kind: n for kind, n in session.execute(query).all()}
     return Chart("dead-letters", "Dead letters",
                  f"Work items that failed for good and wait for staff, by kind, {scope.who}.",
                  ("Kind of work", "Dead letters"),

@@ -125,10 +125,10 @@ def visits_by_form(session: Session, since: date, until: date) -> list[FormVisit
         .where(COUNTS.c.day >= since, COUNTS.c.day <= until, COUNTS.c.form != "")
         .group_by(COUNTS.c.form, COUNTS.c.referrer, COUNTS.c.browser, COUNTS.c.os,
                   COUNTS.c.language, COUNTS.c.outcome)).all()
-    uniques = dict(session.execute(
+    uniques = {form: n for form, n in session.execute(
         select(UNIQUES.c.form, func.sum(UNIQUES.c.visitors))
         .where(UNIQUES.c.day >= since, UNIQUES.c.day <= until, UNIQUES.c.form != "")
-        .group_by(UNIQUES.c.form)).tuples().all())
+        .group_by(UNIQUES.c.form)).all()}
     acc: dict[str, dict[str, dict[str, int]]] = {}
     for form, referrer, browser, os_, language, outcome, hits in rows:
         f = acc.setdefault(form, {k: {} for k in
