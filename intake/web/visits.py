@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import atexit
 import hashlib
-import hmac
 import logging
 import re
 import secrets
@@ -34,7 +33,6 @@ import threading
 from collections import Counter, OrderedDict
 from datetime import UTC, date, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask, Response, g, request
 from ua_parser import BasicResolver, Parser, load_builtins
@@ -166,7 +164,7 @@ class VisitCounter:
         self._keys = _DayKeys(url if url.startswith("redis") else None)
         self._families = _Families()
         self._lock = threading.Lock()
-        self._counts: Counter[Cell] = Counter()
+        self._counts: Counter[tuple[Any, ...]] = Counter()  # Cell's fields, in order
         self._new: dict[tuple[date, str, str], set[bytes]] = {}  # hashes since last flush
         self._seen: dict[tuple[date, str, str], set[bytes]] = {}  # today's (in-memory key)
         self._stop = threading.Event()
@@ -179,10 +177,10 @@ class VisitCounter:
               language: str, outcome: str, day: date | None = None) -> None:
         day = day or datetime.now(UTC).date()
         browser, system = self._families(user_agent)
-        visitor = hmac.new(self._keys.key(day),
-                           f"{address}\0{user_agent}\0{day.isoformat()}".encode(),
-                           hashlib.sha256).digest()[:16]
-        cell = Cell(day, route, form, referrer, browser, system, language, outcome)
+        # A keyed hash (BLAKE2b's own keyed mode, one call) under the day's key.
+        visitor = hashlib.blake2b(f"{address}\0{user_agent}\0{day.isoformat()}".encode(),
+                                  key=self._keys.key(day), digest_size=16).digest()
+        cell = (day, route, form, referrer, browser, system, language, outcome)
         where = (day, route, form)
         with self._lock:
             self._counts[cell] += 1
@@ -193,7 +191,8 @@ class VisitCounter:
                 if visitor not in seen:
                     seen.add(visitor)
                     self._new.setdefault(where, set()).add(visitor)
-        self._start()
+        if self._thread is None:
+            self._start()
 
     def _start(self) -> None:
         if self._thread is None and not self._closed:
@@ -220,10 +219,11 @@ class VisitCounter:
         if not counts and not new:
             return
         try:
+            cells = {Cell(*key): n for key, n in counts.items()}
             if self._keys.shared:
-                batch = Batch(counts, {}, self._keys.add_and_count(new))
+                batch = Batch(cells, {}, self._keys.add_and_count(new))
             else:
-                batch = Batch(counts, {w: len(h) for w, h in new.items()}, {})
+                batch = Batch(cells, {w: len(h) for w, h in new.items()}, {})
             write_batch(self._db, batch)
         except Exception as exc:  # noqa: BLE001 - statistics never break a page; say so
             log.warning("visit counters not written (%s); kept for the next flush",
@@ -245,25 +245,33 @@ class VisitCounter:
         self.flush()
 
 
-def _referrer_host(raw: str | None) -> str:
+def _referrer_host(raw: str | None, own_host: str) -> str:
+    """The referrer's host name only (no scheme, port, path, query or fragment)."""
     if not raw:
         return "(none)"
-    try:
-        host = (urlsplit(raw).hostname or "").lower().rstrip(".")
-    except ValueError:
+    _, sep, rest = raw.partition("//")
+    if not sep:
         return "(other)"
+    for stop in "/?#":
+        rest = rest.split(stop, 1)[0]
+    host = rest.rpartition("@")[2].lower()
+    if host.startswith("["):
+        return "(other)"  # an IPv6 literal: an address, not a site
+    host = host.split(":", 1)[0].rstrip(".")
     if not host:
         return "(other)"
-    if host == (request.host.split(":")[0].lower()):
+    if host == own_host:
         return "(this site)"
     return host if _HOST_RE.match(host) else "(other)"
 
 
 def _language() -> str:
-    from flask_babel import get_locale
+    lang = g.get("forms_lang") or g.get("page_lang")  # what the page chose, if it said
+    if lang is None:
+        from flask_babel import get_locale
 
-    locale = get_locale()
-    lang = locale.language if locale is not None else "en"
+        locale = get_locale()
+        lang = locale.language if locale is not None else "en"
     return lang if lang in LANGUAGES else "other"
 
 
@@ -276,16 +284,22 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _count(response: Response) -> Response:
-        if request.endpoint not in COUNTED or request.url_rule is None:
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup
+        if req.endpoint not in COUNTED or req.url_rule is None:
             return response
         if response.status_code == 404 or response.status_code >= 500:
             return response  # unknown forms and tokens make no cells
-        outcome = g.get(_OUTCOME_KEY) or ("view" if request.method == "GET" else "other")
-        slug = (request.view_args or {}).get("slug", "")
-        counter.count(route=request.url_rule.rule[:64], form=str(slug)[:64],
-                      referrer=_referrer_host(request.headers.get("Referer"))[:253],
-                      user_agent=request.headers.get("User-Agent", ""),
-                      address=request.remote_addr or "", language=_language(),
+        ctx = g._get_current_object()
+        outcome = ctx.get(_OUTCOME_KEY) or ("view" if req.method == "GET" else "other")
+        environ = req.environ
+        lang = ctx.get("forms_lang") or ctx.get("page_lang") or _language()
+        counter.count(route=req.url_rule.rule[:64],
+                      form=str((req.view_args or {}).get("slug", ""))[:64],
+                      referrer=_referrer_host(environ.get("HTTP_REFERER"),
+                                              req.host.partition(":")[0].lower())[:253],
+                      user_agent=environ.get("HTTP_USER_AGENT", ""),
+                      address=req.remote_addr or "",
+                      language=lang if lang in LANGUAGES else "other",
                       outcome=outcome if outcome in OUTCOMES else "other")
         return response
 
