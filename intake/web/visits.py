@@ -30,6 +30,7 @@ import logging
 import re
 import secrets
 import threading
+import weakref
 from collections import Counter, OrderedDict
 from datetime import UTC, date, datetime
 from typing import Any
@@ -118,6 +119,7 @@ class _DayKeys:
             self._redis = redis.Redis.from_url(redis_url)
         self._day: date | None = None
         self._key = b""
+        self._lock = threading.Lock()
 
     @property
     def shared(self) -> bool:
@@ -125,13 +127,24 @@ class _DayKeys:
 
     def key(self, day: date) -> bytes:
         if day != self._day:
-            fresh = secrets.token_bytes(32)
-            if self._redis is not None:
-                name = f"intake:visits:key:{day.isoformat()}"
-                self._redis.set(name, fresh, nx=True, ex=KEY_TTL_SECONDS)
-                fresh = self._redis.get(name) or fresh
-            self._day, self._key = day, fresh
+            with self._lock:  # one key per day in this process, even at midnight
+                if day != self._day:
+                    self._day, self._key = day, self._fetch(day)
         return self._key
+
+    def _fetch(self, day: date) -> bytes:
+        fresh = secrets.token_bytes(32)
+        if self._redis is None:
+            return fresh
+        name = f"intake:visits:key:{day.isoformat()}"
+        try:
+            self._redis.set(name, fresh, nx=True, ex=KEY_TTL_SECONDS)
+            shared: bytes | None = self._redis.get(name)
+        except Exception as exc:  # noqa: BLE001 - a page never fails for its statistics
+            log.warning("visit statistics: Redis unreachable (%s); this process's own key "
+                        "for today", type(exc).__name__)
+            return fresh
+        return shared if shared and len(shared) == 32 else fresh
 
     def add_and_count(self, seen: dict[tuple[date, str, str], set[bytes]]
                       ) -> dict[tuple[date, str, str], int]:
@@ -221,7 +234,13 @@ class VisitCounter:
         try:
             cells = {Cell(*key): n for key, n in counts.items()}
             if self._keys.shared:
-                batch = Batch(cells, {}, self._keys.add_and_count(new))
+                try:
+                    totals = self._keys.add_and_count(new)
+                except Exception as exc:  # noqa: BLE001 - the counts are written all the same
+                    log.warning("visit statistics: Redis unreachable (%s); today's unique "
+                                "visitors of this batch are not counted", type(exc).__name__)
+                    totals = {}
+                batch = Batch(cells, {}, totals)
             else:
                 batch = Batch(cells, {w: len(h) for w, h in new.items()}, {})
             write_batch(self._db, batch)
@@ -243,6 +262,16 @@ class VisitCounter:
         if self._thread is not None:
             self._thread.join(timeout=30)
         self.flush()
+
+
+_OPEN: weakref.WeakSet[VisitCounter] = weakref.WeakSet()
+
+
+@atexit.register
+def _close_all() -> None:
+    """Write every live counter's last counts when the process exits (gunicorn workers)."""
+    for counter in list(_OPEN):
+        counter.close()
 
 
 def _referrer_host(raw: str | None, own_host: str) -> str:
@@ -280,7 +309,7 @@ def init_app(app: Flask) -> None:
     runtime: Runtime = app.extensions["intake"]
     counter = app.extensions[EXTENSION] = VisitCounter(runtime)
     runtime.on_close(counter.close)
-    atexit.register(counter.close)
+    _OPEN.add(counter)
 
     @app.after_request
     def _count(response: Response) -> Response:
@@ -291,17 +320,24 @@ def init_app(app: Flask) -> None:
             return response  # unknown forms and tokens make no cells
         ctx = g._get_current_object()
         outcome = ctx.get(_OUTCOME_KEY) or ("view" if req.method == "GET" else "other")
-        environ = req.environ
         lang = ctx.get("forms_lang") or ctx.get("page_lang") or _language()
-        counter.count(route=req.url_rule.rule[:64],
-                      form=str((req.view_args or {}).get("slug", ""))[:64],
-                      referrer=_referrer_host(environ.get("HTTP_REFERER"),
-                                              req.host.partition(":")[0].lower())[:253],
-                      user_agent=environ.get("HTTP_USER_AGENT", ""),
-                      address=req.remote_addr or "",
-                      language=lang if lang in LANGUAGES else "other",
-                      outcome=outcome if outcome in OUTCOMES else "other")
+        try:
+            _count_one(counter, req, outcome, lang)
+        except Exception as exc:  # noqa: BLE001 - a page never fails for its statistics
+            log.warning("visit not counted (%s)", type(exc).__name__)
         return response
+
+
+def _count_one(counter: VisitCounter, req: Any, outcome: str, lang: str) -> None:
+    environ = req.environ
+    counter.count(route=req.url_rule.rule[:64],
+                  form=str((req.view_args or {}).get("slug", ""))[:64],
+                  referrer=_referrer_host(environ.get("HTTP_REFERER"),
+                                          req.host.partition(":")[0].lower())[:253],
+                  user_agent=environ.get("HTTP_USER_AGENT", ""),
+                  address=req.remote_addr or "",
+                  language=lang if lang in LANGUAGES else "other",
+                  outcome=outcome if outcome in OUTCOMES else "other")
 
 
 __all__ = ["COUNTED", "EXTENSION", "VisitCounter", "init_app", "mark"]

@@ -301,3 +301,20 @@ def test_the_minimum_cell_is_a_setting(tmp_path: Path, sqlite_url: str) -> None:
 def test_dashboard_needs_a_login(client: FlaskClient) -> None:
     assert client.get("/staff/dashboard").status_code == 302
     assert client.get("/staff/dashboard.csv?chart=visits").status_code == 302
+
+
+def test_a_page_never_fails_for_its_statistics(tmp_path: Path, sqlite_url: str) -> None:
+    from tests.conftest import free_port
+
+    down = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    settings = make_settings(tmp_path, sqlite_url, INTAKE_FORMS=str(write_forms_file(tmp_path)),
+                             INTAKE_RATE_LIMIT_URL=down)
+    runtime = Runtime(settings)
+    try:
+        app = create_app(runtime=runtime)
+        assert _get(app.test_client(), "/forms/contact", CHROME, "198.51.100.3"
+                    ).status_code == 200
+        _flush(app)  # the HyperLogLog is unreachable too: the counts are written anyway
+        assert _sum(_cells(runtime), form="contact", outcome="view") == 1
+    finally:
+        runtime.close()
