@@ -68,6 +68,7 @@ SYSTEMS = frozenset({
 LANGUAGES = frozenset({"en", "es"})
 OUTCOMES = frozenset({"view", "submission", "invalid", "other"})
 _HOST_RE = re.compile(r"^[a-z0-9.-]{1,253}$")
+_IPV4_RE = re.compile(r"^[0-9.]+$")
 _OUTCOME_KEY = "visit_outcome"
 EXTENSION = "intake.visits"
 KEY_TTL_SECONDS = 2 * 24 * 3600
@@ -291,6 +292,8 @@ def _referrer_host(raw: str | None, own_host: str) -> str:
         return "(other)"
     if host == own_host:
         return "(this site)"
+    if _IPV4_RE.match(host):
+        return "(other)"  # an address, not a site's name
     return host if _HOST_RE.match(host) else "(other)"
 
 

@@ -18,7 +18,7 @@ from sqlalchemy import MetaData, select
 from intake import create_app
 from intake.db.stats_models import VisitCount, VisitUnique
 from intake.runtime import Runtime
-from intake.web.visits import COUNTED, EXTENSION, VisitCounter
+from intake.web.visits import COUNTED, EXTENSION, VisitCounter, _referrer_host
 from tests.conftest import (
     SMALL_RULES,
     contact_fields,
@@ -318,3 +318,21 @@ def test_a_page_never_fails_for_its_statistics(tmp_path: Path, sqlite_url: str) 
         assert _sum(_cells(runtime), form="contact", outcome="view") == 1
     finally:
         runtime.close()
+
+
+@pytest.mark.parametrize(("referer", "host"), [
+    (None, "(none)"),
+    ("", "(none)"),
+    ("https://www.Agency.example./parks?q=secret#x", "www.agency.example"),
+    ("https://user:password@evil.example:8443/path", "evil.example"),
+    ("http://localhost/forms/contact", "(this site)"),
+    ("https://[2001:db8::1]/x", "(other)"),
+    ("https://192.0.2.44/x", "(other)"),
+    ("javascript:alert(1)", "(other)"),
+    ("https://exa mple.com/", "(other)"),
+    ("https://ex\u00e4mple.com/", "(other)"),
+    ("//", "(other)"),
+    ("https://" + "a" * 300 + ".example/", "(other)"),
+])
+def test_only_the_referrers_host_name_is_kept(referer: str | None, host: str) -> None:
+    assert _referrer_host(referer, "localhost") == host
