@@ -336,3 +336,26 @@ def test_a_page_never_fails_for_its_statistics(tmp_path: Path, sqlite_url: str) 
 ])
 def test_only_the_referrers_host_name_is_kept(referer: str | None, host: str) -> None:
     assert _referrer_host(referer, "localhost") == host
+
+
+def test_migration_0023_goes_down_and_up(tmp_path: Path) -> None:
+    from alembic import command
+    from sqlalchemy import inspect
+
+    from intake.db import Database
+    from intake.db.migrate import alembic_config, upgrade
+
+    url = f"sqlite:///{tmp_path / 'visits.sqlite3'}"
+    upgrade(url)
+    command.downgrade(alembic_config(url), "0021")
+    db = Database(url)
+    try:
+        assert "visit_counts" not in inspect(db.engine).get_table_names()
+    finally:
+        db.dispose()
+    upgrade(url)
+    db = Database(url)
+    try:
+        assert {"visit_counts", "visit_uniques"} <= set(inspect(db.engine).get_table_names())
+    finally:
+        db.dispose()
