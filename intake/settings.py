@@ -64,6 +64,10 @@ class Settings:
     # INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_<NAME>: mailbox passwords kept out of URLs
     # and files; a mailboxes file names one with ``password_env``.
     imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``INTAKE_OAUTH2_*``: the secrets an ``oauth2:`` section names with ``*_env``.
+    oauth2_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``INTAKE_SMTP_OAUTH2_FILE``: XOAUTH2 for the SMTP server (intake.core.oauth2).
+    smtp_oauth2_file: Path | None = None
     record_prefix: str = "EX"
     relay_domain: str = "relay.intake.invalid"
     mail_from: str = "intake@intake.invalid"
@@ -264,6 +268,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name: value for name, value in env.items()
         if (name == "INTAKE_IMAP_PASSWORD" or name.startswith("INTAKE_IMAP_PASSWORD_")) and value
     }
+    oauth2_secrets = {name: value for name, value in env.items()
+                      if name.startswith("INTAKE_OAUTH2_") and value}
+    smtp_oauth2_file = _optional_file(env, "INTAKE_SMTP_OAUTH2_FILE")
+    if smtp_oauth2_file is not None and not smtp_url:
+        raise SettingsError("INTAKE_SMTP_OAUTH2_FILE: needs INTAKE_SMTP_URL (the server)")
     prefix = _record_prefix(env)
     relay_domain = _relay_domain(env)
     mail_from = _mail_from(env)
@@ -295,6 +304,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         imap_url=imap_url,
         mailboxes_file=mailboxes_file,
         imap_passwords=imap_passwords,
+        oauth2_secrets=oauth2_secrets,
+        smtp_oauth2_file=smtp_oauth2_file,
         record_prefix=prefix,
         relay_domain=relay_domain,
         mail_from=mail_from,
@@ -530,7 +541,7 @@ VARIABLES = (
     "INTAKE_SECRET_KEY", "INTAKE_SECRET_KEY_FILE", "INTAKE_SMTP_URL", "INTAKE_IMAP_URL",
     "INTAKE_MAILBOXES_FILE", "INTAKE_IMAP_PASSWORD", "INTAKE_RECORD_PREFIX", "INTAKE_RELAY_DOMAIN",
     "INTAKE_MAIL_FROM", "INTAKE_PUBLIC_URL", "INTAKE_WEBHOOK_SECRET", "INTAKE_ACK_LIMIT",
-    "INTAKE_SMTP_TIMEOUT",
+    "INTAKE_SMTP_TIMEOUT", "INTAKE_SMTP_OAUTH2_FILE",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION", "INTAKE_RECORDS",

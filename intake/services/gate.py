@@ -182,11 +182,27 @@ def mail_waits() -> TransientError:
 def senders_from(settings: Settings) -> Senders:
     """The real senders: SMTP from ``INTAKE_SMTP_URL``, webhooks signed with the webhook key."""
     timeout = settings.smtp_timeout_seconds
-    mail = (SmtpMailSender(SmtpConfig.from_url(settings.smtp_url, timeout=timeout))
-            if settings.smtp_url else None)
+    mail = None
+    if settings.smtp_url:
+        config = SmtpConfig.from_url(settings.smtp_url, timeout=timeout)
+        if settings.smtp_oauth2_file is not None:  # XOAUTH2 (intake.core.oauth2)
+            config = config.with_oauth2_file(settings.smtp_oauth2_file,
+                                             settings.oauth2_secrets)
+        mail = SmtpMailSender(config)
     secret = (settings.webhook_secret.encode() if settings.webhook_secret
               else settings.derived_key("webhook signatures"))
     return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
+
+
+def check_mail_server(settings: Settings) -> tuple[str, str] | None:
+    """(destination, "login ok …") for the SMTP server: connect and log in, send nothing
+    (``intake mailboxes check``). None without INTAKE_SMTP_URL. Raises
+    :class:`~intake.core.failures.TransientError` (its ``reason`` is plain words) or
+    :class:`~intake.core.oauth2.OAuth2ConfigError`."""
+    sender = senders_from(settings).mail
+    if not isinstance(sender, SmtpMailSender):
+        return None
+    return sender.destination, sender.check()
 
 
 @dataclass(frozen=True)
