@@ -23,7 +23,13 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, unquote
+
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
+
+from tests.conftest import SmtpSink
 
 
 @dataclass
@@ -170,3 +176,40 @@ class OAuth2TestServer:
                 return 200, {"active": False}
             return 200, {"active": True, "username": found.username,
                          "client_id": found.client_id, "exp": int(found.expires_at)}
+
+
+# -- an SMTP submission server that takes XOAUTH2 tokens of the server above -----------
+
+
+class XOAuth2Sink(SmtpSink):
+    """:class:`tests.conftest.SmtpSink` requiring AUTH XOAUTH2, validated by ``authority``.
+
+    ``refusals`` counts the 535 answers; ``logins`` the accepted tokens' users.
+    """
+
+    def __init__(self, authority: OAuth2TestServer) -> None:
+        super().__init__()
+        self.authority = authority
+        self.refusals = 0
+        self.logins: list[str] = []
+
+    async def auth_XOAUTH2(self, server: Any, args: list[str]) -> AuthResult:  # noqa: N802
+        if len(args) < 2:  # no initial response: ask for it
+            answer = await server.challenge_auth("", encode_to_b64=False)
+            raw = answer if isinstance(answer, bytes) else b""
+        else:
+            raw = base64.b64decode(args[1])
+        fields = dict(part.partition("=")[::2] for part in raw.decode().split("\x01") if part)
+        user = fields.get("user", "")
+        token = fields.get("auth", "").removeprefix("Bearer ")
+        if self.authority.validate(user, token):
+            self.logins.append(user)
+            return AuthResult(success=True, handled=False)
+        self.refusals += 1
+        return AuthResult(success=False, handled=False)
+
+    def start(self) -> XOAuth2Sink:
+        self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
+                                      auth_require_tls=False, auth_required=True)
+        self._controller.start()
+        return self
