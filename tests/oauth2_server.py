@@ -208,8 +208,17 @@ class XOAuth2Sink(SmtpSink):
         self.refusals += 1
         return AuthResult(success=False, handled=False)
 
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any,  # noqa: N802
+                          address: str, mail_options: list[str]) -> str:
+        if not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     def start(self) -> XOAuth2Sink:
+        # AUTH without TLS (loopback); MAIL before AUTH is refused by handle_MAIL.
         self._controller = Controller(self, hostname="127.0.0.1", port=self.port,
-                                      auth_require_tls=False, auth_required=True)
+                                      auth_require_tls=False)
         self._controller.start()
         return self
