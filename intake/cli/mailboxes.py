@@ -1,4 +1,4 @@
-"""``intake mailboxes check``: log in to each configured mailbox and the SMTP server, say what works."""
+"""``intake mailboxes check``: log in to each mailbox and the SMTP server; say what works."""
 
 from __future__ import annotations
 

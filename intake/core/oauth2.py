@@ -29,9 +29,9 @@ from typing import Any
 
 GRANTS = ("client_credentials", "refresh_token")
 PROVIDERS = ("microsoft", "google")
-SECRET_ENV_PREFIX = "INTAKE_OAUTH2_"
+SECRET_ENV_PREFIX = "INTAKE_OAUTH2_"  # noqa: S105 - a variable prefix, not a secret
 
-MICROSOFT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"
+MICROSOFT_TOKEN_URL = "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token"  # noqa: S105
 GOOGLE_TOKEN_URL = "https://oauth2.googleapis.com/token"  # noqa: S105 - a URL, not a secret
 DEFAULT_SCOPES = {
     "microsoft": "https://outlook.office365.com/.default",

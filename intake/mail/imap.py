@@ -17,8 +17,8 @@ from imapclient import IMAPClient
 from imapclient.exceptions import LoginError
 
 from intake.mail.config import MailboxConfig
-from intake.outbound.oauth2 import with_token
 from intake.mail.mailbox import SelectedFolder
+from intake.outbound.oauth2 import with_token
 
 CONNECT_TIMEOUT = 30.0
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from collections.abc import Mapping
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
