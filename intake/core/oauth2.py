@@ -74,7 +74,11 @@ class OAuth2Config:
 
 
 def xoauth2(user: str, token: str) -> str:
-    """The XOAUTH2 SASL initial response (before base64): ``user=…^Aauth=Bearer …^A^A``."""
+    """The XOAUTH2 SASL initial response (before base64): ``user=…^Aauth=Bearer …^A^A``.
+
+    A user or token with a control character (which could end a field) is refused."""
+    if not (user + token).isprintable():
+        raise ValueError("XOAUTH2: the user or the token holds a control character")
     return f"user={user}\x01auth=Bearer {token}\x01\x01"
 
 
@@ -219,8 +223,8 @@ _OAUTH_ERRORS = {
 
 def explain_refusal(config: OAuth2Config, error: str, description: str) -> str:
     """A token endpoint's refusal as one plain line, with what to check; no secret in it."""
-    error = scrub(" ".join(str(error).split())[:80], config)
-    description = scrub(" ".join(str(description).split()), config)
+    error = scrub(_printable(str(error))[:80], config)
+    description = scrub(_printable(str(description)), config)
     code = re.search(r"AADSTS\d+", description)
     first = description.split(". ")[0][:200] if description else ""
     if code and code.group() in _HINTS:
@@ -235,6 +239,11 @@ def explain_refusal(config: OAuth2Config, error: str, description: str) -> str:
     if config.grant == "refresh_token" and error == "invalid_grant":
         check = "the refresh token (refresh_token_file / refresh_token_env)"
     return f"{plain} — check {check}"
+
+
+def _printable(text: str) -> str:
+    """One line of printable characters: what a (hostile) endpoint wrote, made harmless."""
+    return " ".join("".join(ch if ch.isprintable() else " " for ch in text).split())
 
 
 def scrub(text: str, config: OAuth2Config, tokens: tuple[str, ...] = ()) -> str:

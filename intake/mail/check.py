@@ -40,12 +40,13 @@ class CheckResult:
         head = f"{self.kind} {self.name} ({self.server}, {self.auth}):"
         done = ", ".join(f"{step} {state}" for step, state in self.steps.items())
         if self.ok:
-            return f"{head} {done}"
-        return f"{head} {done + '; ' if done else ''}FAILED: {self.error}"
+            return escape_controls(f"{head} {done}")
+        return escape_controls(f"{head} {done + '; ' if done else ''}FAILED: {self.error}")
 
     def as_json(self) -> dict[str, Any]:
         return {"kind": self.kind, "name": self.name, "server": self.server,
-                "auth": self.auth, "ok": self.ok, "steps": self.steps, "error": self.error}
+                "auth": self.auth, "ok": self.ok, "steps": self.steps,
+                "error": None if self.error is None else escape_controls(self.error)}
 
 
 def _plain(exc: BaseException, config: MailboxConfig) -> str:

@@ -151,6 +151,17 @@ mailboxes:
 
 def test_xoauth2_string_is_the_documented_sasl_format() -> None:
     assert xoauth2("u@x.gov", "tok") == "user=u@x.gov\x01auth=Bearer tok\x01\x01"
+    with pytest.raises(ValueError, match="control character"):
+        xoauth2("u@x.gov\x01auth=Bearer forged", "tok")
+
+
+def test_a_hostile_endpoint_description_cannot_forge_lines_or_turn_text() -> None:
+    config = parse({"provider": "google", "client_id": "a",
+                    "client_secret_env": "INTAKE_OAUTH2_M365"})
+    line = explain_refusal(config, "invalid\x1b[2Jclient",
+                           "bad\r\nINFO forged\u202eevil\x07 s3cr3t-value-from-env")
+    assert line.isprintable()
+    assert "s3cr3t-value-from-env" not in line
 
 
 def test_refusals_in_plain_words_without_the_secret() -> None:
