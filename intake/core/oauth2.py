@@ -27,6 +27,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
+
 GRANTS = ("client_credentials", "refresh_token")
 PROVIDERS = ("microsoft", "google")
 SECRET_ENV_PREFIX = "INTAKE_OAUTH2_"  # noqa: S105 - a variable prefix, not a secret
@@ -196,6 +198,28 @@ def _secret(section: Mapping[str, Any], name: str, where: str, env: Mapping[str,
     if not value:
         raise OAuth2ConfigError(f"{where}: {key} is empty")
     return value, f"{key} {ref}"
+
+
+def parse_auth_file(text: str, where: str, env: Mapping[str, str] | None,
+                    read_file: Callable[[str], str] | None,
+                    default_user: str | None = None) -> tuple[str, OAuth2Config]:
+    """(user, config) of an SMTP OAuth2 file: ``user``, ``auth: oauth2``, ``oauth2:``."""
+    try:
+        data: Any = yaml.safe_load(text)
+    except yaml.YAMLError:
+        raise OAuth2ConfigError(f"{where}: not valid YAML") from None
+    if not isinstance(data, dict):
+        raise OAuth2ConfigError(f"{where}: expected a mapping (user, auth, oauth2)")
+    unknown = sorted(set(map(str, data)) - {"user", "auth", "oauth2"})
+    if unknown:
+        raise OAuth2ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
+    user = str(data.get("user") or default_user or "").strip()
+    if not user or not user.isprintable():
+        raise OAuth2ConfigError(f"{where}: 'user' (the mailbox that sends) is required")
+    config = parse_auth(data, where, env, read_file)
+    if config is None:
+        raise OAuth2ConfigError(f"{where}: expected auth: oauth2")
+    return user, config
 
 
 # -- the provider's refusal in plain words ----------------------------------------------

@@ -5,18 +5,14 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from pathlib import Path
-from typing import Any
 from urllib.parse import unquote, urlsplit
-
-import yaml
 
 from intake.core.failures import PermanentError, TransientError
 from intake.core.mail.wire import NotWireSafe, wire_bytes
-from intake.core.oauth2 import OAuth2Config, OAuth2ConfigError, parse_auth, xoauth2
+from intake.core.oauth2 import OAuth2Config, xoauth2
 from intake.outbound.oauth2 import OAuth2Error, with_token
 
 
@@ -32,41 +28,6 @@ class SmtpConfig:
     timeout: float = 30.0
     #: XOAUTH2 instead of a password (``INTAKE_SMTP_OAUTH2_FILE``); ``username`` is the user.
     oauth2: OAuth2Config | None = field(default=None, repr=False)
-
-    def with_oauth2_file(self, path: Path, env: Mapping[str, str]) -> SmtpConfig:
-        """This server, logging in as the file says (``user``, ``auth: oauth2``, ``oauth2:``).
-
-        Raises :class:`~intake.core.oauth2.OAuth2ConfigError` (one line, no secret)."""
-        where = "INTAKE_SMTP_OAUTH2_FILE"
-        try:
-            data: Any = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise OAuth2ConfigError(f"{where}: cannot read it: "
-                                    f"{exc.strerror or type(exc).__name__}") from None
-        except yaml.YAMLError:
-            raise OAuth2ConfigError(f"{where}: not valid YAML") from None
-        if not isinstance(data, dict):
-            raise OAuth2ConfigError(f"{where}: expected a mapping (user, auth, oauth2)")
-        unknown = sorted(set(map(str, data)) - {"user", "auth", "oauth2"})
-        if unknown:
-            raise OAuth2ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-        if self.password:
-            raise OAuth2ConfigError(f"{where}: INTAKE_SMTP_URL has a password too; "
-                                    "remove it from the URL")
-        user = str(data.get("user") or self.username or "").strip()
-        if not user:
-            raise OAuth2ConfigError(f"{where}: 'user' (the mailbox that sends) is required")
-        base = path.parent
-
-        def read(name: str) -> str:
-            target = Path(name).expanduser()
-            return (target if target.is_absolute() else base / target).read_text("utf-8")
-
-        oauth2 = parse_auth(data, where, env, read)
-        if oauth2 is None:
-            raise OAuth2ConfigError(f"{where}: expected auth: oauth2")
-        return SmtpConfig(host=self.host, port=self.port, security=self.security,
-                          username=user, password=None, timeout=self.timeout, oauth2=oauth2)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 30.0) -> SmtpConfig:

@@ -178,22 +178,30 @@ def test_refusals_in_plain_words_without_the_secret() -> None:
         "invalid_scope: the scope was refused")
 
 
-def test_the_smtp_file_is_read_relative_to_itself(tmp_path: Path) -> None:
-    from intake.outbound.smtp import SmtpConfig
+def test_the_smtp_file_is_checked_at_start_up_and_read_relative_to_itself(
+        tmp_path: Path) -> None:
+    from intake.settings import SettingsError, load_settings
 
     (tmp_path / "smtp.secret").write_text("from-a-file\n")
     path = tmp_path / "smtp.yaml"
     path.write_text("user: intake@agency.example.gov\nauth: oauth2\noauth2:\n"
                     "  provider: google\n  client_id: a\n  client_secret_file: smtp.secret\n"
                     "  grant: refresh_token\n  refresh_token_env: INTAKE_OAUTH2_RT\n")
-    base = SmtpConfig.from_url("smtp+starttls://smtp.gmail.com")
-    config = base.with_oauth2_file(path, ENV)
-    assert config.oauth2 is not None and config.oauth2.client_secret == "from-a-file"
-    assert config.username == "intake@agency.example.gov" and config.port == 587
-    with pytest.raises(OAuth2ConfigError, match="has a password too"):
-        SmtpConfig.from_url("smtp://u:p@host").with_oauth2_file(path, ENV)
+    env = {"INTAKE_SMTP_URL": "smtp+starttls://smtp.gmail.com",
+           "INTAKE_SMTP_OAUTH2_FILE": str(path), **ENV}
+    settings = load_settings(env)
+    assert settings.smtp_oauth2 is not None
+    assert settings.smtp_oauth2.client_secret == "from-a-file"
+    assert settings.smtp_oauth2.refresh_token == "1//refresh-tok"
+    assert settings.smtp_oauth2_user == "intake@agency.example.gov"
+    assert "from-a-file" not in repr(settings) and "refresh-tok" not in repr(settings)
+    with pytest.raises(SettingsError, match="has a password too"):
+        load_settings({**env, "INTAKE_SMTP_URL": "smtp://u:p@host"})
+    with pytest.raises(SettingsError, match="needs INTAKE_SMTP_URL"):
+        load_settings({k: v for k, v in env.items() if k != "INTAKE_SMTP_URL"})
     path.write_text("user: x\nauth: oauth2\noauth2: {provider: google, client_id: a, "
                     "client_secret: PLANTED}\n")
-    with pytest.raises(OAuth2ConfigError) as caught:
-        base.with_oauth2_file(path, ENV)
+    with pytest.raises(SettingsError) as caught:
+        load_settings(env)
+    assert str(caught.value).startswith("INTAKE_SMTP_OAUTH2_FILE: oauth2: a secret")
     assert "PLANTED" not in str(caught.value)
