@@ -31,4 +31,8 @@ def read_body(limit: int) -> bytes:
         body += piece
         if len(body) > limit:
             raise RequestEntityTooLarge()
-    return bytes(body)
+    data = bytes(body)
+    # request.form, request.files and request.get_data() then parse these bytes (werkzeug
+    # reads its cached body instead of the stream, which is consumed).
+    request._cached_data = data  # noqa: SLF001 - werkzeug's cache of get_data()
+    return data
