@@ -96,6 +96,7 @@ def inbound_file(tmp_path: Path) -> Path:
         {"name": "ses", "format": "ses-sns", "topic_arns": [TOPIC]},
         {"name": "sendgrid", "format": "sendgrid"},
         {"name": "mailgun", "format": "mailgun", "secret_file": str(tmp_path / "mailgun.key")},
+        {"name": "limited", "format": "raw", "rate_limit": "2/minute"},
     ]}))
     (tmp_path / "mailgun.key").write_text(MAILGUN_KEY + "\n")
     return path
@@ -127,6 +128,7 @@ def rt(tmp_path: Path, db_url: str, keys: Keys, outbox: MemoryMailSender) -> Ite
     runtime = make_runtime(tmp_path, db_url, senders=memory_senders(outbox),
                            INTAKE_INBOUND_FILE=str(inbound_file(tmp_path)),
                            INTAKE_INBOUND_SECRET_RAW=RAW_SECRET,
+                           INTAKE_INBOUND_SECRET_LIMITED=RAW_SECRET,
                            INTAKE_INBOUND_SECRET_SENDGRID=keys.sendgrid_public,
                            INTAKE_FORM_RATE_LIMIT="1000/minute")
     yield runtime
@@ -407,9 +409,22 @@ def test_ses_notification_without_content_is_refused_clearly(client: FlaskClient
     assert entries(rt) == 0
 
 
-def test_unknown_source_is_404_and_csrf_does_not_apply(client: FlaskClient) -> None:
+def test_unknown_source_is_404_and_csrf_does_not_apply_but_the_rate_limit_does(
+        client: FlaskClient, rt: Runtime) -> None:
     assert client.post("/inbound/nope", data=b"x").status_code == 404
     assert client.get("/inbound/raw").status_code == 405
+    # The app checks CSRF tokens (a staff POST without one is refused) ...
+    assert client.post("/staff/login", data={"email": "a@b.example"}).status_code == 400
+    # ... but not here; the source's limit (2/minute) applies, before anything is read.
+    auth = {"Authorization": f"Bearer {RAW_SECRET}"}
+    for _ in range(2):
+        response = client.post("/inbound/limited", data=message(),
+                               content_type="message/rfc822", headers=auth)
+        assert response.status_code == 200
+    response = client.post("/inbound/limited", data=message(), content_type="message/rfc822",
+                           headers=auth)
+    assert response.status_code == 429
+    assert entries(rt) == 2
 
 
 # -- size limit ---------------------------------------------------------------------------
