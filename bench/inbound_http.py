@@ -7,9 +7,11 @@ Generates ``--count`` messages (the IMAP bench's mix: plain, alternative, attach
 database (SQLite in a temp folder; with ``--database-url`` a new PostgreSQL database on that
 server, dropped afterwards):
 
-- http: one client posting each message to ``POST /inbound/raw`` (bearer secret) on a real
-  HTTP server on loopback (werkzeug's threaded server, the app of ``create_app``), one
-  request after another: read, verify, store, commit, answer;
+- http: one client posting each message to ``POST /inbound/raw`` (bearer secret) on one
+  keep-alive connection, one request after another (read, verify, store, commit, answer),
+  to gunicorn as intake runs it (``intake.gunicorn_conf``: gthread) with one worker
+  process and one thread, on loopback; with ``--werkzeug`` also to werkzeug's threaded
+  development server in this process;
 - store: the IMAP poller's store function, ``services.mail_intake.store_messages``, called
   with one message at a time (what one push does) and with batches of 100 (what the
   poller does with a fetched batch).
@@ -58,13 +60,14 @@ def runtime_for(workdir: Path, name: str, database_url: str | None):  # type: ig
     upgrade(url)
     sources = workdir / "inbound.yaml"
     sources.write_text("sources:\n  - {name: raw, format: raw, rate_limit: 1000000/minute}\n")
-    settings = load_settings({
+    env = {
         "INTAKE_DATABASE_URL": url, "INTAKE_INSTANCE_PATH": str(workdir / name),
         "INTAKE_SECRET_KEY": SECRET_KEY, "INTAKE_LOG_LEVEL": "WARNING",
         "INTAKE_INBOUND_FILE": str(sources), "INTAKE_INBOUND_SECRET_RAW": RAW_SECRET,
         "INTAKE_RATE_LIMIT_URL": "memory",
-    })
-    runtime = Runtime(settings)
+    }
+    runtime = Runtime(load_settings(env))
+    runtime.bench_env = env  # type: ignore[attr-defined]
     runtime.jobs.send_messages = False
     return runtime
 
@@ -97,7 +100,63 @@ def progress(label: str, done: int, total: int) -> None:
         print(f"  {label}: {done}/{total}", file=sys.stderr, flush=True)
 
 
-def run_http(runtime, raws: list[bytes]) -> float:  # type: ignore[no-untyped-def]
+def post_all(port: int, raws: list[bytes], label: str) -> float:
+    """Seconds to POST every message, one after another, on one keep-alive connection."""
+    headers = {"Authorization": f"Bearer {RAW_SECRET}", "Content-Type": "message/rfc822"}
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    start = time.perf_counter()
+    for i, raw in enumerate(raws, start=1):
+        conn.request("POST", "/inbound/raw", body=raw, headers=headers)
+        response = conn.getresponse()
+        response.read()
+        if response.status != 200:
+            raise SystemExit(f"message {i}: HTTP {response.status}")
+        if response.will_close:
+            conn.close()
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+        progress(label, i, len(raws))
+    conn.close()
+    return time.perf_counter() - start
+
+
+def run_gunicorn(runtime, raws: list[bytes], workdir: Path) -> float:  # type: ignore[no-untyped-def]
+    """The production server: gunicorn (gthread), one worker process with one thread."""
+    import socket
+    import subprocess
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+    env.update(runtime.bench_env, INTAKE_BIND=f"127.0.0.1:{port}", INTAKE_WEB_WORKERS="1",
+               INTAKE_WEB_THREADS="1")
+    log = (workdir / "gunicorn.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c",
+                             "python:intake.gunicorn_conf", "intake.wsgi:app"],
+                            env=env, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                conn.close()
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise SystemExit("gunicorn did not start: see "
+                                     + str(workdir / "gunicorn.log")) from None
+                time.sleep(0.1)
+        return post_all(port, raws, "http (gunicorn)")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def run_werkzeug(runtime, raws: list[bytes]) -> float:  # type: ignore[no-untyped-def]
+    """werkzeug's threaded development server in this process (a thread per request)."""
     import logging
 
     from werkzeug.serving import make_server
@@ -109,19 +168,8 @@ def run_http(runtime, raws: list[bytes]) -> float:  # type: ignore[no-untyped-de
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    headers = {"Authorization": f"Bearer {RAW_SECRET}", "Content-Type": "message/rfc822"}
     try:
-        start = time.perf_counter()
-        for i, raw in enumerate(raws, start=1):
-            conn = http.client.HTTPConnection("127.0.0.1", server.server_port, timeout=60)
-            conn.request("POST", "/inbound/raw", body=raw, headers=headers)
-            response = conn.getresponse()
-            response.read()
-            conn.close()
-            if response.status != 200:
-                raise SystemExit(f"message {i}: HTTP {response.status}")
-            progress("http", i, len(raws))
-        return time.perf_counter() - start
+        return post_all(server.server_port, raws, "http (werkzeug)")
     finally:
         server.shutdown()
         thread.join()
@@ -147,6 +195,8 @@ def main() -> None:
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
                         help="a PostgreSQL server (URL of any database on it): each run creates "
                              "and drops a database of its own there; default SQLite")
+    parser.add_argument("--werkzeug", action="store_true",
+                        help="also through werkzeug's development server (in this process)")
     args = parser.parse_args()
     if args.count < 1:
         parser.error("--count must be at least 1")
@@ -156,11 +206,13 @@ def main() -> None:
           f"{'postgresql' if args.database_url else 'sqlite'}")
     results: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, run in (("http", lambda rt: run_http(rt, raws)),
-                           ("store(1)", lambda rt: run_store(rt, raws, 1)),
+        runs = [("http", lambda rt: run_gunicorn(rt, raws, Path(tmp)))]
+        if args.werkzeug:
+            runs.append(("http-werkzeug", lambda rt: run_werkzeug(rt, raws)))
+        for label, run in (*runs, ("store(1)", lambda rt: run_store(rt, raws, 1)),
                            ("store(100)", lambda rt: run_store(rt, raws, 100))):
-            runtime = runtime_for(Path(tmp), label.replace("(", "").replace(")", ""),
-                                  args.database_url)
+            name = label.replace("(", "").replace(")", "").replace("-", "_")
+            runtime = runtime_for(Path(tmp), name, args.database_url)
             try:
                 seconds = run(runtime)
                 stored, quarantined = counts(runtime)
@@ -170,7 +222,7 @@ def main() -> None:
             if stored != len(raws) or quarantined:
                 raise SystemExit(f"{label}: {stored} stored, {quarantined} quarantined")
             results[label] = len(raws) / seconds
-            print(f"{label:>10}: {results[label]:8.1f} messages/s ({seconds:.1f} s)")
+            print(f"{label:>13}: {results[label]:8.1f} messages/s ({seconds:.1f} s)")
     print(f"http / store(1): {results['http'] / results['store(1)'] * 100:.0f} %; "
           f"http / store(100): {results['http'] / results['store(100)'] * 100:.0f} %")
 
