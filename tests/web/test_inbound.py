@@ -15,6 +15,7 @@ import hashlib
 import hmac
 import http.client
 import json
+import logging
 import threading
 import time
 import uuid
@@ -576,3 +577,21 @@ def test_a_secret_in_the_yaml_or_a_missing_secret_stops_the_start(tmp_path: Path
             create_app(runtime=runtime)
     finally:
         runtime.close()
+
+
+def test_no_secret_or_signature_reaches_the_log(client: FlaskClient, rt: Runtime, keys: Keys,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    raw = message()
+    wrong = "wrong-bearer-" + "z" * 30
+    assert raw_post(client, raw, Authorization=f"Bearer {wrong}").status_code == 403
+    assert raw_post(client, raw, Authorization=f"Bearer {RAW_SECRET}").status_code == 200
+    token = uuid.uuid4().hex * 2
+    assert mailgun_post(client, message(), key="key-" + "x" * 32, token=token).status_code == 403
+    assert mailgun_post(client, message(), token=token).status_code == 200
+    response = sendgrid_post(client, keys, message())
+    assert response.status_code == 200
+    assert sns_post(client, sns_body(keys, raw=message())).status_code == 200
+    assert "inbound raw: refused (403)" in caplog.text
+    for secret in (RAW_SECRET, wrong, MAILGUN_KEY, keys.sendgrid_public, token, CITIZEN):
+        assert secret not in caplog.text
