@@ -137,6 +137,11 @@ class Settings:
     # INTAKE_DIGEST_RECIPIENTS: the agencies that get the daily "new entries" digest
     # (`intake notices digest`), each with the address it goes to; others: off.
     digest_recipients: Mapping[str, str] = field(default_factory=dict)
+    # Inbound mail pushed over HTTP (POST /inbound/<source>): INTAKE_INBOUND_FILE names the
+    # sources (YAML); each source's secret comes from INTAKE_INBOUND_SECRET_<NAME> or the
+    # source's secret_file, never from the YAML (intake.core.inbound).
+    inbound_file: Path | None = None
+    inbound_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def broker_kind(self) -> str:
@@ -348,6 +353,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_bind=_web_bind(env),
         web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
         web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
+        inbound_file=_optional_file(env, "INTAKE_INBOUND_FILE"),
+        inbound_secrets={name: value for name, value in env.items()
+                         if name.startswith("INTAKE_INBOUND_SECRET_") and value},
     )
 
 
@@ -582,7 +590,7 @@ VARIABLES = (
     "INTAKE_DELIVERY_MAX_AGE", "INTAKE_TIMEZONE",
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
-    "INTAKE_DIGEST_RECIPIENTS",
+    "INTAKE_DIGEST_RECIPIENTS", "INTAKE_INBOUND_FILE",
 )
 
 

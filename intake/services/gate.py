@@ -34,6 +34,7 @@ from intake.core.consent import Basis, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
 from intake.core.failures import DeliveryFailure, TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
+from intake.outbound import sns
 from intake.outbound.interfaces import MailSender, WebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
@@ -202,6 +203,13 @@ def check_mail_server(settings: Settings) -> tuple[str, str] | None:
     if not isinstance(sender, SmtpMailSender):
         return None
     return sender.destination, sender.check()
+
+
+def sns_get(url: str, *, certificate: bool) -> bytes:
+    """GET an Amazon SNS URL for the inbound push: a signing certificate, or a
+    subscription's confirmation link. Nothing about anyone leaves: only URLs on
+    ``sns.<region>.amazonaws.com`` (:func:`intake.core.inbound.sns_url_allowed`)."""
+    return sns.https_get(url, certificate=certificate)
 
 
 @dataclass(frozen=True)
