@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import psycopg  # noqa: E402
 
 from intake.db.migrate import upgrade  # noqa: E402
+from intake.web.security import SESSION_COOKIE_NAME  # noqa: E402
 
 AGENCIES = ["governor", "dot", "health", "revenue", "dep", "dmv", "labor", "education",
             "consumer", "parks"]
@@ -134,7 +135,7 @@ class Client:
         response = self.conn.getresponse()
         text = response.read().decode()
         for header, value in response.getheaders():
-            if header.lower() == "set-cookie" and value.startswith("session="):
+            if header.lower() == "set-cookie" and value.startswith(f"{SESSION_COOKIE_NAME}="):
                 self.cookie = value.split(";", 1)[0]
         return response.status, text, dict(response.getheaders())
 

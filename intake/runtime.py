@@ -124,4 +124,4 @@ def configure_logging(level: str) -> None:
     root.addHandler(handler)
 
 
-QUIET_LIBRARIES = ("dramatiq", "pika", "waitress", "alembic", "imapclient")
+QUIET_LIBRARIES = ("dramatiq", "pika", "waitress", "alembic", "imapclient", "authlib", "urllib3")

@@ -26,6 +26,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from cryptography.hazmat.primitives.hashes import SHA256
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from intake.core.oauth2 import OAuth2Config, OAuth2ConfigError, parse_auth_file
+
 PREFIX = "INTAKE_"
 
 DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg", "postgres")
@@ -64,6 +66,13 @@ class Settings:
     # INTAKE_IMAP_PASSWORD and INTAKE_IMAP_PASSWORD_<NAME>: mailbox passwords kept out of URLs
     # and files; a mailboxes file names one with ``password_env``.
     imap_passwords: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``INTAKE_OAUTH2_*``: the secrets an ``oauth2:`` section names with ``*_env``.
+    oauth2_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    #: ``INTAKE_SMTP_OAUTH2_FILE``: XOAUTH2 for the SMTP server (intake.core.oauth2),
+    #: read and checked at start-up: the user it logs in as and the token settings.
+    smtp_oauth2_file: Path | None = None
+    smtp_oauth2_user: str | None = None
+    smtp_oauth2: OAuth2Config | None = field(default=None, repr=False)
     record_prefix: str = "EX"
     relay_domain: str = "relay.intake.invalid"
     mail_from: str = "intake@intake.invalid"
@@ -134,6 +143,11 @@ class Settings:
     # unique-visitor hashes lives in this process, or in rate_limit_url's Redis when it is one.
     stats_flush_seconds: float = 60.0
     stats_min_cell: int = 10
+    # Inbound mail pushed over HTTP (POST /inbound/<source>): INTAKE_INBOUND_FILE names the
+    # sources (YAML); each source's secret comes from INTAKE_INBOUND_SECRET_<NAME> or the
+    # source's secret_file, never from the YAML (intake.core.inbound).
+    inbound_file: Path | None = None
+    inbound_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
 
     @property
     def broker_kind(self) -> str:
@@ -270,6 +284,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name: value for name, value in env.items()
         if (name == "INTAKE_IMAP_PASSWORD" or name.startswith("INTAKE_IMAP_PASSWORD_")) and value
     }
+    oauth2_secrets = {name: value for name, value in env.items()
+                      if name.startswith("INTAKE_OAUTH2_") and value}
+    smtp_oauth2_file = _optional_file(env, "INTAKE_SMTP_OAUTH2_FILE")
+    smtp_oauth2_user, smtp_oauth2 = _smtp_oauth2(smtp_oauth2_file, smtp_url, oauth2_secrets)
     prefix = _record_prefix(env)
     relay_domain = _relay_domain(env)
     mail_from = _mail_from(env)
@@ -301,6 +319,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         imap_url=imap_url,
         mailboxes_file=mailboxes_file,
         imap_passwords=imap_passwords,
+        oauth2_secrets=oauth2_secrets,
+        smtp_oauth2_file=smtp_oauth2_file,
+        smtp_oauth2_user=smtp_oauth2_user,
+        smtp_oauth2=smtp_oauth2,
         record_prefix=prefix,
         relay_domain=relay_domain,
         mail_from=mail_from,
@@ -339,6 +361,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
         stats_flush_seconds=_float(env, "INTAKE_STATS_FLUSH_SECONDS", 60.0, 0.1),
         stats_min_cell=_int(env, "INTAKE_STATS_MIN_CELL", 10, 1),
+        inbound_file=_optional_file(env, "INTAKE_INBOUND_FILE"),
+        inbound_secrets={name: value for name, value in env.items()
+                         if name.startswith("INTAKE_INBOUND_SECRET_") and value},
     )
 
 
@@ -401,6 +426,32 @@ def _optional_url(env: Mapping[str, str], name: str, schemes: tuple[str, ...]) -
 def _optional_file(env: Mapping[str, str], name: str) -> Path | None:
     raw = env.get(name, "").strip()
     return _readable_file(name, raw) if raw else None
+
+
+def _smtp_oauth2(path: Path | None, smtp_url: str | None, secrets: Mapping[str, str]
+                 ) -> tuple[str | None, OAuth2Config | None]:
+    """INTAKE_SMTP_OAUTH2_FILE read and checked: (the XOAUTH2 user, the OAuth2 settings)."""
+    if path is None:
+        return None, None
+    name = "INTAKE_SMTP_OAUTH2_FILE"
+    if not smtp_url:
+        raise SettingsError(f"{name}: needs INTAKE_SMTP_URL (the server)")
+    parts = urlsplit(smtp_url)
+    if parts.password:
+        raise SettingsError(f"{name}: INTAKE_SMTP_URL has a password too; remove it")
+
+    def read(ref: str) -> str:
+        target = Path(ref).expanduser()
+        return (target if target.is_absolute() else path.parent / target).read_text("utf-8")
+
+    try:
+        return parse_auth_file(path.read_text(encoding="utf-8"), name, secrets, read,
+                               default_user=parts.username)
+    except OSError as exc:
+        raise SettingsError(f"{name}: cannot read it: "
+                            f"{exc.strerror or type(exc).__name__}") from None
+    except OAuth2ConfigError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 def _rules_path(env: Mapping[str, str]) -> Path:
@@ -538,7 +589,7 @@ VARIABLES = (
     "INTAKE_SECRET_KEY", "INTAKE_SECRET_KEY_FILE", "INTAKE_SMTP_URL", "INTAKE_IMAP_URL",
     "INTAKE_MAILBOXES_FILE", "INTAKE_IMAP_PASSWORD", "INTAKE_RECORD_PREFIX", "INTAKE_RELAY_DOMAIN",
     "INTAKE_MAIL_FROM", "INTAKE_PUBLIC_URL", "INTAKE_WEBHOOK_SECRET", "INTAKE_ACK_LIMIT",
-    "INTAKE_SMTP_TIMEOUT",
+    "INTAKE_SMTP_TIMEOUT", "INTAKE_SMTP_OAUTH2_FILE",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION", "INTAKE_RECORDS",
@@ -547,7 +598,8 @@ VARIABLES = (
     "INTAKE_DELIVERY_MAX_AGE", "INTAKE_TIMEZONE",
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
-    "INTAKE_DIGEST_RECIPIENTS", "INTAKE_STATS_FLUSH_SECONDS", "INTAKE_STATS_MIN_CELL",
+    "INTAKE_DIGEST_RECIPIENTS", "INTAKE_INBOUND_FILE",
+    "INTAKE_STATS_FLUSH_SECONDS", "INTAKE_STATS_MIN_CELL",
 )
 
 

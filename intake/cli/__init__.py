@@ -14,6 +14,7 @@ from intake.cli.db import db
 from intake.cli.forms import forms
 from intake.cli.jobs import jobs
 from intake.cli.mail import ingest, poll
+from intake.cli.mailboxes import mailboxes
 from intake.cli.notices import notices
 from intake.cli.retention import retention
 from intake.cli.rules import rules
@@ -35,6 +36,7 @@ cli.add_command(db)
 cli.add_command(forms)
 cli.add_command(ingest)
 cli.add_command(jobs)
+cli.add_command(mailboxes)
 cli.add_command(notices)
 cli.add_command(poll)
 cli.add_command(retention)

@@ -22,6 +22,15 @@ The mailboxes file (YAML)::
                                         # mail from them with a Reply-To is the Reply-To's
         spam_headers: ["X-Spam-Flag: YES"]   # "Header: value" marking spam (default:
                                         # X-Spam-Flag: YES and X-Spam-Status: Yes)
+      - name: m365
+        host: outlook.office365.com
+        user: intake@agency.example.gov      # the mailbox (XOAUTH2 "user=")
+        auth: oauth2                    # password (default) | oauth2: no password_* then
+        oauth2:                         # see intake.core.oauth2 for every key
+          provider: microsoft
+          tenant: 00000000-0000-0000-0000-000000000000
+          client_id: 11111111-1111-1111-1111-111111111111
+          client_secret_env: INTAKE_OAUTH2_M365_SECRET   # or client_secret_file
 """
 
 from __future__ import annotations
@@ -36,6 +45,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import yaml
 
 from intake.core.mail.automatic import DEFAULT_RELAY_SENDERS, DEFAULT_SPAM_HEADERS, AutoConfig
+from intake.core.oauth2 import OAuth2Config, OAuth2ConfigError, parse_auth
 from intake.settings import Settings
 
 
@@ -70,6 +80,8 @@ class MailboxConfig:
     # Web-form relay senders and spam headers (see intake.core.mail.automatic).
     relay_senders: tuple[str, ...] = DEFAULT_RELAY_SENDERS
     spam_headers: tuple[str, ...] = DEFAULT_SPAM_HEADERS
+    #: ``auth: oauth2``: log in with XOAUTH2 and a token from here (no password then).
+    oauth2: OAuth2Config | None = None
 
     def __post_init__(self) -> None:
         if not _NAME_RE.fullmatch(self.name):
@@ -136,7 +148,7 @@ def _text(item: Mapping[str, Any], key: str, where: str, default: str | None = N
 
 
 _KNOWN_KEYS = {"name", "host", "port", "security", "user", "password", "password_file",
-               "password_env", "folder", "processed_folder", "agency", "form",
+               "password_env", "auth", "oauth2", "folder", "processed_folder", "agency", "form",
                "poll_interval", "relay_senders", "spam_headers"}
 
 
@@ -145,8 +157,9 @@ def parse_mailboxes(text: str, passwords: Mapping[str, str] | None = None,
                     ) -> list[MailboxConfig]:
     """The mailboxes of a YAML mailboxes file.
 
-    ``read_file(path) -> str`` reads ``password_file`` entries (injected so this
-    function stays free of I/O); ``passwords`` resolves ``password_env``.
+    ``read_file(path) -> str`` reads ``password_file`` and the oauth2 secret files
+    (injected so this function stays free of I/O); ``passwords`` resolves
+    ``password_env`` and the oauth2 ``*_env`` (``INTAKE_OAUTH2_*``) names.
     """
     try:
         data = yaml.safe_load(text)
@@ -192,7 +205,16 @@ def _mailbox(item: Mapping[str, Any], name: str, where: str,
     port = item.get("port", _default_port(security))
     if isinstance(port, bool) or not isinstance(port, int) or not 0 < port < 65536:
         raise MailboxConfigError(f"{where}: port must be a number from 1 to 65535")
-    password = _password(item, where, passwords, read_file)
+    try:
+        oauth2 = parse_auth(item, where, passwords, read_file)
+    except OAuth2ConfigError as exc:
+        raise MailboxConfigError(str(exc)) from None
+    if oauth2 is not None:
+        if any(k in item for k in ("password", "password_file", "password_env")):
+            raise MailboxConfigError(f"{where}: auth: oauth2 takes no password")
+        password = ""
+    else:
+        password = _password(item, where, passwords, read_file)
     interval = item.get("poll_interval", 60)
     if isinstance(interval, bool) or not isinstance(interval, int | float) or interval < 1:
         raise MailboxConfigError(f"{where}: poll_interval must be a number ≥ 1")
@@ -214,6 +236,7 @@ def _mailbox(item: Mapping[str, Any], name: str, where: str,
                                _RELAY_SENDER_RE, "'local@', 'local@domain' or '@domain'"),
         spam_headers=_strings(item, "spam_headers", where, DEFAULT_SPAM_HEADERS,
                               _SPAM_HEADER_RE, "'Header-Name: value'"),
+        oauth2=oauth2,
     )
 
 
@@ -282,8 +305,8 @@ def load_mailboxes(settings: Settings) -> list[MailboxConfig]:
                 target = base / target
             return target.read_text(encoding="utf-8")
 
-        mailboxes.extend(parse_mailboxes(path.read_text(encoding="utf-8"),
-                                         settings.imap_passwords, read))
+        secrets = {**settings.imap_passwords, **settings.oauth2_secrets}
+        mailboxes.extend(parse_mailboxes(path.read_text(encoding="utf-8"), secrets, read))
     names = [m.name for m in mailboxes]
     if len(set(names)) != len(names):
         raise MailboxConfigError("INTAKE_MAILBOXES_FILE: a mailbox is named 'default', which "

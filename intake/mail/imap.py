@@ -14,9 +14,11 @@ import time
 from typing import Any
 
 from imapclient import IMAPClient
+from imapclient.exceptions import LoginError
 
 from intake.mail.config import MailboxConfig
 from intake.mail.mailbox import SelectedFolder
+from intake.outbound.oauth2 import with_token
 
 CONNECT_TIMEOUT = 30.0
 
@@ -29,14 +31,20 @@ class ImapMailbox:
 
     @classmethod
     def open(cls, config: MailboxConfig) -> ImapMailbox:
-        """Connect (TLS, STARTTLS or plain, as configured) and log in."""
+        """Connect (TLS, STARTTLS or plain, as configured) and log in (a password, or
+        XOAUTH2 with a token from :data:`intake.outbound.oauth2.TOKENS`)."""
         client = IMAPClient(config.host, port=config.port, ssl=config.security == "tls",
                             timeout=CONNECT_TIMEOUT)
         mailbox = cls(client)
         try:
             if config.security == "starttls":
                 client.starttls(ssl.create_default_context())
-            client.login(config.user, config.password)
+            if config.oauth2 is not None:
+                # XOAUTH2; a refused (expired, revoked) token: a new one, one more try.
+                with_token(config.oauth2, lambda token: client.oauth2_login(config.user, token),
+                           (LoginError,))
+            else:
+                client.login(config.user, config.password)
         except BaseException:
             mailbox.close()
             raise

@@ -12,6 +12,8 @@ from urllib.parse import unquote, urlsplit
 
 from intake.core.failures import PermanentError, TransientError
 from intake.core.mail.wire import NotWireSafe, wire_bytes
+from intake.core.oauth2 import OAuth2Config, xoauth2
+from intake.outbound.oauth2 import OAuth2Error, with_token
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,8 @@ class SmtpConfig:
     username: str | None = None
     password: str | None = field(default=None, repr=False)
     timeout: float = 30.0
+    #: XOAUTH2 instead of a password (``INTAKE_SMTP_OAUTH2_FILE``); ``username`` is the user.
+    oauth2: OAuth2Config | None = field(default=None, repr=False)
 
     @classmethod
     def from_url(cls, url: str, timeout: float = 30.0) -> SmtpConfig:
@@ -78,8 +82,7 @@ class SmtpMailSender:
                 if config.security == "starttls":
                     client.starttls(context=ssl.create_default_context())
                     client.ehlo()
-                if config.username:
-                    client.login(config.username, config.password or "")
+                _log_in(client, config)
                 options = _mail_options(client, where, international=international,
                                         eight_bit=eight_bit)
                 session_ready = True
@@ -90,6 +93,10 @@ class SmtpMailSender:
                     client.quit()
                 except (smtplib.SMTPException, OSError):
                     client.close()
+        except OAuth2Error as exc:  # no token: the server cannot be used yet
+            raise TransientError("SMTP OAuth2 token unavailable", unreachable=True,
+                                 reason=f"no access token for the mail server {where}: "
+                                        f"{exc} (check INTAKE_SMTP_OAUTH2_FILE)") from None
         except smtplib.SMTPRecipientsRefused as exc:
             code, text = min((code, _text(reply)) for code, reply in exc.recipients.values())
             raise classify_reply(code, text, server=where) from None
@@ -116,6 +123,67 @@ class SmtpMailSender:
             code, text = min((code, _text(reply)) for code, reply in refused.values())
             raise classify_reply(code, f"{len(refused)} recipient(s) refused: {text}",
                                  server=where)
+
+
+    def check(self) -> str:
+        """Connect and log in, send nothing: "login ok", or raise as :meth:`send` would."""
+        config = self.config
+        where = f"{config.host}:{config.port}"
+        try:
+            client: smtplib.SMTP
+            if config.security == "tls":
+                client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            try:
+                client.ehlo()
+                if config.security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                    client.ehlo()
+                _log_in(client, config)
+            finally:
+                try:
+                    client.quit()
+                except (smtplib.SMTPException, OSError):
+                    client.close()
+        except OAuth2Error as exc:
+            raise TransientError("SMTP OAuth2 token unavailable", unreachable=True,
+                                 reason=str(exc)) from None
+        except smtplib.SMTPResponseException as exc:
+            text = " ".join(_text(exc.smtp_error).split())[:200]
+            raise TransientError(f"SMTP {exc.smtp_code}", unreachable=True,
+                                 reason=f"the mail server {where} refused the session: "
+                                        f"{exc.smtp_code} {text}") from None
+        except (TimeoutError, smtplib.SMTPServerDisconnected, ConnectionError, OSError) as exc:
+            raise TransientError("SMTP unavailable", unreachable=True,
+                                 reason=f"could not reach the mail server {where} "
+                                        f"({_plain_network_error(exc)})") from None
+        except smtplib.SMTPException as exc:
+            raise TransientError("SMTP session failed", unreachable=True,
+                                 reason=f"the mail server {where} could not be used: "
+                                        f"{' '.join(str(exc).split())[:200]}") from None
+        if config.oauth2 is not None:
+            return "login ok (XOAUTH2)"
+        return "login ok" if config.username else "connected (no login configured)"
+
+
+def _log_in(client: smtplib.SMTP, config: SmtpConfig) -> None:
+    """AUTH: XOAUTH2 with a cached token (a 535 for it: a new token, one more try), or
+    the password of INTAKE_SMTP_URL, or nothing."""
+    if config.oauth2 is not None:
+        user = config.username or ""
+
+        def login(token: str) -> None:
+            # smtplib calls this again with the server's challenge when it refuses the
+            # token with a 334 (Google's JSON error): answer it empty, as RFC 7628 says.
+            def answer(challenge: bytes | None = None) -> str:
+                return xoauth2(user, token) if challenge is None else ""
+            client.auth("XOAUTH2", answer, initial_response_ok=True)
+
+        with_token(config.oauth2, login, (smtplib.SMTPAuthenticationError,))
+    elif config.username:
+        client.login(config.username, config.password or "")
 
 
 def _mail_options(client: smtplib.SMTP, where: str, *, international: bool,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from email.message import EmailMessage
 from typing import Any, cast
@@ -34,6 +34,7 @@ from intake.core.consent import Basis, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
 from intake.core.failures import DeliveryFailure, TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
+from intake.outbound import sns
 from intake.outbound.interfaces import MailSender, WebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.outbound.webhook import HttpWebhookSender
@@ -182,11 +183,33 @@ def mail_waits() -> TransientError:
 def senders_from(settings: Settings) -> Senders:
     """The real senders: SMTP from ``INTAKE_SMTP_URL``, webhooks signed with the webhook key."""
     timeout = settings.smtp_timeout_seconds
-    mail = (SmtpMailSender(SmtpConfig.from_url(settings.smtp_url, timeout=timeout))
-            if settings.smtp_url else None)
+    mail = None
+    if settings.smtp_url:
+        config = SmtpConfig.from_url(settings.smtp_url, timeout=timeout)
+        if settings.smtp_oauth2 is not None:  # XOAUTH2 (INTAKE_SMTP_OAUTH2_FILE)
+            config = replace(config, username=settings.smtp_oauth2_user, password=None,
+                             oauth2=settings.smtp_oauth2)
+        mail = SmtpMailSender(config)
     secret = (settings.webhook_secret.encode() if settings.webhook_secret
               else settings.derived_key("webhook signatures"))
     return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
+
+
+def check_mail_server(settings: Settings) -> tuple[str, str] | None:
+    """(destination, "login ok …") for the SMTP server: connect and log in, send nothing
+    (``intake mailboxes check``). None without INTAKE_SMTP_URL. Raises
+    :class:`~intake.core.failures.TransientError` (its ``reason`` is plain words)."""
+    sender = senders_from(settings).mail
+    if not isinstance(sender, SmtpMailSender):
+        return None
+    return sender.destination, sender.check()
+
+
+def sns_get(url: str, *, certificate: bool) -> bytes:
+    """GET an Amazon SNS URL for the inbound push: a signing certificate, or a
+    subscription's confirmation link. Nothing about anyone leaves: only URLs on
+    ``sns.<region>.amazonaws.com`` (:func:`intake.core.inbound.sns_url_allowed`)."""
+    return sns.https_get(url, certificate=certificate)
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ from intake.services.forms import (
     without_sensitive,
 )
 from intake.services.records import NewAttachment, Recorded, SubmitterData
+from intake.web.bodies import read_body
 from intake.web.forms_fields import (
     contact_form,
     feedback_form,
@@ -393,7 +394,7 @@ def _read_input() -> tuple[bytes, MultiDict[str, Any], list[FileStorage]]:
     mimetype = request.mimetype
     if mimetype not in FORM_TYPES:
         abort(415)
-    raw = request.get_data(cache=True)  # 413 above request.max_content_length
+    raw = read_body(request.max_content_length or TEXT_BODY_CAP)  # 413 above it, chunked too
     if mimetype == "application/json":
         try:
             data = json.loads(raw.decode("utf-8"))

@@ -1,0 +1,159 @@
+"""Access tokens for XOAUTH2 (IMAP and SMTP), from a token endpoint, cached in memory.
+
+authlib's requests client does the OAuth2 protocol (client credentials and refresh
+token grants, client authentication, the error responses); this module adds the
+cache and the plain-words errors. One :class:`TokenCache` per process
+(:data:`TOKENS`): a token is kept per (token URL, client, scope, grant) and
+fetched again ``SKEW_SECONDS`` before it expires, or at once after
+:meth:`TokenCache.invalidate` (the mail server refused it).
+
+The IMAP edge (:mod:`intake.mail.imap`) imports this module too: the one
+``ignore_imports`` exception of the gate's contract (pyproject.toml). Fetching a
+token sends nothing of a person's anywhere; the gate still guards every message.
+Neither the secret nor a token is ever logged, put in an exception's text or
+repr (:func:`intake.core.oauth2.scrub` cleans what the provider answers).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+import requests
+from authlib.integrations.base_client import OAuthError
+from authlib.integrations.requests_client import OAuth2Session
+
+from intake.core.oauth2 import OAuth2Config, explain_refusal, scrub
+
+log = logging.getLogger("intake.oauth2")
+
+SKEW_SECONDS = 60.0
+DEFAULT_LIFETIME = 3600.0
+TIMEOUT = 30.0
+
+
+class OAuth2Error(ConnectionError):
+    """No token: the endpoint refused (``refused``) or could not be reached.
+
+    A ``ConnectionError`` so that the poller and the SMTP sender treat it as the
+    mail server being unusable (retried later, counted), never as the message's fault.
+    ``str()`` is one plain line without secrets.
+    """
+
+    def __init__(self, message: str, *, refused: bool) -> None:
+        super().__init__(message)
+        self.refused = refused
+
+
+@dataclass
+class _Cached:
+    token: str = field(repr=False)
+    expires_at: float
+
+
+class TokenCache:
+    """Access tokens per (token URL, client, scope, grant); thread-safe."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic,
+                 skew: float = SKEW_SECONDS, timeout: float = TIMEOUT) -> None:
+        self.clock = clock
+        self.skew = skew
+        self.timeout = timeout
+        self._tokens: dict[tuple[str, ...], _Cached] = {}
+        self._lock = threading.Lock()
+        self.fetches = 0  # how many tokens were fetched (for tests and the check)
+
+    def get(self, config: OAuth2Config) -> str:
+        """A token valid for at least ``skew`` seconds more: the cached one, or a new one."""
+        key = config.cache_key
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached is not None and cached.expires_at - self.skew > self.clock():
+                return cached.token
+        token, lifetime = self._fetch(config)
+        with self._lock:
+            self._tokens[key] = _Cached(token, self.clock() + lifetime)
+        return token
+
+    def invalidate(self, config: OAuth2Config, token: str | None = None) -> None:
+        """Forget the token (the server refused it); only ``token`` if given and still cached."""
+        with self._lock:
+            cached = self._tokens.get(config.cache_key)
+            if cached is not None and (token is None or cached.token == token):
+                del self._tokens[config.cache_key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    def _fetch(self, config: OAuth2Config) -> tuple[str, float]:
+        host = urlsplit(config.token_url).netloc
+        session = OAuth2Session(client_id=config.client_id, client_secret=config.client_secret,
+                                scope=config.scope,
+                                token_endpoint_auth_method="client_secret_post")  # noqa: S106
+        try:
+            if config.grant == "refresh_token":
+                answer = session.refresh_token(config.token_url,
+                                               refresh_token=config.refresh_token,
+                                               timeout=self.timeout)
+            else:
+                answer = session.fetch_token(config.token_url, grant_type="client_credentials",
+                                             timeout=self.timeout)
+        except OAuthError as exc:
+            reason = explain_refusal(config, exc.error or "", exc.description or "")
+            log.warning("token endpoint %s refused client %s: %s", host, config.client_id,
+                        reason)
+            raise OAuth2Error(f"the token endpoint {host} refused: {reason}",
+                              refused=True) from None
+        except requests.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else "?"
+            log.warning("token endpoint %s answered HTTP %s", host, status)
+            raise OAuth2Error(f"the token endpoint {host} answered HTTP {status}",
+                              refused=False) from None
+        except (requests.RequestException, OSError, ValueError) as exc:
+            log.warning("token endpoint %s unreachable: %s", host, type(exc).__name__)
+            raise OAuth2Error(f"could not reach the token endpoint {host} "
+                              f"({type(exc).__name__})", refused=False) from None
+        finally:
+            session.close()
+        token = str(answer.get("access_token") or "")
+        if not token:
+            raise OAuth2Error(f"the token endpoint {host} answered without an access token",
+                              refused=True)
+        try:
+            lifetime = float(answer.get("expires_in") or DEFAULT_LIFETIME)
+        except (TypeError, ValueError):
+            lifetime = DEFAULT_LIFETIME
+        self.fetches += 1
+        log.info("token endpoint %s: new access token for client %s (valid %d s)", host,
+                 config.client_id, int(lifetime))
+        return token, lifetime
+
+
+#: The process's tokens (IMAP pollers and the SMTP sender share them).
+TOKENS = TokenCache()
+
+
+def with_token(config: OAuth2Config, login: Callable[[str], None],
+               refused: tuple[type[BaseException], ...],
+               tokens: TokenCache | None = None) -> bool:
+    """``login(token)``; if the server refuses it (one of ``refused``), forget the token,
+    fetch a new one and try once more. True when a retry was needed.
+    The second refusal propagates (the caller counts the failure)."""
+    tokens = tokens or TOKENS
+    token = tokens.get(config)
+    try:
+        login(token)
+        return False
+    except refused:
+        log.info("mail server refused the cached access token; fetching a new one")
+        tokens.invalidate(config, token)
+    login(tokens.get(config))
+    return True
+
+
+__all__ = ["TOKENS", "OAuth2Error", "TokenCache", "scrub", "with_token"]
