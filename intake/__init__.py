@@ -66,4 +66,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     records.init_app(app)
     from intake.web import inbound  # POST /inbound/<source>: mail pushed over HTTP
     inbound.init_app(app)
+    from intake.web import visits  # the public pages' visit counters (after Babel)
+    visits.init_app(app)
     return app

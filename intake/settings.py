@@ -137,6 +137,12 @@ class Settings:
     # INTAKE_DIGEST_RECIPIENTS: the agencies that get the daily "new entries" digest
     # (`intake notices digest`), each with the address it goes to; others: off.
     digest_recipients: Mapping[str, str] = field(default_factory=dict)
+    # Visit statistics (issue 29): the public pages' counters are written every
+    # stats_flush_seconds (INTAKE_STATS_FLUSH_SECONDS) and at shutdown; reports show any
+    # count below stats_min_cell (INTAKE_STATS_MIN_CELL) as "< N". The day's key of the
+    # unique-visitor hashes lives in this process, or in rate_limit_url's Redis when it is one.
+    stats_flush_seconds: float = 60.0
+    stats_min_cell: int = 10
     # Inbound mail pushed over HTTP (POST /inbound/<source>): INTAKE_INBOUND_FILE names the
     # sources (YAML); each source's secret comes from INTAKE_INBOUND_SECRET_<NAME> or the
     # source's secret_file, never from the YAML (intake.core.inbound).
@@ -353,6 +359,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_bind=_web_bind(env),
         web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
         web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
+        stats_flush_seconds=_float(env, "INTAKE_STATS_FLUSH_SECONDS", 60.0, 0.1),
+        stats_min_cell=_int(env, "INTAKE_STATS_MIN_CELL", 10, 1),
         inbound_file=_optional_file(env, "INTAKE_INBOUND_FILE"),
         inbound_secrets={name: value for name, value in env.items()
                          if name.startswith("INTAKE_INBOUND_SECRET_") and value},
@@ -591,6 +599,7 @@ VARIABLES = (
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
     "INTAKE_DIGEST_RECIPIENTS", "INTAKE_INBOUND_FILE",
+    "INTAKE_STATS_FLUSH_SECONDS", "INTAKE_STATS_MIN_CELL",
 )
 
 

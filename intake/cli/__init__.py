@@ -20,6 +20,7 @@ from intake.cli.retention import retention
 from intake.cli.rules import rules
 from intake.cli.serve import serve
 from intake.cli.staff import staff
+from intake.cli.stats import stats
 from intake.cli.worker import worker
 
 
@@ -42,6 +43,7 @@ cli.add_command(retention)
 cli.add_command(rules)
 cli.add_command(serve)
 cli.add_command(staff)
+cli.add_command(stats)
 cli.add_command(worker)
 
 

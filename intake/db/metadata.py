@@ -19,6 +19,7 @@ from intake.db import (  # noqa: F401 - for their tables
     publication_models,
     retention_models,
     staff_models,
+    stats_models,
 )
 from intake.db.base import Base
 

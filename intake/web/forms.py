@@ -88,6 +88,7 @@ from intake.web.ratelimit import (  # also registers intake-memory://
     form_rate_limit,
 )
 from intake.web.security import DEFAULT_CSP
+from intake.web.visits import mark
 
 log = logging.getLogger("intake.web.forms")
 
@@ -696,6 +697,7 @@ def _check_answers(page: _Posted, files: list[FileStorage], ticked: str | None
                                   "tick the box if you agree.")
     if valid and not errors:
         return _Accepted(uploads, consent)
+    mark("invalid")  # the visit statistics' validation errors
     if page.wants_json:
         return _cors(jsonify({"error": "invalid", "errors": errors}), form), 422
     return _render(form, page.lang, page.wtform, embed=page.embed, status=422, state=PageState(
@@ -732,6 +734,7 @@ def _warn_sensitive(page: _Posted, findings: Mapping[str, Sequence[Finding]],
 
 def _received(page: _Posted, recorded: Recorded) -> ResponseReturnValue:
     """The answer once the submission is committed: JSON, a redirect, or the receipt."""
+    mark("submission")
     status_url = _status_url(recorded.status_token or "")
     if page.wants_json:
         response = jsonify({"status": "received", "record_number": recorded.record_number,
