@@ -198,6 +198,9 @@ def parse_oauth2(section: Mapping[str, Any], where: str, env: Mapping[str, str] 
                                 "not both")
     secret, source, certificate = "", "", None
     if cert_keys:
+        if provider == "google":
+            raise OAuth2ConfigError(f"{where}: provider: google takes a client secret "
+                                    "(Google's OAuth clients have no certificate credentials)")
         certificate, source = _certificate(section, where, env, read_file)
     else:
         secret, source = _secret(section, "client_secret", where, env, read_file,

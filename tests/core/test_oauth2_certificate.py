@@ -38,7 +38,8 @@ def parse(section: dict[str, Any], files: dict[str, bytes] | None = None,
             raise FileNotFoundError(2, "No such file or directory")
         return stored[name].decode()
 
-    return parse_oauth2({**BASE, **section}, "mailbox 'm'", env or {}, read)
+    merged = {k: v for k, v in {**BASE, **section}.items() if v is not None}  # None: left out
+    return parse_oauth2(merged, "mailbox 'm'", env or {}, read)
 
 
 def refusal(section: dict[str, Any], files: dict[str, bytes] | None = None,
@@ -116,6 +117,9 @@ def test_exactly_one_of_secret_and_certificate() -> None:
     assert "client_key_file goes with client_certificate_file" in refusal(
         {"client_key_file": "a.key", "client_certificate_env": "INTAKE_OAUTH2_C"},
         {"a.key": KEY}, {"INTAKE_OAUTH2_C": CERT.decode()})
+    assert "provider: google takes a client secret" in refusal(
+        {"provider": "google", "tenant": None, "client_certificate_file": "a.pem"},
+        {"a.pem": KEY + CERT})
     assert "must name an INTAKE_OAUTH2_* variable" in refusal(
         {"client_certificate_env": "HOME"})
     assert "INTAKE_OAUTH2_NOPE is not set" in refusal(
