@@ -4,7 +4,12 @@
 process) and offers:
 
 - ``POST /token``: ``client_credentials`` and ``refresh_token`` grants, the client
-  authenticated by ``client_id``/``client_secret`` in the body or HTTP Basic;
+  authenticated by ``client_id``/``client_secret`` in the body or HTTP Basic, or
+  (a client registered with :meth:`add_certificate_client`) by a signed JWT client
+  assertion (RFC 7523, ``private_key_jwt``) checked as Microsoft Entra does: the
+  ``x5t`` thumbprint names the registered certificate, the RS256 signature verifies
+  with it, ``aud`` is the token URL, ``iss`` = ``sub`` = the client, ``exp`` not
+  passed and at most ``MAX_ASSERTION_LIFETIME`` after ``iat``, ``jti`` never seen;
   refusals in RFC 6749 JSON (``invalid_client`` with an AADSTS-like description);
 - ``POST /introspect`` (RFC 7662): ``{"active": true, "username": …}`` for a
   live token, ``{"active": false}`` otherwise (Dovecot's ``oauth2`` passdb asks it);
@@ -28,8 +33,27 @@ from urllib.parse import parse_qs, unquote
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from joserfc import jwt
+from joserfc.errors import JoseError
+from joserfc.jwk import RSAKey
 
 from tests.conftest import SmtpSink
+
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+MAX_ASSERTION_LIFETIME = 600  # seconds between iat and exp that the server accepts
+
+
+def thumbprints(cert_pem: bytes) -> tuple[str, str]:
+    """(x5t, x5t#S256) of a PEM certificate: base64url SHA-1 and SHA-256 of its DER."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    return (_b64url(cert.fingerprint(hashes.SHA1())),  # noqa: S303 - a thumbprint
+            _b64url(cert.fingerprint(hashes.SHA256())))
+
+
+def _b64url(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 @dataclass
@@ -38,6 +62,8 @@ class Client:
     username: str  # the mailbox this client's tokens open
     revoked: bool = False
     refresh_tokens: set[str] = field(default_factory=set)
+    #: Certificate credentials: x5t -> the registered certificate's public key.
+    certificates: dict[str, RSAKey] = field(default_factory=dict)
 
 
 @dataclass
@@ -55,6 +81,9 @@ class OAuth2TestServer:
         self.tokens: dict[str, Token] = {}
         self.requests: list[dict[str, str]] = []  # token requests, secrets removed
         self.introspections = 0
+        #: (header, claims) of every client assertion whose signature verified.
+        self.assertions: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        self.seen_jti: set[str] = set()
         self.lock = threading.Lock()
         server = self
 
@@ -96,6 +125,21 @@ class OAuth2TestServer:
         with self.lock:
             self.clients[client_id] = Client(secret, username)
         return secret
+
+    def add_certificate_client(self, client_id: str, username: str,
+                               cert_pem: bytes) -> None:
+        """A client that authenticates with the key of ``cert_pem`` (an app registration
+        with that certificate uploaded, and no secret)."""
+        with self.lock:
+            self.clients[client_id] = Client("", username)
+        self.add_certificate(client_id, cert_pem)
+
+    def add_certificate(self, client_id: str, cert_pem: bytes) -> None:
+        cert = x509.load_pem_x509_certificate(cert_pem)
+        key = RSAKey.import_key(cert.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+        with self.lock:
+            self.clients[client_id].certificates[thumbprints(cert_pem)[0]] = key
 
     def add_refresh_token(self, client_id: str) -> str:
         token = "rt-" + secrets.token_urlsafe(24)
@@ -143,13 +187,21 @@ class OAuth2TestServer:
         grant = form.get("grant_type", "")
         with self.lock:
             self.requests.append({"grant_type": grant, "client_id": client_id,
-                                  "scope": form.get("scope", "")})
+                                  "scope": form.get("scope", ""),
+                                  "client_assertion_type":
+                                      form.get("client_assertion_type", "")})
             client = self.clients.get(client_id)
-            if client is None or not secrets.compare_digest(client.secret, secret):
+            if "client_assertion" in form or "client_assertion_type" in form:
+                refusal = self._check_assertion(client_id, client, form)
+                if refusal:
+                    return 401, {"error": "invalid_client", "error_description": refusal}
+            elif client is None or not client.secret or not secrets.compare_digest(
+                    client.secret, secret):
                 return 401, {"error": "invalid_client",
                              "error_description": "AADSTS7000215: Invalid client secret "
                                                   "provided. Ensure the secret being sent "
                                                   "is the client secret value."}
+            assert client is not None
             if client.revoked:
                 return 401, {"error": "invalid_client",
                              "error_description": "the client has been revoked"}
@@ -164,6 +216,56 @@ class OAuth2TestServer:
                                        time.time() + self.lifetime)
         return 200, {"access_token": token, "token_type": "Bearer",
                      "expires_in": self.lifetime}
+
+    def _check_assertion(self, client_id: str, client: Client | None,
+                         form: dict[str, str]) -> str:
+        """Why the client assertion is refused ("" when it is good); under the lock."""
+        if form.get("client_assertion_type") != ASSERTION_TYPE:
+            return ("AADSTS50027: client_assertion_type must be "
+                    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        if client is None:
+            return (f"AADSTS700016: Application with identifier '{client_id}' was not "
+                    "found in the directory.")
+        assertion = form.get("client_assertion", "")
+        try:
+            header = json.loads(base64.urlsafe_b64decode(
+                assertion.split(".")[0] + "=="))
+        except (ValueError, IndexError):
+            return "AADSTS50027: JWT token is invalid or malformed."
+        x5t = str(header.get("x5t", ""))
+        key = client.certificates.get(x5t)
+        if key is None:
+            return ("AADSTS700027: Client assertion contains an invalid signature. "
+                    "[Reason - The key was not found., Thumbprint of key used by client: "
+                    f"'{x5t}', Please visit the Azure Portal, Graph Explorer or directly "
+                    "use MS Graph to see configured keys for app Id "
+                    f"'{client_id}'.]")
+        try:
+            token = jwt.decode(assertion, key, algorithms=["RS256"])
+        except JoseError:
+            return ("AADSTS700027: Client assertion contains an invalid signature. "
+                    "[Reason - The signature does not verify with the key.]")
+        claims = dict(token.claims)
+        now = time.time()
+        try:
+            exp, iat = float(claims["exp"]), float(claims.get("iat", claims.get("nbf", 0)))
+        except (KeyError, TypeError, ValueError):
+            return "AADSTS50027: the client assertion has no valid exp."
+        if exp <= now or float(claims.get("nbf", 0)) > now + 60:
+            return "AADSTS700024: Client assertion is not within its valid time range."
+        if exp - iat > MAX_ASSERTION_LIFETIME:
+            return "AADSTS700024: Client assertion lifetime is too long."
+        if claims.get("aud") != self.token_url:
+            return ("AADSTS50013: Assertion audience claim does not match the required "
+                    "value.")
+        if claims.get("iss") != client_id or claims.get("sub") != client_id:
+            return "AADSTS50027: the client assertion's iss and sub must be the client id."
+        jti = str(claims.get("jti") or "")
+        if not jti or jti in self.seen_jti:
+            return "AADSTS50013: the client assertion's jti was used before (a replay)."
+        self.seen_jti.add(jti)
+        self.assertions.append((dict(token.header), claims))
+        return ""
 
     def _introspect(self, form: dict[str, str], auth: str) -> tuple[int, dict[str, object]]:
         token = form.get("token", "")
@@ -222,3 +324,29 @@ class XOAuth2Sink(SmtpSink):
                                       auth_require_tls=False)
         self._controller.start()
         return self
+
+
+# -- certificates for certificate credentials -----------------------------------------
+
+
+def make_certificate(name: str = "intake test app", days: int = 30,
+                     not_before_days: int = 1) -> tuple[bytes, bytes]:
+    """(private key PEM (PKCS#8), self-signed certificate PEM): an RSA 2048 key pair, as
+    ``openssl req -x509 -newkey rsa:2048`` makes for an Entra app registration."""
+    import datetime
+
+    from cryptography.hazmat.primitives.asymmetric import rsa
+    from cryptography.x509.oid import NameOID
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (x509.CertificateBuilder().subject_name(subject).issuer_name(subject)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(days=not_before_days))
+            .not_valid_after(now + datetime.timedelta(days=days))
+            .sign(key, hashes.SHA256()))
+    key_pem = key.private_bytes(serialization.Encoding.PEM,
+                                serialization.PrivateFormat.PKCS8,
+                                serialization.NoEncryption())
+    return key_pem, cert.public_bytes(serialization.Encoding.PEM)

@@ -49,7 +49,7 @@ class CheckResult:
                 "error": None if self.error is None else escape_controls(self.error)}
 
 
-def _plain(exc: BaseException, config: MailboxConfig) -> str:
+def plain_error(exc: BaseException, config: MailboxConfig) -> str:
     """An IMAP or network failure as one short line, without the configuration's secrets."""
     if isinstance(exc, imaplib.IMAP4.error) or type(exc).__name__ == "OAuth2Error":
         text = str(exc)
@@ -78,7 +78,7 @@ def check_mailbox(config: MailboxConfig,
     try:
         mailbox = open_mailbox(config)
     except CONNECTION_ERRORS as exc:
-        result.error = f"login: {_plain(exc, config)}"
+        result.error = f"login: {plain_error(exc, config)}"
         return result
     result.steps["login"] = "ok"
     try:
@@ -86,13 +86,13 @@ def check_mailbox(config: MailboxConfig,
         try:
             client.select_folder(config.folder, readonly=True)
         except CONNECTION_ERRORS as exc:
-            result.error = f"folder {config.folder}: {_plain(exc, config)}"
+            result.error = f"folder {config.folder}: {plain_error(exc, config)}"
             return result
         result.steps[f"folder {config.folder}"] = "ok"
         try:
             exists = client.folder_exists(config.processed_folder)
         except CONNECTION_ERRORS as exc:
-            result.error = f"processed folder {config.processed_folder}: {_plain(exc, config)}"
+            result.error = f"processed folder {config.processed_folder}: {plain_error(exc, config)}"
             return result
         result.steps[f"processed folder {config.processed_folder}"] = (
             "ok" if exists else "missing (created on the first pass)")

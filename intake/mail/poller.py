@@ -42,6 +42,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from intake.logsafe import describe
+from intake.mail.check import plain_error
 from intake.mail.config import MailboxConfig, load_mailboxes
 from intake.mail.imap import ImapMailbox
 from intake.mail.mailbox import CONNECTION_ERRORS, Mailbox, OpenMailbox
@@ -67,7 +68,8 @@ FETCH_BATCH_COUNT = 100
 
 
 class PollFailed(Exception):
-    """A pass could not finish after its retries; the message names the error class."""
+    """A pass could not finish after its retries; the message is the error in one plain
+    line (the token endpoint's refusal, the server's text, or the error class), no secret."""
 
 
 @dataclass
@@ -171,9 +173,12 @@ class MailboxPoller:
                     total.errors.append(note)
                     log.warning("mailbox %s: %s", self.config.name, note)
                     mailboxes.record_error(self.db, self.config.name, type(exc).__name__)
-                    if attempt == retries:
-                        raise PollFailed(f"mailbox {self.config.name}: {type(exc).__name__} "
-                                         f"after {retries + 1} attempts") from exc
+                    # A token endpoint that refused the client will refuse it again.
+                    refused = bool(getattr(exc, "refused", False))
+                    if attempt == retries or refused:
+                        tries = "" if refused else f" after {retries + 1} attempts"
+                        raise PollFailed(f"mailbox {self.config.name}: "
+                                         f"{plain_error(exc, self.config)}{tries}") from exc
                     time.sleep(backoff * (2 ** attempt))
                 finally:
                     if mailbox is not None:

@@ -21,11 +21,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from authlib.common.urls import add_params_to_qs
 from authlib.integrations.base_client import OAuthError
 from authlib.integrations.requests_client import OAuth2Session
+from authlib.oauth2.rfc7523 import PrivateKeyJWT, private_key_jwt_sign
+from joserfc.jwk import RSAKey
 
 from intake.core.oauth2 import OAuth2Config, explain_refusal, scrub
 
@@ -34,6 +38,8 @@ log = logging.getLogger("intake.oauth2")
 SKEW_SECONDS = 60.0
 DEFAULT_LIFETIME = 3600.0
 TIMEOUT = 30.0
+#: Seconds a client assertion (the signed JWT of certificate credentials) is valid.
+ASSERTION_LIFETIME = 300
 
 
 class OAuth2Error(ConnectionError):
@@ -47,6 +53,33 @@ class OAuth2Error(ConnectionError):
     def __init__(self, message: str, *, refused: bool) -> None:
         super().__init__(message)
         self.refused = refused
+
+
+class CertificateAssertion(PrivateKeyJWT):
+    """authlib's ``private_key_jwt`` client authentication (RFC 7523) as Microsoft Entra
+    wants it: RS256, the certificate's thumbprints in the header (``x5t``,
+    ``x5t#S256``), aud = the token URL, iss = sub = client_id, a fresh ``jti``,
+    ``nbf`` = ``iat`` = now and a short ``exp``; ``client_id`` in the body too.
+
+    authlib signs (joserfc); this class only fixes the claims per request (authlib's
+    default lifetime is an hour and it would reuse a ``jti`` put in ``claims``)."""
+
+    def __init__(self, token_endpoint: str, headers: dict[str, str],
+                 lifetime: int = ASSERTION_LIFETIME) -> None:
+        super().__init__(token_endpoint, headers=headers, alg="RS256")
+        self.lifetime = lifetime
+
+    def sign(self, auth: Any, token_endpoint: str) -> str:
+        now = int(time.time())
+        return str(private_key_jwt_sign(
+            RSAKey.import_key(auth.client_secret), client_id=auth.client_id,
+            token_endpoint=token_endpoint, alg="RS256", claims={"nbf": now},
+            header=dict(self.headers or {}), issued_at=now, expires_at=now + self.lifetime))
+
+    def __call__(self, auth: Any, method: str, uri: str, headers: Any,
+                 body: str) -> tuple[str, Any, str]:
+        uri, headers, body = super().__call__(auth, method, uri, headers, body)
+        return uri, headers, add_params_to_qs(body, [("client_id", auth.client_id)])
 
 
 @dataclass
@@ -92,9 +125,16 @@ class TokenCache:
 
     def _fetch(self, config: OAuth2Config) -> tuple[str, float]:
         host = urlsplit(config.token_url).netloc
-        session = OAuth2Session(client_id=config.client_id, client_secret=config.client_secret,
-                                scope=config.scope,
-                                token_endpoint_auth_method="client_secret_post")  # noqa: S106
+        if config.certificate is not None:
+            session = OAuth2Session(client_id=config.client_id,
+                                    client_secret=config.certificate.private_key,
+                                    scope=config.scope,
+                                    token_endpoint_auth_method=CertificateAssertion(
+                                        config.token_url, config.certificate.headers))
+        else:
+            session = OAuth2Session(client_id=config.client_id,
+                                    client_secret=config.client_secret, scope=config.scope,
+                                    token_endpoint_auth_method="client_secret_post")  # noqa: S106
         try:
             if config.grant == "refresh_token":
                 answer = session.refresh_token(config.token_url,
@@ -156,4 +196,4 @@ def with_token(config: OAuth2Config, login: Callable[[str], None],
     return True
 
 
-__all__ = ["TOKENS", "OAuth2Error", "TokenCache", "scrub", "with_token"]
+__all__ = ["TOKENS", "CertificateAssertion", "OAuth2Error", "TokenCache", "scrub", "with_token"]
