@@ -275,6 +275,10 @@ class PageState:
     # The sensitive-data choice already made ("remove" or "seal"), kept on a re-shown page.
     sensitive_choice: str = ""
 
+    def is_blank(self) -> bool:
+        """Nothing from a previous post to show: the page as first served."""
+        return self == PageState(errors={}, sensitive=[])
+
 
 def _wtform(form: FormConfig, lang: str, formdata: Any = None) -> Form:
     if form.kind == "contact":
@@ -300,14 +304,28 @@ def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
                        for q in form.survey.questions]
     title = pick(form.survey.title if form.survey else form.title, lang)
     intro = pick(form.survey.intro if form.survey and form.survey.intro else form.intro, lang)
-    html = render_template(
-        "forms/form.html", form_config=form, form=wtform, lang=lang, title=title, intro=intro,
-        token=token or make_form_token(_token_key(), form.slug, time.time()), consent=consent,
-        state=state, embed=embed, survey=survey_meta,
-        sensitive_labels=[_sensitive_label(k) for k in state.sensitive],
-        switch=_language_switch(form.slug, lang, embed),
-        about=request.args.get("about", "")[:500] if request.method == "GET" else "",
-    )
+    about = request.args.get("about", "")[:500] if request.method == "GET" else ""
+    # A first page (a GET, nothing typed yet) differs from the last only by its token:
+    # rendered once per (form, language, embed), the fresh token put in its place.
+    fresh = token is None and request.method == "GET" and not about and state.is_blank()
+    key = ("form", form.slug, lang, embed)
+    pages: dict[tuple[str, str, str, bool], str] = current_app.extensions[PAGES_KEY]
+    page = pages.get(key) if fresh else None
+    if page is None:
+        page = render_template(
+            "forms/form.html", form_config=form, form=wtform, lang=lang, title=title,
+            intro=intro, token=_TOKEN_MARK if fresh else token or make_form_token(
+                _token_key(), form.slug, time.time()), consent=consent,
+            state=state, embed=embed, survey=survey_meta,
+            sensitive_labels=[_sensitive_label(k) for k in state.sensitive],
+            switch=_language_switch(form.slug, lang, embed), about=about,
+        )
+        if fresh and page.count(_TOKEN_MARK) == 1 and not (
+                current_app.debug or current_app.jinja_env.auto_reload):
+            pages[key] = page
+    # A token is digits, a dot and hex: nothing to escape.
+    html = page.replace(_TOKEN_MARK, make_form_token(_token_key(), form.slug, time.time()),
+                        1) if fresh else page
     response = Response(html, status=status, mimetype="text/html")
     if embed:
         response.headers["Content-Security-Policy"] = _embed_csp(form)
@@ -482,6 +500,7 @@ def _fake_success(form: FormConfig, lang: str, embed: bool,
 
 
 _LINK_MARK = "__intake_token__"
+_TOKEN_MARK = "__intake_form_token__"  # noqa: S105 - a stand-in, replaced per page
 STATUS_URLS_KEY = "intake.forms.status_url"
 
 
