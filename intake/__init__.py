@@ -64,4 +64,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     staff.init_app(app)
     from intake.web import records  # the public records at /records (after the forms' Babel)
     records.init_app(app)
+    from intake.web import chat  # Live Help at /help and /staff/help (issue 30)
+    chat.init_app(app)
+    csrf.csrf.exempt(chat.bp)  # no cookies: the signed chat token and the Origin check
     return app

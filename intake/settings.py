@@ -128,6 +128,14 @@ class Settings:
     # INTAKE_DIGEST_RECIPIENTS: the agencies that get the daily "new entries" digest
     # (`intake notices digest`), each with the address it goes to; others: off.
     digest_recipients: Mapping[str, str] = field(default_factory=dict)
+    # Live Help (issue 30): INTAKE_HELP, the YAML of the agencies that take chats (hours,
+    # wait before offering a message instead, exit interview); None = the packaged
+    # example. INTAKE_HELP_STREAM_SECONDS: how long one event stream stays open before the
+    # browser reconnects (with Last-Event-ID). INTAKE_HELP_MESSAGE_RATE: messages a chat
+    # may post (Flask-Limiter notation).
+    help_path: Path | None = None
+    help_stream_seconds: float = 25.0
+    help_message_rate: str = "20/minute;200/hour"
 
     @property
     def broker_kind(self) -> str:
@@ -283,6 +291,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     proxies = _trusted_proxies(env.get("INTAKE_TRUSTED_PROXIES", ""))
     timezone = _timezone(env)
     digest_recipients = _digest_recipients(env.get("INTAKE_DIGEST_RECIPIENTS", ""))
+    help_path = _optional_file(env, "INTAKE_HELP")
+    help_message_rate = env.get("INTAKE_HELP_MESSAGE_RATE", "").strip() or "20/minute;200/hour"
 
     return Settings(
         instance_path=instance_path,
@@ -331,6 +341,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         web_bind=_web_bind(env),
         web_workers=_int(env, "INTAKE_WEB_WORKERS", 2, 1),
         web_threads=_int(env, "INTAKE_WEB_THREADS", 4, 1),
+        help_path=help_path,
+        help_stream_seconds=_float(env, "INTAKE_HELP_STREAM_SECONDS", 25.0, 0.5),
+        help_message_rate=help_message_rate,
     )
 
 

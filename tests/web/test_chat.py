@@ -1,0 +1,363 @@
+"""Live Help (issue 30) over HTTP, with the Flask test client, on SQLite and PostgreSQL.
+
+A visitor starts a chat, an operator of the agency the rules route it to accepts it,
+they exchange messages (the stream replays from Last-Event-ID), the visitor ends it
+with the exit interview, and the transcript is an entry on the chat channel with its
+record number and status link. Hostile and private input: the sensitive-data
+warning, an IP planted in X-Forwarded-For, a visitor's e-mail given only for the
+transcript copy.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from sqlalchemy import inspect, select, text
+
+from intake import create_app
+from intake.db.chat_models import ChatMessage, ChatSession
+from intake.db.models import Entry, Submitter
+from intake.db.staff_models import AccessLogEntry
+from intake.runtime import Runtime
+from intake.services import chat as chat_service
+from intake.services.records import open_original
+from tests.conftest import (
+    SMALL_RULES,
+    csrf_from,
+    login,
+    make_account,
+    make_settings,
+    wait_for,
+)
+
+PLANTED_IP = "203.0.113.77"
+CHROME_UA = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+             "Chrome/131.0.0.0 Safari/537.36")
+HELP_YAML = """\
+version: 1
+form: contact
+wait_seconds: 60
+exit_survey: {survey}
+agencies:
+  dot: {{hours: ["mon-sun 00:00-24:00"]}}
+  parks: {{hours: ["mon-sun 00:00-24:00"]}}
+"""
+
+
+def write_help(tmp_path: Path) -> Path:
+    survey = Path(chat_service.__file__).resolve().parent.parent / "defaults" / "surveys" \
+        / "live_help_exit.yaml"
+    path = tmp_path / "help.yaml"
+    path.write_text(HELP_YAML.format(survey=survey), encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def rt(tmp_path: Path, db_url: str) -> Iterator[Runtime]:
+    settings = make_settings(tmp_path, db_url, INTAKE_RULES=str(SMALL_RULES),
+                             INTAKE_HELP=str(write_help(tmp_path)),
+                             INTAKE_HELP_STREAM_SECONDS="0.5",
+                             INTAKE_HELP_MESSAGE_RATE="1000/minute",
+                             INTAKE_FORM_RATE_LIMIT="1000/minute",
+                             INTAKE_TRUSTED_PROXIES="1")
+    runtime = Runtime(settings)
+    runtime.rules.load()
+    yield runtime
+    runtime.close()
+
+
+@pytest.fixture
+def app(rt: Runtime) -> Flask:
+    application = create_app(runtime=rt)
+    application.testing = True
+    return application
+
+
+HEADERS = {"User-Agent": CHROME_UA, "X-Forwarded-For": PLANTED_IP}
+
+
+def start_chat(client: FlaskClient, message: str, *, name: str = "Ada Lovelace",
+               topic: str = "transportation", lang: str = "en", **extra: str) -> str:
+    response = client.post("/help", data={"name": name, "topic": topic, "message": message,
+                                          "lang": lang, **extra}, headers=HEADERS)
+    assert response.status_code == 303, response.get_data(as_text=True)[:400]
+    location = response.headers["Location"]
+    match = re.search(r"/help/c/([^/?#]+)", location)
+    assert match, location
+    return match.group(1)
+
+
+def stream(client: FlaskClient, url: str, last: int | None = None) -> list[dict[str, object]]:
+    headers = dict(HEADERS)
+    if last is not None:
+        headers["Last-Event-ID"] = str(last)
+    response = client.get(url, headers=headers)
+    assert response.status_code == 200
+    assert response.mimetype == "text/event-stream"
+    events = []
+    for block in response.get_data(as_text=True).split("\n\n"):
+        data = [line[6:] for line in block.splitlines() if line.startswith("data: ")]
+        ids = [line[4:] for line in block.splitlines() if line.startswith("id: ")]
+        if data:
+            event = json.loads(data[0])
+            assert str(event["id"]) == ids[0]
+            events.append(event)
+    return events
+
+
+def operator_client(app: Flask, rt: Runtime, agency: str = "dot",
+                    name: str = "Grace") -> FlaskClient:
+    account = make_account(rt, f"op-{agency}@{agency}.examplia.gov", agency, role="operator")
+    client = app.test_client()
+    login(client, account)
+    page = client.get("/staff/help")
+    assert page.status_code == 200
+    token = csrf_from(page.get_data(as_text=True))
+    assert client.post("/staff/help/name", data={"display_name": name,
+                                                 "csrf_token": token}).status_code == 303
+    return client
+
+
+def chat_id_of(rt: Runtime, token: str) -> int:
+    with rt.db.session() as s:
+        return int(s.scalar(select(ChatSession.id).order_by(ChatSession.id.desc())))
+
+
+def test_a_chat_from_start_to_transcript_entry(app: Flask, rt: Runtime,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    visitor = app.test_client()
+    token = start_chat(visitor, "There is a pothole on Route 9 near the bridge.")
+    chat_id = chat_id_of(rt, token)
+    page = visitor.get(f"/help/c/{token}")
+    assert page.status_code == 200
+    assert "pothole on Route 9" in page.get_data(as_text=True)
+
+    # The rules route it (body: pothole -> dot): a dot operator sees it, a parks one not.
+    operator = operator_client(app, rt, "dot")
+    queue = operator.get("/staff/help").get_data(as_text=True)
+    assert "Ada Lovelace" in queue and "Chrome 131" in queue
+    other = operator_client(app, rt, "parks", "Linus")
+    assert "Ada Lovelace" not in other.get("/staff/help").get_data(as_text=True)
+    assert other.get(f"/staff/help/{chat_id}").status_code == 404
+
+    view = operator.get(f"/staff/help/{chat_id}")
+    assert view.status_code == 200
+    token_csrf = csrf_from(view.get_data(as_text=True))
+    assert operator.post(f"/staff/help/{chat_id}/accept",
+                         data={"csrf_token": token_csrf}).status_code == 303
+    reply = operator.post(f"/staff/help/{chat_id}/messages",
+                          data={"message": "Thank you, which direction?",
+                                "csrf_token": token_csrf},
+                          headers={"Accept": "application/json"})
+    assert reply.status_code == 201
+    ack = visitor.post(f"/help/c/{token}/messages", data={"message": "Northbound."},
+                       headers={**HEADERS, "Accept": "application/json"})
+    assert ack.status_code == 201
+    acked = ack.get_json()["id"]
+
+    # Both streams: every event once, in order; a reconnect replays from Last-Event-ID.
+    events = stream(visitor, f"/help/c/{token}/events")
+    bodies = [e["body"] for e in events]
+    assert bodies == ["There is a pothole on Route 9 near the bridge.", "joined:Grace",
+                      "Thank you, which direction?", "Northbound."]
+    assert [e["id"] for e in events] == sorted({e["id"] for e in events})
+    assert events[-1]["id"] == acked
+    assert events[2]["name"] == "Grace"  # the display name, never the e-mail address
+    again = stream(visitor, f"/help/c/{token}/events", last=int(events[1]["id"]))
+    assert [e["body"] for e in again] == bodies[2:]
+    assert [e["body"] for e in stream(operator, f"/staff/help/{chat_id}/events")] == bodies
+
+    # The visitor ends it: exit interview, and a transcript copy to an address.
+    end = visitor.post(f"/help/c/{token}/end", data={
+        "helped": "yes", "satisfaction": "5", "copy": "1", "email": "ada@example.org"},
+        headers=HEADERS)
+    assert end.status_code == 303
+    done = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    number = re.search(r'class="record-number">([^<]+)<', done)
+    assert number, done[-2000:]
+    assert "/status/" in done
+    with rt.db.session() as s:
+        entry = s.scalars(select(Entry).where(Entry.record_number == number.group(1))).one()
+        assert entry.channel == "chat" and entry.kind == "chat"
+        facts = entry.fields["chat"]
+        assert facts["operator"] == "Grace" and facts["visitor_name"] == "Ada Lovelace"
+        assert facts["topic"] == "transportation" and facts["browser"] == "Chrome 131"
+        assert {"session_date", "start_time", "end_time"} <= set(facts)
+        assert entry.fields["survey"] == "live-help-exit"
+        assert entry.fields["answers"] == {"helped": "yes", "satisfaction": 5}
+        assert "Grace: Thank you, which direction?" in entry.body
+        assert "Ada Lovelace: Northbound." in entry.body
+        submitter = s.scalars(select(Submitter).where(Submitter.entry_id == entry.id)).one()
+        assert submitter.email == "ada@example.org" and submitter.name == "Ada Lovelace"
+        # Viewing the chat was access-logged, and joins the entry's access log (P8).
+        assert s.scalar(select(AccessLogEntry.id).where(
+            AccessLogEntry.entry_id == entry.id, AccessLogEntry.what == "chat")) is not None
+        # The chat's sealed copies are gone: the transcript's sealed original holds them.
+        assert s.scalar(select(ChatMessage.id).where(ChatMessage.raw.is_not(None))) is None
+        original = json.loads(open_original(s, entry.id, rt.originals_key))
+        assert [m["text"] for m in original["messages"]][:4] == bodies
+    # The ended chat takes no more messages.
+    late = visitor.post(f"/help/c/{token}/messages", data={"message": "one more"},
+                        headers={"Accept": "application/json"})
+    assert late.status_code == 409
+
+    # No IP address anywhere: not in a table, not in a log line.
+    with rt.db.engine.connect() as conn:
+        for table in inspect(conn).get_table_names():
+            for row in conn.execute(text(f'SELECT * FROM "{table}"')):
+                assert PLANTED_IP not in repr(row), table
+                assert "Mozilla/5.0" not in repr(row), table
+    for record in caplog.records:
+        assert PLANTED_IP not in record.getMessage()
+        assert "ada@example.org" not in record.getMessage()
+
+
+def test_a_non_consenting_visitors_address_reaches_no_operator_view(
+        app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    token = start_chat(visitor, "A pothole again on the highway.", name="Bo")
+    chat_id = chat_id_of(rt, token)
+    operator = operator_client(app, rt, "dot")
+    csrf = csrf_from(operator.get(f"/staff/help/{chat_id}").get_data(as_text=True))
+    operator.post(f"/staff/help/{chat_id}/accept", data={"csrf_token": csrf})
+    visitor.post(f"/help/c/{token}/end", data={"copy": "1", "email": "bo@example.org"})
+    with rt.db.session() as s:
+        entry_id = s.scalar(select(ChatSession.entry_id).where(ChatSession.id == chat_id))
+    rt.jobs.start()  # the route work: the transcript entry goes to dot by the rules
+
+    def routed() -> bool:
+        with rt.db.session() as s:
+            return s.get(Entry, entry_id).agency_id == "dot"  # type: ignore[union-attr]
+
+    wait_for(routed, message="the transcript routed")
+    pages = [operator.get("/staff/help"), operator.get(f"/staff/help/{chat_id}"),
+             operator.get(f"/staff/help/{chat_id}/log"),
+             operator.get(f"/staff/help/{chat_id}/events"),
+             operator.get(f"/staff/entries/{entry_id}")]
+    for page in pages:
+        assert page.status_code == 200
+        assert "bo@example.org" not in page.get_data(as_text=True)
+
+
+def test_the_sensitive_data_warning_per_message(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    token = start_chat(visitor, "A pothole on Route 9.")
+    ssn = "My SSN is 123-45-6789, please check my file."
+    warned = visitor.post(f"/help/c/{token}/messages", data={"message": ssn})
+    assert warned.status_code == 200
+    page = warned.get_data(as_text=True)
+    assert "Please check your message before sending it" in page
+    assert "a Social Security number" in page
+    as_json = visitor.post(f"/help/c/{token}/messages", data={"message": ssn},
+                           headers={"Accept": "application/json"})
+    assert as_json.status_code == 422 and as_json.get_json()["kinds"] == ["ssn"]
+    with rt.db.session() as s:
+        assert len(s.scalars(select(ChatMessage)).all()) == 1  # nothing stored yet
+    sealed = visitor.post(f"/help/c/{token}/messages",
+                          data={"message": ssn, "_confirm_sensitive": "seal"})
+    assert sealed.status_code == 303
+    removed = visitor.post(f"/help/c/{token}/messages", data={
+        "message": "Card 4111 1111 1111 1111 was charged.", "_confirm_sensitive": "remove"})
+    assert removed.status_code == 303
+    events = stream(visitor, f"/help/c/{token}/events")
+    assert "123-45-6789" not in events[1]["body"]
+    assert "4111" not in events[2]["body"] and "[removed]" in events[2]["body"]
+    visitor.post(f"/help/c/{token}/end", data={"leave": "1"})
+    with rt.db.session() as s:
+        entry = s.scalars(select(Entry).where(Entry.channel == "chat")).one()
+        assert "123-45-6789" not in entry.body and "4111" not in entry.body
+        original = open_original(s, entry.id, rt.originals_key).decode()
+        assert "123-45-6789" in original  # sealed, as the visitor chose
+        assert "4111" not in original  # removed from everything
+
+
+def test_no_operator_available_leaves_the_chat_as_a_message(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    # No rule matches: the default agency (governor), which takes no chats.
+    token = start_chat(visitor, "When is the office open?", topic="", lang="es")
+    page = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    assert 'id="unavailable"' in page and 'lang="es"' in page
+    left = visitor.post(f"/help/c/{token}/end", data={"leave": "1", "lang": "es"})
+    assert left.status_code == 303
+    with rt.db.session() as s:
+        entry = s.scalars(select(Entry).where(Entry.channel == "chat")).one()
+        assert "When is the office open?" in entry.body
+        assert entry.fields["chat"]["ended_by"] == "message"
+        assert entry.language == "es"
+
+
+def test_transfer_moves_the_chat_to_another_agencys_queue(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    token = start_chat(visitor, "A pothole in the state park road.")
+    chat_id = chat_id_of(rt, token)
+    dot = operator_client(app, rt, "dot")
+    csrf = csrf_from(dot.get(f"/staff/help/{chat_id}").get_data(as_text=True))
+    refused = dot.post(f"/staff/help/{chat_id}/transfer",
+                       data={"agency": "parks", "reason": " ", "csrf_token": csrf})
+    assert refused.status_code == 303
+    moved = dot.post(f"/staff/help/{chat_id}/transfer",
+                     data={"agency": "parks", "reason": "Park roads are theirs",
+                           "csrf_token": csrf})
+    assert moved.status_code == 303
+    assert dot.get(f"/staff/help/{chat_id}").status_code == 404
+    parks = operator_client(app, rt, "parks", "Linus")
+    assert parks.get(f"/staff/help/{chat_id}").status_code == 200
+    bodies = [e["body"] for e in stream(visitor, f"/help/c/{token}/events")]
+    assert bodies[-1] == "transferred:Department of Parks"
+
+
+def test_without_javascript_or_cookies_the_pages_work(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client(use_cookies=False)
+    token = start_chat(visitor, "A pothole on the highway exit.")
+    page = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    assert f"/help/c/{token}/log" in page  # the frame that refreshes itself
+    frame = visitor.get(f"/help/c/{token}/log")
+    assert '<meta http-equiv="refresh"' in frame.get_data(as_text=True)
+    assert "frame-ancestors 'self'" in frame.headers["Content-Security-Policy"]
+    sent = visitor.post(f"/help/c/{token}/messages", data={"message": "Still there?"})
+    assert sent.status_code == 303 and f"/help/c/{token}" in sent.headers["Location"]
+    assert "Still there?" in visitor.get(f"/help/c/{token}/log").get_data(as_text=True)
+
+
+def test_hostile_input_is_refused_cleanly(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    assert visitor.get("/help/c/forged-token").status_code == 404
+    assert visitor.get("/help/c/forged-token/events").status_code == 404
+    assert visitor.post("/help", data={"message": ""}).status_code == 422
+    assert visitor.post("/help", data={"message": "x" * 5000}).status_code == 422
+    assert visitor.post("/help", data={"message": "hi", "topic": "<script>"}).status_code == 422
+    assert visitor.post("/help", data={"message": "hi"},
+                        headers={"Origin": "https://evil.example"}).status_code == 403
+    token = start_chat(visitor, "<script>alert(1)</script> pothole")
+    page = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    assert "<script>alert(1)</script>" not in page
+    assert visitor.get(f"/help/c/{token}/events", headers={"Last-Event-ID": "zz"}
+                       ).status_code == 200
+    embed = visitor.get("/embed/help")
+    assert "https://agency.example" in embed.headers["Content-Security-Policy"] or \
+        "frame-ancestors" in embed.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in visitor.get("/help").headers["Content-Security-Policy"]
+
+
+def test_a_chat_posts_at_most_its_rate(tmp_path: Path, db_url: str) -> None:
+    settings = make_settings(tmp_path, db_url, INTAKE_HELP=str(write_help(tmp_path)),
+                             INTAKE_HELP_MESSAGE_RATE="3/minute",
+                             INTAKE_FORM_RATE_LIMIT="1000/minute")
+    runtime = Runtime(settings)
+    runtime.rules.load()
+    try:
+        client = create_app(runtime=runtime).test_client()
+        token = start_chat(client, "A pothole on Route 1.")
+        codes = [client.post(f"/help/c/{token}/messages", data={"message": f"m{i}"}).status_code
+                 for i in range(4)]
+        assert codes[:2] == [303, 303] and codes[-1] == 429
+    finally:
+        runtime.close()
