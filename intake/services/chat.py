@@ -219,7 +219,8 @@ def check_message(text: str, pii_key: bytes, choice: str | None, lang: str) -> C
     if choice == "remove":
         mark = REMOVED_MARK.get(lang, REMOVED_MARK["en"])
         sensitive = [f for f in findings if f.kind in SENSITIVE_KINDS]
-        out, last = [], 0
+        out: list[str] = []
+        last = 0
         for r in redact(text, sensitive).redactions:
             out.extend((text[last:r.start], mark))
             last = r.end
@@ -463,7 +464,8 @@ def end(session: Session, chat: ChatSession, ending: Ending, *, originals_key: b
     lines = [line for m, t in texts if (line := _line(m, t, tz)) is not None]
     transcript = "\n".join(lines)
     started = chat.started_at.astimezone(tz)
-    facts = {
+    transfers = list((chat.detail or {}).get("transfers", []))
+    facts: dict[str, Any] = {
         "session_date": started.date().isoformat(),
         "start_time": started.strftime("%H:%M:%S"),
         "end_time": now.astimezone(tz).strftime("%H:%M:%S"),
@@ -472,7 +474,7 @@ def end(session: Session, chat: ChatSession, ending: Ending, *, originals_key: b
         "topic": chat.topic,
         "browser": chat.browser,
         "agency_at_end": chat.agency_id,
-        "transfers": list((chat.detail or {}).get("transfers", [])),
+        "transfers": transfers,
         "ended_by": ending.by,
         "transcript_copy": ending.copy_to is not None,
     }
@@ -501,7 +503,7 @@ def end(session: Session, chat: ChatSession, ending: Ending, *, originals_key: b
                                    what="chat", at=access.at))
     session.add(Event(entry_id=recorded.entry_id, kind="chat_ended", at=now,
                       actor="chat", detail={"ended_by": ending.by,
-                                            "transfers": len(facts["transfers"])}))
+                                            "transfers": len(transfers)}))
     # The transcript's sealed original holds the exact texts now: erase the chat's.
     session.execute(update(ChatMessage).where(ChatMessage.chat_id == chat.id)
                     .values(raw=None))

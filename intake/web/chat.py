@@ -153,6 +153,10 @@ def set_lang(lang: str | None) -> str:
     return chosen
 
 
+def _embed_args(embed: bool) -> dict[str, Any]:
+    return {"embed": "1"} if embed else {}
+
+
 def _embedded() -> bool:
     return request.args.get("embed") == "1" or request.form.get("embed") == "1"
 
@@ -235,7 +239,7 @@ def _start_page(lang: str, embed: bool, *, status: int = 200, errors: dict[str, 
         try:
             _serializer().loads(returning)
             back = url_for("help.conversation", token=returning, lang=lang,
-                           **({"embed": "1"} if embed else {}))
+                           **_embed_args(embed))
         except BadSignature:
             back = None
     other = "es" if lang == "en" else "en"
@@ -295,7 +299,7 @@ def begin() -> ResponseReturnValue:
     bus().publish(f"agency:{started.agency_id}")
     token = token_for(started.public_id)
     response = redirect(url_for("help.conversation", token=token, lang=lang,
-                                **({"embed": "1"} if embed_flag else {})), code=303)
+                                **_embed_args(embed_flag)), code=303)
     # Only lets the visitor come back; the address carries the session.
     response.set_cookie(COOKIE, token, max_age=12 * 3600, path="/", secure=request.is_secure,
                         httponly=True, samesite="Lax")
@@ -391,7 +395,7 @@ def send(token: str) -> ResponseReturnValue:
     if _wants_json():
         return jsonify({"status": "stored", "id": event_id}), 201
     return redirect(url_for("help.conversation", token=token, lang=lang,
-                            **({"embed": "1"} if embed_flag else {})) + f"#m{event_id}",
+                            **_embed_args(embed_flag)) + f"#m{event_id}",
                     code=303)
 
 
@@ -473,4 +477,4 @@ def finish(token: str) -> ResponseReturnValue:
         chat_id = found.id
     bus().publish(str(chat_id))
     return redirect(url_for("help.conversation", token=token, lang=lang,
-                            **({"embed": "1"} if embed_flag else {})), code=303)
+                            **_embed_args(embed_flag)), code=303)

@@ -34,7 +34,7 @@ def _operator() -> StaffAccount:
     return user
 
 
-def _lang() -> dict[str, str]:
+def _lang() -> dict[str, Any]:
     asked = request.args.get("lang") or request.form.get("lang") or ""
     lang = asked if asked in LANGUAGES else (
         request.accept_languages.best_match(LANGUAGES, default="en") or "en")
@@ -87,7 +87,7 @@ def help_name() -> ResponseReturnValue:
     return redirect(url_for("staff.help_queue", **lang_args), code=303)
 
 
-def _chat_page(chat_id: int, lang_args: dict[str, str], status: int = 200,
+def _chat_page(chat_id: int, lang_args: dict[str, Any], status: int = 200,
                sensitive: tuple[str, ...] = (), draft: str = "") -> Response:
     user = _operator()
     runtime: Runtime = _runtime()
