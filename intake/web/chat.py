@@ -421,6 +421,26 @@ def event_stream(chat_id: int, after: int, *, viewer: str) -> Iterator[str]:
                 yield ": keep-alive\n\n"
 
 
+def queue_stream(agency_id: str) -> Iterator[str]:
+    """An agency's queue: one "changed" event per announcement (no data, no names)."""
+    deadline = time.monotonic() + _runtime().settings.help_stream_seconds
+    yield "retry: 2000\n\n"
+    with bus().subscribe(f"agency:{agency_id}") as waiter:
+        while (remaining := deadline - time.monotonic()) > 0:
+            if waiter.wait(min(POLL_SECONDS, remaining)):
+                yield "event: changed\ndata: {}\n\n"
+            else:
+                yield ": keep-alive\n\n"
+
+
+def queue_response(agency_id: str) -> Response:
+    response = Response(stream_with_context(queue_stream(agency_id)),
+                        mimetype="text/event-stream")
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Accel-Buffering"] = "no"
+    return response
+
+
 def _last_event_id() -> int:
     raw = request.headers.get("Last-Event-ID") or request.args.get("after") or "0"
     try:
@@ -474,7 +494,8 @@ def finish(token: str) -> ResponseReturnValue:
         elif answers:
             chat.add_exit_answers(s, found, survey.id if survey else "", answers)
         s.commit()
-        chat_id = found.id
+        chat_id, agency_id = found.id, found.agency_id
     bus().publish(str(chat_id))
+    bus().publish(f"agency:{agency_id}")
     return redirect(url_for("help.conversation", token=token, lang=lang,
                             **_embed_args(embed_flag)), code=303)

@@ -81,7 +81,8 @@ def test_visitor_and_operator_chat_live_and_without_javascript(
                 visitor.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
                 visitor.goto(f"{base}/help?lang={lang}")
                 check(visitor, f"start {lang}")
-                _start(visitor, base, lang, f"A pothole on Route 9 <script>alert(1)</script> {lang}")
+                _start(visitor, base, lang,
+                       f"A pothole on Route 9 <script>alert(1)</script> {lang}")
                 check(visitor, f"conversation {lang}")
 
                 op.goto(f"{base}/staff/help?lang={lang}")

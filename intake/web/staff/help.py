@@ -71,6 +71,14 @@ def help_queue() -> ResponseReturnValue:
                            open_now=config.open_now(user.agency_id), lang_args=lang_args)
 
 
+@bp.get("/help/queue/events")
+@login_required
+def help_queue_events() -> ResponseReturnValue:
+    """Server-Sent Events: "changed" whenever a chat of the agency starts, moves or ends."""
+    user = _operator()
+    return visitor.queue_response(user.agency_id)
+
+
 @bp.post("/help/name")
 @login_required
 def help_name() -> ResponseReturnValue:
@@ -150,14 +158,14 @@ def _act(chat_id: int, action: str) -> ResponseReturnValue:
     keys = [str(chat_id)]
     with runtime.db.session() as s:
         found = _chat_for(s, user, chat_id)
+        keys.append(f"agency:{found.agency_id}")
         try:
             if action == "accept":
                 chat.accept(s, found, user, runtime.originals_key)
             elif action == "transfer":
-                before = found.agency_id
                 chat.transfer(s, found, user, runtime.rules, runtime.originals_key,
                               request.form.get("agency", ""), request.form.get("reason", ""))
-                keys += [f"agency:{before}", f"agency:{found.agency_id}"]
+                keys.append(f"agency:{found.agency_id}")
             elif action == "end":
                 if found.state not in ("waiting", "active"):
                     raise chat.ChatError("This chat has ended.")
