@@ -1,7 +1,7 @@
 """Live Help under load: concurrent chats on PostgreSQL + Redis, two gunicorn processes.
 
     python bench/chat.py --database-url postgresql://postgres@127.0.0.1:5432/postgres \\
-        --redis-url redis://127.0.0.1:6379/12 [--chats 200] [--messages 5]
+        --redis-url redis://127.0.0.1:6379/12 [--chats 200] [--messages 5] [--interval 2]
 
 Creates a throw-away database next to the one named, migrates it, starts two gunicorn
 processes (gthread) on it with Redis as the bus, and opens, for every chat, the
@@ -100,6 +100,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/12")
     parser.add_argument("--chats", type=int, default=200)
     parser.add_argument("--messages", type=int, default=5, help="per chat")
+    parser.add_argument("--interval", type=float, default=0.0,
+                        help="seconds each chat waits between its messages (0: as fast as "
+                             "the 32 posting threads go, a saturation test)")
     args = parser.parse_args()
     from sqlalchemy import create_engine, make_url, text
 
@@ -206,7 +209,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
 
         def post(job: tuple[int, str]) -> None:
             n, token = job
+            if args.interval:
+                time.sleep(args.interval * n / args.chats)  # spread, as people type
             for m in range(args.messages):
+                if m and args.interval:
+                    time.sleep(args.interval)
                 body = f"chat {n} message {m}"
                 with lock:
                     sent_at[body] = time.perf_counter()
@@ -215,7 +222,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                 assert status == 201, (status, text_[:200])
 
         done_posts = 0
-        with ThreadPoolExecutor(32) as pool:
+        with ThreadPoolExecutor(args.chats if args.interval else 32) as pool:
             for _ in pool.map(post, enumerate(tokens)):
                 done_posts += 1
                 if done_posts % 20 == 0:
@@ -227,7 +234,9 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         latencies = sorted((arrived[k] - sent_at[k]) * 1000 for k in sent_at if k in arrived)
         lost = expected - len(latencies)
         p95 = latencies[int(0.95 * (len(latencies) - 1))] if latencies else float("nan")
-        print(f"{args.chats} concurrent chats, {expected} messages posted on process B, "
+        pace = f"every {args.interval:.1f} s per chat" if args.interval else "saturating"
+        print(f"{args.chats} concurrent chats, {expected} messages posted on process B "
+              f"({pace}), "
               f"read on process A's operator streams in {elapsed:.1f} s; "
               f"{lost} not arrived")
         print(f"POST -> stream latency: p50 {statistics.median(latencies):.1f} ms, "
