@@ -293,6 +293,13 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     digest_recipients = _digest_recipients(env.get("INTAKE_DIGEST_RECIPIENTS", ""))
     help_path = _optional_file(env, "INTAKE_HELP")
     help_message_rate = env.get("INTAKE_HELP_MESSAGE_RATE", "").strip() or "20/minute;200/hour"
+    try:
+        from limits import parse_many
+
+        parse_many(help_message_rate)
+    except ValueError:
+        raise SettingsError("INTAKE_HELP_MESSAGE_RATE: not a rate limit like 20/minute: "
+                            f"{help_message_rate!r}") from None
 
     return Settings(
         instance_path=instance_path,
@@ -553,6 +560,7 @@ VARIABLES = (
     "INTAKE_HEARTBEAT_STALE", "INTAKE_METRICS_ALLOW", "INTAKE_METRICS_TOKEN",
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
     "INTAKE_DIGEST_RECIPIENTS",
+    "INTAKE_HELP", "INTAKE_HELP_STREAM_SECONDS", "INTAKE_HELP_MESSAGE_RATE",
 )
 
 

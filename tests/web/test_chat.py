@@ -183,7 +183,11 @@ def test_a_chat_from_start_to_transcript_entry(app: Flask, rt: Runtime,
     done = visitor.get(f"/help/c/{token}").get_data(as_text=True)
     number = re.search(r'class="record-number">([^<]+)<', done)
     assert number, done[-2000:]
-    assert "/status/" in done
+    status_url = re.search(r'class="status-link" href="[^"]*?(/status/[^"]+)"', done)
+    assert status_url, done[-2000:]
+    status_page = visitor.get(status_url.group(1))
+    assert status_page.status_code == 200
+    assert number.group(1) in status_page.get_data(as_text=True)
     with rt.db.session() as s:
         entry = s.scalars(select(Entry).where(Entry.record_number == number.group(1))).one()
         assert entry.channel == "chat" and entry.kind == "chat"
@@ -361,3 +365,23 @@ def test_a_chat_posts_at_most_its_rate(tmp_path: Path, db_url: str) -> None:
         assert codes[:2] == [303, 303] and codes[-1] == 429
     finally:
         runtime.close()
+
+
+def test_bad_live_help_settings_stop_start_up_with_one_line(tmp_path: Path) -> None:
+    from intake.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="INTAKE_HELP_MESSAGE_RATE"):
+        load_settings({"INTAKE_HELP_MESSAGE_RATE": "often", "INTAKE_SECRET_KEY": "k" * 40})
+    with pytest.raises(SettingsError, match="INTAKE_HELP_STREAM_SECONDS"):
+        load_settings({"INTAKE_HELP_STREAM_SECONDS": "0", "INTAKE_SECRET_KEY": "k" * 40})
+    bad = tmp_path / "help.yaml"
+    for text_, problem in (
+            ("version: 1\nagencies: {dot: {hours: ['someday 08:00-17:00']}}\n", "not like"),
+            ("version: 1\nagencies: {dot: {hours: ['mon 17:00-08:00']}}\n", "ends before"),
+            ("version: 1\nwait_seconds: -1\n", "wait_seconds"),
+            ("version: 2\n", "version: 1")):
+        bad.write_text(text_)
+        settings = load_settings({"INTAKE_HELP": str(bad), "INTAKE_SECRET_KEY": "k" * 40,
+                                  "INTAKE_INSTANCE_PATH": str(tmp_path)})
+        with pytest.raises(chat_service.HelpConfigError, match=problem):
+            chat_service.load_help(settings)
