@@ -316,6 +316,22 @@ def test_transfer_moves_the_chat_to_another_agencys_queue(app: Flask, rt: Runtim
     assert parks.get(f"/staff/help/{chat_id}").status_code == 200
     bodies = [e["body"] for e in stream(visitor, f"/help/c/{token}/events")]
     assert bodies[-1] == "transferred:Department of Parks"
+    # The transcript goes where the chat went, not where the rules (pothole: dot) send it.
+    assert visitor.post(f"/help/c/{token}/end", data={}).status_code == 303
+    with rt.db.session() as s:
+        entry_id = s.scalar(select(ChatSession.entry_id).where(ChatSession.id == chat_id))
+    rt.jobs.start()
+
+    def routed() -> bool:
+        with rt.db.session() as s:
+            return s.get(Entry, entry_id).agency_id is not None  # type: ignore[union-attr]
+
+    wait_for(routed, message="the transcript routed")
+    with rt.db.session() as s:
+        entry = s.get(Entry, entry_id)
+        assert entry is not None and entry.agency_id == "parks"
+        transfer = entry.fields["chat"]["transfers"][0]
+        assert transfer["to"] == "parks" and transfer["reason"] == "Park roads are theirs"
 
 
 def test_without_javascript_or_cookies_the_pages_work(app: Flask, rt: Runtime) -> None:
