@@ -401,3 +401,30 @@ def test_bad_live_help_settings_stop_start_up_with_one_line(tmp_path: Path) -> N
                                   "INTAKE_INSTANCE_PATH": str(tmp_path)})
         with pytest.raises(chat_service.HelpConfigError, match=problem):
             chat_service.load_help(settings)
+
+
+def test_every_operator_route_hides_another_agencys_chat(app: Flask, rt: Runtime) -> None:
+    visitor = app.test_client()
+    token = start_chat(visitor, "A secret pothole on Route 9.", name="Secret Visitor")
+    chat_id = chat_id_of(rt, token)
+    # The parks administrator, and an agent of dot itself (not an operator).
+    outsiders = [operator_client(app, rt, "parks", "Linus")]
+    agent = make_account(rt, "agent@dot.examplia.gov", "dot")
+    outsiders.append(app.test_client())
+    login(outsiders[-1], agent)
+    for client in outsiders:
+        csrf = csrf_from(client.get("/staff/inbox").get_data(as_text=True))
+        for rule in app.url_map.iter_rules():
+            if not rule.endpoint.startswith("staff.help") or "chat_id" not in rule.arguments:
+                continue
+            url = app.url_map.bind("localhost").build(rule.endpoint, {"chat_id": chat_id})
+            for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
+                response = client.open(url, method=method, data={
+                    "csrf_token": csrf, "message": "hi", "agency": "parks",
+                    "reason": "mine"} if method == "POST" else None)
+                assert response.status_code in (403, 404), (rule.endpoint, method)
+                assert "Secret Visitor" not in response.get_data(as_text=True)
+    with rt.db.session() as s:
+        chat_row = s.get(ChatSession, chat_id)
+        assert chat_row is not None and chat_row.state == "waiting"
+        assert chat_row.agency_id == "dot"
