@@ -10,6 +10,8 @@ transcript copy.
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
 import logging
 import re
@@ -30,6 +32,7 @@ from intake.services import chat as chat_service
 from intake.services.records import open_original
 from tests.conftest import (
     SMALL_RULES,
+    SmtpSink,
     csrf_from,
     login,
     make_account,
@@ -428,3 +431,37 @@ def test_every_operator_route_hides_another_agencys_chat(app: Flask, rt: Runtime
         chat_row = s.get(ChatSession, chat_id)
         assert chat_row is not None and chat_row.state == "waiting"
         assert chat_row.agency_id == "dot"
+
+
+def test_the_transcript_copy_goes_through_the_gate_to_the_address_given(
+        tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    settings = make_settings(tmp_path, db_url, INTAKE_HELP=str(write_help(tmp_path)),
+                             INTAKE_HELP_MESSAGE_RATE="1000/minute",
+                             INTAKE_FORM_RATE_LIMIT="1000/minute",
+                             INTAKE_SMTP_URL=f"smtp://127.0.0.1:{sink.port}",
+                             INTAKE_RETRY_BASE="0.05", INTAKE_SWEEP_INTERVAL="0.2")
+    runtime = Runtime(settings)
+    runtime.rules.load()
+    try:
+        client = create_app(runtime=runtime).test_client()
+        token = start_chat(client, "Pothole on Route 9, lane two.", lang="es")
+        client.post(f"/help/c/{token}/messages", data={
+            "message": "Mi SSN es 123-45-6789", "_confirm_sensitive": "seal"})
+        client.post(f"/help/c/{token}/end", data={"copy": "1", "email": "ada@example.org"})
+        runtime.jobs.start()
+        wait_for(lambda: sink.to("ada@example.org"), message="the transcript copy")
+        [mail] = sink.to("ada@example.org")
+        message = email.message_from_bytes(mail.raw, policy=email.policy.default)
+        parts = [part.get_content() for part in message.walk()
+                 if part.get_content_type() in ("text/plain", "text/html")]
+        assert len(parts) == 2
+        for part in parts:
+            assert "La transcripción de su chat:" in part
+            assert "Pothole on Route 9, lane two." in part
+            assert "123-45-6789" not in part  # sealed: the copy shows the marker
+        # Only the visitor's address got it; the agency's forward does not carry it.
+        for other in sink.all():
+            if "ada@example.org" not in other.rcpt_tos:
+                assert b"ada@example.org" not in other.raw
+    finally:
+        runtime.close()
