@@ -570,3 +570,16 @@ def add_exit_answers(session: Session, chat: ChatSession, survey_id: str,
     if entry is None or (entry.fields or {}).get("answers"):
         return
     entry.fields = {**(entry.fields or {}), "survey": survey_id, "answers": dict(answers)}
+
+
+def forget(session: Session, entry_ids: Sequence[int]) -> None:
+    """Retention (:func:`intake.services.retention.destroy_entries`): the chats whose
+    transcripts these entries are keep no text, name or key of theirs either."""
+    if not entry_ids:
+        return
+    chat_ids = select(ChatSession.id).where(ChatSession.entry_id.in_(list(entry_ids)))
+    session.execute(update(ChatMessage).where(ChatMessage.chat_id.in_(chat_ids))
+                    .values(body="", author_name="", raw=None))
+    session.execute(update(ChatSession).where(ChatSession.entry_id.in_(list(entry_ids)))
+                    .values(visitor_name=None, operator_name=None, topic="", browser="",
+                            detail={}, wrapped_key=None, status_sealed=None))

@@ -465,3 +465,20 @@ def test_the_transcript_copy_goes_through_the_gate_to_the_address_given(
                 assert b"ada@example.org" not in other.raw
     finally:
         runtime.close()
+
+
+def test_retention_leaves_nothing_of_the_chat_behind(app: Flask, rt: Runtime) -> None:
+    from intake.services.retention import destroy_entries
+
+    visitor = app.test_client()
+    token = start_chat(visitor, "Pothole by the school on Elm Street.", name="Ada Lovelace")
+    visitor.post(f"/help/c/{token}/messages", data={"message": "It is deep."})
+    visitor.post(f"/help/c/{token}/end", data={})
+    with rt.db.session() as s:
+        entry_id = s.scalar(select(Entry.id).where(Entry.channel == "chat"))
+        assert destroy_entries(s, [entry_id]) == [entry_id]
+    with rt.db.engine.connect() as conn:
+        for table in ("chat_sessions", "chat_messages", "entries", "submitters"):
+            for row in conn.execute(text(f"SELECT * FROM {table}")):
+                assert "Elm Street" not in repr(row) and "Ada Lovelace" not in repr(row), table
+                assert "It is deep" not in repr(row), table
