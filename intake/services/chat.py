@@ -583,3 +583,18 @@ def forget(session: Session, entry_ids: Sequence[int]) -> None:
     session.execute(update(ChatSession).where(ChatSession.entry_id.in_(list(entry_ids)))
                     .values(visitor_name=None, operator_name=None, topic="", browser="",
                             detail={}, wrapped_key=None, status_sealed=None))
+
+
+def idle_chats(session: Session, older_than: timedelta, now: datetime | None = None
+               ) -> list[ChatSession]:
+    """Running chats (waiting or active) whose last event is older than ``older_than``:
+    the visitor closed the page and never ended it."""
+    from sqlalchemy import func
+
+    cutoff = (now or utcnow()) - older_than
+    last = (select(ChatMessage.chat_id, func.max(ChatMessage.at).label("last_at"))
+            .group_by(ChatMessage.chat_id).subquery())
+    return list(session.scalars(
+        select(ChatSession).join(last, last.c.chat_id == ChatSession.id)
+        .where(ChatSession.state.in_(("waiting", "active")), last.c.last_at < cutoff)
+        .order_by(ChatSession.id)))

@@ -482,3 +482,37 @@ def test_retention_leaves_nothing_of_the_chat_behind(app: Flask, rt: Runtime) ->
             for row in conn.execute(text(f"SELECT * FROM {table}")):
                 assert "Elm Street" not in repr(row) and "Ada Lovelace" not in repr(row), table
                 assert "It is deep" not in repr(row), table
+
+
+def test_close_idle_records_the_chats_visitors_left(app: Flask, rt: Runtime,
+                                                    tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from click.testing import CliRunner
+    from sqlalchemy import update
+
+    from intake.cli import cli
+    from intake.db.models import utcnow
+    from tests.conftest import TEST_SECRET
+
+    visitor = app.test_client()
+    left = start_chat(visitor, "Pothole, then I closed the page.")
+    fresh = start_chat(visitor, "Pothole, still typing.")
+    with rt.db.session() as s:
+        old = chat_id_of(rt, left) - 1  # the first of the two
+        s.execute(update(ChatMessage).where(ChatMessage.chat_id == old)
+                  .values(at=utcnow() - timedelta(hours=13)))
+    env = {"INTAKE_SECRET_KEY": TEST_SECRET, "INTAKE_DATABASE_URL": rt.settings.database_url,
+           "INTAKE_INSTANCE_PATH": str(tmp_path / "instance"), "INTAKE_RULES": str(SMALL_RULES),
+           "INTAKE_HELP": str(write_help(tmp_path))}
+    result = CliRunner().invoke(cli, ["chat", "close-idle", "--hours", "12"], env=env)
+    assert result.exit_code == 0, result.output
+    assert "1 idle chat(s) ended" in result.output
+    with rt.db.session() as s:
+        states = dict(s.execute(select(ChatSession.id, ChatSession.state)).all())
+        assert states[old] == "ended" and states[old + 1] == "waiting"
+        entry = s.scalars(select(Entry).where(Entry.channel == "chat")).one()
+        assert "closed the page" in entry.body and entry.fields["chat"]["ended_by"] == "idle"
+    assert visitor.get(f"/help/c/{fresh}").status_code == 200
+    bad = CliRunner().invoke(cli, ["chat", "close-idle", "--hours", "0"], env=env)
+    assert bad.exit_code != 0
