@@ -397,15 +397,20 @@ def transfer(session: Session, chat: ChatSession, user: StaffAccount, rules: Rul
                 f"transferred:{agencies[agency_id].name}")
 
 
+def waiting_since(chat: ChatSession) -> datetime:
+    """When the chat began to wait for its present agency (its start, or last transfer)."""
+    transfers = (chat.detail or {}).get("transfers") or []
+    if transfers:
+        return datetime.fromisoformat(transfers[-1]["at"])
+    return chat.started_at
+
+
 def waited_too_long(config: HelpConfig, chat: ChatSession, now: datetime | None = None
                     ) -> bool:
     if chat.state != "waiting":
         return False
-    since = chat.started_at
-    transfers = (chat.detail or {}).get("transfers") or []
-    if transfers:
-        since = datetime.fromisoformat(transfers[-1]["at"])
-    return (now or utcnow()) - since > timedelta(seconds=config.wait_for(chat.agency_id))
+    return (now or utcnow()) - waiting_since(chat) > \
+        timedelta(seconds=config.wait_for(chat.agency_id))
 
 
 # -- the transcript ----------------------------------------------------------------------

@@ -55,13 +55,24 @@
     if (e.author === "system") {
       var what = e.body.split(":")[0];
       var notice = document.getElementById("unavailable");
-      if (what === "joined" && notice) { notice.hidden = true; }
+      if (what === "joined" && notice) { notice.hidden = true; notice.setAttribute("data-joined", "1"); }
       if (what === "ended" || (viewer === "operator" && what === "transferred")) {
         source.close();
         window.setTimeout(function () { window.location.reload(); }, 300);
       }
     }
   });
+
+  /* Nobody accepted within the agency's wait: offer to leave the chat as a message. */
+  var offer = document.getElementById("unavailable");
+  if (offer && offer.hidden && offer.getAttribute("data-wait-left")) {
+    window.setTimeout(function () {
+      if (offer.getAttribute("data-joined") !== "1") {
+        offer.hidden = false;
+        if (announce) { announce.textContent = offer.querySelector("h2").textContent; }
+      }
+    }, parseInt(offer.getAttribute("data-wait-left"), 10) * 1000);
+  }
 
   var form = document.getElementById("send-form");
   var status = document.getElementById("send-status");

@@ -313,7 +313,13 @@ def _state_info(found: Any) -> dict[str, Any]:
     config = help_config()
     unavailable = found.state == "waiting" and (
         not config.open_now(found.agency_id) or chat.waited_too_long(config, found))
-    return {"state": found.state, "unavailable": unavailable,
+    # Seconds until a waiting visitor is offered to leave a message (the page's script
+    # shows the offer then; without script the conversation frame links to it).
+    wait_left = 0
+    if found.state == "waiting" and not unavailable:
+        waited = (chat.utcnow() - chat.waiting_since(found)).total_seconds()
+        wait_left = max(1, int(config.wait_for(found.agency_id) - waited) + 1)
+    return {"state": found.state, "unavailable": unavailable, "wait_left": wait_left,
             "operator": found.operator_name or ""}
 
 
@@ -350,8 +356,11 @@ def log_frame(token: str) -> ResponseReturnValue:
         lang = set_lang(request.args.get("lang") or found.language)
         events = chat.events_after(s, found.id, 0, limit=chat.MAX_MESSAGES + 10)
         live = found.state in ("waiting", "active")
+        back_url = url_for("help.conversation", token=token, lang=lang,
+                           **_embed_args(_embedded()))
         return _page("help/log.html", embed=_embedded(), frame_self=True, lang=lang,
-                     events=events, info=_state_info(found), refresh=live, viewer="visitor")
+                     events=events, info=_state_info(found), refresh=live, viewer="visitor",
+                     back_url=back_url)
 
 
 @bp.post("/help/c/<token>/messages")

@@ -516,3 +516,23 @@ def test_close_idle_records_the_chats_visitors_left(app: Flask, rt: Runtime,
     assert visitor.get(f"/help/c/{fresh}").status_code == 200
     bad = CliRunner().invoke(cli, ["chat", "close-idle", "--hours", "0"], env=env)
     assert bad.exit_code != 0
+
+
+def test_nobody_accepting_within_the_wait_offers_the_message(app: Flask, rt: Runtime) -> None:
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from intake.db.models import utcnow
+
+    visitor = app.test_client(use_cookies=False)
+    token = start_chat(visitor, "A pothole, and nobody answers.")
+    page = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    # Within the wait: the offer is there for the script to show when the wait is over.
+    assert re.search(r'id="unavailable" hidden data-wait-left="\d+"', page)
+    with rt.db.session() as s:
+        s.execute(update(ChatSession).values(started_at=utcnow() - timedelta(hours=1)))
+    page = visitor.get(f"/help/c/{token}").get_data(as_text=True)
+    assert '<div class="notice" id="unavailable">' in page
+    frame = visitor.get(f"/help/c/{token}/log").get_data(as_text=True)
+    assert 'target="_top"' in frame and "#unavailable" in frame
