@@ -66,6 +66,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     records.init_app(app)
     from intake.web import inbound  # POST /inbound/<source>: mail pushed over HTTP
     inbound.init_app(app)
+    from intake.web import chat  # Live Help at /help and /staff/help (issue 30)
+    chat.init_app(app)
+    csrf.csrf.exempt(chat.bp)  # no cookies: the signed chat token and the Origin check
     from intake.web import visits  # the public pages' visit counters (after Babel)
     visits.init_app(app)
     return app

@@ -40,7 +40,7 @@ control_socket_disable = True
 access_log_format = '%(h)s %(t)s "%(m)s %(U)s %(H)s" %(s)s %(B)s %(M)sms'
 
 # Paths whose last segments are secrets (the submitter's status link and its actions).
-_SECRET_PATHS = re.compile(r"^(/status/)[^/]+")
+_SECRET_PATHS = re.compile(r"^(/status/|/help/c/)[^/]+")
 
 
 def redact_path(path: str) -> str:

@@ -148,6 +148,14 @@ class Settings:
     # source's secret_file, never from the YAML (intake.core.inbound).
     inbound_file: Path | None = None
     inbound_secrets: Mapping[str, str] = field(default_factory=dict, repr=False)
+    # Live Help (issue 30): INTAKE_HELP, the YAML of the agencies that take chats (hours,
+    # wait before offering a message instead, exit interview); None = the packaged
+    # example. INTAKE_HELP_STREAM_SECONDS: how long one event stream stays open before the
+    # browser reconnects (with Last-Event-ID). INTAKE_HELP_MESSAGE_RATE: messages a chat
+    # may post (Flask-Limiter notation).
+    help_path: Path | None = None
+    help_stream_seconds: float = 25.0
+    help_message_rate: str = "20/minute;200/hour"
 
     @property
     def broker_kind(self) -> str:
@@ -307,6 +315,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     proxies = _trusted_proxies(env.get("INTAKE_TRUSTED_PROXIES", ""))
     timezone = _timezone(env)
     digest_recipients = _digest_recipients(env.get("INTAKE_DIGEST_RECIPIENTS", ""))
+    help_path = _optional_file(env, "INTAKE_HELP")
+    help_message_rate = env.get("INTAKE_HELP_MESSAGE_RATE", "").strip() or "20/minute;200/hour"
+    try:
+        from limits import parse_many
+
+        parse_many(help_message_rate)
+    except ValueError:
+        raise SettingsError("INTAKE_HELP_MESSAGE_RATE: not a rate limit like 20/minute: "
+                            f"{help_message_rate!r}") from None
 
     return Settings(
         instance_path=instance_path,
@@ -364,6 +381,9 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         inbound_file=_optional_file(env, "INTAKE_INBOUND_FILE"),
         inbound_secrets={name: value for name, value in env.items()
                          if name.startswith("INTAKE_INBOUND_SECRET_") and value},
+        help_path=help_path,
+        help_stream_seconds=_float(env, "INTAKE_HELP_STREAM_SECONDS", 25.0, 0.5),
+        help_message_rate=help_message_rate,
     )
 
 
@@ -600,6 +620,7 @@ VARIABLES = (
     "INTAKE_BIND", "INTAKE_WEB_WORKERS", "INTAKE_WEB_THREADS",
     "INTAKE_DIGEST_RECIPIENTS", "INTAKE_INBOUND_FILE",
     "INTAKE_STATS_FLUSH_SECONDS", "INTAKE_STATS_MIN_CELL",
+    "INTAKE_HELP", "INTAKE_HELP_STREAM_SECONDS", "INTAKE_HELP_MESSAGE_RATE",
 )
 
 

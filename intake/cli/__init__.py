@@ -10,6 +10,7 @@ from __future__ import annotations
 import click
 
 from intake.cli.audit import audit
+from intake.cli.chat import chat
 from intake.cli.db import db
 from intake.cli.forms import forms
 from intake.cli.jobs import jobs
@@ -32,6 +33,7 @@ def cli() -> None:
 
 # One module per command group; each imports only intake.cli.common of the CLI.
 cli.add_command(audit)
+cli.add_command(chat)
 cli.add_command(db)
 cli.add_command(forms)
 cli.add_command(ingest)

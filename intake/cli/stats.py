@@ -22,17 +22,21 @@ def stats(agency: str | None, weeks: int, as_json: bool) -> None:
     Counts below INTAKE_STATS_MIN_CELL are shown as "< N", as on the dashboard.
     """
     from intake.core.forms import FormsConfigError
-    from intake.services import dashboard
+    from intake.services import chat, dashboard
     from intake.services.forms import load_forms
 
     if agency is not None and not re.match(r"^[A-Za-z0-9_.-]{1,64}$", agency):
         fail(f"--agency {agency!r}: not an agency id", EXIT_CONFIG)
     settings = settings_or_fail()
     try:
-        surveys = {f.survey.id: f.survey for f in load_forms(settings).forms.values()
-                   if f.survey is not None}
+        forms = load_forms(settings).forms.values()
     except FormsConfigError as exc:
         fail(f"INTAKE_FORMS: {exc.errors[0]}", EXIT_CONFIG)
+    try:
+        exit_survey = chat.load_help(settings).exit_survey
+    except chat.HelpConfigError as exc:
+        fail(f"INTAKE_HELP: {exc}", EXIT_CONFIG)
+    surveys = dashboard.counted_surveys(forms, exit_survey)
     scope = dashboard.Scope(agency=agency, min_cell=settings.stats_min_cell,
                             now=datetime.now(UTC), weeks=weeks)
     with open_runtime(settings) as runtime, runtime.db.session() as s:

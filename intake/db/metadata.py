@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from intake.db import (  # noqa: F401 - for their tables
     automail_models,
+    chat_models,
     copy_models,
     delivery_models,
     edge_models,

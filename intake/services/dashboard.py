@@ -10,7 +10,7 @@ details: free-text survey answers are counted, never shown.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -29,7 +29,7 @@ from intake.db.models import (
     WorkItem,
     WorkState,
 )
-from intake.services import visits
+from intake.services import chat, visits
 
 #: The events that are an answer to the person who wrote (a staff reply, a relayed one).
 RESPONSE_EVENTS = ("replied", "relayed")
@@ -159,10 +159,20 @@ def dead_letters(session: Session, scope: Scope) -> Chart:
                        for kind, n in sorted(counts.items())))
 
 
+def counted_surveys(forms: Iterable[Any], exit_survey: Survey | None) -> dict[str, Survey]:
+    """The surveys whose answers are counted: the forms' surveys and Live Help's exit interview."""
+    surveys = {f.survey.id: f.survey for f in forms if f.survey is not None}
+    if exit_survey is not None:
+        surveys[exit_survey.id] = exit_survey
+    return surveys
+
+
 def survey_results(session: Session, scope: Scope, surveys: Mapping[str, Survey]
                    ) -> list[Chart]:
+    # Survey entries carry their answers; a chat transcript carries its exit interview's.
     rows = session.scalars(select(Entry.fields).where(
-        Entry.kind == EntryKind.SURVEY, Entry.received_at >= scope.since, _mine(scope))).all()
+        Entry.kind.in_((EntryKind.SURVEY, chat.KIND)), Entry.received_at >= scope.since,
+        _mine(scope))).all()
     by_survey: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for fields in rows:
         if isinstance(fields, dict) and isinstance(fields.get("answers"), dict):

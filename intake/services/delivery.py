@@ -514,6 +514,9 @@ class Acknowledger(_Step):
             record_number=entry.record_number, agency_name=agency.name if agency else None,
             status_url=f"{self.settings.public_url}/status/{token}", consents=consents,
             limit=self.settings.ack_limit_per_hour,
+            # Live Help: the address was given for a copy of the transcript (as stored:
+            # what people are asked not to send shows as its marker).
+            transcript=entry.body if entry.channel == "chat" else None,
         )
 
     def _limit_reached(self, session: Session, address: str) -> bool:

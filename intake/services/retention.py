@@ -78,7 +78,7 @@ from intake.db.retention_models import (
     LegalHoldEntry,
 )
 from intake.db.staff_models import AccessLogEntry, StaffAccount
-from intake.services import publication
+from intake.services import chat, publication
 from intake.services.inbox import RECORDS_ROLES, InboxFilter, access_for, search_entry_ids
 
 log = logging.getLogger("intake.retention")
@@ -414,6 +414,7 @@ def destroy_entries(session: Session, entry_ids: Sequence[int]) -> list[int]:
                                                  for step in (trace or [])]}
                           for rid, trace in traces])
     publication.forget(session, ids)
+    chat.forget(session, ids)  # a Live Help transcript's chat keeps nothing either
     session.expire_all()
     log.info("destroyed the personal data of %d entries", len(ids))
     return ids

@@ -15,7 +15,7 @@ import os
 import threading
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
@@ -245,8 +245,9 @@ def make_route_handlers(
         if missing:
             raise ValueError(f"entry {missing[0]} not found")
         ruleset = rules.current()
-        decided = [(rows[entry_id], ruleset.decide(submission_for_entry(
-            rows[entry_id], rows[entry_id].submitter_email))) for entry_id in entry_ids]
+        decided = [(rows[entry_id], transferred(rows[entry_id], ruleset, ruleset.decide(
+            submission_for_entry(rows[entry_id], rows[entry_id].submitter_email))))
+            for entry_id in entry_ids]
         decision_ids = store_decisions(session, [
             (entry.id, entry.agency_id, entry.tags or [], decision)
             for entry, decision in decided], actor="rules")
@@ -275,6 +276,25 @@ def make_route_handlers(
                 after(session, routed_entry, decision, decision_id)
 
     return route, route_many
+
+
+def transferred(entry: RoutableEntry, ruleset: RuleSet, decision: Decision) -> Decision:
+    """A Live Help transcript whose chat an operator transferred goes where the chat went
+    (the last transfer's agency), not where the rules would send it; the transfers and
+    their reasons are in its fields (``chat.transfers``) and its transcript."""
+    if entry.channel != "chat":
+        return decision
+    chat = (entry.fields or {}).get("chat")
+    transfers = chat.get("transfers") if isinstance(chat, dict) else None
+    if not transfers or not isinstance(transfers[-1], dict):
+        return decision
+    last = transfers[-1]
+    agency = last.get("to")
+    if not isinstance(agency, str) or agency not in ruleset.agencies \
+            or agency == decision.route_to:
+        return decision
+    return replace(decision, route_to=agency, cc=(), decided_by=None,
+                   route_reason=f"transferred in Live Help: {str(last.get('reason'))[:200]}")
 
 
 def _routed_detail(decision: Decision, previous: str | None) -> dict[str, Any]:

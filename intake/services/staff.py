@@ -70,6 +70,7 @@ ROLE_LABELS = {
     "agency_admin": "Agency administrator",
     "records_officer": "Records officer",
     "system_admin": "System administrator",
+    "operator": "Live Help operator",
 }
 
 _hasher = PasswordHasher()

@@ -52,6 +52,9 @@ COUNTED = frozenset({
     "status.withdraw",   # POST /status/<token>/withdraw
     "records.listing",   # /records
     "records.record",    # /records/<record_number>
+    "help.start",        # /help (Live Help)
+    "help.embed",        # /embed/help
+    "help.begin",        # POST /help: a chat started, or the page again with errors
 })
 #: The browser and OS families a cell may name; anything else is "Other".
 BROWSERS = frozenset({

@@ -193,7 +193,7 @@ def test_every_staff_route_hides_another_agencys_entry(app: Flask, runtime: Runt
     dot_agent = make_account(runtime, "agent@dot.examplia.gov", "dot")
     values = {"entry_id": entry_id, "attachment_id": attachment_id, "item_id": dead_id,
               "quarantine_id": 1, "account_id": dot_agent.id, "action": "disable",
-              "log_id": 1, "hold_id": 1}
+              "log_id": 1, "hold_id": 1, "chat_id": 1}
     form = {"csrf_token": token, "status": "closed", "staff_id": "me", "tags": "x",
             "body": "hello", "agency": "parks", "reason": "mine now", "keep_copy": "1"}
 

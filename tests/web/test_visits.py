@@ -347,7 +347,7 @@ def test_migration_0023_goes_down_and_up(tmp_path: Path) -> None:
 
     url = f"sqlite:///{tmp_path / 'visits.sqlite3'}"
     upgrade(url)
-    command.downgrade(alembic_config(url), "0021")
+    command.downgrade(alembic_config(url), "0022")
     db = Database(url)
     try:
         assert "visit_counts" not in inspect(db.engine).get_table_names()

@@ -24,6 +24,7 @@ from intake.web.csrf import csrf
 from intake.web.staff import (
     automail,  # noqa: F401 - the automatic-mail view on bp
     dashboard,  # noqa: F401 - the dashboard's routes on bp
+    help,  # noqa: F401 - the Live Help operators' routes on bp
     retention,  # nested in the staff blueprint at import
     review,  # noqa: F401 - the records officers' routes on bp
 )

@@ -33,7 +33,9 @@ MAX_WEEKS = 104
 
 
 def surveys_of(config: FormsConfig) -> dict[str, Survey]:
-    return {f.survey.id: f.survey for f in config.forms.values() if f.survey is not None}
+    from intake.web.chat import help_config
+
+    return figures.counted_surveys(config.forms.values(), help_config().exit_survey)
 
 
 def _scope() -> figures.Scope:
