@@ -353,7 +353,12 @@ def queue(session: Session, agency_id: str) -> list[ChatSession]:
 
 
 def log_view(session: Session, user: StaffAccount, chat: ChatSession) -> None:
-    """A staff view of a chat (P8): copied to the entry's access log when it ends."""
+    """A staff view of a chat (P8): copied to the entry's access log when it ends, or
+    written there at once once the chat has its transcript entry."""
+    if chat.entry_id is not None:
+        session.add(AccessLogEntry(staff_id=user.id, entry_id=chat.entry_id, what="chat",
+                                   at=utcnow()))
+        return
     session.add(ChatAccess(chat_id=chat.id, staff_id=user.id, at=utcnow()))
 
 

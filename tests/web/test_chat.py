@@ -205,8 +205,16 @@ def test_a_chat_from_start_to_transcript_entry(app: Flask, rt: Runtime,
         submitter = s.scalars(select(Submitter).where(Submitter.entry_id == entry.id)).one()
         assert submitter.email == "ada@example.org" and submitter.name == "Ada Lovelace"
         # Viewing the chat was access-logged, and joins the entry's access log (P8).
-        assert s.scalar(select(AccessLogEntry.id).where(
-            AccessLogEntry.entry_id == entry.id, AccessLogEntry.what == "chat")) is not None
+        viewed = list(s.scalars(select(AccessLogEntry.id).where(
+            AccessLogEntry.entry_id == entry.id, AccessLogEntry.what == "chat")))
+        assert viewed
+    # A view after the end goes to the entry's access log at once.
+    assert operator.get(f"/staff/help/{chat_id}").status_code == 200
+    with rt.db.session() as s:
+        assert len(list(s.scalars(select(AccessLogEntry.id).where(
+            AccessLogEntry.entry_id == entry.id, AccessLogEntry.what == "chat")))) \
+            == len(viewed) + 1
+    with rt.db.session() as s:
         # The chat's sealed copies are gone: the transcript's sealed original holds them.
         assert s.scalar(select(ChatMessage.id).where(ChatMessage.raw.is_not(None))) is None
         original = json.loads(open_original(s, entry.id, rt.originals_key))
