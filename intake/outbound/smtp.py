@@ -71,18 +71,9 @@ class SmtpMailSender:
         # STARTTLS, AUTH), not this message: the destination waits, the message is kept.
         session_ready = False
         try:
-            client: smtplib.SMTP
-            if config.security == "tls":
-                client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
-                                          context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            client = _connect(config)
             try:
-                client.ehlo()
-                if config.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
-                    client.ehlo()
-                _log_in(client, config)
+                _open_session(client, config)
                 options = _mail_options(client, where, international=international,
                                         eight_bit=eight_bit)
                 session_ready = True
@@ -130,18 +121,9 @@ class SmtpMailSender:
         config = self.config
         where = f"{config.host}:{config.port}"
         try:
-            client: smtplib.SMTP
-            if config.security == "tls":
-                client = smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
-                                          context=ssl.create_default_context())
-            else:
-                client = smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+            client = _connect(config)
             try:
-                client.ehlo()
-                if config.security == "starttls":
-                    client.starttls(context=ssl.create_default_context())
-                    client.ehlo()
-                _log_in(client, config)
+                _open_session(client, config)
             finally:
                 try:
                     client.quit()
@@ -166,6 +148,23 @@ class SmtpMailSender:
         if config.oauth2 is not None:
             return "login ok (XOAUTH2)"
         return "login ok" if config.username else "connected (no login configured)"
+
+
+def _connect(config: SmtpConfig) -> smtplib.SMTP:
+    """A connection to the configured server (implicit TLS or plain, before EHLO)."""
+    if config.security == "tls":
+        return smtplib.SMTP_SSL(config.host, config.port, timeout=config.timeout,
+                                context=ssl.create_default_context())
+    return smtplib.SMTP(config.host, config.port, timeout=config.timeout)
+
+
+def _open_session(client: smtplib.SMTP, config: SmtpConfig) -> None:
+    """EHLO, STARTTLS when configured, then the login (password or XOAUTH2)."""
+    client.ehlo()
+    if config.security == "starttls":
+        client.starttls(context=ssl.create_default_context())
+        client.ehlo()
+    _log_in(client, config)
 
 
 def _log_in(client: smtplib.SMTP, config: SmtpConfig) -> None:
