@@ -31,7 +31,7 @@ import re
 import secrets
 import threading
 import weakref
-from collections import Counter, OrderedDict
+from collections import Counter
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -83,32 +83,30 @@ def mark(outcome: str) -> None:
 
 
 class _Families:
-    """Browser and OS family of a User-Agent, cached by a keyed digest (not the string)."""
+    """Browser and OS family of a User-Agent, cached by the string's hash, never the string.
+
+    The key is Python's own salted hash of the string (random per process): no
+    User-Agent is kept, and a collision at worst files one visit under another family.
+    """
 
     def __init__(self, size: int = 2048) -> None:
         self._parser = Parser(BasicResolver(load_builtins()))  # no cache of UA strings
-        self._key = secrets.token_bytes(16)
-        self._cache: OrderedDict[bytes, tuple[str, str]] = OrderedDict()
+        self._cache: dict[int, tuple[str, str]] = {}
         self._size = size
-        self._lock = threading.Lock()
 
     def __call__(self, ua: str) -> tuple[str, str]:
-        digest = hashlib.blake2b(ua.encode("utf-8", "replace"), key=self._key,
-                                 digest_size=16).digest()
-        with self._lock:
-            hit = self._cache.get(digest)
-            if hit is not None:
-                self._cache.move_to_end(digest)
-                return hit
+        key = hash(ua)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
         ua = ua[:512]
         browser = self._parser.parse_user_agent(ua)
         system = self._parser.parse_os(ua)
         found = (browser.family if browser and browser.family in BROWSERS else "Other",
                  system.family if system and system.family in SYSTEMS else "Other")
-        with self._lock:
-            self._cache[digest] = found
-            if len(self._cache) > self._size:
-                self._cache.popitem(last=False)
+        if len(self._cache) >= self._size:
+            self._cache.clear()  # a new set of browsers: start again (no LRU on the hot path)
+        self._cache[key] = found
         return found
 
 
@@ -179,7 +177,10 @@ class VisitCounter:
         self._interval = settings.stats_flush_seconds
         url = settings.rate_limit_url
         self._keys = _DayKeys(url if url.startswith("redis") else None)
+        self._shared = self._keys.shared
         self._families = _Families()
+        # The day, its ISO form and its key, worked out once a day, not once a request.
+        self._today: tuple[date | None, str, bytes] = (None, "", b"")
         self._lock = threading.Lock()
         self._counts: Counter[tuple[Any, ...]] = Counter()  # Cell's fields, in order
         self._new: dict[tuple[date, str, str], set[bytes]] = {}  # hashes since last flush
@@ -194,14 +195,18 @@ class VisitCounter:
               language: str, outcome: str, day: date | None = None) -> None:
         day = day or datetime.now(UTC).date()
         browser, system = self._families(user_agent)
+        today = self._today
+        if today[0] != day:
+            today = self._today = (day, day.isoformat(), self._keys.key(day))
         # A keyed hash (BLAKE2b's own keyed mode, one call) under the day's key.
-        visitor = hashlib.blake2b(f"{address}\0{user_agent}\0{day.isoformat()}".encode(),
-                                  key=self._keys.key(day), digest_size=16).digest()
+        visitor = hashlib.blake2b(f"{address}\0{user_agent}\0{today[1]}".encode(),
+                                  key=today[2], digest_size=16).digest()
         cell = (day, route, form, referrer, browser, system, language, outcome)
         where = (day, route, form)
         with self._lock:
-            self._counts[cell] += 1
-            if self._keys.shared:
+            counts = self._counts
+            counts[cell] = counts.get(cell, 0) + 1
+            if self._shared:
                 self._new.setdefault(where, set()).add(visitor)
             else:
                 seen = self._seen.setdefault(where, set())
@@ -278,8 +283,12 @@ def _close_all() -> None:
         counter.close()
 
 
-def _referrer_host(raw: str | None, own_host: str) -> str:
-    """The referrer's host name only (no scheme, port, path, query or fragment)."""
+def _referrer_host(raw: str | None, own: Any) -> str:
+    """The referrer's host name only (no scheme, port, path, query or fragment).
+
+    ``own`` is this site's host name, or the request to read it from (only when there is
+    a referrer to compare: most requests have none).
+    """
     if not raw:
         return "(none)"
     _, sep, rest = raw.partition("//")
@@ -293,6 +302,7 @@ def _referrer_host(raw: str | None, own_host: str) -> str:
     host = host.split(":", 1)[0].rstrip(".")
     if not host:
         return "(other)"
+    own_host = own if isinstance(own, str) else own.host.partition(":")[0].lower()
     if host == own_host:
         return "(this site)"
     if _IPV4_RE.match(host):
@@ -338,8 +348,7 @@ def _count_one(counter: VisitCounter, req: Any, outcome: str, lang: str) -> None
     environ = req.environ
     counter.count(route=req.url_rule.rule[:64],
                   form=str((req.view_args or {}).get("slug", ""))[:64],
-                  referrer=_referrer_host(environ.get("HTTP_REFERER"),
-                                          req.host.partition(":")[0].lower())[:253],
+                  referrer=_referrer_host(environ.get("HTTP_REFERER"), req)[:253],
                   user_agent=environ.get("HTTP_USER_AGENT", ""),
                   address=req.remote_addr or "",
                   language=lang if lang in LANGUAGES else "other",
