@@ -1,6 +1,7 @@
 """CPU cost of the visit counters on a form GET (issue 29; goal: under 5 %).
 
     python bench/visits.py [--rounds 30] [--per-round 200] [--database sqlite|URL]
+                           [--served 3000]
 
 One process, two apps on the same database and forms: one as ``create_app``
 builds it, one with the visit counter's after-request hook taken out. Each
@@ -13,13 +14,24 @@ counted on the "with" side, so the batch write is counted too. The hook is
 also timed from inside (``time.thread_time``), a steadier figure than the
 difference of two totals. CPU time is ``time.process_time`` (every thread
 of the process). Prints the median CPU per request of each and the overhead.
+
+In-process, a form GET is only the app's own work (the form page is cached since
+issue 28, so that is about a quarter of a millisecond). ``--served N`` also
+measures what a request costs as intake serves it: gunicorn as
+``intake.gunicorn_conf`` runs it (one worker), N keep-alive GETs of the same
+mix, the worker's CPU from ``/proc`` before and after; and prints the hook's
+cost (timed inside, with its share of the flushes) as a share of that.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import io
+import os
+import socket
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -70,12 +82,68 @@ def _call(app: Any, environ: dict[str, Any]) -> None:
         raise SystemExit(f"GET /forms/contact answered {status}")
 
 
+def _worker_cpu(master: int) -> float:
+    """CPU seconds (user + system) of the gunicorn master's one worker."""
+    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+    if len(children) != 1:
+        raise SystemExit(f"expected one gunicorn worker, found {children}")
+    fields = Path(f"/proc/{children[0]}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def served_cpu_per_get(env: dict[str, str], environs: list[dict[str, Any]], n: int) -> float:
+    """CPU seconds a gunicorn worker spends per ``GET /forms/contact``, over n requests."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "--config", "python:intake.gunicorn_conf",
+         "intake.wsgi:app"], cwd=str(REPO), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        env={**env, "INTAKE_BIND": f"127.0.0.1:{port}", "INTAKE_WEB_WORKERS": "1",
+             "INTAKE_WEB_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                conn.request("GET", "/healthz")
+                conn.getresponse().read()
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise SystemExit("gunicorn did not start") from None
+                time.sleep(0.2)
+
+        def get(environ: dict[str, Any]) -> None:
+            headers = {"User-Agent": environ["HTTP_USER_AGENT"],
+                       "Accept-Language": environ["HTTP_ACCEPT_LANGUAGE"]}
+            if "HTTP_REFERER" in environ:
+                headers["Referer"] = environ["HTTP_REFERER"]
+            conn.request("GET", "/forms/contact", headers=headers)
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                raise SystemExit(f"served GET /forms/contact answered {response.status}")
+
+        for environ in environs:  # warm-up
+            get(environ)
+        before = _worker_cpu(server.pid)
+        for i in range(n):
+            get(environs[i % len(environs)])
+        return (_worker_cpu(server.pid) - before) / n
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--per-round", type=int, default=200)
     parser.add_argument("--database", default="sqlite",
                         help="sqlite (a temporary file) or a database URL")
+    parser.add_argument("--served", type=int, default=0, metavar="N",
+                        help="also measure N GETs served by gunicorn (one worker)")
     args = parser.parse_args()
 
     from intake import create_app
@@ -140,6 +208,13 @@ def main() -> None:
             print(f"round {r + 1}/{args.rounds}: with {per_request['with'][-1] * 1e6:.0f} us, "
                   f"without {per_request['without'][-1] * 1e6:.0f} us", file=sys.stderr)
         runtime.close()
+        served_us = 0.0
+        if args.served:
+            env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
+            env.update(INTAKE_INSTANCE_PATH=f"{tmp}/instance", INTAKE_DATABASE_URL=url,
+                       INTAKE_SECRET_KEY="b" * 40, INTAKE_LOG_LEVEL="WARNING",
+                       INTAKE_STATS_FLUSH_SECONDS="60")
+            served_us = served_cpu_per_get(env, environs, args.served) * 1e6
 
     hook_us = inside[0] / (args.rounds * args.per_round) * 1e6
     with_us = statistics.median(per_request["with"]) * 1e6
@@ -155,6 +230,11 @@ def main() -> None:
     flush_us = statistics.median(flushes) / args.per_round * 1e6
     print(f"the hook timed inside: {hook_us:.1f} us a request, + flush {flush_us:.0f} us = "
           f"{100 * (hook_us + flush_us) / without_us:.1f} % of a GET without counters")
+    if served_us:
+        print(f"served by gunicorn (one worker, {args.served} keep-alive GETs, counters on): "
+              f"{served_us:.0f} us of the worker's CPU a GET; the hook + flush share "
+              f"{hook_us + flush_us:.1f} us = {100 * (hook_us + flush_us) / served_us:.1f} % "
+              "of it")
 
 
 if __name__ == "__main__":
