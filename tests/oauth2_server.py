@@ -89,7 +89,7 @@ class OAuth2TestServer:
 
         class Handler(BaseHTTPRequestHandler):
             def log_message(self, *args: object) -> None:  # quiet
-                pass
+                """Quiet: the tests read what they need from the server object."""
 
             def do_POST(self) -> None:  # noqa: N802
                 length = int(self.headers.get("Content-Length") or 0)

@@ -129,11 +129,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
-passdb {{
-  driver = passwd-file
-  args = scheme=PLAIN username_format=%u {root}/passwd
-}}
+{auth}
 userdb {{
   driver = static
   args = uid=65534 gid=65534 home={root}/home/%u
@@ -155,7 +151,19 @@ service anvil {{
 """
 
 
-def start_dovecot() -> Iterator[ImapServer]:
+#: How the test Dovecot checks logins: a password file (``passwd``, written below).
+PASSWORD_AUTH = """\
+auth_mechanisms = plain login
+passdb {{
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {root}/passwd
+}}"""
+
+
+def start_dovecot(auth: str = PASSWORD_AUTH, files: dict[str, str] | None = None
+                  ) -> Iterator[ImapServer]:
+    """Dovecot from a config of its own in a temp folder; ``auth`` (formatted with
+    ``root``) says how it checks logins, ``files`` are written beside the config."""
     if not os.path.exists(DOVECOT):
         service_missing("Dovecot", f"{DOVECOT} not installed (apt-get install dovecot-imapd)")
     if os.geteuid() != 0:
@@ -165,9 +173,11 @@ def start_dovecot() -> Iterator[ImapServer]:
     (root / "home").mkdir()
     os.chown(root / "home", 65534, 65534)
     (root / "passwd").write_text(f"{USER}:{{PLAIN}}{PASSWORD}\n")
+    for name, text in (files or {}).items():
+        (root / name).write_text(text)
     port = free_port()
     conf = root / "dovecot.conf"
-    conf.write_text(DOVECOT_CONF.format(root=root, port=port))
+    conf.write_text(DOVECOT_CONF.format(root=root, port=port, auth=auth.format(root=root)))
     process = subprocess.Popen([DOVECOT, "-c", str(conf), "-F"],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

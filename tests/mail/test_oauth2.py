@@ -13,12 +13,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import shutil
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import uuid
 from collections.abc import Iterator
@@ -35,48 +32,23 @@ from intake.mail.imap import ImapMailbox
 from intake.mail.poller import MailboxPoller
 from intake.outbound.oauth2 import TOKENS
 from intake.runtime import Runtime
-from tests.conftest import REPO, free_port, service_missing, subprocess_env, wait_for
-from tests.mail.conftest import DOVECOT, digest, message, stored_digests
+from tests.conftest import REPO, subprocess_env, wait_for
+from tests.mail.conftest import digest, message, start_dovecot, stored_digests
 from tests.oauth2_server import OAuth2TestServer
 
 USER = "intake@agency.example.gov"
 APP = "intake-app"  # the client intake uses
 HELPER = "test-helper"  # the client the test uses to append mail
 
-OAUTH_DOVECOT_CONF = """\
-base_dir = {root}/run
-state_dir = {root}/state
-log_path = {root}/dovecot.log
-protocols = imap
-listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+# Dovecot's oauth2 passdb asks the test's authorization server about each token.
+OAUTH_AUTH = """\
 auth_failure_delay = 0
 auth_mechanisms = xoauth2 oauthbearer
 passdb {{
   driver = oauth2
   mechanisms = xoauth2 oauthbearer
   args = {root}/oauth2.conf.ext
-}}
-userdb {{
-  driver = static
-  args = uid=65534 gid=65534 home={root}/home/%u
-}}
-mail_location = maildir:~/Maildir
-service imap-login {{
-  chroot =
-  inet_listener imap {{
-    address = 127.0.0.1
-    port = {port}
-  }}
-  inet_listener imaps {{
-    port = 0
-  }}
-}}
-service anvil {{
-  chroot =
-}}
-"""
+}}"""
 
 OAUTH2_EXT = """\
 introspection_mode = post
@@ -119,14 +91,6 @@ class OAuthDovecot:
             return int(c.select_folder(folder, readonly=True)[b"EXISTS"])
 
 
-def _accepting(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def authority() -> Iterator[OAuth2TestServer]:
     server = OAuth2TestServer()
@@ -136,37 +100,10 @@ def authority() -> Iterator[OAuth2TestServer]:
 
 @pytest.fixture(scope="module")
 def dovecot(authority: OAuth2TestServer) -> Iterator[OAuthDovecot]:
-    if not os.path.exists(DOVECOT):
-        service_missing("Dovecot", f"{DOVECOT} not installed (apt-get install dovecot-imapd)")
-    if os.geteuid() != 0:
-        service_missing("Dovecot", "the test Dovecot runs its mail as uid 65534 and needs root")
     helper_secret = authority.add_client(HELPER, USER)
-    root = Path(tempfile.mkdtemp(prefix="intake-dovecot-oauth2-"))
-    root.chmod(0o755)
-    (root / "home").mkdir()
-    os.chown(root / "home", 65534, 65534)
-    (root / "oauth2.conf.ext").write_text(OAUTH2_EXT.format(url=authority.introspection_url))
-    port = free_port()
-    conf = root / "dovecot.conf"
-    conf.write_text(OAUTH_DOVECOT_CONF.format(root=root, port=port))
-    process = subprocess.Popen([DOVECOT, "-c", str(conf), "-F"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_for(lambda: process.poll() is not None or _accepting(port), 20,
-                 message="Dovecot to listen")
-        if process.poll() is not None:
-            log = root / "dovecot.log"
-            raise RuntimeError("dovecot exited: "
-                               + (log.read_text()[-500:] if log.exists() else "no log"))
-        yield OAuthDovecot(port, authority, helper_secret)
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        shutil.rmtree(root, ignore_errors=True)
+    ext = OAUTH2_EXT.format(url=authority.introspection_url)
+    for server in start_dovecot(auth=OAUTH_AUTH, files={"oauth2.conf.ext": ext}):
+        yield OAuthDovecot(server.port, authority, helper_secret)
 
 
 @pytest.fixture
