@@ -26,6 +26,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
@@ -182,9 +183,9 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def postgres_database() -> Iterator[str]:
-    """A throw-away PostgreSQL database built from the migrations, for the session."""
+@contextmanager
+def empty_postgres_database(prefix: str) -> Iterator[Any]:
+    """A new, empty PostgreSQL database (its SQLAlchemy URL, psycopg driver), dropped after."""
     admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
     try:
         admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
@@ -193,17 +194,24 @@ def postgres_database() -> Iterator[str]:
             conn.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001
         service_missing("PostgreSQL", type(exc).__name__)
-    name = f"intake_test_{uuid.uuid4().hex[:10]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
-    url = admin_url.set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade(url)
-        yield url
+        yield admin_url.set(database=name)
     finally:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A throw-away PostgreSQL database built from the migrations, for the session."""
+    with empty_postgres_database("intake_test") as db_url:
+        url = db_url.render_as_string(hide_password=False)
+        upgrade(url)
+        yield url
 
 
 def _truncate_postgres(url: str) -> None:

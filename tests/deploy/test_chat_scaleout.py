@@ -15,23 +15,20 @@ import signal
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
 
 from intake.runtime import Runtime
 from intake.services import staff as accounts
 from tests.conftest import (
     PASSWORD,
-    PG_URL,
     SMALL_RULES,
+    empty_postgres_database,
     free_port,
     make_settings,
-    service_missing,
     subprocess_env,
     wait_for,
 )
@@ -43,24 +40,9 @@ _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture
 def chat_database() -> Iterator[str]:
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 3})
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        service_missing("PostgreSQL", type(exc).__name__)
-    name = f"intake_chat_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).set(drivername="postgresql").render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """An empty database of its own (the test's processes apply the migrations)."""
+    with empty_postgres_database("intake_chat") as url:
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class Browser:

@@ -18,21 +18,20 @@ import re
 import shlex
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import create_engine, make_url, text
+from sqlalchemy import make_url
 
 from tests.conftest import (
     DOT,
-    PG_URL,
     REDIS_URL,
     REPO,
     SmtpSink,
+    empty_postgres_database,
     free_port,
     rules_file,
     service_missing,
@@ -66,24 +65,9 @@ def recipe() -> tuple[list[str], list[list[str]]]:
 
 @pytest.fixture
 def scaleout_database() -> Iterator[str]:
-    admin_url = make_url(PG_URL).set(drivername="postgresql+psycopg")
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT",
-                              connect_args={"connect_timeout": 3})
-        with admin.connect() as conn:
-            conn.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001
-        service_missing("PostgreSQL", type(exc).__name__)
-    name = f"intake_scaleout_{uuid.uuid4().hex[:10]}"
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield admin_url.set(database=name).set(drivername="postgresql").render_as_string(
-            hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    """An empty database of its own (the test's processes apply the migrations)."""
+    with empty_postgres_database("intake_scaleout") as url:
+        yield url.set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 @pytest.fixture
