@@ -61,3 +61,15 @@ def serve(tmp_path: Path, database_url: str, **env: str) -> Iterator[tuple[str, 
 def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]]:
     with serve(tmp_path, sqlite_url) as served:
         yield served
+
+
+def log_in(page: Any, base: str, account: Any) -> None:
+    """Log a staff account in through the login pages (password, then the TOTP code)."""
+    page.goto(f"{base}/staff/login")
+    page.get_by_label("E-mail address").fill(account.email)
+    page.get_by_label("Password").fill(account.password)
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/staff/login/code")
+    page.get_by_label("The 6-digit code").fill(account.code())
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/staff/inbox")

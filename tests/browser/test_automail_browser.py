@@ -4,7 +4,6 @@ keyboard, axe-core finds no WCAG 2.x A/AA violation on it, and it fits a 375 px 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -12,22 +11,11 @@ from sqlalchemy import select
 from intake.db.models import WorkItem
 from intake.runtime import Runtime
 from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
-from tests.browser.conftest import ARGS, CHROMIUM, violations
-from tests.conftest import Account, make_account
+from tests.browser.conftest import ARGS, CHROMIUM, log_in, violations
+from tests.conftest import make_account
 
 CORPUS = Path(__file__).resolve().parents[1] / "data" / "mail" / "auto"
 pytestmark = pytest.mark.slow
-
-
-def _log_in(page: Any, base: str, account: Account) -> None:
-    page.goto(f"{base}/staff/login")
-    page.get_by_label("E-mail address").fill(account.email)
-    page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/staff/login/code")
-    page.get_by_label("The 6-digit code").fill(account.code())
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/staff/inbox")
 
 
 def test_automatic_mail_page_in_chromium(served: tuple[str, Runtime]) -> None:
@@ -50,7 +38,7 @@ def test_automatic_mail_page_in_chromium(served: tuple[str, Runtime]) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_context(bypass_csp=True).new_page()
-            _log_in(page, base, agent)
+            log_in(page, base, agent)
             link = page.get_by_role("link", name="Automatic mail")
             link.focus()
             page.keyboard.press("Enter")

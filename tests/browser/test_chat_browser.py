@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from intake.runtime import Runtime
-from tests.browser.conftest import ARGS, CHROMIUM, serve, violations
+from tests.browser.conftest import ARGS, CHROMIUM, log_in, serve, violations
 from tests.conftest import SMALL_RULES, make_account
 from tests.web.test_chat import write_help
 
@@ -26,17 +26,6 @@ def served_help(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]
                INTAKE_HELP_MESSAGE_RATE="1000/minute",
                INTAKE_FORM_RATE_LIMIT="1000/minute") as served:
         yield served
-
-
-def _login(page: Any, base: str, account: Any) -> None:
-    page.goto(f"{base}/staff/login")
-    page.get_by_label("E-mail address").fill(account.email)
-    page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/staff/login/code")
-    page.get_by_label("The 6-digit code").fill(account.code())
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/staff/inbox")
 
 
 def _start(page: Any, base: str, lang: str, message: str) -> None:
@@ -70,7 +59,7 @@ def test_visitor_and_operator_chat_live_and_without_javascript(
             staff = browser.new_context()
             op = staff.new_page()
             op.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            _login(op, base, operator)
+            log_in(op, base, operator)
             op.goto(f"{base}/staff/help")
             op.locator("#display_name").fill("Grace")
             op.get_by_role("button", name="Save").click()

@@ -16,9 +16,8 @@ from intake.core.retention import load_schedule_file
 from intake.db.models import Entry
 from intake.runtime import Runtime
 from intake.services import retention
-from tests.browser.conftest import ARGS, CHROMIUM, serve, violations
+from tests.browser.conftest import ARGS, CHROMIUM, log_in, serve, violations
 from tests.conftest import (
-    Account,
     make_account,
     make_entry,
 )
@@ -51,17 +50,6 @@ def served(tmp_path: Path, sqlite_url: str) -> Iterator[tuple[str, Runtime]]:
         yield served
 
 
-def _log_in(page: Any, base: str, account: Account) -> None:
-    page.goto(f"{base}/staff/login")
-    page.get_by_label("E-mail address").fill(account.email)
-    page.get_by_label("Password").fill(account.password)
-    page.get_by_role("button", name="Continue").click()
-    page.wait_for_url("**/staff/login/code")
-    page.get_by_label("The 6-digit code").fill(account.code())
-    page.get_by_role("button", name="Log in").click()
-    page.wait_for_url("**/staff/inbox")
-
-
 def test_retention_pages_in_chromium(served: tuple[str, Runtime]) -> None:
     from axe_playwright_python.sync_playwright import Axe
     from playwright.sync_api import sync_playwright
@@ -91,7 +79,7 @@ def test_retention_pages_in_chromium(served: tuple[str, Runtime]) -> None:
         browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         try:
             page = browser.new_context().new_page()
-            _log_in(page, base, officer)
+            log_in(page, base, officer)
             page.get_by_role("link", name="Retention").click()
             page.wait_for_url("**/staff/retention/")
             assert page.get_by_text(numbers[listed]).count() == 1
@@ -141,7 +129,7 @@ def test_retention_pages_in_chromium(served: tuple[str, Runtime]) -> None:
             # Without JavaScript: the same forms work (another officer: a TOTP code is
             # accepted once, and the first one's may still be current).
             nojs = browser.new_context(java_script_enabled=False).new_page()
-            _log_in(nojs, base, colleague)
+            log_in(nojs, base, colleague)
             nojs.goto(f"{base}/staff/retention/holds")
             nojs.get_by_label("Case reference").fill("C-2")
             nojs.get_by_label("Reason for the hold").fill("Audit")
