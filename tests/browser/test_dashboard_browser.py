@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from intake.runtime import Runtime
-from tests.browser.conftest import ARGS, CHROMIUM, violations
-from tests.browser.test_automail_browser import _log_in
+from tests.browser.conftest import ARGS, CHROMIUM, log_in, violations
 from tests.conftest import make_account, make_entry
 
 pytestmark = pytest.mark.slow
@@ -49,7 +48,7 @@ def test_dashboard_pages_in_chromium(served: tuple[str, Runtime]) -> None:
             page = context.new_page()
             page.on("console", lambda m: page_errors.append(m.text)
                     if "Content Security Policy" in m.text else None)
-            _log_in(page, base, agent)
+            log_in(page, base, agent)
             link = page.get_by_role("link", name="Dashboard")
             link.focus()
             page.keyboard.press("Enter")
@@ -72,7 +71,7 @@ def test_dashboard_pages_in_chromium(served: tuple[str, Runtime]) -> None:
 
             context = browser.new_context(bypass_csp=True)
             page = context.new_page()
-            _log_in(page, base, admin)
+            log_in(page, base, admin)
             page.goto(f"{base}/staff/dashboard")
             assert page.get_by_role("heading", name="Dashboard: all agencies").count() == 1
             assert violations(axe, page) == []
