@@ -7,7 +7,10 @@ the test instead of skipping it, so CI cannot pass on SQLite alone.
 - ``INTAKE_TEST_DATABASE_URL``: a PostgreSQL server to create throw-away
   databases on (default ``postgresql://postgres@127.0.0.1:5432/test``).
 - ``INTAKE_TEST_REDIS_URL``: a Redis to use (default ``redis://127.0.0.1:6379/0``;
-  tests use database 13 of that server and flush only it).
+  tests use database ``INTAKE_TEST_REDIS_DB`` of that server, 13 unless set, and the
+  scale-out test that number minus 2, and flush only those). Two checkouts testing at
+  once on one machine give each its own number (and its own RabbitMQ vhost in
+  ``INTAKE_TEST_AMQP_URL``), or one's flush empties the other's queues.
 """
 
 from __future__ import annotations
@@ -67,6 +70,13 @@ REQUIRE_SERVICES = os.environ.get("INTAKE_TEST_REQUIRE_SERVICES") == "1"
 PG_URL = os.environ.get("INTAKE_TEST_DATABASE_URL",
                         "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("INTAKE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+REDIS_DB = int(os.environ.get("INTAKE_TEST_REDIS_DB", "13"))
+
+
+def redis_test_url(database: int) -> str:
+    """The test Redis server's ``database``."""
+    url = make_url(REDIS_URL.replace("redis://", "redis+x://"))  # parse host and port only
+    return f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/{database}"
 REPO = Path(__file__).resolve().parent.parent
 SMALL_RULES = REPO / "tests" / "data" / "small_rules.yaml"
 TEST_SECRET = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
@@ -124,7 +134,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 # Tests that share one outside resource by name run on one xdist worker, one after another
-# (`--dist loadgroup`): the Redis databases 13 (`redis_url`) and 11 (the scale-out test)
+# (`--dist loadgroup`): the Redis databases REDIS_DB (`redis_url`) and REDIS_DB - 2 (scale-out)
 # and RabbitMQ's queues `intake*` (`amqp_url`). Everything else a test uses is its own: a
 # SQLite copy in its tmp_path, a PostgreSQL database per worker process
 # (`postgres_database`), servers on free ports.
@@ -291,11 +301,10 @@ def runtime(settings: Settings) -> Iterator[Runtime]:
 
 @pytest.fixture
 def redis_url() -> Iterator[str]:
-    """A Redis database of its own (number 13), flushed before and after."""
+    """A Redis database of its own (``REDIS_DB``), flushed before and after."""
     import redis
 
-    url = make_url(REDIS_URL.replace("redis://", "redis+x://"))  # parse host and port only
-    test_url = f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/13"
+    test_url = redis_test_url(REDIS_DB)
     client = redis.Redis.from_url(test_url, socket_connect_timeout=2)
     try:
         client.ping()

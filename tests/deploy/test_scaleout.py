@@ -24,15 +24,15 @@ from pathlib import Path
 from urllib.parse import urlencode
 
 import pytest
-from sqlalchemy import make_url
 
 from tests.conftest import (
     DOT,
-    REDIS_URL,
+    REDIS_DB,
     REPO,
     SmtpSink,
     empty_postgres_database,
     free_port,
+    redis_test_url,
     rules_file,
     service_missing,
     subprocess_env,
@@ -74,8 +74,7 @@ def scaleout_database() -> Iterator[str]:
 def scaleout_redis() -> Iterator[str]:
     import redis
 
-    url = make_url(REDIS_URL.replace("redis://", "redis+x://"))
-    test_url = f"redis://{url.host or '127.0.0.1'}:{url.port or 6379}/11"
+    test_url = redis_test_url(REDIS_DB - 2)
     client = redis.Redis.from_url(test_url, socket_connect_timeout=2)
     try:
         client.ping()
