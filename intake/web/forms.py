@@ -289,21 +289,14 @@ def _wtform(form: FormConfig, lang: str, formdata: Any = None) -> Form:
     return survey_form(form.survey, lang, formdata)
 
 
-def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
+def _render(form: FormConfig, lang: str, wtform: Form | None, *, embed: bool,
             state: PageState | None = None, status: int = 200,
             token: str | None = None) -> Response:
-    """The form page. ``token``: the token the person's first page carried, once it has
-    passed (a re-shown page keeps it, so the minimum fill time applies to the first page
-    only); else a new one."""
+    """The form page. ``wtform``: the form with what was posted, or None for a first page
+    (built only if that page is not cached yet). ``token``: the token the person's first
+    page carried, once it has passed (a re-shown page keeps it, so the minimum fill time
+    applies to the first page only); else a new one."""
     state = state or PageState(errors={}, sensitive=[])
-    consent = _config().consent_for(lang) if form.kind == "contact" else None
-    survey_meta = []
-    if form.survey is not None:
-        hints = survey_hints(form.survey, lang)
-        survey_meta = [{"q": q, "field": wtform[q.id], "hint": hints.get(q.id, "")}
-                       for q in form.survey.questions]
-    title = pick(form.survey.title if form.survey else form.title, lang)
-    intro = pick(form.survey.intro if form.survey and form.survey.intro else form.intro, lang)
     about = request.args.get("about", "")[:500] if request.method == "GET" else ""
     # A first page (a GET, nothing typed yet) differs from the last only by its token:
     # rendered once per (form, language, embed), the fresh token put in its place.
@@ -312,6 +305,19 @@ def _render(form: FormConfig, lang: str, wtform: Form, *, embed: bool,
     pages: dict[tuple[str, str, str, bool], str] = current_app.extensions[PAGES_KEY]
     page = pages.get(key) if fresh else None
     if page is None:
+        if wtform is None:
+            wtform = _wtform(form, lang)
+            if form.kind == "feedback" and about:
+                wtform["about"].data = about
+        consent = _config().consent_for(lang) if form.kind == "contact" else None
+        survey_meta = []
+        if form.survey is not None:
+            hints = survey_hints(form.survey, lang)
+            survey_meta = [{"q": q, "field": wtform[q.id], "hint": hints.get(q.id, "")}
+                           for q in form.survey.questions]
+        title = pick(form.survey.title if form.survey else form.title, lang)
+        intro = pick(form.survey.intro if form.survey and form.survey.intro else form.intro,
+                     lang)
         page = render_template(
             "forms/form.html", form_config=form, form=wtform, lang=lang, title=title,
             intro=intro, token=_TOKEN_MARK if fresh else token or make_form_token(
@@ -341,20 +347,14 @@ def show(slug: str) -> ResponseReturnValue:
     lang = _set_lang(request.args.get("lang"))
     if _wants_json():
         return _cors(jsonify(_describe(form, lang)), form)
-    wtform = _wtform(form, lang)
-    if form.kind == "feedback" and request.args.get("about"):
-        wtform["about"].data = request.args["about"][:500]
-    return _render(form, lang, wtform, embed=False)
+    return _render(form, lang, None, embed=False)
 
 
 @bp.get("/embed/<slug>")
 def embed(slug: str) -> ResponseReturnValue:
     form = _form_or_404(slug)
     lang = _set_lang(request.args.get("lang"))
-    wtform = _wtform(form, lang)
-    if form.kind == "feedback" and request.args.get("about"):
-        wtform["about"].data = request.args["about"][:500]
-    return _render(form, lang, wtform, embed=True)
+    return _render(form, lang, None, embed=True)
 
 
 @bp.route("/forms/<slug>", methods=["OPTIONS"])
