@@ -195,6 +195,13 @@ def senders_from(settings: Settings) -> Senders:
     return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
 
 
+def close_senders(senders: Senders) -> None:
+    """End what the senders keep open (the SMTP sender's kept sessions), at shutdown."""
+    close = getattr(senders.mail, "close", None)
+    if close is not None:
+        close()
+
+
 def check_mail_server(settings: Settings) -> tuple[str, str] | None:
     """(destination, "login ok …") for the SMTP server: connect and log in, send nothing
     (``intake mailboxes check``). None without INTAKE_SMTP_URL. Raises
