@@ -216,6 +216,9 @@ class Outbox:
         disclosure_id = item.payload.get("disclosure_id")
         if not isinstance(disclosure_id, int):
             raise PermanentError("work item has no disclosure ledger row")
+        # Held while the gate rechecks: its session.get finds it in the identity map
+        # instead of reading it again (and so does the one below).
+        held = session.get(Disclosure, disclosure_id)
         decision = gate.recheck(session, disclosure_id)
         if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
             redone = self._disclose_without_identity(session, disclosure_id)
@@ -228,7 +231,7 @@ class Outbox:
             log.info("work item %s stopped at send time: %s", item.id, decision.reason)
             return None
         row = session.get(Disclosure, disclosure_id)
-        assert row is not None
+        assert row is not None and (held is None or row is held)
         return row, decision
 
     def _disclose_without_identity(self, session: Session, disclosure_id: int
@@ -386,7 +389,8 @@ class Forwarder(_Step):
             session, entry, Audience.CC_AGENCY if row.nature == "forward-cc" else Audience.AGENCY,
             agency_id=row.recipient_id, relay_domain=self.settings.relay_domain, thread=False,
             consents=None if decision.include_identity else (),
-            extra={f"attachment:{i}": n for i, n in enumerate(names)})
+            extra={f"attachment:{i}": n for i, n in enumerate(names)},
+            submitter=submitter, relay_address=relay)
         identity = decision.include_identity and rendition.identity_shared
         # Feedback and survey answers come without contact details: nobody can be answered.
         anonymous = submitter is None or not submitter.email

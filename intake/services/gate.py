@@ -257,14 +257,14 @@ def post_webhook(decision: Decision, sender: WebhookSender, url: str,
 def _through(breaker: Breaker | None, destination: str) -> Iterator[None]:
     """Admit the send to ``destination`` (or raise DestinationPaused), name the destination
     on its failure, close the circuit on its success."""
-    if breaker is not None:
-        circuits.admit(breaker.session, destination, breaker.policy)
+    report = breaker is not None and circuits.admit(breaker.session, destination,
+                                                    breaker.policy)
     try:
         yield
     except DeliveryFailure as failure:
         failure.destination = failure.destination or destination
         raise
-    if breaker is not None:
+    if breaker is not None and report:  # closed without failures: nothing to reset
         circuits.succeeded(breaker.session, destination)
 
 
