@@ -71,10 +71,16 @@ def rate(times: list[float]) -> float:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process and its waited-for children, in seconds."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    ticks = sum(int(f) for f in fields[11:15])  # utime, stime, cutime, cstime
-    return ticks / os.sysconf("SC_CLK_TCK")
+    """User + system CPU of a process and its live children (``--processes`` > 1: the
+    supervisor's worker processes), in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except FileNotFoundError:
+        return 0.0
+    ticks = sum(int(f) for f in fields[11:13])  # utime, stime
+    children = [int(c) for task in Path(f"/proc/{pid}/task").iterdir()
+                for c in (task / "children").read_text().split()]
+    return ticks / os.sysconf("SC_CLK_TCK") + sum(cpu_seconds(c) for c in children)
 
 
 def bare(port: int, n: int, threads: int) -> float:
