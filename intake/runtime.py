@@ -101,6 +101,7 @@ class Runtime:
 
     def close(self) -> None:
         self.jobs.stop()
+        gate.close_senders(self.senders)
         for closer in self._closers:
             closer()
         self.db.dispose()

@@ -49,6 +49,8 @@ log = logging.getLogger("intake.jobs")
 
 QUEUE = "intake"
 ACTOR_NAME = "perform_work_item"
+#: Broker messages a worker process takes ahead, per worker thread (dramatiq's default: 2).
+PREFETCH_PER_THREAD = 16
 
 Handler = Callable[[Session, WorkItem], None]
 BatchHandler = Callable[[Session, list[WorkItem]], None]
@@ -354,12 +356,22 @@ class JobSystem:
     def start(self, *, consume: bool = True, sweep: bool = True) -> None:
         """Start worker threads (``consume``) and the sweeper thread."""
         if consume and self._worker is None:
+            threads = self.settings.worker_threads
             self._worker = dramatiq.Worker(
                 self.broker,
                 queues={QUEUE},
-                worker_threads=self.settings.worker_threads,
+                worker_threads=threads,
                 worker_timeout=250,
             )
+            # dramatiq takes 2 messages a thread ahead by default, and its Redis consumer,
+            # once that many are taken and not yet acknowledged, sleeps (5 ms, doubling up
+            # to worker_timeout) before it looks again: with work items of a few ms the
+            # threads sat idle waiting for it (the "fixed wait per message" of issue 28).
+            # A deeper prefetch keeps them fed. A process that dies with messages taken
+            # ahead loses nothing: the broker re-queues them, and the sweeper re-sends
+            # any item still waiting in the database.
+            self._worker.queue_prefetch = max(self._worker.queue_prefetch,
+                                              threads * PREFETCH_PER_THREAD)
             self._worker.start()
             self.heartbeat.start()
         if sweep:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -47,12 +49,34 @@ class SmtpConfig:
 
 
 class SmtpMailSender:
-    """The real :class:`~intake.outbound.interfaces.MailSender`: one SMTP session a message."""
+    """The real :class:`~intake.outbound.interfaces.MailSender`: one SMTP session for many
+    messages.
 
-    def __init__(self, config: SmtpConfig) -> None:
+    A session that delivered a message is kept (up to ``pool_size`` idle ones,
+    per process: the sender is the process's) and the next :meth:`send` of any
+    thread reuses it, as Postfix's connection cache does: one ``NOOP`` instead of
+    connect, greeting, EHLO (STARTTLS, AUTH) and QUIT. A kept session that the
+    server closed meanwhile fails its ``NOOP`` and a new one is opened; nothing
+    of the message was sent on it. Only a session whose last transaction ended
+    in a "250" is kept: after any failure (a refusal, a timeout, a dropped
+    line) it is closed, so its state never carries over to another message.
+    Sessions idle longer than ``max_idle_seconds``, or older than
+    ``max_age_seconds``, are closed instead of reused.
+    """
+
+    def __init__(self, config: SmtpConfig, *, pool_size: int = 8,
+                 max_idle_seconds: float = 10.0, max_age_seconds: float = 300.0) -> None:
         self.config = config
         #: What the circuit breaker pauses when this server is down (never the password).
         self.destination = f"smtp://{config.host}:{config.port}"
+        self.pool_size = pool_size
+        self.max_idle_seconds = max_idle_seconds
+        self.max_age_seconds = max_age_seconds
+        self._lock = threading.Lock()
+        # (session, opened at, idle since), the most recently used last.
+        self._idle: list[tuple[smtplib.SMTP, float, float]] = []
+        #: Sessions opened so far (connect + EHLO): what the pool saves shows here.
+        self.sessions_opened = 0
 
     def send(self, message: EmailMessage, *, envelope_from: str,
              recipients: Sequence[str]) -> None:
@@ -71,19 +95,26 @@ class SmtpMailSender:
         # STARTTLS, AUTH), not this message: the destination waits, the message is kept.
         session_ready = False
         try:
-            client = _connect(config)
+            kept = self._checkout()
+            if kept is None:
+                client, opened = _connect(config), time.monotonic()
+            else:
+                client, opened = kept
+            delivered = False
             try:
-                _open_session(client, config)
+                if kept is None:
+                    _open_session(client, config)
+                    with self._lock:
+                        self.sessions_opened += 1
                 options = _mail_options(client, where, international=international,
                                         eight_bit=eight_bit)
                 session_ready = True
                 refused = client.sendmail(envelope_from, list(recipients), raw,
                                           mail_options=options)
+                delivered = True
             finally:
-                try:
-                    client.quit()
-                except (smtplib.SMTPException, OSError):
-                    client.close()
+                if not (delivered and self._checkin(client, opened)):
+                    _quit(client)
         except OAuth2Error as exc:  # no token: the server cannot be used yet
             raise TransientError("SMTP OAuth2 token unavailable", unreachable=True,
                                  reason=f"no access token for the mail server {where}: "
@@ -115,6 +146,44 @@ class SmtpMailSender:
             raise classify_reply(code, f"{len(refused)} recipient(s) refused: {text}",
                                  server=where)
 
+    def _checkout(self) -> tuple[smtplib.SMTP, float] | None:
+        """A kept session that answers ``NOOP`` with 250 (and when it was opened), or None.
+        Sessions too old, idle too long or not answering are closed on the way."""
+        while True:
+            with self._lock:
+                if not self._idle:
+                    return None
+                client, opened, since = self._idle.pop()
+            now = time.monotonic()
+            if now - since > self.max_idle_seconds or now - opened > self.max_age_seconds:
+                _quit(client)
+                continue
+            try:
+                code, _ = client.noop()
+            except (smtplib.SMTPException, OSError):
+                client.close()
+                continue
+            if code == 250:
+                return client, opened
+            _quit(client)  # e.g. "421 timeout": the server is closing it
+
+    def _checkin(self, client: smtplib.SMTP, opened: float) -> bool:
+        """Keep a session whose last transaction succeeded; False if there is no room."""
+        now = time.monotonic()
+        if now - opened > self.max_age_seconds:
+            return False
+        with self._lock:
+            if len(self._idle) >= self.pool_size:
+                return False
+            self._idle.append((client, opened, now))
+            return True
+
+    def close(self) -> None:
+        """QUIT the kept sessions (at shutdown)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for client, _, _ in idle:
+            _quit(client)
 
     def check(self) -> str:
         """Connect and log in, send nothing: "login ok", or raise as :meth:`send` would."""
@@ -125,10 +194,7 @@ class SmtpMailSender:
             try:
                 _open_session(client, config)
             finally:
-                try:
-                    client.quit()
-                except (smtplib.SMTPException, OSError):
-                    client.close()
+                _quit(client)
         except OAuth2Error as exc:
             raise TransientError("SMTP OAuth2 token unavailable", unreachable=True,
                                  reason=str(exc)) from None
@@ -148,6 +214,14 @@ class SmtpMailSender:
         if config.oauth2 is not None:
             return "login ok (XOAUTH2)"
         return "login ok" if config.username else "connected (no login configured)"
+
+
+def _quit(client: smtplib.SMTP) -> None:
+    """End a session politely if the line still works, else just close it."""
+    try:
+        client.quit()
+    except (smtplib.SMTPException, OSError):
+        client.close()
 
 
 def _connect(config: SmtpConfig) -> smtplib.SMTP:

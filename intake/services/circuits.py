@@ -89,12 +89,15 @@ class CircuitView:
 
 
 def admit(session: Session, destination: str, policy: CircuitPolicy,
-          now: datetime | None = None) -> None:
+          now: datetime | None = None) -> bool:
     """Before sending to ``destination``, in the send's transaction.
 
     Returns if it may be tried: its circuit is closed, or open past its
     cool-down and this transaction now holds the probe (the row lock, until it
-    commits or rolls back).
+    commits or rolls back). The value says whether a success must be reported
+    (:func:`succeeded`): False when the circuit was closed with no failures
+    counted, the usual case, where there is nothing to reset. (A failure another
+    worker counts meanwhile is then reset by the next success that reports.)
 
     Raises:
         DestinationPaused: the circuit is open (until its ``retry_at``), or
@@ -102,10 +105,13 @@ def admit(session: Session, destination: str, policy: CircuitPolicy,
     """
     now = now or utcnow()
     row = session.execute(select(_CIRCUITS.c.state, _CIRCUITS.c.retry_at,
-                                 _CIRCUITS.c.failing_since, _CIRCUITS.c.last_error)
+                                 _CIRCUITS.c.failing_since, _CIRCUITS.c.last_error,
+                                 _CIRCUITS.c.failures)
                           .where(_CIRCUITS.c.destination == destination)).one_or_none()
-    if row is None or row.state != CircuitState.OPEN:
-        return
+    if row is None:
+        return False
+    if row.state != CircuitState.OPEN:
+        return row.state != CircuitState.CLOSED or int(row.failures) > 0
     if row.retry_at is not None and row.retry_at > now:
         raise DestinationPaused(destination, row.retry_at, _paused(destination, row))
     probe = session.execute(
@@ -116,6 +122,7 @@ def admit(session: Session, destination: str, policy: CircuitPolicy,
         wait = policy.cooldown_seconds / 2 + random.uniform(0, policy.cooldown_seconds / 2)
         raise DestinationPaused(destination, now + timedelta(seconds=wait),
                                 _paused(destination, row))
+    return True
 
 
 def succeeded(session: Session, destination: str, now: datetime | None = None) -> None:

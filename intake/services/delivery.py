@@ -42,10 +42,10 @@ from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
 from importlib import resources
-from typing import Any
+from typing import Any, cast
 
 import jinja2
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
 from intake.core.consent import Purpose
@@ -89,6 +89,9 @@ STATE_NAME = N_("State of Examplia")
 ANY_AGENCY = N_("any state agency")
 
 Handler = Callable[[Session, WorkItem], None]
+
+_INSERT_SENT = insert(cast(Table, SentMessage.__table__))
+_INSERT_EVENT = insert(cast(Table, Event.__table__))
 
 _templates = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(resources.files("intake") / "templates" / "email")),
@@ -216,6 +219,9 @@ class Outbox:
         disclosure_id = item.payload.get("disclosure_id")
         if not isinstance(disclosure_id, int):
             raise PermanentError("work item has no disclosure ledger row")
+        # Held while the gate rechecks: its session.get finds it in the identity map
+        # instead of reading it again (and so does the one below).
+        held = session.get(Disclosure, disclosure_id)
         decision = gate.recheck(session, disclosure_id)
         if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
             redone = self._disclose_without_identity(session, disclosure_id)
@@ -228,7 +234,7 @@ class Outbox:
             log.info("work item %s stopped at send time: %s", item.id, decision.reason)
             return None
         row = session.get(Disclosure, disclosure_id)
-        assert row is not None
+        assert row is not None and (held is None or row is held)
         return row, decision
 
     def _disclose_without_identity(self, session: Session, disclosure_id: int
@@ -266,9 +272,12 @@ class Outbox:
 
     def record_sent(self, session: Session, item: WorkItem, entry: Entry, message_id: str,
                     kind: str, recipient_kind: str, recipient_id: str) -> None:
-        session.add(SentMessage(message_id=message_id, entry_id=entry.id, work_item_id=item.id,
-                                kind=kind, recipient_kind=recipient_kind,
-                                recipient_id=recipient_id))
+        # A plain INSERT now (no ORM object for the flush to work out at commit): the row
+        # commits with the item's "done" mark all the same.
+        session.connection().execute(_INSERT_SENT, {
+            "message_id": message_id, "entry_id": entry.id, "work_item_id": item.id,
+            "kind": kind, "recipient_kind": recipient_kind, "recipient_id": recipient_id,
+            "created_at": utcnow()})
 
     def relay_address(self, session: Session, entry_id: int) -> str:
         return relay_for(session, entry_id, self.settings.relay_domain)
@@ -370,11 +379,11 @@ class Forwarder(_Step):
                 attach(msg, content, content_type, header_text(name))
             self.outbox.send(session, decision, msg, [agency.email or ""])
         self.outbox.record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
-        session.add(Event(entry_id=entry.id, kind="forwarded",
-                          detail={"agency": agency.id, "via": "webhook" if agency.webhook
-                                  else "email", "message_id": message_id,
-                                  "identity_shared": decision.include_identity,
-                                  "disclosure_seq": row.seq}))
+        session.connection().execute(_INSERT_EVENT, {
+            "entry_id": entry.id, "kind": "forwarded", "at": utcnow(), "actor": "system",
+            "detail": {"agency": agency.id, "via": "webhook" if agency.webhook else "email",
+                       "message_id": message_id, "identity_shared": decision.include_identity,
+                       "disclosure_seq": row.seq}})
         log.info("entry %s forwarded to %s (work item %s)", entry.id, agency.id, item.id)
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
@@ -386,7 +395,8 @@ class Forwarder(_Step):
             session, entry, Audience.CC_AGENCY if row.nature == "forward-cc" else Audience.AGENCY,
             agency_id=row.recipient_id, relay_domain=self.settings.relay_domain, thread=False,
             consents=None if decision.include_identity else (),
-            extra={f"attachment:{i}": n for i, n in enumerate(names)})
+            extra={f"attachment:{i}": n for i, n in enumerate(names)},
+            submitter=submitter, relay_address=relay)
         identity = decision.include_identity and rendition.identity_shared
         # Feedback and survey answers come without contact details: nobody can be answered.
         anonymous = submitter is None or not submitter.email

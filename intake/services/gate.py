@@ -195,6 +195,13 @@ def senders_from(settings: Settings) -> Senders:
     return Senders(mail=mail, webhook=HttpWebhookSender(secret, timeout=timeout))
 
 
+def close_senders(senders: Senders) -> None:
+    """End what the senders keep open (the SMTP sender's kept sessions), at shutdown."""
+    close = getattr(senders.mail, "close", None)
+    if close is not None:
+        close()
+
+
 def check_mail_server(settings: Settings) -> tuple[str, str] | None:
     """(destination, "login ok …") for the SMTP server: connect and log in, send nothing
     (``intake mailboxes check``). None without INTAKE_SMTP_URL. Raises
@@ -250,14 +257,14 @@ def post_webhook(decision: Decision, sender: WebhookSender, url: str,
 def _through(breaker: Breaker | None, destination: str) -> Iterator[None]:
     """Admit the send to ``destination`` (or raise DestinationPaused), name the destination
     on its failure, close the circuit on its success."""
-    if breaker is not None:
-        circuits.admit(breaker.session, destination, breaker.policy)
+    report = breaker is not None and circuits.admit(breaker.session, destination,
+                                                    breaker.policy)
     try:
         yield
     except DeliveryFailure as failure:
         failure.destination = failure.destination or destination
         raise
-    if breaker is not None:
+    if breaker is not None and report:  # closed without failures: nothing to reset
         circuits.succeeded(breaker.session, destination)
 
 

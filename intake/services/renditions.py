@@ -32,10 +32,18 @@ __all__ = ["Audience", "ConsentLine", "consent_lines", "entry_values", "render_e
            "render_many", "render_many_subjects"]
 
 
+#: ``submitter=`` not given: read it.
+_READ = object()
+
+
 def entry_values(session: Session, entry: Entry, *, thread: bool = True,
-                 extra: Mapping[str, str] | None = None) -> EntryValues:
-    """The entry's texts (and its thread's, if ``thread``), fields and submitter."""
-    submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+                 extra: Mapping[str, str] | None = None,
+                 submitter: Submitter | None | object = _READ) -> EntryValues:
+    """The entry's texts (and its thread's, if ``thread``), fields and submitter
+    (``submitter``: the entry's row, or None, as the caller already read it)."""
+    if submitter is _READ:
+        submitter = session.scalar(select(Submitter).where(Submitter.entry_id == entry.id))
+    assert submitter is None or isinstance(submitter, Submitter)
     texts = {"subject": entry.subject, "body": entry.body}
     if thread:
         for m in session.scalars(select(ThreadMessage).where(ThreadMessage.entry_id == entry.id)):
@@ -64,20 +72,25 @@ def render_entry(session: Session, entry: Entry, audience: Audience, *,
                  thread: bool = True, consents: Sequence[ConsentEvent] | None = None,
                  extra: Mapping[str, str] | None = None,
                  at: datetime | None = None, marks: Sequence[Mark] = (),
-                 releases: Sequence[Release] = ()) -> Rendition:
+                 releases: Sequence[Release] = (),
+                 submitter: Submitter | None | object = _READ,
+                 relay_address: str | None = None) -> Rendition:
     """The rendition of ``entry`` for ``audience`` (``agency_id``: the agency it is for).
 
     ``consents`` overrides the recorded consent events (a send-time decision
     without identity passes none); ``extra`` adds texts by place (a relayed
     reply's body is scanned by the renderer itself); ``marks`` are the records
     officers' redaction marks and ``releases`` the values they released under law
-    (``public`` and ``records_officer`` renditions).
+    (``public`` and ``records_officer`` renditions). ``submitter`` (the entry's
+    submitter row, or None) and ``relay_address`` (its relay address) save the
+    queries of a caller that already read them in this transaction.
     """
     return render(
-        entry_values(session, entry, thread=thread, extra=extra), audience,
+        entry_values(session, entry, thread=thread, extra=extra, submitter=submitter),
+        audience,
         consents=consent_events(session, entry.id) if consents is None else consents,
         findings=_stored_findings(session, entry.id), agency_id=agency_id,
-        relay_address=relay_for(session, entry.id, relay_domain),
+        relay_address=relay_address or relay_for(session, entry.id, relay_domain),
         at=at or utcnow(), reveal=reveal, marks=marks, releases=releases,
     )
 

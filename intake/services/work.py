@@ -148,31 +148,27 @@ def claim_many(session: Session, item_ids: Sequence[int], worker: str,
     lease (its worker died); anything else is not ours to run.
     """
     now = utcnow()
-    taken = session.connection().execute(
-        update(_WORK_ITEMS)
+    # One statement: the UPDATE returns the claimed rows as loaded objects.
+    taken = session.scalars(
+        update(WorkItem)
         .where(
-            _WORK_ITEMS.c.id.in_(list(item_ids)),
+            WorkItem.id.in_(list(item_ids)),
             or_(
-                and_(_WORK_ITEMS.c.state == WorkState.PENDING,
-                     _WORK_ITEMS.c.next_attempt_at <= now),
-                and_(_WORK_ITEMS.c.state == WorkState.RUNNING,
-                     _WORK_ITEMS.c.locked_until < now),
+                and_(WorkItem.state == WorkState.PENDING, WorkItem.next_attempt_at <= now),
+                and_(WorkItem.state == WorkState.RUNNING, WorkItem.locked_until < now),
             ),
         )
         .values(
             state=WorkState.RUNNING,
-            attempts=_WORK_ITEMS.c.attempts + 1,
+            attempts=WorkItem.attempts + 1,
             locked_until=now + timedelta(seconds=lease_seconds),
             claimed_by=worker,
             updated_at=now,
         )
-        .returning(_WORK_ITEMS.c.id)
-    ).scalars().all()
-    if not taken:
-        return []
-    return list(session.scalars(
-        select(WorkItem).where(WorkItem.id.in_(taken)).order_by(WorkItem.id)
-        .execution_options(populate_existing=True)))
+        .returning(WorkItem),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).all()
+    return sorted(taken, key=lambda item: item.id)
 
 
 def complete(session: Session, item: WorkItem, worker: str) -> bool:

@@ -342,3 +342,16 @@ def test_messages_wait_until_the_sqlite_write_lock_is_released(
         assert _queued(rt) == 1 and _state(rt, entry_id) == "pending"
     finally:
         rt.close()
+
+
+def test_worker_threads_take_messages_well_ahead(runtime: Runtime) -> None:
+    """dramatiq's Redis consumer sleeps (up to worker_timeout) whenever the messages it
+    took ahead are all still unacknowledged; at its default of 2 a thread, short work
+    items left the threads waiting for it. Each worker thread takes 16 ahead."""
+    from intake.jobs.system import PREFETCH_PER_THREAD, QUEUE
+
+    runtime.jobs.start()
+    worker = runtime.jobs._worker
+    assert worker is not None
+    assert PREFETCH_PER_THREAD == 16
+    assert worker.consumers[QUEUE].prefetch == runtime.settings.worker_threads * 16

@@ -163,6 +163,7 @@ def test_smtp_sender_with_a_certificate_client_and_an_expired_token(
     sender = SmtpMailSender(config)
     sender.send(mail(1), envelope_from=USER, recipients=[DOT])
     authority.expire_all()
+    sender.close()  # the kept session ends (as after its idle or age limit): a new login
     sender.send(mail(2), envelope_from=USER, recipients=[DOT])
     assert len(xsink.to(DOT)) == 2
     assert xsink.refusals == 1 and xsink.logins == [USER, USER]

@@ -3,10 +3,12 @@ sink, an http.server receiver), and the in-memory ones against the same expectat
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
@@ -292,3 +294,89 @@ def test_a_refused_session_pauses_the_server_instead_of_killing_the_message(
     assert raised.value.reason == (f"the mail server 127.0.0.1:{refusing_server} refused the "
                                    "session: 554 5.3.2 no SMTP service here (check "
                                    "INTAKE_SMTP_URL)")
+
+
+class _SessionSink(SmtpSink):
+    """Counts the SMTP sessions it was greeted in (EHLO) and can hang up on all of them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.transports: list[Any] = []
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.transports.append(server.transport)
+        session.host_name = hostname  # what aiosmtpd does itself without this hook
+        return responses
+
+    def hang_up(self) -> None:
+        """Close every session from the server's side (as an idle timeout or a restart
+        would), and return once the event loop has done it."""
+        async def close_all() -> None:
+            for transport in self.transports:
+                transport.close()
+
+        assert self._controller is not None
+        asyncio.run_coroutine_threadsafe(close_all(), self._controller.loop).result(5)
+
+
+@pytest.fixture
+def session_sink() -> Iterator[_SessionSink]:
+    s = _SessionSink().start()
+    yield s
+    s.stop()
+
+
+def _numbered(n: int) -> EmailMessage:
+    msg = _message()
+    msg.replace_header("Message-ID", f"<forward.{n}.ex-{n}@relay.examplia.gov>")
+    return msg
+
+
+class TestSmtpSessionReuse:
+    def test_one_session_carries_the_messages_one_after_another(
+            self, session_sink: _SessionSink) -> None:
+        sender = _smtp(session_sink.port)
+        for n in range(3):
+            sender.send(_numbered(n), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        assert [r.message_id for r in session_sink.all()] == [
+            f"<forward.{n}.ex-{n}@relay.examplia.gov>" for n in range(3)]
+        assert len(session_sink.transports) == 1
+        assert sender.sessions_opened == 1
+
+    def test_a_session_the_server_closed_is_replaced_and_nothing_is_lost_or_doubled(
+            self, session_sink: _SessionSink) -> None:
+        sender = _smtp(session_sink.port)
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        session_sink.hang_up()
+        sender.send(_numbered(2), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        assert [r.message_id for r in session_sink.all()] == [
+            "<forward.1.ex-1@relay.examplia.gov>", "<forward.2.ex-2@relay.examplia.gov>"]
+        assert len(session_sink.transports) == 2
+
+    def test_a_session_whose_message_failed_is_not_kept(
+            self, session_sink: _SessionSink) -> None:
+        sender = _smtp(session_sink.port)
+        session_sink.reject[AGENCY] = "451 4.3.0 try again later"
+        with pytest.raises(TransientError, match="SMTP 451"):
+            sender.send(_numbered(1), envelope_from="intake@examplia.gov",
+                        recipients=[AGENCY])
+        del session_sink.reject[AGENCY]
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        assert [r.message_id for r in session_sink.all()] == [
+            "<forward.1.ex-1@relay.examplia.gov>"]
+        assert len(session_sink.transports) == 2
+
+    def test_threads_share_the_kept_sessions(self, session_sink: _SessionSink) -> None:
+        sender = _smtp(session_sink.port)
+        with ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda n: sender.send(_numbered(n), envelope_from="intake@examplia.gov",
+                                                recipients=[AGENCY]), range(40)))
+        sender.close()
+        assert sorted(r.message_id for r in session_sink.all()) == sorted(
+            f"<forward.{n}.ex-{n}@relay.examplia.gov>" for n in range(40))
+        # Never more sessions than threads sending at once.
+        assert len(session_sink.transports) <= 4

@@ -25,7 +25,7 @@ from intake.core.oauth2 import OAuth2Config
 from intake.db.models import WorkItem
 from intake.outbound.oauth2 import TOKENS
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
-from intake.services.gate import senders_from
+from intake.services.gate import close_senders, senders_from
 from tests.conftest import DOT, REPO, make_runtime, subprocess_env, wait_for
 from tests.oauth2_server import OAuth2TestServer, XOAuth2Sink
 
@@ -80,12 +80,14 @@ def test_sender_logs_in_with_xoauth2_and_retries_once_after_a_535(
     assert len(xsink.to(DOT)) == 1 and xsink.refusals == 0
     sender.send(mail(2), envelope_from=USER, recipients=[DOT])
     assert len(authority.issued("smtp-app")) == 1, "the cached token is reused"
+    assert xsink.logins == [USER], "the second message went on the kept session"
     authority.expire_all()
+    sender.close()  # the kept session ends (as after its idle or age limit): a new login
     sender.send(mail(3), envelope_from=USER, recipients=[DOT])
     assert len(xsink.to(DOT)) == 3
     assert xsink.refusals == 1, "one 535 for the expired token, then success"
     assert len(authority.issued("smtp-app")) == 2
-    assert xsink.logins == [USER, USER, USER]
+    assert xsink.logins == [USER, USER]
     assert "Bearer" not in repr(config) and secret not in repr(config)
     logs = "\n".join(r.getMessage() for r in caplog.records)
     for planted in (secret, *authority.issued()):
@@ -123,6 +125,7 @@ def test_forward_goes_out_over_xoauth2_and_survives_an_expired_token(
                  message="the first forward over XOAUTH2")
         wait_for(lambda: _all_done(rt), message="the first entry's work done")
         authority.expire_all()
+        close_senders(rt.senders)  # kept sessions end (idle or age limit): a new login
         _, second = submit(rt, "Another pothole on Elm street.")
         wait_for(lambda: any(second.encode() in r.raw for r in xsink.to(DOT)),
                  message="the second forward after the token expired")
