@@ -209,3 +209,43 @@ def test_header_text_survives_the_round_trip_unchanged(raw: str, limit: int) -> 
     assert len(text) <= limit
     assert header_text(text, limit) == text
     assert_one_clean_line(text)
+
+
+PLAIN_WORD = st.text(alphabet="AZaz09'-Oo", min_size=1, max_size=12)
+PLAIN_NAMES = st.lists(PLAIN_WORD, max_size=5).map(" ".join)
+ATOM = st.text(alphabet="az09_%+-", min_size=1, max_size=10)
+PLAIN_ADDRESSES = st.builds("{}{}@{}.{}".format, ATOM,
+                            st.sampled_from(["", ".x", ".first.last"]),
+                            st.sampled_from(["examplia", "dot-1", "a"]),
+                            st.sampled_from(["gov", "example", "co.uk"]))
+
+
+@settings(max_examples=500, deadline=None)
+@given(PLAIN_NAMES, PLAIN_ADDRESSES)
+@example("O'Brien-Smith", "relay+3f9a.b1@relay.examplia.gov")
+@example("", "intake@examplia.gov")
+def test_a_plain_name_and_address_skip_the_reread_and_read_back_the_same(
+        name: str, addr: str) -> None:
+    """The fast path of ``mailbox`` (no message built and parsed) gives what the re-read
+    gives: the name and address as a receiver reads them back."""
+    from intake.core.mail import headers
+
+    address = mailbox(name, addr)
+    assert (address.display_name, address.addr_spec) == (name, addr)
+    if len(name) <= headers._PLAIN_LENGTH:
+        assert headers._PLAIN_NAME.fullmatch(name) and headers._PLAIN_ADDRESS.fullmatch(addr)
+    read = headers._reread(address)
+    assert read is not None
+    assert (read[0].split(), read[1]) == (name.split(), addr)
+
+
+def test_names_with_more_than_plain_words_are_still_reread() -> None:
+    """Quotes, commas, angle brackets, encoded words, non-ASCII: the slow path decides."""
+    from intake.core.mail import headers
+
+    for name in ['Eve "x" <e@x>', "a, b", "=?utf-8?q?x?=", "Se\u00f1ora Mu\u00f1oz", "a.b",
+                 "x" * 41]:
+        assert not (len(name) <= headers._PLAIN_LENGTH and headers._PLAIN_NAME.fullmatch(name))
+    for addr in ['"quoted"@examplia.gov', "a@[127.0.0.1]", "jos\u00e9@examplia.gov",
+                 "a..b@examplia.gov", "a@localhost"]:
+        assert not headers._PLAIN_ADDRESS.fullmatch(addr)

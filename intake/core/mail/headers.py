@@ -13,6 +13,7 @@ header value and parsing the serialised message gives back the same text.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from email import message_from_bytes
 from email.headerregistry import Address
@@ -89,11 +90,27 @@ def mailbox(display_name: str, addr_spec: str) -> Address:
         ValueError: if ``addr_spec`` is not one bare address.
     """
     address = Address(display_name=header_text(display_name, 200), addr_spec=addr_spec)
+    if len(address.display_name) <= _PLAIN_LENGTH and _PLAIN_NAME.fullmatch(
+            address.display_name) and _PLAIN_ADDRESS.fullmatch(addr_spec):
+        # Words of letters and digits and an everyday address: nothing in them to quote,
+        # encode or fold differently, so they are read back as they are (the re-read
+        # of the others costs a message built and parsed; tests/core hold the two
+        # paths equal).
+        return address
     read = _reread(address)
     if read is None or read[1] != address.addr_spec \
             or read[0].split() != address.display_name.split():
         return Address(addr_spec=addr_spec)
     return address
+
+
+# What skips the re-read: an empty name or ASCII words of letters, digits, hyphens and
+# apostrophes (atext, no quoting), short enough that the header line never folds; an
+# address of the same plain kind (dot-atom local part and domain).
+_PLAIN_LENGTH = 40
+_PLAIN_NAME = re.compile(r"(?:[A-Za-z0-9'-]+(?: [A-Za-z0-9'-]+)*)?")
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
+                            r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 
 
 def _reread(address: Address) -> tuple[str, str] | None:
