@@ -50,8 +50,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import multiprocessing
+import pickle
+import threading
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass, field
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -91,10 +96,12 @@ from intake.services.records import (
     ATTACHMENT_INSERT,
     NewAttachment,
     NewSubmission,
+    ScannedSubmission,
     SubmitterData,
     attachment_rows,
     entry_sealer,
     record_submissions,
+    scan_submission,
 )
 from intake.services.work import PENDING_SENDS, enqueue_many
 from intake.settings import Settings
@@ -182,7 +189,8 @@ AlsoCommit = Callable[[Session, Sequence[tuple[ReceivedMail, MailOutcome]]], Non
 
 
 def store_messages(db: Database, messages: Sequence[ReceivedMail], context: MailContext, *,
-                   also: AlsoCommit | None = None) -> list[MailOutcome]:
+                   also: AlsoCommit | None = None,
+                   prepared: PreparedBatch | None = None) -> list[MailOutcome]:
     """Store (or quarantine) ``messages`` in one transaction: the one way mail comes in.
 
     The IMAP poller gives each fetched batch, ``intake ingest`` its files'
@@ -194,9 +202,17 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
     causes it. Raises only when the database itself fails
     (``TRANSIENT_ERRORS``) or ``also`` raises: then nothing of the failing
     transaction was committed and the caller retries later.
+
+    ``prepared`` is the pure part of storing the messages (parsing, classifying, the
+    PII scan: :meth:`MailPool.prepare`), started before, in worker processes, for these
+    same messages; without it that part runs here, message by message.
     """
     if not messages:
         return []
+    ready: Sequence[PreparedMail | None] = (
+        prepared.results() if prepared is not None else [None] * len(messages))
+    if len(ready) != len(messages):
+        raise ValueError("prepared for other messages")
     also_failed = False
 
     def run_also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
@@ -211,7 +227,8 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
     try:
         with db.session() as session:
             outcomes = [store_or_quarantine(session, m.raw, context, uid=m.uid,
-                                            uidvalidity=m.uidvalidity) for m in messages]
+                                            uidvalidity=m.uidvalidity, prepared=p)
+                        for m, p in zip(messages, ready, strict=True)]
             run_also(session, list(zip(messages, outcomes, strict=True)))
         return outcomes
     except TRANSIENT_ERRORS:
@@ -222,8 +239,9 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
         if len(messages) > 1:
             log.warning("mailbox %s: batch commit failed (%s); committing one by one",
                         context.mailbox, type(exc).__name__)
-            return [out for m in messages
-                    for out in store_messages(db, [m], context, also=also)]
+            return [out for m, p in zip(messages, ready, strict=True)
+                    for out in store_messages(db, [m], context, also=also,
+                                              prepared=None if p is None else PreparedBatch([p]))]
         # The commit itself failed for this one message: keep the bytes in quarantine,
         # in a fresh transaction.
         only = messages[0]
@@ -236,12 +254,13 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
 
 
 def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
-                        uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
+                        uid: int | None = None, uidvalidity: int | None = None,
+                        prepared: PreparedMail | None = None) -> MailOutcome:
     """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
     sends = len(session.info.get(PENDING_SENDS) or ())
     try:
         with session.begin_nested():
-            return store_message(session, raw, context)
+            return store_message(session, raw, context, prepared)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
@@ -417,22 +436,28 @@ def _check_storable(parsed: ParsedMessage) -> None:
         raise UnstorableMessage("no headers, text or attachments: not an e-mail message")
 
 
-def store_message(session: Session, raw: bytes, context: MailContext) -> MailOutcome:
-    """Store ``raw`` in the caller's transaction; raises when it cannot be stored."""
+def store_message(session: Session, raw: bytes, context: MailContext,
+                  prepared: PreparedMail | None = None) -> MailOutcome:
+    """Store ``raw`` in the caller's transaction; raises when it cannot be stored.
+
+    ``prepared``: :func:`prepare_mail` of these bytes, made beforehand (in a worker
+    process); else made here, once the bytes are known not to be stored already."""
     raw = bytes(raw)
-    digest = hashlib.sha256(raw).hexdigest()
+    digest = prepared.digest if prepared is not None else hashlib.sha256(raw).hexdigest()
     known = _duplicate(session, digest)
     if known is not None:
         _resolve_quarantine(session, digest)
         return known
-    parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
-    _check_storable(parsed)
-    headers = header_map(raw, context.automatic.header_names())
-    verdict = classify(parsed, headers, context.automatic)
-    person = relay_person(parsed, context.automatic) if verdict is None else None
+    if prepared is None:
+        prepared = prepare_mail(raw, context)
+    if prepared.error is not None:
+        raise prepared.error
+    parsed = prepared.parsed
+    assert parsed is not None  # noqa: S101 - prepare_mail gives a parse or an error
+    verdict = prepared.verdict
     if verdict is not None and verdict.category == BOUNCE and context.undeliverable_key:
         marked = automail.mark_undeliverable(session, context.undeliverable_key,
-                                             bounce_facts(raw, parsed, headers))
+                                             bounce_facts(raw, parsed, prepared.headers))
         if marked:
             log.info("bounce marks the submitter address of entries %s undeliverable", marked)
 
@@ -440,16 +465,56 @@ def store_message(session: Session, raw: bytes, context: MailContext) -> MailOut
     related: str | None = None
     if target is not None:
         entry_id, via = target
-        author = _author(session, entry_id, parsed, context.agency_addresses, verdict, person)
+        author = _author(session, entry_id, parsed, context.agency_addresses, verdict,
+                         prepared.person)
         if author != "unknown" or via == "relay-token":
             outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context,
                                    verdict)
             _resolve_quarantine(session, digest)
             return outcome
         related = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
-    outcome = _store_entry(session, raw, digest, parsed, context, related, verdict, person)
+    outcome = _store_entry(session, raw, prepared, context, related)
     _resolve_quarantine(session, digest)
     return outcome
+
+
+# -- the pure part: parsing, classifying, the PII scan ---------------------------------
+
+
+@dataclass(frozen=True)
+class PreparedMail:
+    """What storing a message needs that is pure (no database): :func:`prepare_mail`."""
+
+    digest: str  # SHA-256 of the raw bytes
+    parsed: ParsedMessage | None = None
+    headers: dict[str, list[str]] = field(default_factory=dict)  # header_map's
+    verdict: Verdict | None = None  # automatic mail's classification
+    person: Address | None = None  # the person behind a web-form relay
+    # The message as a new entry (without a related record), scanned for PII.
+    entry: ScannedSubmission | None = None
+    auto_submitted: str | None = None
+    # Why it cannot be stored: raised in the transaction, which quarantines the message.
+    error: BaseException | None = None
+
+
+def prepare_mail(raw: bytes, context: MailContext) -> PreparedMail:
+    """Parse, classify and scan ``raw`` as :func:`store_message` stores it, with no
+    database: what a process pool may run (:class:`MailPool`). A failure is returned
+    (``error``), for the transaction to quarantine the message."""
+    raw = bytes(raw)
+    digest = hashlib.sha256(raw).hexdigest()
+    try:
+        parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
+        _check_storable(parsed)
+        headers = header_map(raw, context.automatic.header_names())
+        verdict = classify(parsed, headers, context.automatic)
+        person = relay_person(parsed, context.automatic) if verdict is None else None
+        submission, auto_submitted = _entry_submission(raw, digest, parsed, context, None,
+                                                       verdict, person)
+        return PreparedMail(digest, parsed, headers, verdict, person,
+                            scan_submission(submission, context.pii_key), auto_submitted)
+    except Exception as exc:  # noqa: BLE001 - the message is quarantined with it
+        return PreparedMail(digest, error=exc)
 
 
 def _resolve_quarantine(session: Session, digest: str) -> None:
@@ -457,9 +522,10 @@ def _resolve_quarantine(session: Session, digest: str) -> None:
     session.connection().execute(_RESOLVE_QUARANTINE, {"digest": digest, "now": utcnow()})
 
 
-def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
-                 context: MailContext, related: str | None, verdict: Verdict | None = None,
-                 person: Address | None = None) -> MailOutcome:
+def _entry_submission(raw: bytes, digest: str, parsed: ParsedMessage, context: MailContext,
+                      related: str | None, verdict: Verdict | None = None,
+                      person: Address | None = None) -> tuple[NewSubmission, str | None]:
+    """The message as a new entry's submission, and its ``auto_submitted`` note."""
     fields: dict[str, Any] = {
         "_mailbox": context.mailbox,
         "_attachments": [a.filename for a in parsed.attachments],
@@ -491,20 +557,35 @@ def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         name=(sender.name[:200] or None) if sender else None,
         email=(sender.address[:320] or None) if sender else None,
     )
-    recorded = record_submissions(session, [NewSubmission(
+    return NewSubmission(
         channel="email", kind="email", raw=raw, content_type="message/rfc822",
         subject=parsed.subject, body=parsed.text, form_slug=context.form, fields=fields,
         submitter=submitter, idempotency_key=f"sha256:{digest}",
         attachments=_attachments(parsed), scanned_too=_attachment_texts(parsed, ""),
         language=written_language(parsed.subject, parsed.text),
-    )], record_prefix=context.record_prefix, pii_key=context.pii_key,
-        originals_key=context.originals_key)[0]
+    ), auto_submitted
+
+
+def _store_entry(session: Session, raw: bytes, prepared: PreparedMail, context: MailContext,
+                 related: str | None) -> MailOutcome:
+    verdict = prepared.verdict
+    item: NewSubmission | ScannedSubmission
+    if related is None and prepared.entry is not None:
+        item, auto_submitted = prepared.entry, prepared.auto_submitted
+    else:
+        # An unknown sender's reply to a record: a new entry that names the record.
+        parsed = cast(ParsedMessage, prepared.parsed)
+        item, auto_submitted = _entry_submission(raw, prepared.digest, parsed, context,
+                                                 related, verdict, prepared.person)
+    recorded = record_submissions(session, [item], record_prefix=context.record_prefix,
+                                  pii_key=context.pii_key,
+                                  originals_key=context.originals_key)[0]
     if recorded.created:
         if verdict is not None:
             automail.record_automatic(session, recorded.entry_id, verdict)
         log.info("mail stored as entry %s (mailbox %s)%s", recorded.entry_id, context.mailbox,
                  f", automatic ({verdict.category})" if verdict is not None else "")
-    return MailOutcome(STORED if recorded.created else DUPLICATE, digest,
+    return MailOutcome(STORED if recorded.created else DUPLICATE, prepared.digest,
                        entry_id=recorded.entry_id, record_number=recorded.record_number,
                        auto_submitted=auto_submitted,
                        auto_category=verdict.category if verdict is not None else None)
@@ -566,3 +647,159 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
                        thread_message_id=message.id, via=via, author=author,
                        auto_submitted=parsed.auto_submitted,
                        auto_category=verdict.category if verdict is not None else None)
+
+
+# -- the process pool -----------------------------------------------------------------
+
+
+class WorkerDied(Exception):
+    """The worker process preparing a message died with it (a crash, killed for memory)."""
+
+
+def _prepare_in_worker(raw: bytes, context: MailContext) -> PreparedMail:
+    """:func:`prepare_mail` in a worker process: an error that cannot travel back to the
+    storing process (not picklable) is sent as its class name."""
+    prepared = prepare_mail(raw, context)
+    if prepared.error is not None:
+        try:
+            pickle.loads(pickle.dumps(prepared.error))  # noqa: S301 - our own bytes
+        except Exception:  # noqa: BLE001 - any error that does not survive the trip
+            return replace(prepared, error=UnstorableMessage(
+                f"parser failure ({type(prepared.error).__name__})"))
+    return prepared
+
+
+#: What a pool worker runs for each message (tests give one that crashes).
+PrepareTask = Callable[[bytes, MailContext], PreparedMail]
+
+
+class PreparedBatch:
+    """A batch's :class:`PreparedMail`, in the order of its messages: given (prepared
+    here) or being made by a :class:`MailPool`."""
+
+    def __init__(self, ready: Sequence[PreparedMail] | None = None, *,
+                 pool: MailPool | None = None,
+                 pending: Sequence[tuple[bytes, Future[PreparedMail]]] = (),
+                 executor: ProcessPoolExecutor | None = None,
+                 context: MailContext | None = None) -> None:
+        self._ready = list(ready) if ready is not None else None
+        self._pool = pool
+        self._pending = list(pending)
+        self._executor = executor
+        self._context = context
+
+    def results(self) -> list[PreparedMail]:
+        """Wait for the workers. A message whose worker died is tried again alone, in a
+        fresh pool; if that dies too, the message is quarantined (``WorkerDied``)."""
+        if self._ready is None:
+            assert self._pool and self._executor and self._context  # noqa: S101
+            self._ready = [self._pool.result_of(raw, future, self._executor, self._context)
+                           for raw, future in self._pending]
+            self._pending = []
+        return self._ready
+
+
+class MailPool:
+    """Worker processes that do the pure part of storing mail (:func:`prepare_mail`:
+    parsing, classifying, the PII scan) for a whole batch, on every core, while the
+    storing process commits the batch before. The database work stays in the one
+    :func:`store_messages`; the workers get no key but the PII key.
+
+    The processes start on the first batch (from a fork server, never a fork of a
+    threaded process) and stop in :meth:`close` (``Runtime.close``).
+    """
+
+    def __init__(self, workers: int, task: PrepareTask = _prepare_in_worker) -> None:
+        if workers < 1:
+            raise ValueError("a mail pool needs at least one worker")
+        self.workers = workers
+        self.task = task
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._closed = False
+        self._warming: threading.Thread | None = None
+
+    def warm_up(self) -> None:
+        """Start the worker processes in the background (they take a second to import
+        the parser), so that the first batch finds them ready. Once; never blocks."""
+        with self._lock:
+            if self._warming is not None or self._executor is not None or self._closed:
+                return
+            self._warming = threading.Thread(target=self._start_workers,
+                                             name="intake-mail-pool-start", daemon=True)
+        self._warming.start()
+
+    def _start_workers(self) -> None:
+        try:
+            executor = self._pool()
+            for _ in range(self.workers):  # each submit starts a worker while none is idle
+                executor.submit(int)
+        except (RuntimeError, BrokenProcessPool):
+            pass  # closed meanwhile, or broken: the first batch starts a fresh pool
+
+    def _pool(self) -> ProcessPoolExecutor:
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("the mail pool is closed")
+            if self._executor is None:
+                context = multiprocessing.get_context("forkserver")
+                context.set_forkserver_preload(["intake.services.mail_intake"])
+                self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+            return self._executor
+
+    def _renew(self, broken: ProcessPoolExecutor) -> None:
+        """Replace a pool a dead worker broke (once, whoever notices first)."""
+        with self._lock:
+            if self._executor is broken:
+                self._executor = None
+        broken.shutdown(wait=True, cancel_futures=True)
+
+    def prepare(self, messages: Sequence[ReceivedMail], context: MailContext) -> PreparedBatch:
+        """Start preparing ``messages`` in the workers; :meth:`PreparedBatch.results`
+        (which :func:`store_messages` calls) waits for them."""
+        worker_context = _for_workers(context)
+        executor = self._pool()
+        try:
+            pending = [(m.raw, executor.submit(self.task, m.raw, worker_context))
+                       for m in messages]
+        except BrokenProcessPool:
+            self._renew(executor)
+            executor = self._pool()
+            pending = [(m.raw, executor.submit(self.task, m.raw, worker_context))
+                       for m in messages]
+        return PreparedBatch(pool=self, pending=pending, executor=executor,
+                             context=worker_context)
+
+    def result_of(self, raw: bytes, future: Future[PreparedMail], submitted_to: ProcessPoolExecutor,
+                  context: MailContext) -> PreparedMail:
+        try:
+            return future.result()
+        except BrokenProcessPool:
+            pass
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that could not be sent back
+            return PreparedMail(hashlib.sha256(raw).hexdigest(), error=exc)
+        # A worker died: maybe on this message, maybe on another of the batch. Alone in a
+        # fresh pool, it tells.
+        self._renew(submitted_to)
+        executor = self._pool()
+        try:
+            return executor.submit(self.task, raw, context).result()
+        except BrokenProcessPool:
+            self._renew(executor)
+            log.warning("a mail worker process died preparing a message; quarantined")
+            return PreparedMail(hashlib.sha256(raw).hexdigest(),
+                                error=WorkerDied("the worker process died preparing it"))
+
+    def close(self) -> None:
+        """Stop the worker processes (waiting for what they are doing)."""
+        with self._lock:
+            self._closed = True
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _for_workers(context: MailContext) -> MailContext:
+    """The context without the keys the workers do not need (only the PII key's hashes
+    are made there)."""
+    return replace(context, originals_key=b"", undeliverable_key=None, agency_addresses=())

@@ -152,6 +152,51 @@ def stored_texts(submission: NewSubmission) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class ScannedSubmission:
+    """A submission with its PII scan and what follows from it, all of it pure (no
+    database, no key but the PII key): :func:`scan_submission` makes it, in a process
+    pool if the caller has one (the mail intake does, for a fetched batch), and
+    :func:`record_submissions` takes it in place of the submission."""
+
+    submission: NewSubmission
+    digest: str
+    texts: dict[str, str]  # as stored: the P6 values replaced by their markers
+    fields: dict[str, Any]  # likewise
+    findings: dict[str, list[Finding]]  # re-based onto ``texts``
+    search_text: str  # what the staff search may find it by (no personal data)
+    scanned_with_key: bool  # scanned for PII (with a PII key), or not at all
+
+
+def scan_submission(submission: NewSubmission, pii_key: bytes | None) -> ScannedSubmission:
+    """The PII scan of ``submission`` (unless it carries its ``findings``) and the texts,
+    fields and search text the entry stores: everything of storing it that is pure."""
+    digest = hashlib.sha256(submission.raw).hexdigest()
+    findings = submission.findings
+    if findings is None:
+        findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
+    texts: dict[str, str] = {}
+    rebased = {place: list(found) for place, found in findings.items()}
+    removed: list[tuple[str, str]] = []
+    for place, text in stored_texts(submission).items():
+        at_rest = redact_at_rest(text, findings.get(place, ()))
+        texts[place] = at_rest.text
+        if place in rebased:
+            rebased[place] = list(at_rest.findings)
+        removed.extend(at_rest.removed)
+    who = submission.submitter
+    searchable = search_text(
+        EntryValues(texts=texts, name=who.name, email=who.email, phone=who.phone,
+                    postal_address=who.postal_address),
+        # A place never scanned (no key given) is scanned by the renderer.
+        {place: rebased[place] for place in texts if place in rebased})
+    if submission.scanned_too and pii_key:
+        rebased.update(detect_places(submission.scanned_too, pii_key))
+    return ScannedSubmission(submission, digest, texts,
+                             redact_values(submission.fields, removed), rebased, searchable,
+                             pii_key is not None)
+
+
+@dataclass(frozen=True)
 class _Prepared:
     """A submission with everything computed that needs no database: made before the
     writer's turn is taken."""
@@ -169,39 +214,23 @@ class _Prepared:
     search_text: str  # what the staff search may find it by (no personal data)
 
     @classmethod
-    def of(cls, submission: NewSubmission, pii_key: bytes | None,
+    def of(cls, item: NewSubmission | ScannedSubmission, pii_key: bytes | None,
            originals_key: bytes) -> _Prepared:
-        digest = hashlib.sha256(submission.raw).hexdigest()
-        findings = submission.findings
-        if findings is None:
-            findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
-        texts: dict[str, str] = {}
-        rebased = {place: list(found) for place, found in findings.items()}
-        removed: list[tuple[str, str]] = []
-        for place, text in stored_texts(submission).items():
-            at_rest = redact_at_rest(text, findings.get(place, ()))
-            texts[place] = at_rest.text
-            if place in rebased:
-                rebased[place] = list(at_rest.findings)
-            removed.extend(at_rest.removed)
-        who = submission.submitter
-        searchable = search_text(
-            EntryValues(texts=texts, name=who.name, email=who.email, phone=who.phone,
-                        postal_address=who.postal_address),
-            # A place never scanned (no key given) is scanned by the renderer.
-            {place: rebased[place] for place in texts if place in rebased})
-        if submission.scanned_too and pii_key:
-            rebased.update(detect_places(submission.scanned_too, pii_key))
+        scanned = item if isinstance(item, ScannedSubmission) else scan_submission(item, pii_key)
+        if scanned.scanned_with_key != (pii_key is not None):
+            # Scanned without the key the caller stores with (or the other way round).
+            scanned = scan_submission(scanned.submission, pii_key)
+        submission, digest = scanned.submission, scanned.digest
         data_key = sealing.new_data_key()
         return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
-                   submission.received_at or utcnow(), texts,
-                   redact_values(submission.fields, removed), rebased,
+                   submission.received_at or utcnow(), scanned.texts, scanned.fields,
+                   scanned.findings,
                    sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
                    sealing.wrap_key(originals_key, data_key),
                    tuple(None if a.content is None else sealing.seal(
                        data_key, a.content, sealing.original_context(a.sha256))
                        for a in submission.attachments),
-                   searchable)
+                   scanned.search_text)
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
         s = self.submission
@@ -240,8 +269,8 @@ class _Prepared:
 
 
 def record_submissions(
-    session: Session, submissions: Sequence[NewSubmission], *, record_prefix: str,
-    originals_key: bytes, pii_key: bytes | None = None,
+    session: Session, submissions: Sequence[NewSubmission | ScannedSubmission], *,
+    record_prefix: str, originals_key: bytes, pii_key: bytes | None = None,
 ) -> list[Recorded]:
     """Store submissions durably in the caller's transaction: the one way in.
 
@@ -267,6 +296,9 @@ def record_submissions(
     entry is found); only when some were duplicates are they looked up, the
     new ones renumbered consecutively and the numbers left over given back
     while the lock is still held.
+
+    A submission may come scanned already (:func:`scan_submission`, with the same
+    ``pii_key``): then only the sealing and the writes are left for here.
     """
     prepared = [_Prepared.of(s, pii_key, originals_key) for s in submissions]
     conn = session.connection()
