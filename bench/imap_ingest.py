@@ -39,6 +39,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.header import Header
@@ -234,16 +235,19 @@ def databases(workdir: Path, pg_url: str | None) -> Iterator[Databases]:
 
 
 def run_intake(port: int, folder: str, dbs: Databases, workdir: Path, name: str,
-               workers: int | None) -> tuple[float, int, int, str]:
+               workers: int | None) -> tuple[float, int, int, str, float, float]:
     db = dbs.fresh(name)
     url = f"imap://{USER}:{PASSWORD}@127.0.0.1:{port}/{folder}?processed={folder}-done"
+    started = time.time()
     seconds, rss, tree, _ = run_child([sys.executable, "-m", "intake", "poll", "--once"],
                                       intake_env(db, workdir / name, url, workers))
-    return seconds, rss, tree, db
+    return seconds, rss, tree, db, started, time.time()
 
 
-def check_intake(db: str, expected: int) -> float:
-    """Check all were stored and routed; return the seconds from first to last entry stored."""
+def check_intake(db: str, expected: int, started: float = 0.0, ended: float = 0.0
+                 ) -> tuple[float, float, float]:
+    """Check all were stored and routed; return the seconds from first to last entry stored,
+    from ``started`` (epoch seconds) to the first and from the last to ``ended``."""
     from sqlalchemy import create_engine, text
 
     from intake.db.models import UTCDateTime
@@ -263,7 +267,10 @@ def check_intake(db: str, expected: int) -> float:
 
     start = parse(datetime.fromisoformat(str(first)), None)
     end = parse(datetime.fromisoformat(str(last)), None)
-    return (end - start).total_seconds() if start and end else 0.0
+    if not (start and end):
+        return 0.0, 0.0, 0.0
+    return ((end - start).total_seconds(), start.timestamp() - started,
+            ended - end.timestamp())
 
 
 # -- the baseline, run in a child process ---------------------------------------------------
@@ -352,6 +359,8 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
     rss: dict[str, list[int]] = {v: [] for v in variants}
     trees: dict[str, list[int]] = {v: [] for v in variants}
     storing: dict[str, list[float]] = {"intake0": [], "intake": []}
+    before_first: dict[str, list[float]] = {"intake0": [], "intake": []}
+    after_last: dict[str, list[float]] = {"intake0": [], "intake": []}
     with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp, \
             databases(Path(tmp), pg_url) as dbs:
         workdir = Path(tmp)
@@ -366,10 +375,12 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                     tree = peak
                 else:
                     workers = 0 if v == "intake0" else args.mail_workers
-                    seconds, peak, tree, db = run_intake(server.port, folder, dbs, workdir,
-                                                         f"{v}-{r}", workers)
-                    stored_s = check_intake(db, count)
+                    seconds, peak, tree, db, t0, t1 = run_intake(
+                        server.port, folder, dbs, workdir, f"{v}-{r}", workers)
+                    stored_s, first, last = check_intake(db, count, t0, t1)
                     storing[v].append(count / stored_s if stored_s else 0.0)
+                    before_first[v].append(first)
+                    after_last[v].append(last)
                 rates[v].append(count / seconds)
                 rss[v].append(peak)
                 trees[v].append(tree)
@@ -389,7 +400,9 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
             print(f"{names[v]:46s} {spread(rates[v])}  {mem}")
         for v in ("intake0", "intake"):
             print(f"  {v}: storing alone (first to last entry committed): "
-                  f"{spread(storing[v])}")
+                  f"{spread(storing[v])}; s before the first entry (start-up, "
+                  f"connecting, first batch): {statistics.median(before_first[v]):.2f}, after "
+                  f"the last (routing the tail, exit): {statistics.median(after_last[v]):.2f}")
         best = statistics.median(rates["intake"])
         before = statistics.median(rates["intake0"])
         bare100 = statistics.median(rates["bare100"])
@@ -406,8 +419,8 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
             big = big_message(args.big_mb)
             for folder in ("bigintake", "bigbare"):
                 append(server, f"{kind}-{folder}", [big])
-            big_s, big_rss, big_tree, big_db = run_intake(server.port, f"{kind}-bigintake", dbs,
-                                                          workdir, "big", args.mail_workers)
+            big_s, big_rss, big_tree, big_db, _, _ = run_intake(
+                server.port, f"{kind}-bigintake", dbs, workdir, "big", args.mail_workers)
             check_intake(big_db, 1)
             bb_s, bb_rss = run_baseline(server.port, f"{kind}-bigbare", dbs, "bigbare", 100)
             print(f"one {args.big_mb} MB attachment ({len(big) / 1e6:.1f} MB raw): "
