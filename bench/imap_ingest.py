@@ -118,8 +118,10 @@ def big_message(mb: int) -> bytes:
 # sum (the command and its worker processes) is sampled from /proc every 20 ms.
 _LAUNCHER = """
 import os, subprocess, sys, threading, time
-def tree_rss(root):
-    children, rss = {}, {}
+TICK = os.sysconf('SC_CLK_TCK')
+PAGE = os.sysconf('SC_PAGE_SIZE') // 1024
+def tree(root):
+    children, stat = {}, {}
     for pid in os.listdir('/proc'):
         if not pid.isdigit():
             continue
@@ -127,44 +129,51 @@ def tree_rss(root):
             with open(f'/proc/{pid}/stat') as f:
                 fields = f.read().rsplit(')', 1)[1].split()
             children.setdefault(int(fields[1]), []).append(int(pid))
-            rss[int(pid)] = int(fields[21]) * os.sysconf('SC_PAGE_SIZE') // 1024
+            # RSS in KB; CPU ticks of the process and of its children it has reaped
+            stat[int(pid)] = (int(fields[21]) * PAGE, sum(int(x) for x in fields[11:15]))
         except (OSError, IndexError, ValueError):
             pass
-    total, todo = 0, [root]
+    rss = cpu = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
-        total += rss.get(pid, 0)
+        r, c = stat.get(pid, (0, 0))
+        rss, cpu = rss + r, cpu + c
         todo.extend(children.get(pid, ()))
-    return total
+    return rss, cpu / TICK
 started = time.perf_counter()
 proc = subprocess.Popen(sys.argv[2:])
-peak = [0]
+peak, cpu = [0], [0.0]
 done = threading.Event()
 def sample():
     while not done.wait(0.02):
-        peak[0] = max(peak[0], tree_rss(proc.pid))
+        rss, seconds = tree(proc.pid)
+        peak[0], cpu[0] = max(peak[0], rss), max(cpu[0], seconds)
 threading.Thread(target=sample, daemon=True).start()
 _, status, usage = os.wait4(proc.pid, 0)
 elapsed = time.perf_counter() - started
 done.set()
+own = usage.ru_utime + usage.ru_stime
 with open(sys.argv[1], "w") as out:
-    out.write(f"{os.waitstatus_to_exitcode(status)} {elapsed} {usage.ru_maxrss} {peak[0]}")
+    out.write(f"{os.waitstatus_to_exitcode(status)} {elapsed} {usage.ru_maxrss} {peak[0]} "
+              f"{max(own, cpu[0])}")
 """
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, str]:
-    """(seconds, peak RSS in KB, the tree's peak summed RSS in KB, output) of a child."""
+def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, float, str]:
+    """(seconds, peak RSS in KB, the tree's peak summed RSS in KB, CPU seconds of the
+    process tree, output) of a child."""
     # Output goes to a file, not a pipe: a full pipe would stall the child.
     with tempfile.TemporaryFile() as output_file, \
             tempfile.NamedTemporaryFile("r", suffix=".rusage") as report:
         subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *argv], env=env,
                        cwd=REPO, stdout=output_file, stderr=subprocess.STDOUT, check=True)
-        code, elapsed, maxrss, tree = report.read().split()
+        code, elapsed, maxrss, tree, cpu = report.read().split()
         output_file.seek(0)
         output = output_file.read().decode(errors="replace")
     if int(code) != 0:
         raise SystemExit(f"{argv[2:5]} failed ({code}):\n{output[-3000:]}")
-    return float(elapsed), int(maxrss), int(tree), output
+    return float(elapsed), int(maxrss), int(tree), float(cpu), output
 
 
 def intake_env(db: str, instance: Path, url: str, workers: int | None) -> dict[str, str]:
@@ -235,13 +244,13 @@ def databases(workdir: Path, pg_url: str | None) -> Iterator[Databases]:
 
 
 def run_intake(port: int, folder: str, dbs: Databases, workdir: Path, name: str,
-               workers: int | None) -> tuple[float, int, int, str, float, float]:
+               workers: int | None) -> tuple[float, int, int, float, str, float, float]:
     db = dbs.fresh(name)
     url = f"imap://{USER}:{PASSWORD}@127.0.0.1:{port}/{folder}?processed={folder}-done"
     started = time.time()
-    seconds, rss, tree, _ = run_child([sys.executable, "-m", "intake", "poll", "--once"],
-                                      intake_env(db, workdir / name, url, workers))
-    return seconds, rss, tree, db, started, time.time()
+    seconds, rss, tree, cpu, _ = run_child([sys.executable, "-m", "intake", "poll", "--once"],
+                                           intake_env(db, workdir / name, url, workers))
+    return seconds, rss, tree, cpu, db, started, time.time()
 
 
 def check_intake(db: str, expected: int, started: float = 0.0, ended: float = 0.0
@@ -323,11 +332,11 @@ def baseline(port: int, folder: str, db: str, per_txn: int) -> None:
 
 
 def run_baseline(port: int, folder: str, dbs: Databases, name: str,
-                 per_txn: int) -> tuple[float, int]:
+                 per_txn: int) -> tuple[float, int, float]:
     db = dbs.fresh(name, migrate=False)
-    seconds, rss, _, _ = run_child([sys.executable, __file__, "--baseline-child", str(port),
-                                    folder, db, str(per_txn)], dict(os.environ))
-    return seconds, rss
+    seconds, rss, _, cpu, _ = run_child([sys.executable, __file__, "--baseline-child",
+                                         str(port), folder, db, str(per_txn)], dict(os.environ))
+    return seconds, rss, cpu
 
 
 #: The test IMAP servers' account (tests/mail/conftest.py).
@@ -358,6 +367,7 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
     rates: dict[str, list[float]] = {v: [] for v in variants}
     rss: dict[str, list[int]] = {v: [] for v in variants}
     trees: dict[str, list[int]] = {v: [] for v in variants}
+    cpu_ms: dict[str, list[float]] = {v: [] for v in variants}
     storing: dict[str, list[float]] = {"intake0": [], "intake": []}
     before_first: dict[str, list[float]] = {"intake0": [], "intake": []}
     after_last: dict[str, list[float]] = {"intake0": [], "intake": []}
@@ -370,22 +380,23 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                 folder = f"{kind}-{v}-{r}"
                 append(server, folder, messages)
                 if v.startswith("bare"):
-                    seconds, peak = run_baseline(server.port, folder, dbs, f"{v}-{r}",
-                                                 100 if v == "bare100" else 1)
+                    seconds, peak, cpu = run_baseline(server.port, folder, dbs, f"{v}-{r}",
+                                                      100 if v == "bare100" else 1)
                     tree = peak
                 else:
                     workers = 0 if v == "intake0" else args.mail_workers
-                    seconds, peak, tree, db, t0, t1 = run_intake(
+                    seconds, peak, tree, cpu, db, t0, t1 = run_intake(
                         server.port, folder, dbs, workdir, f"{v}-{r}", workers)
                     stored_s, first, last = check_intake(db, count, t0, t1)
                     storing[v].append(count / stored_s if stored_s else 0.0)
                     before_first[v].append(first)
                     after_last[v].append(last)
                 rates[v].append(count / seconds)
+                cpu_ms[v].append(1000 * cpu / count)
                 rss[v].append(peak)
                 trees[v].append(tree)
-                print(f"  round {r + 1} {v:8s} {seconds:7.2f} s {count / seconds:7.1f} msg/s",
-                      flush=True)
+                print(f"  round {r + 1} {v:8s} {seconds:7.2f} s {count / seconds:7.1f} msg/s "
+                      f"{1000 * cpu / count:6.2f} CPU ms/msg", flush=True)
         names = {"bare100": "bare loop, fetch + parse + 1 txn/100 msgs",
                  "bare1": "bare loop, fetch + parse + 1 txn/msg",
                  "intake0": "intake poll --once, INTAKE_MAIL_WORKERS=0",
@@ -398,6 +409,9 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
             if v.startswith("intake"):
                 mem += f", process tree {max(trees[v]) / 1024:.0f} MB"
             print(f"{names[v]:46s} {spread(rates[v])}  {mem}")
+            print(f"{'':46s} CPU ms/msg (process tree): median "
+                  f"{statistics.median(cpu_ms[v]):.2f} (min {min(cpu_ms[v]):.2f}, "
+                  f"max {max(cpu_ms[v]):.2f})")
         for v in ("intake0", "intake"):
             print(f"  {v}: storing alone (first to last entry committed): "
                   f"{spread(storing[v])}; s before the first entry (start-up, "
@@ -419,10 +433,10 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
             big = big_message(args.big_mb)
             for folder in ("bigintake", "bigbare"):
                 append(server, f"{kind}-{folder}", [big])
-            big_s, big_rss, big_tree, big_db, _, _ = run_intake(
+            big_s, big_rss, big_tree, _, big_db, _, _ = run_intake(
                 server.port, f"{kind}-bigintake", dbs, workdir, "big", args.mail_workers)
             check_intake(big_db, 1)
-            bb_s, bb_rss = run_baseline(server.port, f"{kind}-bigbare", dbs, "bigbare", 100)
+            bb_s, bb_rss, _ = run_baseline(server.port, f"{kind}-bigbare", dbs, "bigbare", 100)
             print(f"one {args.big_mb} MB attachment ({len(big) / 1e6:.1f} MB raw): "
                   f"intake {big_s:.2f} s peak RSS {big_rss / 1024:.0f} MB (process tree "
                   f"{big_tree / 1024:.0f} MB); baseline {bb_s:.2f} s peak RSS "

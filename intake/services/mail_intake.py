@@ -51,7 +51,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -177,8 +177,11 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
 
     try:
         with db.session() as session:
+            facts = BatchFacts.of(session, [
+                p.digest if p is not None else hashlib.sha256(m.raw).hexdigest()
+                for m, p in zip(messages, ready, strict=True)])
             outcomes = [store_or_quarantine(session, m.raw, context, uid=m.uid,
-                                            uidvalidity=m.uidvalidity, prepared=p)
+                                            uidvalidity=m.uidvalidity, prepared=p, facts=facts)
                         for m, p in zip(messages, ready, strict=True)]
             run_also(session, list(zip(messages, outcomes, strict=True)))
         return outcomes
@@ -206,12 +209,13 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
 
 def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
                         uid: int | None = None, uidvalidity: int | None = None,
-                        prepared: PreparedMail | None = None) -> MailOutcome:
+                        prepared: PreparedMail | None = None,
+                        facts: BatchFacts | None = None) -> MailOutcome:
     """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
     sends = len(session.info.get(PENDING_SENDS) or ())
     try:
         with session.begin_nested():
-            return store_message(session, raw, context, prepared)
+            return store_message(session, raw, context, prepared, facts)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
@@ -219,6 +223,44 @@ def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
         del session.info.setdefault(PENDING_SENDS, [])[sends:]
         return quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
                           uidvalidity=uidvalidity, originals_key=context.originals_key)
+    finally:
+        if facts is not None:
+            facts.seen.add(prepared.digest if prepared is not None
+                           else hashlib.sha256(raw).hexdigest())
+
+
+@dataclass
+class BatchFacts:
+    """What a batch's transaction knows of its messages before storing them, found with
+    two queries for the batch instead of three for each message: which of their digests
+    are stored already (an entry or a thread message) and which are in quarantine,
+    unresolved. A digest seen earlier in the batch is looked up again (it may have been
+    stored or quarantined since); a concurrent writer of the same bytes is caught where
+    it always was (``ON CONFLICT`` in ``record_submissions``, the thread message's
+    unique key)."""
+
+    stored: set[str]
+    quarantined: set[str]
+    seen: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, session: Session, digests: Sequence[str]) -> BatchFacts:
+        keys = [f"sha256:{d}" for d in set(digests)]
+        conn = session.connection()
+        stored = {str(k).removeprefix("sha256:") for k in conn.execute(
+            select(_ENTRIES.c.idempotency_key).where(_ENTRIES.c.idempotency_key.in_(keys))
+            .union(select(_THREAD.c.idempotency_key)
+                   .where(_THREAD.c.idempotency_key.in_(keys)))).scalars()}
+        quarantined = set(conn.execute(
+            select(_QUARANTINE.c.sha256).where(_QUARANTINE.c.sha256.in_(set(digests)),
+                                               _QUARANTINE.c.resolved.is_(False))).scalars())
+        return cls(stored, quarantined)
+
+    def may_be_stored(self, digest: str) -> bool:
+        return digest in self.stored or digest in self.seen
+
+    def may_be_quarantined(self, digest: str) -> bool:
+        return digest in self.quarantined or digest in self.seen
 
 
 def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: str | None,
@@ -356,16 +398,19 @@ def _author(session: Session, entry_id: int, parsed: ParsedMessage,
 
 
 def store_message(session: Session, raw: bytes, context: MailContext,
-                  prepared: PreparedMail | None = None) -> MailOutcome:
+                  prepared: PreparedMail | None = None,
+                  facts: BatchFacts | None = None) -> MailOutcome:
     """Store ``raw`` in the caller's transaction; raises when it cannot be stored.
 
     ``prepared``: :func:`prepare_mail` of these bytes, made beforehand (in a worker
-    process); else made here, once the bytes are known not to be stored already."""
+    process); else made here, once the bytes are known not to be stored already.
+    ``facts``: what the batch's transaction found of its messages (:class:`BatchFacts`);
+    without them, each lookup is made here."""
     raw = bytes(raw)
     digest = prepared.digest if prepared is not None else hashlib.sha256(raw).hexdigest()
-    known = _duplicate(session, digest)
+    known = _duplicate(session, digest) if facts is None or facts.may_be_stored(digest) else None
     if known is not None:
-        _resolve_quarantine(session, digest)
+        _resolve_quarantine(session, digest, facts)
         return known
     if prepared is None:
         prepared = prepare_mail(raw, context)
@@ -389,19 +434,21 @@ def store_message(session: Session, raw: bytes, context: MailContext,
         if author != "unknown" or via == "relay-token":
             outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context,
                                    verdict)
-            _resolve_quarantine(session, digest)
+            _resolve_quarantine(session, digest, facts)
             return outcome
         related = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
     outcome = _store_entry(session, raw, prepared, context, related)
-    _resolve_quarantine(session, digest)
+    _resolve_quarantine(session, digest, facts)
     return outcome
 
 
 # -- the pure part: parsing, classifying, the PII scan ---------------------------------
 
 
-def _resolve_quarantine(session: Session, digest: str) -> None:
+def _resolve_quarantine(session: Session, digest: str, facts: BatchFacts | None = None) -> None:
     """A message that once failed and now stored: its quarantine row is resolved."""
+    if facts is not None and not facts.may_be_quarantined(digest):
+        return
     session.connection().execute(_RESOLVE_QUARANTINE, {"digest": digest, "now": utcnow()})
 
 

@@ -104,6 +104,36 @@ def test_same_bytes_twice_is_a_duplicate(runtime: Runtime, first: MailOutcome) -
         assert s.scalar(select(func.count()).select_from(Entry)) == 1
 
 
+def test_a_batch_finds_what_was_stored_or_quarantined_before_and_within_it(
+        runtime: Runtime, first: MailOutcome) -> None:
+    """The batch's transaction looks its digests up once (BatchFacts); the answers are
+    those of a lookup per message: stored before, stored earlier in the batch, a
+    quarantined message that now stores (its row resolved), a thread message's bytes."""
+    from intake.services.mail_intake import quarantine
+
+    stored_before = mail(body="My SSN is 123-45-6789, please fix the pothole.\n")
+    twice = mail(subject="Streetlight out")
+    retried = mail(subject="Graffiti on the bridge")
+    with runtime.db.session() as s:
+        quarantine(s, retried, RuntimeError("the database was read-only"), mailbox="info",
+                   originals_key=runtime.settings.originals_key())
+    assert first.entry_id is not None
+    _sent(runtime, first.entry_id, "<ack-7@intake.examplia.gov>")
+    reply = mail(subject="Re: Pothole on Elm", body="Thanks!\n",
+                 headers={"In-Reply-To": "<ack-7@intake.examplia.gov>"})
+    outcomes = store_messages(runtime.db, [ReceivedMail(raw) for raw in (
+        stored_before, twice, retried, reply, twice, reply)], context(runtime))
+    assert [o.outcome for o in outcomes] == ["duplicate", "stored", "stored", "thread-reply",
+                                             "duplicate", "duplicate"]
+    assert outcomes[0].entry_id == first.entry_id
+    assert outcomes[4].entry_id == outcomes[1].entry_id
+    assert outcomes[5].thread_message_id == outcomes[3].thread_message_id
+    with runtime.db.session() as s:
+        row = s.scalars(select(QuarantinedMessage)).one()
+        assert row.resolved and row.resolved_by == "stored-on-retry"
+        assert s.scalar(select(func.count()).select_from(Entry)) == 3
+
+
 def test_reply_by_in_reply_to_from_the_submitter_joins_and_is_relayed(
         runtime: Runtime, first: MailOutcome) -> None:
     assert first.entry_id is not None
