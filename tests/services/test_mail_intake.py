@@ -377,6 +377,29 @@ def test_ingest_command_eml_and_mbox_with_json(tmp_path: Path, sqlite_url: str) 
     assert "Traceback" not in done.stderr
 
 
+def test_ingest_command_pipelines_an_mbox_through_the_mail_pool(tmp_path: Path,
+                                                                sqlite_url: str) -> None:
+    """150 messages: two batches, the second parsed in the pool's workers while the first
+    commits; an unstorable one is quarantined, the others stored, each once."""
+    box = tmp_path / "many.mbox"
+    with box.open("wb") as out:
+        for n in range(150):
+            raw = (b"\n" if n == 120 else
+                   mail(subject=f"Report {n}", body=f"Pothole number {n}.\n"))
+            out.write(b"From a@example.org Sat Jan  3 01:05:34 2026\n"
+                      + raw.replace(b"\r\n", b"\n") + b"\n")
+    env = subprocess_env(INTAKE_DATABASE_URL=sqlite_url, INTAKE_RULES=str(SMALL_RULES),
+                         INTAKE_INSTANCE_PATH=str(tmp_path / "instance"),
+                         INTAKE_MAIL_WORKERS="2")
+    done = subprocess.run([sys.executable, "-m", "intake", "ingest", "--json", str(box)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["file"].rpartition("#")[2] for r in rows] == [str(n) for n in range(1, 151)]
+    assert [r["outcome"] for r in rows] == ["stored"] * 120 + ["quarantined"] + ["stored"] * 29
+    assert len({r["record_number"] for r in rows if r["outcome"] == "stored"}) == 149
+
+
 def test_ingest_command_on_a_missing_file_fails_cleanly(tmp_path: Path, sqlite_url: str) -> None:
     done = run_ingest(tmp_path, sqlite_url, str(tmp_path / "nope.eml"))
     assert done.returncode != 0 and "Traceback" not in done.stderr
