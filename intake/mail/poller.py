@@ -16,6 +16,11 @@ Per mailbox, per pass:
 5. only then MOVE the batch to the processed folder (created if missing;
    where MOVE is missing, COPY + a keyword). Nothing is ever deleted.
 
+With a mail pool (``intake/services/mail_prepare.py``: ``MailPool``) and at least
+``POOL_MIN_MESSAGES`` new messages, batch n+1 is fetched and parsed in the pool's
+worker processes while batch n is committed; batch n is still moved only after its
+own commit, and batch n+1 committed only after that move.
+
 A dropped connection at any point loses nothing: what was committed is
 moved on the next pass, what was not is fetched again. ``intake poll`` and
 the pollers embedded in ``intake serve`` run this same code; between passes
