@@ -134,6 +134,31 @@ def test_a_batch_finds_what_was_stored_or_quarantined_before_and_within_it(
         assert s.scalar(select(func.count()).select_from(Entry)) == 3
 
 
+def test_a_message_failing_after_its_writes_is_quarantined_and_the_batch_stored(
+        runtime: Runtime) -> None:
+    """The batch runs under one savepoint; a message whose INSERT fails (a trigger refuses
+    it) rolls that back, and the batch is stored again message by message: the others
+    stored once, with their route work, the failing one quarantined."""
+    from tests.services.test_pii_at_rest import _poison_entries
+
+    batch = [mail(subject="Pothole on Oak"), mail(subject="POISON on Main"),
+             mail(subject="Broken bench")]
+    _poison_entries(runtime, True)
+    try:
+        outcomes = store_messages(runtime.db, [ReceivedMail(raw) for raw in batch],
+                                  context(runtime))
+    finally:
+        _poison_entries(runtime, False)
+    assert [o.outcome for o in outcomes] == ["stored", "quarantined", "stored"]
+    with runtime.db.session() as s:
+        subjects = sorted(s.scalars(select(Entry.subject)))
+        assert subjects == ["Broken bench", "Pothole on Oak"]
+        routes = s.scalars(select(WorkItem.entry_id).where(WorkItem.kind == "route")).all()
+        assert sorted(routes) == sorted(o.entry_id for o in outcomes if o.entry_id)
+        row = s.scalars(select(QuarantinedMessage)).one()
+        assert row.sha256 == outcomes[1].sha256 and not row.resolved
+
+
 def test_reply_by_in_reply_to_from_the_submitter_joins_and_is_relayed(
         runtime: Runtime, first: MailOutcome) -> None:
     assert first.entry_id is not None
