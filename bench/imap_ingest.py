@@ -176,14 +176,15 @@ with open(sys.argv[1], "w") as out:
 """
 
 
-def run_child(argv: list[str], env: dict[str, str]) -> tuple[float, int, int, float, str]:
+def run_child(argv: list[str], env: dict[str, str], cwd: Path = REPO
+              ) -> tuple[float, int, int, float, str]:
     """(seconds, peak RSS in KB, the tree's peak summed RSS in KB, CPU seconds of the
     process tree, output) of a child."""
     # Output goes to a file, not a pipe: a full pipe would stall the child.
     with tempfile.TemporaryFile() as output_file, \
             tempfile.NamedTemporaryFile("r", suffix=".rusage") as report:
         subprocess.run([sys.executable, "-c", _LAUNCHER, report.name, *argv], env=env,
-                       cwd=REPO, stdout=output_file, stderr=subprocess.STDOUT, check=True)
+                       cwd=cwd, stdout=output_file, stderr=subprocess.STDOUT, check=True)
         code, elapsed, maxrss, tree, cpu = report.read().split()
         output_file.seek(0)
         output = output_file.read().decode(errors="replace")
@@ -260,12 +261,15 @@ def databases(workdir: Path, pg_url: str | None) -> Iterator[Databases]:
 
 
 def run_intake(port: int, folder: str, dbs: Databases, workdir: Path, name: str,
-               workers: int | None) -> tuple[float, int, int, float, str, float, float]:
+               workers: int | None, repo: Path = REPO
+               ) -> tuple[float, int, int, float, str, float, float]:
     db = dbs.fresh(name)
     url = f"imap://{USER}:{PASSWORD}@127.0.0.1:{port}/{folder}?processed={folder}-done"
     started = time.time()
+    # Another checkout's intake (--before-repo) runs from its folder, which comes first on
+    # the path of `python -m`.
     seconds, rss, tree, cpu, _ = run_child([sys.executable, "-m", "intake", "poll", "--once"],
-                                           intake_env(db, workdir / name, url, workers))
+                                           intake_env(db, workdir / name, url, workers), repo)
     return seconds, rss, tree, cpu, db, started, time.time()
 
 
@@ -381,14 +385,15 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                    args: argparse.Namespace) -> None:
     count = len(messages)
     variants = [v for v in ["bare100"] + (["bare1"] if args.per_message else [])
-                + ["intake0", "intake"] if v in args.variants]
+                + (["before"] if args.before_repo else []) + ["intake0", "intake"]
+                if v in args.variants or (v == "before" and args.before_repo)]
     rates: dict[str, list[float]] = {v: [] for v in variants}
     rss: dict[str, list[int]] = {v: [] for v in variants}
     trees: dict[str, list[int]] = {v: [] for v in variants}
     cpu_ms: dict[str, list[float]] = {v: [] for v in variants}
-    storing: dict[str, list[float]] = {"intake0": [], "intake": []}
-    before_first: dict[str, list[float]] = {"intake0": [], "intake": []}
-    after_last: dict[str, list[float]] = {"intake0": [], "intake": []}
+    storing: dict[str, list[float]] = {"before": [], "intake0": [], "intake": []}
+    before_first: dict[str, list[float]] = {"before": [], "intake0": [], "intake": []}
+    after_last: dict[str, list[float]] = {"before": [], "intake0": [], "intake": []}
     with tempfile.TemporaryDirectory(prefix="intake-bench-") as tmp, \
             databases(Path(tmp), pg_url) as dbs:
         workdir = Path(tmp)
@@ -404,7 +409,8 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                 else:
                     workers = 0 if v == "intake0" else args.mail_workers
                     seconds, peak, tree, cpu, db, t0, t1 = run_intake(
-                        server.port, folder, dbs, workdir, f"{v}-{r}", workers)
+                        server.port, folder, dbs, workdir, f"{v}-{r}", workers,
+                        Path(args.before_repo) if v == "before" else REPO)
                     stored_s, first, last = check_intake(db, count, t0, t1)
                     storing[v].append(count / stored_s if stored_s else 0.0)
                     before_first[v].append(first)
@@ -417,6 +423,7 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                       f"{1000 * cpu / count:6.2f} CPU ms/msg", flush=True)
         names = {"bare100": "bare loop, fetch + parse + 1 txn/100 msgs",
                  "bare1": "bare loop, fetch + parse + 1 txn/msg",
+                 "before": "intake poll --once of --before-repo",
                  "intake0": "intake poll --once, INTAKE_MAIL_WORKERS=0",
                  "intake": f"intake poll --once, mail pool of "
                            f"{args.mail_workers or os.cpu_count()}"}
@@ -430,7 +437,7 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
             print(f"{'':46s} CPU ms/msg (process tree): median "
                   f"{statistics.median(cpu_ms[v]):.2f} (min {min(cpu_ms[v]):.2f}, "
                   f"max {max(cpu_ms[v]):.2f})")
-        for v in ("intake0", "intake"):
+        for v in ("before", "intake0", "intake"):
             if v not in variants:
                 continue
             print(f"  {v}: storing alone (first to last entry committed): "
@@ -443,6 +450,11 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
         before = statistics.median(rates["intake0"])
         bare100 = statistics.median(rates["bare100"])
         print(f"ratio intake / bare loop 1 txn/100:  {best / bare100:.2f}x  (goal >= 1.0x)")
+        if "before" in rates:
+            print(f"ratio intake / --before-repo's intake: "
+                  f"{best / statistics.median(rates['before']):.2f}x; CPU ms/msg "
+                  f"{statistics.median(cpu_ms['intake']):.2f} vs "
+                  f"{statistics.median(cpu_ms['before']):.2f}")
         if "bare1" in rates:
             print(f"ratio intake / bare loop 1 txn/msg:  "
                   f"{best / statistics.median(rates['bare1']):.2f}x")
@@ -483,6 +495,9 @@ def main() -> None:
     parser.add_argument("--big-mb", type=int, default=25)
     parser.add_argument("--small", action="store_true",
                         help="small plain-text messages (~1 KB): the large-mailbox memory run")
+    parser.add_argument("--before-repo", default=None,
+                        help="another checkout (e.g. `git archive` of the commit before) whose "
+                             "`intake poll --once` runs too, in the same rounds")
     parser.add_argument("--variants", default="bare100,bare1,intake0,intake",
                         help="which runs, of bare100, bare1, intake0 (INTAKE_MAIL_WORKERS=0) "
                              "and intake (the mail pool)")
