@@ -21,6 +21,7 @@ from intake.jobs.system import JobSystem
 from intake.logsafe import OneLineFormatter
 from intake.services import gate, publication
 from intake.services.delivery import Delivery
+from intake.services.mail_intake import MailPool
 from intake.services.routing import RoutedEntry, RulesProvider, make_route_handlers
 from intake.settings import Settings
 
@@ -69,6 +70,8 @@ class Runtime:
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
         self._closers: list[Callable[[], None]] = []
+        # The mail intake's worker processes (started on the first batch, stopped in close).
+        self.mail_pool = MailPool(settings.mail_workers) if settings.mail_workers else None
 
     def on_close(self, closer: Callable[[], None]) -> None:
         """Have :meth:`close` call ``closer`` (before the database is disposed)."""
@@ -104,6 +107,8 @@ class Runtime:
         gate.close_senders(self.senders)
         for closer in self._closers:
             closer()
+        if self.mail_pool is not None:
+            self.mail_pool.close()
         self.db.dispose()
 
 

@@ -95,6 +95,9 @@ class Settings:
     circuit_cooldown_seconds: float = 30.0
     delivery_max_age_seconds: float = 3 * 24 * 3600.0
     worker_threads: int = 4
+    # Processes that parse and scan fetched mail (intake/services/mail_intake.py:
+    # MailPool); 0: the storing process does it itself.
+    mail_workers: int = 0
     log_level: str = "INFO"
     # Public forms: INTAKE_FORMS (None = the packaged forms.yaml) and the per-address
     # rate limit of form submissions (Flask-Limiter notation).
@@ -359,6 +362,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         circuit_cooldown_seconds=_float(env, "INTAKE_CIRCUIT_COOLDOWN", 30.0, 0.01),
         delivery_max_age_seconds=_float(env, "INTAKE_DELIVERY_MAX_AGE", 3 * 24 * 3600.0, 1.0),
         worker_threads=_int(env, "INTAKE_WORKER_THREADS", 4, 1),
+        mail_workers=_int(env, "INTAKE_MAIL_WORKERS", os.cpu_count() or 1, 0),
         log_level=log_level,
         forms_path=forms_path,
         form_rate_limit=form_rate_limit,
@@ -612,6 +616,7 @@ VARIABLES = (
     "INTAKE_SMTP_TIMEOUT", "INTAKE_SMTP_OAUTH2_FILE",
     "INTAKE_REDELIVER_AFTER", "INTAKE_SWEEP_INTERVAL", "INTAKE_LEASE_SECONDS",
     "INTAKE_MAX_ATTEMPTS", "INTAKE_RETRY_BASE", "INTAKE_WORKER_THREADS", "INTAKE_LOG_LEVEL",
+    "INTAKE_MAIL_WORKERS",
     "INTAKE_FORMS", "INTAKE_FORM_RATE_LIMIT", "INTAKE_RETENTION", "INTAKE_RECORDS",
     "INTAKE_RATE_LIMIT_URL", "INTAKE_TRUSTED_PROXIES", "INTAKE_ALLOW_STAFF_WITHOUT_TOTP",
     "INTAKE_RETRY_CAP", "INTAKE_CIRCUIT_FAILURES", "INTAKE_CIRCUIT_COOLDOWN",

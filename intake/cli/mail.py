@@ -205,7 +205,12 @@ def _messages(path: Path) -> Iterator[tuple[str, bytes]]:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per message.")
 def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
     """Ingest .eml and mbox files exactly like polled mail."""
-    from intake.services.mail_intake import MailContext, ReceivedMail, store_messages
+    from intake.services.mail_intake import (
+        MailContext,
+        PreparedBatch,
+        ReceivedMail,
+        store_messages,
+    )
 
     settings = settings_or_fail()
     counts: dict[str, int] = {}
@@ -216,26 +221,40 @@ def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
             context = MailContext.from_settings(settings, mailbox_name, pii_key=runtime.pii_key,
                                                 agency_addresses=_agency_addresses(runtime),
                                                 automatic=_automatic_of(settings, mailbox_name))
+            pool = runtime.mail_pool
+            if pool is not None:
+                pool.warm_up()
+            waiting: tuple[list[tuple[str, bytes]], PreparedBatch | None] | None = None
+
+            def store(batch: list[tuple[str, bytes]], prepared: PreparedBatch | None) -> None:
+                outcomes = store_messages(runtime.db, [ReceivedMail(raw) for _, raw in batch],
+                                          context, prepared=prepared)
+                for (label, _), outcome in zip(batch, outcomes, strict=True):
+                    counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
+                    if as_json:
+                        click.echo(json.dumps({"file": label, **outcome.to_dict()},
+                                              ensure_ascii=False))
+                    else:
+                        shown = (outcome.record_number
+                                 or f"quarantine #{outcome.quarantine_id}")
+                        click.echo(f"{label}: {outcome.outcome} {shown}")
+
             for path in files:
                 try:
-                    messages = list(_messages(path))
+                    # A batch at a time, never a whole mbox in memory; with the mail pool,
+                    # batch n+1 is parsed and scanned in its workers while batch n commits.
+                    for batch in _batched(_messages(path), INGEST_BATCH):
+                        prepared = (pool.prepare([ReceivedMail(raw) for _, raw in batch],
+                                                 context) if pool is not None else None)
+                        if waiting is not None:
+                            store(*waiting)
+                        waiting = (batch, prepared)
                 except (OSError, mailbox.Error) as exc:
                     unreadable += 1
                     click.echo(f"intake: cannot read {path}: {type(exc).__name__}", err=True)
                     continue
-                for start in range(0, len(messages), INGEST_BATCH):
-                    batch = messages[start:start + INGEST_BATCH]
-                    outcomes = store_messages(runtime.db, [ReceivedMail(raw) for _, raw in batch],
-                                              context)
-                    for (label, _), outcome in zip(batch, outcomes, strict=True):
-                        counts[outcome.outcome] = counts.get(outcome.outcome, 0) + 1
-                        if as_json:
-                            click.echo(json.dumps({"file": label, **outcome.to_dict()},
-                                                  ensure_ascii=False))
-                        else:
-                            shown = (outcome.record_number
-                                     or f"quarantine #{outcome.quarantine_id}")
-                            click.echo(f"{label}: {outcome.outcome} {shown}")
+            if waiting is not None:
+                store(*waiting)
             if routing is not None:
                 routing.wait()
         finally:
@@ -245,3 +264,14 @@ def ingest(files: tuple[Path, ...], mailbox_name: str, as_json: bool) -> None:
                err=True)
     if unreadable:
         raise SystemExit(EXIT_FAILURE)
+
+
+def _batched(items: Iterator[tuple[str, bytes]], size: int) -> Iterator[list[tuple[str, bytes]]]:
+    batch: list[tuple[str, bytes]] = []
+    for item in items:
+        batch.append(item)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch

@@ -16,6 +16,11 @@ Per mailbox, per pass:
 5. only then MOVE the batch to the processed folder (created if missing;
    where MOVE is missing, COPY + a keyword). Nothing is ever deleted.
 
+With a mail pool (``intake/services/mail_prepare.py``: ``MailPool``) and at least
+``POOL_MIN_MESSAGES`` new messages, batch n+1 is fetched and parsed in the pool's
+worker processes while batch n is committed; batch n is still moved only after its
+own commit, and batch n+1 committed only after that move.
+
 A dropped connection at any point loses nothing: what was committed is
 moved on the next pass, what was not is fetched again. ``intake poll`` and
 the pollers embedded in ``intake serve`` run this same code; between passes
@@ -55,6 +60,8 @@ from intake.services.mail_intake import (
     TRANSIENT_ERRORS,
     MailContext,
     MailOutcome,
+    MailPool,
+    PreparedBatch,
     ReceivedMail,
     store_messages,
 )
@@ -65,6 +72,9 @@ log = logging.getLogger("intake.mail")
 
 FETCH_BATCH_BYTES = 8 * 1024 * 1024
 FETCH_BATCH_COUNT = 100
+# A pass with fewer new messages parses them itself: starting the mail pool's workers
+# costs more than it saves on a few.
+POOL_MIN_MESSAGES = 50
 
 
 class PollFailed(Exception):
@@ -135,6 +145,7 @@ class MailboxPoller:
         owner: str | None = None, lease_seconds: float | None = None,
         batch_bytes: int = FETCH_BATCH_BYTES,
         before_move: Callable[[list[int]], None] | None = None,
+        pool: MailPool | None = None,
     ) -> None:
         self.db = db
         self.settings = settings
@@ -148,6 +159,9 @@ class MailboxPoller:
         # Called after a batch is committed and before it is moved (tests use it
         # to stop a poller exactly there, as a crash would).
         self.before_move = before_move
+        # Parses and scans a fetched batch in worker processes while the batch before is
+        # committed; without one, the pass does it itself.
+        self.pool = pool
 
     def connect(self) -> Mailbox:
         return self.open_mailbox(self.config)
@@ -220,42 +234,61 @@ class MailboxPoller:
 
     def _store_new(self, mailbox: Mailbox, todo: list[int], uidvalidity: int, use_move: bool,
                    report: PassReport) -> None:
-        """Fetch, commit, then move the new messages, batch by batch."""
+        """Fetch, commit, then move the new messages, batch by batch.
+
+        With a pool (and at least ``POOL_MIN_MESSAGES`` new messages), pipelined: batch
+        n+1 is fetched and handed to the workers before batch n is committed, so that the
+        workers parse and scan the one while this thread commits the other. A batch is
+        moved only after its own commit."""
         c = self.config
         context = MailContext.from_settings(
             self.settings, c.name, pii_key=self.pii_key,
             agency_addresses=tuple(self.agency_addresses()), form=c.form,
             agency_hint=c.agency, automatic=c.automatic())
+        pool = self.pool if len(todo) >= POOL_MIN_MESSAGES else None
+        if pool is not None:
+            pool.warm_up()  # while the first batch is fetched
+        waiting: tuple[list[ReceivedMail], PreparedBatch | None] | None = None
         for batch in self._batches(mailbox, todo):
             fetched = mailbox.fetch(batch)
-            raws: list[tuple[int, bytes]] = []
+            mails: list[ReceivedMail] = []
             for uid in batch:
                 raw = fetched.pop(uid, None)
                 if raw is None:
                     # Expunged by someone else between SEARCH and FETCH: not ours to lose.
                     log.warning("mailbox %s: UID %s vanished before fetch", c.name, uid)
                     continue
-                raws.append((uid, raw))
+                mails.append(ReceivedMail(raw, uid=uid, uidvalidity=uidvalidity))
             del fetched
-            for outcome in self._commit(raws, context, uidvalidity):
-                report.add(outcome)
-            done = [uid for uid, _ in raws]
-            del raws
-            if done:
-                if self.before_move is not None:
-                    self.before_move(done)
-                report.moved += self._move(mailbox, done, use_move)
+            prepared = pool.prepare(mails, context) if pool is not None and mails else None
+            if waiting is not None:
+                self._commit_and_move(mailbox, *waiting, context, uidvalidity, use_move,
+                                      report)
+            waiting = (mails, prepared)
+        if waiting is not None:
+            self._commit_and_move(mailbox, *waiting, context, uidvalidity, use_move, report)
 
-    def _commit(self, raws: list[tuple[int, bytes]], context: MailContext,
-                uidvalidity: int) -> list[MailOutcome]:
+    def _commit_and_move(self, mailbox: Mailbox, mails: list[ReceivedMail],
+                         prepared: PreparedBatch | None, context: MailContext,
+                         uidvalidity: int, use_move: bool, report: PassReport) -> None:
+        for outcome in self._commit(mails, context, uidvalidity, prepared):
+            report.add(outcome)
+        done = [int(m.uid or 0) for m in mails]
+        mails.clear()
+        if done:
+            if self.before_move is not None:
+                self.before_move(done)
+            report.moved += self._move(mailbox, done, use_move)
+
+    def _commit(self, mails: list[ReceivedMail], context: MailContext, uidvalidity: int,
+                prepared: PreparedBatch | None = None) -> list[MailOutcome]:
         """Store a fetched batch and advance "last UID done" in the same transaction
         (:func:`intake.services.mail_intake.store_messages`)."""
         def advance(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
             self._advance(session, int(done[-1][0].uid or 0), uidvalidity,
                           [outcome for _, outcome in done])
 
-        return store_messages(self.db, [ReceivedMail(raw, uid=uid, uidvalidity=uidvalidity)
-                                        for uid, raw in raws], context, also=advance)
+        return store_messages(self.db, mails, context, also=advance, prepared=prepared)
 
     def _advance(self, session: Session, uid: int, uidvalidity: int,
                  outcomes: list[MailOutcome]) -> None:
@@ -355,7 +388,7 @@ def pollers_for(runtime: Any, *, owner: str | None = None,
 
     return [MailboxPoller(runtime.db, runtime.settings, config, pii_key=runtime.pii_key,
                           open_mailbox=open_mailbox, agency_addresses=agency_addresses,
-                          owner=owner)
+                          owner=owner, pool=getattr(runtime, "mail_pool", None))
             for config in load_mailboxes(runtime.settings)]
 
 

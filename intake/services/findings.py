@@ -13,16 +13,14 @@ from typing import cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from intake.core.pii import Finding, detect
+from intake.core.pii import Finding
 from intake.db.inserts import InsertBatch, PreparedInsert
 from intake.db.models import (
     PiiFinding,
 )
 
-
-def detect_places(places: Mapping[str, str], key: bytes) -> dict[str, list[Finding]]:
-    """The PII detector's findings in each named text (``{"subject": ..., "body": ...}``)."""
-    return {place: detect(text, key=key) for place, text in places.items() if text}
+# The detector over named texts needs no database: it is with the submissions' scan.
+from intake.services.submissions import detect_places as detect_places
 
 
 def store_findings(batch: InsertBatch,

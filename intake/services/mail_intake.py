@@ -59,17 +59,11 @@ from sqlalchemy.exc import DisconnectionError, IntegrityError, InterfaceError, O
 from sqlalchemy.orm import Session
 
 from intake.core import sealing
-from intake.core.language import written_language
-from intake.core.mail import Address, ParsedMessage, all_recipient_addresses, parse_message
+from intake.core.mail import Address, ParsedMessage, all_recipient_addresses
 from intake.core.mail.automatic import (
     BOUNCE,
-    AutoConfig,
     Verdict,
     bounce_facts,
-    classify,
-    from_relay,
-    header_map,
-    relay_person,
 )
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
@@ -87,17 +81,27 @@ from intake.db.models import (
 from intake.services import automail
 from intake.services.findings import detect_places, store_findings
 from intake.services.links import entry_for_relay_token
+from intake.services.mail_prepare import (
+    MailContext,
+    PreparedBatch,
+    PreparedMail,
+    ReceivedMail,
+    _attachment_texts,
+    _attachments,
+    _domain,
+    _entry_submission,
+    prepare_mail,
+)
+from intake.services.mail_prepare import MailPool as MailPool
 from intake.services.records import (
     ATTACHMENT_INSERT,
-    NewAttachment,
     NewSubmission,
-    SubmitterData,
+    ScannedSubmission,
     attachment_rows,
     entry_sealer,
     record_submissions,
 )
 from intake.services.work import PENDING_SENDS, enqueue_many
-from intake.settings import Settings
 
 log = logging.getLogger("intake.mail")
 
@@ -110,12 +114,6 @@ QUARANTINED = "quarantined"
 TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
     OperationalError, InterfaceError, DisconnectionError,
 )
-# Text attachments up to this size are searched for PII too.
-_PII_ATTACHMENT_LIMIT = 1_000_000
-
-
-class UnstorableMessage(Exception):
-    """The message cannot become an entry (empty, or the parser gave up)."""
 
 
 @dataclass(frozen=True)
@@ -136,53 +134,14 @@ class MailOutcome:
         return {k: v for k, v in asdict(self).items() if v is not None}
 
 
-@dataclass(frozen=True)
-class MailContext:
-    """What the service needs to know besides the bytes."""
-
-    mailbox: str
-    record_prefix: str
-    relay_domain: str
-    pii_key: bytes | None = None
-    agency_addresses: Collection[str] = ()
-    form: str | None = None
-    agency_hint: str | None = None
-    # The key-encryption key of the entries' data keys (see :mod:`intake.core.sealing`).
-    originals_key: bytes = field(kw_only=True, repr=False)
-    # Web-form relay senders and spam headers of the mailbox (intake.mail.config).
-    automatic: AutoConfig = field(default_factory=AutoConfig, kw_only=True)
-    # The key of undeliverable addresses' hashes (services.automail.KEY_PURPOSE).
-    undeliverable_key: bytes | None = field(default=None, kw_only=True, repr=False)
-
-    @classmethod
-    def from_settings(cls, settings: Settings, mailbox: str, *, pii_key: bytes | None,
-                      agency_addresses: Collection[str] = (), form: str | None = None,
-                      agency_hint: str | None = None,
-                      automatic: AutoConfig | None = None) -> MailContext:
-        return cls(mailbox=mailbox, record_prefix=settings.record_prefix,
-                   relay_domain=settings.relay_domain, pii_key=pii_key,
-                   agency_addresses=tuple(agency_addresses), form=form,
-                   agency_hint=agency_hint, originals_key=settings.originals_key(),
-                   automatic=automatic or AutoConfig(),
-                   undeliverable_key=settings.derived_key(automail.KEY_PURPOSE))
-
-
-@dataclass(frozen=True)
-class ReceivedMail:
-    """A message's raw bytes as received, and where from (an IMAP UID, if polled)."""
-
-    raw: bytes
-    uid: int | None = None
-    uidvalidity: int | None = None
-
-
 #: What the caller commits with a batch of stored messages (the poller's "last UID
 #: done"): called in the same transaction with each message and its outcome.
 AlsoCommit = Callable[[Session, Sequence[tuple[ReceivedMail, MailOutcome]]], None]
 
 
 def store_messages(db: Database, messages: Sequence[ReceivedMail], context: MailContext, *,
-                   also: AlsoCommit | None = None) -> list[MailOutcome]:
+                   also: AlsoCommit | None = None,
+                   prepared: PreparedBatch | None = None) -> list[MailOutcome]:
     """Store (or quarantine) ``messages`` in one transaction: the one way mail comes in.
 
     The IMAP poller gives each fetched batch, ``intake ingest`` its files'
@@ -194,9 +153,17 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
     causes it. Raises only when the database itself fails
     (``TRANSIENT_ERRORS``) or ``also`` raises: then nothing of the failing
     transaction was committed and the caller retries later.
+
+    ``prepared`` is the pure part of storing the messages (parsing, classifying, the
+    PII scan: :meth:`MailPool.prepare`), started before, in worker processes, for these
+    same messages; without it that part runs here, message by message.
     """
     if not messages:
         return []
+    ready: Sequence[PreparedMail | None] = (
+        prepared.results() if prepared is not None else [None] * len(messages))
+    if len(ready) != len(messages):
+        raise ValueError("prepared for other messages")
     also_failed = False
 
     def run_also(session: Session, done: Sequence[tuple[ReceivedMail, MailOutcome]]) -> None:
@@ -210,8 +177,10 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
 
     try:
         with db.session() as session:
-            outcomes = [store_or_quarantine(session, m.raw, context, uid=m.uid,
-                                            uidvalidity=m.uidvalidity) for m in messages]
+            facts = BatchFacts.of(session, [
+                p.digest if p is not None else hashlib.sha256(m.raw).hexdigest()
+                for m, p in zip(messages, ready, strict=True)])
+            outcomes = _store_batch(session, messages, ready, context, facts)
             run_also(session, list(zip(messages, outcomes, strict=True)))
         return outcomes
     except TRANSIENT_ERRORS:
@@ -222,8 +191,9 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
         if len(messages) > 1:
             log.warning("mailbox %s: batch commit failed (%s); committing one by one",
                         context.mailbox, type(exc).__name__)
-            return [out for m in messages
-                    for out in store_messages(db, [m], context, also=also)]
+            return [out for m, p in zip(messages, ready, strict=True)
+                    for out in store_messages(db, [m], context, also=also,
+                                              prepared=None if p is None else PreparedBatch([p]))]
         # The commit itself failed for this one message: keep the bytes in quarantine,
         # in a fresh transaction.
         only = messages[0]
@@ -235,20 +205,105 @@ def store_messages(db: Database, messages: Sequence[ReceivedMail], context: Mail
         return [outcome]
 
 
+def _store_batch(session: Session, messages: Sequence[ReceivedMail],
+                 ready: Sequence[PreparedMail | None], context: MailContext,
+                 facts: BatchFacts) -> list[MailOutcome]:
+    """Store a batch's messages in the caller's transaction, each one or its quarantine.
+
+    First all under one savepoint (two statements for the batch: on PostgreSQL a savepoint
+    per message was two round trips each); a message that cannot be parsed is quarantined
+    there, as nothing of it was written. Should anything else fail, that savepoint is
+    rolled back and each message is stored under its own (:func:`store_or_quarantine`),
+    so that only the failing one is quarantined."""
+    sends = len(session.info.get(PENDING_SENDS) or ())
+    try:
+        with session.begin_nested():
+            outcomes = []
+            for m, p in zip(messages, ready, strict=True):
+                try:
+                    outcomes.append(store_message(session, m.raw, context, p, facts))
+                except _NotStorable as failed:
+                    outcomes.append(quarantine(
+                        session, m.raw, failed.error, mailbox=context.mailbox, uid=m.uid,
+                        uidvalidity=m.uidvalidity, originals_key=context.originals_key))
+                # The same bytes later in the batch are looked up again (BatchFacts).
+                facts.seen.add(outcomes[-1].sha256)
+            return outcomes
+    except TRANSIENT_ERRORS:
+        raise
+    except Exception as exc:  # noqa: BLE001 - each under its own savepoint below
+        log.info("mailbox %s: a message failed in its batch (%s); storing each on its own",
+                 context.mailbox, type(exc).__name__)
+        # Work items created under the rolled-back savepoint: not to be announced.
+        del session.info.setdefault(PENDING_SENDS, [])[sends:]
+        return [store_or_quarantine(session, m.raw, context, uid=m.uid,
+                                    uidvalidity=m.uidvalidity, prepared=p, facts=facts)
+                for m, p in zip(messages, ready, strict=True)]
+
+
+class _NotStorable(Exception):
+    """:func:`prepare_mail`'s error for a message, raised before anything of it is written."""
+
+    def __init__(self, error: BaseException) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
-                        uid: int | None = None, uidvalidity: int | None = None) -> MailOutcome:
+                        uid: int | None = None, uidvalidity: int | None = None,
+                        prepared: PreparedMail | None = None,
+                        facts: BatchFacts | None = None) -> MailOutcome:
     """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
     sends = len(session.info.get(PENDING_SENDS) or ())
     try:
         with session.begin_nested():
-            return store_message(session, raw, context)
+            return store_message(session, raw, context, prepared, facts)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
         # Work items created under the rolled-back savepoint: not to be announced.
         del session.info.setdefault(PENDING_SENDS, [])[sends:]
-        return quarantine(session, raw, exc, mailbox=context.mailbox, uid=uid,
+        error = exc.error if isinstance(exc, _NotStorable) else exc
+        return quarantine(session, raw, error, mailbox=context.mailbox, uid=uid,
                           uidvalidity=uidvalidity, originals_key=context.originals_key)
+    finally:
+        if facts is not None:
+            facts.seen.add(prepared.digest if prepared is not None
+                           else hashlib.sha256(raw).hexdigest())
+
+
+@dataclass
+class BatchFacts:
+    """What a batch's transaction knows of its messages before storing them, found with
+    two queries for the batch instead of three for each message: which of their digests
+    are stored already (an entry or a thread message) and which are in quarantine,
+    unresolved. A digest seen earlier in the batch is looked up again (it may have been
+    stored or quarantined since); a concurrent writer of the same bytes is caught where
+    it always was (``ON CONFLICT`` in ``record_submissions``, the thread message's
+    unique key)."""
+
+    stored: set[str]
+    quarantined: set[str]
+    seen: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, session: Session, digests: Sequence[str]) -> BatchFacts:
+        keys = [f"sha256:{d}" for d in set(digests)]
+        conn = session.connection()
+        stored = {str(k).removeprefix("sha256:") for k in conn.execute(
+            select(_ENTRIES.c.idempotency_key).where(_ENTRIES.c.idempotency_key.in_(keys))
+            .union(select(_THREAD.c.idempotency_key)
+                   .where(_THREAD.c.idempotency_key.in_(keys)))).scalars()}
+        quarantined = set(conn.execute(
+            select(_QUARANTINE.c.sha256).where(_QUARANTINE.c.sha256.in_(set(digests)),
+                                               _QUARANTINE.c.resolved.is_(False))).scalars())
+        return cls(stored, quarantined)
+
+    def may_be_stored(self, digest: str) -> bool:
+        return digest in self.stored or digest in self.seen
+
+    def may_be_quarantined(self, digest: str) -> bool:
+        return digest in self.quarantined or digest in self.seen
 
 
 def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: str | None,
@@ -366,10 +421,6 @@ def _thread_target(session: Session, parsed: ParsedMessage,
     return None
 
 
-def _domain(address: str) -> str:
-    return address.rpartition("@")[2].strip().lower()
-
-
 def _author(session: Session, entry_id: int, parsed: ParsedMessage,
             agency_addresses: Collection[str], verdict: Verdict | None = None,
             person: Address | None = None) -> str:
@@ -389,50 +440,31 @@ def _author(session: Session, entry_id: int, parsed: ParsedMessage,
     return "unknown"
 
 
-def _attachments(parsed: ParsedMessage) -> tuple[NewAttachment, ...]:
-    """The message's attachments as the record store takes them. Over the size cap the
-    parser drops the content (``None`` here): the raw message keeps it."""
-    return tuple(NewAttachment(
-        filename=att.filename, declared_type=att.declared_type, sniffed_type=att.sniffed_type,
-        content=att.content if (att.content or att.size == 0) else None, size=att.size,
-        sha256=att.sha256, inline=att.inline, content_id=att.content_id)
-        for att in parsed.attachments)
+def store_message(session: Session, raw: bytes, context: MailContext,
+                  prepared: PreparedMail | None = None,
+                  facts: BatchFacts | None = None) -> MailOutcome:
+    """Store ``raw`` in the caller's transaction; raises when it cannot be stored.
 
-
-def _attachment_texts(parsed: ParsedMessage, prefix: str) -> dict[str, str]:
-    texts: dict[str, str] = {}
-    for att in parsed.attachments:
-        if att.sniffed_type.startswith("text/") and 0 < len(att.content) <= _PII_ATTACHMENT_LIMIT:
-            texts[f"{prefix}attachment:{att.filename}"[:64]] = att.content.decode(
-                "utf-8", "replace").replace("\x00", "")
-    return texts
-
-
-def _check_storable(parsed: ParsedMessage) -> None:
-    failure = next((d for d in parsed.defects if d.startswith("parser failure")), None)
-    if failure is not None:
-        raise UnstorableMessage(failure)
-    if not (parsed.from_ or parsed.subject or parsed.text.strip() or parsed.attachments
-            or parsed.message_id):
-        raise UnstorableMessage("no headers, text or attachments: not an e-mail message")
-
-
-def store_message(session: Session, raw: bytes, context: MailContext) -> MailOutcome:
-    """Store ``raw`` in the caller's transaction; raises when it cannot be stored."""
+    ``prepared``: :func:`prepare_mail` of these bytes, made beforehand (in a worker
+    process); else made here, once the bytes are known not to be stored already.
+    ``facts``: what the batch's transaction found of its messages (:class:`BatchFacts`);
+    without them, each lookup is made here."""
     raw = bytes(raw)
-    digest = hashlib.sha256(raw).hexdigest()
-    known = _duplicate(session, digest)
+    digest = prepared.digest if prepared is not None else hashlib.sha256(raw).hexdigest()
+    known = _duplicate(session, digest) if facts is None or facts.may_be_stored(digest) else None
     if known is not None:
-        _resolve_quarantine(session, digest)
+        _resolve_quarantine(session, digest, facts)
         return known
-    parsed = parse_message(raw, record_tag_prefix=context.record_prefix)
-    _check_storable(parsed)
-    headers = header_map(raw, context.automatic.header_names())
-    verdict = classify(parsed, headers, context.automatic)
-    person = relay_person(parsed, context.automatic) if verdict is None else None
+    if prepared is None:
+        prepared = prepare_mail(raw, context)
+    if prepared.error is not None:
+        raise _NotStorable(prepared.error)
+    parsed = prepared.parsed
+    assert parsed is not None  # noqa: S101 - prepare_mail gives a parse or an error
+    verdict = prepared.verdict
     if verdict is not None and verdict.category == BOUNCE and context.undeliverable_key:
         marked = automail.mark_undeliverable(session, context.undeliverable_key,
-                                             bounce_facts(raw, parsed, headers))
+                                             bounce_facts(raw, parsed, prepared.headers))
         if marked:
             log.info("bounce marks the submitter address of entries %s undeliverable", marked)
 
@@ -440,71 +472,49 @@ def store_message(session: Session, raw: bytes, context: MailContext) -> MailOut
     related: str | None = None
     if target is not None:
         entry_id, via = target
-        author = _author(session, entry_id, parsed, context.agency_addresses, verdict, person)
+        author = _author(session, entry_id, parsed, context.agency_addresses, verdict,
+                         prepared.person)
         if author != "unknown" or via == "relay-token":
             outcome = _store_reply(session, raw, digest, parsed, entry_id, via, author, context,
                                    verdict)
-            _resolve_quarantine(session, digest)
+            _resolve_quarantine(session, digest, facts)
             return outcome
         related = session.scalar(select(Entry.record_number).where(Entry.id == entry_id))
-    outcome = _store_entry(session, raw, digest, parsed, context, related, verdict, person)
-    _resolve_quarantine(session, digest)
+    outcome = _store_entry(session, raw, prepared, context, related)
+    _resolve_quarantine(session, digest, facts)
     return outcome
 
 
-def _resolve_quarantine(session: Session, digest: str) -> None:
+# -- the pure part: parsing, classifying, the PII scan ---------------------------------
+
+
+def _resolve_quarantine(session: Session, digest: str, facts: BatchFacts | None = None) -> None:
     """A message that once failed and now stored: its quarantine row is resolved."""
+    if facts is not None and not facts.may_be_quarantined(digest):
+        return
     session.connection().execute(_RESOLVE_QUARANTINE, {"digest": digest, "now": utcnow()})
 
 
-def _store_entry(session: Session, raw: bytes, digest: str, parsed: ParsedMessage,
-                 context: MailContext, related: str | None, verdict: Verdict | None = None,
-                 person: Address | None = None) -> MailOutcome:
-    fields: dict[str, Any] = {
-        "_mailbox": context.mailbox,
-        "_attachments": [a.filename for a in parsed.attachments],
-    }
-    auto_submitted = (parsed.auto_submitted if person is None else None) or (
-        f"{verdict.category}: {verdict.reason}" if verdict is not None else None)
-    if auto_submitted:
-        fields["_auto_submitted"] = auto_submitted
-    if verdict is not None:
-        fields["_auto_category"] = verdict.category
-    if parsed.is_bounce or (verdict is not None and verdict.category == BOUNCE):
-        fields["_bounce"] = True
-    relay_only = (person is None and verdict is None
-                  and from_relay(parsed, context.automatic))
-    if (person is not None or relay_only) and parsed.from_ is not None:
-        # The relay's domain only: the person is the submitter (their Reply-To) or, with
-        # no Reply-To, unknown (nobody to acknowledge: never the relay's own address).
-        fields["_web_form_relay"] = _domain(parsed.from_.address)[:200]
-    if related:
-        fields["_related_record"] = related
-    if context.agency_hint:
-        fields["_mailbox_agency"] = context.agency_hint
-    if parsed.defects:
-        fields["_defects"] = [d[:200] for d in parsed.defects[:20]]
-    if parsed.truncated:
-        fields["_truncated"] = True
-    sender = person or (None if relay_only else parsed.from_)
-    submitter = SubmitterData(
-        name=(sender.name[:200] or None) if sender else None,
-        email=(sender.address[:320] or None) if sender else None,
-    )
-    recorded = record_submissions(session, [NewSubmission(
-        channel="email", kind="email", raw=raw, content_type="message/rfc822",
-        subject=parsed.subject, body=parsed.text, form_slug=context.form, fields=fields,
-        submitter=submitter, idempotency_key=f"sha256:{digest}",
-        attachments=_attachments(parsed), scanned_too=_attachment_texts(parsed, ""),
-        language=written_language(parsed.subject, parsed.text),
-    )], record_prefix=context.record_prefix, pii_key=context.pii_key,
-        originals_key=context.originals_key)[0]
+def _store_entry(session: Session, raw: bytes, prepared: PreparedMail, context: MailContext,
+                 related: str | None) -> MailOutcome:
+    verdict = prepared.verdict
+    item: NewSubmission | ScannedSubmission
+    if related is None and prepared.entry is not None:
+        item, auto_submitted = prepared.entry, prepared.auto_submitted
+    else:
+        # An unknown sender's reply to a record: a new entry that names the record.
+        parsed = cast(ParsedMessage, prepared.parsed)
+        item, auto_submitted = _entry_submission(raw, prepared.digest, parsed, context,
+                                                 related, verdict, prepared.person)
+    recorded = record_submissions(session, [item], record_prefix=context.record_prefix,
+                                  pii_key=context.pii_key,
+                                  originals_key=context.originals_key)[0]
     if recorded.created:
         if verdict is not None:
             automail.record_automatic(session, recorded.entry_id, verdict)
         log.info("mail stored as entry %s (mailbox %s)%s", recorded.entry_id, context.mailbox,
                  f", automatic ({verdict.category})" if verdict is not None else "")
-    return MailOutcome(STORED if recorded.created else DUPLICATE, digest,
+    return MailOutcome(STORED if recorded.created else DUPLICATE, prepared.digest,
                        entry_id=recorded.entry_id, record_number=recorded.record_number,
                        auto_submitted=auto_submitted,
                        auto_category=verdict.category if verdict is not None else None)
@@ -566,3 +576,8 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
                        thread_message_id=message.id, via=via, author=author,
                        auto_submitted=parsed.auto_submitted,
                        auto_category=verdict.category if verdict is not None else None)
+
+
+# -- the process pool -----------------------------------------------------------------
+
+

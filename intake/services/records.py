@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
@@ -28,8 +27,6 @@ from sqlalchemy.orm import Session
 from intake.core import sealing
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.pii import Finding
-from intake.core.pii.at_rest import redact_at_rest, redact_values
-from intake.core.rendition import EntryValues, search_text
 from intake.db import allocate_record_numbers, format_record_number, release_record_numbers
 from intake.db.inserts import InsertBatch, PreparedInsert, execute
 from intake.db.models import (
@@ -44,88 +41,25 @@ from intake.db.models import (
     utcnow,
 )
 from intake.services.consent import ensure_policy_text, record_consent
-from intake.services.findings import detect_places, store_findings
+from intake.services.findings import store_findings
 from intake.services.links import create_access_links_in
+from intake.services.submissions import MAX_BODY as MAX_BODY
+from intake.services.submissions import MAX_SUBJECT as MAX_SUBJECT
+from intake.services.submissions import (
+    GivenConsent,
+    NewAttachment,
+    NewSubmission,
+    ScannedSubmission,
+    scan_submission,
+)
+from intake.services.submissions import SubmitterData as SubmitterData
+from intake.services.submissions import stored_texts as stored_texts
 from intake.services.work import enqueue_many
 
+# What a submission is (no database) lives in intake.services.submissions; the record
+# store's callers import it from here too.
+
 log = logging.getLogger("intake.records")
-
-# Upper bounds that keep one submission from filling the database.
-MAX_SUBJECT = 1_000
-MAX_BODY = 1_000_000
-
-
-@dataclass(frozen=True)
-class SubmitterData:
-    name: str | None = None
-    email: str | None = None
-    phone: str | None = None
-    postal_address: str | None = None
-
-    def is_empty(self) -> bool:
-        return not any((self.name, self.email, self.phone, self.postal_address))
-
-
-@dataclass(frozen=True)
-class NewAttachment:
-    """A file that came with a submission: a form upload or an e-mail part.
-
-    ``content`` is None when it was over the size cap (the sealed original keeps
-    it); ``sniffed_type`` comes from the content, never from the name."""
-
-    filename: str
-    declared_type: str
-    sniffed_type: str
-    content: bytes | None
-    size: int
-    sha256: str
-    inline: bool = False
-    content_id: str | None = None
-
-    @classmethod
-    def of(cls, filename: str, declared_type: str, sniffed_type: str,
-           content: bytes) -> NewAttachment:
-        return cls(filename, declared_type, sniffed_type, content, len(content),
-                   hashlib.sha256(content).hexdigest())
-
-
-@dataclass(frozen=True)
-class GivenConsent:
-    """The consent the person ticked: the policy text as shown, and the bytes that prove it."""
-
-    version: str
-    text: str
-    evidence: bytes
-
-
-@dataclass(frozen=True)
-class NewSubmission:
-    """One inbound item, whatever its channel, as the record store takes it."""
-
-    channel: str  # Channel value
-    kind: str  # EntryKind value
-    raw: bytes  # the exact bytes received
-    content_type: str  # of ``raw``
-    subject: str = ""
-    body: str = ""
-    form_slug: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-    submitter: SubmitterData = field(default_factory=SubmitterData)
-    received_at: datetime | None = None
-    # Defaults to the SHA-256 of ``raw``: the same bytes twice are one entry.
-    idempotency_key: str | None = None
-    attachments: tuple[NewAttachment, ...] = ()
-    consent: GivenConsent | None = None
-    # The PII detector's findings in :func:`stored_texts` when the caller has scanned them
-    # already (the web form does, to warn); else the store scans them.
-    findings: Mapping[str, Sequence[Finding]] | None = None
-    # Texts scanned for PII but not stored as the entry's (an attachment's text): place ->
-    # text. Their findings are stored with the entry's.
-    scanned_too: Mapping[str, str] = field(default_factory=dict)
-    # Issue the submitter a private status link (shown once: ``Recorded.status_token``).
-    status_link: bool = False
-    # The submitter's language ("en" or "es"): every later page and message uses it.
-    language: str = "en"
 
 
 @dataclass(frozen=True)
@@ -134,21 +68,6 @@ class Recorded:
     record_number: str
     created: bool  # False when the submission was a duplicate of an earlier one
     status_token: str | None = None  # with ``NewSubmission.status_link``
-
-
-_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _clean_line(text: str, limit: int) -> str:
-    """A one-line field: no CR/LF or other control characters, bounded length."""
-    return " ".join(_CONTROL_CHARS.sub(" ", text).split())[:limit]
-
-
-def stored_texts(submission: NewSubmission) -> dict[str, str]:
-    """Subject and body as the PII detector scans them: as the entry stores them but for
-    the P6 values, which the store replaces by their markers (re-basing the findings)."""
-    return {"subject": _clean_line(submission.subject, MAX_SUBJECT),
-            "body": submission.body[:MAX_BODY]}
 
 
 @dataclass(frozen=True)
@@ -169,39 +88,23 @@ class _Prepared:
     search_text: str  # what the staff search may find it by (no personal data)
 
     @classmethod
-    def of(cls, submission: NewSubmission, pii_key: bytes | None,
+    def of(cls, item: NewSubmission | ScannedSubmission, pii_key: bytes | None,
            originals_key: bytes) -> _Prepared:
-        digest = hashlib.sha256(submission.raw).hexdigest()
-        findings = submission.findings
-        if findings is None:
-            findings = detect_places(stored_texts(submission), pii_key) if pii_key else {}
-        texts: dict[str, str] = {}
-        rebased = {place: list(found) for place, found in findings.items()}
-        removed: list[tuple[str, str]] = []
-        for place, text in stored_texts(submission).items():
-            at_rest = redact_at_rest(text, findings.get(place, ()))
-            texts[place] = at_rest.text
-            if place in rebased:
-                rebased[place] = list(at_rest.findings)
-            removed.extend(at_rest.removed)
-        who = submission.submitter
-        searchable = search_text(
-            EntryValues(texts=texts, name=who.name, email=who.email, phone=who.phone,
-                        postal_address=who.postal_address),
-            # A place never scanned (no key given) is scanned by the renderer.
-            {place: rebased[place] for place in texts if place in rebased})
-        if submission.scanned_too and pii_key:
-            rebased.update(detect_places(submission.scanned_too, pii_key))
+        scanned = item if isinstance(item, ScannedSubmission) else scan_submission(item, pii_key)
+        if scanned.scanned_with_key != (pii_key is not None):
+            # Scanned without the key the caller stores with (or the other way round).
+            scanned = scan_submission(scanned.submission, pii_key)
+        submission, digest = scanned.submission, scanned.digest
         data_key = sealing.new_data_key()
         return cls(submission, digest, submission.idempotency_key or f"sha256:{digest}",
-                   submission.received_at or utcnow(), texts,
-                   redact_values(submission.fields, removed), rebased,
+                   submission.received_at or utcnow(), scanned.texts, scanned.fields,
+                   scanned.findings,
                    sealing.seal(data_key, submission.raw, sealing.original_context(digest)),
                    sealing.wrap_key(originals_key, data_key),
                    tuple(None if a.content is None else sealing.seal(
                        data_key, a.content, sealing.original_context(a.sha256))
                        for a in submission.attachments),
-                   searchable)
+                   scanned.search_text)
 
     def entry_row(self, record_number: str) -> dict[str, Any]:
         s = self.submission
@@ -240,8 +143,8 @@ class _Prepared:
 
 
 def record_submissions(
-    session: Session, submissions: Sequence[NewSubmission], *, record_prefix: str,
-    originals_key: bytes, pii_key: bytes | None = None,
+    session: Session, submissions: Sequence[NewSubmission | ScannedSubmission], *,
+    record_prefix: str, originals_key: bytes, pii_key: bytes | None = None,
 ) -> list[Recorded]:
     """Store submissions durably in the caller's transaction: the one way in.
 
@@ -267,6 +170,9 @@ def record_submissions(
     entry is found); only when some were duplicates are they looked up, the
     new ones renumbered consecutively and the numbers left over given back
     while the lock is still held.
+
+    A submission may come scanned already (:func:`scan_submission`, with the same
+    ``pii_key``): then only the sealing and the writes are left for here.
     """
     prepared = [_Prepared.of(s, pii_key, originals_key) for s in submissions]
     conn = session.connection()

@@ -104,6 +104,61 @@ def test_same_bytes_twice_is_a_duplicate(runtime: Runtime, first: MailOutcome) -
         assert s.scalar(select(func.count()).select_from(Entry)) == 1
 
 
+def test_a_batch_finds_what_was_stored_or_quarantined_before_and_within_it(
+        runtime: Runtime, first: MailOutcome) -> None:
+    """The batch's transaction looks its digests up once (BatchFacts); the answers are
+    those of a lookup per message: stored before, stored earlier in the batch, a
+    quarantined message that now stores (its row resolved), a thread message's bytes."""
+    from intake.services.mail_intake import quarantine
+
+    stored_before = mail(body="My SSN is 123-45-6789, please fix the pothole.\n")
+    twice = mail(subject="Streetlight out")
+    retried = mail(subject="Graffiti on the bridge")
+    with runtime.db.session() as s:
+        quarantine(s, retried, RuntimeError("the database was read-only"), mailbox="info",
+                   originals_key=runtime.settings.originals_key())
+    assert first.entry_id is not None
+    _sent(runtime, first.entry_id, "<ack-7@intake.examplia.gov>")
+    reply = mail(subject="Re: Pothole on Elm", body="Thanks!\n",
+                 headers={"In-Reply-To": "<ack-7@intake.examplia.gov>"})
+    outcomes = store_messages(runtime.db, [ReceivedMail(raw) for raw in (
+        stored_before, twice, retried, reply, twice, reply)], context(runtime))
+    assert [o.outcome for o in outcomes] == ["duplicate", "stored", "stored", "thread-reply",
+                                             "duplicate", "duplicate"]
+    assert outcomes[0].entry_id == first.entry_id
+    assert outcomes[4].entry_id == outcomes[1].entry_id
+    assert outcomes[5].thread_message_id == outcomes[3].thread_message_id
+    with runtime.db.session() as s:
+        row = s.scalars(select(QuarantinedMessage)).one()
+        assert row.resolved and row.resolved_by == "stored-on-retry"
+        assert s.scalar(select(func.count()).select_from(Entry)) == 3
+
+
+def test_a_message_failing_after_its_writes_is_quarantined_and_the_batch_stored(
+        runtime: Runtime) -> None:
+    """The batch runs under one savepoint; a message whose INSERT fails (a trigger refuses
+    it) rolls that back, and the batch is stored again message by message: the others
+    stored once, with their route work, the failing one quarantined."""
+    from tests.services.test_pii_at_rest import _poison_entries
+
+    batch = [mail(subject="Pothole on Oak"), mail(subject="POISON on Main"),
+             mail(subject="Broken bench")]
+    _poison_entries(runtime, True)
+    try:
+        outcomes = store_messages(runtime.db, [ReceivedMail(raw) for raw in batch],
+                                  context(runtime))
+    finally:
+        _poison_entries(runtime, False)
+    assert [o.outcome for o in outcomes] == ["stored", "quarantined", "stored"]
+    with runtime.db.session() as s:
+        subjects = sorted(s.scalars(select(Entry.subject)))
+        assert subjects == ["Broken bench", "Pothole on Oak"]
+        routes = s.scalars(select(WorkItem.entry_id).where(WorkItem.kind == "route")).all()
+        assert sorted(routes) == sorted(o.entry_id for o in outcomes if o.entry_id)
+        row = s.scalars(select(QuarantinedMessage)).one()
+        assert row.sha256 == outcomes[1].sha256 and not row.resolved
+
+
 def test_reply_by_in_reply_to_from_the_submitter_joins_and_is_relayed(
         runtime: Runtime, first: MailOutcome) -> None:
     assert first.entry_id is not None
@@ -345,6 +400,29 @@ def test_ingest_command_eml_and_mbox_with_json(tmp_path: Path, sqlite_url: str) 
     assert rows[0]["record_number"].startswith("EX-")
     assert rows[4]["error_class"] == "UnstorableMessage"
     assert "Traceback" not in done.stderr
+
+
+def test_ingest_command_pipelines_an_mbox_through_the_mail_pool(tmp_path: Path,
+                                                                sqlite_url: str) -> None:
+    """150 messages: two batches, the second parsed in the pool's workers while the first
+    commits; an unstorable one is quarantined, the others stored, each once."""
+    box = tmp_path / "many.mbox"
+    with box.open("wb") as out:
+        for n in range(150):
+            raw = (b"\n" if n == 120 else
+                   mail(subject=f"Report {n}", body=f"Pothole number {n}.\n"))
+            out.write(b"From a@example.org Sat Jan  3 01:05:34 2026\n"
+                      + raw.replace(b"\r\n", b"\n") + b"\n")
+    env = subprocess_env(INTAKE_DATABASE_URL=sqlite_url, INTAKE_RULES=str(SMALL_RULES),
+                         INTAKE_INSTANCE_PATH=str(tmp_path / "instance"),
+                         INTAKE_MAIL_WORKERS="2")
+    done = subprocess.run([sys.executable, "-m", "intake", "ingest", "--json", str(box)],
+                          env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["file"].rpartition("#")[2] for r in rows] == [str(n) for n in range(1, 151)]
+    assert [r["outcome"] for r in rows] == ["stored"] * 120 + ["quarantined"] + ["stored"] * 29
+    assert len({r["record_number"] for r in rows if r["outcome"] == "stored"}) == 149
 
 
 def test_ingest_command_on_a_missing_file_fails_cleanly(tmp_path: Path, sqlite_url: str) -> None:
