@@ -12,22 +12,14 @@ the hit comes back in the same statement, so two processes can never both
 see the last free hit. Rows whose window has ended are deleted at most once
 every :data:`PURGE_SECONDS` per process, in the transaction of a hit.
 
-The counters are written on a small pool of connections of their own whose
-commits do not wait for the disk: SQLite ``PRAGMA synchronous=NORMAL`` (WAL
-mode), PostgreSQL ``synchronous_commit=off`` and autocommit, so a hit is one
-statement and one round trip. A crash can lose the last counts of a window,
-never corrupt anything; the records keep their durable commits. Measured on the
+The counters are written on a small pool of connections of their own
+(same database; on SQLite the same writer lock) whose commits do not wait for
+the disk: SQLite ``PRAGMA synchronous=NORMAL`` (WAL mode), PostgreSQL
+``synchronous_commit=off`` and autocommit, so a hit is one statement and one
+round trip. A crash can lose the last counts of a window, never corrupt
+anything; the records keep their durable commits. Measured on the
 development machine: about 5 ms a hit with durable commits, 0.2 ms (SQLite)
 and 0.3 ms (PostgreSQL) without.
-
-On SQLite the counters live in a file of their own beside the database
-(:func:`counters_url`: ``<database>-ratelimits``, the table created there on
-first use), not in the database's ``rate_limit_counters`` table, which stays
-empty: SQLite has one write lock per file, and a form POST's hit would
-otherwise queue for the turn behind the group commit of the submissions
-before it, then the submission behind the hits (in a profile of gunicorn on
-SQLite under load, half of a POST's time was that wait). PostgreSQL locks rows,
-so there the counters stay in the table.
 
 Keys are those of ``limits`` (``LIMITER/<prefix>/<scope>/<client key>/...``);
 the client key is a keyed hash of the address (``intake.web.forms.client_key``),
@@ -42,10 +34,9 @@ from functools import cache
 from typing import Any, cast
 
 from limits.storage import Storage
-from sqlalchemy import Table, bindparam, case, delete, event, func, make_url, select
+from sqlalchemy import Table, bindparam, case, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.schema import CreateIndex, CreateTable
 from sqlalchemy.sql.dml import Insert
 
 from intake.db import Database
@@ -77,27 +68,12 @@ POOL_SIZE = 8
 POOL_OVERFLOW = 8
 
 
-def counters_url(db: Database) -> str:
-    """Where ``db``'s counters live: on SQLite a file of their own beside the database
-    (``<database>-ratelimits``; an in-memory database has none, its counters stay with it),
-    else ``db``'s own database."""
-    url = make_url(db.url)
-    if db.dialect != "sqlite" or not url.database or url.database == ":memory:" \
-            or url.database.startswith("file:"):
-        return db.url
-    return url.set(database=f"{url.database}-ratelimits").render_as_string(
-        hide_password=False)
-
-
 def _counters_database(db: Database) -> Database:
-    """Connections of the counters' own (see :func:`counters_url`), committing without a
-    flush."""
+    """Connections of the counters' own on ``db``'s database, committing without a flush."""
     if db.dialect == "sqlite":
-        # A file of their own, with its own write lock and writer queue; with an in-memory
-        # database the same one as ``db`` (never hit from inside a write: that would wait
-        # on itself).
-        url = counters_url(db)
-        own = Database(url)
+        # The same file, and the same writer lock file as ``db`` (its flock excludes theirs
+        # in this process too). Never hit from inside a write: that would wait on itself.
+        own = Database(db.url)
         setting = "PRAGMA synchronous=NORMAL"
     else:
         own = Database(db.url, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW,
@@ -110,12 +86,6 @@ def _counters_database(db: Database) -> Database:
         cursor.execute(setting)
         cursor.close()
 
-    if own.url != db.url:
-        # Several processes may start at once: IF NOT EXISTS, in the writer turn.
-        with own.writer_turn(), own.engine.begin() as conn:
-            conn.execute(CreateTable(COUNTERS, if_not_exists=True))
-            for index in COUNTERS.indexes:
-                conn.execute(CreateIndex(index, if_not_exists=True))
     return own
 
 

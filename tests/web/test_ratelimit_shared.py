@@ -19,12 +19,12 @@ import pytest
 from flask.testing import FlaskClient
 from limits import parse
 from limits.strategies import FixedWindowRateLimiter
-from sqlalchemy import create_engine, func, inspect, make_url, select
+from sqlalchemy import func, select
 
 from intake.db.edge_models import RateLimitCounter
 from intake.runtime import Runtime
 from intake.services import ratelimits
-from intake.services.ratelimits import DatabaseCounters, counters_url
+from intake.services.ratelimits import DatabaseCounters
 from intake.settings import SettingsError, load_settings
 from intake.web.ratelimit import FixedWindowMemoryStorage, counter_storage, form_rate_limit
 from tests.conftest import REPO, free_port, make_settings, subprocess_env, wait_for
@@ -39,15 +39,8 @@ def counters(runtime: Runtime) -> Iterator[DatabaseCounters]:
 
 
 def _rows(rt: Runtime) -> int:
-    """Counter rows where the runtime's database counters live (see counters_url)."""
-    engine = create_engine(counters_url(rt.db))
-    try:
-        with engine.connect() as conn:
-            if not inspect(conn).has_table(RateLimitCounter.__tablename__):
-                return 0
-            return int(conn.scalar(select(func.count()).select_from(RateLimitCounter)) or 0)
-    finally:
-        engine.dispose()
+    with rt.db.session() as s:
+        return int(s.scalar(select(func.count()).select_from(RateLimitCounter)) or 0)
 
 
 def test_database_counters_count_fixed_windows_that_expire(
@@ -197,32 +190,6 @@ def test_counters_skip_the_fsync_and_the_records_keep_it(tmp_path: Path, sqlite_
         with runtime.db.engine.connect() as conn:
             assert conn.execute(text("PRAGMA synchronous")).scalar() == 2  # FULL
     finally:
-        counters.close()
-        runtime.close()
-
-
-def test_on_sqlite_a_hit_never_waits_for_the_records_write_lock(
-        tmp_path: Path, sqlite_url: str) -> None:
-    """The counters have a file of their own: a form POST's hit does not queue behind the
-    submissions' group commit (SQLite has one write lock per file)."""
-    import sqlite3
-
-    runtime = Runtime(make_settings(tmp_path, sqlite_url))
-    counters = DatabaseCounters(runtime.db)
-    database = str(make_url(sqlite_url).database)
-    assert counters_url(runtime.db) == f"sqlite:///{database}-ratelimits"
-    holder = sqlite3.connect(database, isolation_level=None)
-    try:
-        holder.execute("BEGIN IMMEDIATE")  # a write of the records, open
-        # Sharing the lock, this would wait out the 30 s busy timeout and then fail.
-        assert counters.incr("k", 60) == 1
-        assert counters.incr("k", 60) == 2
-        holder.execute("ROLLBACK")
-        assert _rows(runtime) == 1
-        with runtime.db.session() as s:  # the records' database holds none of them
-            assert s.scalar(select(func.count()).select_from(RateLimitCounter)) == 0
-    finally:
-        holder.close()
         counters.close()
         runtime.close()
 

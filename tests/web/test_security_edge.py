@@ -10,13 +10,12 @@ from pathlib import Path
 import pytest
 from flask import Flask, request
 from flask.testing import FlaskClient
-from sqlalchemy import create_engine, select
+from sqlalchemy import select
 
 from intake import create_app
 from intake.db.edge_models import RateLimitCounter
 from intake.outbound.memory import MemoryMailSender
 from intake.runtime import Runtime
-from intake.services.ratelimits import counters_url
 from intake.settings import SettingsError, load_settings
 from intake.web.security import HSTS, SESSION_COOKIE_NAME, trust_proxies
 from tests.conftest import (
@@ -216,10 +215,8 @@ def test_rate_limits_count_the_real_client_behind_a_trusted_proxy(
     assert _statuses(behind, forged)[-1] == 429
     # What is stored is a keyed hash of each client, never its address.
     runtime: Runtime = behind.extensions["intake"]
-    engine = create_engine(counters_url(runtime.db))  # where the counters live
-    with engine.connect() as conn:
-        keys = list(conn.scalars(select(RateLimitCounter.key)))
-    engine.dispose()
+    with runtime.db.session() as s:
+        keys = list(s.scalars(select(RateLimitCounter.key)))
     assert len(keys) == 4  # 3 clients and the forger
     assert not [k for k in keys if "203.0.113" in k or "1.1.1" in k or "10.0.0" in k]
 
