@@ -114,7 +114,7 @@ def test_a_crash_between_commit_and_move_loses_and_duplicates_nothing(
     dovecot.append(folder, *sent)
 
     class Crash(Exception):
-        pass
+        """The poller dying after its commit, before the move."""
 
     def crash(uids: list[int]) -> None:
         raise Crash
