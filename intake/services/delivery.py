@@ -613,7 +613,11 @@ class ThreadRelay(_Step):
             outgoing = self._to_agency(session, entry, message, row, decision, relay)
             sender, from_name = relay, f"{outgoing.from_name} via intake"
         else:
-            outgoing, html = self._to_submitter(session, entry, message, relay)
+            # A staff reply names the agency that wrote it (in its work item); a relayed
+            # e-mail the agency the entry is with.
+            agency_id = item.payload.get("agency_id", entry.agency_id)
+            outgoing, html = self._to_submitter(session, entry, message, relay,
+                                                agency_id if isinstance(agency_id, str) else None)
             sender, from_name = self.settings.mail_from, outgoing.from_name
         msg = self.outbox.email(
             to=row.recipient_address, subject=outgoing.subject, body=outgoing.body,
@@ -651,11 +655,11 @@ class ThreadRelay(_Step):
                                     decision, relay)
 
     def _to_submitter(self, session: Session, entry: Entry, message: ThreadMessage,
-                      relay: str) -> tuple[OutgoingMessage, str]:
+                      relay: str, agency_id: str | None) -> tuple[OutgoingMessage, str]:
         """The agency's (or staff's) message to the submitter, from the system address, in
-        the submitter's language: its text part and its HTML part, each with the record
-        number and a private status link."""
-        agency = self.rules.current().agencies.get(entry.agency_id or "")
+        the submitter's language, signed with ``agency_id``'s name: its text part and its
+        HTML part, each with the record number and a private status link."""
+        agency = self.rules.current().agencies.get(agency_id or "")
         sender_name = agency.name if agency else translate(STATE_NAME, entry.language)
         token = create_access_link(session, entry.id)
         mail = render_citizen(

@@ -707,7 +707,10 @@ def reply(session: Session, user: StaffAccount, entry: Entry, body: str
         recipient=Recipient(kind="submitter", id=f"entry:{entry.id}",
                             name=submitter.name or "", address=submitter.email),
         purpose=Purpose.RESPOND, nature="reply", work_kind="reply",
-        work_payload={"thread_message_id": message.id}, dedupe_key=f"reply:{message.id}",
+        # The agency answering now: the e-mail names it even if the entry is rerouted
+        # before the reply goes out.
+        work_payload={"thread_message_id": message.id, "agency_id": entry.agency_id},
+        dedupe_key=f"reply:{message.id}",
         actor=actor_of(user),
     )])
     session.add(Event(entry_id=entry.id, kind="reply-written", actor=actor_of(user),

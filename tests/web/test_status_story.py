@@ -188,3 +188,33 @@ def _mail_with(sink: SmtpSink, words: str) -> object | None:
         if body is not None and words in body.get_content():
             return message
     return None
+
+
+def test_a_reply_sent_after_a_reroute_is_signed_by_the_agency_that_wrote_it(
+        app: Flask, rt: Runtime, sink: SmtpSink) -> None:
+    """The reply goes out after the entry has moved on: the e-mail still names the agency
+    whose staff wrote it, not the one the entry is with when the worker sends it."""
+    import threading
+
+    _, number, _ = _submit(app, "en", "A pothole the size of a bathtub on Main Street.")
+    finish = threading.Event()
+    finish.set()
+    rt.jobs.drain(["route"], finish=finish)  # routed to Transportation; nothing sent yet
+    with rt.db.session() as s:
+        entry_id = s.scalar(select(Entry.id).where(Entry.record_number == number))
+    dot = make_account(rt, "agent@dot.examplia.gov", "dot")
+    staff = app.test_client()
+    login(staff, dot)
+    token = csrf(staff, f"/staff/entries/{entry_id}")
+    assert staff.post(f"/staff/entries/{entry_id}/reply",
+                      data={"csrf_token": token, "body": "We fix it on Monday."}
+                      ).status_code == 303
+    token = csrf(staff, f"/staff/entries/{entry_id}")
+    assert staff.post(f"/staff/entries/{entry_id}/reroute", data={
+        "csrf_token": token, "agency": "parks", "reason": REASON}).status_code == 303
+    rt.jobs.drain(["reply"], finish=finish)  # only now does the reply go out
+    reply = _mail_with(sink, "We fix it on Monday")
+    assert reply is not None
+    plain = reply.get_body(("plain",)).get_content()  # type: ignore[union-attr]
+    assert "Department of Transportation" in plain and "Parks" not in plain
+    assert "Department of Transportation" in str(reply["From"])
