@@ -67,6 +67,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.helpdesk import baseline as helpdesk  # noqa: E402 - the path above first
+
 SECRET = "bench-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 BARE_TABLE = "bench_bare_inserts"
 BARE_APPLICATION = "intake-bench-bare"  # the bare app's PostgreSQL application_name
@@ -159,27 +161,16 @@ def _load_worker(args: tuple[int, str, int, str, float, str, str, bool]) -> tupl
     def run(thread_no: int) -> None:
         nonlocal ok, errors
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        cookie: list[str] = []  # helpdesk's csrftoken cookie, kept as a browser keeps it
         n = 0
         while time.monotonic() < deadline:
             n += 1
             unique = f"{seed}-{thread_no}-{n}"
             try:
-                if get_post:  # the page first, as a browser: its token is the one posted
-                    conn.request("GET", path + "?lang=en")
-                    page = conn.getresponse().read().decode()
-                    found = _TOKEN_IN_PAGE.search(page)
-                    if found is None:
-                        raise http.client.HTTPException("no token in the page")
-                    token = found.group(1)
-                if kind == "intake":
-                    body = contact_body(token, unique)
+                if kind == "helpdesk":  # always the page first: its CSRF token and cookie
+                    good = _helpdesk_pair(conn, path, unique, cookie)
                 else:
-                    body = f"name=Bench+Person&subject=Trail+report+{unique}".encode()
-                conn.request("POST", path, body=body, headers={
-                    "Content-Type": "application/x-www-form-urlencoded"})
-                response = conn.getresponse()
-                response.read()
-                good = response.status in (200, 201)
+                    good = _pair(conn, path, kind, token, unique, get_post)
             except (OSError, http.client.HTTPException):
                 good = False
                 conn.close()
@@ -197,6 +188,53 @@ def _load_worker(args: tuple[int, str, int, str, float, str, str, bool]) -> tupl
     for t in pool:
         t.join()
     return ok, errors
+
+
+def _pair(conn: http.client.HTTPConnection, path: str, kind: str, token: str, unique: str,
+          get_post: bool) -> bool:
+    """One POST (with ``get_post``, GET+POST) of intake's form or of the bare app."""
+    if get_post:  # the page first, as a browser: its token is the one posted
+        conn.request("GET", path + "?lang=en")
+        page = conn.getresponse().read().decode()
+        found = _TOKEN_IN_PAGE.search(page)
+        if found is None:
+            raise http.client.HTTPException("no token in the page")
+        token = found.group(1)
+    if kind == "intake":
+        body = contact_body(token, unique)
+    else:
+        body = f"name=Bench+Person&subject=Trail+report+{unique}".encode()
+    conn.request("POST", path, body=body, headers={
+        "Content-Type": "application/x-www-form-urlencoded"})
+    response = conn.getresponse()
+    response.read()
+    return response.status in (200, 201)
+
+
+def _helpdesk_pair(conn: http.client.HTTPConnection, path: str, unique: str,
+                   cookie: list[str]) -> bool:
+    """One GET+POST of helpdesk's public form, as a browser does it: the submit page, its
+    CSRF token and cookie, the ticket posted as multipart/form-data. True if helpdesk
+    answered with its "ticket created" redirect (the redirect is not followed)."""
+    headers = {"Cookie": f"csrftoken={cookie[0]}"} if cookie else {}
+    conn.request("GET", path, headers=headers)
+    response = conn.getresponse()
+    page = response.read().decode()
+    if response.status != 200:
+        raise http.client.HTTPException(f"GET {path}: {response.status}")
+    fresh = helpdesk.csrf_cookie(response.getheaders())
+    if fresh is not None:
+        cookie[:] = [fresh]
+    try:
+        token = helpdesk.csrf_token(page)
+    except ValueError as exc:
+        raise http.client.HTTPException(str(exc)) from exc
+    body, content_type = helpdesk.ticket_form(token, unique)
+    conn.request("POST", path, body=body, headers={
+        "Content-Type": content_type, "Cookie": f"csrftoken={cookie[0] if cookie else ''}"})
+    response = conn.getresponse()
+    response.read()
+    return helpdesk.ticket_created(response.status, response.getheader("Location"))
 
 
 def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: float,
@@ -366,32 +404,53 @@ def _count_rows(url: str) -> tuple[int, int]:
     return int(entries), int(bare)
 
 
-def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
+def measure(name: str, url: str, args: argparse.Namespace, tmp: Path,
+            helpdesk_url: str | None = None) -> dict[str, Any]:
+    """Rounds of intake, the bare app and (with ``args.helpdesk``, on ``helpdesk_url``)
+    django-helpdesk, driven in turns; after each app's turn the rows it stored meanwhile are
+    counted, and an app that answered "stored" more often than it stored fails the run."""
     _prepare(url)
     env = {k: v for k, v in os.environ.items() if not k.startswith("INTAKE_")}
     env.update(intake_settings(url, tmp / name), PYTHONPATH=str(REPO))
     processes = min(args.clients, max(1, args.load_processes))
-    # Both servers run side by side (idle while the other is driven), and the two are
-    # driven in turns: a machine that slows down or speeds up meanwhile (shared CPUs)
-    # weighs on both alike. Each figure is the median of the rounds.
+    # The servers run side by side (idle while another is driven), and they are driven
+    # in turns: a machine that slows down or speeds up meanwhile (shared CPUs) weighs on
+    # all alike. Each figure is the median of the rounds.
     intake_port, bare_port = _free_port(), _free_port()
-    intake = _gunicorn("wsgi:app", intake_port, args.workers, env, REPO)
-    bare = _gunicorn("form_intake:bare_app", bare_port, args.workers,
-                     {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}, REPO / "bench")
-    rates: dict[str, list[float]] = {"intake": [], "bare": []}
-    cpu_ms: dict[str, list[float]] = {"intake": [], "bare": []}  # per submission
-    cpu_db_ms: dict[str, list[float]] = {"intake": [], "bare": []}  # of which the server's
-    errors = {"intake": 0, "bare": 0}
-    admin = None
+    servers = {
+        "intake": _gunicorn("wsgi:app", intake_port, args.workers, env, REPO),
+        "bare": _gunicorn("form_intake:bare_app", bare_port, args.workers,
+                          {**env, "BENCH_BARE": "1", "BENCH_DATABASE_URL": url}, REPO / "bench"),
+    }
+    site = None
+    if args.helpdesk is not None and helpdesk_url is not None:
+        site = helpdesk.Helpdesk(args.helpdesk, tmp / name / "helpdesk", helpdesk_url)
+        site.migrate()
+        site.add_public_queue()
+        helpdesk_port = _free_port()
+        servers["helpdesk"] = site.gunicorn(helpdesk_port, args.workers, 4)
+    kinds = list(servers)
+    rates: dict[str, list[float]] = {k: [] for k in kinds}
+    cpu_ms: dict[str, list[float]] = {k: [] for k in kinds}  # per submission
+    cpu_db_ms: dict[str, list[float]] = {k: [] for k in kinds}  # of which the server's
+    errors = dict.fromkeys(kinds, 0)
+    stored = dict.fromkeys(kinds, 0)  # rows counted in the databases over the rounds
+    answered = dict.fromkeys(kinds, 0)  # submissions answered "stored" over the rounds
+    admins: dict[str, Any] = {}
+    count = {"intake": lambda: _count_rows(url)[0], "bare": lambda: _count_rows(url)[1],
+             "helpdesk": lambda: site.count_tickets() if site is not None else 0}
     try:
-        _wait_ready(intake_port, "/forms/contact", intake)
-        _wait_ready(bare_port, "/bare", bare)
+        _wait_ready(intake_port, "/forms/contact", servers["intake"])
+        _wait_ready(bare_port, "/bare", servers["bare"])
         conn = http.client.HTTPConnection("127.0.0.1", intake_port)
         conn.request("GET", "/forms/contact", headers={"Accept": "application/json"})
         token = json.loads(conn.getresponse().read())["token"]
         conn.close()
         targets = {"intake": (intake_port, "/forms/contact", token),
                    "bare": (bare_port, "/bare", "")}
+        if site is not None:
+            _wait_ready(helpdesk_port, helpdesk.SUBMIT_PATH, servers["helpdesk"])
+            targets["helpdesk"] = (helpdesk_port, helpdesk.SUBMIT_PATH, "")
         for kind, (port, path, tok) in targets.items():  # warm-up
             _drive(port, path, kind, tok, args.clients, 1.0, processes, args.get_post)
         if not url.startswith("sqlite"):
@@ -399,16 +458,25 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
 
             from intake.settings import load_settings
 
-            admin = create_engine(load_settings({"INTAKE_DATABASE_URL": url}).database_url,
-                                  isolation_level="AUTOCOMMIT").connect()
-        meters = {"intake": CpuMeter(intake.pid, admin),
-                  "bare": CpuMeter(bare.pid, admin, bare=True)}
+            for kind, db in (("intake", url), ("helpdesk", helpdesk_url)):
+                if kind in targets and db is not None:
+                    admins[kind] = create_engine(
+                        load_settings({"INTAKE_DATABASE_URL": db}).database_url,
+                        isolation_level="AUTOCOMMIT").connect()
+        meters = {"intake": CpuMeter(servers["intake"].pid, admins.get("intake")),
+                  "bare": CpuMeter(servers["bare"].pid, admins.get("intake"), bare=True)}
+        if site is not None:
+            meters["helpdesk"] = CpuMeter(servers["helpdesk"].pid, admins.get("helpdesk"))
         for round_no in range(args.rounds):
             for kind, (port, path, tok) in targets.items():
+                before = count[kind]()
                 meters[kind].start()
                 rate, failed, done = _drive(port, path, kind, tok, args.clients,
                                             args.seconds, processes, args.get_post)
                 cpu = meters[kind].stop()
+                made = count[kind]() - before
+                stored[kind] += made
+                answered[kind] += done
                 each = None
                 if cpu is not None and done:
                     each = sum(cpu.values()) / done * 1000
@@ -417,25 +485,47 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path) -> dict[st
                 rates[kind].append(rate)
                 errors[kind] += failed
                 cost = f"  {each:6.2f} ms CPU each" if each is not None else ""
-                print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<6} {rate:8.1f} req/s"
-                      f"{cost}", file=sys.stderr, flush=True)
+                check = "" if made == done else f"  ({made} rows stored for {done} answered!)"
+                print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<8} {rate:8.1f} req/s"
+                      f"{cost}  {made} stored  load {_loadavg()}{check}",
+                      file=sys.stderr, flush=True)
     finally:
-        if admin is not None:
+        for admin in admins.values():
             admin.close()
             admin.engine.dispose()
-        _stop(intake)
-        _stop(bare)
+        for proc in servers.values():
+            _stop(proc)
+    short = [k for k in kinds if stored[k] < answered[k]]
+    if short:
+        raise SystemExit(f"{name}: " + "; ".join(
+            f"{k} answered {answered[k]} submissions as stored but stored {stored[k]}"
+            for k in short))
     entries, bare_rows = _count_rows(url)
-    intake_rate, bare_rate = statistics.median(rates["intake"]), statistics.median(rates["bare"])
-    measured = all(len(v) == args.rounds for v in cpu_ms.values())  # every round of both
-    return {"db": name, "intake": intake_rate, "intake_errors": errors["intake"],
-            "bare": bare_rate, "bare_errors": errors["bare"], "ratio": intake_rate / bare_rate,
-            "ratios": [i / b for i, b in zip(rates["intake"], rates["bare"], strict=True)],
-            "rates": list(rates["intake"]),
-            "entries": entries, "bare_rows": bare_rows,
-            "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()} if measured else None,
-            "cpu_db": {k: statistics.median(v) for k, v in cpu_db_ms.items()}
-            if measured and admin is not None else None}
+    medians = {k: statistics.median(v) for k, v in rates.items()}
+    measured = all(len(v) == args.rounds for v in cpu_ms.values())  # every round of all
+    result = {"db": name, "intake": medians["intake"], "intake_errors": errors["intake"],
+              "bare": medians["bare"], "bare_errors": errors["bare"],
+              "ratio": medians["intake"] / medians["bare"],
+              "ratios": [i / b for i, b in zip(rates["intake"], rates["bare"], strict=True)],
+              "rates": list(rates["intake"]),
+              "entries": entries, "bare_rows": bare_rows,
+              "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()} if measured else None,
+              "cpu_db": {k: statistics.median(v) for k, v in cpu_db_ms.items()}
+              if measured and admins else None,
+              "helpdesk": None}
+    if site is not None:
+        result["helpdesk"] = {
+            "rate": medians["helpdesk"], "rates": list(rates["helpdesk"]),
+            "errors": errors["helpdesk"], "tickets": stored["helpdesk"],
+            "ratios": [i / h for i, h in zip(rates["intake"], rates["helpdesk"], strict=True)]}
+    return result
+
+
+def _loadavg() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
 
 
 @contextmanager
@@ -466,7 +556,7 @@ def throwaway_database(server: str, prefix: str) -> Iterator[str | None]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (both apps)")
+    parser.add_argument("--workers", type=int, default=2, help="gunicorn workers (each app)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--seconds", type=float, default=5.0,
                         help="measured seconds per app and round")
@@ -477,47 +567,81 @@ def main() -> None:
         "INTAKE_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     parser.add_argument("--only", choices=["sqlite", "postgresql"], default=None)
     parser.add_argument("--get-post", action="store_true",
-                        help="GET the page, then POST with its token (issue 28's figure)")
+                        help="GET the page, then POST with its token (issue 28's figure); "
+                             "django-helpdesk's public form runs in the same rounds")
+    parser.add_argument("--no-helpdesk", action="store_true",
+                        help="with --get-post: leave django-helpdesk out (its stored figure)")
     args = parser.parse_args()
+    args.helpdesk = None
+    fallback = ""
+    if args.get_post and not args.no_helpdesk:
+        args.helpdesk = helpdesk.ensure_venv(lambda line: print(line, flush=True))
+        if args.helpdesk is None:
+            fallback = "its venv could not be built (see above)"
+    elif args.get_post:
+        fallback = "--no-helpdesk"
 
     results = []
     with tempfile.TemporaryDirectory(prefix="intake-bench-") as folder:
         tmp = Path(folder)
         if args.only in (None, "sqlite"):
-            results.append(measure("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", args, tmp))
+            results.append(measure("sqlite", f"sqlite:///{tmp / 'bench.sqlite3'}", args, tmp,
+                                   f"sqlite:///{tmp / 'helpdesk.sqlite3'}"))
         if args.only in (None, "postgresql"):
-            with throwaway_database(args.pg, "intake_bench") as url:
+            with throwaway_database(args.pg, "intake_bench") as url, \
+                    throwaway_database(args.pg, "helpdesk_bench") as helpdesk_url:
                 if url is not None:
-                    results.append(measure("postgresql", url, args, tmp))
+                    results.append(measure("postgresql", url, args, tmp, helpdesk_url))
 
     print(f"\ngunicorn --workers {args.workers} (gthread, 4 threads), {args.clients} clients, "
           f"{args.rounds} rounds of {args.seconds:g} s per app (medians); "
-          "goal: intake >= 0.5x bare")
+          f"goal: intake >= 0.5x bare; load average now {_loadavg()}")
     print(f"{'database':<11} {'POST /forms/contact':>20} {'bare insert':>14} {'ratio':>7}  "
           f"{'ratio by round':<20} errors (intake/bare)  rows (entries/bare)")
-    if args.get_post:
-        print(f"GET+POST pairs per second; django-helpdesk (stored): {HELPDESK_GET_POST} "
-              "GET+POST/s, goal intake >= 5x")
-        for r in results:
-            print(f"{r['db']:<11} intake {r['intake']:.1f} GET+POST/s = "
-                  f"{r['intake'] / HELPDESK_GET_POST:.2f}x helpdesk (rounds: "
-                  + " ".join(f"{x / HELPDESK_GET_POST:.2f}" for x in r["rates"]) + ")")
     for r in results:
         by_round = " ".join(f"{x:.2f}" for x in r["ratios"])
         print(f"{r['db']:<11} {r['intake']:>14.1f} req/s {r['bare']:>8.1f} req/s "
               f"{r['ratio']:>6.2f}x  {by_round:<20} {r['intake_errors']}/{r['bare_errors']:<18} "
               f"{r['entries']}/{r['bare_rows']}")
+    if args.get_post:
+        print("\nGET+POST pairs per second, intake against django-helpdesk "
+              f"{helpdesk.VERSION}'s public form; goal intake >= 5x")
+        for r in results:
+            h = r["helpdesk"]
+            if h is None:
+                continue
+            print(f"{r['db']:<11} intake {r['intake']:.1f} / helpdesk {h['rate']:.1f} GET+POST/s "
+                  f"= {r['intake'] / h['rate']:.2f}x (rounds: "
+                  + " ".join(f"{x:.2f}" for x in h["ratios"]) + "); helpdesk rounds "
+                  + " ".join(f"{x:.1f}" for x in h["rates"])
+                  + f", {h['tickets']} tickets stored, {h['errors']} errors")
+        if fallback:
+            print("\n" + "!" * 78 + f"\n!! django-helpdesk NOT MEASURED ({fallback}): the ratio "
+                  f"below divides by its STORED\n!! {HELPDESK_GET_POST} GET+POST/s, taken on "
+                  "another machine: do not quote it as a\n!! same-run comparison.\n"
+                  + "!" * 78)
+            for r in results:
+                print(f"{r['db']:<11} intake {r['intake']:.1f} GET+POST/s = "
+                      f"{r['intake'] / HELPDESK_GET_POST:.2f}x helpdesk's STORED figure (rounds: "
+                      + " ".join(f"{x / HELPDESK_GET_POST:.2f}" for x in r["rates"]) + ")")
+    with_helpdesk = any(r["helpdesk"] is not None for r in results)
     print(f"\n{'database':<11} {'CPU per submission: intake':>28} {'bare':>9} "
-          f"{'bare/intake':>12}   of which the database server's: intake  bare")
+          f"{'bare/intake':>12}" + (f" {'helpdesk':>9}" if with_helpdesk else "")
+          + "   of which the database server's: intake  bare" + (
+              "  helpdesk" if with_helpdesk else ""))
     for r in results:
         cpu, db = r["cpu"], r["cpu_db"]
         if cpu is None:
             print(f"{r['db']:<11} {'(not measurable here: no /proc)':>28}")
             continue
-        server = (f"{db['intake']:>37.2f} ms {db['bare']:>5.2f} ms" if db is not None else
-                  f"{'(in the workers: SQLite)':>43}")
+        hd = f" {cpu['helpdesk']:>6.2f} ms" if "helpdesk" in cpu else ""
+        if db is not None:
+            server = f"{db['intake']:>37.2f} ms {db['bare']:>5.2f} ms" + (
+                f" {db['helpdesk']:>6.2f} ms" if "helpdesk" in db else "")
+        else:
+            server = f"{'(in the workers: SQLite)':>43}"
         print(f"{r['db']:<11} {cpu['intake']:>25.2f} ms {cpu['bare']:>6.2f} ms "
-              f"{cpu['bare'] / cpu['intake']:>11.2f}x{server}")
+              f"{cpu['bare'] / cpu['intake']:>11.2f}x{hd}{server}")
 
 
 if __name__ == "__main__":
