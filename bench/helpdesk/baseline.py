@@ -75,8 +75,8 @@ def ensure_venv(say: Callable[[str], None] = print) -> Path | None:
     except (OSError, subprocess.SubprocessError) as exc:
         detail = ""
         if isinstance(exc, subprocess.CalledProcessError):
-            detail = (exc.stderr or b"").decode(errors="replace").strip().splitlines()[-1:]
-            detail = f": {detail[0]}" if detail else ""
+            lines = (exc.stderr or b"").decode(errors="replace").strip().splitlines()
+            detail = f": {lines[-1]}" if lines else ""
         say(f"helpdesk: cannot build its venv ({type(exc).__name__}{detail})")
         shutil.rmtree(building, ignore_errors=True)
         return None

@@ -1,0 +1,1 @@
+"""Tests of the benches' helper code (bench/), without network beyond loopback."""
