@@ -89,9 +89,8 @@ class Helpdesk:
     """helpdesk on ``database`` (``sqlite:///PATH`` or a ``postgresql://`` URL of a database
     that exists and is empty), its files (attachments) under ``folder``."""
 
-    def __init__(self, python: Path, folder: Path, database: str,
-                 smtp: str | None = None) -> None:
-        self.python, self.folder, self.database, self.smtp = python, folder, database, smtp
+    def __init__(self, python: Path, folder: Path, database: str) -> None:
+        self.python, self.folder, self.database = python, folder, database
         folder.mkdir(parents=True, exist_ok=True)
 
     def env(self) -> dict[str, str]:
@@ -100,8 +99,6 @@ class Helpdesk:
         env.update(DJANGO_SETTINGS_MODULE="benchdesk.settings",
                    BENCHDESK_DATABASE=self.database, BENCHDESK_DIR=str(self.folder),
                    BENCHDESK_SECRET_KEY=SECRET, PYTHONPATH=str(HERE))
-        if self.smtp:
-            env["BENCHDESK_SMTP"] = self.smtp
         return env
 
     def _run(self, *argv: str) -> None:

@@ -5,19 +5,19 @@ Read from the environment (set by ``bench/helpdesk/baseline.py``):
 
 - ``BENCHDESK_DATABASE``: ``sqlite:///PATH`` or ``postgresql://USER[:PASS]@HOST[:PORT]/NAME``;
 - ``BENCHDESK_DIR``: a folder for attachments (MEDIA_ROOT) and static files;
-- ``BENCHDESK_SECRET_KEY``;
-- ``BENCHDESK_SMTP``: ``HOST:PORT`` of an SMTP server for helpdesk's e-mails; unset, they are
-  built in full (rendered, encoded as for the wire) and not sent (``benchdesk.mail``).
+- ``BENCHDESK_SECRET_KEY``.
+
+helpdesk's e-mails (the submitter's acknowledgement of each new ticket) are built in full
+(rendered, encoded as for the wire) and not sent: ``benchdesk.mail``.
 """
 
 import os
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-HERE = Path(__file__).resolve().parent
-FOLDER = Path(os.environ.get("BENCHDESK_DIR", HERE.parent / "var"))
+FOLDER = Path(os.environ["BENCHDESK_DIR"])
 
-SECRET_KEY = os.environ.get("BENCHDESK_SECRET_KEY", "")
+SECRET_KEY = os.environ["BENCHDESK_SECRET_KEY"]
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost"]
 
@@ -96,8 +96,7 @@ def _database(url: str) -> dict[str, object]:
     raise RuntimeError(f"BENCHDESK_DATABASE: not sqlite:/// or postgresql://: {url!r}")
 
 
-DATABASES = {"default": _database(os.environ.get("BENCHDESK_DATABASE",
-                                                 f"sqlite:///{FOLDER / 'helpdesk.sqlite3'}"))}
+DATABASES = {"default": _database(os.environ["BENCHDESK_DATABASE"])}
 DEFAULT_AUTO_FIELD = "django.db.models.AutoField"
 SITE_ID = 1
 
@@ -121,12 +120,7 @@ HELPDESK_PUBLIC_TICKET_PRIORITY = 3
 
 DEFAULT_FROM_EMAIL = "helpdesk@examplia.gov"
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
-if os.environ.get("BENCHDESK_SMTP"):
-    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
-    EMAIL_HOST, _, _port = os.environ["BENCHDESK_SMTP"].rpartition(":")
-    EMAIL_PORT = int(_port)
-else:
-    EMAIL_BACKEND = "benchdesk.mail.BuildOnlyBackend"
+EMAIL_BACKEND = "benchdesk.mail.BuildOnlyBackend"
 
 LOGGING = {
     "version": 1,
