@@ -622,9 +622,9 @@ def main() -> None:
                   + " ".join(f"{x:.1f}" for x in h["rates"])
                   + f", {h['tickets']} tickets stored, {h['errors']} errors")
         if fallback:
-            print("\n" + "!" * 78 + f"\n!! django-helpdesk NOT MEASURED ({fallback}): the ratio "
-                  f"below divides by its STORED\n!! {HELPDESK_GET_POST} GET+POST/s, taken on "
-                  "another machine: do not quote it as a\n!! same-run comparison.\n"
+            print("\n" + "!" * 78 + f"\n!! django-helpdesk NOT MEASURED: {fallback}.\n"
+                  f"!! The ratio below divides by its STORED {HELPDESK_GET_POST} GET+POST/s, "
+                  "taken on another\n!! machine: do not quote it as a same-run comparison.\n"
                   + "!" * 78)
             for r in results:
                 print(f"{r['db']:<11} intake {r['intake']:.1f} GET+POST/s = "

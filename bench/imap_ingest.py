@@ -504,9 +504,9 @@ def bench_database(server, kind: str, pg_url: str | None, messages: list[bytes],
                   + f"); CPU ms/msg {statistics.median(cpu_ms['intake']):.2f} vs "
                   f"{statistics.median(cpu_ms['helpdesk']):.2f}")
         else:
-            print("!" * 78 + f"\n!! django-helpdesk NOT MEASURED ({args.helpdesk_missing}): "
-                  f"the ratio below divides by its\n!! STORED {HELPDESK_MSG_S} msg/s, taken on "
-                  "another machine: not a same-run comparison.\n" + "!" * 78)
+            print("!" * 78 + f"\n!! django-helpdesk NOT MEASURED: {args.helpdesk_missing}.\n"
+                  f"!! The ratio below divides by its STORED {HELPDESK_MSG_S} msg/s, taken on "
+                  "another\n!! machine: do not quote it as a same-run comparison.\n" + "!" * 78)
             print(f"ratio intake / django-helpdesk {HELPDESK_MSG_S} msg/s (STORED figure): "
                   f"{best / HELPDESK_MSG_S:.2f}x  (goal >= 10x)")
         if "intake0" in rates:
