@@ -142,32 +142,30 @@ import os, subprocess, sys, threading, time
 TICK = os.sysconf('SC_CLK_TCK')
 PAGE = os.sysconf('SC_PAGE_SIZE') // 1024
 def tree(root):
-    children, stat = {}, {}
-    for pid in os.listdir('/proc'):
-        if not pid.isdigit():
-            continue
-        try:
-            with open(f'/proc/{pid}/stat') as f:
-                fields = f.read().rsplit(')', 1)[1].split()
-            children.setdefault(int(fields[1]), []).append(int(pid))
-            # RSS in KB; CPU ticks of the process and of its children it has reaped
-            stat[int(pid)] = (int(fields[21]) * PAGE, sum(int(x) for x in fields[11:15]))
-        except (OSError, IndexError, ValueError):
-            pass
+    # The child and its descendants only, found through /proc/PID/task/TID/children
+    # (walking all of /proc every sample cost the measured run a tenth of the machine).
     rss = cpu = 0
     todo = [root]
     while todo:
         pid = todo.pop()
-        r, c = stat.get(pid, (0, 0))
-        rss, cpu = rss + r, cpu + c
-        todo.extend(children.get(pid, ()))
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                fields = f.read().rsplit(')', 1)[1].split()
+            # RSS in KB; CPU ticks of the process and of its children it has reaped
+            rss += int(fields[21]) * PAGE
+            cpu += sum(int(x) for x in fields[11:15])
+            for tid in os.listdir(f'/proc/{pid}/task'):
+                with open(f'/proc/{pid}/task/{tid}/children') as f:
+                    todo.extend(int(c) for c in f.read().split())
+        except (OSError, IndexError, ValueError):
+            pass
     return rss, cpu / TICK
 started = time.perf_counter()
 proc = subprocess.Popen(sys.argv[2:])
 peak, cpu = [0], [0.0]
 done = threading.Event()
 def sample():
-    while not done.wait(0.02):
+    while not done.wait(0.05):
         rss, seconds = tree(proc.pid)
         peak[0], cpu[0] = max(peak[0], rss), max(cpu[0], seconds)
 threading.Thread(target=sample, daemon=True).start()

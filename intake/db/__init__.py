@@ -45,6 +45,30 @@ log = logging.getLogger("intake.db")
 AFTER_COMMIT = "intake.after_commit"
 
 
+def after_commit(session: Session, task: Callable[[], None]) -> None:
+    """Run ``task`` once ``session``'s transaction has committed (see :data:`AFTER_COMMIT`);
+    now, in a session not opened by :meth:`Database.session`. What was asked under a
+    savepoint that is then rolled back is taken back with :func:`forget_after`."""
+    deferred: list[Callable[[], None]] | None = session.info.get(AFTER_COMMIT)
+    if deferred is None:
+        task()
+    else:
+        deferred.append(task)
+
+
+def after_commit_mark(session: Session) -> int:
+    """Where :func:`forget_after` cuts, taken before a savepoint begins."""
+    return len(session.info.get(AFTER_COMMIT) or ())
+
+
+def forget_after(session: Session, mark: int) -> None:
+    """A savepoint was rolled back: what :func:`after_commit` was asked since ``mark``
+    (log lines about rows that are no longer written) is not done."""
+    deferred = session.info.get(AFTER_COMMIT)
+    if deferred is not None:
+        del deferred[mark:]
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine configured for safe concurrent use on SQLite or PostgreSQL."""
     parsed = make_url(url)

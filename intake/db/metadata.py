@@ -2,8 +2,8 @@
 
 Each area's tables live in their own module; importing them all here puts
 every table in ``Base.metadata`` without the table modules importing each
-other (staff_models also registers the Alembic comparator that hides the
-search objects).
+other; it also registers the Alembic comparator that hides the search objects
+(:func:`intake.db.staff_models.register_search_filter`).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from intake.db import (  # noqa: F401 - for their tables
     stats_models,
 )
 from intake.db.base import Base
+
+staff_models.register_search_filter()
 
 metadata = Base.metadata
 

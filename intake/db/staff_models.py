@@ -22,7 +22,8 @@ Full-text search objects (SQLite FTS5 ``entries_fts``; PostgreSQL
 ``entries.search_vector`` and its GIN index) are created by migration 0005 and
 built over ``entries.search_text`` since migration 0011 (no personal data in it)
 with dialect checks and kept out of the ORM metadata; the Alembic comparator
-registered below hides them from autogenerate and from the
+registered by :func:`register_search_filter` (which :mod:`intake.db.metadata` calls)
+hides them from autogenerate and from the
 models-vs-migrations comparison.
 """
 
@@ -174,7 +175,11 @@ def _is_search_object(op: Any) -> bool:
     return getattr(op, "index_name", None) in (SEARCH_INDEX, "ix_publications_search_vector")
 
 
-def _register_search_filter() -> None:
+def register_search_filter() -> None:
+    """Hide the search objects from Alembic's autogenerate (and so from the
+    models-vs-migrations test). Called by :mod:`intake.db.metadata`, which is what
+    Alembic and that test load: a process that only uses the tables does not import
+    Alembic for it."""
     try:  # the priority dispatcher exists since Alembic 1.18
         from alembic.autogenerate.compare import comparators
         from alembic.operations import ops
@@ -199,5 +204,3 @@ def _register_search_filter() -> None:
         hide_search_objects
     )
 
-
-_register_search_filter()

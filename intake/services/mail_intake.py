@@ -52,6 +52,7 @@ import hashlib
 import logging
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Table, bindparam, select, update
@@ -67,7 +68,7 @@ from intake.core.mail.automatic import (
 )
 from intake.core.pii.at_rest import redact_at_rest
 from intake.core.relay import find_relay_tokens
-from intake.db import Database
+from intake.db import Database, after_commit, after_commit_mark, forget_after
 from intake.db.inserts import InsertBatch
 from intake.db.mail_models import QuarantinedMessage
 from intake.db.models import (
@@ -216,6 +217,7 @@ def _store_batch(session: Session, messages: Sequence[ReceivedMail],
     rolled back and each message is stored under its own (:func:`store_or_quarantine`),
     so that only the failing one is quarantined."""
     sends = len(session.info.get(PENDING_SENDS) or ())
+    logged = after_commit_mark(session)
     try:
         with session.begin_nested():
             outcomes = []
@@ -234,8 +236,10 @@ def _store_batch(session: Session, messages: Sequence[ReceivedMail],
     except Exception as exc:  # noqa: BLE001 - each under its own savepoint below
         log.info("mailbox %s: a message failed in its batch (%s); storing each on its own",
                  context.mailbox, type(exc).__name__)
-        # Work items created under the rolled-back savepoint: not to be announced.
+        # Work items created under the rolled-back savepoint: not to be announced; nor
+        # its entries logged.
         del session.info.setdefault(PENDING_SENDS, [])[sends:]
+        forget_after(session, logged)
         return [store_or_quarantine(session, m.raw, context, uid=m.uid,
                                     uidvalidity=m.uidvalidity, prepared=p, facts=facts)
                 for m, p in zip(messages, ready, strict=True)]
@@ -255,14 +259,17 @@ def store_or_quarantine(session: Session, raw: bytes, context: MailContext, *,
                         facts: BatchFacts | None = None) -> MailOutcome:
     """:func:`store_message` under a savepoint; on failure, quarantine in the same transaction."""
     sends = len(session.info.get(PENDING_SENDS) or ())
+    logged = after_commit_mark(session)
     try:
         with session.begin_nested():
             return store_message(session, raw, context, prepared, facts)
     except TRANSIENT_ERRORS:
         raise
     except Exception as exc:  # noqa: BLE001 - any other failure quarantines the message
-        # Work items created under the rolled-back savepoint: not to be announced.
+        # Work items created under the rolled-back savepoint: not to be announced; nor
+        # its entries logged.
         del session.info.setdefault(PENDING_SENDS, [])[sends:]
+        forget_after(session, logged)
         error = exc.error if isinstance(exc, _NotStorable) else exc
         return quarantine(session, raw, error, mailbox=context.mailbox, uid=uid,
                           uidvalidity=uidvalidity, originals_key=context.originals_key)
@@ -333,7 +340,8 @@ def quarantine(session: Session, raw: bytes, error: BaseException, *, mailbox: s
         existing.error_message = message
         existing.resolved = False
         quarantine_id = existing.id
-    log.warning("message quarantined (%s) mailbox=%s id=%s", error_class, mailbox, quarantine_id)
+    after_commit(session, partial(log.warning, "message quarantined (%s) mailbox=%s id=%s",
+                                  error_class, mailbox, quarantine_id))
     return MailOutcome(QUARANTINED, digest, quarantine_id=quarantine_id, error_class=error_class)
 
 
@@ -466,7 +474,9 @@ def store_message(session: Session, raw: bytes, context: MailContext,
         marked = automail.mark_undeliverable(session, context.undeliverable_key,
                                              bounce_facts(raw, parsed, prepared.headers))
         if marked:
-            log.info("bounce marks the submitter address of entries %s undeliverable", marked)
+            after_commit(session, partial(
+                log.info, "bounce marks the submitter address of entries %s undeliverable",
+                marked))
 
     target = _thread_target(session, parsed, context.relay_domain)
     related: str | None = None
@@ -512,8 +522,9 @@ def _store_entry(session: Session, raw: bytes, prepared: PreparedMail, context: 
     if recorded.created:
         if verdict is not None:
             automail.record_automatic(session, recorded.entry_id, verdict)
-        log.info("mail stored as entry %s (mailbox %s)%s", recorded.entry_id, context.mailbox,
-                 f", automatic ({verdict.category})" if verdict is not None else "")
+        after_commit(session, partial(
+            log.info, "mail stored as entry %s (mailbox %s)%s", recorded.entry_id,
+            context.mailbox, f", automatic ({verdict.category})" if verdict is not None else ""))
     return MailOutcome(STORED if recorded.created else DUPLICATE, prepared.digest,
                        entry_id=recorded.entry_id, record_number=recorded.record_number,
                        auto_submitted=auto_submitted,
@@ -570,8 +581,8 @@ def _store_reply(session: Session, raw: bytes, digest: str, parsed: ParsedMessag
         enqueue_many(session, [("relay", f"relay:{message.id}", entry_id,
                                 {"thread_message_id": message.id})], batch=batch)
     batch.run(session.connection())
-    log.info("mail joined entry %s as thread message %s (%s, %s)", entry_id, message.id, via,
-             author)
+    after_commit(session, partial(log.info, "mail joined entry %s as thread message %s (%s, %s)",
+                                  entry_id, message.id, via, author))
     return MailOutcome(THREAD_REPLY, digest, entry_id=entry_id, record_number=record_number,
                        thread_message_id=message.id, via=via, author=author,
                        auto_submitted=parsed.auto_submitted,

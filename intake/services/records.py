@@ -19,6 +19,7 @@ import logging
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 from typing import Any, cast
 
 from sqlalchemy import Connection, Table, bindparam, select, update
@@ -27,7 +28,12 @@ from sqlalchemy.orm import Session
 from intake.core import sealing
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
 from intake.core.pii import Finding
-from intake.db import allocate_record_numbers, format_record_number, release_record_numbers
+from intake.db import (
+    after_commit,
+    allocate_record_numbers,
+    format_record_number,
+    release_record_numbers,
+)
 from intake.db.inserts import InsertBatch, PreparedInsert, execute
 from intake.db.models import (
     Attachment,
@@ -198,8 +204,9 @@ def record_submissions(
     batch.run(conn)
     for p, entry_id in new:
         _record_given_consent(session, entry_id, p.submission.consent)
-        log.info("entry %s recorded (%s, %s)", entry_id, p.submission.channel,
-                 p.submission.kind)
+        # Logged once it is committed (a rolled-back savepoint or batch takes it back).
+        after_commit(session, partial(log.info, "entry %s recorded (%s, %s)", entry_id,
+                                      p.submission.channel, p.submission.kind))
     return _answers(prepared, known, tokens)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 from collections.abc import Sequence
@@ -135,15 +136,17 @@ def test_a_batch_finds_what_was_stored_or_quarantined_before_and_within_it(
 
 
 def test_a_message_failing_after_its_writes_is_quarantined_and_the_batch_stored(
-        runtime: Runtime) -> None:
+        runtime: Runtime, caplog: pytest.LogCaptureFixture) -> None:
     """The batch runs under one savepoint; a message whose INSERT fails (a trigger refuses
     it) rolls that back, and the batch is stored again message by message: the others
-    stored once, with their route work, the failing one quarantined."""
+    stored once, with their route work, the failing one quarantined. The log says so
+    once it is committed: no line names an entry the rolled-back savepoint took back."""
     from tests.services.test_pii_at_rest import _poison_entries
 
     batch = [mail(subject="Pothole on Oak"), mail(subject="POISON on Main"),
              mail(subject="Broken bench")]
     _poison_entries(runtime, True)
+    caplog.set_level(logging.INFO)
     try:
         outcomes = store_messages(runtime.db, [ReceivedMail(raw) for raw in batch],
                                   context(runtime))
@@ -157,6 +160,14 @@ def test_a_message_failing_after_its_writes_is_quarantined_and_the_batch_stored(
         assert sorted(routes) == sorted(o.entry_id for o in outcomes if o.entry_id)
         row = s.scalars(select(QuarantinedMessage)).one()
         assert row.sha256 == outcomes[1].sha256 and not row.resolved
+        kept = set(s.scalars(select(Entry.id)))
+    messages = [r.getMessage() for r in caplog.records]
+    logged_stored = [int(m.split()[4]) for m in messages if m.startswith("mail stored as entry")]
+    logged_recorded = [int(m.split()[1]) for m in messages
+                       if m.startswith("entry ") and " recorded (" in m]
+    assert sorted(logged_stored) == sorted(kept)
+    assert sorted(logged_recorded) == sorted(kept)
+    assert sum(m.startswith("message quarantined") for m in messages) == 1
 
 
 def test_reply_by_in_reply_to_from_the_submitter_joins_and_is_relayed(
