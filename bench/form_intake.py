@@ -159,8 +159,11 @@ _TOKEN_IN_PAGE = re.compile(r'name="_token" value="([^"]+)"')
 HELPDESK_GET_POST = 98.7  # helpdesk's GET+POST/s stored in issue 28: the fallback only
 
 
-def _load_worker(args: tuple[int, str, int, str, float, str, str, bool]) -> tuple[int, int]:
+def _load_worker(args: tuple[int, str, int, str, float, str, str, bool]
+                 ) -> tuple[int, int, float]:
+    """(submissions answered, failed requests, CPU seconds this load process spent)."""
     port, path, threads, token, seconds, seed, kind, get_post = args
+    cpu_start = time.process_time()
     ok = errors = 0
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -194,7 +197,7 @@ def _load_worker(args: tuple[int, str, int, str, float, str, str, bool]) -> tupl
         t.start()
     for t in pool:
         t.join()
-    return ok, errors
+    return ok, errors, time.process_time() - cpu_start
 
 
 def _pair(conn: http.client.HTTPConnection, path: str, kind: str, token: str, unique: str,
@@ -245,8 +248,10 @@ def _helpdesk_pair(conn: http.client.HTTPConnection, path: str, unique: str,
 
 
 def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: float,
-           processes: int, get_post: bool = False) -> tuple[float, int, int]:
-    """Submissions per second, failed requests, submissions answered."""
+           processes: int, get_post: bool = False) -> tuple[float, int, int, float]:
+    """Submissions per second, failed requests, submissions answered, and the CPU seconds
+    the load processes spent driving them (the load shares the machine with the servers:
+    what it spends, they cannot)."""
     per = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     # Every body differs from every other of the run, warm-up and rounds included: the
     # same bytes again would be an idempotent duplicate, not a new submission.
@@ -259,7 +264,7 @@ def _drive(port: int, path: str, kind: str, token: str, clients: int, seconds: f
     elapsed = time.monotonic() - started
     ok = sum(r[0] for r in results)
     errors = sum(r[1] for r in results)
-    return ok / max(elapsed, seconds), errors, ok
+    return ok / max(elapsed, seconds), errors, ok, sum(r[2] for r in results)
 
 
 # -- servers -------------------------------------------------------------------------------
@@ -439,6 +444,7 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path,
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     cpu_ms: dict[str, list[float]] = {k: [] for k in kinds}  # per submission
     cpu_db_ms: dict[str, list[float]] = {k: [] for k in kinds}  # of which the server's
+    client_ms: dict[str, list[float]] = {k: [] for k in kinds}  # the load processes' CPU
     errors = dict.fromkeys(kinds, 0)
     stored = dict.fromkeys(kinds, 0)  # rows counted in the databases over the rounds
     answered = dict.fromkeys(kinds, 0)  # submissions answered "stored" over the rounds
@@ -477,8 +483,8 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path,
             for kind, (port, path, tok) in targets.items():
                 before = count[kind]()
                 meters[kind].start()
-                rate, failed, done = _drive(port, path, kind, tok, args.clients,
-                                            args.seconds, processes, args.get_post)
+                rate, failed, done, client = _drive(port, path, kind, tok, args.clients,
+                                                    args.seconds, processes, args.get_post)
                 cpu = meters[kind].stop()
                 made = count[kind]() - before
                 stored[kind] += made
@@ -491,6 +497,9 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path,
                 rates[kind].append(rate)
                 errors[kind] += failed
                 cost = f"  {each:6.2f} ms CPU each" if each is not None else ""
+                if done:
+                    cost += f" (load: {client / done * 1000:.2f})"
+                    client_ms[kind].append(client / done * 1000)
                 check = "" if made == done else f"  ({made} rows stored for {done} answered!)"
                 print(f"{name}: round {round_no + 1}/{args.rounds} {kind:<8} {rate:8.1f} req/s"
                       f"{cost}  {made} stored  load {_loadavg()}{check}",
@@ -518,6 +527,7 @@ def measure(name: str, url: str, args: argparse.Namespace, tmp: Path,
               "cpu": {k: statistics.median(v) for k, v in cpu_ms.items()} if measured else None,
               "cpu_db": {k: statistics.median(v) for k, v in cpu_db_ms.items()}
               if measured and admins else None,
+              "client": {k: statistics.median(v) for k, v in client_ms.items() if v},
               "helpdesk": None}
     if site is not None:
         result["helpdesk"] = {
