@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from intake.core.failures import DestinationPaused, PermanentError, TransientError
 from intake.db import AFTER_COMMIT, Database
@@ -36,7 +36,8 @@ __all__ = [
     # What the job runner (intake.jobs) binds to: the session factory and its after-commit
     # hook's key, the row and its states (intake.jobs imports nothing of intake.db).
     "AFTER_COMMIT", "Database", "WorkItem", "WorkState",
-    "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "complete", "complete_many",
+    "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "claim_together", "complete",
+    "complete_many", "release_many",
     "counts_by_state", "due_item_ids", "enqueue", "enqueue_many", "pending_sends",
     "RetryPolicy", "dead_letters", "record_failure", "retry_dead", "stale_items",
     "unfinished_count",
@@ -169,6 +170,67 @@ def claim_many(session: Session, item_ids: Sequence[int], worker: str,
         execution_options={"synchronize_session": False, "populate_existing": True},
     ).all()
     return sorted(taken, key=lambda item: item.id)
+
+
+def claim_together(session: Session, item_id: int, worker: str, lease_seconds: float, *,
+                   kinds: Collection[str], limit: int) -> list[WorkItem]:
+    """Take ``item_id`` if it is due and, only then and only if its kind is one of
+    ``kinds``, up to ``limit - 1`` other due items of its kind with it, those due the
+    longest first (so a backlog of retries cannot starve items not yet tried).
+    One UPDATE; the claimed rows in id order (``item_id`` is among them).
+
+    An item another worker holds, or that is done, takes nothing: the message for an
+    item that came in an earlier batch costs this one statement. On PostgreSQL the
+    others are picked ``FOR UPDATE SKIP LOCKED``: two workers claiming at the same
+    moment take different items instead of waiting for each other.
+    """
+    now = utcnow()
+    rows = aliased(WorkItem)
+    target = aliased(WorkItem)
+    kind_if_due = (select(target.kind)
+                   .where(target.id == item_id, _due(target, now), target.kind.in_(list(kinds)))
+                   .scalar_subquery())
+    picked = (select(rows.id)
+              .where(_due(rows, now), or_(rows.id == item_id, rows.kind == kind_if_due))
+              # Due the longest first: an item never tried comes before one retried.
+              .order_by((rows.id == item_id).desc(), rows.next_attempt_at, rows.id)
+              .limit(max(1, limit))
+              .with_for_update(skip_locked=True))
+    taken = session.scalars(
+        update(WorkItem)
+        .where(WorkItem.id.in_(picked.scalar_subquery()), _due(WorkItem, now))
+        .values(state=WorkState.RUNNING, attempts=WorkItem.attempts + 1,
+                locked_until=now + timedelta(seconds=lease_seconds), claimed_by=worker,
+                updated_at=now)
+        .returning(WorkItem),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).all()
+    return sorted(taken, key=lambda item: item.id)
+
+
+def _due(rows: Any, now: datetime) -> Any:
+    """Due to run: pending and past its next attempt, or running with an expired lease."""
+    return or_(and_(rows.state == WorkState.PENDING, rows.next_attempt_at <= now),
+               and_(rows.state == WorkState.RUNNING, rows.locked_until < now))
+
+
+def release_many(session: Session, item_ids: Sequence[int], worker: str) -> list[int]:
+    """Give back items ``worker`` claimed and did not start (their attempt not used): due
+    again now, their messages sent once the transaction commits. The ids released."""
+    if not item_ids:
+        return []
+    now = utcnow()
+    released = [int(i) for i in session.connection().execute(
+        update(_WORK_ITEMS)
+        .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
+               _WORK_ITEMS.c.state == WorkState.RUNNING,
+               _WORK_ITEMS.c.claimed_by == worker)
+        .values(state=WorkState.PENDING, attempts=_WORK_ITEMS.c.attempts - 1,
+                locked_until=None, claimed_by=None, next_attempt_at=now, enqueued_at=now,
+                updated_at=now)
+        .returning(_WORK_ITEMS.c.id)).scalars()]
+    pending_sends(session).extend((item_id, now) for item_id in released)
+    return released
 
 
 def complete(session: Session, item: WorkItem, worker: str) -> bool:
