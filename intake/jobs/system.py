@@ -19,6 +19,7 @@ Brokers, chosen by ``INTAKE_BROKER_URL``:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
@@ -62,6 +63,9 @@ CLAIM_TOGETHER = 20
 #: sent) once its reads are this old, and after a failure: each item's send-time
 #: decision is taken on inputs read at most this long before its send.
 READS_FRESH_SECONDS = 1.0
+#: How many ids of items claimed together a process remembers, so that their own
+#: messages need no claim (beyond it, such a message costs one UPDATE that takes nothing).
+TAKEN_TOGETHER_KEPT = 100_000
 
 Handler = Callable[[Session, WorkItem], None]
 BatchHandler = Callable[[Session, list[WorkItem]], None]
@@ -141,6 +145,10 @@ class JobSystem:
         self.handlers: dict[str, Handler] = {}
         self.batch_handlers: dict[str, BatchHandler] = {}
         self.together: dict[str, Together] = {}
+        # Items this process claimed with another item's message and did or is doing
+        # (ids, oldest first): their own messages, when they come here, need no claim.
+        self._taken_together: dict[int, None] = {}
+        self._taken_lock = threading.Lock()
         self.stats = JobStats()
         # False where no message could reach a worker (see create_app): new work items
         # then wait in the database for a sweeper (intake serve's) to send them.
@@ -248,6 +256,12 @@ class JobSystem:
         for a kind registered ``together``, with the due items of its kind claimed with
         it). Returns what happened to that item: done, failed, lease-lost, released or
         not-claimed."""
+        with self._taken_lock:
+            if self._taken_together.pop(item_id, False) is None:
+                # Claimed and done (or being done) here with an earlier item's message:
+                # this message is spent. (An item that failed or was given back was
+                # dropped from the set: the message sent for its retry claims it.)
+                return "not-claimed"
         with self.db.session() as session:
             claimed = workitems.claim_together(
                 session, item_id, worker, self.settings.lease_seconds,
@@ -255,8 +269,8 @@ class JobSystem:
         if not claimed:
             return "not-claimed"
         spec = self.together.get(claimed[0].kind)
-        outcomes = (self._run_together(spec, claimed, worker) if spec is not None
-                    else self._run(claimed, worker))
+        outcomes = (self._run(claimed, worker) if spec is None
+                    else self._run_together(spec, claimed, worker, item_id))
         return next((outcome for item, outcome in zip(claimed, outcomes, strict=True)
                      if item.id == item_id), "not-claimed")
 
@@ -280,8 +294,20 @@ class JobSystem:
                                             self.settings.lease_seconds)
         return self._run(claimed, worker) if claimed else []
 
-    def _run_together(self, spec: Together, claimed: Sequence[WorkItem], worker: str
-                      ) -> list[str]:
+    def _mark_taken(self, item_ids: Sequence[int]) -> None:
+        with self._taken_lock:
+            self._taken_together.update(dict.fromkeys(item_ids))
+            excess = len(self._taken_together) - TAKEN_TOGETHER_KEPT
+            for old in list(itertools.islice(self._taken_together, max(0, excess))):
+                del self._taken_together[old]  # its message, if it comes, claims nothing
+
+    def _unmark_taken(self, item_ids: Sequence[int]) -> None:
+        with self._taken_lock:
+            for item_id in item_ids:
+                self._taken_together.pop(item_id, None)
+
+    def _run_together(self, spec: Together, claimed: Sequence[WorkItem], worker: str,
+                      message_item: int) -> list[str]:
         """Items of one kind claimed together: read for them all, then each item sent and
         committed on its own transaction (a failure is its own: recorded, the others go
         on), so a worker killed mid-batch can re-send at most the one in flight.
@@ -292,24 +318,35 @@ class JobSystem:
         lease that expires while they are sent.
         """
         started = time.monotonic()
+        # The others' own messages, when they come to this process while their items wait
+        # here, need no claim. Each is forgotten before its item runs (its failure or
+        # release sends a new message, which must claim it) and remembered once done.
+        self._mark_taken([item.id for item in claimed if item.id != message_item])
         outcomes: list[str] = []
         reads: Any = None
         read_at = 0.0
         for n, item in enumerate(claimed):
             if time.monotonic() - started > self.settings.lease_seconds / 2:
+                rest = [i.id for i in claimed[n:]]
+                self._unmark_taken(rest)
                 with self.db.session() as session:
-                    workitems.release_many(session, [i.id for i in claimed[n:]], worker)
-                return outcomes + ["released"] * (len(claimed) - n)
+                    workitems.release_many(session, rest, worker)
+                return outcomes + ["released"] * len(rest)
             if reads is None or time.monotonic() - read_at > READS_FRESH_SECONDS:
                 read_at = time.monotonic()
                 try:
                     with self.db.session() as session:
                         reads = spec.read(session, list(claimed[n:]))
                 except Exception as exc:  # noqa: BLE001 - each item then reads for itself
+                    self._unmark_taken([i.id for i in claimed[n:]])
                     return outcomes + self._one_by_one(claimed[n:], worker, type(exc).__name__)
+            self._unmark_taken([item.id])
             outcome = self._run([item], worker, call=partial(_send_with, spec.send, reads))[0]
             outcomes.append(outcome)
-            if outcome != "done":
+            if outcome == "done":
+                if item.id != message_item:
+                    self._mark_taken([item.id])
+            else:
                 reads = None  # what the failure changed (a circuit) is read again
         return outcomes
 

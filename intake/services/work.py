@@ -176,42 +176,55 @@ def claim_together(session: Session, item_id: int, worker: str, lease_seconds: f
                    kinds: Collection[str], limit: int) -> list[WorkItem]:
     """Take ``item_id`` if it is due and, only then and only if its kind is one of
     ``kinds``, up to ``limit - 1`` other due items of its kind with it, those due the
-    longest first (so a backlog of retries cannot starve items not yet tried).
-    One UPDATE; the claimed rows in id order (``item_id`` is among them).
+    longest first (so a backlog of retries cannot starve items not yet tried). The
+    claimed rows in id order (``item_id`` among them), or none.
 
-    An item another worker holds, or that is done, takes nothing: the message for an
-    item that came in an earlier batch costs this one statement. On PostgreSQL the
-    others are picked ``FOR UPDATE SKIP LOCKED``: two workers claiming at the same
+    Two UPDATEs, each built once: the item by its key (an item another worker holds,
+    or that is done, costs this one cheap statement), then the others. On PostgreSQL
+    the others are picked ``FOR UPDATE SKIP LOCKED``: two workers claiming at the same
     moment take different items instead of waiting for each other.
     """
     now = utcnow()
-    rows = aliased(WorkItem)
-    target = aliased(WorkItem)
-    kind_if_due = (select(target.kind)
-                   .where(target.id == item_id, _due(target, now), target.kind.in_(list(kinds)))
-                   .scalar_subquery())
-    picked = (select(rows.id)
-              .where(_due(rows, now), or_(rows.id == item_id, rows.kind == kind_if_due))
-              # Due the longest first: an item never tried comes before one retried.
-              .order_by((rows.id == item_id).desc(), rows.next_attempt_at, rows.id)
-              .limit(max(1, limit))
-              .with_for_update(skip_locked=True))
-    taken = session.scalars(
-        update(WorkItem)
-        .where(WorkItem.id.in_(picked.scalar_subquery()), _due(WorkItem, now))
-        .values(state=WorkState.RUNNING, attempts=WorkItem.attempts + 1,
-                locked_until=now + timedelta(seconds=lease_seconds), claimed_by=worker,
-                updated_at=now)
-        .returning(WorkItem),
-        execution_options={"synchronize_session": False, "populate_existing": True},
-    ).all()
-    return sorted(taken, key=lambda item: item.id)
+    values = {"now": now, "until": now + timedelta(seconds=lease_seconds), "claimer": worker}
+    options = {"synchronize_session": False, "populate_existing": True}
+    first = session.scalars(_CLAIM_ONE, {**values, "item": item_id},
+                            execution_options=options).all()
+    if not first or first[0].kind not in kinds or limit <= 1:
+        return list(first)
+    others = session.scalars(_CLAIM_DUE_OF_KIND,
+                             {**values, "of_kind": first[0].kind, "n": limit - 1},
+                             execution_options=options).all()
+    return sorted([*first, *others], key=lambda item: item.id)
 
 
-def _due(rows: Any, now: datetime) -> Any:
-    """Due to run: pending and past its next attempt, or running with an expired lease."""
+def _due(rows: Any) -> Any:
+    """Due to run at :now: pending and past its next attempt, or running with an expired
+    lease (its worker died)."""
+    now: Any = bindparam("now")
     return or_(and_(rows.state == WorkState.PENDING, rows.next_attempt_at <= now),
                and_(rows.state == WorkState.RUNNING, rows.locked_until < now))
+
+
+_CLAIMED_VALUES = {"state": WorkState.RUNNING, "attempts": WorkItem.attempts + 1,
+                   "locked_until": bindparam("until"), "claimed_by": bindparam("claimer"),
+                   "updated_at": bindparam("now")}
+_CLAIM_ONE = (update(WorkItem).where(WorkItem.id == bindparam("item"), _due(WorkItem))
+              .values(**_CLAIMED_VALUES).returning(WorkItem))
+_PICKED = aliased(WorkItem)
+# Pending ones only (an expired lease is found by the sweeper, whose message names it),
+# in the order of ix_work_items_state_next_attempt.
+_CLAIM_DUE_OF_KIND = (
+    update(WorkItem)
+    .where(WorkItem.id.in_(
+        select(_PICKED.id)
+        .where(_PICKED.state == WorkState.PENDING, _PICKED.next_attempt_at <= bindparam("now"),
+               _PICKED.kind == bindparam("of_kind"))
+        .order_by(_PICKED.next_attempt_at, _PICKED.id)
+        .limit(bindparam("n"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()),
+        WorkItem.state == WorkState.PENDING)
+    .values(**_CLAIMED_VALUES).returning(WorkItem))
 
 
 def release_many(session: Session, item_ids: Sequence[int], worker: str) -> list[int]:
