@@ -269,8 +269,17 @@ class JobSystem:
         if not claimed:
             return "not-claimed"
         spec = self.together.get(claimed[0].kind)
-        outcomes = (self._run(claimed, worker) if spec is None
-                    else self._run_together(spec, claimed, worker, item_id))
+        if spec is None:
+            outcomes = self._run(claimed, worker)
+        else:
+            try:
+                outcomes = self._run_together(spec, claimed, worker, item_id)
+            except BaseException:
+                # The thread is stopped mid-batch (a time limit, a shutdown): the items
+                # left are found again by their messages or the sweeper, once their lease
+                # runs out; this process must not take those messages for spent.
+                self._unmark_taken([item.id for item in claimed])
+                raise
         return next((outcome for item, outcome in zip(claimed, outcomes, strict=True)
                      if item.id == item_id), "not-claimed")
 
