@@ -253,17 +253,19 @@ def complete(session: Session, item: WorkItem, worker: str) -> bool:
 
 def complete_many(session: Session, item_ids: Sequence[int], worker: str) -> bool:
     """Mark all done in one UPDATE; False unless every one of them was still ours."""
-    now = utcnow()
     marked = session.connection().execute(
-        update(_WORK_ITEMS)
-        .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
-               _WORK_ITEMS.c.state == WorkState.RUNNING,
-               _WORK_ITEMS.c.claimed_by == worker)
-        .values(state=WorkState.DONE, done_at=now, updated_at=now, locked_until=None,
-                last_error=None)
-        .returning(_WORK_ITEMS.c.id)
-    ).scalars().all()
+        _COMPLETE, {"ids": list(item_ids), "claimer": worker, "now": utcnow()}).scalars().all()
     return len(marked) == len(item_ids)
+
+
+# Built once (it runs once a work item).
+_COMPLETE = (update(_WORK_ITEMS)
+             .where(_WORK_ITEMS.c.id.in_(bindparam("ids", expanding=True)),
+                    _WORK_ITEMS.c.state == WorkState.RUNNING,
+                    _WORK_ITEMS.c.claimed_by == bindparam("claimer"))
+             .values(state=WorkState.DONE, done_at=bindparam("now"), updated_at=bindparam("now"),
+                     locked_until=None, last_error=None)
+             .returning(_WORK_ITEMS.c.id))
 
 
 def backoff_seconds(attempts: int, base: float, cap: float = 3600.0) -> float:
