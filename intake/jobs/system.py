@@ -149,6 +149,7 @@ class JobSystem:
         # (ids, oldest first): their own messages, when they come here, need no claim.
         self._taken_together: dict[int, None] = {}
         self._taken_lock = threading.Lock()
+        self.reads_fresh_seconds = READS_FRESH_SECONDS
         self.stats = JobStats()
         # False where no message could reach a worker (see create_app): new work items
         # then wait in the database for a sweeper (intake serve's) to send them.
@@ -341,7 +342,7 @@ class JobSystem:
                 with self.db.session() as session:
                     workitems.release_many(session, rest, worker)
                 return outcomes + ["released"] * len(rest)
-            if reads is None or time.monotonic() - read_at > READS_FRESH_SECONDS:
+            if reads is None or time.monotonic() - read_at > self.reads_fresh_seconds:
                 read_at = time.monotonic()
                 try:
                     with self.db.session() as session:
