@@ -17,7 +17,7 @@ from intake.core.publication import RecordsConfigError
 from intake.core.routing import Decision
 from intake.db import Database
 from intake.db.migrate import current_revisions, head_revisions, upgrade
-from intake.jobs.system import JobSystem
+from intake.jobs.system import JobSystem, Together
 from intake.logsafe import OneLineFormatter
 from intake.services import gate, publication
 from intake.services.delivery import Delivery
@@ -69,6 +69,8 @@ class Runtime:
             self.records, settings.relay_domain))
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
+        for kind, (read, send) in self.delivery.together().items():
+            self.jobs.register(kind, together=Together(read, send))
         self._closers: list[Callable[[], None]] = []
         # The mail intake's worker processes (started on the first batch, stopped in close).
         self.mail_pool = MailPool(settings.mail_workers) if settings.mail_workers else None

@@ -19,13 +19,17 @@ Brokers, chosen by ``INTAKE_BROKER_URL``:
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
+from typing import Any
 
 import dramatiq
 from dramatiq.brokers.stub import StubBroker
@@ -52,8 +56,29 @@ ACTOR_NAME = "perform_work_item"
 #: Broker messages a worker process takes ahead, per worker thread (dramatiq's default: 2).
 PREFETCH_PER_THREAD = 16
 
+#: Due items of a kind registered with ``together=`` that one message's worker thread
+#: claims with the item the message names (oldest first).
+CLAIM_TOGETHER = 20
+#: A batch claimed together reads what its items need again (for the items not yet
+#: sent) once its reads are this old, and after a failure: each item's send-time
+#: decision is taken on inputs read at most this long before its send.
+READS_FRESH_SECONDS = 1.0
+#: How many ids of items claimed together a process remembers, so that their own
+#: messages need no claim (beyond it, such a message costs one UPDATE that takes nothing).
+TAKEN_TOGETHER_KEPT = 100_000
+
 Handler = Callable[[Session, WorkItem], None]
 BatchHandler = Callable[[Session, list[WorkItem]], None]
+
+
+@dataclass(frozen=True)
+class Together:
+    """A kind whose due items are claimed together (:meth:`JobSystem.register`): ``read``
+    reads what a list of its items needs, in one query per table; ``send`` performs one
+    item with those reads. Each item still commits on its own, right after its send."""
+
+    read: Callable[[Session, list[WorkItem]], Any]
+    send: Callable[[Session, WorkItem, Any], None]
 
 
 class BrokerUnavailable(RuntimeError):
@@ -119,6 +144,12 @@ class JobSystem:
         self.broker = make_broker(settings)
         self.handlers: dict[str, Handler] = {}
         self.batch_handlers: dict[str, BatchHandler] = {}
+        self.together: dict[str, Together] = {}
+        # Items this process claimed with another item's message and did or is doing
+        # (ids, oldest first): their own messages, when they come here, need no claim.
+        self._taken_together: dict[int, None] = {}
+        self._taken_lock = threading.Lock()
+        self.reads_fresh_seconds = READS_FRESH_SECONDS
         self.stats = JobStats()
         # False where no message could reach a worker (see create_app): new work items
         # then wait in the database for a sweeper (intake serve's) to send them.
@@ -143,9 +174,27 @@ class JobSystem:
 
     # -- sending ---------------------------------------------------------
 
-    def register(self, kind: str, handler: Handler, *, many: BatchHandler | None = None) -> None:
+    def register(self, kind: str, handler: Handler | None = None, *,
+                 many: BatchHandler | None = None, together: Together | None = None) -> None:
         """``handler`` performs one item of ``kind``; ``many``, if given, a batch of them
-        (for :meth:`perform_batch`), all or nothing."""
+        (for :meth:`perform_batch`), all or nothing.
+
+        With ``together`` instead of ``handler``, the message for one item of ``kind``
+        claims up to :data:`CLAIM_TOGETHER` due items of it at once (:meth:`perform`),
+        reads for them all at once and sends them one by one, each committed on its
+        own; the one-item handler is the same code: a batch of one.
+        """
+        if together is not None:
+            spec = together
+
+            def handler(session: Session, item: WorkItem) -> None:
+                spec.send(session, item, spec.read(session, [item]))
+
+            self.together[kind] = together
+        else:
+            self.together.pop(kind, None)
+        if handler is None:
+            raise TypeError("register needs a handler or together=")
         self.handlers[kind] = handler
         if many is not None:
             self.batch_handlers[kind] = many
@@ -204,10 +253,36 @@ class JobSystem:
         self.perform(item_id, worker)
 
     def perform(self, item_id: int, worker: str) -> str:
-        """Run one work item if it is due and unclaimed (:meth:`perform_batch` of one).
-        Returns what happened: done, failed, lease-lost or not-claimed."""
-        outcomes = self._claim_and_run([item_id], worker)
-        return outcomes[0] if outcomes else "not-claimed"
+        """Run one work item if it is due and unclaimed (:meth:`perform_batch` of one;
+        for a kind registered ``together``, with the due items of its kind claimed with
+        it). Returns what happened to that item: done, failed, lease-lost, released or
+        not-claimed."""
+        with self._taken_lock:
+            if self._taken_together.pop(item_id, False) is None:
+                # Claimed and done (or being done) here with an earlier item's message:
+                # this message is spent. (An item that failed or was given back was
+                # dropped from the set: the message sent for its retry claims it.)
+                return "not-claimed"
+        with self.db.session() as session:
+            claimed = workitems.claim_together(
+                session, item_id, worker, self.settings.lease_seconds,
+                kinds=tuple(self.together), limit=CLAIM_TOGETHER)
+        if not claimed:
+            return "not-claimed"
+        spec = self.together.get(claimed[0].kind)
+        if spec is None:
+            outcomes = self._run(claimed, worker)
+        else:
+            try:
+                outcomes = self._run_together(spec, claimed, worker, item_id)
+            except BaseException:
+                # The thread is stopped mid-batch (a time limit, a shutdown): the items
+                # left are found again by their messages or the sweeper, once their lease
+                # runs out; this process must not take those messages for spent.
+                self._unmark_taken([item.id for item in claimed])
+                raise
+        return next((outcome for item, outcome in zip(claimed, outcomes, strict=True)
+                     if item.id == item_id), "not-claimed")
 
     def perform_batch(self, item_ids: Sequence[int], worker: str) -> int:
         """Run several items with two commits in all instead of two each. Returns how many
@@ -229,13 +304,75 @@ class JobSystem:
                                             self.settings.lease_seconds)
         return self._run(claimed, worker) if claimed else []
 
-    def _run(self, claimed: Sequence[WorkItem], worker: str) -> list[str]:
+    def _mark_taken(self, item_ids: Sequence[int]) -> None:
+        with self._taken_lock:
+            self._taken_together.update(dict.fromkeys(item_ids))
+            excess = len(self._taken_together) - TAKEN_TOGETHER_KEPT
+            for old in list(itertools.islice(self._taken_together, max(0, excess))):
+                del self._taken_together[old]  # its message, if it comes, claims nothing
+
+    def _unmark_taken(self, item_ids: Sequence[int]) -> None:
+        with self._taken_lock:
+            for item_id in item_ids:
+                self._taken_together.pop(item_id, None)
+
+    def _run_together(self, spec: Together, claimed: Sequence[WorkItem], worker: str,
+                      message_item: int) -> list[str]:
+        """Items of one kind claimed together: read for them all, then each item sent and
+        committed on its own transaction (a failure is its own: recorded, the others go
+        on), so a worker killed mid-batch can re-send at most the one in flight.
+
+        The reads are taken again for the items left once they are
+        :data:`READS_FRESH_SECONDS` old or an item failed. Items not started once half the
+        lease has gone (a slow server) are given back, due now, rather than risk a
+        lease that expires while they are sent.
+        """
+        started = time.monotonic()
+        # The others' own messages, when they come to this process while their items wait
+        # here, need no claim. Each is forgotten before its item runs (its failure or
+        # release sends a new message, which must claim it) and remembered once done.
+        self._mark_taken([item.id for item in claimed if item.id != message_item])
+        outcomes: list[str] = []
+        reads: Any = None
+        read_at = 0.0
+        for n, item in enumerate(claimed):
+            if time.monotonic() - started > self.settings.lease_seconds / 2:
+                rest = [i.id for i in claimed[n:]]
+                self._unmark_taken(rest)
+                with self.db.session() as session:
+                    workitems.release_many(session, rest, worker)
+                return outcomes + ["released"] * len(rest)
+            if reads is None or time.monotonic() - read_at > self.reads_fresh_seconds:
+                read_at = time.monotonic()
+                try:
+                    with self.db.session() as session:
+                        reads = spec.read(session, list(claimed[n:]))
+                except Exception as exc:  # noqa: BLE001 - each item then reads for itself
+                    self._unmark_taken([i.id for i in claimed[n:]])
+                    return outcomes + self._one_by_one(claimed[n:], worker, type(exc).__name__)
+            self._unmark_taken([item.id])
+            outcome = self._run([item], worker, call=partial(_send_with, spec.send, reads))[0]
+            outcomes.append(outcome)
+            if outcome == "done":
+                if item.id != message_item:
+                    self._mark_taken([item.id])
+            else:
+                reads = None  # what the failure changed (a circuit) is read again
+        return outcomes
+
+    def _run(self, claimed: Sequence[WorkItem], worker: str,
+             call: Handler | None = None) -> list[str]:
         """Run the handlers of items ``worker`` has claimed, in one transaction; record the
         outcomes (see :meth:`perform_batch`). One item runs without a savepoint: its
-        failure fails the transaction, and is recorded in a new one."""
+        failure fails the transaction, and is recorded in a new one. ``call`` (one item
+        only) runs it instead of its kind's handler."""
         try:
             with self.db.session() as session:
-                outcomes = self._call_handlers(session, claimed, worker)
+                if call is not None:
+                    call(session, session.merge(claimed[0], load=False))
+                    outcomes = ["done"]
+                else:
+                    outcomes = self._call_handlers(session, claimed, worker)
                 finished = [item.id for item, outcome in zip(claimed, outcomes, strict=True)
                             if outcome == "done"]
                 if finished and not workitems.complete_many(session, finished, worker):
@@ -504,6 +641,11 @@ class Heartbeat:
             heartbeats.remove(self.db, self.identity)
         except Exception as exc:  # noqa: BLE001 - it goes stale on its own
             log.warning("heartbeat row not removed (%s)", type(exc).__name__)
+
+
+def _send_with(send: Callable[[Session, WorkItem, Any], None], reads: Any,
+               session: Session, item: WorkItem) -> None:
+    send(session, item, reads)
 
 
 class _LeaseLost(Exception):

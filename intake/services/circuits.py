@@ -28,11 +28,12 @@ temporary failure; never give up because of a count of tries.
 from __future__ import annotations
 
 import random
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, or_, select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -42,7 +43,8 @@ from intake.db.delivery_models import CircuitState, DeliveryCircuit
 from intake.db.models import utcnow
 from intake.settings import Settings
 
-__all__ = ["CircuitPolicy", "CircuitView", "admit", "circuits", "failed", "succeeded"]
+__all__ = ["CircuitPolicy", "CircuitView", "admit", "circuits", "failed", "read_circuits",
+           "succeeded"]
 
 _CIRCUITS = cast(Table, DeliveryCircuit.__table__)
 
@@ -88,8 +90,26 @@ class CircuitView:
     last_error: str | None
 
 
+_UNREAD: Any = object()
+_ADMIT_COLUMNS = (_CIRCUITS.c.destination, _CIRCUITS.c.state, _CIRCUITS.c.retry_at,
+                  _CIRCUITS.c.failing_since, _CIRCUITS.c.last_error, _CIRCUITS.c.failures)
+_ADMIT_ROW = select(*_ADMIT_COLUMNS).where(_CIRCUITS.c.destination == bindparam("d"))
+_ADMIT_ROWS = select(*_ADMIT_COLUMNS).where(
+    _CIRCUITS.c.destination.in_(bindparam("ds", expanding=True)))
+
+
+def read_circuits(session: Session, destinations: Collection[str]) -> dict[str, Any]:
+    """The circuit rows of ``destinations`` in one query, as :func:`admit` reads them
+    (None for a destination without a row: never failed), for its ``known=``."""
+    found: dict[str, Any] = dict.fromkeys(destinations)
+    if found:
+        for row in session.execute(_ADMIT_ROWS, {"ds": list(found)}):
+            found[row.destination] = row
+    return found
+
+
 def admit(session: Session, destination: str, policy: CircuitPolicy,
-          now: datetime | None = None) -> bool:
+          now: datetime | None = None, *, known: Any = _UNREAD) -> bool:
     """Before sending to ``destination``, in the send's transaction.
 
     Returns if it may be tried: its circuit is closed, or open past its
@@ -103,11 +123,14 @@ def admit(session: Session, destination: str, policy: CircuitPolicy,
         DestinationPaused: the circuit is open (until its ``retry_at``), or
             another worker is probing it.
     """
+    if known is not _UNREAD and (known is None or (
+            known.state == CircuitState.CLOSED and int(known.failures) == 0)):
+        # ``known``: the row as :func:`read_circuits` read it shortly before. Only its
+        # usual answer (closed, nothing to reset) is taken from it; any other state is
+        # read again below, as it may have moved.
+        return False
     now = now or utcnow()
-    row = session.execute(select(_CIRCUITS.c.state, _CIRCUITS.c.retry_at,
-                                 _CIRCUITS.c.failing_since, _CIRCUITS.c.last_error,
-                                 _CIRCUITS.c.failures)
-                          .where(_CIRCUITS.c.destination == destination)).one_or_none()
+    row = session.execute(_ADMIT_ROW, {"d": destination}).one_or_none()
     if row is None:
         return False
     if row.state != CircuitState.OPEN:

@@ -36,7 +36,7 @@ message was accepted, so that window can be made small, not closed.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
@@ -48,7 +48,7 @@ import jinja2
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.orm import Session
 
-from intake.core.consent import Purpose
+from intake.core.consent import ConsentEvent, Purpose
 from intake.core.disclosure import (
     ANONYMOUS_NAME,
     OutgoingMessage,
@@ -60,6 +60,7 @@ from intake.core.disclosure import Submitter as SubmitterView
 from intake.core.failures import PermanentError
 from intake.core.mail.headers import header_text, mailbox, new_message
 from intake.core.mail.wire import attach
+from intake.core.pii import Finding
 from intake.core.rendition import Audience, Rendition
 from intake.core.routing import Decision as RoutingOutcome
 from intake.db.models import (
@@ -76,8 +77,9 @@ from intake.db.models import (
 from intake.services import automail, gate, records, renditions
 from intake.services.circuits import CircuitPolicy
 from intake.services.citizen_mail import N_, CitizenMail, render_citizen, translate
-from intake.services.consent import consent_states
-from intake.services.links import create_access_link, relay_for
+from intake.services.consent import consent_events_of, consent_states
+from intake.services.findings import findings_by_place_of
+from intake.services.links import create_access_link, relay_for, relays_for
 from intake.services.routing import RoutedEntry, RulesProvider
 from intake.settings import Settings
 
@@ -213,16 +215,18 @@ class Outbox:
         self.senders = senders
         self.circuit = CircuitPolicy.from_settings(settings)
 
-    def ledger(self, session: Session, item: WorkItem, *, fallback: bool = False
+    def ledger(self, session: Session, item: WorkItem, *, fallback: bool = False,
+               inputs: gate.RecheckInputs | None = None
                ) -> tuple[Disclosure, GateDecision] | None:
-        """The item's ledger row and the send-time decision; None if it must not be sent."""
+        """The item's ledger row and the send-time decision; None if it must not be sent.
+        ``inputs``: the gate's inputs for it, read beforehand with a batch's."""
         disclosure_id = item.payload.get("disclosure_id")
         if not isinstance(disclosure_id, int):
             raise PermanentError("work item has no disclosure ledger row")
         # Held while the gate rechecks: its session.get finds it in the identity map
         # instead of reading it again (and so does the one below).
-        held = session.get(Disclosure, disclosure_id)
-        decision = gate.recheck(session, disclosure_id)
+        held = inputs.row if inputs is not None else session.get(Disclosure, disclosure_id)
+        decision = gate.recheck(session, disclosure_id, inputs=inputs)
         if not decision.allowed and decision.reason == "consent-withdrawn" and fallback:
             redone = self._disclose_without_identity(session, disclosure_id)
             if isinstance(redone, tuple):
@@ -233,7 +237,7 @@ class Outbox:
                               detail={"reason": decision.reason, "work_item": item.id}))
             log.info("work item %s stopped at send time: %s", item.id, decision.reason)
             return None
-        row = session.get(Disclosure, disclosure_id)
+        row = held if inputs is not None else session.get(Disclosure, disclosure_id)
         assert row is not None and (held is None or row is held)
         return row, decision
 
@@ -316,16 +320,19 @@ class Outbox:
             raise gate.mail_waits()
 
     def send(self, session: Session, decision: GateDecision, msg: EmailMessage,
-             recipients: list[str], sender: str | None = None) -> None:
+             recipients: list[str], sender: str | None = None, *,
+             circuits: Mapping[str, Any] | None = None) -> None:
+        """Through the gate; ``circuits``: the circuit rows read with a batch's reads."""
         gate.send_email(decision, self.senders.mail, msg,
                         envelope_from=sender or self.settings.mail_from, recipients=recipients,
-                        breaker=gate.Breaker(session, self.circuit))
+                        breaker=gate.Breaker(session, self.circuit, circuits))
 
     def post(self, session: Session, decision: GateDecision, url: str,
-             payload: dict[str, Any], message_id: str) -> None:
+             payload: dict[str, Any], message_id: str, *,
+             circuits: Mapping[str, Any] | None = None) -> None:
         gate.post_webhook(decision, self.senders.webhook, url, payload,
                           idempotency_key=message_id.strip("<>"),
-                          breaker=gate.Breaker(session, self.circuit))
+                          breaker=gate.Breaker(session, self.circuit, circuits))
 
 
 class _Step:
@@ -340,32 +347,97 @@ class _Step:
 # -- forwarding to agencies ----------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ForwardReads:
+    """What forwarding a list of deliver items reads, one query a table (:meth:`Forwarder.read`):
+    each item's ledger row, its entry with the entry's consent events, submitter, stored
+    findings, relay address and attachments, the Message-IDs already recorded, and the
+    circuits of their destinations."""
+
+    ledger: dict[int, Disclosure]
+    entries: dict[int, Entry]
+    consents: dict[int, list[ConsentEvent]]
+    submitters: dict[int, Submitter]
+    findings: dict[int, dict[str, list[Finding]]]
+    relays: dict[int, str]
+    attachments: dict[int, list[Any]]
+    sent: frozenset[str]
+    circuits: dict[str, Any]
+
+
 class Forwarder(_Step):
-    """Forwards an entry to an agency: the agency's rendition, by e-mail or webhook."""
+    """Forwards an entry to an agency: the agency's rendition, by e-mail or webhook.
+
+    The deliver items due together are claimed together (:class:`intake.jobs.system.
+    Together`): :meth:`read` reads for all of them at once, :meth:`send` sends one with
+    those reads, and commits alone. :meth:`deliver` is the batch of one.
+    """
 
     def deliver(self, session: Session, item: WorkItem) -> None:
         """Forward an entry to an agency (e-mail or webhook)."""
-        ledger = self.outbox.ledger(session, item, fallback=True)
+        self.send(session, item, self.read(session, [item]))
+
+    def read(self, session: Session, items: list[WorkItem]) -> ForwardReads:
+        """What forwarding ``items`` needs, one query a table."""
+        disclosure_ids = sorted({i for i in (item.payload.get("disclosure_id") for item in items)
+                                 if isinstance(i, int)})
+        entry_ids = sorted({item.entry_id for item in items if item.entry_id is not None})
+        ledger = {row.id: row for row in session.scalars(
+            select(Disclosure).where(Disclosure.id.in_(disclosure_ids)))} if disclosure_ids \
+            else {}
+        entries = {entry.id: entry for entry in session.scalars(
+            select(Entry).where(Entry.id.in_(entry_ids)))} if entry_ids else {}
+        entry_ids = sorted(entries)
+        message_ids = [self.outbox.message_id("forward", item, entries[item.entry_id])
+                       for item in items if item.entry_id in entries]
+        sent = frozenset(session.scalars(select(SentMessage.message_id).where(
+            SentMessage.message_id.in_(message_ids)))) if message_ids else frozenset()
+        agencies = self.rules.current().agencies
+        hooks = sorted({agencies[row.recipient_id].webhook or "" for row in ledger.values()
+                        if row.recipient_id in agencies} - {""})
+        return ForwardReads(
+            ledger=ledger, entries=entries,
+            consents=consent_events_of(session, entry_ids),
+            submitters={s.entry_id: s for s in session.scalars(
+                select(Submitter).where(Submitter.entry_id.in_(entry_ids)))} if entry_ids else {},
+            findings=findings_by_place_of(session, entry_ids),
+            relays=relays_for(session, entry_ids, self.settings.relay_domain),
+            attachments=self._attachment_rows(session, entry_ids),
+            sent=sent,
+            circuits=gate.read_circuits(session, self.outbox.senders, hooks))
+
+    def send(self, session: Session, item: WorkItem, reads: ForwardReads) -> None:
+        """Forward one entry to an agency with the reads of its batch: the gate's send-time
+        decision (consent, stopped deliveries, the circuit) taken for this item alone."""
+        disclosure_id = item.payload.get("disclosure_id")
+        entry = reads.entries.get(item.entry_id) if item.entry_id is not None else None
+        inputs = None
+        if isinstance(disclosure_id, int) and entry is not None:
+            inputs = gate.RecheckInputs(reads.ledger.get(disclosure_id),
+                                        reads.consents.get(entry.id, []))
+        ledger = self.outbox.ledger(session, item, fallback=True, inputs=inputs)
         if ledger is None:
             return
         row, decision = ledger
-        entry = self.outbox.entry(session, item)
+        if entry is None:
+            raise PermanentError("work item without an entry")
         agency = self.rules.current().agencies.get(row.recipient_id)
         if agency is None:
             raise PermanentError(f"agency '{row.recipient_id}' is no longer in the rules")
         message_id = self.outbox.message_id("forward", item, entry)
-        if self.outbox.already_sent(session, message_id):
+        if message_id in reads.sent:
             return
         if not agency.webhook:
             self.outbox.require_mail()  # before the rendition: it would be thrown away
-        relay = self.outbox.relay_address(session, entry.id)
-        files = self._attachments(session, entry.id)
+        relay = reads.relays[entry.id]
+        files = self._attachments(session, entry.id, reads.attachments.get(entry.id, []))
         outgoing, rendition = self._forward_rendition(
-            session, entry, _submitter(session, entry.id), decision, relay, row,
-            tuple(f[0] for f in files))
+            session, entry, reads.submitters.get(entry.id), decision, relay, row,
+            tuple(f[0] for f in files), reads.findings.get(entry.id, {}))
         if agency.webhook:
             self.outbox.post(session, decision, agency.webhook,
-                             _webhook_payload(entry, outgoing, rendition, message_id), message_id)
+                             _webhook_payload(entry, outgoing, rendition, message_id), message_id,
+                             circuits=reads.circuits)
         else:
             msg = self.outbox.email(
                 to=agency.email or "", to_name=agency.name,
@@ -377,7 +449,8 @@ class Forwarder(_Step):
             for (_, content_type, content), name in zip(files, outgoing.attachment_names,
                                                        strict=True):
                 attach(msg, content, content_type, header_text(name))
-            self.outbox.send(session, decision, msg, [agency.email or ""])
+            self.outbox.send(session, decision, msg, [agency.email or ""],
+                             circuits=reads.circuits)
         self.outbox.record_sent(session, item, entry, message_id, "forward", "agency", agency.id)
         session.connection().execute(_INSERT_EVENT, {
             "entry_id": entry.id, "kind": "forwarded", "at": utcnow(), "actor": "system",
@@ -388,7 +461,8 @@ class Forwarder(_Step):
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
                            decision: GateDecision, relay: str, row: Disclosure,
-                           names: tuple[str, ...]) -> tuple[OutgoingMessage, Rendition]:
+                           names: tuple[str, ...], findings: Mapping[str, Sequence[Finding]]
+                           ) -> tuple[OutgoingMessage, Rendition]:
         # What the agency may see comes from the one rendition; a send-time decision
         # without identity renders as if no consent had ever been given.
         rendition = renditions.render_entry(
@@ -396,7 +470,7 @@ class Forwarder(_Step):
             agency_id=row.recipient_id, relay_domain=self.settings.relay_domain, thread=False,
             consents=None if decision.include_identity else (),
             extra={f"attachment:{i}": n for i, n in enumerate(names)},
-            submitter=submitter, relay_address=relay)
+            submitter=submitter, relay_address=relay, findings=findings)
         identity = decision.include_identity and rendition.identity_shared
         # Feedback and survey answers come without contact details: nobody can be answered.
         anonymous = submitter is None or not submitter.email
@@ -420,14 +494,25 @@ class Forwarder(_Step):
         return render_for_recipient(message, _submitter_view(submitter), decision,
                                     relay), rendition
 
-    def _attachments(self, session: Session, entry_id: int) -> list[tuple[str, str, bytes]]:
-        rows = session.execute(
-            select(Attachment.filename, Attachment.sniffed_type, Attachment.content,
-                   Attachment.sha256)
-            .where(Attachment.entry_id == entry_id, Attachment.thread_message_id.is_(None),
-                   Attachment.content.is_not(None))
-            .order_by(Attachment.id)
-        ).all()
+    @staticmethod
+    def _attachment_rows(session: Session, entry_ids: Sequence[int]) -> dict[int, list[Any]]:
+        """The entries' own attachments (not their replies'), sealed, in order."""
+        found: dict[int, list[Any]] = {entry_id: [] for entry_id in entry_ids}
+        if found:
+            for r in session.execute(
+                    select(Attachment.entry_id, Attachment.filename, Attachment.sniffed_type,
+                           Attachment.content, Attachment.sha256)
+                    .where(Attachment.entry_id.in_(list(found)),
+                           Attachment.thread_message_id.is_(None),
+                           Attachment.content.is_not(None))
+                    .order_by(Attachment.entry_id, Attachment.id)):
+                found[r.entry_id].append(r)
+        return found
+
+    def _attachments(self, session: Session, entry_id: int, rows: Sequence[Any]
+                     ) -> list[tuple[str, str, bytes]]:
+        if not rows:
+            return []
         key = self.settings.originals_key()
         try:
             return [(r.filename, r.sniffed_type,
@@ -834,9 +919,8 @@ class Delivery:
         self.planner.plan_many(session, routed)
 
     def handlers(self) -> dict[str, Handler]:
-        """The work-item handlers, by work kind."""
+        """The work-item handlers, by work kind (those of :meth:`together` apart)."""
         return {
-            "deliver": self.forwarder.deliver,
             "acknowledge": self.acknowledger.acknowledge,
             "relay": self.thread_relay.relay,
             "relay-send": self.thread_relay.relay_send,
@@ -844,3 +928,9 @@ class Delivery:
             ASSIGNMENT_NOTICE: self.notices.assignment_notice,
             DIGEST: self.notices.digest,
         }
+
+    def together(self) -> dict[str, tuple[Callable[[Session, list[WorkItem]], Any],
+                                          Callable[[Session, WorkItem, Any], None]]]:
+        """The kinds whose due items are claimed and read for together, then sent and
+        committed one by one: (read for a list of items, send one with those reads)."""
+        return {"deliver": (self.forwarder.read, self.forwarder.send)}

@@ -64,6 +64,19 @@ def findings_by_place(session: Session, entry_id: int) -> dict[str, list[Finding
     return grouped
 
 
+def findings_by_place_of(session: Session, entry_ids: Sequence[int]
+                         ) -> dict[int, dict[str, list[Finding]]]:
+    """:func:`findings_by_place` of each entry, in one query."""
+    grouped: dict[int, dict[str, list[Finding]]] = {entry_id: {} for entry_id in entry_ids}
+    if grouped:
+        for r in session.scalars(select(PiiFinding)
+                                 .where(PiiFinding.entry_id.in_(list(grouped)))
+                                 .order_by(PiiFinding.entry_id, PiiFinding.place,
+                                           PiiFinding.start)):
+            grouped[r.entry_id].setdefault(r.place, []).append(_finding(r))
+    return grouped
+
+
 def findings_of(session: Session, entry_ids: Sequence[int], place: str
                 ) -> dict[int, list[Finding]]:
     """:func:`findings_for` of each entry at ``place``, in one query."""

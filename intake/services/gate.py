@@ -30,7 +30,7 @@ from sqlalchemy import Connection, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from intake.core import hashchain
-from intake.core.consent import Basis, Purpose
+from intake.core.consent import Basis, ConsentEvent, Purpose
 from intake.core.disclosure import Decision, DisclosureRefused, Recipient, decide
 from intake.core.failures import DeliveryFailure, TransientError
 from intake.db.models import ChainHead, Disclosure, Event, WorkItem, utcnow
@@ -120,13 +120,25 @@ def disclose(session: Session, requests: Sequence[DisclosureRequest], *,
                                                                      strict=True))]
 
 
-def recheck(session: Session, disclosure_id: int, at: datetime | None = None) -> Decision:
+@dataclass(frozen=True)
+class RecheckInputs:
+    """What :func:`recheck` reads, read beforehand (for a batch of sends, one query a
+    table): the ledger row (None: none with that id) and its entry's consent events."""
+
+    row: Disclosure | None
+    consent_events: Sequence[ConsentEvent]
+
+
+def recheck(session: Session, disclosure_id: int, at: datetime | None = None, *,
+            inputs: RecheckInputs | None = None) -> Decision:
     """Decide again at send time. Refused if the disclosure is unknown or consent changed.
 
     A disclosure that was allowed with the submitter's identity is refused
     when that consent no longer holds; the refusal is written to the ledger.
+    ``inputs``: the row and consent events as read shortly before (else read here);
+    the decision is the same.
     """
-    row = session.get(Disclosure, disclosure_id)
+    row = inputs.row if inputs is not None else session.get(Disclosure, disclosure_id)
     if row is None or not row.allowed:
         return Decision(allowed=False, reason="no-ledger-row", basis=Basis.FORBIDDEN,
                         purpose=None, include_identity=False, consent_event_id=None,
@@ -135,7 +147,8 @@ def recheck(session: Session, disclosure_id: int, at: datetime | None = None) ->
                           name=row.recipient_name, address=row.recipient_address)
     when = at or utcnow()
     now = decide(purpose=Purpose(row.purpose), recipient=recipient,
-                 consent_events=consent_events(session, row.entry_id), at=when,
+                 consent_events=(list(inputs.consent_events) if inputs is not None
+                                 else consent_events(session, row.entry_id)), at=when,
                  citation=row.citation)
     # Still allowed, and not about to show an identity that consent no longer covers.
     if now.allowed and (now.include_identity or not row.include_identity):
@@ -221,10 +234,22 @@ def sns_get(url: str, *, certificate: bool) -> bytes:
 
 @dataclass(frozen=True)
 class Breaker:
-    """The circuit breakers a send goes through: the send's session and the policy."""
+    """The circuit breakers a send goes through: the send's session and the policy;
+    ``known``, circuit rows read shortly before (:func:`read_circuits`), by destination."""
 
     session: Session
     policy: CircuitPolicy
+    known: Mapping[str, Any] | None = None
+
+
+def read_circuits(session: Session, senders: Senders, webhook_urls: Sequence[str] = ()
+                  ) -> dict[str, Any]:
+    """The circuits of the mail server and of ``webhook_urls`` in one query, for a batch
+    of sends (:class:`Breaker`'s ``known``)."""
+    destinations = {webhook_origin(url) for url in webhook_urls}
+    if senders.mail is not None:
+        destinations.add(senders.mail.destination)
+    return circuits.read_circuits(session, sorted(destinations))
 
 
 def send_email(decision: Decision, sender: MailSender | None, message: EmailMessage, *,
@@ -257,8 +282,11 @@ def post_webhook(decision: Decision, sender: WebhookSender, url: str,
 def _through(breaker: Breaker | None, destination: str) -> Iterator[None]:
     """Admit the send to ``destination`` (or raise DestinationPaused), name the destination
     on its failure, close the circuit on its success."""
-    report = breaker is not None and circuits.admit(breaker.session, destination,
-                                                    breaker.policy)
+    report = breaker is not None and (
+        circuits.admit(breaker.session, destination, breaker.policy,
+                       known=breaker.known[destination])
+        if breaker.known is not None and destination in breaker.known
+        else circuits.admit(breaker.session, destination, breaker.policy))
     try:
         yield
     except DeliveryFailure as failure:

@@ -38,15 +38,28 @@ def relay_for(session: Session, entry_id: int, domain: str) -> str:
 
 
 def relays_for(session: Session, entry_ids: Sequence[int], domain: str) -> dict[int, str]:
-    """:func:`relay_for` of each entry: the existing addresses in one query, the few
-    entries without one yet (not routed so far) one by one."""
-    found = {int(entry_id): relay_address(str(token), domain) for entry_id, token in
-             session.execute(select(RelayToken.entry_id, RelayToken.token)
-                             .where(RelayToken.entry_id.in_(list(entry_ids))))}
-    for entry_id in entry_ids:
-        if entry_id not in found:
-            found[entry_id] = relay_for(session, entry_id, domain)
+    """:func:`relay_for` of each entry: the existing addresses in one query; those of the
+    entries without one yet (a forward is usually the first to ask) created in one
+    INSERT and read in one more query."""
+    if not entry_ids:
+        return {}
+    found = _relay_addresses(session, entry_ids, domain)
+    missing = [entry_id for entry_id in entry_ids if entry_id not in found]
+    if missing:
+        now = utcnow()
+        # As in relay_for: a writer that races us wins, and its token is the one read back.
+        _INSERT_RELAY_TOKEN.run(session.connection(), [
+            {"token": new_relay_token(), "entry_id": entry_id, "created_at": now}
+            for entry_id in missing])
+        found.update(_relay_addresses(session, missing, domain))
     return found
+
+
+def _relay_addresses(session: Session, entry_ids: Sequence[int], domain: str
+                     ) -> dict[int, str]:
+    return {int(entry_id): relay_address(str(token), domain) for entry_id, token in
+            session.execute(select(RelayToken.entry_id, RelayToken.token)
+                            .where(RelayToken.entry_id.in_(list(entry_ids))))}
 
 
 _RELAY_TOKEN_OF = select(RelayToken.token).where(RelayToken.entry_id == bindparam("e"))

@@ -59,8 +59,11 @@ def entry_values(session: Session, entry: Entry, *, thread: bool = True,
     )
 
 
-def _stored_findings(session: Session, entry_id: int) -> dict[str, Sequence[Finding]]:
-    found: dict[str, Sequence[Finding]] = dict(findings_by_place(session, entry_id))
+def _stored_findings(session: Session, entry_id: int,
+                     by_place: Mapping[str, Sequence[Finding]] | None = None
+                     ) -> dict[str, Sequence[Finding]]:
+    found: dict[str, Sequence[Finding]] = dict(
+        findings_by_place(session, entry_id) if by_place is None else by_place)
     # Subject and body were scanned when the entry was stored: no row means nothing found.
     found.setdefault("subject", [])
     found.setdefault("body", [])
@@ -74,7 +77,8 @@ def render_entry(session: Session, entry: Entry, audience: Audience, *,
                  at: datetime | None = None, marks: Sequence[Mark] = (),
                  releases: Sequence[Release] = (),
                  submitter: Submitter | None | object = _READ,
-                 relay_address: str | None = None) -> Rendition:
+                 relay_address: str | None = None,
+                 findings: Mapping[str, Sequence[Finding]] | None = None) -> Rendition:
     """The rendition of ``entry`` for ``audience`` (``agency_id``: the agency it is for).
 
     ``consents`` overrides the recorded consent events (a send-time decision
@@ -82,14 +86,15 @@ def render_entry(session: Session, entry: Entry, audience: Audience, *,
     reply's body is scanned by the renderer itself); ``marks`` are the records
     officers' redaction marks and ``releases`` the values they released under law
     (``public`` and ``records_officer`` renditions). ``submitter`` (the entry's
-    submitter row, or None) and ``relay_address`` (its relay address) save the
-    queries of a caller that already read them in this transaction.
+    submitter row, or None), ``relay_address`` (its relay address) and ``findings``
+    (its stored findings by place, :func:`~intake.services.findings.findings_by_place`)
+    save the queries of a caller that already read them.
     """
     return render(
         entry_values(session, entry, thread=thread, extra=extra, submitter=submitter),
         audience,
         consents=consent_events(session, entry.id) if consents is None else consents,
-        findings=_stored_findings(session, entry.id), agency_id=agency_id,
+        findings=_stored_findings(session, entry.id, findings), agency_id=agency_id,
         relay_address=relay_address or relay_for(session, entry.id, relay_domain),
         at=at or utcnow(), reveal=reveal, marks=marks, releases=releases,
     )

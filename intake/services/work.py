@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from typing import Any, cast
 
 from sqlalchemy import Table, and_, bindparam, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from intake.core.failures import DestinationPaused, PermanentError, TransientError
 from intake.db import AFTER_COMMIT, Database
@@ -36,7 +36,8 @@ __all__ = [
     # What the job runner (intake.jobs) binds to: the session factory and its after-commit
     # hook's key, the row and its states (intake.jobs imports nothing of intake.db).
     "AFTER_COMMIT", "Database", "WorkItem", "WorkState",
-    "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "complete", "complete_many",
+    "PENDING_SENDS", "backoff_seconds", "claim", "claim_many", "claim_together", "complete",
+    "complete_many", "release_many",
     "counts_by_state", "due_item_ids", "enqueue", "enqueue_many", "pending_sends",
     "RetryPolicy", "dead_letters", "record_failure", "retry_dead", "stale_items",
     "unfinished_count",
@@ -171,6 +172,80 @@ def claim_many(session: Session, item_ids: Sequence[int], worker: str,
     return sorted(taken, key=lambda item: item.id)
 
 
+def claim_together(session: Session, item_id: int, worker: str, lease_seconds: float, *,
+                   kinds: Collection[str], limit: int) -> list[WorkItem]:
+    """Take ``item_id`` if it is due and, only then and only if its kind is one of
+    ``kinds``, up to ``limit - 1`` other due items of its kind with it, those due the
+    longest first (so a backlog of retries cannot starve items not yet tried). The
+    claimed rows in id order (``item_id`` among them), or none.
+
+    Two UPDATEs, each built once: the item by its key (an item another worker holds,
+    or that is done, costs this one cheap statement), then the others. On PostgreSQL
+    the others are picked ``FOR UPDATE SKIP LOCKED``: two workers claiming at the same
+    moment take different items instead of waiting for each other.
+    """
+    now = utcnow()
+    values = {"now": now, "until": now + timedelta(seconds=lease_seconds), "claimer": worker}
+    options = {"synchronize_session": False, "populate_existing": True}
+    first = session.scalars(_CLAIM_ONE, {**values, "item": item_id},
+                            execution_options=options).all()
+    if not first or first[0].kind not in kinds or limit <= 1:
+        return list(first)
+    others = session.scalars(_CLAIM_DUE_OF_KIND,
+                             {**values, "of_kind": first[0].kind, "n": limit - 1},
+                             execution_options=options).all()
+    return sorted([*first, *others], key=lambda item: item.id)
+
+
+def _due(rows: Any) -> Any:
+    """Due to run at :now: pending and past its next attempt, or running with an expired
+    lease (its worker died)."""
+    now: Any = bindparam("now")
+    return or_(and_(rows.state == WorkState.PENDING, rows.next_attempt_at <= now),
+               and_(rows.state == WorkState.RUNNING, rows.locked_until < now))
+
+
+_CLAIMED_VALUES = {"state": WorkState.RUNNING, "attempts": WorkItem.attempts + 1,
+                   "locked_until": bindparam("until"), "claimed_by": bindparam("claimer"),
+                   "updated_at": bindparam("now")}
+_CLAIM_ONE = (update(WorkItem).where(WorkItem.id == bindparam("item"), _due(WorkItem))
+              .values(**_CLAIMED_VALUES).returning(WorkItem))
+_PICKED = aliased(WorkItem)
+# Pending ones only (an expired lease is found by the sweeper, whose message names it),
+# in the order of ix_work_items_state_next_attempt.
+_CLAIM_DUE_OF_KIND = (
+    update(WorkItem)
+    .where(WorkItem.id.in_(
+        select(_PICKED.id)
+        .where(_PICKED.state == WorkState.PENDING, _PICKED.next_attempt_at <= bindparam("now"),
+               _PICKED.kind == bindparam("of_kind"))
+        .order_by(_PICKED.next_attempt_at, _PICKED.id)
+        .limit(bindparam("n"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()),
+        WorkItem.state == WorkState.PENDING)
+    .values(**_CLAIMED_VALUES).returning(WorkItem))
+
+
+def release_many(session: Session, item_ids: Sequence[int], worker: str) -> list[int]:
+    """Give back items ``worker`` claimed and did not start (their attempt not used): due
+    again now, their messages sent once the transaction commits. The ids released."""
+    if not item_ids:
+        return []
+    now = utcnow()
+    released = [int(i) for i in session.connection().execute(
+        update(_WORK_ITEMS)
+        .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
+               _WORK_ITEMS.c.state == WorkState.RUNNING,
+               _WORK_ITEMS.c.claimed_by == worker)
+        .values(state=WorkState.PENDING, attempts=_WORK_ITEMS.c.attempts - 1,
+                locked_until=None, claimed_by=None, next_attempt_at=now, enqueued_at=now,
+                updated_at=now)
+        .returning(_WORK_ITEMS.c.id)).scalars()]
+    pending_sends(session).extend((item_id, now) for item_id in released)
+    return released
+
+
 def complete(session: Session, item: WorkItem, worker: str) -> bool:
     """Mark done, only if our claim still holds; False means roll the work back."""
     return complete_many(session, [item.id], worker)
@@ -178,17 +253,19 @@ def complete(session: Session, item: WorkItem, worker: str) -> bool:
 
 def complete_many(session: Session, item_ids: Sequence[int], worker: str) -> bool:
     """Mark all done in one UPDATE; False unless every one of them was still ours."""
-    now = utcnow()
     marked = session.connection().execute(
-        update(_WORK_ITEMS)
-        .where(_WORK_ITEMS.c.id.in_(list(item_ids)),
-               _WORK_ITEMS.c.state == WorkState.RUNNING,
-               _WORK_ITEMS.c.claimed_by == worker)
-        .values(state=WorkState.DONE, done_at=now, updated_at=now, locked_until=None,
-                last_error=None)
-        .returning(_WORK_ITEMS.c.id)
-    ).scalars().all()
+        _COMPLETE, {"ids": list(item_ids), "claimer": worker, "now": utcnow()}).scalars().all()
     return len(marked) == len(item_ids)
+
+
+# Built once (it runs once a work item).
+_COMPLETE = (update(_WORK_ITEMS)
+             .where(_WORK_ITEMS.c.id.in_(bindparam("ids", expanding=True)),
+                    _WORK_ITEMS.c.state == WorkState.RUNNING,
+                    _WORK_ITEMS.c.claimed_by == bindparam("claimer"))
+             .values(state=WorkState.DONE, done_at=bindparam("now"), updated_at=bindparam("now"),
+                     locked_until=None, last_error=None)
+             .returning(_WORK_ITEMS.c.id))
 
 
 def backoff_seconds(attempts: int, base: float, cap: float = 3600.0) -> float:
