@@ -77,7 +77,7 @@ from intake.db.models import (
 from intake.services import automail, gate, records, renditions
 from intake.services.circuits import CircuitPolicy
 from intake.services.citizen_mail import N_, CitizenMail, render_citizen, translate
-from intake.services.consent import consent_events_of, consent_states
+from intake.services.consent import consent_events, consent_states
 from intake.services.findings import findings_by_place_of
 from intake.services.links import create_access_link, relay_for, relays_for
 from intake.services.routing import RoutedEntry, RulesProvider
@@ -350,13 +350,14 @@ class _Step:
 @dataclass(frozen=True)
 class ForwardReads:
     """What forwarding a list of deliver items reads, one query a table (:meth:`Forwarder.read`):
-    each item's ledger row, its entry with the entry's consent events, submitter, stored
+    each item's ledger row (append-only), its entry with the entry's submitter, stored
     findings, relay address and attachments, the Message-IDs already recorded, and the
-    circuits of their destinations."""
+    circuits of their destinations. Not the consent events: the gate reads them for each
+    item as it is sent (:meth:`Forwarder.send`), so a consent withdrawn while a batch is
+    sent holds for every item not yet sent."""
 
     ledger: dict[int, Disclosure]
     entries: dict[int, Entry]
-    consents: dict[int, list[ConsentEvent]]
     submitters: dict[int, Submitter]
     findings: dict[int, dict[str, list[Finding]]]
     relays: dict[int, str]
@@ -397,7 +398,6 @@ class Forwarder(_Step):
                         if row.recipient_id in agencies} - {""})
         return ForwardReads(
             ledger=ledger, entries=entries,
-            consents=consent_events_of(session, entry_ids),
             submitters={s.entry_id: s for s in session.scalars(
                 select(Submitter).where(Submitter.entry_id.in_(entry_ids)))} if entry_ids else {},
             findings=findings_by_place_of(session, entry_ids),
@@ -412,9 +412,12 @@ class Forwarder(_Step):
         disclosure_id = item.payload.get("disclosure_id")
         entry = reads.entries.get(item.entry_id) if item.entry_id is not None else None
         inputs = None
+        events: list[ConsentEvent] = []
         if isinstance(disclosure_id, int) and entry is not None:
-            inputs = gate.RecheckInputs(reads.ledger.get(disclosure_id),
-                                        reads.consents.get(entry.id, []))
+            # The consent events as they are now, in this item's own transaction: the
+            # gate's decision and the rendition both take them.
+            events = consent_events(session, entry.id)
+            inputs = gate.RecheckInputs(reads.ledger.get(disclosure_id), events)
         ledger = self.outbox.ledger(session, item, fallback=True, inputs=inputs)
         if ledger is None:
             return
@@ -433,7 +436,7 @@ class Forwarder(_Step):
         files = self._attachments(session, entry.id, reads.attachments.get(entry.id, []))
         outgoing, rendition = self._forward_rendition(
             session, entry, reads.submitters.get(entry.id), decision, relay, row,
-            tuple(f[0] for f in files), reads.findings.get(entry.id, {}))
+            tuple(f[0] for f in files), reads.findings.get(entry.id, {}), events)
         if agency.webhook:
             self.outbox.post(session, decision, agency.webhook,
                              _webhook_payload(entry, outgoing, rendition, message_id), message_id,
@@ -461,14 +464,16 @@ class Forwarder(_Step):
 
     def _forward_rendition(self, session: Session, entry: Entry, submitter: Submitter | None,
                            decision: GateDecision, relay: str, row: Disclosure,
-                           names: tuple[str, ...], findings: Mapping[str, Sequence[Finding]]
+                           names: tuple[str, ...], findings: Mapping[str, Sequence[Finding]],
+                           consents: Sequence[ConsentEvent]
                            ) -> tuple[OutgoingMessage, Rendition]:
-        # What the agency may see comes from the one rendition; a send-time decision
-        # without identity renders as if no consent had ever been given.
+        # What the agency may see comes from the one rendition, with the consent events the
+        # send-time decision took; a decision without identity renders as if no consent had
+        # ever been given.
         rendition = renditions.render_entry(
             session, entry, Audience.CC_AGENCY if row.nature == "forward-cc" else Audience.AGENCY,
             agency_id=row.recipient_id, relay_domain=self.settings.relay_domain, thread=False,
-            consents=None if decision.include_identity else (),
+            consents=consents if decision.include_identity else (),
             extra={f"attachment:{i}": n for i, n in enumerate(names)},
             submitter=submitter, relay_address=relay, findings=findings)
         identity = decision.include_identity and rendition.identity_shared

@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from intake.core.consent import ConsentAction, ConsentMethod, Purpose
-from intake.db.models import WorkItem, utcnow
+from intake.db.models import Event, WorkItem, utcnow
 from intake.outbound.memory import MemoryWebhookSender
 from intake.outbound.smtp import SmtpConfig, SmtpMailSender
 from intake.runtime import Runtime
@@ -97,6 +97,44 @@ def _forwarded(sink: SmtpSink, to: str = DOT) -> dict[str, str]:
     assert len({r.message_id for r in received}) == len(received), "a Message-ID twice"
     return {str(r.message["X-Intake-Record"]): r.raw.decode("utf-8", "replace").lower()
             for r in received}
+
+
+def test_a_consent_withdrawn_while_a_batch_is_sent_holds_for_the_items_not_yet_sent(
+        rt: Runtime, sink: SmtpSink, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The batch's reads are taken once (and kept: no re-read by age here), but the
+    consent events are the gate's own read at each item's send: a withdrawal committed
+    once the first item is sent (as the person's own request would be, between two of the
+    worker's transactions) reaches the forwards sent after it, in the message and in the
+    record of what was shared."""
+    entries = [submit(rt, f"Pothole {i} on Route 9.", consent="agency") for i in range(3)]
+    forwards = _route_all(rt)
+    withdrawn_id, withdrawn_number = entries[2]
+    rt.jobs.reads_fresh_seconds = 3600.0
+    run_one = rt.jobs._run
+    runs: list[list[int]] = []
+
+    def run_then_withdraw(claimed: Sequence[WorkItem], worker: str, **kwargs: object
+                          ) -> list[str]:
+        outcomes = run_one(claimed, worker, **kwargs)  # type: ignore[arg-type]
+        runs.append([item.id for item in claimed])
+        if len(runs) == 1:
+            with rt.db.session() as s:
+                record_consent(s, entry_id=withdrawn_id, action=ConsentAction.WITHDRAW,
+                               purpose=Purpose.SHARE_IDENTITY, recipient_class="agency",
+                               policy_version=POLICY[0], method=ConsentMethod.WEB_CHECKBOX,
+                               evidence=b"withdraw mid-batch")
+        return outcomes
+
+    monkeypatch.setattr(rt.jobs, "_run", run_then_withdraw)
+    assert rt.jobs.perform(forwards[0], "worker-1") == "done"
+    assert runs == [[f] for f in forwards]  # one batch, each item in its own transaction
+    texts = _forwarded(sink)
+    for _, number in entries:
+        assert (CITIZEN in texts[number]) == (number != withdrawn_number), number
+    with rt.db.session() as s:
+        shared = [e.detail["identity_shared"] for e in s.scalars(
+            select(Event).where(Event.kind == "forwarded", Event.entry_id == withdrawn_id))]
+    assert shared == [False]
 
 
 def test_a_withdrawn_consent_in_a_batch_is_that_items_alone(
@@ -178,8 +216,9 @@ def test_a_worker_killed_after_two_of_five_sends_leaves_three_to_run_once(
 
 #: Statements (and COMMITs) a forward may take in a batch of 20, the 19 messages of the
 #: others included: the claim and the reads (one query a table) shared, then per forward
-#: its sent_messages row, its event, its "done" mark and its COMMIT.
-STATEMENTS_PER_FORWARD = 5.0
+#: the gate's read of its consent events (never shared: a withdrawal holds for every send
+#: after it), its sent_messages row, its event, its "done" mark and its COMMIT.
+STATEMENTS_PER_FORWARD = 6.0
 
 
 def test_a_batch_of_twenty_forwards_takes_few_statements_each(
