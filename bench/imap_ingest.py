@@ -29,7 +29,7 @@ median to the bare loops' and to django-helpdesk's (per round too; its stored 60
 from another machine, only when its venv cannot be built or it is not in --variants,
 said loudly), and peak RSS: the process's own (ru_maxrss) and, for intake
 with its worker processes, the peak of the whole process tree's summed RSS
-(sampled every 20 ms). --big-mb adds the peak RSS for one message of that size.
+(sampled every 50 ms). --big-mb adds the peak RSS for one message of that size.
 """
 
 from __future__ import annotations
