@@ -86,7 +86,7 @@ class FakeHelpdesk(BaseHTTPRequestHandler):
     site: dict[str, Any]
 
     def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the base's name
-        pass
+        """No access log on stderr: the test's output is its assertions."""
 
     def _answer(self, status: int, headers: dict[str, str], body: bytes = b"") -> None:
         self.send_response(status)
