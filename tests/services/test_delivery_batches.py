@@ -54,13 +54,6 @@ class _DyingSender:
 
 
 @pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def sender(sink: SmtpSink) -> Iterator[_DyingSender]:
     dying = _DyingSender(sink.port)
     yield dying
