@@ -183,7 +183,7 @@ def header_map(raw: bytes, names: Collection[str] | None = None) -> dict[str, li
     """The top-level header fields of ``raw`` (those of ``names`` if given, lowercased):
     lowercased names to decoded, one-line values."""
     try:
-        msg = _HEADER_PARSER.parsebytes(raw)
+        msg = _HEADER_PARSER.parsebytes(_header_block(raw))
     except Exception:  # noqa: BLE001 - a message the parser cannot read has no headers here
         return {}
     result: dict[str, list[str]] = {}
@@ -194,6 +194,20 @@ def header_map(raw: bytes, names: Collection[str] | None = None) -> dict[str, li
         decoded, _ = decode_encoded_words(text)
         result.setdefault(name.strip().lower(), []).append(clean_header_text(decoded)[:2000])
     return result
+
+
+def _header_block(raw: bytes) -> bytes:
+    """``raw`` up to and including its first empty line, or all of it if it has none.
+
+    The header parser stops at the first empty line anyway, but it splits everything
+    after it into lines too (its payload): most of a message's parse when only the
+    header is wanted. Each pair below is a line end followed by an empty line as the
+    parser reads lines (CRLF, CR and LF all end one), so every cut is at or after the
+    parser's own end of the header and the fields parsed are the same. An empty line
+    none of them finds (LF, then a lone CR) only makes the cut later.
+    """
+    ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\n\r\n"), raw.find(b"\r\r")) if i >= 0]
+    return raw[:min(ends) + 3] if ends else raw
 
 
 def _first(headers: Mapping[str, Sequence[str]], name: str) -> str | None:
