@@ -249,3 +249,31 @@ def test_poller_log_lines_name_mailboxes_and_counts_never_people(
     assert "4 stored" in logged
     assert [s for s in secrets if s in logged] == [], sorted(
         {r.name for r in caplog.records if any(s in text(r) for s in secrets)})
+
+
+def test_the_imap_conversation_is_not_logged_even_where_its_logger_is_enabled(
+        runtime: Runtime, imap: ImapServer, caplog: pytest.LogCaptureFixture) -> None:
+    """IMAPClient turns imaplib's debug output on (level 5) and sends it to the
+    ``imapclient.imaplib`` logger: every fetched message, quoted whole. intake keeps that
+    logger quiet (``QUIET_LIBRARIES``), but imaplib formatted each message for it anyway,
+    and a host application that enables it would log citizens' mail. ``ImapMailbox``
+    turns imaplib's debug output off, so nothing of a message reaches that logger."""
+    import logging
+
+    secrets = ("planted.sender@example.org", "Complaint about my neighbour", "518-22-4137")
+    imaplib_logger = logging.getLogger("imapclient")
+    level = imaplib_logger.level
+    imaplib_logger.setLevel(logging.DEBUG)
+    caplog.set_level(logging.DEBUG, logger="imapclient")
+    try:
+        config = imap.mailbox()
+        sent = [message(n, sender=f"Planted <{secrets[0]}>", subject=f"{secrets[1]} {n}",
+                        body=f"My SSN is {secrets[2]}.\n") for n in range(3)]
+        imap.append(config.folder, *sent)
+        report = poller(runtime, config).poll_once()
+    finally:
+        imaplib_logger.setLevel(level)
+    assert report.stored == 3
+    logged = "\n".join(f"{r.name} {r.msg} {r.args!r}" for r in caplog.records)
+    assert "imapclient" in logged  # the logger was on: IMAPClient's own command lines
+    assert [s for s in secrets if s in logged] == []
