@@ -40,6 +40,7 @@ import pyotp
 import pytest
 import yaml
 from aiosmtpd.controller import Controller
+from argon2 import PasswordHasher
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import create_engine, text
@@ -180,6 +181,27 @@ def subprocess_env(**overrides: str) -> dict[str, str]:
     env["INTAKE_SECRET_KEY"] = TEST_SECRET
     env.update(overrides)
     return env
+
+
+# -- passwords -------------------------------------------------------------------
+
+#: The password hasher staff accounts get outside the tests (``test_password_hashing``
+#: holds it to its strength).
+PRODUCTION_HASHER = accounts._hasher
+
+
+@pytest.fixture(autouse=True, scope="session")
+def cheap_password_hashing() -> Iterator[None]:
+    """argon2id at its lowest cost in the test process: at the production cost (64 MiB,
+    3 passes, 0.2 s a hash on the CI machine) every account created and every login
+    verified spends it, and a tenth of the suite's time went to hashing. Commands and
+    servers the tests start as processes hash at the production cost; a hash made at one
+    cost verifies at the other (the parameters are in the hash)."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(accounts, "_hasher", cheap)
+        patch.setattr(accounts, "_DUMMY_HASH", cheap.hash("unknown account"))
+        yield
 
 
 # -- databases -------------------------------------------------------------------
