@@ -54,14 +54,17 @@ class SmtpMailSender:
 
     A session that delivered a message is kept (up to ``pool_size`` idle ones,
     per process: the sender is the process's) and the next :meth:`send` of any
-    thread reuses it, as Postfix's connection cache does: one ``NOOP`` instead of
-    connect, greeting, EHLO (STARTTLS, AUTH) and QUIT. A kept session that the
-    server closed meanwhile fails its ``NOOP`` and a new one is opened; nothing
-    of the message was sent on it. Only a session whose last transaction ended
-    in a "250" is kept: after any failure (a refusal, a timeout, a dropped
-    line) it is closed, so its state never carries over to another message.
-    Sessions idle longer than ``max_idle_seconds``, or older than
-    ``max_age_seconds``, are closed instead of reused.
+    thread reuses it, as Postfix's connection cache does: the transaction starts
+    at once instead of after connect, greeting, EHLO (STARTTLS, AUTH) and QUIT.
+    A kept session that the server closed meanwhile fails at ``MAIL FROM`` (the
+    line is dead, or the server answers 421): it is closed and the whole
+    transaction runs once more on a new session; nothing of the message was
+    accepted on the old one. A failure at or after DATA is never retried here.
+    Only a session whose last transaction ended in a "250" is kept: after any
+    failure (a refusal, a timeout, a dropped line) it is closed, so its state
+    never carries over to another message. Sessions idle longer than
+    ``max_idle_seconds``, or older than ``max_age_seconds``, are closed instead
+    of reused.
     """
 
     def __init__(self, config: SmtpConfig, *, pool_size: int = 8,
@@ -96,25 +99,29 @@ class SmtpMailSender:
         session_ready = False
         try:
             kept = self._checkout()
-            if kept is None:
-                client, opened = _connect(config), time.monotonic()
-            else:
-                client, opened = kept
-            delivered = False
-            try:
+            while True:  # twice at most: a kept session found closed, then a new one
                 if kept is None:
-                    _open_session(client, config)
-                    with self._lock:
-                        self.sessions_opened += 1
-                options = _mail_options(client, where, international=international,
-                                        eight_bit=eight_bit)
-                session_ready = True
-                refused = client.sendmail(envelope_from, list(recipients), raw,
-                                          mail_options=options)
-                delivered = True
-            finally:
-                if not (delivered and self._checkin(client, opened)):
-                    _quit(client)
+                    client, opened = _connect(config), time.monotonic()
+                else:
+                    client, opened = kept
+                delivered = False
+                try:
+                    if kept is None:
+                        _open_session(client, config)
+                        with self._lock:
+                            self.sessions_opened += 1
+                    options = _mail_options(client, where, international=international,
+                                            eight_bit=eight_bit)
+                    session_ready = True
+                    refused = _transaction(client, envelope_from, list(recipients), raw,
+                                           options, kept=kept is not None)
+                    delivered = True
+                    break
+                except _ClosedSession:
+                    kept, session_ready = None, False
+                finally:
+                    if not (delivered and self._checkin(client, opened)):
+                        _quit(client)
         except OAuth2Error as exc:  # no token: the server cannot be used yet
             raise TransientError("SMTP OAuth2 token unavailable", unreachable=True,
                                  reason=f"no access token for the mail server {where}: "
@@ -147,25 +154,17 @@ class SmtpMailSender:
                                  server=where)
 
     def _checkout(self) -> tuple[smtplib.SMTP, float] | None:
-        """A kept session that answers ``NOOP`` with 250 (and when it was opened), or None.
-        Sessions too old, idle too long or not answering are closed on the way."""
+        """A kept session (and when it was opened), or None. Sessions too old or idle too
+        long are closed on the way; whether the server still has it shows at MAIL FROM."""
         while True:
             with self._lock:
                 if not self._idle:
                     return None
                 client, opened, since = self._idle.pop()
             now = time.monotonic()
-            if now - since > self.max_idle_seconds or now - opened > self.max_age_seconds:
-                _quit(client)
-                continue
-            try:
-                code, _ = client.noop()
-            except (smtplib.SMTPException, OSError):
-                client.close()
-                continue
-            if code == 250:
+            if now - since <= self.max_idle_seconds and now - opened <= self.max_age_seconds:
                 return client, opened
-            _quit(client)  # e.g. "421 timeout": the server is closing it
+            _quit(client)
 
     def _checkin(self, client: smtplib.SMTP, opened: float) -> bool:
         """Keep a session whose last transaction succeeded; False if there is no room."""
@@ -214,6 +213,68 @@ class SmtpMailSender:
         if config.oauth2 is not None:
             return "login ok (XOAUTH2)"
         return "login ok" if config.username else "connected (no login configured)"
+
+
+class _ClosedSession(Exception):
+    """A kept session was found closed at MAIL FROM: nothing of the message was sent."""
+
+
+def _transaction(client: smtplib.SMTP, envelope_from: str, recipients: list[str],
+                 raw: bytes, options: list[str], *, kept: bool
+                 ) -> dict[str, tuple[int, bytes]]:
+    """:meth:`smtplib.SMTP.sendmail`, step by step, with the same replies, exceptions and
+    result; except that on a ``kept`` session a dead line or a 421 at MAIL FROM raises
+    :class:`_ClosedSession`: a server that has not accepted MAIL has nothing of the
+    message, so it may go again on a new session. Anything later is reported as sendmail
+    reports it: the line was alive at MAIL, and from DATA on the server may have accepted
+    the message before its reply was lost."""
+    client.ehlo_or_helo_if_needed()
+    esmtp_options = []
+    if client.does_esmtp:
+        if client.has_extn("size"):
+            esmtp_options.append(f"size={len(raw)}")
+        esmtp_options.extend(options)
+    try:
+        code, resp = client.mail(envelope_from, esmtp_options)
+    except smtplib.SMTPServerDisconnected:  # smtplib's name for any socket error or timeout
+        if kept:
+            raise _ClosedSession from None
+        raise
+    if code != 250:
+        if code == 421:
+            client.close()
+            if kept:  # e.g. Postfix's "421 4.4.2 timeout exceeded", sent as it hung up
+                raise _ClosedSession
+        else:
+            _rset(client)
+        raise smtplib.SMTPSenderRefused(code, resp, envelope_from)
+    refused: dict[str, tuple[int, bytes]] = {}
+    for recipient in recipients:
+        code, resp = client.rcpt(recipient)
+        if code not in (250, 251):
+            refused[recipient] = (code, resp)
+        if code == 421:
+            client.close()
+            raise smtplib.SMTPRecipientsRefused(refused)
+    if len(refused) == len(recipients):
+        _rset(client)
+        raise smtplib.SMTPRecipientsRefused(refused)
+    code, resp = client.data(raw)
+    if code != 250:
+        if code == 421:
+            client.close()
+        else:
+            _rset(client)
+        raise smtplib.SMTPDataError(code, resp)
+    return refused
+
+
+def _rset(client: smtplib.SMTP) -> None:
+    """RSET after a refusal, as sendmail does; a line already gone needs none."""
+    try:
+        client.rset()
+    except smtplib.SMTPServerDisconnected:
+        pass
 
 
 def _quit(client: smtplib.SMTP) -> None:

@@ -297,17 +297,84 @@ def test_a_refused_session_pauses_the_server_instead_of_killing_the_message(
 
 
 class _SessionSink(SmtpSink):
-    """Counts the SMTP sessions it was greeted in (EHLO) and can hang up on all of them."""
+    """Counts the SMTP sessions it was greeted in (EHLO) and keeps the commands of each; can
+    hang up on all of them, answer the next MAIL FROM or DATA with a reply of its choosing
+    (a "421" hangs up after it, as RFC 5321 says), or drop the line in the next DATA."""
 
     def __init__(self) -> None:
         super().__init__()
         self.transports: list[Any] = []
+        #: (session number, command), in the order received.
+        self.commands: list[tuple[int, str]] = []
+        #: Replies for the next MAIL FROMs and DATAs, in turn; then the usual answers.
+        self.replies: dict[str, list[str]] = {"MAIL": [], "DATA": []}
+        #: Drop the line in the next DATA, once its content arrived: "unaccepted" before
+        #: the message counts, "accepted" after (an MTA that queued it, its 250 lost).
+        self.drop_in_data: str | None = None
+
+    def _log(self, server: Any, command: str) -> None:
+        self.commands.append((self.transports.index(server.transport), command))
+
+    def session(self, n: int) -> list[str]:
+        """The commands of the ``n``th session, in order."""
+        return [command for number, command in self.commands if number == n]
+
+    def _reply(self, server: Any, command: str) -> str | None:
+        if not self.replies[command]:
+            return None
+        reply = self.replies[command].pop(0)
+        if reply.startswith("421"):
+            # After the reply is written: push() writes before it next yields to the loop.
+            asyncio.get_running_loop().call_soon(server.transport.close)
+        return reply
 
     async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
                           responses: list[str]) -> list[str]:
         self.transports.append(server.transport)
+        self._log(server, "EHLO")
         session.host_name = hostname  # what aiosmtpd does itself without this hook
         return responses
+
+    async def handle_NOOP(self, server: Any, session: Any, envelope: Any, arg: str) -> str:
+        self._log(server, "NOOP")
+        return "250 OK"
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          mail_options: list[str]) -> str:
+        self._log(server, "MAIL")
+        reply = self._reply(server, "MAIL")
+        if reply is not None:
+            return reply
+        # What aiosmtpd does itself without this hook.
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          rcpt_options: list[str]) -> str:
+        self._log(server, "RCPT")
+        return await super().handle_RCPT(server, session, envelope, address, rcpt_options)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self._log(server, "DATA")
+        drop, self.drop_in_data = self.drop_in_data, None
+        if drop is not None:
+            if drop == "accepted":
+                await super().handle_DATA(server, session, envelope)
+            server.transport.close()  # the reply below is never written
+            return "451 never sent"
+        reply = self._reply(server, "DATA")
+        if reply is not None:
+            return reply
+        return await super().handle_DATA(server, session, envelope)
+
+    async def handle_RSET(self, server: Any, session: Any, envelope: Any) -> str:
+        self._log(server, "RSET")
+        return "250 OK"
+
+    async def handle_QUIT(self, server: Any, session: Any, envelope: Any) -> str:
+        self._log(server, "QUIT")
+        return "221 Bye"
 
     def hang_up(self) -> None:
         """Close every session from the server's side (as an idle timeout or a restart
@@ -347,14 +414,135 @@ class TestSmtpSessionReuse:
 
     def test_a_session_the_server_closed_is_replaced_and_nothing_is_lost_or_doubled(
             self, session_sink: _SessionSink) -> None:
+        """Fails on a NOOP before each reuse (the code this replaced), and on going
+        straight to MAIL FROM without the retry (the fourth send: "SMTP unavailable")."""
         sender = _smtp(session_sink.port)
-        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
-        session_sink.hang_up()
-        sender.send(_numbered(2), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        for n in range(6):
+            if n == 3:
+                session_sink.hang_up()
+            sender.send(_numbered(n), envelope_from="intake@examplia.gov",
+                        recipients=[AGENCY])
         sender.close()
         assert [r.message_id for r in session_sink.all()] == [
+            f"<forward.{n}.ex-{n}@relay.examplia.gov>" for n in range(6)]
+        assert len(session_sink.transports) == sender.sessions_opened == 2
+        # The fourth MAIL FROM went to a closed line: the server never read it.
+        assert session_sink.session(0) == ["EHLO"] + ["MAIL", "RCPT", "DATA"] * 3
+        assert session_sink.session(1) == ["EHLO"] + ["MAIL", "RCPT", "DATA"] * 3 + ["QUIT"]
+
+    def test_a_421_at_mail_from_on_a_kept_session_sends_on_a_new_one_once(
+            self, session_sink: _SessionSink) -> None:
+        """The server closing a kept session with "421" at MAIL FROM (Postfix's idle
+        timeout): the message goes on a new session; a 421 there too is reported, not
+        tried a third time. Fails on the NOOP before each reuse (it got its 250, MAIL
+        the 421), on a retry only for a dead line, and on a retry without a bound."""
+        sender = _smtp(session_sink.port)
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        session_sink.replies["MAIL"].append("421 4.4.2 timeout exceeded")
+        sender.send(_numbered(2), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        assert [r.message_id for r in session_sink.all()] == [
             "<forward.1.ex-1@relay.examplia.gov>", "<forward.2.ex-2@relay.examplia.gov>"]
+        assert session_sink.session(0) == ["EHLO", "MAIL", "RCPT", "DATA", "MAIL"]
+        assert session_sink.session(1) == ["EHLO", "MAIL", "RCPT", "DATA"]
+
+        session_sink.replies["MAIL"] += ["421 4.4.2 timeout exceeded",
+                                         "421 4.3.2 shutting down"]
+        with pytest.raises(TransientError) as raised:
+            sender.send(_numbered(3), envelope_from="intake@examplia.gov",
+                        recipients=[AGENCY])
+        sender.close()
+        assert raised.value.unreachable
+        assert raised.value.reason == (f"the mail server 127.0.0.1:{session_sink.port} "
+                                       "deferred the message: 421 4.3.2 shutting down")
+        assert session_sink.session(1)[-1] == "MAIL"
+        assert session_sink.session(2) == ["EHLO", "MAIL"]
+        assert len(session_sink.transports) == sender.sessions_opened == 3
+        assert len(session_sink.all()) == 2
+
+    @pytest.mark.parametrize("accepted", [False, True])
+    def test_a_line_dropped_in_data_is_reported_and_never_sent_again_here(
+            self, session_sink: _SessionSink, accepted: bool) -> None:
+        """The server drops the line once DATA's content arrived, before its reply: the
+        send fails (transient) and is not repeated on a new session, since the server may
+        have accepted the message. Whether it did, the client cannot know: a server that
+        had queued it ("accepted") has it once from this call and again from the caller's
+        retry (the job system's; the Message-ID dedupe is for that), one that had not
+        has it once, from the retry. Fails on a retry after a dead line at any step of a
+        kept session: the send succeeds, and an accepting server has it twice already."""
+        sender = _smtp(session_sink.port)
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        session_sink.drop_in_data = "accepted" if accepted else "unaccepted"
+        with pytest.raises(TransientError) as raised:
+            sender.send(_numbered(2), envelope_from="intake@examplia.gov",
+                        recipients=[AGENCY])
+        assert raised.value.reason == (f"could not reach the mail server "
+                                       f"127.0.0.1:{session_sink.port} "
+                                       "(connection closed by the server)")
+        second = "<forward.2.ex-2@relay.examplia.gov>"
+        assert [r.message_id for r in session_sink.all()].count(second) == int(accepted)
+        assert len(session_sink.transports) == 1
+        assert session_sink.session(0) == ["EHLO"] + ["MAIL", "RCPT", "DATA"] * 2
+
+        sender.send(_numbered(2), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        assert [r.message_id for r in session_sink.all()].count(second) == 1 + accepted
         assert len(session_sink.transports) == 2
+
+    @pytest.mark.parametrize(("refusal", "error"), [
+        ("550 5.1.1 mailbox unavailable", PermanentError),
+        ("451 4.3.0 try again later", TransientError)])
+    def test_one_refused_recipient_of_two_on_a_kept_session_is_reported_as_before(
+            self, session_sink: _SessionSink, refusal: str, error: type[Exception]) -> None:
+        """The other recipient has the message, the refusal is classified as before, and
+        the session (its DATA got a 250) is kept. Fails on a transaction that stops at
+        the first refused RCPT, or that drops sendmail's dict of refused recipients."""
+        other = "roads@dot.examplia.gov"
+        sender = _smtp(session_sink.port)
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        session_sink.reject[other] = refusal
+        with pytest.raises(error) as raised:
+            sender.send(_numbered(2), envelope_from="intake@examplia.gov",
+                        recipients=[other, AGENCY])
+        sender.send(_numbered(3), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        code, text = refusal.split(" ", 1)
+        verb = "refused" if error is PermanentError else "deferred"
+        failure = raised.value
+        assert isinstance(failure, PermanentError | TransientError)
+        assert str(failure) == f"SMTP {code}: 1 recipient(s) refused: {text}"
+        assert failure.reason == (f"the mail server 127.0.0.1:{session_sink.port} {verb} "
+                                  f"the message: {code} 1 recipient(s) refused: {text}")
+        assert [(r.message_id, r.rcpt_tos) for r in session_sink.all()] == [
+            (f"<forward.{n}.ex-{n}@relay.examplia.gov>", (AGENCY,)) for n in (1, 2, 3)]
+        assert len(session_sink.transports) == 1
+
+    @pytest.mark.parametrize(("stage", "refusal", "commands"), [
+        ("MAIL", "550 5.7.1 sender rejected", ["MAIL", "RSET"]),
+        ("DATA", "554 5.6.0 content rejected", ["MAIL", "RCPT", "DATA", "RSET"])])
+    def test_a_refused_mail_from_or_data_is_permanent_and_the_session_is_not_kept(
+            self, session_sink: _SessionSink, stage: str, refusal: str,
+            commands: list[str]) -> None:
+        """As sendmail: RSET, then the refusal; as before, the session is closed and the
+        next message goes on a new one. Fails on keeping the session after its RSET (one
+        session), on retrying a refused MAIL FROM on a new session (three), and on a
+        transaction without sendmail's RSET."""
+        sender = _smtp(session_sink.port)
+        sender.send(_numbered(1), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        session_sink.replies[stage].append(refusal)
+        with pytest.raises(PermanentError) as raised:
+            sender.send(_numbered(2), envelope_from="intake@examplia.gov",
+                        recipients=[AGENCY])
+        sender.send(_numbered(3), envelope_from="intake@examplia.gov", recipients=[AGENCY])
+        sender.close()
+        code, text = refusal.split(" ", 1)
+        assert raised.value.reason == (f"the mail server 127.0.0.1:{session_sink.port} "
+                                       f"refused the message: {code} {text}")
+        assert [r.message_id for r in session_sink.all()] == [
+            "<forward.1.ex-1@relay.examplia.gov>", "<forward.3.ex-3@relay.examplia.gov>"]
+        assert session_sink.session(0) == (["EHLO", "MAIL", "RCPT", "DATA"] + commands
+                                           + ["QUIT"])
+        assert session_sink.session(1) == ["EHLO", "MAIL", "RCPT", "DATA", "QUIT"]
+        assert len(session_sink.transports) == sender.sessions_opened == 2
 
     def test_a_session_whose_message_failed_is_not_kept(
             self, session_sink: _SessionSink) -> None:

@@ -53,6 +53,7 @@ def test_forwards_reuse_sessions_and_survive_the_server_hanging_up(
     # per thread after it.
     assert 1 <= first_sessions <= 2
     assert len(sink.transports) <= first_sessions + 2
+    assert "NOOP" not in {command for _, command in sink.commands}
     with rt.db.session() as s:
         failed = list(s.scalars(select(WorkItem).where(WorkItem.deferrals > 0)))
     assert failed == [], "a session the server closed is replaced, not a failed delivery"
