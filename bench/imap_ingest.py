@@ -323,6 +323,9 @@ def baseline(port: int, folder: str, db: str, per_txn: int) -> None:
                           "CREATE TABLE IF NOT EXISTS bare (id INTEGER PRIMARY KEY, "
                           f"subject TEXT, sender TEXT, body TEXT, raw {blob})"))
     client = IMAPClient("127.0.0.1", port=port, ssl=False)
+    # As intake's ImapMailbox does: without it imaplib formats every fetched message for
+    # IMAPClient's debug logger (see intake/mail/imap.py), a cost no loop needs to pay.
+    client._imap.debug = 0
     client.login(USER, PASSWORD)
     client.select_folder(folder)
     uids = sorted(client.search(["NOT", "DELETED"]))
