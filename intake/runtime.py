@@ -69,8 +69,8 @@ class Runtime:
             self.records, settings.relay_domain))
         for kind, handler in self.delivery.handlers().items():
             self.jobs.register(kind, handler)
-        for kind, (read, send) in self.delivery.together().items():
-            self.jobs.register(kind, together=Together(read, send))
+        for kind, (read, send, refresh) in self.delivery.together().items():
+            self.jobs.register(kind, together=Together(read, send, refresh))
         self._closers: list[Callable[[], None]] = []
         # The mail intake's worker processes (started on the first batch, stopped in close).
         self.mail_pool = MailPool(settings.mail_workers) if settings.mail_workers else None

@@ -79,6 +79,10 @@ class Together:
 
     read: Callable[[Session, list[WorkItem]], Any]
     send: Callable[[Session, WorkItem, Any], None]
+    #: After an item failed: the reads with what a failure changes read again (for the
+    #: forwards, the circuits); None reads everything again. Reading everything after
+    #: each failure made a batch whose destination is down cost a read per item left.
+    refresh: Callable[[Session, Any], Any] | None = None
 
 
 class BrokerUnavailable(RuntimeError):
@@ -323,7 +327,8 @@ class JobSystem:
         on), so a worker killed mid-batch can re-send at most the one in flight.
 
         The reads are taken again for the items left once they are
-        :data:`READS_FRESH_SECONDS` old or an item failed. Items not started once half the
+        :data:`READS_FRESH_SECONDS` old; after an item failed, only what a failure changes
+        (``spec.refresh``; all of them without one). Items not started once half the
         lease has gone (a slow server) are given back, due now, rather than risk a
         lease that expires while they are sent.
         """
@@ -335,6 +340,7 @@ class JobSystem:
         outcomes: list[str] = []
         reads: Any = None
         read_at = 0.0
+        failed = False
         for n, item in enumerate(claimed):
             if time.monotonic() - started > self.settings.lease_seconds / 2:
                 rest = [i.id for i in claimed[n:]]
@@ -342,14 +348,23 @@ class JobSystem:
                 with self.db.session() as session:
                     workitems.release_many(session, rest, worker)
                 return outcomes + ["released"] * len(rest)
-            if reads is None or time.monotonic() - read_at > self.reads_fresh_seconds:
-                read_at = time.monotonic()
+            refresh = spec.refresh if failed else None
+            whole = reads is None or time.monotonic() - read_at > self.reads_fresh_seconds \
+                or (failed and refresh is None)
+            if whole or refresh is not None:
                 try:
                     with self.db.session() as session:
-                        reads = spec.read(session, list(claimed[n:]))
+                        if whole:
+                            read_at = time.monotonic()
+                            reads = spec.read(session, list(claimed[n:]))
+                        elif refresh is not None:
+                            # What the failure changed (a circuit), read again; the rest
+                            # of the reads still holds.
+                            reads = refresh(session, reads)
                 except Exception as exc:  # noqa: BLE001 - each item then reads for itself
                     self._unmark_taken([i.id for i in claimed[n:]])
                     return outcomes + self._one_by_one(claimed[n:], worker, type(exc).__name__)
+            failed = False
             self._unmark_taken([item.id])
             outcome = self._run([item], worker, call=partial(_send_with, spec.send, reads))[0]
             outcomes.append(outcome)
@@ -357,7 +372,7 @@ class JobSystem:
                 if item.id != message_item:
                     self._mark_taken([item.id])
             else:
-                reads = None  # what the failure changed (a circuit) is read again
+                failed = True
         return outcomes
 
     def _run(self, claimed: Sequence[WorkItem], worker: str,

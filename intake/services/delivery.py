@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate
@@ -75,7 +75,7 @@ from intake.db.models import (
     utcnow,
 )
 from intake.services import automail, gate, records, renditions
-from intake.services.circuits import CircuitPolicy
+from intake.services.circuits import CircuitPolicy, read_circuits
 from intake.services.citizen_mail import N_, CitizenMail, render_citizen, translate
 from intake.services.consent import consent_events, consent_states
 from intake.services.findings import findings_by_place_of
@@ -405,6 +405,12 @@ class Forwarder(_Step):
             attachments=self._attachment_rows(session, entry_ids),
             sent=sent,
             circuits=gate.read_circuits(session, self.outbox.senders, hooks))
+
+    def refresh(self, session: Session, reads: ForwardReads) -> ForwardReads:
+        """The reads after an item of the batch failed: its failure may have opened or
+        counted on a circuit, which the items left must see (an open one pauses them
+        without a try); nothing else the reads hold changes with a failure."""
+        return replace(reads, circuits=read_circuits(session, list(reads.circuits)))
 
     def send(self, session: Session, item: WorkItem, reads: ForwardReads) -> None:
         """Forward one entry to an agency with the reads of its batch: the gate's send-time
@@ -935,7 +941,9 @@ class Delivery:
         }
 
     def together(self) -> dict[str, tuple[Callable[[Session, list[WorkItem]], Any],
-                                          Callable[[Session, WorkItem, Any], None]]]:
+                                          Callable[[Session, WorkItem, Any], None],
+                                          Callable[[Session, Any], Any]]]:
         """The kinds whose due items are claimed and read for together, then sent and
-        committed one by one: (read for a list of items, send one with those reads)."""
-        return {"deliver": (self.forwarder.read, self.forwarder.send)}
+        committed one by one: (read for a list of items, send one with those reads, read
+        again what a failure changes)."""
+        return {"deliver": (self.forwarder.read, self.forwarder.send, self.forwarder.refresh)}

@@ -246,3 +246,43 @@ def test_a_batch_of_twenty_forwards_takes_few_statements_each(
     assert per_forward <= STATEMENTS_PER_FORWARD, (per_forward, Counter(
         s.split()[0] + " " + s.split()[2 if s.startswith(("INSERT", "SELECT")) else 1]
         for s in statements if s != "COMMIT"))
+
+
+def test_a_batch_for_a_server_that_is_down_is_read_once_and_tried_until_its_circuit_opens(
+        tmp_path: Path, db_url: str, sink: SmtpSink) -> None:
+    """A batch of 20 forwards while the SMTP server is down: after each failure only the
+    circuit is read again, so the third failure's open circuit pauses the 17 left without
+    a try, and the batch's reads (one query a table) are taken once. Reading everything
+    again after each failure (the code before) read the entries 20 times; not reading the
+    circuit again would try all 20."""
+    dead = _DyingSender(sink.port)
+    sink.stop()  # the server goes down
+    rt = make_runtime(tmp_path, db_url, senders=gate.Senders(
+        mail=dead, webhook=MemoryWebhookSender()), INTAKE_ACK_LIMIT="0",
+        INTAKE_CIRCUIT_FAILURES="3")
+    try:
+        for i in range(20):
+            submit(rt, f"Pothole {i} on Route 9.")
+        forwards = _route_all(rt)
+        rt.jobs.reads_fresh_seconds = 3600.0  # as in the statement count above
+        statements: list[str] = []
+
+        def executed(conn: object, cursor: object, statement: str, *args: object) -> None:
+            statements.append(" ".join(statement.split()))
+
+        event.listen(rt.db.engine, "before_cursor_execute", executed)
+        try:
+            assert rt.jobs.perform(forwards[0], "worker-1") == "failed"
+        finally:
+            event.remove(rt.db.engine, "before_cursor_execute", executed)
+        assert dead.calls == 3
+        with rt.db.session() as s:
+            items = list(s.scalars(select(WorkItem).where(WorkItem.kind == "deliver")))
+        assert len(items) == 20
+        assert all((i.state, i.deferrals, i.attempts) == ("pending", 1, 0) for i in items)
+        entry_reads = [s for s in statements
+                       if s.startswith("SELECT") and " FROM entries WHERE entries.id IN" in s]
+        assert len(entry_reads) == 1, len(entry_reads)
+    finally:
+        rt.close()
+        dead.real.close()
