@@ -246,17 +246,38 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
+#: The tables a truncate empties, and which of them own a sequence (by database URL).
+_PG_TABLES: dict[str, list[str]] = {}
+
+
 def _truncate_postgres(url: str) -> None:
+    """Empty every table and restart every sequence, as after the migrations.
+
+    Only the tables a test left rows in, or whose sequence it used, are truncated: a
+    TRUNCATE of all of them took 0.26 s, before every PostgreSQL test. Which ones is one
+    query (an EXISTS a table; ``pg_sequences`` for the sequences, which a rolled-back
+    insert also moves)."""
     engine = create_engine(url)
     with engine.begin() as conn:
-        tables = conn.execute(text(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename NOT IN ('alembic_version', 'chain_heads')"
-        )).scalars().all()
-        if tables:
+        tables = _PG_TABLES.get(url)
+        if tables is None:
+            tables = _PG_TABLES[url] = list(conn.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename NOT IN ('alembic_version', 'chain_heads') "
+                "ORDER BY tablename")).scalars())
+        used = set(conn.execute(text(" UNION ALL ".join(
+            f"SELECT '{t}' WHERE EXISTS (SELECT 1 FROM \"{t}\")" for t in tables))).scalars())
+        used.update(conn.execute(text(
+            "SELECT owner.relname FROM pg_sequences AS seq "
+            "JOIN pg_class AS s ON s.relname = seq.sequencename AND s.relkind = 'S' "
+            "JOIN pg_depend AS d ON d.objid = s.oid AND d.deptype IN ('a', 'i') "
+            "JOIN pg_class AS owner ON owner.oid = d.refobjid "
+            "WHERE seq.schemaname = 'public' AND seq.last_value IS NOT NULL")).scalars())
+        used &= set(tables)
+        if used:
             conn.execute(text(
-                "TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"
-            ))
+                "TRUNCATE " + ", ".join(f'"{t}"' for t in sorted(used))
+                + " RESTART IDENTITY CASCADE"))
         # Seeded by a migration: reset, don't delete.
         conn.execute(text("UPDATE chain_heads SET seq = 0, head_hash = :genesis"),
                      {"genesis": "0" * 64})
