@@ -246,7 +246,7 @@ def postgres_database() -> Iterator[str]:
         yield url
 
 
-#: The tables a truncate empties, and which of them own a sequence (by database URL).
+#: The tables a truncate may empty (all but the Alembic and hash-chain ones), by database URL.
 _PG_TABLES: dict[str, list[str]] = {}
 
 
