@@ -223,3 +223,16 @@ def test_the_readme_recipe_delivers_100_forms_as_100_forwards(
         sink.stop()
     # SIGTERM: every process stopped cleanly.
     assert [p.returncode for p in processes] == [0, 0, 0], output()
+
+
+def test_this_module_runs_in_the_shared_broker_group(request: pytest.FixtureRequest) -> None:
+    """This module and every test using ``redis_url`` or ``amqp_url`` share Redis databases
+    and queues by name (tests/conftest.py: SHARED_BROKER_FIXTURES): under the README's
+    ``-n 2 --dist loadgroup`` they must run on one worker, which xdist does for the node
+    ids it gave the group's suffix. Fails where the marker comes after xdist's own hook
+    (it came from a pytest_collection_modifyitems of conftest) and where pytest ignores
+    the suffix (pytest 9 with xdist 3.8). They had been spread over both workers: one test
+    flushed Redis or took the messages another was waiting for."""
+    if not getattr(request.config.option, "loadgroup", False):
+        pytest.skip("checks the grouping of the README's test command (-n 2 --dist loadgroup)")
+    assert request.node.nodeid.endswith("@shared-broker"), request.node.nodeid
