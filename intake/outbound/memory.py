@@ -9,7 +9,6 @@ purpose: :meth:`MemoryMailSender.fail_next`, :attr:`MemoryMailSender.reject`.
 from __future__ import annotations
 
 import email
-import email.policy
 import json
 import threading
 from collections.abc import Sequence
@@ -18,6 +17,7 @@ from email.message import EmailMessage
 from typing import Any
 
 from intake.core.failures import PermanentError, TransientError
+from intake.core.mail.policies import DEFAULT
 from intake.outbound.smtp import checked_wire_bytes, classify_reply
 from intake.outbound.webhook import encode_payload
 
@@ -33,7 +33,7 @@ class SentMail:
     @property
     def message(self) -> EmailMessage:
         """The bytes parsed again, as the receiving side would read them."""
-        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
+        msg = email.message_from_bytes(self.raw, policy=DEFAULT)
         assert isinstance(msg, EmailMessage)
         return msg
 

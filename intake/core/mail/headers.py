@@ -18,7 +18,8 @@ import unicodedata
 from email import message_from_bytes
 from email.headerregistry import Address
 from email.message import EmailMessage
-from email.policy import SMTP, default
+
+from intake.core.mail.policies import DEFAULT, SMTP
 
 # Decoding shrinks the text (an encoded word is longer than what it decodes to),
 # so a few rounds reach the fixed point; the bound only guards against surprises.
@@ -120,7 +121,7 @@ def _reread(address: Address) -> tuple[str, str] | None:
         message = EmailMessage(policy=SMTP)
         message["To"] = address
         sent = message.as_bytes()
-        found = message_from_bytes(sent, policy=default)["To"].addresses
+        found = message_from_bytes(sent, policy=DEFAULT)["To"].addresses
     except Exception:  # noqa: BLE001 - the stdlib's errors on hostile names are no closed set
         return None
     if len(found) != 1:

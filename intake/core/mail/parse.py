@@ -45,6 +45,7 @@ from .autoreply import BOUNCE_SENDERS, auto_reason
 from .charset import clean_header_text, decode_bytes, decode_encoded_words, scrub
 from .html import html_to_text, sanitize_html
 from .message import Address, Attachment, ParsedMessage
+from .policies import HEADER_FACTORY
 from .threads import find_record_tags
 
 __all__ = ["Address", "Attachment", "ParsedMessage", "parse_message"]
@@ -79,7 +80,7 @@ class _BoundedPolicy(email.policy.EmailPolicy):
         return super().header_fetch_parse(name, value)
 
 
-_POLICY = _BoundedPolicy()  # same settings as email.policy.default
+_POLICY = _BoundedPolicy(header_factory=HEADER_FACTORY)  # as policies.DEFAULT
 
 
 @functools.lru_cache(maxsize=256)

@@ -17,7 +17,8 @@ import io
 import re
 from email.generator import BytesGenerator
 from email.message import EmailMessage
-from email.policy import SMTP, SMTPUTF8
+
+from intake.core.mail.policies import SMTP, SMTPUTF8
 
 __all__ = ["MAX_LINE_OCTETS", "NotWireSafe", "attach", "wire_bytes", "wire_problems"]
 

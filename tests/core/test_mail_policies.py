@@ -1,0 +1,82 @@
+"""intake's ``email`` policies: the standard ones with a header factory that makes each
+header class once. Held equal to the standard factory on hostile values, and bounded."""
+
+from __future__ import annotations
+
+import email.policy
+from email.headerregistry import HeaderRegistry
+from email.message import EmailMessage
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from intake.core.mail import policies
+from intake.core.mail.policies import HEADER_FACTORY, HeaderClasses
+
+_STANDARD = HeaderRegistry()
+_NAMES = sorted(_STANDARD.registry) + ["X-Intake-Record", "Subject", "X-Anything", "FROM"]
+
+# Values as they arrive: encoded words (some hiding CR/LF), quotes, angle brackets,
+# groups, commas, non-ASCII, controls.
+_PIECES = st.sampled_from([
+    "=?UTF-8?Q?Hi=0D=0AX-Injected:_x?=", "=?utf-8?b?w6k=?=", "=?iso-8859-1?q?caf=E9?=",
+    '"', "\\", "<", ">", "@", ",", ";", ":", "(", ")", " ", "\t", "\r\n", "\u2028",
+    "a@example.org", "Ana María", "group:", "x" * 80, "\x00", "é", "日本",
+])
+_VALUES = st.lists(st.one_of(_PIECES, st.text(max_size=12)), max_size=8).map("".join)
+
+
+def _describe(header: object) -> tuple[object, ...]:
+    """Everything a header object shows: its text, kind, defects and folded form."""
+    try:
+        folded = header.fold(policy=email.policy.SMTP)  # type: ignore[attr-defined]
+    except Exception as exc:  # noqa: BLE001 - the same failure must happen on both sides
+        folded = ("raises", type(exc))
+    return (str(header), type(header).__mro__[1:], header.name,  # type: ignore[attr-defined]
+            [(type(d), str(d)) for d in header.defects],  # type: ignore[attr-defined]
+            folded)
+
+
+@settings(max_examples=600, deadline=None)
+@given(name=st.sampled_from(_NAMES), value=_VALUES)
+def test_a_header_is_the_same_as_the_standard_factory_makes(name: str, value: str) -> None:
+    def made(factory: HeaderRegistry) -> tuple[object, ...]:
+        try:
+            return _describe(factory(name, value))
+        except Exception as exc:  # noqa: BLE001 - compared, not hidden
+            return ("raises", type(exc), str(exc))
+
+    assert made(HEADER_FACTORY) == made(_STANDARD)
+
+
+def test_each_kind_of_header_gets_one_class_whatever_names_arrive() -> None:
+    factory = HeaderClasses()
+    assert factory["Subject"] is factory["subject"] is factory["SUBJECT"]
+    assert factory["To"] is not factory["Subject"]
+    for n in range(5000):
+        factory(f"X-Hostile-{n}", "value")
+    assert factory["X-Hostile-1"] is factory["X-Other"]
+    assert len(factory._made) <= len(set(factory.registry.values())) + 1
+
+
+def test_the_policies_are_the_standard_ones_but_for_the_factory() -> None:
+    for ours, standard in ((policies.DEFAULT, email.policy.default),
+                           (policies.SMTP, email.policy.SMTP),
+                           (policies.SMTPUTF8, email.policy.SMTPUTF8)):
+        assert type(ours) is type(standard)
+        assert ({k: v for k, v in vars(ours).items() if k != "header_factory"}
+                == {k: v for k, v in vars(standard).items() if k != "header_factory"})
+        assert ours.header_factory is HEADER_FACTORY
+
+
+def test_a_message_built_with_either_factory_flattens_to_the_same_bytes() -> None:
+    def built(policy: email.policy.EmailPolicy) -> bytes:
+        msg = EmailMessage(policy=policy)
+        msg["From"] = "Ana María <ana@example.org>"
+        msg["To"] = "agency@example.gov"
+        msg["Subject"] = "Solicitud: caf\u00e9 " + "palabra " * 30
+        msg["Message-ID"] = "<1@intake.example>"
+        msg.set_content("Hola\n")
+        return msg.as_bytes()
+
+    assert built(policies.SMTP) == built(email.policy.SMTP)
