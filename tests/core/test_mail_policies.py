@@ -49,6 +49,34 @@ def test_a_header_is_the_same_as_the_standard_factory_makes(name: str, value: st
     assert made(HEADER_FACTORY) == made(_STANDARD)
 
 
+_RECURRING = ["To", "Content-Type", "content-transfer-encoding", "MIME-Version",
+              "Auto-Submitted", "X-Auto-Response-Suppress"]
+_ADDRESSES = st.builds(lambda name, user, domain: (name, user, domain),
+                       _VALUES, st.sampled_from(["ana", "a.b+c", '"odd user"', "x" * 70]),
+                       st.sampled_from(["example.org", "dot.state.example.gov"]))
+
+
+@settings(max_examples=600, deadline=None)
+@given(name=st.sampled_from(_RECURRING + ["Subject", "From"]), value=_VALUES,
+       address=_ADDRESSES, as_address=st.booleans(), again=st.booleans())
+def test_a_set_header_is_the_same_as_the_standard_policy_stores(
+        name: str, value: str, address: tuple[str, str, str], as_address: bool,
+        again: bool) -> None:
+    from email.headerregistry import Address
+
+    def stored(policy: email.policy.EmailPolicy) -> tuple[object, ...]:
+        try:
+            given = Address(*address) if as_address else value
+            stored_name, header = policy.header_store_parse(name, given)
+            if again:  # the second time it may come from the cache
+                stored_name, header = policy.header_store_parse(name, given)
+            return (stored_name, *_describe(header))
+        except Exception as exc:  # noqa: BLE001 - compared, not hidden
+            return ("raises", type(exc), str(exc))
+
+    assert stored(policies.SMTP) == stored(email.policy.SMTP)
+
+
 def test_each_kind_of_header_gets_one_class_whatever_names_arrive() -> None:
     factory = HeaderClasses()
     assert factory["Subject"] is factory["subject"] is factory["SUBJECT"]
@@ -63,7 +91,7 @@ def test_the_policies_are_the_standard_ones_but_for_the_factory() -> None:
     for ours, standard in ((policies.DEFAULT, email.policy.default),
                            (policies.SMTP, email.policy.SMTP),
                            (policies.SMTPUTF8, email.policy.SMTPUTF8)):
-        assert type(ours) is type(standard)
+        assert isinstance(ours, email.policy.EmailPolicy)
         assert ({k: v for k, v in vars(ours).items() if k != "header_factory"}
                 == {k: v for k, v in vars(standard).items() if k != "header_factory"})
         assert ours.header_factory is HEADER_FACTORY
