@@ -19,7 +19,8 @@ from __future__ import annotations
 import email.policy
 import functools
 from email.headerregistry import Address, HeaderRegistry
-from typing import Any
+from email.message import EmailMessage
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["DEFAULT", "HEADER_FACTORY", "REUSED_HEADERS", "SMTP", "SMTPUTF8",
            "HeaderClasses", "Policy"]
@@ -67,7 +68,13 @@ def _reused_address(name: str, display_name: str, username: str, domain: str) ->
     return HEADER_FACTORY(name, Address(display_name, username, domain))
 
 
-class Policy(email.policy.EmailPolicy):
+if TYPE_CHECKING:
+    _EmailPolicy = email.policy.EmailPolicy[EmailMessage]
+else:  # not subscriptable at run time
+    _EmailPolicy = email.policy.EmailPolicy
+
+
+class Policy(_EmailPolicy):
     """``EmailPolicy`` that reuses the header objects of recurring values."""
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
@@ -78,7 +85,7 @@ class Policy(email.policy.EmailPolicy):
             if type(value) is Address:
                 return name, _reused_address(name, value.display_name, value.username,
                                              value.domain)
-        return super().header_store_parse(name, value)  # type: ignore[no-any-return]
+        return super().header_store_parse(name, value)
 
 
 DEFAULT = Policy(header_factory=HEADER_FACTORY)
