@@ -93,7 +93,7 @@ class SmtpMailSender:
         # As smtplib's send_message: addresses beyond ASCII need SMTPUTF8 (RFC 6531).
         international = any(not a.isascii() for a in (envelope_from, *recipients))
         raw = checked_wire_bytes(message, utf8=international)
-        eight_bit = any(b > 0x7F for b in raw)
+        eight_bit = not raw.isascii()
         # Until MAIL FROM, a refusal is about the server or its configuration (greeting,
         # STARTTLS, AUTH), not this message: the destination waits, the message is kept.
         session_ready = False

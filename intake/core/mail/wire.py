@@ -84,7 +84,7 @@ def attach(message: EmailMessage, content: bytes, content_type: str, filename: s
         inner = _attachable_message(content)
         if inner is not None:
             message.add_attachment(inner, filename=filename,
-                                   cte="8bit" if any(b > 0x7F for b in content) else "7bit")
+                                   cte="7bit" if content.isascii() else "8bit")
             return
     if maintype in ("message", "multipart"):
         maintype, subtype = "application", "octet-stream"
