@@ -71,7 +71,14 @@ def test_a_set_header_is_the_same_as_the_standard_policy_stores(
             stored_name, header = policy.header_store_parse(name, given)
             if again:  # the second time it may come from the cache
                 stored_name, header = policy.header_store_parse(name, given)
-            return (stored_name, *_describe(header))
+            # Folded as flattening does, under the settings folding depends on; each twice
+            # (the second may be a kept fold).
+            folds = [folder(stored_name, header)
+                     for variant in (policy, policy.clone(utf8=True),
+                                     policy.clone(max_line_length=30),
+                                     policy.clone(cte_type="8bit", linesep="\n"))
+                     for folder in (variant.fold, variant.fold_binary) for _ in (1, 2)]
+            return (stored_name, *_describe(header), folds)
         except Exception as exc:  # noqa: BLE001 - compared, not hidden
             return ("raises", type(exc), str(exc))
 

@@ -10,8 +10,9 @@ changes that make building a forward cheaper and change nothing it contains
   The classes it builds carry no state of their own.
 - the header objects of values that recur from message to message (the agency's
   To, and the MIME headers ``set_content`` sets) are parsed once and reused, as
-  the standard policy reuses a header object it is given. Header objects are
-  immutable; the cache holds at most :data:`REUSED_HEADERS` of them.
+  the standard policy reuses a header object it is given, and so are their folded
+  forms. Header objects are immutable; the cache holds at most
+  :data:`REUSED_HEADERS` of them.
 """
 
 from __future__ import annotations
@@ -60,12 +61,19 @@ _RECURRING = frozenset({"to", "content-type", "content-transfer-encoding", "mime
 
 @functools.lru_cache(maxsize=REUSED_HEADERS)
 def _reused_str(name: str, value: str) -> Any:
-    return HEADER_FACTORY(name, value)
+    return _foldable_once(HEADER_FACTORY(name, value))
 
 
 @functools.lru_cache(maxsize=REUSED_HEADERS)
 def _reused_address(name: str, display_name: str, username: str, domain: str) -> Any:
-    return HEADER_FACTORY(name, Address(display_name, username, domain))
+    return _foldable_once(HEADER_FACTORY(name, Address(display_name, username, domain)))
+
+
+def _foldable_once(header: Any) -> Any:
+    """A reused header object also keeps its folded forms, one for each set of the policy
+    settings folding depends on (:meth:`Policy.fold`)."""
+    header._intake_folds = {}
+    return header
 
 
 if TYPE_CHECKING:
@@ -86,6 +94,25 @@ class Policy(_EmailPolicy):
                 return name, _reused_address(name, value.display_name, value.username,
                                              value.domain)
         return super().header_store_parse(name, value)
+
+    def fold(self, name: str, value: Any) -> str:
+        return self._folded(value, str, lambda: super(Policy, self).fold(name, value))
+
+    def fold_binary(self, name: str, value: Any) -> bytes:
+        return self._folded(value, bytes, lambda: super(Policy, self).fold_binary(name, value))
+
+    def _folded(self, value: Any, kind: type, fold: Any) -> Any:
+        """A reused header object's folded form for these settings, folded once; every other
+        value folded each time. A header object folds from its own name and parse tree."""
+        folds = getattr(value, "_intake_folds", None)
+        if folds is None:
+            return fold()
+        key = (kind, self.linesep, self.utf8, self.max_line_length, self.cte_type,
+               self.refold_source)
+        folded = folds.get(key)
+        if folded is None:
+            folded = folds[key] = fold()
+        return folded
 
 
 DEFAULT = Policy(header_factory=HEADER_FACTORY)
