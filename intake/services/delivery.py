@@ -59,6 +59,7 @@ from intake.core.disclosure import Decision as GateDecision
 from intake.core.disclosure import Submitter as SubmitterView
 from intake.core.failures import PermanentError
 from intake.core.mail.headers import header_text, mailbox, new_message
+from intake.core.mail.policies import recurring_address_header
 from intake.core.mail.wire import attach
 from intake.core.pii import Finding
 from intake.core.rendition import Audience, Rendition
@@ -289,15 +290,17 @@ class Outbox:
     def email(self, *, to: str, subject: str, body: str, message_id: str, reply_to: str,
               from_name: str, auto: str, record_number: str,
               sender: str | None = None, to_name: str = "",
-              html: str | None = None) -> EmailMessage:
+              html: str | None = None, to_agency: bool = False) -> EmailMessage:
         """A message whose headers are address objects and :func:`header_text` lines.
 
         ``to``, ``reply_to`` and ``sender`` are bare addresses: anything else is refused
-        (ValueError) rather than parsed into other recipients.
+        (ValueError) rather than parsed into other recipients. ``to_agency``: ``to`` is an
+        agency's, whose parsed header is kept for the next forward (never a citizen's).
         """
         msg = new_message()
         msg["From"] = mailbox(from_name, sender or self.settings.mail_from)
-        msg["To"] = mailbox(to_name, to)
+        recipient = mailbox(to_name, to)
+        msg["To"] = recurring_address_header("To", recipient) if to_agency else recipient
         msg["Reply-To"] = mailbox("", reply_to)
         msg["Subject"] = header_text(subject)
         msg["Message-ID"] = message_id
@@ -449,7 +452,7 @@ class Forwarder(_Step):
                              circuits=reads.circuits)
         else:
             msg = self.outbox.email(
-                to=agency.email or "", to_name=agency.name,
+                to=agency.email or "", to_name=agency.name, to_agency=True,
                 subject=outgoing.subject, body=outgoing.quoted_text, message_id=message_id,
                 reply_to=outgoing.reply_to, from_name=f"{outgoing.from_name} via intake",
                 auto="auto-generated", record_number=entry.record_number,

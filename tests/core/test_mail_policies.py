@@ -116,3 +116,58 @@ def test_a_message_built_with_either_factory_flattens_to_the_same_bytes() -> Non
         return msg.as_bytes()
 
     assert built(policies.SMTP) == built(email.policy.SMTP)
+
+
+@settings(max_examples=300, deadline=None)
+@given(address=_ADDRESSES, again=st.booleans())
+def test_an_agency_address_header_is_the_same_as_the_standard_one(
+        address: tuple[str, str, str], again: bool) -> None:
+    from email.headerregistry import Address
+
+    def made(ours: bool) -> tuple[object, ...]:
+        try:
+            given = Address(*address)
+            if ours:
+                header = policies.recurring_address_header("To", given)
+                if again:
+                    header = policies.recurring_address_header("To", given)
+                stored_name, header = policies.SMTP.header_store_parse("To", header)
+                policy: Any = policies.SMTP
+            else:
+                stored_name, header = email.policy.SMTP.header_store_parse("To", given)
+                policy = email.policy.SMTP
+            folds = [folder(stored_name, header)
+                     for variant in (policy, policy.clone(utf8=True),
+                                     policy.clone(max_line_length=30))
+                     for folder in (variant.fold, variant.fold_binary) for _ in (1, 2)]
+            return (stored_name, *_describe(header), folds)
+        except Exception as exc:  # noqa: BLE001 - compared, not hidden
+            return ("raises", type(exc), str(exc))
+
+    assert made(True) == made(False)
+
+
+def test_no_citizen_address_or_words_are_kept_for_reuse() -> None:
+    """A receipt to a citizen: its To, From, Reply-To and Subject are parsed for this
+    message only; what is kept is the MIME headers and the automatic-mail markers."""
+    from intake.core.mail.headers import header_text, mailbox, new_message
+
+    policies._reused_address.cache_clear()
+    policies._reused_str.cache_clear()
+    msg = new_message()
+    msg["From"] = mailbox("Ana María via intake", "intake@state.example.gov")
+    msg["To"] = mailbox("", "ana.citizen@example.org")
+    msg["Reply-To"] = mailbox("", "reply+tok123@relay.example.gov")
+    msg["Subject"] = header_text("[EX-2026-000001] Mi calle, mi número 555-0100")
+    msg["Auto-Submitted"] = "auto-replied"
+    msg.set_content("Hola Ana, recibimos su mensaje.\n")
+    msg.add_alternative("<p>Hola Ana</p>", subtype="html")
+    raw = msg.as_bytes()
+
+    kept = {name.lower() for part in msg.walk() for name, header in part._headers
+            if hasattr(header, "_intake_folds")}
+    assert kept <= {"content-type", "content-transfer-encoding", "mime-version",
+                    "auto-submitted"}
+    assert "auto-submitted" in kept  # the reuse is on: the test can fail
+    assert policies._reused_address.cache_info().currsize == 0
+    assert b"ana.citizen@example.org" in raw

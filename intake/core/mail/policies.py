@@ -8,11 +8,15 @@ changes that make building a forward cheaper and change nothing it contains
   ``HeaderRegistry`` builds a new class with ``type()`` every time a header is set,
   parsed or counted (``header_max_count``), about a tenth of the worker's CPU.
   The classes it builds carry no state of their own.
-- the header objects of values that recur from message to message (the agency's
-  To, and the MIME headers ``set_content`` sets) are parsed once and reused, as
-  the standard policy reuses a header object it is given, and so are their folded
-  forms. Header objects are immutable; the cache holds at most
-  :data:`REUSED_HEADERS` of them.
+- the header objects of values that recur from message to message are parsed once
+  and reused, as the standard policy reuses a header object it is given, and so are
+  their folded forms: the MIME headers ``set_content`` sets and the markers of
+  automatic mail, which hold no one's data, and the addresses a caller passes to
+  :func:`recurring_address_header` (an agency's To). Header objects are immutable;
+  the caches hold at most :data:`REUSED_HEADERS` of each kind.
+
+No citizen's address or words are kept: To, From, Reply-To and Subject are parsed
+each time unless the caller says the address is an agency's.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from email.message import EmailMessage
 from typing import TYPE_CHECKING, Any
 
 __all__ = ["DEFAULT", "HEADER_FACTORY", "REUSED_HEADERS", "SMTP", "SMTPUTF8",
-           "HeaderClasses", "Policy"]
+           "HeaderClasses", "Policy", "recurring_address_header"]
 
 
 class HeaderClasses(HeaderRegistry):
@@ -52,10 +56,11 @@ HEADER_FACTORY = HeaderClasses()
 #: Header objects kept for reuse (least recently used first out).
 REUSED_HEADERS = 256
 
-# Headers whose values recur: the agency a forward goes to, and what set_content sets.
-# Not Subject, From or Reply-To: they carry the citizen's words, name or relay address,
-# which differ from message to message and would only churn the cache.
-_RECURRING = frozenset({"to", "content-type", "content-transfer-encoding", "mime-version",
+# Headers whose values recur and hold no one's data: what set_content sets, and the
+# markers of automatic mail. Not the address headers: a receipt's or a reply's To is a
+# citizen's address (recurring_address_header is for the caller who knows it is not),
+# and Subject, From and Reply-To carry the citizen's words, name or relay address.
+_RECURRING = frozenset({"content-type", "content-transfer-encoding", "mime-version",
                         "auto-submitted", "x-auto-response-suppress"})
 
 
@@ -67,6 +72,13 @@ def _reused_str(name: str, value: str) -> Any:
 @functools.lru_cache(maxsize=REUSED_HEADERS)
 def _reused_address(name: str, display_name: str, username: str, domain: str) -> Any:
     return _foldable_once(HEADER_FACTORY(name, Address(display_name, username, domain)))
+
+
+def recurring_address_header(name: str, address: Address) -> Any:
+    """The header object for ``address``, parsed once and kept with its folded forms: for
+    an address that recurs and is no one's personal data (an agency's), never a citizen's.
+    Set it as the header's value (``message[name] = ...``)."""
+    return _reused_address(name, address.display_name, address.username, address.domain)
 
 
 def _foldable_once(header: Any) -> Any:
@@ -83,16 +95,13 @@ else:  # not subscriptable at run time
 
 
 class Policy(_EmailPolicy):
-    """``EmailPolicy`` that reuses the header objects of recurring values."""
+    """``EmailPolicy`` that reuses the header objects of recurring values (above)."""
 
     def header_store_parse(self, name: str, value: Any) -> tuple[str, Any]:
-        if (self.header_factory is HEADER_FACTORY and name.lower() in _RECURRING
-                and not hasattr(value, "name")):
-            if type(value) is str and len(value) <= 300 and len(value.splitlines()) <= 1:
-                return name, _reused_str(name, value)
-            if type(value) is Address:
-                return name, _reused_address(name, value.display_name, value.username,
-                                             value.domain)
+        if (self.header_factory is HEADER_FACTORY and type(value) is str
+                and name.lower() in _RECURRING and len(value) <= 300
+                and len(value.splitlines()) <= 1):
+            return name, _reused_str(name, value)
         return super().header_store_parse(name, value)
 
     def fold(self, name: str, value: Any) -> str:
